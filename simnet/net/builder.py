@@ -1,0 +1,144 @@
+"""Applies a network plan to the kernel: namespaces, veths, bridges, addresses, routes, nftables.
+
+Everything goes through netlink (pyroute2) and libnftables from this process, one namespace at a
+time, by switching the calling thread into each namespace (see `netns`). Every namespace is
+registered with the run before it exists, so a failure half-way still tears down cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+import nftables
+from pyroute2 import IPRoute
+
+from simnet.errors import SimnetError
+from simnet.net import netns
+from simnet.net.nftables import render_router
+from simnet.net.plan import NetworkPlan, Node
+from simnet.net.run import Run
+
+ROUTE_SCOPE_LINK = 253
+
+
+@dataclass
+class Network:
+    """A built network: the plan plus where each node lives."""
+
+    plan: NetworkPlan
+    run: Run
+
+    def ns(self, node: str) -> str:
+        if node not in self.plan.nodes:
+            raise SimnetError(
+                f"no host '{node}' in this network; hosts: {', '.join(self.plan.nodes)}"
+            )
+        return self.run.ns_name(node)
+
+    def address(self, node: str) -> IPv4Address:
+        return self.plan.nodes[node].address
+
+
+def build(plan: NetworkPlan, run: Run) -> Network:
+    """Create every namespace and object of `plan`, owned by `run`."""
+    ns = {name: run.ns_name(name) for name in plan.nodes}
+    run.info["nodes"] = ns
+    with _handles() as iprs:
+        for node in plan.nodes.values():
+            run.register_namespace(ns[node.name])
+            with netns.created(ns[node.name]):
+                _base_sysctls(node)
+                iprs[node.name] = IPRoute()
+        for veth in plan.veths:
+            fd = os.open(netns.path_of(ns[veth.b]), os.O_RDONLY)
+            try:
+                iprs[veth.a].link(
+                    "add", ifname=veth.a_if, kind="veth", peer={"ifname": veth.b_if, "net_ns_fd": fd}
+                )
+            finally:
+                os.close(fd)
+        for node in plan.nodes.values():
+            _configure_links(iprs[node.name], node, plan)
+        for node in plan.nodes.values():
+            _configure_routes(iprs[node.name], node)
+    for node in plan.nodes.values():
+        if node.router is not None:
+            with netns.entered(ns[node.name]):
+                apply_nft(render_router(node.router), where=node.name)
+                if node.router.behavior.translates:
+                    timeout = node.router.behavior.udp_timeout_s
+                    netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)
+                    netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)
+    run.save()
+    return Network(plan, run)
+
+
+@contextlib.contextmanager
+def _handles() -> Iterator[dict[str, IPRoute]]:
+    iprs: dict[str, IPRoute] = {}
+    try:
+        yield iprs
+    finally:
+        for ipr in iprs.values():
+            ipr.close()
+
+
+def _base_sysctls(node: Node) -> None:
+    """Per-namespace settings, made before any interface exists so they apply to all."""
+    netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)  # no IPv6 candidates to confuse ICE
+    netns.write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+    netns.write_sysctl("net.ipv4.conf.all.rp_filter", 0)
+    netns.write_sysctl("net.ipv4.conf.default.rp_filter", 0)
+    netns.write_sysctl("net.ipv4.ip_forward", 1 if node.forwarding else 0)
+
+
+def _index(ipr: IPRoute, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise SimnetError(f"interface {ifname} vanished while building the network")
+    return int(found[0])
+
+
+def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
+    ipr.link("set", index=_index(ipr, "lo"), state="up")
+    for bridge in node.bridges:
+        ipr.link("add", ifname=bridge, kind="bridge")
+    for veth in plan.veths:
+        if veth.b == node.name and veth.b_bridge:
+            ipr.link("set", index=_index(ipr, veth.b_if), master=_index(ipr, veth.b_bridge))
+    ifnames = [v.a_if for v in plan.veths if v.a == node.name]
+    ifnames += [v.b_if for v in plan.veths if v.b == node.name]
+    for ifname in [*node.bridges, *ifnames]:
+        index = _index(ipr, ifname)
+        for address in node.addresses.get(ifname, []):
+            ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+        ipr.link("set", index=index, state="up")
+
+
+def _configure_routes(ipr: IPRoute, node: Node) -> None:
+    for route in node.routes:
+        spec: dict[str, object] = {"dst": str(route.dst)}
+        if route.blackhole:
+            spec["type"] = "blackhole"
+        else:
+            if route.dev is not None:
+                spec["oif"] = _index(ipr, route.dev)
+            if route.via is not None:
+                spec["gateway"] = str(route.via)
+            else:
+                spec["scope"] = ROUTE_SCOPE_LINK
+        ipr.route("add", **spec)
+
+
+def apply_nft(ruleset: str, where: str) -> None:
+    """Load a ruleset into the calling thread's namespace through libnftables."""
+    if not ruleset:
+        return
+    nft = nftables.Nftables()
+    rc, _, error = nft.cmd(ruleset)
+    if rc != 0:
+        raise SimnetError(f"nftables rejected the rules for {where}: {error.strip()}")

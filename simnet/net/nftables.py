@@ -1,0 +1,201 @@
+"""Rendering a router's NAT behaviour and firewall as an nftables ruleset.
+
+Linux conntrack alone is a port-preserving NAT with address-and-port-dependent filtering. Every
+other RFC 4787 behaviour needs state of our own, kept in nftables dynamic maps whose timeouts are
+the binding timeout:
+
+  eim / adm      internal endpoint (+ remote address for ADM)  -> external port: reuse a mapping
+  busy           internal endpoints that hold a mapping (APDM: never reuse their port)
+  used           external ports held by a mapping (preservation must not share a port)
+  rev_addr/port  external port -> internal endpoint (endpoint-/address-dependent filtering and
+                 hairpinning deliver unsolicited packets through it)
+  adf            (external port, remote address) pairs a mapping has sent to (ADF)
+
+Maps are filled after NAT (postrouting, priority 200) from the conntrack tuples, in both flow
+directions, so outbound packets refresh a binding (RFC 4787 REQ-6).
+
+Unsolicited inbound packets are decided at prerouting priority -150, before conntrack confirms
+an entry for them. Letting conntrack keep such an entry is the simultaneous-open trap of
+NOTES.md: the local peer's later outbound packet would then lose its preserved port.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
+from simnet.scenario.model import FirewallSpec
+from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
+
+TABLE = "simnet"
+SEQUENTIAL_BASE = 20000  # sequential allocation hands out 20000, 20001, ... (wrapping at 65000)
+SEQUENTIAL_SPAN = 45000
+
+
+def render_router(router: RouterPlan) -> str:
+    """The whole `table ip simnet` for one router."""
+    body: list[str] = []
+    if router.behavior.translates:
+        body += _nat(router.behavior, router.wan_address, router.lan)
+    if router.firewall is not None:
+        body += _firewall(router.firewall)
+    if not body:
+        return ""
+    return f"table ip {TABLE} {{\n" + "\n".join(body) + "\n}\n"
+
+
+def _state(behavior: NatBehavior) -> list[str]:
+    timeout = f"flags dynamic,timeout; timeout {behavior.udp_timeout_s}s;"
+    sets = {
+        "used": "inet_service",
+        "rev_addr": "inet_service : ipv4_addr",
+        "rev_port": "inet_service : inet_service",
+    }
+    if behavior.mapping is Mapping.EIM:
+        sets["eim"] = "ipv4_addr . inet_service : inet_service"
+    elif behavior.mapping is Mapping.ADM:
+        sets["adm"] = "ipv4_addr . inet_service . ipv4_addr : inet_service"
+    else:
+        sets["busy"] = "ipv4_addr . inet_service"
+    if behavior.filtering is Filtering.ADF:
+        sets["adf"] = "inet_service . ipv4_addr"
+    return [
+        f"  {'map' if ':' in kind else 'set'} {name} {{ type {kind}; {timeout} }}"
+        for name, kind in sets.items()
+    ]
+
+
+def _fresh_port(behavior: NatBehavior, to: str) -> list[str]:
+    """Rules that pick the external port of a new mapping."""
+    match behavior.port_allocation:
+        case PortAllocation.PRESERVE:
+            return [
+                f"    udp sport @used snat ip to {to} random",  # taken: like a collision
+                f"    snat ip to {to}",  # conntrack keeps the source port when it is free
+            ]
+        case PortAllocation.SEQUENTIAL:
+            return [
+                f"    snat ip to {to} : numgen inc mod {SEQUENTIAL_SPAN} offset {SEQUENTIAL_BASE}"
+            ]
+        case PortAllocation.RANDOM:
+            return [f"    snat ip to {to} random"]
+
+
+def _record(behavior: NatBehavior, internal: str, external: str, remote: str) -> list[str]:
+    """Rules that remember a mapping, given conntrack expressions for its parts."""
+    rules = [
+        f"    meta l4proto udp update @used {{ {external} }}",
+        f"    meta l4proto udp update @rev_addr {{ {external} : {internal.split(' . ')[0]} }}",
+        f"    meta l4proto udp update @rev_port {{ {external} : {internal.split(' . ')[1]} }}",
+    ]
+    if behavior.mapping is Mapping.EIM:
+        rules.append(f"    meta l4proto udp update @eim {{ {internal} : {external} }}")
+    elif behavior.mapping is Mapping.ADM:
+        rules.append(f"    meta l4proto udp update @adm {{ {internal} . {remote} : {external} }}")
+    else:
+        rules.append(f"    meta l4proto udp update @busy {{ {internal} }}")
+    if behavior.filtering is Filtering.ADF:
+        rules.append(f"    meta l4proto udp update @adf {{ {external} . {remote} }}")
+    return rules
+
+
+def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]:
+    to = str(wan)
+    unsolicited = {
+        Filtering.EIF: ["    udp dport @used accept"],
+        Filtering.ADF: ["    udp dport . ip saddr @adf accept"],
+        Filtering.APDF: [],
+    }[behavior.filtering]
+    deliver = f"udp dport @used dnat ip to udp dport map @rev_addr : udp dport map @rev_port"
+    reuse = {
+        Mapping.EIM: [f"    ip saddr . udp sport @eim snat ip to {to} : ip saddr . udp sport map @eim"],
+        Mapping.ADM: [
+            f"    ip saddr . udp sport . ip daddr @adm snat ip to {to} : "
+            "ip saddr . udp sport . ip daddr map @adm"
+        ],
+        Mapping.APDM: [f"    ip saddr . udp sport @busy snat ip to {to} random"],
+    }[behavior.mapping]
+    hairpin_in = (
+        [f'    iifname "{LAN_IF}" ip daddr {to} {deliver}'] if behavior.hairpin else []
+    )
+    hairpin_out = (
+        [f'    oifname "{LAN_IF}" ct status dnat ip saddr {lan} jump translate']
+        if behavior.hairpin
+        else []
+    )
+    inbound_delivery = (
+        [f'    iifname "{WAN_IF}" {deliver}'] if behavior.filtering is not Filtering.APDF else []
+    )
+    original = _record(
+        behavior,
+        "ct original ip saddr . ct original proto-src",
+        "ct reply proto-dst",
+        "ct original ip daddr",
+    )
+    reply = _record(
+        behavior,
+        "ct reply ip saddr . ct reply proto-src",
+        "ct original proto-dst",
+        "ct reply ip daddr",
+    )
+    return [
+        *_state(behavior),
+        "  chain inbound {",
+        "    type filter hook prerouting priority -150; policy accept;",
+        f'    iifname "{WAN_IF}" ct state new jump unsolicited',
+        "  }",
+        "  chain unsolicited {",
+        "    fib daddr type local icmp type echo-request accept",
+        *unsolicited,
+        "    drop",
+        "  }",
+        "  chain dstnat {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        *inbound_delivery,
+        *hairpin_in,
+        "  }",
+        "  chain srcnat {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        f'    oifname "{WAN_IF}" jump translate',
+        *hairpin_out,
+        "  }",
+        "  chain translate {",
+        f"    meta l4proto != udp snat ip to {to}",
+        *reuse,
+        *_fresh_port(behavior, to),
+        "  }",
+        "  chain record {",
+        "    type filter hook postrouting priority 200; policy accept;",
+        "    meta l4proto udp ct direction original ct status snat jump record_original",
+        "    meta l4proto udp ct direction reply ct status dnat jump record_reply",
+        "  }",
+        "  chain record_original {",
+        *original,
+        "  }",
+        "  chain record_reply {",
+        *reply,
+        "  }",
+    ]
+
+
+def _firewall(firewall: FirewallSpec) -> list[str]:
+    """Outbound policy; what comes back on an allowed flow is let through."""
+    rules = []
+    if firewall.block:
+        blocked = ", ".join(str(n) for n in firewall.block)
+        rules += [f"    ip daddr {{ {blocked} }} drop", f"    ip saddr {{ {blocked} }} drop"]
+    if firewall.block_udp:
+        rules.append("    meta l4proto udp drop")
+    rules.append("    ct state established,related accept")
+    if firewall.allow:
+        for proto in ("tcp", "udp"):
+            ports = [r.split("/")[1] for r in firewall.allow if r.startswith(proto)]
+            if ports:
+                rules.append(f'    iifname "{LAN_IF}" {proto} dport {{ {", ".join(ports)} }} accept')
+        rules.append(f'    iifname "{LAN_IF}" drop')
+    return [
+        "  chain firewall {",
+        "    type filter hook forward priority filter; policy accept;",
+        *rules,
+        "  }",
+    ]

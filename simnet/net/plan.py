@@ -1,0 +1,257 @@
+"""The network plan: which namespaces, links, addresses and routes a scenario becomes.
+
+Pure data, computed from the scenario; the builder applies it. The emulated internet is a core
+router with a point-to-point link to every public node (servers, NAT WAN sides, hosts on the
+internet). Each public node has one /32 address and routes through the core, which silently drops
+private and unassigned destinations, as the real internet does (see NOTES.md: without that,
+coturn's relay gets ENETUNREACH and closes the allocation).
+
+Address ranges (RFC 5737 documentation ranges are the "public internet"):
+  192.0.2.0/24     the core (192.0.2.1) and servers
+  198.51.100.0/24  NAT WAN addresses on the internet
+  203.0.113.0/25   hosts directly on the internet
+  203.0.113.128/25 LANs of non-translating (`open`) routers, a /28 each
+  100.64.0.0/10    LANs of carrier-grade NATs (RFC 6598)
+  192.168.0.0/16   LANs of other NATs, unless a scenario sets its own private `lan`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from simnet.errors import ScenarioError
+from simnet.scenario.model import INTERNET, FirewallSpec, LinkSpec, Router, Scenario
+from simnet.scenario.nat import NatBehavior, effective_behavior
+
+CORE = INTERNET
+CORE_ADDRESS = IPv4Address("192.0.2.1")
+SERVER_POOL = IPv4Network("192.0.2.0/24")
+NAT_WAN_POOL = IPv4Network("198.51.100.0/24")
+HOST_POOL = IPv4Network("203.0.113.0/25")
+OPEN_LAN_POOL = IPv4Network("203.0.113.128/25")
+CARRIER_LAN_POOL = IPv4Network("100.64.0.0/10")
+HOME_LAN_POOL = IPv4Network("192.168.0.0/16")
+BOGONS = tuple(
+    IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+FIRST_MEMBER = 10  # LAN members and public nodes are numbered from .10 (gateways sit at .1)
+
+WAN_IF = "wan"
+LAN_IF = "lan"
+HOST_IF = "eth0"
+
+
+class Role(StrEnum):
+    CORE = "core"
+    ROUTER = "router"
+    HOST = "host"
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class Route:
+    """`dst` via `via` on `dev`; `via=None` means on-link; `blackhole` drops silently."""
+
+    dst: IPv4Network
+    dev: str | None = None
+    via: IPv4Address | None = None
+    blackhole: bool = False
+
+
+@dataclass(frozen=True)
+class Veth:
+    """A cable: interface `a_if` in node `a` to `b_if` in node `b` (enslaved to `b_bridge`)."""
+
+    a: str
+    a_if: str
+    b: str
+    b_if: str
+    b_bridge: str | None = None
+    link: LinkSpec | None = None  # impairment of this attachment, node `a` being the attached one
+
+
+@dataclass(frozen=True)
+class RouterPlan:
+    """What a router translates and filters: its own behaviour, not the chain's."""
+
+    behavior: NatBehavior
+    wan_address: IPv4Address
+    lan: IPv4Network
+    firewall: FirewallSpec | None
+
+
+@dataclass
+class Node:
+    name: str
+    role: Role
+    addresses: dict[str, list[IPv4Interface]] = field(default_factory=dict)
+    bridges: list[str] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    router: RouterPlan | None = None
+    behind: str | None = None  # the router (or core) this node hangs off
+
+    @property
+    def forwarding(self) -> bool:
+        return self.role in (Role.CORE, Role.ROUTER)
+
+    @property
+    def address(self) -> IPv4Address:
+        """The node's primary address: its WAN/eth0 address, where others reach it."""
+        for ifname in (WAN_IF, HOST_IF):
+            if self.addresses.get(ifname):
+                return self.addresses[ifname][0].ip
+        raise KeyError(f"{self.name} has no primary address")
+
+    def all_addresses(self) -> list[IPv4Address]:
+        ifname = WAN_IF if WAN_IF in self.addresses else HOST_IF
+        return [a.ip for a in self.addresses.get(ifname, [])]
+
+
+@dataclass
+class NetworkPlan:
+    scenario: Scenario
+    nodes: dict[str, Node]
+    veths: list[Veth]
+
+    def chain(self, node: str) -> list[str]:
+        """Routers between `node` and the internet, innermost first."""
+        out = []
+        current = self.nodes[node].behind
+        while current is not None and current != CORE:
+            out.append(current)
+            current = self.nodes[current].behind
+        return out
+
+    def expected_behavior(self, node: str) -> NatBehavior:
+        """What `node` should observe from the internet through all its routers."""
+        routers = [self.nodes[r].router for r in self.chain(node)]
+        return effective_behavior(r.behavior for r in routers if r is not None)
+
+
+class _Pool:
+    def __init__(self, network: IPv4Network, first: int = FIRST_MEMBER, what: str = "") -> None:
+        self.network = network
+        self.next = first
+        self.what = what or str(network)
+
+    def take(self) -> IPv4Address:
+        if self.next >= self.network.num_addresses - 1:
+            raise ScenarioError(f"too many {self.what}: the {self.network} range is exhausted")
+        address = self.network.network_address + self.next
+        self.next += 1
+        return address
+
+
+class _Subnets:
+    def __init__(self, pool: IPv4Network, prefix: int, first: int = 0) -> None:
+        self.iterator = pool.subnets(new_prefix=prefix)
+        for _ in range(first):
+            next(self.iterator)
+        self.pool = pool
+
+    def take(self, what: str) -> IPv4Network:
+        try:
+            return next(self.iterator)
+        except StopIteration:
+            raise ScenarioError(f"too many {what}: {self.pool} is exhausted") from None
+
+
+def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) -> NetworkPlan:
+    """Lay out nodes, cables, addresses and routes for `scenario`.
+
+    `extra_hosts` (name -> behind) adds hosts the caller needs, e.g. NAT probe clients.
+    """
+    nodes: dict[str, Node] = {CORE: Node(CORE, Role.CORE)}
+    veths: list[Veth] = []
+    core = nodes[CORE]
+    core.routes += [Route(b, blackhole=True) for b in BOGONS]
+    core.routes.append(Route(IPv4Network("0.0.0.0/0"), blackhole=True))
+    pools = {
+        Role.SERVER: _Pool(SERVER_POOL, what="servers"),
+        Role.ROUTER: _Pool(NAT_WAN_POOL, what="NATs on the internet"),
+        Role.HOST: _Pool(HOST_POOL, what="hosts on the internet"),
+    }
+    open_lans = _Subnets(OPEN_LAN_POOL, 28)
+    carrier_lans = _Subnets(CARRIER_LAN_POOL, 24)
+    home_lans = _Subnets(HOME_LAN_POOL, 24, first=1)
+    lan_members: dict[str, _Pool] = {}
+
+    def attach(name: str, role: Role, behind: str, ifname: str, count: int, link: LinkSpec | None):
+        """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses."""
+        node = nodes[name]
+        node.behind = behind
+        if behind == CORE:
+            addresses = [pools[role].take() for _ in range(count)]
+            core_if = f"p{len(veths)}"
+            veths.append(Veth(name, ifname, CORE, core_if, link=link))
+            core.addresses[core_if] = [IPv4Interface(f"{CORE_ADDRESS}/32")]
+            core.routes += [Route(IPv4Network(f"{a}/32"), dev=core_if) for a in addresses]
+            node.addresses[ifname] = [IPv4Interface(f"{a}/32") for a in addresses]
+            node.routes += [
+                Route(IPv4Network(f"{CORE_ADDRESS}/32"), dev=ifname),
+                Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=CORE_ADDRESS),
+            ]
+            return addresses
+        parent = nodes[behind]
+        assert parent.router is not None
+        lan = parent.router.lan
+        addresses = [lan_members[behind].take() for _ in range(count)]
+        port = f"l{len(veths)}"
+        veths.append(Veth(name, ifname, behind, port, b_bridge=LAN_IF, link=link))
+        node.addresses[ifname] = [IPv4Interface(f"{a}/{lan.prefixlen}") for a in addresses]
+        node.routes.append(Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=lan.network_address + 1))
+        return addresses
+
+    for router in scenario.routers():
+        nodes[router.name] = Node(router.name, Role.ROUTER)
+        wan = attach(router.name, Role.ROUTER, router.behind, WAN_IF, 1, router.link)[0]
+        lan = router.lan or _default_lan(router, open_lans, carrier_lans, home_lans)
+        _check_nesting(router, lan, nodes)
+        node = nodes[router.name]
+        node.router = RouterPlan(router.behavior, wan, lan, router.firewall)
+        node.bridges.append(LAN_IF)
+        node.addresses[LAN_IF] = [IPv4Interface(f"{lan.network_address + 1}/{lan.prefixlen}")]
+        lan_members[router.name] = _Pool(lan, what=f"hosts behind {router.name}")
+        if not router.behavior.translates:  # its LAN is public: whoever is upstream routes to it
+            nodes[router.behind].routes.append(Route(lan, via=wan))
+
+    for name, server in scenario.servers.items():
+        nodes[name] = Node(name, Role.SERVER)
+        attach(name, Role.SERVER, CORE, HOST_IF, server.addresses, server.link)
+    hosts = {n: (h.behind, h.link) for n, h in scenario.hosts.items()}
+    hosts.update({n: (behind, None) for n, behind in (extra_hosts or {}).items()})
+    for name, (behind, link) in hosts.items():
+        nodes[name] = Node(name, Role.HOST)
+        attach(name, Role.HOST, behind if behind != INTERNET else CORE, HOST_IF, 1, link)
+    return NetworkPlan(scenario, nodes, veths)
+
+
+def _default_lan(
+    router: Router, open_lans: _Subnets, carrier_lans: _Subnets, home_lans: _Subnets
+) -> IPv4Network:
+    if not router.behavior.translates:
+        return open_lans.take("open routers")
+    if router.carrier:
+        return carrier_lans.take("carrier NATs")
+    return home_lans.take("NAT LANs")
+
+
+def _check_nesting(router: Router, lan: IPv4Network, nodes: dict[str, Node]) -> None:
+    current = router.behind
+    while current != CORE:
+        parent = nodes[current].router
+        assert parent is not None
+        if lan.overlaps(parent.lan):
+            raise ScenarioError(
+                f"nats.{router.name}.lan: {lan} overlaps the LAN {parent.lan} of {current}, "
+                "which it sits behind",
+                fix=f"give nats.{router.name}.lan another private range",
+            )
+        current = nodes[current].behind or CORE
+
+
+def is_public(address: IPv4Address) -> bool:
+    return any(address in n for n in (SERVER_POOL, NAT_WAN_POOL, HOST_POOL, OPEN_LAN_POOL))
+

@@ -1,0 +1,206 @@
+"""A run owns every kernel object and process it creates, and removes them all at the end.
+
+Each run has a short random id; its namespaces are named `sn-<id>-<node>` so concurrent runs never
+collide and leftovers of a killed run can be found by prefix. A state file in /run/simnet records
+the owner's pid and what was created, written *before* each object is created, so that
+`simnet cleanup` can tell a dead run's leftovers from a live run's network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from simnet.net import netns
+
+PREFIX = "sn-"
+STATE_DIR = Path("/run/simnet")
+KILL_GRACE_S = 2.0
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so that `finally` blocks tear the run down."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM (and SIGHUP) into `Terminated` while the body runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Block SIGINT/SIGTERM/SIGHUP so a second Ctrl-C cannot cut a teardown short."""
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Run:
+    """Registry of what one run created; a context manager that tears it all down."""
+
+    def __init__(self, label: str = "", run_id: str | None = None) -> None:
+        self.id = run_id or secrets.token_hex(3)
+        self.label = label
+        self.namespaces: list[str] = []
+        self.pids: list[int] = []
+        self.info: dict[str, Any] = {}
+        self.state_path = STATE_DIR / f"{self.id}.json"
+        self.closed = False
+
+    def ns_name(self, node: str) -> str:
+        return f"{PREFIX}{self.id}-{node}"
+
+    def register_namespace(self, name: str) -> None:
+        self.namespaces.append(name)
+        self.save()
+
+    def register_process(self, pid: int) -> None:
+        self.pids.append(pid)
+        self.save()
+
+    def save(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        state = {
+            "id": self.id,
+            "label": self.label,
+            "owner_pid": os.getpid(),
+            "owner_start": _start_time(os.getpid()),
+            "namespaces": self.namespaces,
+            "pids": self.pids,
+            **self.info,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, default=str))
+        tmp.replace(self.state_path)
+
+    def __enter__(self) -> Run:
+        self.save()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()
+
+    def teardown(self) -> None:
+        """Kill the run's processes and remove its namespaces; safe to call twice."""
+        if self.closed:
+            return
+        with signals_deferred():
+            kill_processes(self.pids)
+            remove_namespaces(self.namespaces)
+            self.state_path.unlink(missing_ok=True)
+            self.closed = True
+
+
+def kill_processes(pids: list[int]) -> None:
+    """SIGTERM each process group, then SIGKILL what is still alive after a grace period."""
+    alive = [p for p in pids if _alive(p)]
+    for pid in alive:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _reap(p)]
+        if alive:
+            time.sleep(0.02)
+    for pid in alive:
+        _signal_group(pid, signal.SIGKILL)
+        _reap(pid)
+
+
+def remove_namespaces(names: list[str]) -> None:
+    """Kill whatever still runs inside the namespaces, then remove them (their links go too)."""
+    stragglers = [pid for name in names for pid in netns.pids_in(name) if pid != os.getpid()]
+    if stragglers:
+        kill_processes(stragglers)
+    for name in names:
+        netns.remove(name)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def _reap(pid: int) -> bool:
+    """True while `pid` is alive; reaps it if it is our zombie child."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_alive(state: dict[str, Any]) -> bool:
+    """Is the process that wrote this state file still the same live process?"""
+    pid = state.get("owner_pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return False
+    return _start_time(pid) == state.get("owner_start")
+
+
+def read_states() -> list[dict[str, Any]]:
+    states = []
+    for path in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.exists() else []:
+        try:
+            states.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return states
+
+
+def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a process inside namespace `ns`, in its own process group, owned by `run`.
+
+    The child is forked from a thread that is inside the namespace, so it inherits it without
+    `ip netns exec`.
+    """
+    with netns.entered(ns):
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    run.register_process(proc.pid)
+    return proc

@@ -1,0 +1,276 @@
+"""The scenario file, as pydantic models.
+
+A scenario describes a network the way a person would draw it: NAT routers (optionally behind one
+another), hosts behind them or directly on the internet, and servers on the internet. Addresses
+are optional; the network plan assigns them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from simnet.scenario.nat import (
+    CHAINED_PRESETS,
+    FILTERING_ALIASES,
+    MAPPING_ALIASES,
+    PRESET_NAMES,
+    PRESETS,
+    Filtering,
+    Mapping,
+    NatBehavior,
+    PortAllocation,
+)
+
+INTERNET = "internet"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+
+PRIVATE_LANS = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+SHARED_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
+
+
+class Strict(BaseModel):
+    """Base model that rejects unknown keys with the list of allowed ones (and a likely typo)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = list(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    close = difflib.get_close_matches(str(key), allowed, n=1)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise ValueError(
+                        f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}"
+                    )
+        return data
+
+
+def _alias(aliases: dict[str, Any]) -> Any:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            return aliases.get(value.strip().lower(), value)
+        return value
+
+    return BeforeValidator(convert)
+
+
+def _preset_name(value: str) -> str:
+    if value not in PRESET_NAMES:
+        raise ValueError(f"unknown NAT preset '{value}'; allowed: {', '.join(PRESET_NAMES)}")
+    return value
+
+
+def _lan_network(net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    if not (any(net.subnet_of(p) for p in PRIVATE_LANS) or net.subnet_of(SHARED_CGNAT)):
+        raise ValueError(
+            f"{net} is not a private (10/8, 172.16/12, 192.168/16) or CGNAT (100.64/10) range"
+        )
+    if not 16 <= net.prefixlen <= 29:
+        raise ValueError(f"{net}: a LAN prefix must be between /16 and /29")
+    return net
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+MappingField = Annotated[Mapping, _alias(MAPPING_ALIASES)]
+FilteringField = Annotated[Filtering, _alias(FILTERING_ALIASES)]
+LanField = Annotated[ipaddress.IPv4Network, AfterValidator(_lan_network)]
+PortRule = Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}$")]
+
+
+class LinkSpec(Strict):
+    """Impairments of the link that attaches a node to its network (applied by issue #5's work)."""
+
+    delay_ms: float = Field(default=0, ge=0, le=10_000)
+    jitter_ms: float = Field(default=0, ge=0, le=10_000)
+    loss_pct: float = Field(default=0, ge=0, le=100)
+    rate_kbit: int | None = Field(default=None, gt=0)
+
+    @property
+    def is_ideal(self) -> bool:
+        return self == LinkSpec()
+
+
+class FirewallSpec(Strict):
+    """Outbound policy of a router, as a corporate firewall sets it.
+
+    Only traffic leaving the LAN is judged; unsolicited inbound traffic is the NAT's business.
+    """
+
+    block_udp: bool = False
+    allow: list[PortRule] = Field(
+        default_factory=list,
+        description="if non-empty, only these destination ports may be used, e.g. ['tcp/443']",
+    )
+    block: list[ipaddress.IPv4Network] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ports_in_range(self) -> FirewallSpec:
+        for rule in self.allow:
+            port = int(rule.split("/")[1])
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} in '{rule}' is not in 1-65535")
+        return self
+
+
+class NatSpec(Strict):
+    """A router. Its behaviour starts from `preset`; each knob set here overrides the preset."""
+
+    preset: Annotated[str, AfterValidator(_preset_name)] = "port-restricted-cone"
+    mapping: MappingField | None = None
+    filtering: FilteringField | None = None
+    port_allocation: PortAllocation | None = None
+    hairpin: bool | None = None
+    udp_timeout_s: int | None = Field(default=None, ge=1, le=86400)
+    behind: Name = INTERNET
+    lan: LanField | None = None
+    firewall: FirewallSpec | None = None
+    link: LinkSpec | None = None
+
+    def knobs(self) -> dict[str, Any]:
+        """The knobs set explicitly, to lay over the preset."""
+        names = ("mapping", "filtering", "port_allocation", "hairpin", "udp_timeout_s")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class HostSpec(Strict):
+    """An end host (a WebRTC peer, a probe client) on a LAN or directly on the internet."""
+
+    behind: Name = INTERNET
+    link: LinkSpec | None = None
+
+
+class ServerSpec(Strict):
+    """A server on the public internet. Its service is started by the call machinery."""
+
+    kind: Literal["stun", "turn", "signaling", "probe"]
+    addresses: int = Field(default=1, ge=1, le=4)
+    link: LinkSpec | None = None
+
+
+class Router(BaseModel):
+    """A NAT device after presets are expanded (a `cgnat` entry becomes two of these)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    behavior: NatBehavior
+    behind: str
+    lan: ipaddress.IPv4Network | None
+    firewall: FirewallSpec | None
+    link: LinkSpec | None
+    carrier: bool = False
+
+
+class Scenario(Strict):
+    """A whole emulated network."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 0
+    nats: dict[Name, NatSpec] = Field(default_factory=dict)
+    hosts: dict[Name, HostSpec] = Field(default_factory=dict)
+    servers: dict[Name, ServerSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names: dict[str, str] = {}
+        for section in ("nats", "hosts", "servers"):
+            for name in getattr(self, section):
+                if name == INTERNET:
+                    raise ValueError(f"{section}.{name}: '{INTERNET}' is a reserved name")
+                if name in names:
+                    raise ValueError(f"{section}.{name}: name already used in {names[name]}")
+                names[name] = section
+        routers = {r.name: r for r in self.routers()}
+        for router in routers.values():
+            if router.carrier and router.name in self.nats:
+                raise ValueError(
+                    f"nats.{router.name}: name is taken by the carrier NAT of a cgnat preset"
+                )
+        for section, items in (("nats", self.nats), ("hosts", self.hosts)):
+            for name, spec in items.items():
+                if spec.behind != INTERNET and spec.behind not in self.nats:
+                    known = ", ".join([INTERNET, *self.nats]) or INTERNET
+                    raise ValueError(
+                        f"{section}.{name}.behind: '{spec.behind}' is not a NAT of this "
+                        f"scenario; allowed: {known}"
+                    )
+        for name in self.nats:
+            seen = [name]
+            current = routers[name].behind
+            while current != INTERNET:
+                if current in seen:
+                    loop = " -> ".join([*seen, current])
+                    raise ValueError(f"nats.{name}.behind: NATs form a loop ({loop})")
+                seen.append(current)
+                current = routers[current].behind
+        return self
+
+    def routers(self) -> list[Router]:
+        """NAT routers with presets expanded, parents before children."""
+        out: list[Router] = []
+        for name, spec in self.nats.items():
+            if spec.preset in CHAINED_PRESETS:
+                home, carrier = CHAINED_PRESETS[spec.preset]
+                carrier_name = f"{name}-carrier"
+                out.append(
+                    Router(
+                        name=carrier_name,
+                        behavior=carrier,
+                        behind=spec.behind,
+                        lan=None,
+                        firewall=None,
+                        link=None,
+                        carrier=True,
+                    )
+                )
+                base, behind = home, carrier_name
+            else:
+                base, behind = PRESETS[spec.preset], spec.behind
+            behavior = base.model_copy(update=spec.knobs()) if spec.knobs() else base
+            out.append(
+                Router(
+                    name=name,
+                    behavior=NatBehavior.model_validate(behavior.model_dump()),
+                    behind=behind,
+                    lan=spec.lan,
+                    firewall=spec.firewall,
+                    link=spec.link,
+                )
+            )
+        return _parents_first(out)
+
+
+def _parents_first(routers: list[Router]) -> list[Router]:
+    by_name = {r.name: r for r in routers}
+    ordered: list[Router] = []
+    placed: set[str] = set()
+
+    def place(router: Router, depth: int = 0) -> None:
+        if router.name in placed or depth > len(by_name):
+            return
+        parent = by_name.get(router.behind)
+        if parent is not None:
+            place(parent, depth + 1)
+        placed.add(router.name)
+        ordered.append(router)
+
+    for router in routers:
+        place(router)
+    return ordered
