@@ -20,7 +20,7 @@ from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
-from simnet.net.run import Run
+from simnet.net.run import Run, sigterm_raises
 
 ROUTE_SCOPE_LINK = 253
 
@@ -142,3 +142,16 @@ def apply_nft(ruleset: str, where: str) -> None:
     rc, _, error = nft.cmd(ruleset)
     if rc != 0:
         raise SimnetError(f"nftables rejected the rules for {where}: {error.strip()}")
+
+
+@contextlib.contextmanager
+def emulated_network(
+    plan: NetworkPlan, label: str = "", hold_info: dict[str, object] | None = None
+) -> Iterator[Network]:
+    """Build `plan` for the duration of the block; everything is removed on any exit.
+
+    SIGTERM raises `Terminated` inside the block, so a killed run cleans up like Ctrl-C does.
+    """
+    with sigterm_raises(), Run(label) as run:
+        run.info.update(hold_info or {})
+        yield build(plan, run)

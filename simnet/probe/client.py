@@ -1,0 +1,224 @@
+"""The NAT probe client: RFC 5780 behaviour discovery from a host inside the emulated network.
+
+Its sockets are created in the host's namespace and driven from this process's event loop, so a
+probe costs no process start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+from ipaddress import IPv4Address
+from typing import Any
+
+from simnet.net import netns
+from simnet.probe.classify import (
+    Endpoint,
+    NatObservation,
+    classify_allocation,
+    classify_filtering,
+    classify_mapping,
+    lifetime_bounds,
+)
+from simnet.probe.server import PORTS
+from simnet.scenario.nat import Filtering
+
+ANSWER_TIMEOUT_S = 0.3  # the emulated network is lossless and sub-millisecond unless impaired
+ATTEMPTS = 3
+ALLOCATION_SAMPLES = 6
+LIFETIME_STEPS = 12
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[dict[str, Any], Endpoint]] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            self.messages.put_nowait((message, (str(addr[0]), int(addr[1]))))
+
+
+class ProbeSocket:
+    """One UDP socket of the probed host, i.e. one internal endpoint and its mapping."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, inbox: _Inbox) -> None:
+        self.transport = transport
+        self.inbox = inbox
+        self.local_port: int = transport.get_extra_info("sockname")[1]
+
+    @classmethod
+    async def open(cls, ns: str) -> ProbeSocket:
+        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 0))
+        sock.setblocking(False)
+        transport, inbox = await asyncio.get_running_loop().create_datagram_endpoint(
+            _Inbox, sock=sock
+        )
+        return cls(transport, inbox)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def send(self, message: dict[str, Any], to: Endpoint) -> None:
+        self.transport.sendto(json.dumps(message).encode(), to)
+
+    async def expect(self, match: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The next message whose fields include `match`, or None after `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message, _ = await self.inbox.messages.get()
+                    if all(message.get(k) == v for k, v in match.items()):
+                        return message
+        except TimeoutError:
+            return None
+
+    async def request(
+        self,
+        to: Endpoint,
+        *,
+        reply_from: tuple[int, int] | None = None,
+        delay: float = 0.0,
+        attempts: int = ATTEMPTS,
+        timeout: float = ANSWER_TIMEOUT_S,
+        **fields: Any,
+    ) -> dict[str, Any] | None:
+        request_id = secrets.token_hex(4)
+        message: dict[str, Any] = {"id": request_id, "op": "bind", "delay": delay, **fields}
+        if reply_from is not None:
+            message["from"] = list(reply_from)
+        for _ in range(attempts):
+            self.send(message, to)
+            answer = await self.expect({"id": request_id}, timeout + delay)
+            if answer is not None:
+                return answer
+        return None
+
+    async def mapped(self, to: Endpoint) -> Endpoint:
+        answer = await self.request(to)
+        if answer is None or "mapped" not in answer:
+            raise ProbeFailed(f"the probe server at {to[0]}:{to[1]} did not answer")
+        ip, port = answer["mapped"]
+        return (str(ip), int(port))
+
+
+class ProbeFailed(Exception):
+    """The probe could not reach its server at all: the network, not the NAT, is broken."""
+
+
+class NatProber:
+    """Runs the RFC 5780 tests from host namespace `ns` against a two-address probe server."""
+
+    def __init__(self, ns: str, server: list[IPv4Address], neighbour_ns: str | None = None) -> None:
+        self.ns = ns
+        self.neighbour_ns = neighbour_ns or ns
+        self.a = [str(server[0]), str(server[1])]
+        self.sockets: list[ProbeSocket] = []
+
+    def endpoint(self, a: int, p: int) -> Endpoint:
+        return (self.a[a], PORTS[p])
+
+    async def _socket(self, ns: str | None = None) -> ProbeSocket:
+        sock = await ProbeSocket.open(ns or self.ns)
+        self.sockets.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+    async def filtering(self) -> tuple[bool, bool]:
+        """Do answers from the other address / the other port reach a fresh mapping?"""
+        results = []
+        for reply_from in ((1, 1), (0, 1)):
+            sock = await self._socket()
+            await sock.mapped(self.endpoint(0, 0))
+            answer = await sock.request(self.endpoint(0, 0), reply_from=reply_from, attempts=2)
+            results.append(answer is not None)
+        return results[0], results[1]
+
+    async def mapping(self, filtering: Filtering) -> tuple[Endpoint, Endpoint, Endpoint]:
+        """Mapped endpoint seen by A1:P1, A2:P1, A2:P2 from one socket.
+
+        Before talking to a new server endpoint, the host first gets an unsolicited packet
+        *from* it wherever the filter drops such packets: the simultaneous-open race of
+        NOTES.md, which must not change the mapping. (Where the filter admits it, the packet
+        opens a real session and the race does not exist.)
+        """
+        sock = await self._socket()
+        first = await sock.mapped(self.endpoint(0, 0))
+        seen = [first]
+        contacted = {0}
+        for a, p in ((1, 0), (1, 1)):
+            dropped = filtering is Filtering.APDF or (
+                filtering is Filtering.ADF and a not in contacted
+            )
+            contacted.add(a)
+            if dropped:
+                poked = await sock.request(
+                    self.endpoint(0, 0), op="poke", target=list(seen[-1]), reply_from=(a, p)
+                )
+                if poked is None:
+                    raise ProbeFailed("the probe server did not confirm a poke")
+            seen.append(await sock.mapped(self.endpoint(a, p)))
+        return seen[0], seen[1], seen[2]
+
+    async def allocation(self) -> list[tuple[int, int]]:
+        pairs = []
+        for _ in range(ALLOCATION_SAMPLES):
+            sock = await self._socket()
+            pairs.append((sock.local_port, (await sock.mapped(self.endpoint(0, 0)))[1]))
+        return pairs
+
+    async def hairpin(self) -> bool:
+        """Can a neighbour behind the same NAT reach this host through its public mapping?
+
+        The neighbour is another host, as in a call between two peers behind one NAT. (From the
+        same host, Linux routing refuses to forward a packet whose source is also its new
+        destination, so a same-host hairpin never works on a Linux NAT.)
+        """
+        target = await self._socket()
+        mapped = await target.mapped(self.endpoint(0, 0))
+        sender = await self._socket(self.neighbour_ns)
+        token = secrets.token_hex(4)
+        for _ in range(ATTEMPTS):
+            sender.send({"hairpin": token}, mapped)
+            if await target.expect({"hairpin": token}, ANSWER_TIMEOUT_S):
+                return True
+        return False
+
+    async def lifetime(self, max_wait_s: float) -> tuple[float, float | None]:
+        """Bracket the binding timeout: fresh mappings answered after growing delays."""
+        delays = [max_wait_s * (i + 1) / LIFETIME_STEPS for i in range(LIFETIME_STEPS)]
+        sockets = [await self._socket() for _ in delays]
+
+        async def one(sock: ProbeSocket, delay: float) -> tuple[float, bool]:
+            answer = await sock.request(self.endpoint(0, 0), delay=delay, attempts=1)
+            return delay, answer is not None
+
+        results = await asyncio.gather(*(one(s, d) for s, d in zip(sockets, delays, strict=True)))
+        return lifetime_bounds(results)
+
+    async def observe(self, local_address: IPv4Address) -> NatObservation:
+        """Everything but the binding lifetime (see `lifetime`)."""
+        other_address, other_port = await self.filtering()
+        filtering = classify_filtering(other_address, other_port)
+        first, by_address, by_both = await self.mapping(filtering)
+        pairs = await self.allocation()
+        hairpin = await self.hairpin()
+        self.close()
+        return NatObservation(
+            translates=first[0] != str(local_address),
+            mapped_address=f"{first[0]}:{first[1]}",
+            mapping=classify_mapping(first, by_address, by_both),
+            filtering=filtering,
+            port_allocation=classify_allocation(pairs),
+            hairpin=hairpin,
+        )

@@ -1,0 +1,137 @@
+"""`simnet verify-nat`: build a scenario with a probe client behind every NAT and classify each."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from simnet.net.builder import Network, emulated_network
+from simnet.net.plan import NetworkPlan, plan_network
+from simnet.probe.classify import NatObservation
+from simnet.probe.client import NatProber
+from simnet.probe.server import ProbeServer
+from simnet.scenario.model import NatSpec, Scenario, ServerSpec
+from simnet.scenario.nat import NatBehavior
+
+PROBE_SERVER = "nat-probe"
+
+
+@dataclass(frozen=True)
+class NatVerdict:
+    nat: str
+    preset: str | None
+    expected: NatBehavior
+    observed: NatObservation
+    mismatches: list[str]
+
+    @property
+    def as_configured(self) -> bool:
+        return not self.mismatches
+
+    def as_json(self) -> dict[str, Any]:
+        o = self.observed
+        return {
+            "nat": self.nat,
+            "preset": self.preset,
+            "mapping": o.mapping.value,
+            "filtering": o.filtering.value,
+            "port_allocation": o.port_allocation.value,
+            "hairpin": o.hairpin,
+            "translates": o.translates,
+            "mapped_address": o.mapped_address,
+            "binding_lifetime_s": o.lifetime_upper_s,
+            "binding_lifetime_bounds_s": [o.lifetime_lower_s, o.lifetime_upper_s],
+            "expected": self.expected.model_dump(mode="json"),
+            "as_configured": self.as_configured,
+            "mismatches": self.mismatches,
+        }
+
+
+def preset_scenario(preset: str) -> Scenario:
+    """A scenario with just the named preset's NAT, named after the preset."""
+    return Scenario(name=preset, nats={preset: NatSpec(preset=preset)})
+
+
+@dataclass(frozen=True)
+class ProbeLayout:
+    """Where the probe server and, for each NAT, the probe host and its neighbour are."""
+
+    plan: NetworkPlan
+    server: str
+    hosts: dict[str, tuple[str, str]]
+
+
+def probe_layout(scenario: Scenario) -> ProbeLayout:
+    """The scenario plus a two-address probe server and two probe hosts behind each NAT."""
+    taken = {*scenario.nats, *scenario.hosts, *scenario.servers}
+    server = _unique(PROBE_SERVER, taken)
+    taken.add(server)
+    servers = {**scenario.servers, server: ServerSpec(kind="probe", addresses=2)}
+    extra: dict[str, str] = {}
+    hosts: dict[str, tuple[str, str]] = {}
+    for router in scenario.routers():
+        probe = _unique(f"probe-{router.name}", taken)
+        neighbour = _unique(f"neighbour-{router.name}", taken | {probe})
+        taken |= {probe, neighbour}
+        extra |= {probe: router.name, neighbour: router.name}
+        hosts[router.name] = (probe, neighbour)
+    plan = plan_network(scenario.model_copy(update={"servers": servers}), extra_hosts=extra)
+    return ProbeLayout(plan, server, hosts)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+async def classify_all(
+    network: Network, layout: ProbeLayout, lifetime_max_s: float | None
+) -> dict[str, NatObservation]:
+    """Probe every NAT (one at a time: a shared upstream NAT's allocation must not interleave)."""
+    addresses = layout.plan.nodes[layout.server].all_addresses()
+    probe_server = ProbeServer(network.ns(layout.server), addresses)
+    await probe_server.start()
+    try:
+        observed = {}
+        probers = {
+            nat: NatProber(network.ns(probe), addresses, network.ns(neighbour))
+            for nat, (probe, neighbour) in layout.hosts.items()
+        }
+        for nat, prober in probers.items():
+            observed[nat] = await prober.observe(network.address(layout.hosts[nat][0]))
+        if lifetime_max_s:
+            bounds = await asyncio.gather(*(p.lifetime(lifetime_max_s) for p in probers.values()))
+            for prober in probers.values():
+                prober.close()
+            for nat, (lower, upper) in zip(probers, bounds, strict=True):
+                observed[nat] = observed[nat].model_copy(
+                    update={"lifetime_lower_s": lower, "lifetime_upper_s": upper}
+                )
+        return observed
+    finally:
+        probe_server.close()
+
+
+def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatVerdict]:
+    """Build `scenario`, probe each of its NATs, and compare with the configuration."""
+    layout = probe_layout(scenario)
+    with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
+        observed = asyncio.run(classify_all(network, layout, lifetime_max_s))
+    presets = {name: spec.preset for name, spec in scenario.nats.items() if not spec.knobs()}
+    verdicts = []
+    for nat, (probe, _) in layout.hosts.items():
+        expected = layout.plan.expected_behavior(probe)
+        seen = observed[nat]
+        verdicts.append(
+            NatVerdict(
+                nat=nat,
+                preset=presets.get(nat),
+                expected=expected,
+                observed=seen,
+                mismatches=seen.mismatches(expected, lifetime_max_s),
+            )
+        )
+    return verdicts
