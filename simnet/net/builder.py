@@ -57,7 +57,10 @@ def build(plan: NetworkPlan, run: Run) -> Network:
             fd = os.open(netns.path_of(ns[veth.b]), os.O_RDONLY)
             try:
                 iprs[veth.a].link(
-                    "add", ifname=veth.a_if, kind="veth", peer={"ifname": veth.b_if, "net_ns_fd": fd}
+                    "add",
+                    ifname=veth.a_if,
+                    kind="veth",
+                    peer={"ifname": veth.b_if, "net_ns_fd": fd},
                 )
             finally:
                 os.close(fd)
@@ -115,7 +118,9 @@ def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
     for ifname in [*node.bridges, *ifnames]:
         index = _index(ipr, ifname)
         for address in node.addresses.get(ifname, []):
-            ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+            ipr.addr(
+                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
         ipr.link("set", index=index, state="up")
 
 

@@ -152,3 +152,12 @@ def pids_in(name: str) -> list[int]:
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
             pids.append(int(entry))
     return pids
+
+
+def enter_for_good(name: str) -> None:
+    """Move the calling thread into `name` without coming back (before an `exec`)."""
+    fd = os.open(path_of(name), os.O_RDONLY)
+    try:
+        _setns(fd, name)
+    finally:
+        os.close(fd)

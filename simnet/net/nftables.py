@@ -106,18 +106,18 @@ def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]
         Filtering.ADF: ["    udp dport . ip saddr @adf accept"],
         Filtering.APDF: [],
     }[behavior.filtering]
-    deliver = f"udp dport @used dnat ip to udp dport map @rev_addr : udp dport map @rev_port"
+    deliver = "udp dport @used dnat ip to udp dport map @rev_addr : udp dport map @rev_port"
     reuse = {
-        Mapping.EIM: [f"    ip saddr . udp sport @eim snat ip to {to} : ip saddr . udp sport map @eim"],
+        Mapping.EIM: [
+            f"    ip saddr . udp sport @eim snat ip to {to} : ip saddr . udp sport map @eim"
+        ],
         Mapping.ADM: [
             f"    ip saddr . udp sport . ip daddr @adm snat ip to {to} : "
             "ip saddr . udp sport . ip daddr map @adm"
         ],
         Mapping.APDM: [f"    ip saddr . udp sport @busy snat ip to {to} random"],
     }[behavior.mapping]
-    hairpin_in = (
-        [f'    iifname "{LAN_IF}" ip daddr {to} {deliver}'] if behavior.hairpin else []
-    )
+    hairpin_in = [f'    iifname "{LAN_IF}" ip daddr {to} {deliver}'] if behavior.hairpin else []
     hairpin_out = (
         [f'    oifname "{LAN_IF}" ct status dnat ip saddr {lan} jump translate']
         if behavior.hairpin
@@ -191,7 +191,9 @@ def _firewall(firewall: FirewallSpec) -> list[str]:
         for proto in ("tcp", "udp"):
             ports = [r.split("/")[1] for r in firewall.allow if r.startswith(proto)]
             if ports:
-                rules.append(f'    iifname "{LAN_IF}" {proto} dport {{ {", ".join(ports)} }} accept')
+                rules.append(
+                    f'    iifname "{LAN_IF}" {proto} dport {{ {", ".join(ports)} }} accept'
+                )
         rules.append(f'    iifname "{LAN_IF}" drop')
     return [
         "  chain firewall {",

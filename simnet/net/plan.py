@@ -178,8 +178,15 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     home_lans = _Subnets(HOME_LAN_POOL, 24, first=1)
     lan_members: dict[str, _Pool] = {}
 
-    def attach(name: str, role: Role, behind: str, ifname: str, count: int, link: LinkSpec | None):
+    def attach(
+        name: str, role: Role, behind: str, ifname: str, count: int, link: LinkSpec | None
+    ) -> list[IPv4Address]:
         """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses."""
+        if link is not None and not link.is_ideal:
+            raise ScenarioError(
+                f"{name}.link: link impairments are not implemented yet",
+                fix="remove the link section (delay/jitter/loss/rate arrive with issue #5)",
+            )
         node = nodes[name]
         node.behind = behind
         if behind == CORE:
@@ -254,4 +261,3 @@ def _check_nesting(router: Router, lan: IPv4Network, nodes: dict[str, Node]) -> 
 
 def is_public(address: IPv4Address) -> bool:
     return any(address in n for n in (SERVER_POOL, NAT_WAN_POOL, HOST_POOL, OPEN_LAN_POOL))
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -36,7 +37,7 @@ def classify_allocation(pairs: Sequence[tuple[int, int]]) -> PortAllocation:
     if all(local == mapped for local, mapped in pairs):
         return PortAllocation.PRESERVE
     mapped = [m for _, m in pairs]
-    steps = [b - a for a, b in zip(mapped, mapped[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(mapped)]
     if steps and all(0 < step <= SEQUENTIAL_MAX_STEP for step in steps):
         return PortAllocation.SEQUENTIAL
     return PortAllocation.RANDOM
@@ -80,7 +81,9 @@ class NatObservation(BaseModel):
                     f"configured {timeout} s"
                 )
             if timeout > lifetime_max_s and upper is not None:
-                wrong.append(f"binding lifetime: expired before {upper:g} s, configured {timeout} s")
+                wrong.append(
+                    f"binding lifetime: expired before {upper:g} s, configured {timeout} s"
+                )
         return wrong
 
 

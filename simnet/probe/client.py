@@ -13,6 +13,7 @@ import socket
 from ipaddress import IPv4Address
 from typing import Any
 
+from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
     Endpoint,
@@ -108,7 +109,7 @@ class ProbeSocket:
         return (str(ip), int(port))
 
 
-class ProbeFailed(Exception):
+class ProbeFailed(SimnetError):
     """The probe could not reach its server at all: the network, not the NAT, is broken."""
 
 

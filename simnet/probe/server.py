@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 from ipaddress import IPv4Address
@@ -57,9 +58,8 @@ class ProbeServer:
                 sock = netns.socket_in(self.ns, socket.AF_INET, socket.SOCK_DGRAM)
                 sock.bind((str(address), port))
                 sock.setblocking(False)
-                _, protocol = await loop.create_datagram_endpoint(
-                    lambda key=(a, p): _Endpoint(self, key), sock=sock
-                )
+                factory = functools.partial(_Endpoint, self, (a, p))
+                _, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
                 self.endpoints[(a, p)] = protocol
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.probe.classify import NatObservation
-from simnet.probe.client import NatProber
-from simnet.probe.server import ProbeServer
+from simnet.probe.client import NatProber, ProbeFailed
+from simnet.probe.server import PORTS, ProbeServer
 from simnet.scenario.model import NatSpec, Scenario, ServerSpec
 from simnet.scenario.nat import NatBehavior
 
@@ -22,7 +22,7 @@ class NatVerdict:
     nat: str
     preset: str | None
     expected: NatBehavior
-    observed: NatObservation
+    observed: NatObservation | None  # None: no UDP got through to the probe server
     mismatches: list[str]
 
     @property
@@ -34,14 +34,15 @@ class NatVerdict:
         return {
             "nat": self.nat,
             "preset": self.preset,
-            "mapping": o.mapping.value,
-            "filtering": o.filtering.value,
-            "port_allocation": o.port_allocation.value,
-            "hairpin": o.hairpin,
-            "translates": o.translates,
-            "mapped_address": o.mapped_address,
-            "binding_lifetime_s": o.lifetime_upper_s,
-            "binding_lifetime_bounds_s": [o.lifetime_lower_s, o.lifetime_upper_s],
+            "udp_blocked": o is None,
+            "mapping": o.mapping.value if o else None,
+            "filtering": o.filtering.value if o else None,
+            "port_allocation": o.port_allocation.value if o else None,
+            "hairpin": o.hairpin if o else None,
+            "translates": o.translates if o else None,
+            "mapped_address": o.mapped_address if o else None,
+            "binding_lifetime_s": o.lifetime_upper_s if o else None,
+            "binding_lifetime_bounds_s": [o.lifetime_lower_s, o.lifetime_upper_s] if o else None,
             "expected": self.expected.model_dump(mode="json"),
             "as_configured": self.as_configured,
             "mismatches": self.mismatches,
@@ -87,27 +88,44 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def udp_allowed(plan: NetworkPlan, node: str) -> bool:
+    """Do the firewalls between `node` and the internet let the probe's UDP out?"""
+    probe_rules = {f"udp/{port}" for port in PORTS}
+    for router in plan.chain(node):
+        firewall = plan.nodes[router].router.firewall  # type: ignore[union-attr]
+        if firewall and (
+            firewall.block_udp or (firewall.allow and not probe_rules <= set(firewall.allow))
+        ):
+            return False
+    return True
+
+
 async def classify_all(
     network: Network, layout: ProbeLayout, lifetime_max_s: float | None
-) -> dict[str, NatObservation]:
+) -> dict[str, NatObservation | None]:
     """Probe every NAT (one at a time: a shared upstream NAT's allocation must not interleave)."""
     addresses = layout.plan.nodes[layout.server].all_addresses()
     probe_server = ProbeServer(network.ns(layout.server), addresses)
     await probe_server.start()
     try:
-        observed = {}
+        observed: dict[str, NatObservation | None] = {}
         probers = {
             nat: NatProber(network.ns(probe), addresses, network.ns(neighbour))
             for nat, (probe, neighbour) in layout.hosts.items()
         }
-        for nat, prober in probers.items():
-            observed[nat] = await prober.observe(network.address(layout.hosts[nat][0]))
+        for nat, prober in list(probers.items()):
+            try:
+                observed[nat] = await prober.observe(network.address(layout.hosts[nat][0]))
+            except ProbeFailed:
+                observed[nat] = None
+                prober.close()
+                del probers[nat]
         if lifetime_max_s:
             bounds = await asyncio.gather(*(p.lifetime(lifetime_max_s) for p in probers.values()))
             for prober in probers.values():
                 prober.close()
             for nat, (lower, upper) in zip(probers, bounds, strict=True):
-                observed[nat] = observed[nat].model_copy(
+                observed[nat] = observed[nat].model_copy(  # type: ignore[union-attr]
                     update={"lifetime_lower_s": lower, "lifetime_upper_s": upper}
                 )
         return observed
@@ -125,13 +143,16 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     for nat, (probe, _) in layout.hosts.items():
         expected = layout.plan.expected_behavior(probe)
         seen = observed[nat]
+        open_udp = udp_allowed(layout.plan, probe)
+        if seen is None:
+            wrong = [] if not open_udp else ["the probe server could not be reached over UDP"]
+        elif not open_udp:
+            wrong = ["UDP got through although a firewall blocks it"]
+        else:
+            wrong = seen.mismatches(expected, lifetime_max_s)
         verdicts.append(
             NatVerdict(
-                nat=nat,
-                preset=presets.get(nat),
-                expected=expected,
-                observed=seen,
-                mismatches=seen.mismatches(expected, lifetime_max_s),
+                nat=nat, preset=presets.get(nat), expected=expected, observed=seen, mismatches=wrong
             )
         )
     return verdicts

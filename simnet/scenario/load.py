@@ -72,7 +72,8 @@ def apply_override(data: dict[str, Any], override: str, *, source: str = "<scena
     keys = [k for k in path.strip().split(".")]
     if not sep or not all(keys):
         raise ScenarioError(
-            f"--set {override!r}: expected dotted.path=value", fix="e.g. --set nats.home.hairpin=false"
+            f"--set {override!r}: expected dotted.path=value",
+            fix="e.g. --set nats.home.hairpin=false",
         )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""

@@ -55,9 +55,7 @@ class Strict(BaseModel):
                 if key not in cls.model_fields:
                     close = difflib.get_close_matches(str(key), allowed, n=1)
                     hint = f" (did you mean '{close[0]}'?)" if close else ""
-                    raise ValueError(
-                        f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}"
-                    )
+                    raise ValueError(f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}")
         return data
 
 

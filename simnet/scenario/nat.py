@@ -20,6 +20,10 @@ class Mapping(StrEnum):
     ADM = "address-dependent"
     APDM = "address-and-port-dependent"
 
+    @property
+    def short(self) -> str:
+        return {"endpoint-independent": "EIM", "address-dependent": "ADM"}.get(self.value, "APDM")
+
 
 class Filtering(StrEnum):
     """RFC 4787 section 5: which unsolicited inbound packets reach a mapping?"""
@@ -27,6 +31,10 @@ class Filtering(StrEnum):
     EIF = "endpoint-independent"
     ADF = "address-dependent"
     APDF = "address-and-port-dependent"
+
+    @property
+    def short(self) -> str:
+        return {"endpoint-independent": "EIF", "address-dependent": "ADF"}.get(self.value, "APDF")
 
 
 class PortAllocation(StrEnum):

@@ -1,0 +1,291 @@
+"""The `simnet` command: thin wrappers over the library, and the one place errors are printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simnet.errors import ScenarioError, SimnetError
+from simnet.net.run import Terminated, owner_alive, read_states
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Emulated networks for WebRTC: build, poke, verify.",
+)
+out = Console()
+err = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a scenario field: dotted.path=value (repeatable)"),
+]
+ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file")]
+
+
+def _scenario(path: Path, overrides: list[str] | None) -> Any:
+    from simnet.scenario import load_scenario
+
+    return load_scenario(path, overrides or [])
+
+
+def _print_network(network: Any) -> None:
+    from simnet.net.plan import Role
+
+    table = Table(title=f"run {network.run.id}: {network.plan.scenario.name}")
+    for column in ("node", "role", "namespace", "addresses", "behind"):
+        table.add_column(column)
+    for node in network.plan.nodes.values():
+        addresses = ", ".join(
+            f"{ifname} {a}" for ifname, addrs in node.addresses.items() for a in addrs
+        )
+        if node.role is Role.CORE:
+            addresses = "192.0.2.1 (core router of the emulated internet)"
+        table.add_row(
+            node.name, node.role.value, network.ns(node.name), addresses, node.behind or ""
+        )
+    out.print(table)
+
+
+@app.command()
+def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
+    """Check a scenario file and show the network it would build (no root needed)."""
+    from simnet.net.plan import plan_network
+
+    loaded = _scenario(scenario, set_)
+    plan = plan_network(loaded)
+    for node in plan.nodes.values():
+        addresses = ", ".join(str(a) for addrs in node.addresses.values() for a in addrs)
+        behaviour = ""
+        if node.router is not None:
+            b = node.router.behavior
+            behaviour = (
+                f" nat: {b.mapping.value} mapping, {b.filtering.value} filtering, "
+                f"{b.port_allocation.value} ports, hairpin {b.hairpin}, {b.udp_timeout_s}s"
+                if b.translates
+                else " (routes, no NAT)"
+            )
+        out.print(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}")
+    out.print(f"[green]{scenario}: valid[/]")
+
+
+@app.command()
+def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
+    """Build a scenario's network and hold it until Ctrl-C or `simnet down`."""
+    from simnet.doctor import require_root
+    from simnet.net.builder import emulated_network
+    from simnet.net.plan import plan_network
+
+    loaded = _scenario(scenario, set_)
+    require_root()
+    plan = plan_network(loaded)
+    info = {"holding": True, "scenario": str(scenario)}
+    with emulated_network(plan, label=f"up {loaded.name}", hold_info=info) as network:
+        _print_network(network)
+        out.print(
+            f"holding run {network.run.id}; poke it with `simnet exec HOST -- CMD`, "
+            "stop with Ctrl-C or `simnet down`",
+        )
+        while True:
+            signal.pause()
+
+
+@app.command()
+def down(
+    run_id: Annotated[str | None, typer.Argument(help="run id (default: all)")] = None,
+) -> None:
+    """Stop networks held by `simnet up` (they tear themselves down)."""
+    from simnet.cleanup import cleanup
+
+    targets = [s for s in read_states() if s.get("holding") and run_id in (None, s.get("id"))]
+    if not targets:
+        raise SimnetError("no network is being held" + (f" with run id {run_id}" if run_id else ""))
+    for state in targets:
+        if owner_alive(state):
+            os.kill(int(state["owner_pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(owner_alive(s) for s in targets):
+        time.sleep(0.05)
+    cleanup()
+    out.print(f"stopped {', '.join(str(s.get('id')) for s in targets)}")
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="node name, e.g. alice")],
+    run_id: Annotated[str | None, typer.Option("--run", help="run id if several are up")] = None,
+) -> None:
+    """Run a command inside a host of a held network: simnet exec alice -- ping 192.0.2.10."""
+    from simnet.net import netns
+
+    command = list(ctx.args)
+    if not command:
+        raise SimnetError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
+    held = [
+        s
+        for s in read_states()
+        if s.get("holding") and owner_alive(s) and run_id in (None, s.get("id"))
+    ]
+    if not held:
+        raise SimnetError("no network is being held", fix="start one with `simnet up SCENARIO`")
+    if len(held) > 1:
+        ids = ", ".join(str(s.get("id")) for s in held)
+        raise SimnetError(f"several networks are up ({ids})", fix="choose one with --run ID")
+    nodes: dict[str, str] = held[0].get("nodes", {})
+    if host not in nodes:
+        raise SimnetError(f"no host '{host}' in run {held[0]['id']}; hosts: {', '.join(nodes)}")
+    netns.enter_for_good(nodes[host])
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:
+        raise SimnetError(f"command not found: {command[0]}") from None
+
+
+@app.command()
+def cleanup(
+    everything: Annotated[
+        bool, typer.Option("--all", help="also stop live runs, not only dead runs' leftovers")
+    ] = False,
+) -> None:
+    """Remove namespaces, processes and state left by runs that were killed."""
+    from simnet.cleanup import cleanup as do_cleanup
+    from simnet.doctor import require_root
+
+    require_root()
+    report = do_cleanup(everything)
+    out.print(
+        f"removed {len(report.namespaces)} namespaces, {len(report.processes)} processes, "
+        f"{len(report.state_files)} state files"
+        + (f"; left live runs {', '.join(report.kept_live_runs)}" if report.kept_live_runs else "")
+    )
+
+
+@app.command()
+def doctor() -> None:
+    """Check the kernel features and programs simnet needs, and say how to get what is missing."""
+    from simnet.doctor import run_checks
+
+    checks = run_checks()
+    table = Table(title="simnet doctor")
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column)
+    for check in checks:
+        status = (
+            "[green]ok[/]"
+            if check.ok
+            else ("[red]missing[/]" if check.required else "[yellow]optional[/]")
+        )
+        table.add_row(check.name, status, check.detail, "" if check.ok else check.fix)
+    out.print(table)
+    if any(c.required and not c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command("verify-nat")
+def verify_nat(
+    target: Annotated[str, typer.Argument(help="a NAT preset name or a scenario file")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per NAT")] = False,
+    lifetime_max: Annotated[
+        float,
+        typer.Option(help="measure binding lifetimes up to this many seconds (0: skip)"),
+    ] = 0.0,
+    set_: SetOption = None,
+) -> None:
+    """Measure each NAT's mapping, filtering, port allocation, hairpinning and binding lifetime."""
+    from simnet.doctor import require_root
+    from simnet.probe.verify import preset_scenario, verify
+    from simnet.scenario.load import scenario_from_dict
+    from simnet.scenario.nat import PRESET_NAMES
+
+    if target in PRESET_NAMES:
+        scenario = scenario_from_dict(
+            preset_scenario(target).model_dump(), set_ or [], source=target
+        )
+    elif Path(target).suffix in (".yaml", ".yml") or Path(target).exists():
+        scenario = _scenario(Path(target), set_)
+    else:
+        raise ScenarioError(
+            f"'{target}' is neither a NAT preset nor a scenario file",
+            fix=f"use one of {', '.join(PRESET_NAMES)} or a path to a .yaml file",
+        )
+    require_root()
+    verdicts = verify(scenario, lifetime_max_s=lifetime_max or None)
+    if as_json:
+        for each in verdicts:
+            print(json.dumps(each.as_json()))
+    else:
+        table = Table(title=f"NAT behaviour, measured: {scenario.name}")
+        for column in ("nat", "mapping", "filtering", "ports", "hairpin", "lifetime", "verdict"):
+            table.add_column(column)
+        for v in verdicts:
+            o = v.observed
+            if o is None:
+                verdict = (
+                    "[green]UDP blocked, as configured[/]"
+                    if v.as_configured
+                    else "[red]unreachable[/]"
+                )
+                table.add_row(v.nat, "-", "-", "-", "-", "-", verdict)
+                continue
+            lifetime = "-"
+            if o.lifetime_upper_s is not None:
+                lifetime = f"{o.lifetime_lower_s:g}-{o.lifetime_upper_s:g} s"
+            elif lifetime_max:
+                lifetime = f"> {lifetime_max:g} s"
+            verdict = (
+                "[green]as configured[/]"
+                if v.as_configured
+                else "[red]" + "; ".join(v.mismatches) + "[/]"
+            )
+            mapping = o.mapping.short if o.translates else "no NAT"
+            table.add_row(
+                v.nat,
+                mapping,
+                o.filtering.short,
+                o.port_allocation.value,
+                str(o.hairpin).lower(),
+                lifetime,
+                verdict,
+            )
+        out.print(table)
+    if not all(v.as_configured for v in verdicts):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point: user errors become one message and an exit code, never a traceback."""
+    try:
+        app()
+    except SimnetError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted; everything this run created was removed")
+        sys.exit(130)
+    except Terminated as exc:
+        err.print(f"terminated ({exc}); everything this run created was removed")
+        sys.exit(143)
+    except Exception as exc:  # a bug in simnet: say so, briefly, unless debugging
+        if os.environ.get("SIMNET_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "  (set SIMNET_DEBUG=1 for the traceback and please report it)",
+            highlight=False,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

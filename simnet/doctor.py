@@ -1,0 +1,142 @@
+"""`simnet doctor`: what this machine has of what a run needs, and how to get what is missing.
+
+Kernel features are checked by trying them in a scratch namespace, not by reading config files:
+a module can be built in, loadable, or absent, and only trying tells.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from simnet.errors import EnvironmentProblem
+from simnet.net import netns
+
+APT_FIX = "run ./setup.sh (or: apt-get install {pkg})"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            "simnet needs root: it creates network namespaces and nftables rules",
+            fix="run it as root (e.g. sudo simnet ...)",
+        )
+
+
+BINARIES = {
+    # binary: (debian package, required, what for)
+    "nft": ("nftables", True, "NAT and firewall rules (libnftables comes with it)"),
+    "ip": ("iproute2", True, "simnet exec / manual poking"),
+    "turnserver": ("coturn", True, "STUN/TURN server for calls"),
+    "conntrack": ("conntrack", False, "inspecting NAT bindings"),
+    "ping": ("iputils-ping", False, "reachability checks"),
+    "iperf3": ("iperf3", False, "link throughput probes"),
+    "tcpdump": ("tcpdump", False, "packet captures inside hosts"),
+}
+
+
+def _binary_checks() -> list[Check]:
+    checks = []
+    for binary, (package, required, why) in BINARIES.items():
+        path = shutil.which(binary)
+        checks.append(
+            Check(
+                f"binary {binary}",
+                path is not None,
+                path or f"missing ({why})",
+                APT_FIX.format(pkg=package),
+                required,
+            )
+        )
+    return checks
+
+
+def _kernel_checks() -> list[Check]:
+    """Try each feature in a scratch namespace that is removed afterwards."""
+    name = f"sn-doctor-{secrets.token_hex(3)}"
+    checks: list[Check] = []
+    try:
+        with netns.created(name):
+            checks.append(Check("network namespaces", True, "created one"))
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:
+                for kind, extra in (("veth", {"peer": "doctor1"}), ("bridge", {})):
+                    try:
+                        ipr.link("add", ifname=f"d{kind}", kind=kind, **extra)
+                        checks.append(Check(f"{kind} links", True, "created one"))
+                    except Exception as exc:  # netlink errors come in many types
+                        checks.append(Check(f"{kind} links", False, str(exc), "kernel module"))
+            checks.append(_nft_check())
+            checks.append(_sysctl_check())
+            checks.append(_netem_check())
+    except OSError as exc:
+        checks.append(Check("network namespaces", False, str(exc), "needs root and netns"))
+    finally:
+        netns.remove(name)
+    return checks
+
+
+def _nft_check() -> Check:
+    ruleset = (
+        "table ip doctor { map m { type ipv4_addr . inet_service : inet_service; "
+        "flags dynamic,timeout; timeout 5s; }\n"
+        "chain post { type nat hook postrouting priority srcnat; "
+        "meta l4proto udp snat ip to 192.0.2.1 : numgen inc mod 10 offset 20000 } }"
+    )
+    try:
+        import nftables
+
+        rc, _, error = nftables.Nftables().cmd(ruleset)
+    except (ImportError, OSError) as exc:
+        return Check("nftables NAT + dynamic maps", False, str(exc), APT_FIX.format(pkg="nftables"))
+    return Check(
+        "nftables NAT + dynamic maps",
+        rc == 0,
+        "loaded a NAT table" if rc == 0 else error.strip(),
+        "kernel needs nf_tables, nft_nat, nft_ct, nft_numgen",
+    )
+
+
+def _sysctl_check() -> Check:
+    try:
+        netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", 30)
+        return Check("per-namespace conntrack timeouts", True, "set one")
+    except OSError as exc:
+        return Check("per-namespace conntrack timeouts", False, str(exc), "load nf_conntrack")
+
+
+def _netem_check() -> Check:
+    """netem is optional: delay and jitter then come from the userspace backend."""
+    result = subprocess.run(
+        ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+        capture_output=True,
+        text=True,
+    )
+    ok = result.returncode == 0
+    return Check(
+        "sch_netem (in-kernel delay)",
+        ok,
+        "available" if ok else "absent: the userspace (NFQUEUE) delay backend will be used",
+        required=False,
+    )
+
+
+def run_checks() -> list[Check]:
+    checks = [Check("root", os.geteuid() == 0, f"uid {os.geteuid()}", "run as root")]
+    checks += _binary_checks()
+    if os.geteuid() == 0:
+        checks += _kernel_checks()
+    return checks
