@@ -33,6 +33,23 @@ SetOption = Annotated[
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from simnet import __version__
+
+        out.print(f"simnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+    ] = False,
+) -> None:
+    """Emulated networks for WebRTC: build, poke, verify."""
+
+
 def _scenario(path: Path, overrides: list[str] | None) -> Any:
     from simnet.scenario import load_scenario
 

@@ -124,9 +124,9 @@ def _combined_allocation(inner: PortAllocation, outer: PortAllocation) -> PortAl
 def compose(inner: NatBehavior, outer: NatBehavior) -> NatBehavior:
     """What a host behind `inner`, itself behind `outer`, observes from the internet.
 
-    Hairpinning needs the outer NAT to loop the packet back *and* the inner NAT to let an
-    unsolicited packet from the outer NAT's public address in, which only endpoint-independent
-    filtering does.
+    Hairpinning never works through two translating NATs here: the outer NAT would have to send
+    the packet back to the inner NAT's WAN address it came from, and Linux routing refuses to
+    forward a packet whose new destination is its own source (measured; see the README's limits).
     """
     if not inner.translates:
         return outer
@@ -136,7 +136,7 @@ def compose(inner: NatBehavior, outer: NatBehavior) -> NatBehavior:
         mapping=_stricter(inner.mapping, outer.mapping),
         filtering=_stricter(inner.filtering, outer.filtering),
         port_allocation=_combined_allocation(inner.port_allocation, outer.port_allocation),
-        hairpin=outer.hairpin and inner.filtering is Filtering.EIF,
+        hairpin=False,
         udp_timeout_s=min(inner.udp_timeout_s, outer.udp_timeout_s),
     )
 
