@@ -90,23 +90,26 @@ def _kernel_checks() -> list[Check]:
 
 
 def _nft_check() -> Check:
-    ruleset = (
-        "table ip doctor { map m { type ipv4_addr . inet_service : inet_service; "
-        "flags dynamic,timeout; timeout 5s; }\n"
-        "chain post { type nat hook postrouting priority srcnat; "
-        "meta l4proto udp snat ip to 192.0.2.1 : numgen inc mod 10 offset 20000 } }"
-    )
+    """Load a real NAT rule set (the features every behaviour needs) into the scratch namespace."""
+    from ipaddress import IPv4Address, IPv4Network
+
+    from simnet.net.nftables import render_router
+    from simnet.net.plan import RouterPlan
+    from simnet.scenario.nat import Filtering, NatBehavior, PortAllocation
+
+    behavior = NatBehavior(filtering=Filtering.ADF, port_allocation=PortAllocation.SEQUENTIAL)
+    router = RouterPlan(behavior, IPv4Address("198.51.100.1"), IPv4Network("192.168.1.0/24"), None)
     try:
         import nftables
 
-        rc, _, error = nftables.Nftables().cmd(ruleset)
+        rc, _, error = nftables.Nftables().cmd(render_router(router))
     except (ImportError, OSError) as exc:
         return Check("nftables NAT + dynamic maps", False, str(exc), APT_FIX.format(pkg="nftables"))
     return Check(
         "nftables NAT + dynamic maps",
         rc == 0,
-        "loaded a NAT table" if rc == 0 else error.strip(),
-        "kernel needs nf_tables, nft_nat, nft_ct, nft_numgen",
+        "loaded a NAT rule set" if rc == 0 else error.strip().splitlines()[0],
+        "kernel needs nf_tables, nft_nat, nft_ct, nft_numgen, nft_dynset",
     )
 
 

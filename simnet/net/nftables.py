@@ -28,8 +28,8 @@ from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 
 TABLE = "simnet"
-SEQUENTIAL_BASE = 20000  # sequential allocation hands out 20000, 20001, ... (wrapping at 65000)
-SEQUENTIAL_SPAN = 45000
+SEQUENTIAL_BASE = 20000  # sequential allocation hands out 20000, 20001, ... 21023, then wraps
+SEQUENTIAL_SPAN = 1024
 
 
 def render_router(router: RouterPlan) -> str:
@@ -74,8 +74,12 @@ def _fresh_port(behavior: NatBehavior, to: str) -> list[str]:
                 f"    snat ip to {to}",  # conntrack keeps the source port when it is free
             ]
         case PortAllocation.SEQUENTIAL:
+            # numgen's counter is host byte order and a port is network order, and nft has no
+            # conversion: a literal map from counter to port does it (measured: +256 steps without).
+            ports = ", ".join(f"{i} : {SEQUENTIAL_BASE + i}" for i in range(SEQUENTIAL_SPAN))
             return [
-                f"    snat ip to {to} : numgen inc mod {SEQUENTIAL_SPAN} offset {SEQUENTIAL_BASE}"
+                f"    meta l4proto udp snat ip to {to} : "
+                f"numgen inc mod {SEQUENTIAL_SPAN} map {{ {ports} }}"
             ]
         case PortAllocation.RANDOM:
             return [f"    snat ip to {to} random"]
