@@ -7,6 +7,7 @@ recorded in its state file is; cleanup leaves live runs alone unless asked to re
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 
 from simnet.net import netns
@@ -16,6 +17,7 @@ from simnet.net.run import (
     kill_processes,
     owner_alive,
     read_states,
+    recorded_pids,
     remove_namespaces,
 )
 
@@ -34,22 +36,29 @@ def run_id_of(namespace: str) -> str:
 
 def cleanup(everything: bool = False) -> CleanupReport:
     report = CleanupReport()
+    # Namespaces first, states second: a run writes its state before creating any namespace, so
+    # every namespace listed here belongs to a state we are about to read (or to a dead run).
+    namespaces = netns.list_names(PREFIX)
     states = {s.get("id"): s for s in read_states()}
     live = {rid for rid, s in states.items() if owner_alive(s) and not everything}
     report.kept_live_runs = sorted(str(r) for r in live)
-    doomed = [n for n in netns.list_names(PREFIX) if run_id_of(n) not in live]
-    for state in states.values():
-        if state.get("id") in live:
+    doomed = [n for n in namespaces if run_id_of(n) not in live and netns.exists(n)]
+    for run_id, state in states.items():
+        if run_id in live:
             continue
-        pids = [p for p in state.get("pids", []) if isinstance(p, int) and p != os.getpid()]
+        pids = [p for p in recorded_pids(state) if p != os.getpid()]
         if everything and owner_alive(state):
             pids.append(int(state["owner_pid"]))
         report.processes += pids
         kill_processes(pids)
-        path = STATE_DIR / f"{state.get('id')}.json"
+        shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
+        path = STATE_DIR / f"{run_id}.json"
         if path.exists():
             path.unlink()
             report.state_files.append(str(path))
+    for workdir in STATE_DIR.glob("*.d") if STATE_DIR.exists() else []:
+        if workdir.name.removesuffix(".d") not in live:
+            shutil.rmtree(workdir, ignore_errors=True)
     report.processes += [p for n in doomed for p in netns.pids_in(n)]
     remove_namespaces(doomed)
     report.namespaces = doomed

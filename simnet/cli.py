@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +52,16 @@ def _root(
     """Emulated networks for WebRTC: build, poke, verify."""
 
 
+@contextlib.contextmanager
+def _interrupts_reported() -> Iterator[None]:
+    """Say that Ctrl-C was honoured (typer would swallow KeyboardInterrupt silently)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print("interrupted; everything this run created was removed")
+        raise typer.Exit(130) from None
+
+
 def _scenario(path: Path, overrides: list[str] | None) -> Any:
     from simnet.scenario import load_scenario
 
@@ -82,7 +94,9 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     loaded = _scenario(scenario, set_)
     plan = plan_network(loaded)
     for node in plan.nodes.values():
-        addresses = ", ".join(str(a) for addrs in node.addresses.values() for a in addrs)
+        addresses = ", ".join(
+            dict.fromkeys(str(a) for addrs in node.addresses.values() for a in addrs)
+        )
         behaviour = ""
         if node.router is not None:
             b = node.router.behavior
@@ -107,7 +121,10 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     require_root()
     plan = plan_network(loaded)
     info = {"holding": True, "scenario": str(scenario)}
-    with emulated_network(plan, label=f"up {loaded.name}", hold_info=info) as network:
+    with (
+        _interrupts_reported(),
+        emulated_network(plan, label=f"up {loaded.name}", hold_info=info) as network,
+    ):
         _print_network(network)
         out.print(
             f"holding run {network.run.id}; poke it with `simnet exec HOST -- CMD`, "
@@ -237,7 +254,8 @@ def verify_nat(
             fix=f"use one of {', '.join(PRESET_NAMES)} or a path to a .yaml file",
         )
     require_root()
-    verdicts = verify(scenario, lifetime_max_s=lifetime_max or None)
+    with _interrupts_reported():
+        verdicts = verify(scenario, lifetime_max_s=lifetime_max or None)
     if as_json:
         for each in verdicts:
             print(json.dumps(each.as_json()))

@@ -20,7 +20,7 @@ from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
-from simnet.net.run import Run, sigterm_raises
+from simnet.net.run import Run, signals_held, sigterm_raises
 
 ROUTE_SCOPE_LINK = 253
 
@@ -159,4 +159,6 @@ def emulated_network(
     """
     with sigterm_raises(), Run(label) as run:
         run.info.update(hold_info or {})
-        yield build(plan, run)
+        with signals_held():
+            network = build(plan, run)
+        yield network

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -47,6 +48,32 @@ def sigterm_raises() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the body is done, then act on the first one.
+
+    Building runs pyroute2's private event loop; an exception raised from a signal handler in one
+    of its callbacks is swallowed by asyncio, which can leave the netlink request waiting forever.
+    So signals during a build are only recorded, and raised once the build is out of that loop.
+    """
+    pending: list[int] = []
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, record) for s in watched}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if pending:
+        if pending[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signal.Signals(pending[0]).name)
+
+
+@contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Block SIGINT/SIGTERM/SIGHUP so a second Ctrl-C cannot cut a teardown short."""
     blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -65,6 +92,7 @@ class Run:
         self.label = label
         self.namespaces: list[str] = []
         self.pids: list[int] = []
+        self.pid_starts: dict[int, int | None] = {}
         self.info: dict[str, Any] = {}
         self.state_path = STATE_DIR / f"{self.id}.json"
         self.closed = False
@@ -78,7 +106,15 @@ class Run:
 
     def register_process(self, pid: int) -> None:
         self.pids.append(pid)
+        self.pid_starts[pid] = _start_time(pid)
         self.save()
+
+    @property
+    def workdir(self) -> Path:
+        """A directory for the run's files (configs, certificates, logs), removed at teardown."""
+        path = STATE_DIR / f"{self.id}.d"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def save(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -89,6 +125,7 @@ class Run:
             "owner_start": _start_time(os.getpid()),
             "namespaces": self.namespaces,
             "pids": self.pids,
+            "pid_starts": {str(p): s for p, s in self.pid_starts.items()},
             **self.info,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -114,6 +151,7 @@ class Run:
         with signals_deferred():
             kill_processes(self.pids)
             remove_namespaces(self.namespaces)
+            shutil.rmtree(STATE_DIR / f"{self.id}.d", ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
             self.closed = True
 
@@ -151,12 +189,12 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _reap(pid: int) -> bool:
-    """True while `pid` is alive; reaps it if it is our zombie child."""
-    with contextlib.suppress(ChildProcessError):
+    """True while `pid` is alive; reaps it if it is our child (`/proc` only for others)."""
+    try:
         done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return _alive(pid)
+    except ChildProcessError:
+        return _alive(pid)
+    return done == 0
 
 
 def _alive(pid: int) -> bool:
@@ -174,6 +212,16 @@ def _start_time(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def recorded_pids(state: dict[str, Any]) -> list[int]:
+    """The run's processes that are still the processes it started (pids get reused)."""
+    starts = state.get("pid_starts", {})
+    return [
+        pid
+        for pid in state.get("pids", [])
+        if isinstance(pid, int) and _alive(pid) and _start_time(pid) == starts.get(str(pid))
+    ]
 
 
 def owner_alive(state: dict[str, Any]) -> bool:

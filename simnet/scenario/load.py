@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from simnet.errors import ScenarioError
 from simnet.scenario.model import Scenario
 
 MAX_FILE_BYTES = 1 << 20
+NAMED_SECTIONS = ("nats", "hosts", "servers")
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
@@ -41,7 +43,9 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     except (ValueError, RecursionError) as exc:  # e.g. absurd nesting or numbers
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
-        data = {}
+        raise ScenarioError(
+            f"{path}: the file is empty", fix="see the scenarios/ folder for what a scenario holds"
+        )
     if not isinstance(data, dict):
         raise ScenarioError(
             f"{path}: a scenario must be a mapping of fields (name, nats, hosts, servers), "
@@ -82,6 +86,15 @@ def apply_override(data: dict[str, Any], override: str, *, source: str = "<scena
     node: Any = data
     for i, key in enumerate(keys[:-1]):
         child = node.get(key) if isinstance(node, dict) else None
+        if child is None and i == 1 and keys[0] in NAMED_SECTIONS:
+            # A typo in a NAT/host/server name must not quietly create a new one.
+            known = list(node)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ScenarioError(
+                f"--set {override!r}: {source}: no {keys[0]}.{key}{hint}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
         if child is None:
             child = {}
             node[key] = child
@@ -95,11 +108,11 @@ def apply_override(data: dict[str, Any], override: str, *, source: str = "<scena
 def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid scenario"]
     for error in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         got = error.get("input")
         shown = ""
         if error["type"] not in ("value_error", "missing") and not isinstance(got, dict | list):
             shown = f" (got {got!r})"
-        lines.append(f"  {loc}: {message}{shown}")
+        lines.append(f"  {loc}: {message}{shown}" if loc else f"  {message}{shown}")
     return "\n".join(lines)

@@ -1,0 +1,250 @@
+"""Bad input to the CLI gives one clear error, exit code 2, no traceback, and builds nothing.
+
+Why: users write scenarios by hand. A typo must be reported with the file and the field it is in
+(not as a Python traceback, and not as a half-built network), and scripts must be able to tell a
+bad scenario (2) from a failed run. `up` is run as well as `validate` because `up` is the command
+that would create namespaces if validation let something through.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GOOD = """\
+nats:
+  home: {preset: port-restricted-cone}
+  corp: {preset: full-cone, firewall: {block_udp: true, allow: ["tcp/443"]}}
+hosts:
+  alice: {behind: home}
+  bob: {behind: corp}
+  web: {behind: internet}
+"""
+
+
+def case(
+    name: str, text: str | None, names: list[str], *args: str, names_file: bool = True, **kw: Any
+) -> Any:
+    """A bad input: file contents (None: no file), what the message must name, CLI arguments.
+
+    `names_file`: the `error:` line itself names the scenario file (an error in the syntax of a
+    `--set` argument is about the argument, not the file, so it need not).
+    """
+    return pytest.param(text, list(args), names, names_file, id=name, **kw)
+
+
+CASES = [
+    case(
+        "unknown-preset",
+        "nats:\n  home: {preset: bogus-cone}\nhosts:\n  alice: {behind: home}\n",
+        ["nats.home.preset", "bogus-cone"],
+    ),
+    case(
+        "unknown-field",
+        "nats:\n  home: {preset: full-cone, hairpn: true}\n",
+        ["nats.home", "hairpn", "hairpin"],  # and it suggests the right name
+    ),
+    case(
+        "lan-not-an-ip-network",
+        "nats:\n  home: {preset: full-cone, lan: 10.0.0.300/24}\n",
+        ["nats.home.lan", "10.0.0.300/24"],
+    ),
+    case(
+        "lan-public-range",
+        "nats:\n  home: {preset: full-cone, lan: 8.8.8.0/24}\n",
+        ["nats.home.lan", "8.8.8.0/24"],
+    ),
+    case(
+        "behind-missing-nat",
+        "nats:\n  home: {}\nhosts:\n  alice: {behind: nowhere}\n",
+        ["hosts.alice.behind", "nowhere"],
+    ),
+    case(
+        "nat-loop",
+        "nats:\n  a: {behind: b}\n  b: {behind: c}\n  c: {behind: a}\n",
+        ["nats.a.behind", "loop"],
+    ),
+    case(
+        "yaml-syntax",
+        "nats:\n  home: {preset: full-cone\nhosts: [\n",
+        ["not valid YAML", "line 3"],
+    ),
+    case("list-not-mapping", "- alice\n- bob\n", ["mapping", "list"]),
+    case("missing-file", None, ["no such scenario file"]),
+    case(
+        "set-through-a-scalar",
+        GOOD,
+        ["--set", "hosts.alice.behind"],
+        "--set",
+        "hosts.alice.behind.x=1",
+    ),
+    case(
+        "set-without-value",
+        GOOD,
+        ["--set", "nats.home.preset", "dotted.path=value"],
+        "--set",
+        "nats.home.preset",
+        names_file=False,
+    ),
+    case("set-unknown-field", GOOD, ["nats.home", "hairpn"], "--set", "nats.home.hairpn=true"),
+    case(
+        "set-path-to-missing-nat",
+        GOOD,
+        ["--set", "nats.hom"],
+        "--set",
+        "nats.hom.hairpin=false",  # a typo of `home`
+    ),
+    case(
+        "empty-file",
+        "",
+        ["empty"],
+    ),
+]
+
+
+def new_namespaces(tools, before: set[str]) -> set[str]:
+    """Namespaces that appeared since `before` and belong to no run that is alive.
+
+    Other simnet runs on this machine may come and go meanwhile. A run writes its state file
+    before it creates a namespace and removes it after, so: list, then read the states, then
+    list again, and only a namespace present in both lists with no live run is a leftover.
+    """
+    listed = set(tools.namespaces())
+    live = {
+        str(s["id"])
+        for s in map(tools.state_of, (p.stem for p in Path("/run/simnet").glob("*.json")))
+        if s and tools.process_alive(int(s.get("owner_pid", 0)))
+    }
+    still = listed & set(tools.namespaces())
+    return {n for n in still - before if n.removeprefix("sn-").split("-", 1)[0] not in live}
+
+
+def run_guarded(tools, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run the CLI; if it starts a run (a state file names its pid), stop it once it holds.
+
+    Returns the finished process and the runs it started (none, when the input was rejected).
+    Whatever such a run leaves is removed afterwards, so a failing case cannot leak namespaces.
+    """
+    proc = subprocess.Popen(
+        [*tools.simnet, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tools.cli_env,
+        start_new_session=True,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    readers = [
+        threading.Thread(target=lambda s=stream, sink=sink: sink.extend(s), daemon=True)
+        for stream, sink in ((proc.stdout, out), (proc.stderr, err))
+    ]
+    for reader in readers:
+        reader.start()
+    started: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            for path in Path("/run/simnet").glob("*.json"):
+                state = tools.state_of(path.stem)
+                if state and state.get("owner_pid") == proc.pid and path.stem not in started:
+                    started.append(path.stem)
+            # stop an accepted `up` only once it holds: not in the middle of its build
+            if any(f"holding run {run_id}" in "".join(out) for run_id in started):
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.01)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(out), "".join(err))
+        return done, started
+    finally:
+        for run_id in started:
+            leftover = tools.leftovers(run_id)
+            for name in leftover.get("namespaces", []):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            if "state_file" in leftover:
+                Path(leftover["state_file"]).unlink(missing_ok=True)
+
+
+def assert_one_clear_error(done: subprocess.CompletedProcess[str], names: list[str]) -> str:
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output, output
+    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, done.stderr
+    for name in names:
+        assert name in done.stderr, f"{name!r} not in {done.stderr!r}"
+    return error_lines[0]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["validate", "up"])
+@pytest.mark.parametrize(("text", "args", "names", "names_file"), CASES)
+def test_bad_scenario_is_one_clear_error_and_builds_nothing(
+    command: str,
+    text: str | None,
+    args: list[str],
+    names: list[str],
+    names_file: bool,
+    tmp_path,
+    tools,
+) -> None:
+    path = tmp_path / "bad-scenario.yaml"
+    if text is not None:
+        path.write_text(text)
+    before = set(tools.namespaces())
+
+    done, started = run_guarded(tools, command, str(path), *args)
+
+    assert started == [], f"{command} started run(s) {started} for bad input"
+    assert new_namespaces(tools, before) == set()
+    error_line = assert_one_clear_error(done, names)
+    if names_file:
+        assert str(path) in error_line  # the file is named on the error line itself
+
+
+@pytest.mark.integration
+def test_valid_scenario_is_accepted(tmp_path, tools) -> None:
+    """Control: the harness above does not reject everything."""
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+
+    done = tools.run_cli("validate", str(path))
+
+    assert done.returncode == 0, done.output
+    assert "valid" in done.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("target", "names"),
+    [
+        ("no-such-preset", ["no-such-preset", "neither a NAT preset nor", "full-cone"]),
+        ("missing.yaml", ["missing.yaml", "no such scenario file"]),
+    ],
+)
+def test_verify_nat_unknown_target_is_one_clear_error(
+    target: str, names: list[str], tmp_path, tools
+) -> None:
+    before = set(tools.namespaces())
+
+    if target.endswith(".yaml"):
+        target = str(tmp_path / target)
+
+    done, started = run_guarded(tools, "verify-nat", target)
+
+    assert started == []
+    assert new_namespaces(tools, before) == set()
+    assert_one_clear_error(done, names)
