@@ -33,7 +33,6 @@ Choices, and why:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import contextlib
 import datetime
@@ -44,8 +43,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -421,7 +418,6 @@ class CoturnHandle:
     files: CoturnFiles
     process: subprocess.Popen[bytes]
     ready_s: float  # from spawn to answering on every endpoint
-    keep_files: bool = False
 
     @property
     def pid(self) -> int:
@@ -470,8 +466,6 @@ class CoturnHandle:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        if not self.keep_files:
-            shutil.rmtree(self.files.workdir, ignore_errors=True)
 
 
 async def start_coturn(
@@ -481,7 +475,6 @@ async def start_coturn(
     *,
     workdir: Path | None = None,
     timeout_s: float = READY_TIMEOUT_S,
-    keep_files: bool = False,
 ) -> CoturnHandle:
     """Start coturn in `server_node`'s namespace and return once it serves every endpoint.
 
@@ -490,9 +483,8 @@ async def start_coturn(
     `timeout_s`. A process that exits early (bad option: turnserver prints its help and exits 0)
     or never gets ready (e.g. an address it cannot bind, which it retries forever) raises
     `SimnetError` with the end of its log. The process is registered with the network's run,
-    which kills its process group at teardown; the work directory (log, certificate) is
-    removed by `CoturnHandle.stop()`, or when this process exits, unless `keep_files`, a
-    caller-chosen `workdir`, or a failed start (the error message points at the log).
+    which kills its process group at teardown; the work directory (log, certificate) lives in the
+    run's work directory unless the caller chooses one, and goes with the run.
     """
     binary = find_turnserver()
     ns = network.ns(server_node)
@@ -502,10 +494,8 @@ async def start_coturn(
         node = network.plan.nodes[server_node]
         config = replace(config, listening_ips=tuple(node.all_addresses()))
     if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix=f"simnet-{network.run.id}-{server_node}-coturn-"))
-    else:
-        workdir.mkdir(parents=True, exist_ok=True)
-        keep_files = True  # never delete a directory the caller chose
+        workdir = network.run.workdir / f"coturn-{server_node}"  # removed with the run
+    workdir.mkdir(parents=True, exist_ok=True)
     files = CoturnFiles(workdir)
     if config.tls_port is not None:
         write_self_signed_cert(
@@ -517,44 +507,19 @@ async def start_coturn(
         try:
             process = spawn(network.run, ns, argv, stdout=console, stderr=subprocess.STDOUT)
         except FileNotFoundError:
-            if not keep_files:
-                shutil.rmtree(workdir, ignore_errors=True)
             raise EnvironmentProblem(f"cannot run {binary} (coturn)", fix=INSTALL_FIX) from None
-    _reap_when_it_exits(process)
-    handle = CoturnHandle(
-        server_node, ns, config, files, process, ready_s=0.0, keep_files=keep_files
-    )
+    handle = CoturnHandle(server_node, ns, config, files, process, ready_s=0.0)
     try:
         await _wait_ready(handle, started + timeout_s)
     except BaseException:
-        handle.keep_files = True  # the log is the evidence; the error message points at it
         handle.stop()
         raise
-    if not keep_files:
-        # The run removes namespaces and processes but knows nothing of files; without stop()
-        # the work dir would outlive the run, so it goes when this process exits at the latest.
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     handle.ready_s = time.monotonic() - started
     network.run.info.setdefault("services", []).append(
         {"kind": "coturn", "node": server_node, "pid": process.pid, "workdir": str(workdir)}
     )
     network.run.save()
     return handle
-
-
-def _reap_when_it_exits(process: subprocess.Popen[bytes]) -> None:
-    """Wait for the child in a daemon thread, so it never lingers as a zombie.
-
-    The run's teardown SIGTERMs the process group, then polls `waitpid(WNOHANG)` and
-    /proc/PID/stat; coturn exits within a millisecond of SIGTERM, and when it turns into a
-    zombie between those two reads the teardown counts it as gone without reaping it (measured:
-    9 teardowns in 20). It then shows in `ps`/`pgrep` until simnet exits. A blocked
-    `waitpid` reaps in the kernel the moment the child exits, whoever killed it; `Popen.wait`
-    takes Popen's own lock, so `poll()`/`wait()` elsewhere stay consistent.
-    """
-    threading.Thread(
-        target=process.wait, name=f"reap-turnserver-{process.pid}", daemon=True
-    ).start()
 
 
 async def _wait_ready(handle: CoturnHandle, deadline: float) -> None:

@@ -297,14 +297,14 @@ async def test_missing_binary(network: Network, monkeypatch: pytest.MonkeyPatch)
     assert not network.run.pids
 
 
-async def test_stop_ends_the_process_and_removes_its_files(network: Network) -> None:
+async def test_stop_ends_the_process_and_keeps_its_log(network: Network) -> None:
     handle = await start_coturn(network, "turn")
-    workdir = handle.files.workdir
     assert handle.files.log.exists() and handle.files.pid.exists()
     assert int(handle.files.pid.read_text().split()[0]) == handle.pid
+    assert handle.files.workdir.is_relative_to(network.run.workdir)
     handle.stop()
     assert handle.pid not in _turnserver_pids()
-    assert not workdir.exists()
+    assert handle.files.log.exists()  # evidence stays until the run is torn down
     handle.stop()  # idempotent
 
 
@@ -320,4 +320,4 @@ def test_no_turnserver_survives_the_run() -> None:
     assert pid not in _turnserver_pids()
     assert not Path(f"/proc/{pid}").exists()
     _assert_run_left_nothing(net)
-    assert workdir.exists()  # the log stays readable after the run, until this process exits
+    assert not workdir.exists()  # the run's work dir goes with the run
