@@ -158,7 +158,56 @@ class ServerSpec(Strict):
 
     kind: Literal["stun", "turn", "signaling", "probe"]
     addresses: int = Field(default=1, ge=1, le=4)
+    auth: Literal["long-term", "rest"] = Field(
+        default="long-term", description="TURN credentials: static user or TURN REST secret"
+    )
+    region: str = ""
     link: LinkSpec | None = None
+
+
+TurnTransport = Literal["udp", "tcp", "tls"]
+TURN_TRANSPORTS: tuple[TurnTransport, ...] = ("udp", "tcp", "tls")
+
+
+class Timeouts(Strict):
+    """Every phase of a call is bounded, so a run never hangs."""
+
+    gathering_s: float = Field(default=5, gt=0, le=300)
+    signaling_s: float = Field(default=5, gt=0, le=300)
+    ice_s: float = Field(default=10, gt=0, le=300)
+    dtls_s: float = Field(default=5, gt=0, le=300)
+    datachannel_s: float = Field(default=10, gt=0, le=300)
+    media_s: float = Field(default=10, gt=0, le=300)
+
+
+class VideoSpec(Strict):
+    width: int = Field(default=640, ge=16, le=3840)
+    height: int = Field(default=480, ge=16, le=2160)
+    fps: int = Field(default=30, ge=1, le=60)
+
+
+class MediaSpec(Strict):
+    audio: bool = False
+    video: VideoSpec | None = None
+
+
+class CallSpec(Strict):
+    """The WebRTC call a run makes: who calls whom, through which servers, carrying what."""
+
+    offerer: Name = "alice"
+    answerer: Name = "bob"
+    ice_policy: Literal["all", "relay"] = "all"
+    stun: bool = Field(default=True, description="give the peers STUN (server-reflexive)")
+    turn: bool = Field(default=True, description="give the peers the scenario's TURN servers")
+    turn_transports: list[TurnTransport] = Field(default_factory=lambda: list(TURN_TRANSPORTS))
+    wrong_credentials: bool = Field(
+        default=False, description="hand out wrong TURN credentials (tests failure reporting)"
+    )
+    signaling: Literal["ws", "http"] = "ws"
+    data_bytes: int = Field(default=1_000_000, ge=0, le=1_000_000_000)
+    media: MediaSpec = Field(default_factory=MediaSpec)
+    duration_s: float = Field(default=2.0, ge=0, le=3600)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
 class Router(BaseModel):
@@ -184,6 +233,7 @@ class Scenario(Strict):
     nats: dict[Name, NatSpec] = Field(default_factory=dict)
     hosts: dict[Name, HostSpec] = Field(default_factory=dict)
     servers: dict[Name, ServerSpec] = Field(default_factory=dict)
+    call: CallSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -195,6 +245,14 @@ class Scenario(Strict):
                 if name in names:
                     raise ValueError(f"{section}.{name}: name already used in {names[name]}")
                 names[name] = section
+        if self.call is not None:
+            for role in ("offerer", "answerer"):
+                peer = getattr(self.call, role)
+                if peer not in self.hosts:
+                    known = ", ".join(self.hosts) or "none"
+                    raise ValueError(f"call.{role}: '{peer}' is not a host; hosts: {known}")
+            if self.call.offerer == self.call.answerer:
+                raise ValueError("call: offerer and answerer must be different hosts")
         routers = {r.name: r for r in self.routers()}
         for router in routers.values():
             if router.carrier and router.name in self.nats:
