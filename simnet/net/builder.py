@@ -97,6 +97,11 @@ def _base_sysctls(node: Node) -> None:
     netns.write_sysctl("net.ipv4.conf.all.rp_filter", 0)
     netns.write_sysctl("net.ipv4.conf.default.rp_filter", 0)
     netns.write_sysctl("net.ipv4.ip_forward", 1 if node.forwarding else 0)
+    # Where br_netfilter is loaded, bridged frames would traverse the IP hooks of our NATs: a
+    # hairpinned packet is then sent back out the bridge port it came in on and dropped.
+    for key in ("iptables", "ip6tables", "arptables"):
+        with contextlib.suppress(OSError):
+            netns.write_sysctl(f"net.bridge.bridge-nf-call-{key}", 0)
 
 
 def _index(ipr: IPRoute, ifname: str) -> int:

@@ -221,8 +221,8 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         node.bridges.append(LAN_IF)
         node.addresses[LAN_IF] = [IPv4Interface(f"{lan.network_address + 1}/{lan.prefixlen}")]
         lan_members[router.name] = _Pool(lan, what=f"hosts behind {router.name}")
-        if not router.behavior.translates:  # its LAN is public: whoever is upstream routes to it
-            nodes[router.behind].routes.append(Route(lan, via=wan))
+        if not router.behavior.translates:
+            _route_public_lan(nodes, lan, router.behind, wan)
 
     for name, server in scenario.servers.items():
         nodes[name] = Node(name, Role.SERVER)
@@ -233,6 +233,20 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         nodes[name] = Node(name, Role.HOST)
         attach(name, Role.HOST, behind if behind != INTERNET else CORE, HOST_IF, 1, link)
     return NetworkPlan(scenario, nodes, veths)
+
+
+def _route_public_lan(
+    nodes: dict[str, Node], lan: IPv4Network, upstream: str, via: IPv4Address
+) -> None:
+    """An `open` router's LAN is public: every router up to the core or to the first NAT
+    (which hides it anyway) needs a route to it."""
+    while True:
+        nodes[upstream].routes.append(Route(lan, via=via))
+        parent = nodes[upstream].router
+        if upstream == CORE or parent is None or parent.behavior.translates:
+            return
+        via = parent.wan_address
+        upstream = nodes[upstream].behind or CORE
 
 
 def _default_lan(

@@ -88,6 +88,10 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _translating(plan: NetworkPlan, node: str) -> list[str]:
+    return [r for r in plan.chain(node) if plan.nodes[r].router.behavior.translates]  # type: ignore[union-attr]
+
+
 def udp_allowed(plan: NetworkPlan, node: str) -> bool:
     """Do the firewalls between `node` and the internet let the probe's UDP out?"""
     probe_rules = {f"udp/{port}" for port in PORTS}
@@ -110,7 +114,12 @@ async def classify_all(
     try:
         observed: dict[str, NatObservation | None] = {}
         probers = {
-            nat: NatProber(network.ns(probe), addresses, network.ns(neighbour))
+            nat: NatProber(
+                network.ns(probe),
+                addresses,
+                network.ns(neighbour),
+                race=len(_translating(layout.plan, probe)) == 1,
+            )
             for nat, (probe, neighbour) in layout.hosts.items()
         }
         for nat, prober in list(probers.items()):

@@ -88,8 +88,8 @@ def apply_override(data: dict[str, Any], override: str, *, source: str = "<scena
         child = node.get(key) if isinstance(node, dict) else None
         if child is None and i == 1 and keys[0] in NAMED_SECTIONS:
             # A typo in a NAT/host/server name must not quietly create a new one.
-            known = list(node)
-            close = difflib.get_close_matches(key, known, n=1)
+            known = [str(k) for k in node]
+            close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ScenarioError(
                 f"--set {override!r}: {source}: no {keys[0]}.{key}{hint}; "

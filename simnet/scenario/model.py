@@ -140,6 +140,15 @@ class NatSpec(Strict):
     firewall: FirewallSpec | None = None
     link: LinkSpec | None = None
 
+    @model_validator(mode="after")
+    def _open_has_no_knobs(self) -> NatSpec:
+        if self.preset == "open" and self.knobs():
+            raise ValueError(
+                f"preset 'open' does not translate, so {', '.join(self.knobs())} cannot apply; "
+                "remove them or choose a NAT preset"
+            )
+        return self
+
     def knobs(self) -> dict[str, Any]:
         """The knobs set explicitly, to lay over the preset."""
         names = ("mapping", "filtering", "port_allocation", "hairpin", "udp_timeout_s")
@@ -253,12 +262,14 @@ class Scenario(Strict):
                     raise ValueError(f"call.{role}: '{peer}' is not a host; hosts: {known}")
             if self.call.offerer == self.call.answerer:
                 raise ValueError("call: offerer and answerer must be different hosts")
-        routers = {r.name: r for r in self.routers()}
-        for router in routers.values():
-            if router.carrier and router.name in self.nats:
+        for name, nat in self.nats.items():
+            carrier = f"{name}-carrier"
+            if nat.preset in CHAINED_PRESETS and carrier in names:
                 raise ValueError(
-                    f"nats.{router.name}: name is taken by the carrier NAT of a cgnat preset"
+                    f"{names[carrier]}.{carrier}: name is taken by the carrier NAT of "
+                    f"nats.{name} (preset {nat.preset}); rename one of them"
                 )
+        routers = {r.name: r for r in self.routers()}
         for section, items in (("nats", self.nats), ("hosts", self.hosts)):
             for name, spec in items.items():
                 if spec.behind != INTERNET and spec.behind not in self.nats:

@@ -114,19 +114,15 @@ def _stricter(a: _Behaviour, b: _Behaviour) -> _Behaviour:
 
 
 def _combined_allocation(inner: PortAllocation, outer: PortAllocation) -> PortAllocation:
-    if PortAllocation.RANDOM in (inner, outer):
-        return PortAllocation.RANDOM
-    if PortAllocation.SEQUENTIAL in (inner, outer):
-        return PortAllocation.SEQUENTIAL
-    return PortAllocation.PRESERVE
+    return inner if outer is PortAllocation.PRESERVE else outer
 
 
 def compose(inner: NatBehavior, outer: NatBehavior) -> NatBehavior:
     """What a host behind `inner`, itself behind `outer`, observes from the internet.
 
-    Hairpinning never works through two translating NATs here: the outer NAT would have to send
-    the packet back to the inner NAT's WAN address it came from, and Linux routing refuses to
-    forward a packet whose new destination is its own source (measured; see the README's limits).
+    Hairpinning needs the outer NAT to loop the packet back *and* the inner NAT to let an
+    unsolicited packet from the outer NAT's public address in, which only endpoint-independent
+    filtering does. The external port is the outer NAT's choice unless it preserves ports.
     """
     if not inner.translates:
         return outer
@@ -136,7 +132,7 @@ def compose(inner: NatBehavior, outer: NatBehavior) -> NatBehavior:
         mapping=_stricter(inner.mapping, outer.mapping),
         filtering=_stricter(inner.filtering, outer.filtering),
         port_allocation=_combined_allocation(inner.port_allocation, outer.port_allocation),
-        hairpin=False,
+        hairpin=outer.hairpin and inner.filtering is Filtering.EIF,
         udp_timeout_s=min(inner.udp_timeout_s, outer.udp_timeout_s),
     )
 
