@@ -298,6 +298,73 @@ def verify_nat(
         raise typer.Exit(1)
 
 
+JSON_KEYS = (
+    "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
+    "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
+)  # fmt: skip
+
+
+@app.command()
+def run(
+    scenario: ScenarioArg,
+    repeat: Annotated[int, typer.Option(min=1, help="calls to make")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
+    formats: Annotated[
+        list[str] | None, typer.Option("--format", help="also write csv and/or json")
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Make WebRTC calls across the scenario's network and measure each phase."""
+    from rich.progress import Progress
+
+    from simnet.call.session import call_of, run_scenario
+    from simnet.doctor import require_root
+    from simnet.results import ResultStore
+
+    loaded = _scenario(scenario, set_)
+    call_of(loaded)
+    require_root()
+    store = ResultStore(out_dir, loaded.name, formats or [])
+    rows: list[dict[str, Any]] = []
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"{loaded.name}: building", total=repeat)
+
+        def on_row(row: dict[str, Any]) -> None:
+            store.write(row)
+            rows.append(row)
+            if as_json:
+                print(json.dumps({k: row.get(k) for k in JSON_KEYS}), flush=True)
+            progress.update(task, advance=1, description=f"{loaded.name}: call {len(rows)}")
+
+        with _interrupts_reported():
+            run_scenario(loaded, repeat, on_row)
+    if not as_json:
+        _summary(loaded.name, rows, out_dir)
+    if not all(r["connected"] for r in rows):
+        raise typer.Exit(1)
+
+
+def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
+    table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
+    for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):
+        table.add_column(column)
+
+    def num(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    for row in rows:
+        outcome = f"[green]{row['path']}[/]" if row["connected"] else f"[red]{row['error']}[/]"
+        pair = f"{row['local_candidate']}/{row['remote_candidate']}"
+        if row.get("relay_protocol"):
+            pair += f" via TURN/{row['relay_protocol']}"
+        table.add_row(
+            str(row["run"]), outcome, pair, num(row["ice_connect_ms"]), num(row["setup_ms"]),
+            num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
+        )  # fmt: skip
+    out.print(table)
+
+
 def main() -> None:
     """Entry point: user errors become one message and an exit code, never a traceback."""
     try:

@@ -208,7 +208,13 @@ class CallSpec(Strict):
     ice_policy: Literal["all", "relay"] = "all"
     stun: bool = Field(default=True, description="give the peers STUN (server-reflexive)")
     turn: bool = Field(default=True, description="give the peers the scenario's TURN servers")
-    turn_transports: list[TurnTransport] = Field(default_factory=lambda: list(TURN_TRANSPORTS))
+    turn_transports: list[TurnTransport] = Field(
+        default_factory=lambda: list(TURN_TRANSPORTS),
+        min_length=1,
+        description="aiortc uses one TURN URL: the first transport listed",
+    )
+    turn_port: int | None = Field(default=None, ge=1, le=65535, description="e.g. 443")
+    turn_server: Name | None = Field(default=None, description="default: the first TURN server")
     wrong_credentials: bool = Field(
         default=False, description="hand out wrong TURN credentials (tests failure reporting)"
     )

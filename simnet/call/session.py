@@ -1,0 +1,231 @@
+"""One `simnet run`: build the scenario's network, start its servers and warm peers, make calls.
+
+The network, coturn, the signaling server and the two peer agents are started once per
+invocation and are ready before any clock starts; each repetition is then one call between the
+warm agents in a fresh signaling room, so start-up costs never count as connection time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from simnet.call.row import call_row
+from simnet.errors import ScenarioError
+from simnet.net.builder import Network, emulated_network
+from simnet.net.plan import plan_network
+from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.protocol import (
+    CallCommand,
+    CallResult,
+    IceServer,
+    MediaSpec,
+    PhaseTimeouts,
+    VideoSpec,
+)
+from simnet.scenario.model import CallSpec, Scenario
+from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
+from simnet.services.signaling import SignalingServer
+
+TURN_PORTS = {"udp": 3478, "tcp": 3478, "tls": 5349}
+SIGNALING_PORT = 443
+AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Services:
+    turn: dict[str, CoturnHandle] = field(default_factory=dict)
+    signaling: SignalingServer | None = None
+    agents: dict[str, PeerAgent] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for agent in self.agents.values():
+            await agent.close()
+        if self.signaling is not None:
+            self.signaling.close()
+            await self.signaling.wait_closed()
+        for handle in self.turn.values():
+            handle.stop()
+
+
+def call_of(scenario: Scenario) -> CallSpec:
+    """The scenario's call, checked against its hosts and servers."""
+    call = scenario.call or CallSpec()
+    for role in ("offerer", "answerer"):
+        if getattr(call, role) not in scenario.hosts:
+            raise ScenarioError(
+                f"{scenario.name}: call.{role}: no host '{getattr(call, role)}'",
+                fix="add a `call:` section naming two hosts (offerer, answerer)",
+            )
+    if not any(s.kind == "signaling" for s in scenario.servers.values()):
+        raise ScenarioError(
+            f"{scenario.name}: a call needs a signaling server",
+            fix="add `servers: {signaling: {kind: signaling}}`",
+        )
+    if call.turn_server is not None and call.turn_server not in _servers(scenario, "turn"):
+        raise ScenarioError(
+            f"{scenario.name}: call.turn_server: '{call.turn_server}' is not a TURN server; "
+            f"TURN servers: {', '.join(_servers(scenario, 'turn')) or 'none'}"
+        )
+    return call
+
+
+def _servers(scenario: Scenario, kind: str) -> list[str]:
+    return [name for name, s in scenario.servers.items() if s.kind == kind]
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:12]
+
+
+async def start_services(network: Network, scenario: Scenario, call: CallSpec) -> Services:
+    """Everything a call needs, ready (each waits on its own readiness event)."""
+    services = Services()
+    try:
+        for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
+            spec = scenario.servers[name]
+            auth = RestAuth(secret=secrets.token_hex(16)) if spec.auth == "rest" else LongTermAuth()
+            services.turn[name] = await start_coturn(network, name, TurnConfig(auth=auth))
+        signaling = _servers(scenario, "signaling")[0]
+        # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
+        services.signaling = SignalingServer(
+            network.ns(signaling), network.address(signaling), port=SIGNALING_PORT
+        )
+        await services.signaling.start()
+        agents = await asyncio.gather(
+            PeerAgent.start(network.run, network.ns(call.offerer)),
+            PeerAgent.start(network.run, network.ns(call.answerer)),
+        )
+        services.agents = {call.offerer: agents[0], call.answerer: agents[1]}
+    except BaseException:
+        await services.close()
+        raise
+    return services
+
+
+def ice_servers(
+    scenario: Scenario, call: CallSpec, services: Services
+) -> tuple[list[IceServer], str | None]:
+    """STUN and TURN as the call asks; aiortc uses one of each, so one of each is given."""
+    out: list[IceServer] = []
+    ca_file: str | None = None
+    stun_names = _servers(scenario, "stun") or _servers(scenario, "turn")
+    if call.stun and stun_names:
+        out.append(IceServer(urls=[f"stun:{services.turn[stun_names[0]].address}:3478"]))
+    turn_names = _servers(scenario, "turn")
+    if call.turn and turn_names:
+        handle = services.turn[call.turn_server or turn_names[0]]
+        transport = call.turn_transports[0]
+        port = call.turn_port or TURN_PORTS[transport]
+        scheme = "turns" if transport == "tls" else "turn"
+        url = f"{scheme}:{handle.address}:{port}?transport={'udp' if transport == 'udp' else 'tcp'}"
+        username, password = handle.credentials()
+        if call.wrong_credentials:
+            password = "not-" + password
+        out.append(IceServer(urls=[url], username=username, credential=password))
+        if handle.cert_path is not None:
+            ca_file = str(handle.cert_path)
+    return out, ca_file
+
+
+def _commands(
+    scenario: Scenario, call: CallSpec, services: Services, room: str
+) -> tuple[CallCommand, CallCommand]:
+    assert services.signaling is not None
+    servers, ca_file = ice_servers(scenario, call, services)
+    video = call.media.video
+    common: dict[str, Any] = {
+        "signaling_kind": call.signaling,
+        "signaling_url_base": services.signaling.base_url,
+        "room": room,
+        "ice_servers": servers,
+        "ice_transport_policy": call.ice_policy,
+        "ca_file": ca_file,
+        "data_bytes": call.data_bytes,
+        "media": MediaSpec(
+            audio=call.media.audio,
+            video=VideoSpec(width=video.width, height=video.height, fps=video.fps)
+            if video
+            else None,
+        ),
+        "duration_s": call.duration_s,
+        "timeouts": PhaseTimeouts(**call.timeouts.model_dump()),
+    }
+    offer = CallCommand(role="offer", peer=call.offerer, remote_peer=call.answerer, **common)
+    answer = CallCommand(role="answer", peer=call.answerer, remote_peer=call.offerer, **common)
+    return offer, answer
+
+
+async def one_call(
+    scenario: Scenario, call: CallSpec, services: Services, index: int
+) -> tuple[CallResult | None, CallResult | None, str | None]:
+    """Run call number `index`; returns both sides' results (None where an agent failed)."""
+    offer_cmd, answer_cmd = _commands(scenario, call, services, room=f"call-{index}")
+    limit = offer_cmd.timeouts.total_s(call.duration_s) + AGENT_MARGIN_S
+    offerer, answerer = services.agents[call.offerer], services.agents[call.answerer]
+    outcomes = await asyncio.gather(
+        offerer.call(offer_cmd, limit), answerer.call(answer_cmd, limit), return_exceptions=True
+    )
+    results: list[CallResult | None] = []
+    agent_error = None
+    for outcome in outcomes:
+        if isinstance(outcome, PeerAgentError):
+            results.append(None)
+            agent_error = f"agent: {outcome}"
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            results.append(result_of(outcome))
+    return results[0], results[1], agent_error
+
+
+async def run_calls(
+    network: Network,
+    scenario: Scenario,
+    repeat: int,
+    on_row: Callable[[Row], None],
+    extra: dict[str, Any] | None = None,
+) -> list[Row]:
+    call = call_of(scenario)
+    services = await start_services(network, scenario, call)
+    rows = []
+    try:
+        for index in range(repeat):
+            started = time.monotonic()
+            offer, answer, agent_error = await one_call(scenario, call, services, index)
+            row = call_row(offer, answer, agent_error)
+            row.update(
+                scenario=scenario.name,
+                scenario_hash=scenario_digest(scenario),
+                seed=scenario.seed,
+                run=index,
+                run_id=network.run.id,
+                wall_ms=(time.monotonic() - started) * 1000,
+                **(extra or {}),
+            )
+            on_row(row)
+            rows.append(row)
+    finally:
+        await services.close()
+    return rows
+
+
+def run_scenario(
+    scenario: Scenario,
+    repeat: int = 1,
+    on_row: Callable[[Row], None] = lambda row: None,
+    extra: dict[str, Any] | None = None,
+) -> list[Row]:
+    """Build `scenario`, make `repeat` calls, tear everything down. Rows go to `on_row` as each
+    call ends (so a crash loses nothing already measured)."""
+    call_of(scenario)  # a bad call section is a scenario error: say so before building
+    plan = plan_network(scenario)
+    with emulated_network(plan, label=f"run {scenario.name}") as network:
+        return asyncio.run(run_calls(network, scenario, repeat, on_row, extra))
