@@ -1,0 +1,193 @@
+"""The warm peer agent: `python -m simnet.peer.agent --netns NS`.
+
+Why a long-lived process per peer: starting Python and importing aiortc costs about a second,
+which would otherwise land inside every measured call. The agent pays it once, before the clock
+starts: it enters the namespace first (so every socket, thread and child it ever makes lives
+there), imports aiortc and its codecs, warms a throw-away peer connection, then announces
+`{"event": "ready", "t": ..., "pid", "netns", "import_s", "warm_s"}` (`import_s`: start to
+aiortc imported; `warm_s`: the call module's other imports and the warm-up) and serves
+commands, one JSON object per line on stdin:
+
+- `{"cmd": "call", ...CallCommand}`: run one call, emitting its events and a final
+  `{"event": "result", ...CallResult}`;
+- `{"cmd": "exit"}` (or stdin closing): stop, cancelling a call in progress (its peer
+  connection is still closed).
+
+Events go out one JSON object per line, each with `"t"` = `time.monotonic()` (one clock for all
+namespaces). The event stream is the original stdout, moved to a private descriptor before
+anything is imported: file descriptor 1 then points at stderr, so a library (or a C codec)
+printing to stdout can never corrupt the stream the controller parses. Bad commands are
+answered with `{"event": "error", ...}`; the agent keeps serving.
+
+Imports aiortc only inside `main()`, after `netns.enter_for_good`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from simnet.net import netns
+
+if TYPE_CHECKING:
+    from simnet.peer.protocol import CallCommand
+
+
+class _EventWriter:
+    """Writes one JSON line per event to the private copy of the original stdout."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self._fd = os.dup(1)
+        os.dup2(2, 1)  # stray prints land in the agent's log, not in the event stream
+        os.set_inheritable(self._fd, False)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        data = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.agent", description=__doc__)
+    parser.add_argument(
+        "--netns",
+        help="network namespace to live in (omitted: stay in the caller's)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
+    return parser.parse_args(argv)
+
+
+async def _warm_up() -> None:
+    """Exercise a call's first-use paths (certificate, SDP, codec set-up) once, off the clock.
+
+    Measured: about 5 ms here, and within noise of nothing on the first call's set-up; kept
+    because it is that cheap and lazy initialisation elsewhere would land inside a measurement.
+    """
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    from aiortc.codecs import get_decoder, get_encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.createDataChannel("warm-up")
+    await pc.createOffer()
+    await pc.close()
+    for mime, rate, channels in (("audio/opus", 48000, 2), ("video/VP8", 90000, None)):
+        codec = RTCRtpCodecParameters(mimeType=mime, clockRate=rate, channels=channels)
+        get_encoder(codec)
+        get_decoder(codec)
+
+
+async def _stdin_lines() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=16 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
+    from pydantic import ValidationError
+
+    import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
+    from simnet.peer.protocol import CallCommand
+
+    await _warm_up()
+    reader = await _stdin_lines()
+    emit(
+        {
+            "event": "ready",
+            "t": time.monotonic(),
+            "pid": os.getpid(),
+            "netns": _current_netns(),
+            "import_s": imported - started,
+            "warm_s": time.monotonic() - imported,
+        }
+    )
+    call: asyncio.Task[Any] | None = None
+    while True:
+        line = await reader.readline()
+        if not line:  # the controller went away: never outlive it
+            break
+        try:
+            command = json.loads(line)
+            name = command.pop("cmd")
+        except (ValueError, KeyError, AttributeError):
+            emit({"event": "error", "t": time.monotonic(), "error": f"bad command line: {line!r}"})
+            continue
+        if name == "exit":
+            break
+        if name != "call":
+            emit({"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"})
+            continue
+        try:
+            cmd = CallCommand.model_validate(command)
+        except ValidationError as exc:
+            emit({"event": "error", "t": time.monotonic(), "error": f"invalid call: {exc}"})
+            continue
+        if call is not None and not call.done():
+            emit({"event": "error", "t": time.monotonic(), "error": "a call is already running"})
+            continue
+        call = asyncio.ensure_future(_call(cmd, emit))
+    if call is not None and not call.done():
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+    return 0
+
+
+async def _call(cmd: CallCommand, emit: _EventWriter) -> None:
+    """Run one call and emit its result; a crash still ends in a result, so the controller
+    never waits for one that will not come."""
+    from simnet.peer.call import run_call
+    from simnet.peer.protocol import CallResult
+
+    try:
+        result = await run_call(cmd, emit)
+    except Exception as exc:
+        logging.getLogger("simnet.peer.agent").exception("call crashed")
+        result = CallResult(role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}")
+    emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
+
+
+def _current_netns() -> str:
+    """Name of the namespace this thread is in (by inode), or "" if it has none in /run/netns."""
+    try:
+        own = os.stat("/proc/thread-self/ns/net")
+    except OSError:
+        return ""
+    for name in netns.list_names():
+        with contextlib.suppress(OSError):
+            st = os.stat(netns.path_of(name))
+            if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+                return name
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = _parse_args(argv)
+    if args.netns:
+        netns.enter_for_good(args.netns)  # before any thread, socket or import that makes one
+    emit = _EventWriter()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    import aiortc  # noqa: F401  the point of a warm agent: pay for this before the clock starts
+
+    imported = time.monotonic()
+    return asyncio.run(_serve(emit, started, imported))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

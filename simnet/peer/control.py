@@ -1,0 +1,278 @@
+"""The orchestrator's side of a peer agent: start it in a namespace, run calls, stop it.
+
+`PeerAgent.start` returns once the agent says "ready" (its aiortc import and warm-up are done),
+so calls are timed without process start-up in them. The agent runs in its own session (process
+group) and its pid is registered with the run before anything else, so the run's teardown kills
+it whatever happens to the orchestrator; `close()` ends it earlier and politely. The agent's
+stderr (its logs, and anything a library prints) goes to a file in the run's work directory.
+
+Nothing here imports aiortc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from simnet.errors import SimnetError
+from simnet.net.run import Run
+from simnet.peer.protocol import CallCommand, CallResult, IceServer, command_line, exit_line
+
+if TYPE_CHECKING:
+    from simnet.services.coturn import CoturnHandle
+
+READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
+CALL_MARGIN_S = 10.0  # on top of `PhaseTimeouts.total_s`: event delivery, a loaded machine
+CLOSE_TIMEOUT_S = 5.0
+STREAM_LIMIT_BYTES = 16 << 20
+LOG_TAIL_LINES = 20
+
+AgentErrorKind = Literal["start", "exited", "timeout", "busy", "rejected"]
+
+
+class PeerAgentError(SimnetError):
+    """The agent itself failed (not the call: that is a result with an `error`)."""
+
+    def __init__(self, message: str, *, kind: AgentErrorKind) -> None:
+        super().__init__(message)
+        self.kind: AgentErrorKind = kind
+
+
+class PeerAgent:
+    """A running agent process inside namespace `ns`. Use `await PeerAgent.start(run, ns)`."""
+
+    def __init__(
+        self,
+        ns: str,
+        process: asyncio.subprocess.Process,
+        log_path: Path,
+        spawned_t: float,
+    ) -> None:
+        self.ns = ns
+        self.process = process
+        self.log_path = log_path
+        self.spawned_t = spawned_t  # time.monotonic() just before the spawn
+        self.ready_t: float | None = None  # the agent's own "ready" timestamp
+        self.ready_event: dict[str, Any] = {}
+        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._busy = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def ready_s(self) -> float | None:
+        """Spawn to "ready": interpreter start, namespace entry, aiortc import and warm-up."""
+        return None if self.ready_t is None else self.ready_t - self.spawned_t
+
+    @classmethod
+    async def start(
+        cls, run: Run, ns: str, *, timeout_s: float = READY_TIMEOUT_S, log_dir: Path | None = None
+    ) -> PeerAgent:
+        """Spawn `python -m simnet.peer.agent --netns NS` and wait for its ready event."""
+        log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
+        spawned = time.monotonic()
+        with open(log_path, "ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "simnet.peer.agent",
+                "--netns",
+                ns,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,  # its own process group: teardown kills all of it
+                limit=STREAM_LIMIT_BYTES,
+            )
+        run.register_process(process.pid)
+        agent = cls(ns, process, log_path, spawned)
+        agent._reader = asyncio.ensure_future(agent._read_events())
+        try:
+            event = await agent._next_event(timeout_s, "start")
+            if event.get("event") != "ready":
+                raise PeerAgentError(
+                    f"peer agent in {ns} sent {event!r} before ready{agent._log_hint()}",
+                    kind="start",
+                )
+        except BaseException:
+            await agent.kill()
+            raise
+        agent.ready_event = event
+        agent.ready_t = float(event["t"])
+        return agent
+
+    async def _read_events(self) -> None:
+        assert self.process.stdout is not None
+        try:
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    break
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # cannot happen by design (see agent._EventWriter); never fatal
+                if isinstance(event, dict):
+                    self._events.put_nowait(event)
+        finally:
+            self._events.put_nowait(None)  # end of stream
+
+    async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> dict[str, Any]:
+        try:
+            event = await asyncio.wait_for(self._events.get(), timeout_s)
+        except TimeoutError:
+            raise PeerAgentError(
+                f"peer agent in {self.ns} said nothing for {timeout_s:g} s ({phase})"
+                f"{self._log_hint()}",
+                kind="timeout",
+            ) from None
+        if event is None:
+            self._events.put_nowait(None)
+            code = await self._wait_exit(CLOSE_TIMEOUT_S)
+            raise PeerAgentError(
+                f"peer agent in {self.ns} exited (code {code}){self._log_hint()}",
+                kind="start" if phase == "start" else "exited",
+            )
+        return event
+
+    async def call(self, cmd: CallCommand, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """Run `cmd`; every event of the call, ending with the "result" event.
+
+        `timeout_s` defaults to the sum of the call's phase timeouts plus a margin: the agent
+        bounds every phase itself, so hitting this means the agent is stuck, and it is killed.
+        """
+        if self._busy:
+            raise PeerAgentError(f"peer agent in {self.ns} is already in a call", kind="busy")
+        if timeout_s is None:
+            timeout_s = cmd.timeouts.total_s(cmd.duration_s) + CALL_MARGIN_S
+        self._busy = True
+        try:
+            await self._write(command_line(cmd))
+            events: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout_s
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    event = await self._next_event(max(remaining, 0.0), "timeout")
+                except PeerAgentError as exc:
+                    if exc.kind == "timeout":
+                        await self.kill()
+                    raise
+                events.append(event)
+                if event.get("event") == "result":
+                    return events
+                if event.get("event") == "error":  # the agent rejected the command
+                    raise PeerAgentError(
+                        f"peer agent in {self.ns} rejected the call: {event.get('error')}",
+                        kind="rejected",
+                    )
+        finally:
+            self._busy = False
+
+    async def _write(self, line: str) -> None:
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing():
+            raise PeerAgentError(f"peer agent in {self.ns} is not running", kind="exited")
+        try:
+            stdin.write(line.encode())
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            raise PeerAgentError(
+                f"peer agent in {self.ns} is gone{self._log_hint()}", kind="exited"
+            ) from None
+
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Ask the agent to exit; kill its process group if it does not within `timeout_s`."""
+        if self.process.returncode is None:
+            with contextlib.suppress(PeerAgentError):
+                await self._write(exit_line())
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            if await self._wait_exit(timeout_s) is None:
+                await self.kill()
+        await self._stop_reader()
+
+    async def kill(self) -> None:
+        """SIGKILL the agent's process group and reap it."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            await self._wait_exit(CLOSE_TIMEOUT_S)
+        await self._stop_reader()
+
+    async def _wait_exit(self, timeout_s: float) -> int | None:
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout_s)
+        except TimeoutError:
+            return None
+
+    async def _stop_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    def _log_hint(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            return ""
+        if not lines:
+            return f" (log {self.log_path} is empty)"
+        return f"\n  last lines of {self.log_path}:\n    " + "\n    ".join(lines)
+
+    async def __aenter__(self) -> PeerAgent:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def result_of(events: list[dict[str, Any]]) -> CallResult:
+    """The `CallResult` in a call's events (the last one, "result")."""
+    for event in reversed(events):
+        if event.get("event") == "result":
+            fields = {k: v for k, v in event.items() if k not in ("event", "t")}
+            return CallResult.model_validate(fields)
+    raise ValueError("no result event among the call's events")
+
+
+def coturn_ice_servers(
+    turn: CoturnHandle,
+    *,
+    turn_url: str | None = None,
+    credentials: tuple[str, str] | None = None,
+    stun: bool = True,
+) -> list[IceServer]:
+    """ICE servers for a call through one coturn: its STUN service and one TURN URL.
+
+    One TURN URL because aiortc uses only the first it accepts anyway (see `IceServer`);
+    default `turn:ADDR:PORT?transport=udp`. `credentials` default to the server's own.
+    """
+    host = f"{turn.address}:{turn.config.port}"
+    username, password = credentials or turn.credentials()
+    servers = [IceServer(urls=[f"stun:{host}"])] if stun else []
+    servers.append(
+        IceServer(
+            urls=[turn_url or f"turn:{host}?transport=udp"],
+            username=username,
+            credential=password,
+        )
+    )
+    return servers

@@ -1,0 +1,202 @@
+"""What aiortc does not tell: the nominated candidate pair, and how each TURN allocation went.
+
+Both come from aioice internals, kept in this one module so a library upgrade breaks one place:
+
+- The selected pair: aiortc has no `getSelectedCandidatePair()`. The ICE agent is the aioice
+  `Connection` behind `pc.sctp.transport.transport._connection` (SCTP → DTLS → ICE transport);
+  its `_nominated[component]` is a `CandidatePair` whose `protocol` is the local socket. For a
+  relayed candidate that socket is a `TurnTransport` wrapping the TURN client protocol
+  (`TurnClientUdpProtocol` or `TurnClientTcpProtocol`, TLS when its transport carries an SSL
+  object), which says which TURN server and which transport the media really uses.
+- TURN attempts: aioice gathers a relayed candidate in a task whose exception it drops, so a
+  wrong password (401) and an unreachable server both just mean "no relay candidate". The agent
+  wraps `aioice.turn.create_turn_endpoint` (looked up through the module by aioice at call time)
+  to record each attempt's outcome, which lets a relay-only failure be classified "turn-auth".
+- TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
+  which rejects coturn's per-run self-signed certificate. The same wrapper substitutes an
+  `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
+  certificate carries the server's IP address as a subject alternative name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from aioice import stun
+from aioice import turn as aioice_turn
+from aioice.ice import CandidatePair, Connection
+from aiortc import RTCPeerConnection
+from aiortc.rtcconfiguration import RTCIceServer
+from aiortc.rtcicetransport import connection_kwargs
+
+from simnet.peer.protocol import (
+    CandidateInfo,
+    IceServer,
+    RelayInfo,
+    SelectedPair,
+    TurnAttempt,
+)
+
+TurnKind = Literal["udp", "tcp", "tls"]
+
+
+class TurnRecorder:
+    """Collects the TURN attempts of one call and supplies its TLS context."""
+
+    def __init__(self, ca_file: str | None) -> None:
+        self.attempts: list[TurnAttempt] = []
+        self.ssl_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+    def auth_failed(self) -> bool:
+        return any(a.error_code == 401 for a in self.attempts)
+
+
+_current: TurnRecorder | None = None
+_original_create_turn_endpoint = aioice_turn.create_turn_endpoint
+
+
+async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
+    recorder = _current
+    wants_tls = bool(kwargs.get("ssl"))
+    if kwargs.get("ssl") is True and recorder is not None and recorder.ssl_context is not None:
+        kwargs["ssl"] = recorder.ssl_context
+    server = kwargs.get("server_addr", args[1] if len(args) > 1 else ("?", 0))
+    transport: TurnKind = (
+        "tls" if wants_tls else "tcp" if kwargs.get("transport") == "tcp" else "udp"
+    )
+    started = time.monotonic()
+
+    def record(ok: bool, exc: BaseException | None = None) -> None:
+        if recorder is None:
+            return
+        error, code = None, None
+        if isinstance(exc, asyncio.CancelledError):
+            error = "cancelled (gathering gave up waiting for the TURN server)"
+        elif exc is not None:
+            error, code = _describe(exc)
+        recorder.attempts.append(
+            TurnAttempt(
+                server=f"{server[0]}:{server[1]}",
+                transport=transport,
+                ok=ok,
+                error=error,
+                error_code=code,
+                elapsed_ms=(time.monotonic() - started) * 1000,
+            )
+        )
+
+    try:
+        result = await _original_create_turn_endpoint(*args, **kwargs)
+    except BaseException as exc:
+        record(False, exc)
+        raise
+    record(True)
+    return result
+
+
+def _describe(exc: BaseException) -> tuple[str, int | None]:
+    """(message, STUN error code). Like `simnet.services.turn_client.classify`, which the agent
+    does not import: `simnet.services` pulls in pyroute2 and nftables, 90 ms of agent start-up."""
+    if isinstance(exc, stun.TransactionFailed):
+        code, reason = exc.response.attributes.get("ERROR-CODE", (None, ""))
+        return f"TURN allocation: {code} {reason}".rstrip(), code
+    if isinstance(exc, stun.TransactionTimeout):
+        return "TURN allocation: no answer (timed out)", None
+    return f"TURN allocation: {type(exc).__name__}: {exc}", None
+
+
+@contextlib.contextmanager
+def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
+    """Record TURN attempts (and trust `ca_file` for TLS) while the body runs: one call."""
+    global _current
+    recorder = TurnRecorder(ca_file)
+    # Stays installed for the agent's life (idempotent); outside a call it only passes through.
+    aioice_turn.create_turn_endpoint = _recording_create_turn_endpoint
+    previous, _current = _current, recorder
+    try:
+        yield recorder
+    finally:
+        _current = previous
+
+
+def used_turn_url(servers: list[IceServer]) -> str | None:
+    """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one)."""
+    for server in servers:
+        for url in server.urls:
+            try:
+                kwargs = connection_kwargs(
+                    [
+                        RTCIceServer(
+                            urls=[url], username=server.username, credential=server.credential
+                        )
+                    ]
+                )
+            except ValueError:
+                continue
+            if "turn_server" in kwargs:
+                return url
+    return None
+
+
+def ice_connection(pc: RTCPeerConnection) -> Connection | None:
+    """The aioice agent of the call (everything is bundled on one transport)."""
+    if pc.sctp is not None:
+        return pc.sctp.transport.transport._connection
+    for transceiver in pc.getTransceivers():
+        return transceiver.receiver.transport.transport._connection
+    return None
+
+
+def candidate_counts(connection: Connection | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(local, remote) candidate counts by type."""
+    if connection is None:
+        return {}, {}
+    local = Counter(c.type for c in connection.local_candidates)
+    remote = Counter(c.type for c in connection.remote_candidates)
+    return dict(local), dict(remote)
+
+
+def selected_pair(pc: RTCPeerConnection, turn_url: str | None) -> SelectedPair | None:
+    """The nominated pair of component 1, or None before ICE completes or after close."""
+    connection = ice_connection(pc)
+    if connection is None:
+        return None
+    pair: CandidatePair | None = connection._nominated.get(1)
+    if pair is None:
+        return None
+    local, remote = pair.local_candidate, pair.remote_candidate
+    relay = _relay_info(pair, turn_url) if local.type == "relay" else None
+    return SelectedPair(
+        local=CandidateInfo(
+            type=local.type, protocol=local.transport.lower(), address=local.host, port=local.port
+        ),
+        remote=CandidateInfo(
+            type=remote.type,
+            protocol=remote.transport.lower(),
+            address=remote.host,
+            port=remote.port,
+        ),
+        relay=relay,
+    )
+
+
+def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
+    transport = pair.protocol.transport
+    if not isinstance(transport, aioice_turn.TurnTransport):
+        return None
+    inner = getattr(transport, "_TurnTransport__inner_protocol", None)
+    kind: TurnKind
+    if isinstance(inner, aioice_turn.TurnClientUdpProtocol):
+        kind = "udp"
+    elif isinstance(inner, aioice_turn.TurnClientTcpProtocol):
+        kind = "tls" if inner.transport.get_extra_info("ssl_object") is not None else "tcp"
+    else:
+        return None
+    host, port = inner.server
+    return RelayInfo(server_url=turn_url, server=f"{host}:{port}", transport=kind)

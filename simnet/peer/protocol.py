@@ -1,0 +1,241 @@
+"""What the controller and the peer agent say to each other: one JSON object per line.
+
+The controller writes commands to the agent's stdin (`{"cmd": "call", ...CallCommand}`,
+`{"cmd": "exit"}`); the agent writes events to its stdout, each with `"t"`, a
+`time.monotonic()` reading. Every namespace shares the same monotonic clock, so timestamps from
+the two peers of a call (and from the orchestrator) are directly comparable: one-way phase
+timings need no clock synchronisation.
+
+The models live here, apart from the agent, so the orchestrator can build and validate a call
+without importing aiortc; they are plain pydantic data with no behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["offer", "answer"]
+SignalingKind = Literal["ws", "http"]
+IcePolicy = Literal["all", "relay"]
+Phase = Literal["gathering", "signaling", "ice", "dtls", "datachannel", "media"]
+# What `CallResult.error` can be. "timeout:<phase>": a phase hit its limit. The others name
+# what failed: "turn-auth" the TURN server refused the credentials (401) and no path was left;
+# "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
+# not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
+# "agent" an unexpected exception inside the agent (details in error_detail and its log).
+ERROR_KINDS = (
+    "ice-failed",
+    "turn-auth",
+    "signaling",
+    "dtls",
+    "media",
+    "agent",
+    *(f"timeout:{p}" for p in get_args(Phase)),
+)
+
+DONE_WAIT_S = 5.0  # at most this long for the peer's "done" (capped by the datachannel timeout)
+CLOSE_TIMEOUT_S = 5.0  # each of: closing the peer connection, closing the signaling channel
+
+# Events the agent emits, in the order a successful call produces them (per role).
+OFFERER_PHASES = (
+    "call_started",
+    "offer_created",
+    "gathering_done",
+    "offer_sent",
+    "answer_received",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+ANSWERER_PHASES = (
+    "call_started",
+    "offer_received",
+    "gathering_done",
+    "answer_sent",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IceServer(_Model):
+    """One RTCIceServer. Note aiortc uses only the first STUN and the first TURN URL it accepts
+    across all servers (and only `turn:...?transport=udp|tcp` and `turns:...?transport=tcp`)."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class VideoSpec(_Model):
+    """Synthetic video each peer sends (VP8 in aiortc; CPU-bound, so keep it small)."""
+
+    width: int = Field(default=320, ge=16, le=3840)
+    height: int = Field(default=240, ge=16, le=2160)
+    fps: float = Field(default=15.0, gt=0, le=60)
+
+
+class MediaSpec(_Model):
+    """Media each peer sends to the other (both directions, same spec)."""
+
+    audio: bool = False
+    video: VideoSpec | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        return (["audio"] if self.audio else []) + (["video"] if self.video else [])
+
+
+class PhaseTimeouts(_Model):
+    """Upper bound of each phase, so a call can never hang.
+
+    gathering: setLocalDescription (aiortc gathers all candidates there, no trickle);
+    signaling: opening the channel and each wait for the peer's description;
+    ice: checks until a pair is nominated; dtls: handshake after ICE;
+    datachannel: channel open, then the RTT probes and the transfer, each;
+    media: the first frame of every expected kind, both directions.
+    """
+
+    gathering_s: float = Field(default=10.0, gt=0)
+    signaling_s: float = Field(default=10.0, gt=0)
+    ice_s: float = Field(default=15.0, gt=0)
+    dtls_s: float = Field(default=10.0, gt=0)
+    datachannel_s: float = Field(default=15.0, gt=0)
+    media_s: float = Field(default=10.0, gt=0)
+
+    def total_s(self, duration_s: float = 0.0) -> float:
+        """A bound on a whole call as the agent runs it: every wait at its limit (the signaling
+        channel's open and the wait for the peer's description; the data channel's open and
+        two more waits), the media time, and the bounded ending ("done", then two closes)."""
+        return (
+            self.gathering_s
+            + 2 * self.signaling_s
+            + self.ice_s
+            + self.dtls_s
+            + 3 * self.datachannel_s
+            + self.media_s
+            + duration_s
+            + DONE_WAIT_S
+            + 2 * CLOSE_TIMEOUT_S
+        )
+
+
+class CallCommand(_Model):
+    """One call, from one peer's side. Both peers get the same fields except role and ids."""
+
+    role: Role
+    signaling_kind: SignalingKind = "ws"
+    signaling_url_base: str
+    room: str
+    peer: str
+    remote_peer: str
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    ice_transport_policy: IcePolicy = "all"
+    # PEM file of CAs trusted for turns: URLs (coturn's self-signed certificate); None = the
+    # system store.
+    ca_file: str | None = None
+    data_bytes: int = Field(
+        default=1_000_000, ge=0
+    )  # offerer -> answerer, reliable ordered channel
+    data_chunk_bytes: int = Field(default=16_384, ge=1, le=65_536)
+    rtt_probes: int = Field(default=10, ge=0)  # application-level echoes before the transfer
+    media: MediaSpec = Field(default_factory=MediaSpec)
+    duration_s: float = Field(default=0.0, ge=0)  # media time measured after the first frames
+    timeouts: PhaseTimeouts = Field(default_factory=PhaseTimeouts)
+
+
+class CandidateInfo(_Model):
+    type: str  # host / srflx / prflx / relay
+    protocol: str  # udp / tcp
+    address: str
+    port: int
+
+
+class RelayInfo(_Model):
+    """How the local relayed candidate reaches its TURN server."""
+
+    server_url: str | None  # the ice_servers URL aiortc used (it uses exactly one)
+    server: str  # "ip:port"
+    transport: Literal["udp", "tcp", "tls"]
+
+
+class SelectedPair(_Model):
+    local: CandidateInfo
+    remote: CandidateInfo
+    relay: RelayInfo | None = None  # set when the local candidate is a relay
+
+
+class TurnAttempt(_Model):
+    """One TURN allocation aioice tried while gathering (recorded by the agent)."""
+
+    server: str
+    transport: Literal["udp", "tcp", "tls"]
+    ok: bool
+    error: str | None = None
+    error_code: int | None = None
+    elapsed_ms: float
+
+
+class SentStats(_Model):
+    packets: int
+    bytes: int
+    bitrate_kbps: float  # over the measured media window
+
+
+class ReceivedStats(_Model):
+    packets: int
+    packets_lost: int
+    jitter_ms: float
+    frames: int  # decoded frames delivered to the application in the window
+    fps: float
+    # From the sender's RTCP sender reports (aiortc's inbound stats have no byte count); None
+    # when fewer than two reports arrived in the window (they come about once a second).
+    bitrate_kbps: float | None
+
+
+class MediaKindStats(_Model):
+    kind: str
+    sent: SentStats | None
+    received: ReceivedStats | None
+    rtt_ms: float | None  # from remote-inbound-rtp (RTCP receiver reports), if any arrived
+
+
+class CallResult(_Model):
+    """The final event of a call (`{"event": "result", "t": ..., **CallResult}`)."""
+
+    role: Role
+    connected: bool  # ICE nominated a pair and DTLS completed
+    error: str | None = None  # None or one of ERROR_KINDS
+    error_detail: str | None = None
+    selected_pair: SelectedPair | None = None
+    local_candidates: dict[str, int] = Field(default_factory=dict)  # type -> count
+    remote_candidates: dict[str, int] = Field(default_factory=dict)
+    turn_attempts: list[TurnAttempt] = Field(default_factory=list)
+    phase_t: dict[str, float] = Field(default_factory=dict)  # event -> monotonic time
+    setup_s: float | None = None  # offer created (offerer) / received (answerer) -> dc open
+    dc_rtt_ms: float | None = None  # median of the echo probes
+    dc_bytes: int | None = None
+    dc_goodput_mbps: float | None = None  # at the receiver, from the sender's start time
+    media: list[MediaKindStats] = Field(default_factory=list)
+    media_window_s: float | None = None
+    close_s: float | None = None  # closing the peer connection (TURN deallocation included)
+
+
+def command_line(cmd: CallCommand) -> str:
+    """The stdin line that asks an agent to run `cmd`."""
+    return _dump({"cmd": "call", **cmd.model_dump(mode="json")})
+
+
+def exit_line() -> str:
+    return _dump({"cmd": "exit"})
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":")) + "\n"
