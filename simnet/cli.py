@@ -345,6 +345,68 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def matrix(
+    repeat: Annotated[int, typer.Option(min=1, help="calls per cell")] = 1,
+    turn: Annotated[bool, typer.Option("--turn/--no-turn", help="offer a TURN server")] = True,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
+) -> None:
+    """Call across every ordered pair of NAT presets and show the grid of outcomes."""
+    import statistics
+
+    from rich.progress import Progress
+
+    from simnet.call.matrix import PRESETS, expected_paths, matrix_cells, matrix_scenario
+    from simnet.call.session import run_scenario
+    from simnet.doctor import require_root
+    from simnet.results import ResultStore
+
+    require_root()
+    scenario = matrix_scenario(turn=turn)
+    cells = matrix_cells()
+    store = ResultStore(out_dir, scenario.name)
+    rows: list[dict[str, Any]] = []
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("NAT matrix: building", total=len(cells) * repeat)
+
+        def on_row(row: dict[str, Any]) -> None:
+            store.write(row)
+            rows.append(row)
+            if as_json:
+                keys = (*JSON_KEYS, "nat_a", "nat_b")
+                print(json.dumps({k: row.get(k) for k in keys}), flush=True)
+            progress.update(task, advance=1, description=f"{row['nat_a']} -> {row['nat_b']}")
+
+        with _interrupts_reported():
+            run_scenario(scenario, repeat, on_row, cells=cells)
+    wrong = []
+    grid = Table(title=f"NAT matrix ({'with' if turn else 'without'} TURN): outcome, median set-up")
+    grid.add_column("A \\ B")
+    for preset in PRESETS:
+        grid.add_column(preset)
+    for nat_a in PRESETS:
+        cells_out = []
+        for nat_b in PRESETS:
+            runs = [r for r in rows if (r["nat_a"], r["nat_b"]) == (nat_a, nat_b)]
+            paths = {r["path"] if r["connected"] else "failed" for r in runs}
+            setups = [r["setup_ms"] for r in runs if r["setup_ms"] is not None]
+            path = "/".join(sorted(paths))
+            expected = expected_paths(nat_a, nat_b, turn)
+            if not paths <= expected:
+                wrong.append(f"{nat_a} -> {nat_b}: {path}, expected {'/'.join(sorted(expected))}")
+            color = {"direct": "green", "relay": "yellow"}.get(path, "red")
+            median = f" {statistics.median(setups):.0f} ms" if setups else ""
+            cells_out.append(f"[{color}]{path}[/]{median}")
+        grid.add_row(nat_a, *cells_out)
+    if not as_json:
+        out.print(grid)
+        for line in wrong:
+            err.print(f"[red]unexpected:[/] {line}")
+    if wrong:
+        raise typer.Exit(1)
+
+
 def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
     table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):

@@ -85,8 +85,8 @@ def scenario_digest(scenario: Scenario) -> str:
     return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:12]
 
 
-async def start_services(network: Network, scenario: Scenario, call: CallSpec) -> Services:
-    """Everything a call needs, ready (each waits on its own readiness event)."""
+async def start_services(network: Network, scenario: Scenario, peers: list[str]) -> Services:
+    """Everything the calls need, ready (each waits on its own readiness event)."""
     services = Services()
     try:
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
@@ -99,11 +99,8 @@ async def start_services(network: Network, scenario: Scenario, call: CallSpec) -
             network.ns(signaling), network.address(signaling), port=SIGNALING_PORT
         )
         await services.signaling.start()
-        agents = await asyncio.gather(
-            PeerAgent.start(network.run, network.ns(call.offerer)),
-            PeerAgent.start(network.run, network.ns(call.answerer)),
-        )
-        services.agents = {call.offerer: agents[0], call.answerer: agents[1]}
+        agents = await asyncio.gather(*(PeerAgent.start(network.run, network.ns(p)) for p in peers))
+        services.agents = dict(zip(peers, agents, strict=True))
     except BaseException:
         await services.close()
         raise
@@ -186,20 +183,24 @@ async def one_call(
     return results[0], results[1], agent_error
 
 
+Cell = tuple[CallSpec, dict[str, Any]]  # a call to make, and extra columns for its rows
+
+
 async def run_calls(
     network: Network,
     scenario: Scenario,
+    cells: list[Cell],
     repeat: int,
     on_row: Callable[[Row], None],
-    extra: dict[str, Any] | None = None,
 ) -> list[Row]:
-    call = call_of(scenario)
-    services = await start_services(network, scenario, call)
-    rows = []
+    """Make every cell's call `repeat` times (cell by cell) between warm agents."""
+    peers = list(dict.fromkeys(p for call, _ in cells for p in (call.offerer, call.answerer)))
+    services = await start_services(network, scenario, peers)
+    rows: list[Row] = []
     try:
-        for index in range(repeat):
+        for index, (call, extra) in ((i, c) for c in cells for i in range(repeat)):
             started = time.monotonic()
-            offer, answer, agent_error = await one_call(scenario, call, services, index)
+            offer, answer, agent_error = await one_call(scenario, call, services, len(rows))
             row = call_row(offer, answer, agent_error)
             row.update(
                 scenario=scenario.name,
@@ -208,7 +209,7 @@ async def run_calls(
                 run=index,
                 run_id=network.run.id,
                 wall_ms=(time.monotonic() - started) * 1000,
-                **(extra or {}),
+                **extra,
             )
             on_row(row)
             rows.append(row)
@@ -221,11 +222,11 @@ def run_scenario(
     scenario: Scenario,
     repeat: int = 1,
     on_row: Callable[[Row], None] = lambda row: None,
-    extra: dict[str, Any] | None = None,
+    cells: list[Cell] | None = None,
 ) -> list[Row]:
-    """Build `scenario`, make `repeat` calls, tear everything down. Rows go to `on_row` as each
-    call ends (so a crash loses nothing already measured)."""
-    call_of(scenario)  # a bad call section is a scenario error: say so before building
+    """Build `scenario`, make `repeat` calls (of each cell; default: the scenario's call), tear
+    everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured."""
+    cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
-        return asyncio.run(run_calls(network, scenario, repeat, on_row, extra))
+        return asyncio.run(run_calls(network, scenario, cells, repeat, on_row))

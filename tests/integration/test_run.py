@@ -1,0 +1,135 @@
+"""`simnet run` and `simnet matrix` on real namespaces, coturn and aiortc peers.
+
+Expectations are data (the matrix table in simnet.call.matrix); one test body checks every cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simnet.call.matrix import (
+    NEEDS_RELAY,
+    PRESETS,
+    expected_paths,
+    matrix_cells,
+    matrix_scenario,
+)
+from simnet.call.session import run_scenario
+from simnet.net.plan import plan_network
+from simnet.results import load
+from simnet.scenario import load_scenario, scenario_from_dict
+from simnet.scenario.model import CallSpec, Timeouts
+
+pytestmark = pytest.mark.integration
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _describe(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"{r.get('nat_a', '')} -> {r.get('nat_b', '')}: connected={r['connected']} "
+        f"path={r['path']} error={r['error']} ({r.get('error_detail')})"
+        for r in rows
+    )
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    return str(row["path"]) if row["connected"] else "failed"
+
+
+def test_matrix_with_turn_connects_every_cell_and_relays_where_it_must(tools: Any) -> None:
+    before = set(tools.namespaces())
+    rows = run_scenario(matrix_scenario(turn=True), cells=matrix_cells())
+    assert len(rows) == len(PRESETS) ** 2
+    wrong = [r for r in rows if _outcome(r) not in expected_paths(r["nat_a"], r["nat_b"], True)]
+    assert not wrong, _describe(wrong)
+    for row in rows:
+        if (row["nat_a"], row["nat_b"]) in NEEDS_RELAY:
+            assert row["relay_protocol"] == "udp" and row["relay_server"], _describe([row])
+    assert set(tools.namespaces()) <= before
+
+
+def test_without_turn_hole_punching_works_exactly_where_ice_theory_says() -> None:
+    """Direct in every cell where it can work, failed (classified, bounded) where it cannot."""
+    quick = CallSpec(timeouts=Timeouts(ice_s=4), data_bytes=100_000)
+    rows = run_scenario(matrix_scenario(turn=False), cells=matrix_cells(base=quick))
+    wrong = [r for r in rows if _outcome(r) not in expected_paths(r["nat_a"], r["nat_b"], False)]
+    assert not wrong, _describe(wrong)
+    failed = [r for r in rows if not r["connected"]]
+    assert {(r["nat_a"], r["nat_b"]) for r in failed} == NEEDS_RELAY
+    assert all(r["error"] == "timeout:ice" for r in failed), _describe(failed)
+
+
+def test_udp_blocked_connects_through_turn_over_tls_on_443() -> None:
+    scenario = load_scenario(SCENARIOS / "corporate-udp-blocked.yaml")
+    [row] = run_scenario(scenario)
+    assert row["connected"], _describe([row])
+    assert row["path"] == "relay" and row["relay_protocol"] == "tls"
+    assert row["relay_server"].endswith(":443")
+
+
+def test_wrong_turn_credentials_are_a_classified_failure() -> None:
+    scenario = load_scenario(SCENARIOS / "relay-only.yaml", ["call.wrong_credentials=true"])
+    [row] = run_scenario(scenario)
+    assert not row["connected"]
+    assert row["error"] in ("turn-auth", "ice-failed"), _describe([row])
+    assert any(a["error_code"] == 401 for a in row["turn_attempts"]), row["turn_attempts"]
+
+
+def test_unreachable_signaling_is_a_classified_failure_within_its_timeout() -> None:
+    scenario = load_scenario(SCENARIOS / "home-vs-carrier.yaml")
+    signaling = plan_network(scenario).nodes["signaling"].address
+    data = scenario.model_dump(mode="json")
+    data["nats"]["home"]["firewall"] = {"block": [f"{signaling}/32"]}
+    data["call"]["timeouts"] = {"signaling_s": 2}
+    [row] = run_scenario(scenario_from_dict(data))
+    assert not row["connected"]
+    assert row["error"] == "signaling", _describe([row])
+    assert row["wall_ms"] < 30_000  # bounded by the phase timeout, not a hang
+
+
+def test_a_call_with_media_delivers_frames_both_ways(tmp_path: Path, tools: Any) -> None:
+    result = tools.run_cli(
+        "run",
+        str(SCENARIOS / "direct-lan.yaml"),
+        "--json",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "call.media.audio=true",
+        "--set",
+        "call.media.video={width: 320, height: 240, fps: 15}",
+        "--set",
+        "call.duration_s=2",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.output
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["connected"] and line["path"] == "direct"
+    [row] = load(tmp_path).to_dict("records")
+    for side in ("offerer", "answerer"):
+        for kind in ("audio", "video"):
+            assert row[f"{side}_{kind}_recv_frames"] > 0, (side, kind)
+            assert row[f"{side}_{kind}_sent_kbps"] > 0, (side, kind)
+    assert row["scenario"] == "direct-lan" and row["kernel"] and row["aiortc_version"]
+
+
+def test_run_json_has_the_documented_keys_and_writes_parquet(tmp_path: Path, tools: Any) -> None:
+    result = tools.run_cli(
+        "run", str(SCENARIOS / "home-vs-carrier.yaml"), "--repeat", "2", "--json",
+        "--out", str(tmp_path), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.strip().splitlines()]
+    assert [x["run"] for x in lines] == [0, 1]
+    for line in lines:
+        assert set(line) >= {
+            "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
+            "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
+        }  # fmt: skip
+        assert line["path"] == "relay" and line["setup_ms"] > 0 and line["dc_goodput_mbps"] > 0
+    frame = load(tmp_path)
+    assert len(frame) == 2 and set(frame["git_revision"]) and set(frame["scenario_hash"])
