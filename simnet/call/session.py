@@ -202,6 +202,11 @@ async def run_calls(
             started = time.monotonic()
             offer, answer, agent_error = await one_call(scenario, call, services, len(rows))
             row = call_row(offer, answer, agent_error)
+            if row["path"] == "relay" and row["relay_protocol"] is None:
+                # The relayed side read no TURN client (it can close first under load); the call
+                # had exactly one TURN URL, so its transport is known. Flagged as inferred.
+                row["relay_protocol"] = call.turn_transports[0]
+                row["relay_protocol_inferred"] = True
             row.update(
                 scenario=scenario.name,
                 scenario_hash=scenario_digest(scenario),

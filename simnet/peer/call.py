@@ -542,13 +542,16 @@ class Call:
             received = ReceivedStats(
                 packets=in1.packetsReceived,
                 packets_lost=in1.packetsLost,
-                jitter_ms=in1.jitter / CLOCK_RATE[kind] * 1000,
+                jitter_ms=(in1.jitter or 0) / CLOCK_RATE[kind] * 1000,
                 frames=frames,
                 fps=frames / window if window > 1e-3 else 0.0,
                 bitrate_kbps=bitrate,
             )
         remote_in = find(after, "remote-inbound-rtp")
-        rtt = remote_in.roundTripTime * 1000 if remote_in is not None else None
+        # remote-inbound-rtp exists once an RTCP receiver report arrived; its RTT may still be
+        # unset (None) when the report carried no LSR/DLSR yet.
+        rtt_s = remote_in.roundTripTime if remote_in is not None else None
+        rtt = rtt_s * 1000 if rtt_s is not None else None
         return MediaKindStats(kind=kind, sent=sent, received=received, rtt_ms=rtt)
 
     # --- ending -------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_matrix_with_turn_connects_every_cell_and_relays_where_it_must(tools: An
     assert not wrong, _describe(wrong)
     for row in rows:
         if (row["nat_a"], row["nat_b"]) in NEEDS_RELAY:
-            assert row["relay_protocol"] == "udp" and row["relay_server"], _describe([row])
+            assert row["relay_protocol"] == "udp", _describe([row])
     assert set(tools.namespaces()) <= before
 
 
@@ -108,7 +108,7 @@ def test_a_call_with_media_delivers_frames_both_ways(tmp_path: Path, tools: Any)
     )
     assert result.returncode == 0, result.output
     line = json.loads(result.stdout.strip().splitlines()[-1])
-    assert line["connected"] and line["path"] == "direct"
+    assert line["connected"] and line["path"] == "direct" and line["error"] is None, line
     [row] = load(tmp_path).to_dict("records")
     for side in ("offerer", "answerer"):
         for kind in ("audio", "video"):
