@@ -133,3 +133,9 @@ def test_run_json_has_the_documented_keys_and_writes_parquet(tmp_path: Path, too
         assert line["path"] == "relay" and line["setup_ms"] > 0 and line["dc_goodput_mbps"] > 0
     frame = load(tmp_path)
     assert len(frame) == 2 and set(frame["git_revision"]) and set(frame["scenario_hash"])
+
+
+def test_http_long_poll_signaling_carries_a_call_across_nats() -> None:
+    scenario = load_scenario(SCENARIOS / "cgnat-double-nat.yaml", ["call.signaling=http"])
+    [row] = run_scenario(scenario)
+    assert row["connected"] and row["error"] is None, _describe([row])
