@@ -124,10 +124,13 @@ class NetworkPlan:
             current = self.nodes[current].behind
         return out
 
+    def routers_of(self, node: str) -> list[RouterPlan]:
+        """The routers between `node` and the internet, innermost first."""
+        return [r for r in (self.nodes[name].router for name in self.chain(node)) if r]
+
     def expected_behavior(self, node: str) -> NatBehavior:
         """What `node` should observe from the internet through all its routers."""
-        routers = [self.nodes[r].router for r in self.chain(node)]
-        return effective_behavior(r.behavior for r in routers if r is not None)
+        return effective_behavior(r.behavior for r in self.routers_of(node))
 
 
 class _Pool:

@@ -88,18 +88,14 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _translating(plan: NetworkPlan, node: str) -> list[str]:
-    return [r for r in plan.chain(node) if plan.nodes[r].router.behavior.translates]  # type: ignore[union-attr]
-
-
 def udp_allowed(plan: NetworkPlan, node: str) -> bool:
     """Do the firewalls between `node` and the internet let the probe's UDP out?"""
     probe_rules = {f"udp/{port}" for port in PORTS}
-    for router in plan.chain(node):
-        firewall = plan.nodes[router].router.firewall  # type: ignore[union-attr]
-        if firewall and (
-            firewall.block_udp or (firewall.allow and not probe_rules <= set(firewall.allow))
-        ):
+    for router in plan.routers_of(node):
+        firewall = router.firewall
+        if firewall is None:
+            continue
+        if firewall.block_udp or (firewall.allow and not probe_rules <= set(firewall.allow)):
             return False
     return True
 
@@ -118,7 +114,7 @@ async def classify_all(
                 network.ns(probe),
                 addresses,
                 network.ns(neighbour),
-                race=len(_translating(layout.plan, probe)) == 1,
+                race=sum(r.behavior.translates for r in layout.plan.routers_of(probe)) == 1,
             )
             for nat, (probe, neighbour) in layout.hosts.items()
         }
@@ -134,9 +130,10 @@ async def classify_all(
             for prober in probers.values():
                 prober.close()
             for nat, (lower, upper) in zip(probers, bounds, strict=True):
-                observed[nat] = observed[nat].model_copy(  # type: ignore[union-attr]
-                    update={"lifetime_lower_s": lower, "lifetime_upper_s": upper}
-                )
+                seen = observed[nat]
+                if seen is not None:  # probers of unreachable NATs were dropped above
+                    lifetime = {"lifetime_lower_s": lower, "lifetime_upper_s": upper}
+                    observed[nat] = seen.model_copy(update=lifetime)
         return observed
     finally:
         probe_server.close()
