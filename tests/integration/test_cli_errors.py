@@ -248,3 +248,15 @@ def test_verify_nat_unknown_target_is_one_clear_error(
     assert started == []
     assert new_namespaces(tools, before) == set()
     assert_one_clear_error(done, names)
+
+
+@pytest.mark.integration
+def test_not_root_is_one_clear_error(tools: Any) -> None:
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "home-vs-carrier.yaml"
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *tools.simnet,
+         "run", str(scenario)],
+        capture_output=True, text=True, timeout=60, env=tools.cli_env,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "needs root" in done.stderr and "Traceback" not in done.stderr
