@@ -46,8 +46,7 @@ class Services:
     agents: dict[str, PeerAgent] = field(default_factory=dict)
 
     async def close(self) -> None:
-        for agent in self.agents.values():
-            await agent.close()
+        await asyncio.gather(*(agent.close() for agent in self.agents.values()))
         if self.signaling is not None:
             self.signaling.close()
             await self.signaling.wait_closed()
