@@ -407,6 +407,89 @@ def matrix(
         raise typer.Exit(1)
 
 
+@app.command("probe-link")
+def probe_link(
+    scenario: ScenarioArg,
+    host_a: Annotated[str, typer.Argument(help="the probing host (A)")],
+    host_b: Annotated[str, typer.Argument(help="the probed host (B)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    count: Annotated[int, typer.Option(min=1, max=100_000, help="UDP echo probes")] = 100,
+    interval_ms: Annotated[
+        float, typer.Option(min=0.1, max=10_000, help="milliseconds between probes")
+    ] = 10.0,
+    duration: Annotated[
+        int, typer.Option(min=0, max=3600, help="seconds of each iperf3 test (0: none)")
+    ] = 2,
+    udp_rate: Annotated[str, typer.Option(help="target rate of the UDP test (iperf3 -b)")] = "100M",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="UDP echo and iperf3 port on the serving host")
+    ] = 5201,
+    server_host: Annotated[
+        str | None,
+        typer.Option(help="which of the two hosts serves (default: the one the other can reach)"),
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Measure RTT, one-way delay and loss per direction, and TCP/UDP throughput from A to B."""
+    from simnet.doctor import require_root
+    from simnet.probe.link import LinkProbeOptions, plan_link
+    from simnet.probe.link import probe_link as measure_link
+
+    options = LinkProbeOptions(
+        count=count,
+        interval_s=interval_ms / 1000,
+        duration_s=duration,
+        udp_rate=udp_rate,
+        port=port,
+        server_host=server_host,
+    )
+    setup = plan_link(_scenario(scenario, set_), host_a, host_b, options)  # before root: no build
+    require_root()
+    status = contextlib.nullcontext() if as_json else err.status(f"probing {host_a} <-> {host_b}")
+    with _interrupts_reported(), status:
+        report = measure_link(setup)
+    data = report.as_json()
+    if as_json:
+        print(json.dumps(data))
+    else:
+
+        def num(value: Any, digits: int = 3) -> str:
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        a, b = host_a, host_b
+        table = Table(
+            title=f"{data['scenario']} (run {data['run_id']}): {a} <-> {b}, "
+            f"{data['probes']} probes, {data['server']} serving at {data['target']}"
+        )
+        for column in ("", f"{a} -> {b}", f"{b} -> {a}", "round trip"):
+            table.add_column(column, justify="right")
+        delays = (*report.one_way_ms, report.echo.rtt_ms)
+        for stat in ("median", "p95", "min", "max"):
+            table.add_row(f"delay {stat} ms", *(num(getattr(d, stat, None)) for d in delays))
+        table.add_row("jitter ms", num(data["jitter_ms_ab"]), num(data["jitter_ms_ba"]), "")
+        table.add_row(
+            "loss %",
+            num(data["loss_pct_ab"], 1),
+            num(data["loss_pct_ba"], 1),
+            num(data["loss_pct"], 1),
+        )
+        if report.tcp is not None:
+            tcp = "failed" if report.tcp.error else num(data["throughput_mbps"], 1)
+            table.add_row("TCP Mbit/s", tcp, "", "")
+        if report.udp is not None:
+            udp = f"{num(data['udp_throughput_mbps'], 1)}, {num(data['udp_loss_pct'], 1)} % lost"
+            table.add_row(
+                f"UDP Mbit/s at {udp_rate}", "failed" if report.udp.error else udp, "", ""
+            )
+        out.print(table)
+        for note in report.notes:
+            out.print(f"note: {note}", highlight=False)
+        for problem in report.errors:
+            err.print(f"[red]error:[/] {problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
     table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):

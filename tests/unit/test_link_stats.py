@@ -1,0 +1,394 @@
+"""`probe-link`'s arithmetic and decisions, without a network.
+
+Why: the figures `simnet probe-link` prints are only as good as the statistics behind them and
+the choice of which host serves. Percentiles must agree with numpy (people will re-analyse raw
+numbers with it), one-way delays and per-direction loss must come out of the stamps exactly as
+defined (a 20 ms delay configured on one direction must land in that direction only, and a lost
+answer must not be blamed on the forward path), iperf3's JSON must be read from the receiver's
+side, and the server must be the host the other can reach through the NATs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simnet.net.plan import plan_network
+from simnet.probe.link import (
+    EchoRecord,
+    EchoResponder,
+    EchoStats,
+    LinkReport,
+    PairError,
+    Roles,
+    blocking_nat,
+    choose_roles,
+    distribution,
+    echo_stats,
+    firewall_notes,
+    loss_pct,
+    mean_ipdv,
+    parse_iperf,
+    percentile,
+)
+from simnet.probe.link import _packet as packet
+from simnet.probe.link import _unpack as unpack
+from simnet.scenario.load import scenario_from_dict
+
+MS = 1_000_000  # ns
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+samples = st.lists(finite, min_size=1, max_size=200)
+
+
+# --- statistics against numpy -----------------------------------------------------------------
+
+
+@given(samples, st.floats(min_value=0, max_value=100))
+def test_percentile_matches_numpy(values: list[float], pct: float) -> None:
+    assert percentile(values, pct) == pytest.approx(
+        float(np.percentile(values, pct)), rel=1e-9, abs=1e-6
+    )
+
+
+def test_percentile_known_answers() -> None:
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)  # rank 94.05
+    assert percentile([5, 1, 4, 2, 3], 0) == 1
+    assert percentile([5, 1, 4, 2, 3], 100) == 5
+
+
+@pytest.mark.parametrize(("values", "pct"), [([], 50), ([1.0], -1), ([1.0], 100.5)])
+def test_percentile_rejects_nonsense(values: list[float], pct: float) -> None:
+    with pytest.raises(ValueError):
+        percentile(values, pct)
+
+
+@given(samples)
+def test_distribution_matches_numpy(values: list[float]) -> None:
+    d = distribution(values)
+    assert d is not None
+    assert d.count == len(values)
+    assert d.median == pytest.approx(float(np.median(values)), rel=1e-9, abs=1e-6)
+    assert d.p95 == pytest.approx(float(np.percentile(values, 95)), rel=1e-9, abs=1e-6)
+    assert d.min == min(values)
+    assert d.max == max(values)
+    assert d.mean == pytest.approx(float(np.mean(values)), rel=1e-9, abs=1e-6)
+
+
+def test_no_values_is_no_distribution() -> None:
+    assert distribution([]) is None
+
+
+@given(st.lists(finite, min_size=2, max_size=200))
+def test_ipdv_matches_numpy(values: list[float]) -> None:
+    assert mean_ipdv(values) == pytest.approx(
+        float(np.mean(np.abs(np.diff(values)))), rel=1e-9, abs=1e-6
+    )
+
+
+def test_ipdv_needs_two_packets_and_ignores_a_constant_delay() -> None:
+    assert mean_ipdv([]) is None
+    assert mean_ipdv([20.0]) is None
+    assert mean_ipdv([20.0] * 10) == 0
+    assert mean_ipdv([20, 22, 20, 22]) == 2
+
+
+def test_loss_known_answers() -> None:
+    assert loss_pct(100, 100) == 0
+    assert loss_pct(100, 97) == 3
+    assert loss_pct(8, 0) == 100
+    assert loss_pct(0, 0) is None  # nothing expected: unknown, not 0 %
+
+
+# --- echo stamps to directions --------------------------------------------------------------
+
+
+def records(
+    n: int,
+    forward_ms: float,
+    backward_ms: float,
+    hold_ms: float = 0.3,
+    lost_forward: frozenset[int] = frozenset(),
+    lost_backward: frozenset[int] = frozenset(),
+) -> list[EchoRecord]:
+    """Probes 10 ms apart over a path with fixed one-way delays; the echo holds each `hold_ms`."""
+    out = []
+    for seq in range(n):
+        sent = 5_000 * MS + seq * 10 * MS
+        if seq in lost_forward:
+            out.append(EchoRecord(seq, sent))
+            continue
+        echoed = sent + int(forward_ms * MS)
+        echo_sent = echoed + int(hold_ms * MS)
+        returned = None if seq in lost_backward else echo_sent + int(backward_ms * MS)
+        out.append(EchoRecord(seq, sent, echoed, echo_sent, returned))
+    return out
+
+
+def test_a_delay_on_one_direction_shows_in_that_direction_only() -> None:
+    """What a `link: {delay_ms: 20}` on the prober's uplink must look like."""
+    stats = echo_stats(records(50, forward_ms=20.0, backward_ms=0.05))
+    assert stats.forward_ms is not None and stats.backward_ms is not None
+    assert stats.rtt_ms is not None
+    assert stats.forward_ms.median == pytest.approx(20.0)
+    assert stats.backward_ms.median == pytest.approx(0.05)
+    # the echo's own 0.3 ms of holding is not network delay
+    assert stats.rtt_ms.median == pytest.approx(20.05)
+    assert stats.forward_jitter_ms == pytest.approx(0)
+    assert (stats.loss_pct, stats.forward_loss_pct, stats.backward_loss_pct) == (0, 0, 0)
+
+
+def test_loss_is_split_by_what_the_echo_got() -> None:
+    stats = echo_stats(
+        records(100, 1.0, 1.0, lost_forward=frozenset(range(10)), lost_backward=frozenset({50, 60}))
+    )
+    assert (stats.sent, stats.echoed, stats.returned) == (100, 90, 88)
+    assert stats.forward_loss_pct == pytest.approx(10.0)
+    assert stats.backward_loss_pct == pytest.approx(100 * 2 / 90)
+    assert stats.loss_pct == pytest.approx(12.0)
+    assert stats.forward_ms is not None and stats.backward_ms is not None
+    assert stats.forward_ms.count == 90  # a lost answer still tells the forward delay
+    assert stats.backward_ms.count == 88
+    assert stats.rtt_ms is not None and stats.rtt_ms.count == 88
+
+
+def test_everything_lost_forward_leaves_the_backward_direction_unknown() -> None:
+    stats = echo_stats(records(20, 1.0, 1.0, lost_forward=frozenset(range(20))))
+    assert stats.forward_loss_pct == 100
+    assert stats.backward_loss_pct is None
+    assert stats.rtt_ms is None and stats.forward_ms is None and stats.backward_ms is None
+
+
+def test_records_are_taken_in_sequence_order_for_jitter() -> None:
+    ordered = records(4, 1.0, 1.0)
+    jumbled = [ordered[2], ordered[0], ordered[3], ordered[1]]
+    assert echo_stats(jumbled) == echo_stats(ordered)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.sent.append((data, addr))
+
+
+def test_echo_answers_the_observed_source_with_its_first_stamps() -> None:
+    echo = EchoResponder()
+    transport = FakeTransport()
+    echo.connection_made(transport)  # type: ignore[arg-type]
+    source = ("198.51.100.10", 40000)  # a NAT's mapping, not the prober's own address
+    echo.datagram_received(packet(7, 123), source)
+    echo.datagram_received(packet(7, 123), source)  # a duplicate keeps the first stamps
+    echo.datagram_received(b"garbage that is long enough to unpack but wrong", source)
+    echo.datagram_received(b"short", source)
+    assert list(echo.stamps) == [7]
+    assert [addr for _, addr in transport.sent] == [source, source]
+    first, second = (unpack(data) for data, _ in transport.sent)
+    assert first is not None and first == second
+    seq, sent_ns, echoed_ns, echo_sent_ns = first
+    assert (seq, sent_ns) == (7, 123)
+    assert (echoed_ns, echo_sent_ns) == echo.stamps[7]
+    assert echoed_ns <= echo_sent_ns
+    assert len(transport.sent[0][0]) == len(packet(7, 123))  # answers are as big as probes
+
+
+# --- the report: A/B directions whoever serves ----------------------------------------------
+
+
+def stats(forward_ms: float, backward_ms: float, lost_forward: int = 0) -> EchoStats:
+    return echo_stats(
+        records(20, forward_ms, backward_ms, lost_forward=frozenset(range(lost_forward)))
+    )
+
+
+def report(roles: Roles, echo: EchoStats) -> LinkReport:
+    return LinkReport("s", "abc123", roles, "203.0.113.10:5201", echo, None, None, "100M")
+
+
+REQUIRED_KEYS = {
+    "rtt_ms_median", "rtt_ms_p95", "loss_pct", "loss_pct_ab", "loss_pct_ba",
+    "one_way_ms_ab_median", "one_way_ms_ba_median", "throughput_mbps", "udp_throughput_mbps",
+    "udp_loss_pct",
+}  # fmt: skip
+
+
+def test_directions_follow_a_and_b_not_client_and_server() -> None:
+    echo = stats(forward_ms=20.0, backward_ms=1.0, lost_forward=2)  # client -> server is slow
+    b_serves = report(Roles("alice", "bob", server="bob"), echo).as_json()
+    a_serves = report(Roles("alice", "bob", server="alice"), echo).as_json()
+    assert set(b_serves) >= REQUIRED_KEYS
+    assert (b_serves["one_way_ms_ab_median"], b_serves["one_way_ms_ba_median"]) == (20.0, 1.0)
+    assert (a_serves["one_way_ms_ab_median"], a_serves["one_way_ms_ba_median"]) == (1.0, 20.0)
+    assert (b_serves["loss_pct_ab"], b_serves["loss_pct_ba"]) == (10.0, 0.0)
+    assert (a_serves["loss_pct_ab"], a_serves["loss_pct_ba"]) == (0.0, 10.0)
+    assert b_serves["rtt_ms_median"] == a_serves["rtt_ms_median"] == 21.0
+    assert b_serves["throughput_direction"] == a_serves["throughput_direction"] == "alice->bob"
+    json.dumps(b_serves)  # serialisable as is
+
+
+def test_no_answer_at_all_is_an_error() -> None:
+    dead = report(Roles("alice", "bob", "bob"), stats(1.0, 1.0, lost_forward=20))
+    assert not dead.ok
+    assert dead.as_json()["loss_pct"] == 100.0
+    assert dead.as_json()["rtt_ms_median"] is None
+
+
+# --- iperf3 JSON (shapes as iperf 3.12 prints them) -----------------------------------------
+
+TCP = {
+    "start": {"version": "iperf 3.12"},
+    "end": {
+        "sum_sent": {"seconds": 1.0, "bits_per_second": 22202664288.1, "retransmits": 8318},
+        "sum_received": {"seconds": 1.0, "bits_per_second": 22199045995.6},
+    },
+}
+UDP_REVERSE = {
+    "end": {
+        "sum": {"bits_per_second": 100002539.4, "jitter_ms": 0.0073, "lost_percent": 0},
+        "sum_sent": {"bits_per_second": 100002539.4, "jitter_ms": 0, "lost_percent": 0},
+        "sum_received": {
+            "bits_per_second": 99923776.7,
+            "jitter_ms": 0.0073,
+            "lost_packets": 9,
+            "packets": 8627,
+            "lost_percent": 0.104,
+        },
+    }
+}
+ERROR = {"start": {"connected": []}, "intervals": [], "end": {}, "error": "unable to connect"}
+
+
+def test_iperf_tcp_is_read_at_the_receiver() -> None:
+    result = parse_iperf("tcp", json.dumps(TCP))
+    assert result.error is None
+    assert result.mbps == pytest.approx(22199.046, rel=1e-6)
+    assert result.retransmits == 8318
+
+
+def test_iperf_udp_reports_received_rate_loss_and_jitter() -> None:
+    result = parse_iperf("udp", json.dumps(UDP_REVERSE))
+    assert result.mbps == pytest.approx(99.9238, rel=1e-5)
+    assert result.loss_pct == pytest.approx(0.104)
+    assert result.jitter_ms == pytest.approx(0.0073)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "says"),
+    [
+        (json.dumps(ERROR), "", "unable to connect"),
+        ("", "iperf3: error - unable to start", "unable to start"),
+        ("[1, 2]", "", "unexpected"),
+        (json.dumps({"end": {}}), "", "no received data"),
+    ],
+)
+def test_iperf_failures_become_errors(stdout: str, stderr: str, says: str) -> None:
+    result = parse_iperf("tcp", stdout, stderr)
+    assert result.mbps is None
+    assert result.error is not None and says in result.error
+
+
+# --- who serves -----------------------------------------------------------------------------
+
+SCENARIO = {
+    "name": "roles",
+    "nats": {
+        "home": {"preset": "port-restricted-cone"},
+        "carrier": {"preset": "symmetric"},
+        "cone": {"preset": "full-cone"},
+        "lab": {"preset": "open"},
+        "office": {"preset": "symmetric", "firewall": {"allow": ["tcp/443"]}},
+        "flat": {"preset": "open", "behind": "home"},
+    },
+    "hosts": {
+        "alice": {"behind": "home"},
+        "anne": {"behind": "home"},
+        "bob": {"behind": "internet"},
+        "carl": {"behind": "carrier"},
+        "cora": {"behind": "cone"},
+        "lara": {"behind": "lab"},
+        "olga": {"behind": "office"},
+        "fred": {"behind": "flat"},
+    },
+    "servers": {"turn": {"kind": "turn"}},
+}
+
+
+@pytest.fixture(scope="module")
+def plan() -> Any:
+    return plan_network(scenario_from_dict(SCENARIO, [], source="test"))
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "blocker"),
+    [
+        ("alice", "bob", None),  # public host
+        ("alice", "turn", None),  # public server
+        ("alice", "lara", None),  # behind a router that does not translate
+        ("alice", "anne", None),  # same LAN
+        ("alice", "fred", None),  # open router inside alice's own NAT realm
+        ("bob", "alice", "home"),
+        ("bob", "cora", "cone"),  # even a full cone admits no connection bob starts
+        ("bob", "fred", "home"),  # the open router's LAN is hidden by the NAT above it
+        ("carl", "alice", "home"),
+    ],
+)
+def test_blocking_nat(plan: Any, src: str, dst: str, blocker: str | None) -> None:
+    assert blocking_nat(plan, src, dst) == blocker
+
+
+def test_b_serves_when_a_can_reach_it(plan: Any) -> None:
+    roles = choose_roles(plan, "alice", "bob")
+    assert (roles.server, roles.client, roles.client_is_a, roles.notes) == (
+        "bob",
+        "alice",
+        True,
+        (),
+    )
+
+
+def test_a_serves_when_only_b_can_reach_it(plan: Any) -> None:
+    roles = choose_roles(plan, "bob", "alice")
+    assert (roles.server, roles.client, roles.client_is_a) == ("bob", "alice", False)
+    assert "behind NAT home" in roles.notes[0]
+
+
+def test_two_hidden_hosts_cannot_be_measured_and_it_says_why(plan: Any) -> None:
+    with pytest.raises(PairError) as info:
+        choose_roles(plan, "alice", "carl")
+    message = str(info.value)
+    assert "home" in message and "carrier" in message and "--server-host" in message
+    assert info.value.exit_code == 2
+
+
+def test_server_host_is_honoured_even_towards_a_nat(plan: Any) -> None:
+    roles = choose_roles(plan, "bob", "alice", server_host="alice")
+    assert roles.server == "alice"
+    assert "expect the probes to be lost" in roles.notes[0]
+    assert choose_roles(plan, "bob", "alice", server_host="bob").notes == ()  # public: fine
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "server", "says"),
+    [
+        ("alice", "home", None, "not a host or server"),
+        ("alice", "alice", None, "two different hosts"),
+        ("alice", "bob", "turn", "must be alice or bob"),
+    ],
+)
+def test_bad_pairs(plan: Any, a: str, b: str, server: str | None, says: str) -> None:
+    with pytest.raises(PairError, match=says):
+        choose_roles(plan, a, b, server)
+
+
+def test_firewall_notes(plan: Any) -> None:
+    notes = firewall_notes(plan, "olga", "bob", 5201)
+    assert len(notes) == 2 and all("tcp/443" in n for n in notes)
+    assert ["UDP to port 443" in n for n in firewall_notes(plan, "olga", "bob", 443)] == [True]
+    assert firewall_notes(plan, "alice", "bob", 5201) == []
