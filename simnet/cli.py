@@ -490,6 +490,24 @@ def probe_link(
         raise typer.Exit(1)
 
 
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="baseline results (directory or .parquet)")],
+    current: Annotated[Path, typer.Argument(help="current results (directory or .parquet)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
+    markdown: Annotated[bool, typer.Option(help="print a Markdown summary for a PR")] = False,
+    github_benchmark: Annotated[
+        Path | None,
+        typer.Option(help="write github-action-benchmark JSON here (and *-bigger.json)"),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
+) -> None:
+    """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
+    from simnet.results.compare import compare_command
+
+    raise typer.Exit(compare_command(baseline, current, as_json, markdown, github_benchmark, alpha))
+
+
 def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
     table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):
