@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdump
-          libnetfilter-queue-dev python3-venv gcc)
+          libnetfilter-queue-dev python3-venv gcc chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (simnet builds network namespaces)" >&2

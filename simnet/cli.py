@@ -508,6 +508,32 @@ def compare(
     raise typer.Exit(compare_command(baseline, current, as_json, markdown, github_benchmark, alpha))
 
 
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="sweep YAML (base scenario, axes, repeat)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    jobs: Annotated[int, typer.Option(min=1, help="runs in parallel (isolated networks)")] = 1,
+    resume: Annotated[bool, typer.Option(help="skip runs already stored in --out")] = False,
+) -> None:
+    """Run every point of a parameter sweep; resumable, since every run is stored as it ends."""
+    from simnet.doctor import require_root
+    from simnet.sweep import sweep_command
+
+    require_root()
+    raise typer.Exit(sweep_command(file, out_dir, jobs, resume))
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="result directories or .parquet files")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
+) -> None:
+    """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
+    from simnet.results.report import report_command
+
+    raise typer.Exit(report_command(results, out))
+
+
 def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
     table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):

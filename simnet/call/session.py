@@ -19,6 +19,7 @@ from simnet.call.row import call_row
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import plan_network
+from simnet.net.run import run_terminable
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import (
     CallCommand,
@@ -233,4 +234,4 @@ def run_scenario(
     cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
-        return asyncio.run(run_calls(network, scenario, cells, repeat, on_row))
+        return run_terminable(run_calls(network, scenario, cells, repeat, on_row))

@@ -8,6 +8,7 @@ the owner's pid and what was created, written *before* each object is created, s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -16,13 +17,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from simnet.net import netns
 
+_T = TypeVar("_T")
 PREFIX = "sn-"
 STATE_DIR = Path("/run/simnet")
 KILL_GRACE_S = 2.0
@@ -45,6 +47,41 @@ def sigterm_raises() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def run_terminable(main: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(main)`, where SIGTERM/SIGHUP cancel `main` instead of raising in a callback.
+
+    An exception raised by a signal handler inside an asyncio callback is swallowed by the event
+    loop (the run carries on or hangs until a timeout); cancelling the main task instead unwinds
+    every `finally`, and `Terminated` is raised once the loop is done. (SIGINT is asyncio.run's.)
+    """
+    received: list[signal.Signals] = []
+
+    async def guarded() -> _T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig)
+            task.cancel()
+
+        watched = (signal.SIGTERM, signal.SIGHUP)
+        for sig in watched:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            return await main
+        finally:
+            for sig in watched:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if received:
+            raise Terminated(received[0].name) from None
+        raise
 
 
 @contextlib.contextmanager

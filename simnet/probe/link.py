@@ -40,7 +40,7 @@ from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
-from simnet.net.run import spawn
+from simnet.net.run import run_terminable, spawn
 from simnet.scenario.model import Scenario
 
 NS_PER_MS = 1_000_000
@@ -734,7 +734,7 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
     """Probe an already built network: echo first (idle link), then TCP, then UDP throughput."""
     roles, options = setup.roles, setup.options
     server_address = network.address(roles.server)
-    records = asyncio.run(
+    records = run_terminable(
         echo_probe(
             network.ns(roles.client),
             network.ns(roles.server),

@@ -8,6 +8,7 @@ from typing import Any
 
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
+from simnet.net.run import run_terminable
 from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
@@ -143,7 +144,7 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     """Build `scenario`, probe each of its NATs, and compare with the configuration."""
     layout = probe_layout(scenario)
     with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
-        observed = asyncio.run(classify_all(network, layout, lifetime_max_s))
+        observed = run_terminable(classify_all(network, layout, lifetime_max_s))
     presets = {name: spec.preset for name, spec in scenario.nats.items() if not spec.knobs()}
     verdicts = []
     for nat, (probe, _) in layout.hosts.items():

@@ -1,0 +1,630 @@
+"""Sweeps: one scenario, many variants, run in parallel, resumable, one Parquet row per run.
+
+A benchmark is rarely one call: the question is how set-up time or the path changes when one knob
+(a NAT preset, the ICE policy, the TURN transport, the data size) changes. A **sweep file** names a
+base scenario and the knobs to vary:
+
+```yaml
+scenario: ../../scenarios/home-vs-carrier.yaml   # relative to the sweep file
+set: {nats.carrier.udp_timeout_s: null}          # fixed overrides for every point (optional)
+axes:                                             # every combination is a point ...
+  nats.home.preset: [full-cone, symmetric]
+  call.turn_transports: [[udp], [tcp]]
+points:                                           # ... or list the points instead of `axes`
+  - {nats.home.preset: full-cone, call.ice_policy: relay}
+repeat: 3                                         # runs per point
+```
+
+Planning is pure (`plan_sweep`), so what a sweep will do can be checked and tested without root.
+Each planned run is a `Point`: its overrides, a point id hashed from them (stable across
+processes, machines and Python versions, unlike `hash()`) and a repetition index. Those two
+identify a run in the results, which is what makes resuming exact: `pending_runs` drops every
+(point id, repetition) already stored, so an interrupted sweep, resumed, ends with one row per
+planned run.
+
+Running (`run_sweep`) hands batches of runs to worker processes started with the "spawn" method
+(a fresh interpreter: no inherited event loops, netlink sockets or signal handlers). Each batch
+builds its own network (unique run id, so batches never collide), makes its calls between warm
+agents and streams each row back; the parent alone writes rows, the moment they arrive. A single
+writer, and workers that die with the parent (PR_SET_PDEATHSIG), mean nothing can add a row behind
+a resumed sweep's back. Interrupted (Ctrl-C, SIGTERM), the parent keeps every row that arrived,
+kills its workers and removes their networks; after a `kill -9` of the parent, `simnet cleanup`
+removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import queue as queue_module
+import shutil
+import signal
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simnet.errors import ScenarioError, SimnetError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+DOTTED_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+MAX_FILE_BYTES = 1 << 20
+SHUTDOWN_DEADLINE_S = 10.0  # for a killed worker to be reaped
+POLL_S = 0.1
+LATE_ROWS_S = 10.0  # how long rows a finished batch sent may take to arrive through the queue
+
+DottedPath = Annotated[str, Field(pattern=DOTTED_PATH)]
+
+
+# --- the sweep file ---------------------------------------------------------------------------
+
+
+class SweepSpec(BaseModel):
+    """A sweep file, validated. `scenario` is resolved against the sweep file's folder on load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    scenario: Path
+    set: dict[DottedPath, Any] = Field(
+        default_factory=dict, description="overrides applied to every point"
+    )
+    axes: dict[DottedPath, Annotated[list[Any], Field(min_length=1)]] = Field(
+        default_factory=dict, description="every combination of these values is a point"
+    )
+    points: list[dict[DottedPath, Any]] | None = Field(
+        default=None, min_length=1, description="explicit points instead of the product of axes"
+    )
+    repeat: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_way_to_vary(self) -> SweepSpec:
+        if self.points is not None and self.axes:
+            raise ValueError("give either `axes` (their product) or explicit `points`, not both")
+        if self.points is None and not self.axes:
+            raise ValueError("nothing varies: give `axes` or `points`")
+        for path, values in self.axes.items():
+            seen: set[str] = set()
+            for value in values:
+                if _canonical(value) in seen:
+                    raise ValueError(f"axis {path} lists {value!r} twice")
+                seen.add(_canonical(value))
+        for i, point in enumerate(self.points or []):
+            if not point:
+                raise ValueError(f"points[{i}] is empty")
+        varied = set(self.axes) | {k for p in self.points or [] for k in p}
+        if both := sorted(varied & set(self.set)):
+            raise ValueError(f"{', '.join(both)}: both fixed in `set` and varied")
+        return self
+
+
+@dataclass(frozen=True)
+class Point:
+    """One planned run: which overrides, under which point id, and which repetition."""
+
+    point_id: str
+    repetition: int
+    axes: dict[str, Any]  # what this point varies: stored as `axis.<path>` columns
+    overrides: dict[str, Any]  # everything laid over the base scenario (`set` and `axes`)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.point_id, self.repetition)
+
+    def columns(self) -> dict[str, Any]:
+        """The columns a sweep adds to this run's row."""
+        return {
+            "point_id": self.point_id,
+            "repetition": self.repetition,
+            **{f"axis.{path}": value for path, value in self.axes.items()},
+        }
+
+    def set_args(self) -> list[str]:
+        """The overrides as `--set` strings; JSON is YAML, so every value round-trips."""
+        return [f"{path}={json.dumps(value)}" for path, value in self.overrides.items()]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def point_id(overrides: dict[str, Any]) -> str:
+    """A short id that depends only on the overrides' content (not their order)."""
+    return hashlib.sha256(_canonical(overrides).encode()).hexdigest()[:10]
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file; every mistake is one `ScenarioError` naming the file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{path}: file is larger than 1 MiB; is it a sweep?")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(
+            f"{path}: no such sweep file", fix="see benchmarks/sweeps/ for examples"
+        ) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise ScenarioError(f"{path}: cannot read sweep file: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{path}: a sweep must be a mapping (scenario, axes or points, repeat)",
+            fix="see benchmarks/sweeps/ for examples",
+        )
+    data.setdefault("name", path.stem)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid sweep"]
+        for error in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {loc}: {message}" if loc else f"  {message}")
+        raise ScenarioError("\n".join(lines)) from None
+    scenario = spec.scenario if spec.scenario.is_absolute() else path.parent / spec.scenario
+    return spec.model_copy(update={"scenario": scenario.resolve()})
+
+
+def plan_sweep(sweep: SweepSpec) -> list[Point]:
+    """Every run the sweep makes, point by point (axes in file order), repetitions innermost."""
+    if sweep.points is not None:
+        combos = [dict(p) for p in sweep.points]
+    else:
+        paths = list(sweep.axes)
+        combos = [
+            dict(zip(paths, values, strict=True))
+            for values in itertools.product(*(sweep.axes[p] for p in paths))
+        ]
+    runs: list[Point] = []
+    seen: dict[str, dict[str, Any]] = {}
+    for axes in combos:
+        overrides = {**sweep.set, **axes}
+        pid = point_id(overrides)
+        if pid in seen:
+            raise ScenarioError(f"sweep {sweep.name}: point {axes} is listed twice")
+        seen[pid] = axes
+        runs += [Point(pid, rep, axes, overrides) for rep in range(sweep.repeat)]
+    return runs
+
+
+def pending_runs(planned: Sequence[Point], existing: pd.DataFrame, sweep_name: str) -> list[Point]:
+    """The planned runs that `existing` (rows already stored) does not hold yet.
+
+    A run is done when a row of this sweep has its point id and repetition, whatever its outcome:
+    a failed call is a measurement too. Rows without a `sweep` column (written by hand) count
+    by point id alone.
+    """
+    if existing.empty or not {"point_id", "repetition"} <= set(existing.columns):
+        return list(planned)
+    rows = existing
+    if "sweep" in rows.columns:
+        rows = rows[rows["sweep"].isna() | (rows["sweep"] == sweep_name)]
+    rows = rows.dropna(subset=["point_id", "repetition"])
+    done = {(str(p), int(r)) for p, r in zip(rows["point_id"], rows["repetition"], strict=True)}
+    return [p for p in planned if p.key not in done]
+
+
+def batches(runs: Sequence[Point], jobs: int) -> list[list[Point]]:
+    """Group runs into worker tasks: one network per batch, calls between its warm agents.
+
+    Runs of one point share a batch (one build for several calls) unless there are fewer points
+    than jobs; then each point's repetitions are split so that every job has work.
+    """
+    by_point: dict[str, list[Point]] = {}
+    for run in runs:
+        by_point.setdefault(run.point_id, []).append(run)
+    if not by_point:
+        return []
+    split = max(1, -(-jobs // len(by_point)))
+    out: list[list[Point]] = []
+    for reps in by_point.values():
+        size = -(-len(reps) // min(split, len(reps)))
+        out += [reps[i : i + size] for i in range(0, len(reps), size)]
+    return out
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+_rows: Any = None  # the worker's end of the row queue, set by _worker_init
+
+
+def _worker_init(rows: Any, parent: int) -> None:
+    """Tie the worker to the parent: if the parent dies, even by SIGKILL, the kernel kills the
+    worker too, so no orphan goes on making calls behind a resumed sweep's back; its network is
+    then a dead run's leftovers, which `simnet cleanup` removes."""
+    global _rows
+    _rows = rows
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    # Ctrl-C in a terminal reaches the whole process group; the parent alone decides what stops.
+    # (A handler, not SIG_IGN: an ignored signal would stay ignored in the processes we start.)
+    signal.signal(signal.SIGINT, _ignore)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """SIGINT in a worker: the parent handles it."""
+
+
+def _run_batch(
+    index: int, scenario_path: str, sweep_name: str, batch: list[Point]
+) -> tuple[int, str | None]:
+    """In a worker: build the point's network, make len(batch) calls, stream each row back.
+
+    Returns how many rows it sent (so the parent knows when all have arrived) and the error that
+    cut the batch short, if any. Interruptions (`Terminated`) propagate: the parent is stopping.
+    """
+    from simnet.call.session import run_scenario
+    from simnet.scenario.load import load_scenario
+
+    sent = 0
+
+    def on_row(row: dict[str, Any]) -> None:
+        nonlocal sent
+        # `run` becomes the repetition: the index within this batch would mean nothing later
+        row.update(sweep=sweep_name, run=batch[sent].repetition, **batch[sent].columns())
+        _rows.put((index, row))
+        sent += 1
+
+    try:
+        scenario = load_scenario(scenario_path, batch[0].set_args())
+        run_scenario(scenario, len(batch), on_row)
+    except Exception as exc:
+        return sent, f"{type(exc).__name__}: {exc}"
+    return sent, None
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: planned runs, those already stored, those written now, what went wrong."""
+
+    name: str
+    out_dir: Path
+    planned: int
+    skipped: int = 0
+    written: int = 0
+    connected: int = 0
+    errors: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def missing(self) -> int:
+        return self.planned - self.skipped - self.written
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0
+
+
+def check_points(sweep: SweepSpec, runs: Sequence[Point]) -> None:
+    """Validate every point's scenario before anything is built: a typo fails in a second, not
+    an hour into the sweep."""
+    from simnet.call.session import call_of
+    from simnet.scenario.load import load_scenario
+
+    checked: set[str] = set()
+    for run in runs:
+        if run.point_id in checked:
+            continue
+        checked.add(run.point_id)
+        try:
+            call_of(load_scenario(sweep.scenario, run.set_args()))
+        except ScenarioError as exc:
+            raise ScenarioError(
+                f"sweep {sweep.name}, point {run.point_id} {run.axes}: {exc.message}", fix=exc.fix
+            ) from None
+
+
+def run_sweep(
+    sweep_file: Path,
+    out_dir: Path,
+    jobs: int = 1,
+    resume: bool = False,
+    *,
+    console: Console | None = None,
+) -> SweepSummary:
+    """Run every planned run not yet in `out_dir`, `jobs` networks at a time; rows are written
+    as each run ends. Without `resume`, an `out_dir` that already holds rows of this sweep is an
+    error (adding to it would give some points twice as many runs)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from simnet.doctor import require_root
+    from simnet.results import ResultStore, load
+
+    if jobs < 1:
+        raise SimnetError(f"jobs must be at least 1 (got {jobs})")
+    sweep = load_sweep(sweep_file)
+    planned = plan_sweep(sweep)
+    check_points(sweep, planned)
+    existing = load(out_dir) if out_dir.exists() else None
+    if existing is None or existing.empty:
+        todo = list(planned)
+    else:
+        todo = pending_runs(planned, existing, sweep.name)
+        if not resume and len(todo) < len(planned):
+            raise SimnetError(
+                f"{out_dir} already holds {len(planned) - len(todo)} run(s) of sweep {sweep.name}",
+                fix="resume it (resume=True / --resume) or choose another results directory",
+            )
+    summary = SweepSummary(sweep.name, out_dir, len(planned), skipped=len(planned) - len(todo))
+    if not todo:
+        return summary
+    require_root()
+    store = ResultStore(out_dir, sweep.name)
+    work = batches(todo, jobs)
+    started = time.monotonic()
+    console = console or Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    resumed = f" ({summary.skipped} already done)" if summary.skipped else ""
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"sweep {sweep.name}{resumed}", total=len(todo))
+
+        def write(row: dict[str, Any]) -> None:
+            # parallel networks share the CPU, which slows set-up and lowers goodput: say how
+            # many ran at once, so that only comparable rows get compared
+            row["sweep_jobs"] = jobs
+            store.write(row)
+            summary.written += 1
+            summary.connected += bool(row.get("connected"))
+            progress.update(task, advance=1)
+
+        try:
+            _execute(sweep, work, jobs, write, summary.errors)
+        finally:
+            summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+RowSink = Callable[[dict[str, Any]], None]
+
+
+def _execute(
+    sweep: SweepSpec, work: list[list[Point]], jobs: int, write: RowSink, errors: list[str]
+) -> None:
+    """Run the batches in a spawn-context process pool; the calling thread writes every row."""
+    from simnet.net.run import sigterm_raises
+
+    context = multiprocessing.get_context("spawn")
+    rows = context.Queue()
+    received = [0] * len(work)
+    with sigterm_raises():
+        executor = ProcessPoolExecutor(
+            max_workers=min(jobs, len(work)),
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(rows, os.getpid()),
+        )
+        futures: dict[Future[tuple[int, str | None]], int] = {}
+        try:
+            for index, batch in enumerate(work):
+                future = executor.submit(_run_batch, index, str(sweep.scenario), sweep.name, batch)
+                futures[future] = index
+            sent: dict[int, int] = {}  # batch -> rows it sent, once it has finished
+            all_done_at: float | None = None
+            while len(sent) < len(work) or sum(received) < sum(sent.values()):
+                _drain(rows, received, write, POLL_S)
+                for future, index in futures.items():
+                    if index in sent or not future.done():
+                        continue
+                    exc = future.exception()
+                    error = f"{type(exc).__name__}: {exc}" if exc is not None else None
+                    count = received[index]  # a dead worker: what arrived is all there is
+                    if exc is None:
+                        count, error = future.result()
+                    sent[index] = count
+                    if error is not None:
+                        errors.append(_failed(work[index], error))
+                if len(sent) == len(work):
+                    all_done_at = all_done_at or time.monotonic()
+                    if time.monotonic() - all_done_at > LATE_ROWS_S:
+                        errors.append(f"{sum(sent.values()) - sum(received)} row(s) were lost")
+                        break
+            executor.shutdown(wait=True)
+        except BaseException:
+            _stop(executor, rows, received, write)
+            raise
+
+
+def _failed(batch: list[Point], error: str) -> str:
+    reps = ", ".join(str(p.repetition) for p in batch)
+    return f"point {batch[0].point_id} {batch[0].axes} (repetitions {reps}): {error}"
+
+
+def _drain(rows: Any, received: list[int], write: RowSink, timeout: float) -> None:
+    """Write every row waiting in the queue (waiting up to `timeout` for the first)."""
+    try:
+        index, row = rows.get(timeout=timeout)
+    except queue_module.Empty:
+        return
+    while True:
+        received[index] += 1
+        write(row)
+        try:
+            index, row = rows.get_nowait()
+        except queue_module.Empty:
+            return
+
+
+def _stop(executor: ProcessPoolExecutor, rows: Any, received: list[int], write: RowSink) -> None:
+    """Interrupted: keep the rows that have arrived, kill the workers, remove their networks.
+
+    Workers are killed rather than asked to stop: a SIGTERM that lands inside an asyncio
+    callback is swallowed by the event loop, and the run then goes on (or hangs until a phase
+    timeout). SIGKILL followed by removing what each worker's run registered (its state file
+    lists its namespaces and processes) is immediate and complete.
+    """
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    pids = {p.pid for p in processes if p.pid is not None}
+    with _signals_ignored():
+        # Drain while every writer is alive: a worker killed in the middle of a message would
+        # leave half of it in the pipe, and reading that would block forever.
+        with contextlib.suppress(Exception):
+            _drain(rows, received, write, 0)
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        for process in processes:
+            process.join(SHUTDOWN_DEADLINE_S)
+        executor.shutdown(wait=False, cancel_futures=True)
+        remove_runs_of(pids)
+
+
+def remove_runs_of(owners: set[int]) -> list[str]:
+    """Remove the runs (processes, namespaces, state) whose owner was one of `owners` and is dead.
+
+    Like `simnet cleanup`, but only for the sweep's own workers: other runs on the machine,
+    dead or alive, are not this sweep's business. Returns the run ids removed.
+    """
+    from simnet.net import netns
+    from simnet.net.run import (
+        PREFIX,
+        STATE_DIR,
+        kill_processes,
+        owner_alive,
+        read_states,
+        recorded_pids,
+        remove_namespaces,
+    )
+
+    removed = []
+    for state in read_states():
+        if state.get("owner_pid") not in owners or owner_alive(state):
+            continue
+        run_id = str(state.get("id"))
+        kill_processes(recorded_pids(state))
+        names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))
+        remove_namespaces(sorted(n for n in names if netns.exists(n)))
+        shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
+        (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
+        removed.append(run_id)
+    return removed
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut the workers' teardown short."""
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in watched}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def _median(values: Any) -> float | None:
+    clean = [float(v) for v in values if v is not None and v == v]
+    return statistics.median(clean) if clean else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False) -> int:
+    """`simnet sweep FILE --out DIR --jobs N [--resume]`: run, then print one line per point.
+
+    Returns the exit code: 0 when every planned run has its row, 1 when some are missing (resume
+    to retry them), the error's own code for user errors, 130/143 when interrupted. Calls that
+    fail are results, not errors: the table shows them.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from simnet.net.run import Terminated
+    from simnet.results import load
+
+    out, err = Console(), Console(stderr=True)
+    try:
+        summary = run_sweep(file, out_dir, jobs, resume, console=err)
+        sweep = load_sweep(file)
+        planned = plan_sweep(sweep)
+    except SimnetError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; rows of finished runs are kept: resume to complete the sweep")
+        return 130
+    except Terminated as exc:
+        err.print(f"terminated ({exc}); rows of finished runs are kept: resume to complete")
+        return 143
+    frame = load(out_dir)
+    if "sweep" in frame.columns:
+        frame = frame[frame["sweep"] == sweep.name]
+    table = Table(
+        title=f"sweep {sweep.name}: {summary.planned} runs planned, results in {out_dir}/"
+    )
+    paths = list(dict.fromkeys(path for p in planned for path in p.axes))
+    for column in ("point", *paths, "runs", "outcome", "setup ms", "Mbit/s"):
+        table.add_column(column, overflow="fold")
+    for point in (p for p in planned if p.repetition == 0):
+        runs = (
+            frame[frame["point_id"] == point.point_id].to_dict("records")
+            if "point_id" in frame.columns
+            else []
+        )
+        outcomes: dict[str, int] = {}
+        for run in runs:
+            key = str(run.get("path")) if run.get("connected") else "failed"
+            outcomes[key] = outcomes.get(key, 0) + 1
+        setup = _median(r.get("setup_ms") for r in runs)
+        goodput = _median(r.get("dc_goodput_mbps") for r in runs)
+        table.add_row(
+            point.point_id,
+            *(_show(point.axes.get(p, "")) for p in paths),
+            f"{len(runs)}/{sweep.repeat}",
+            ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items())) or "-",
+            "-" if setup is None else f"{setup:.0f}",
+            "-" if goodput is None else f"{goodput:.1f}",
+        )
+    out.print(table)
+    out.print(
+        f"{summary.written} run(s) now, {summary.skipped} already stored, "
+        f"{summary.missing} missing; {summary.elapsed_s:.1f} s with {jobs} job(s)"
+    )
+    for line in summary.errors:
+        err.print(f"[red]failed:[/] {line}", highlight=False)
+    if not summary.complete:
+        err.print("some runs are missing: run the sweep again with --resume to complete it")
+        return 1
+    return 0

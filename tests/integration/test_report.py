@@ -1,0 +1,176 @@
+"""The HTML report renders in a real browser and shows the NAT matrix in its colours.
+
+Why: the report is what people look at and forward, so "the file was written" proves little. The
+page must be self-contained (it is opened from disk, no network, no simnet), must render in a
+browser without scripts, and its NAT matrix must show each cell's outcome in the agreed colours
+(green direct, amber relay, red failed), both as the HTML grid and as the PNG. Rows are
+synthesised (a matrix with its expected outcomes, one failed cell, a numeric sweep axis) and
+stored with `ResultStore`, so no network is needed; headless Chromium takes the screenshot.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from simnet.call.matrix import NEEDS_RELAY, PRESETS
+from simnet.call.row import PHASES
+from simnet.errors import SimnetError
+from simnet.results import ResultStore
+from simnet.results.report import COLORS, report, report_command
+
+# Not marked `integration`: nothing here needs root or a network, so it runs everywhere.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FAILED_CELL = ("symmetric", "symmetric")
+
+
+def _matrix_rows(repeat: int = 3, seed: int = 7) -> list[dict[str, Any]]:
+    """Rows shaped like `simnet matrix` rows: relay where ICE theory says, one cell failed."""
+    rnd = random.Random(seed)
+    rows = []
+    for nat_a in PRESETS:
+        for nat_b in PRESETS:
+            for rep in range(repeat):
+                relay = (nat_a, nat_b) in NEEDS_RELAY
+                failed = (nat_a, nat_b) == FAILED_CELL
+                setup = rnd.uniform(450, 650) if relay else rnd.uniform(30, 120)
+                row: dict[str, Any] = {
+                    "scenario": "nat-matrix",
+                    "nat_a": nat_a,
+                    "nat_b": nat_b,
+                    "run": rep,
+                    "connected": not failed,
+                    "error": "timeout:ice" if failed else None,
+                    "path": None if failed else ("relay" if relay else "direct"),
+                    "relay_protocol": "udp" if relay and not failed else None,
+                    "setup_ms": None if failed else setup,
+                    "dc_goodput_mbps": None if failed else rnd.uniform(20, 90),
+                    "rtt_ms": None if failed else rnd.uniform(0.3, 3),
+                    "axis.call.data_bytes": [10_000, 100_000, 1_000_000][rep % 3],
+                }
+                for i, phase in enumerate(PHASES):
+                    row[f"offerer_{phase}_ms"] = None if failed else setup * i / len(PHASES)
+                rows.append(row)
+    return rows
+
+
+def _store(rows: list[dict[str, Any]], out: Path) -> Path:
+    store = ResultStore(out, "nat-matrix")
+    for row in rows:
+        store.write(row)
+    return out
+
+
+def _rgb(color: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    value = int(color.lstrip("#"), 16)
+    return np.array([(value >> 16) & 255, (value >> 8) & 255, value & 255], dtype=float)
+
+
+def _pixels_of(image: np.ndarray[Any, Any], color: str, tolerance: float = 6) -> int:
+    """How many pixels of `image` (floats 0-1 or bytes 0-255) are `color`."""
+    rgb = image[..., :3].astype(float)
+    if rgb.max() <= 1.0:
+        rgb = rgb * 255
+    return int((np.abs(rgb - _rgb(color)).max(axis=-1) <= tolerance).sum())
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Path:
+    return report([_store(_matrix_rows(), tmp_path / "results")], tmp_path / "out" / "report.html")
+
+
+def test_the_page_is_self_contained_and_holds_the_matrix_grid(page: Path) -> None:
+    text = page.read_text()
+    assert not re.search(r"""(src|href)=["'](?!data:)""", text), "the page loads something"
+    grid = re.search(r'<table class="nat-matrix">.*?</table>', text, re.S)
+    assert grid, "no NAT matrix grid in the page"
+    cells = re.findall(r'<td class="cell-([a-z-]+)" style="background:(#[0-9a-f]{6})"', grid[0])
+    assert len(cells) == len(PRESETS) ** 2
+    kinds = [kind for kind, _ in cells]
+    assert kinds.count("relay") == len(NEEDS_RELAY) - 1  # one relay cell failed instead
+    assert kinds.count("failed") == 1
+    assert kinds.count("direct") == len(PRESETS) ** 2 - len(NEEDS_RELAY)
+    assert all(color == COLORS[kind] for kind, color in cells)
+    for section in ("overview", "phases", "turn-vs-direct", "axis-call-data-bytes"):
+        assert f'<section id="{section}">' in text
+    assert text.count("data:image/png;base64,") == 4
+    pngs = sorted(p.name for p in page.parent.glob("*.png"))
+    assert pngs == [
+        "report-axis-call-data-bytes.png",
+        "report-matrix-nat-matrix.png",
+        "report-phases.png",
+        "report-turn-vs-direct.png",
+    ]
+
+
+def test_the_matrix_png_shows_each_outcome_in_its_colour(page: Path) -> None:
+    image = mpimg.imread(page.with_name("report-matrix-nat-matrix.png"))
+    direct = _pixels_of(image, COLORS["direct"])
+    relay = _pixels_of(image, COLORS["relay"])
+    failed = _pixels_of(image, COLORS["failed"])
+    assert direct > 0 and relay > 0 and failed > 0
+    # cell areas follow the cell counts: 22 direct, 2 relay, 1 failed
+    assert 5 < direct / relay < 20 and 1 < relay / failed < 3
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (setup.sh adds it)"
+)
+def test_chromium_renders_the_page_with_the_matrix_visible(page: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+            f"--screenshot={shot}", "--window-size=1200,1600", page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    image = mpimg.imread(shot)
+    assert image.shape[:2] == (1600, 1200)
+    assert float(image[..., :3].std()) > 0.05, "the screenshot is blank"
+    # the matrix (the HTML grid, and its PNG below it) is on the first screen, in its colours
+    assert _pixels_of(image, COLORS["direct"]) > 50_000
+    assert _pixels_of(image, COLORS["relay"]) > 2_000
+    assert _pixels_of(image, COLORS["failed"]) > 1_000
+
+
+def test_a_sweep_with_preset_axes_gets_a_matrix_too(tmp_path: Path) -> None:
+    rows = [
+        {
+            "scenario": "home-vs-carrier",
+            "sweep": "nat-matrix",
+            "connected": True,
+            "path": "relay" if (a, b) in NEEDS_RELAY else "direct",
+            "setup_ms": 100.0,
+            "axis.nats.home.preset": a,
+            "axis.nats.carrier.preset": b,
+        }
+        for a in PRESETS
+        for b in PRESETS
+    ]
+    page = report([_store(rows, tmp_path / "results")], tmp_path / "sweep.html")
+    text = page.read_text()
+    assert "home (NAT preset)" in text and "carrier (NAT preset)" in text
+    assert text.count('<td class="cell-relay"') == len(NEEDS_RELAY)
+
+
+def test_no_rows_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SimnetError, match="no result rows"):
+        report([tmp_path / "empty"], tmp_path / "r.html")
+    assert report_command([tmp_path / "missing"], tmp_path / "r.html") == 1
+    assert not (tmp_path / "r.html").exists()
