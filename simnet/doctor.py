@@ -82,6 +82,7 @@ def _kernel_checks() -> list[Check]:
             checks.append(_nft_check())
             checks.append(_sysctl_check())
             checks.append(_netem_check())
+            checks.append(_nfqueue_check())
     except OSError as exc:
         checks.append(Check("network namespaces", False, str(exc), "needs root and netns"))
     finally:
@@ -133,6 +134,32 @@ def _netem_check() -> Check:
         "sch_netem (in-kernel delay)",
         ok,
         "available" if ok else "absent: the userspace (NFQUEUE) delay backend will be used",
+        required=False,
+    )
+
+
+def _nfqueue_check() -> Check:
+    """The userspace link backend: bind a queue and feed it from iptables' raw table."""
+    name = "NFQUEUE (userspace link delay)"
+    need = shutil.which("iptables-nft-restore") or shutil.which("iptables-restore")
+    if need is None:
+        return Check(name, False, "iptables-restore missing", APT_FIX.format(pkg="iptables"))
+    try:
+        from netfilterqueue import NetfilterQueue
+
+        queue = NetfilterQueue()
+        queue.bind(0, lambda packet: None)
+        queue.unbind()
+    except (ImportError, OSError) as exc:
+        return Check(name, False, str(exc), "pip install netfilterqueue; kernel nfnetlink_queue")
+    rule = "*raw\n-A PREROUTING -i lo -j NFQUEUE --queue-num 0\nCOMMIT\n"
+    done = subprocess.run([need, "--noflush"], input=rule, capture_output=True, text=True)
+    ok = done.returncode == 0
+    return Check(
+        name,
+        ok,
+        "bound a queue and fed it from the raw table" if ok else done.stderr.strip(),
+        "kernel needs nfnetlink_queue and xt_NFQUEUE",
         required=False,
     )
 

@@ -18,6 +18,7 @@ from pyroute2 import IPRoute
 
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.net.impair.chooser import apply_links
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
 from simnet.net.run import Run, signals_held, sigterm_raises
@@ -76,6 +77,8 @@ def build(plan: NetworkPlan, run: Run) -> Network:
                     timeout = node.router.behavior.udp_timeout_s
                     netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)
                     netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)
+    # Link impairments (delay, loss, rate, ...) last: their helpers are registered with `run`.
+    apply_links(plan, run, ns)
     run.save()
     return Network(plan, run)
 

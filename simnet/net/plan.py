@@ -184,12 +184,10 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     def attach(
         name: str, role: Role, behind: str, ifname: str, count: int, link: LinkSpec | None
     ) -> list[IPv4Address]:
-        """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses."""
-        if link is not None and not link.is_ideal:
-            raise ScenarioError(
-                f"{name}.link: link impairments are not implemented yet",
-                fix="remove the link section (delay/jitter/loss/rate arrive with issue #5)",
-            )
+        """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses.
+
+        `link` impairs this cable (applied by `simnet.net.impair` after the build).
+        """
         node = nodes[name]
         node.behind = behind
         if behind == CORE:

@@ -91,17 +91,136 @@ LanField = Annotated[ipaddress.IPv4Network, AfterValidator(_lan_network)]
 PortRule = Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}$")]
 
 
-class LinkSpec(Strict):
-    """Impairments of the link that attaches a node to its network (applied by issue #5's work)."""
+JitterDistribution = Literal["uniform", "normal", "pareto"]
+Direction = Literal["up", "down"]
+DIRECTIONS: tuple[Direction, ...] = ("up", "down")
+DEFAULT_QUEUE_PACKETS = 1000  # netem's default limit, so both backends drop at the same point
+
+
+class LossBurst(Strict):
+    """Gilbert-Elliott loss: a good and a bad state, each with its own loss probability.
+
+    Real links lose packets in bursts (fading, a full queue upstream); independent random loss
+    would hide how a jitter buffer or FEC copes with that. Percentages per packet, as netem's
+    `loss gemodel p r 1-h 1-k`: the mean loss is p/(p+r) * loss_in_bad (+ the good state's
+    share) and a bad spell lasts 1/r packets on average.
+    """
+
+    p_pct: float = Field(gt=0, le=100, description="chance per packet of going good -> bad")
+    r_pct: float = Field(gt=0, le=100, description="chance per packet of going bad -> good")
+    loss_in_bad_pct: float = Field(default=100.0, ge=0, le=100)
+    loss_in_good_pct: float = Field(default=0.0, ge=0, le=100)
+
+    @property
+    def bad_share(self) -> float:
+        """Long-run fraction of packets that arrive in the bad state."""
+        return self.p_pct / (self.p_pct + self.r_pct)
+
+    @property
+    def mean_loss_pct(self) -> float:
+        bad = self.bad_share
+        return bad * self.loss_in_bad_pct + (1 - bad) * self.loss_in_good_pct
+
+    @property
+    def mean_bad_packets(self) -> float:
+        """Mean length of a bad spell in packets (a loss burst when loss_in_bad_pct is 100)."""
+        return 100 / self.r_pct
+
+
+class Impairment(Strict):
+    """What one direction of a link does to packets.
+
+    Semantics are netem's, whichever backend applies them: each packet is delayed by `delay_ms`
+    plus a jitter sample (`uniform`: within ±jitter_ms; `normal`: sigma = jitter_ms; `pareto`:
+    netem's shifted Pareto, heavy right tail, never below delay - 2/3 jitter), never below 0;
+    packets keep their order unless `reorder` (then a packet leaves when its own delay says).
+    `rate_kbit` counts layer-2 bytes (IP packet + 14-byte Ethernet header), as netem and tbf do.
+    `queue_packets` bounds the packets a direction holds while delaying them, and again while
+    they wait for the rate limiter (netem's `limit` and its tbf child's); packets beyond it are
+    dropped, as a router's full queue does. Loss, duplication and delay apply to IPv4 packets
+    (ARP is left alone, so neighbours stay resolvable).
+    """
 
     delay_ms: float = Field(default=0, ge=0, le=10_000)
     jitter_ms: float = Field(default=0, ge=0, le=10_000)
+    jitter_distribution: JitterDistribution = "uniform"
     loss_pct: float = Field(default=0, ge=0, le=100)
-    rate_kbit: int | None = Field(default=None, gt=0)
+    loss_burst: LossBurst | None = None
+    duplicate_pct: float = Field(default=0, ge=0, le=100)
+    reorder: bool = False
+    rate_kbit: int | None = Field(default=None, gt=0, le=100_000_000)
+    queue_packets: int = Field(default=DEFAULT_QUEUE_PACKETS, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _one_loss_model(self) -> Impairment:
+        if self.loss_pct and self.loss_burst is not None:
+            raise ValueError(
+                "loss_pct (independent loss) and loss_burst (Gilbert-Elliott) are two loss "
+                "models; set one (loss_burst.loss_in_good_pct adds loss outside bursts)"
+            )
+        return self
 
     @property
     def is_ideal(self) -> bool:
-        return self == LinkSpec()
+        """Nothing happens to packets (queue size and ordering alone change nothing)."""
+        return (
+            self.delay_ms == 0
+            and self.jitter_ms == 0
+            and self.loss_pct == 0
+            and self.loss_burst is None
+            and self.duplicate_pct == 0
+            and self.rate_kbit is None
+        )
+
+    @property
+    def delays(self) -> bool:
+        """Needs a delay line: a per-packet decision on *when* (or, for bursts, *whether*)."""
+        return self.delay_ms > 0 or self.jitter_ms > 0 or self.loss_burst is not None
+
+    @property
+    def mean_loss_pct(self) -> float:
+        return self.loss_burst.mean_loss_pct if self.loss_burst is not None else self.loss_pct
+
+
+LOSS_MODELS = ("loss_pct", "loss_burst")
+
+
+class LinkSpec(Impairment):
+    """Impairments of the link that attaches a node to its network (the core or its router's
+    LAN), for both directions; `up` (from the node towards the network) and `down` override
+    any field for one direction. `mtu` is the link's, so it cannot differ per direction.
+    """
+
+    mtu: int | None = Field(default=None, ge=576, le=65535)
+    up: Impairment | None = None
+    down: Impairment | None = None
+
+    @model_validator(mode="after")
+    def _directions_valid(self) -> LinkSpec:
+        for name in DIRECTIONS:
+            try:
+                self.direction(name)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
+    def direction(self, name: Direction) -> Impairment:
+        """The impairment of one direction: the link's fields, overridden by `up`/`down`.
+
+        Setting either loss model in a direction replaces the link's loss model there.
+        """
+        fields = {f: getattr(self, f) for f in Impairment.model_fields}
+        override = self.up if name == "up" else self.down
+        if override is not None:
+            chosen = override.model_fields_set
+            if chosen & set(LOSS_MODELS):
+                fields.update(loss_pct=0, loss_burst=None)
+            fields.update({f: getattr(override, f) for f in chosen})
+        return Impairment.model_validate(fields)
+
+    @property
+    def is_ideal(self) -> bool:
+        return self.mtu is None and all(self.direction(d).is_ideal for d in DIRECTIONS)
 
 
 class FirewallSpec(Strict):
