@@ -43,9 +43,11 @@ def call_row(
     pair = offer.selected_pair if offer else None
     local = pair.local.type if pair else None
     remote = pair.remote.type if pair else None
-    relay = pair.relay if pair and pair.relay else None
-    if relay is None and answer and answer.selected_pair and answer.selected_pair.relay:
-        relay = answer.selected_pair.relay
+    # The relay is the offerer's own (local relay) or the answerer's (remote relay); the two
+    # peers' nominations can differ under loss, so only the side the offerer's pair uses counts.
+    relay = pair.relay if pair and local == "relay" else None
+    if remote == "relay" and answer and answer.selected_pair and answer.selected_pair.relay:
+        relay = relay or answer.selected_pair.relay
     row.update(
         path=None if pair is None else ("relay" if "relay" in (local, remote) else "direct"),
         local_candidate=local,
