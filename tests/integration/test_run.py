@@ -20,7 +20,7 @@ from simnet.call.matrix import (
 )
 from simnet.call.session import run_scenario
 from simnet.net.plan import plan_network
-from simnet.results import load
+from simnet.results import ResultStore, load
 from simnet.scenario import load_scenario, scenario_from_dict
 from simnet.scenario.model import CallSpec, Timeouts
 
@@ -138,3 +138,33 @@ def test_http_long_poll_signaling_carries_a_call_across_nats() -> None:
     scenario = load_scenario(SCENARIOS / "cgnat-double-nat.yaml", ["call.signaling=http"])
     [row] = run_scenario(scenario)
     assert row["connected"] and row["error"] is None, _describe([row])
+
+
+def test_a_call_over_impaired_wan_reports_the_configured_rtt() -> None:
+    """40 ms + 10 ms one way on the two access links: about 100 ms round trip."""
+    [row] = run_scenario(load_scenario(SCENARIOS / "impaired-wan.yaml"))
+    assert row["connected"], _describe([row])
+    assert 95 <= row["rtt_ms"] <= 140, row["rtt_ms"]  # + jitter (5 ms) and 2% loss retransmits
+
+
+def test_compare_fails_only_on_a_real_regression(tmp_path: Path, tools: Any) -> None:
+    """Same code twice: exit 0. An extra 100 ms on one peer's link: exit 1, naming the cell."""
+    overrides = ["call.data_bytes=20000"]
+    runs = {
+        "baseline": overrides,
+        "same": overrides,
+        "slower": [*overrides, "nats.alice-home.link={delay_ms: 100}"],
+    }
+    for name, sets in runs.items():
+        scenario = load_scenario(SCENARIOS / "relay-only.yaml", sets)
+        store_dir = tmp_path / name
+        store = ResultStore(store_dir, "relay-only")
+        rows = run_scenario(scenario, repeat=6, on_row=store.write)
+        assert all(r["connected"] for r in rows), _describe(rows)
+    same = tools.run_cli("compare", str(tmp_path / "baseline"), str(tmp_path / "same"))
+    assert same.returncode == 0, same.output
+    slower = tools.run_cli(
+        "compare", str(tmp_path / "baseline"), str(tmp_path / "slower"), "--json"
+    )
+    assert slower.returncode == 1, slower.output
+    assert "relay-only" in json.dumps(json.loads(slower.stdout)["regressions"])
