@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simnet.call.row import call_row
+from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import plan_network
@@ -153,6 +154,7 @@ def _commands(
             else None,
         ),
         "duration_s": call.duration_s,
+        "hold_s": call.duration_s if call.timeline else 0.0,
         "timeouts": PhaseTimeouts(**call.timeouts.model_dump()),
     }
     offer = CallCommand(role="offer", peer=call.offerer, remote_peer=call.answerer, **common)
@@ -161,15 +163,31 @@ def _commands(
 
 
 async def one_call(
-    scenario: Scenario, call: CallSpec, services: Services, index: int
+    scenario: Scenario,
+    call: CallSpec,
+    services: Services,
+    index: int,
+    timeline: Timeline | None = None,
 ) -> tuple[CallResult | None, CallResult | None, str | None]:
-    """Run call number `index`; returns both sides' results (None where an agent failed)."""
+    """Run call number `index`; returns both sides' results (None where an agent failed).
+
+    With a `timeline`, its events are applied to the network during the call (and every
+    changed link is put back afterwards); its `columns()` then describe what happened."""
     offer_cmd, answer_cmd = _commands(scenario, call, services, room=f"call-{index}")
     limit = offer_cmd.timeouts.total_s(call.duration_s) + AGENT_MARGIN_S
     offerer, answerer = services.agents[call.offerer], services.agents[call.answerer]
-    outcomes = await asyncio.gather(
-        offerer.call(offer_cmd, limit), answerer.call(answer_cmd, limit), return_exceptions=True
-    )
+    task = asyncio.ensure_future(timeline.run()) if timeline else None
+    try:
+        outcomes = await asyncio.gather(
+            offerer.call(offer_cmd, limit, timeline.observer(call.offerer) if timeline else None),
+            answerer.call(
+                answer_cmd, limit, timeline.observer(call.answerer) if timeline else None
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        if timeline is not None and task is not None:
+            await timeline.stop(task)
     results: list[CallResult | None] = []
     agent_error = None
     for outcome in outcomes:
@@ -200,8 +218,13 @@ async def run_calls(
     try:
         for index, (call, extra) in ((i, c) for c in cells for i in range(repeat)):
             started = time.monotonic()
-            offer, answer, agent_error = await one_call(scenario, call, services, len(rows))
+            timeline = Timeline(network, scenario, call) if call.timeline else None
+            offer, answer, agent_error = await one_call(
+                scenario, call, services, len(rows), timeline
+            )
             row = call_row(offer, answer, agent_error)
+            if timeline is not None:
+                row.update(timeline.columns())
             if row["path"] == "relay" and row["relay_protocol"] is None:
                 # The relayed side read no TURN client (it can close first under load); the call
                 # had exactly one TURN URL, so its transport is known. Flagged as inferred.

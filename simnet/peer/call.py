@@ -59,6 +59,7 @@ from simnet.peer.protocol import (
     CallResult,
     MediaKindStats,
     ReceivedStats,
+    SelectedPair,
     SentStats,
 )
 from simnet.peer.signaling_client import Channel, SignalingError, open_channel
@@ -121,6 +122,7 @@ class Call:
         self.dc_goodput_mbps: float | None = None
         self.media: list[MediaKindStats] = []
         self.media_window_s: float | None = None
+        self.held_pair: SelectedPair | None = None
 
     # --- events -----------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class Call:
             with recording_turn(self.cmd.ca_file) as self.turn:
                 await self._steps()
         except CallFailed as exc:
+            await self._hold()
             return exc
         except Exception as exc:  # a bug or an aiortc surprise: still a result, never a hang
             log.exception("call failed unexpectedly")
@@ -183,7 +186,19 @@ class Call:
         await self._connect()
         await self._datachannel()
         await self._media(pc)
+        await self._hold()
         await self._finish()
+
+    async def _hold(self) -> None:
+        """Stay in the call until `hold_s` after the data channel opened (if it did): whatever
+        the connection does meanwhile is reported by the state watchers."""
+        opened = self.phase_t.get("dc_open")
+        if self.cmd.hold_s and opened is not None:
+            if self.pc is not None:  # the pair as set up: a failure during the hold forgets it
+                self.held_pair = selected_pair(self.pc, self.turn_url)
+            remaining = opened + self.cmd.hold_s - time.monotonic()
+            if remaining > 0:
+                await asyncio.sleep(min(remaining, self.cmd.hold_s))
 
     async def _bounded(self, phase: str, awaitable: Awaitable[_T], timeout_s: float) -> _T:
         try:
@@ -298,6 +313,7 @@ class Call:
         @pc.on("iceconnectionstatechange")
         def on_ice() -> None:
             state = pc.iceConnectionState
+            self._emit({"event": "ice_state", "t": time.monotonic(), "kind": "ice", "state": state})
             if state == "checking":
                 self.event("ice_checking")
             elif state == "completed":
@@ -310,6 +326,9 @@ class Call:
         @pc.on("connectionstatechange")
         def on_connection() -> None:
             state = pc.connectionState
+            self._emit(
+                {"event": "ice_state", "t": time.monotonic(), "kind": "connection", "state": state}
+            )
             if state == "connected":
                 self.event("dtls_connected")
                 _settle(self.dtls_done, True)
@@ -558,6 +577,8 @@ class Call:
 
     async def _finish(self) -> None:
         """Tell the peer we are done measuring and wait (briefly) for it to say the same."""
+        if self.dc is None or self.dc.readyState != "open":
+            return  # the connection broke during a hold; there is nobody to tell
         self._send_control({"type": "done"})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(DONE_WAIT_S, self.cmd.timeouts.datachannel_s)):
@@ -576,7 +597,7 @@ class Call:
             connected=self.connected,
             error=failure.kind if failure else None,
             error_detail=failure.detail if failure else None,
-            selected_pair=selected_pair(pc, self.turn_url) if pc else None,
+            selected_pair=(selected_pair(pc, self.turn_url) if pc else None) or self.held_pair,
             local_candidates=local,
             remote_candidates=remote,
             turn_attempts=self.turn.attempts if self.turn else [],

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -146,8 +147,14 @@ class PeerAgent:
             )
         return event
 
-    async def call(self, cmd: CallCommand, timeout_s: float | None = None) -> list[dict[str, Any]]:
-        """Run `cmd`; every event of the call, ending with the "result" event.
+    async def call(
+        self,
+        cmd: CallCommand,
+        timeout_s: float | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run `cmd`; every event of the call, ending with the "result" event. `on_event` sees
+        each event as it arrives (a call's timeline starts when the data channel opens).
 
         `timeout_s` defaults to the sum of the call's phase timeouts plus a margin: the agent
         bounds every phase itself, so hitting this means the agent is stuck, and it is killed.
@@ -170,6 +177,8 @@ class PeerAgent:
                         await self.kill()
                     raise
                 events.append(event)
+                if on_event is not None:
+                    on_event(event)
                 if event.get("event") == "result":
                     return events
                 if event.get("event") == "error":  # the agent rejected the command

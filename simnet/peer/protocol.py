@@ -148,6 +148,9 @@ class CallCommand(_Model):
     rtt_probes: int = Field(default=10, ge=0)  # application-level echoes before the transfer
     media: MediaSpec = Field(default_factory=MediaSpec)
     duration_s: float = Field(default=0.0, ge=0)  # media time measured after the first frames
+    # Keep the call up this long after the data channel opens, whatever ICE does meanwhile (a
+    # timeline's window; ICE and connection state changes are reported as "ice_state" events).
+    hold_s: float = Field(default=0.0, ge=0)
     timeouts: PhaseTimeouts = Field(default_factory=PhaseTimeouts)
 
 

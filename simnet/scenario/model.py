@@ -319,6 +319,35 @@ class MediaSpec(Strict):
     video: VideoSpec | None = None
 
 
+TimelineAction = Literal["link", "cut", "restore", "nat-flush"]
+DISRUPTIVE_ACTIONS: tuple[TimelineAction, ...] = ("link", "cut", "nat-flush")
+
+
+class TimelineEvent(Strict):
+    """A change made to the network during a call, `at_s` seconds after the data channel opens.
+
+    `cut`: the `target` node's attachment link drops everything, both directions; `restore`:
+    the link is back to the scenario's impairment (no cut); `link`: the link's impairment
+    becomes `link`; `nat-flush`: the NAT `target` forgets every mapping (conntrack and its
+    nftables state), as a reboot would.
+    """
+
+    at_s: float = Field(ge=0, le=3600)
+    action: TimelineAction
+    target: Name
+    link: LinkSpec | None = None
+
+    @model_validator(mode="after")
+    def _link_iff_link(self) -> TimelineEvent:
+        if self.action == "link" and self.link is None:
+            raise ValueError("action 'link' needs a `link:` impairment")
+        if self.action != "link" and self.link is not None:
+            raise ValueError(f"`link:` applies to action 'link' only, not '{self.action}'")
+        if self.link is not None and self.link.mtu is not None:
+            raise ValueError("a timeline cannot change a link's mtu")
+        return self
+
+
 class CallSpec(Strict):
     """The WebRTC call a run makes: who calls whom, through which servers, carrying what."""
 
@@ -342,6 +371,26 @@ class CallSpec(Strict):
     media: MediaSpec = Field(default_factory=MediaSpec)
     duration_s: float = Field(default=2.0, ge=0, le=3600)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    timeline: list[TimelineEvent] = Field(
+        default_factory=list,
+        description="network changes during the call; duration_s must outlast the last one",
+    )
+
+    @model_validator(mode="after")
+    def _timeline_fits(self) -> CallSpec:
+        if self.timeline:
+            last = max(e.at_s for e in self.timeline)
+            if self.duration_s <= last:
+                raise ValueError(
+                    f"timeline: the last event is at {last:g} s but duration_s is "
+                    f"{self.duration_s:g}; the call must last longer than its timeline"
+                )
+        return self
+
+    @property
+    def ordered_timeline(self) -> list[TimelineEvent]:
+        """Events by time (stable: events at the same time keep their order)."""
+        return sorted(self.timeline, key=lambda e: e.at_s)
 
 
 class Router(BaseModel):
@@ -387,6 +436,7 @@ class Scenario(Strict):
                     raise ValueError(f"call.{role}: '{peer}' is not a host; hosts: {known}")
             if self.call.offerer == self.call.answerer:
                 raise ValueError("call: offerer and answerer must be different hosts")
+            self._timeline_targets(self.call)
         for name, nat in self.nats.items():
             carrier = f"{name}-carrier"
             if nat.preset in CHAINED_PRESETS and carrier in names:
@@ -413,6 +463,23 @@ class Scenario(Strict):
                 seen.append(current)
                 current = routers[current].behind
         return self
+
+    def _timeline_targets(self, call: CallSpec) -> None:
+        routers = {r.name: r for r in self.routers()}
+        nodes = [*routers, *self.hosts, *self.servers]
+        for i, event in enumerate(call.timeline):
+            where = f"call.timeline[{i}].target"
+            if event.action == "nat-flush":
+                translating = [n for n, r in routers.items() if r.behavior.translates]
+                if event.target not in translating:
+                    raise ValueError(
+                        f"{where}: '{event.target}' is not a translating NAT; "
+                        f"NATs: {', '.join(translating) or 'none'}"
+                    )
+            elif event.target not in nodes:
+                raise ValueError(
+                    f"{where}: '{event.target}' is not a node; nodes: {', '.join(nodes)}"
+                )
 
     def routers(self) -> list[Router]:
         """NAT routers with presets expanded, parents before children."""

@@ -1,0 +1,214 @@
+"""A call's timeline: network changes made while the call runs, and how the call took them.
+
+The orchestrator watches both agents' events as they arrive. When the offerer's data channel
+opens, each event is applied `at_s` later (the kernel work in a thread: `netns.entered` must not
+span an await), and its completion time recorded. Both agents report every ICE and connection
+state change ("ice_state" events, one shared monotonic clock), so afterwards each event gets:
+
+* `at_ms`: when the change was in place, after the offerer's data channel opened;
+* `noticed_ms`: the first state change of either peer away from connected (ICE not
+  completed/connected, or the connection not connected) after the event and before the next
+  disruptive event (`link`, `cut`, `nat-flush`; a `restore` does not end a disruption's window);
+* `recovered_ms`: after that, the first moment both peers are connected again;
+
+both relative to the event (a `restore` has neither: the cut's `recovered_ms` says it), and
+`recovered` overall: both peers connected when the call ended. `timeline_states` lists every
+state change (ms after the data channel opened, peer:kind:state) up to each peer's closing.
+
+aiortc (aioice) notices a dead path only through consent freshness (RFC 7675): a check every
+5 s (0.8-1.2x) without retransmission, and after 6 failed checks in a row the ICE connection
+closes and the transport goes "failed" for good (aiortc has no ICE restart). So a cut is noticed
+only if it lasts about 25-36 s, and a noticed cut never recovers; a shorter cut goes unnoticed
+and the call carries on (the SCTP data channel retransmits what was lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simnet.errors import SimnetError
+from simnet.net.builder import Network
+from simnet.net.impair import live
+from simnet.scenario.model import DISRUPTIVE_ACTIONS, CallSpec, Scenario, TimelineEvent
+
+CONNECTED = {"ice": frozenset({"completed", "connected"}), "connection": frozenset({"connected"})}
+
+
+@dataclass(frozen=True)
+class StateChange:
+    t: float
+    peer: str
+    kind: str  # "ice" (iceConnectionState) or "connection" (connectionState)
+    state: str
+
+
+@dataclass
+class Timeline:
+    """Applies a call's timeline to `network` and collects what the agents report."""
+
+    network: Network
+    scenario: Scenario
+    call: CallSpec
+    events: list[TimelineEvent] = field(init=False)
+    applied: list[float | None] = field(init=False)
+    errors: list[str | None] = field(init=False)
+    states: list[StateChange] = field(default_factory=list)
+    closing: dict[str, float] = field(default_factory=dict)
+    dc_t: float | None = None
+    _opened: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: set[str] = field(default_factory=set)  # cut or relinked: restored at the end
+    _relinked: set[str] = field(default_factory=set)
+    _stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.events = self.call.ordered_timeline
+        self.applied = [None] * len(self.events)
+        self.errors = [None] * len(self.events)
+
+    def observer(self, peer: str) -> Callable[[dict[str, Any]], None]:
+        """An `on_event` for `peer`'s agent."""
+
+        def seen(event: dict[str, Any]) -> None:
+            name, t = event.get("event"), float(event.get("t", time.monotonic()))
+            if name == "ice_state":
+                self.states.append(StateChange(t, peer, str(event["kind"]), str(event["state"])))
+            elif name == "closing":
+                self.closing.setdefault(peer, t)
+            elif name == "dc_open" and peer == self.call.offerer and self.dc_t is None:
+                self.dc_t = t
+                self._opened.set()
+
+        return seen
+
+    async def run(self) -> None:
+        """Apply each event on time (returns early if the data channel never opens)."""
+        await self._opened.wait()
+        assert self.dc_t is not None
+        for i, event in enumerate(self.events):
+            delay = self.dc_t + event.at_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                await asyncio.shield(asyncio.to_thread(self._apply, event))
+                self.applied[i] = time.monotonic()
+            except SimnetError as exc:
+                self.errors[i] = str(exc)
+
+    def _apply(self, event: TimelineEvent) -> None:
+        plan, ns_of = self.network.plan, self._namespaces()
+        if event.action == "nat-flush":
+            live.nat_flush(ns_of[event.target], event.target)
+            return
+        self._changed.add(event.target)
+        if event.action == "cut":
+            live.cut(plan, ns_of, event.target)
+        elif event.action == "link":
+            self._relinked.add(event.target)
+            live.set_link(plan, ns_of, event.target, event.link)
+        else:
+            self._restore(event.target)
+
+    def _restore(self, node: str) -> None:
+        plan, ns_of = self.network.plan, self._namespaces()
+        live.uncut(plan, ns_of, node)
+        if node in self._relinked:
+            live.set_link(plan, ns_of, node, live.attachment(plan, node).link)
+            self._relinked.discard(node)
+
+    def _namespaces(self) -> dict[str, str]:
+        return {name: self.network.ns(name) for name in self.network.plan.nodes}
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """End the timeline task, then put every changed link back as the scenario has it."""
+        self._stopping = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for node in sorted(self._changed):
+            await asyncio.to_thread(self._restore, node)
+
+    def columns(self) -> dict[str, Any]:
+        peers = (self.call.offerer, self.call.answerer)
+        return timeline_columns(
+            self.events, self.applied, self.errors, self.dc_t, self.states, self.closing, peers
+        )
+
+
+def timeline_columns(
+    events: Sequence[TimelineEvent],
+    applied: Sequence[float | None],
+    errors: Sequence[str | None],
+    dc_t: float | None,
+    states: Sequence[StateChange],
+    closing: dict[str, float],
+    peers: Sequence[str],
+) -> dict[str, Any]:
+    """The row's timeline columns (see the module's docstring); pure, for unit tests."""
+    changes = sorted((c for c in states if c.t < closing.get(c.peer, math.inf)), key=lambda c: c.t)
+
+    def connected_after(index: int) -> bool:
+        """Both peers connected once change `index` (and all before it) happened."""
+        last: dict[tuple[str, str], str] = {}
+        for change in changes[: index + 1]:
+            last[(change.peer, change.kind)] = change.state
+        return all(last.get((peer, kind)) in ok for peer in peers for kind, ok in CONNECTED.items())
+
+    row: dict[str, Any] = {}
+    for i, event in enumerate(events):
+        at = applied[i]
+        start = math.inf if at is None else at
+        end = next(
+            (
+                t
+                for j in range(i + 1, len(events))
+                if events[j].action in DISRUPTIVE_ACTIONS and (t := applied[j]) is not None
+            ),
+            math.inf,
+        )
+        noticed = next(
+            (
+                k
+                for k, c in enumerate(changes)
+                if start <= c.t < end and c.state not in CONNECTED[c.kind]
+            ),
+            None,
+        )
+        if event.action == "restore":
+            noticed = None  # a restore disrupts nothing: its cut's columns tell the recovery
+        recovered = None
+        if noticed is not None:
+            recovered = next(
+                (k for k in range(noticed + 1, len(changes)) if connected_after(k)), None
+            )
+
+        def rel(k: int | None, at: float | None = at) -> float | None:
+            return None if k is None or at is None else (changes[k].t - at) * 1000
+
+        notice = changes[noticed] if noticed is not None else None
+        row.update(
+            {
+                f"event{i}_action": event.action,
+                f"event{i}_target": event.target,
+                f"event{i}_at_ms": None if at is None or dc_t is None else (at - dc_t) * 1000,
+                f"event{i}_noticed_ms": rel(noticed),
+                f"event{i}_noticed_state": (
+                    f"{notice.peer}:{notice.kind}:{notice.state}" if notice else None
+                ),
+                f"event{i}_recovered_ms": rel(recovered),
+            }
+        )
+        if errors[i] is not None:
+            row[f"event{i}_error"] = errors[i]
+    row["timeline_states"] = "; ".join(
+        f"{(c.t - dc_t) * 1000:.0f}ms {c.peer}:{c.kind}:{c.state}" for c in changes if dc_t
+    )
+    row["recovered"] = dc_t is not None and bool(changes) and connected_after(len(changes) - 1)
+    return row

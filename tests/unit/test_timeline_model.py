@@ -1,0 +1,123 @@
+"""A call's timeline: what a scenario may say, and how state changes become row columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from simnet.call.timeline import StateChange, timeline_columns
+from simnet.errors import ScenarioError
+from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.model import Scenario, TimelineEvent
+
+
+def scenario(timeline: list[dict[str, Any]], duration_s: float = 10) -> Scenario:
+    return scenario_from_dict(
+        {
+            "nats": {"home": {"preset": "full-cone"}, "open": {"preset": "open"}},
+            "hosts": {"alice": {"behind": "home"}, "bob": {}},
+            "servers": {"signaling": {"kind": "signaling"}},
+            "call": {"duration_s": duration_s, "timeline": timeline},
+        }
+    )
+
+
+def test_a_valid_timeline_is_kept_and_ordered_by_time() -> None:
+    s = scenario(
+        [
+            {"at_s": 5, "action": "restore", "target": "alice"},
+            {"at_s": 1, "action": "cut", "target": "alice"},
+            {"at_s": 6, "action": "link", "target": "bob", "link": {"loss_pct": 5}},
+            {"at_s": 7, "action": "nat-flush", "target": "home"},
+        ]
+    )
+    assert s.call is not None
+    assert [e.at_s for e in s.call.ordered_timeline] == [1, 5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    ("event", "duration", "message"),
+    [
+        ({"at_s": 10, "action": "cut", "target": "alice"}, 10, "must last longer"),
+        ({"at_s": 1, "action": "cut", "target": "carol"}, 10, "'carol' is not a node"),
+        ({"at_s": 1, "action": "nat-flush", "target": "alice"}, 10, "not a translating NAT"),
+        ({"at_s": 1, "action": "nat-flush", "target": "open"}, 10, "not a translating NAT"),
+        ({"at_s": 1, "action": "link", "target": "alice"}, 10, "needs a `link:`"),
+        (
+            {"at_s": 1, "action": "cut", "target": "alice", "link": {"loss_pct": 1}},
+            10,
+            "applies to action 'link' only",
+        ),
+        (
+            {"at_s": 1, "action": "link", "target": "alice", "link": {"mtu": 1200}},
+            10,
+            "mtu",
+        ),
+        ({"at_s": -1, "action": "cut", "target": "alice"}, 10, "greater than or equal"),
+        ({"at_s": 1, "action": "reboot", "target": "alice"}, 10, "'link', 'cut'"),
+        ({"at_s": 1, "action": "cut", "target": "alice", "when": 2}, 10, "unknown field"),
+    ],
+)
+def test_invalid_timelines_are_rejected_with_a_reason(
+    event: dict[str, Any], duration: float, message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario([event], duration)
+    assert message in str(info.value)
+
+
+def states(*changes: tuple[float, str, str, str]) -> list[StateChange]:
+    return [StateChange(*c) for c in changes]
+
+
+CONNECTED = states(
+    (100.0, "a", "ice", "completed"),
+    (100.0, "a", "connection", "connected"),
+    (100.0, "b", "ice", "completed"),
+    (100.0, "b", "connection", "connected"),
+)
+
+
+def test_columns_attribute_a_failure_to_the_latest_disruption_and_report_no_recovery() -> None:
+    events = [
+        TimelineEvent(at_s=1, action="cut", target="a"),
+        TimelineEvent(at_s=2, action="restore", target="a"),
+        TimelineEvent(at_s=3, action="cut", target="a"),
+        TimelineEvent(at_s=40, action="restore", target="a"),
+    ]
+    applied = [101.0, 102.0, 103.0, 140.0]
+    changes = [*CONNECTED, *states((130.0, "b", "ice", "closed"), (135.0, "a", "ice", "closed"))]
+    row = timeline_columns(
+        events, applied, [None] * 4, 100.0, changes, {"a": 145.0, "b": 145.0}, ("a", "b")
+    )
+    assert row["event0_at_ms"] == pytest.approx(1000)
+    assert row["event0_noticed_ms"] is None  # the short cut went unnoticed
+    assert row["event2_noticed_ms"] == pytest.approx(27_000)
+    assert row["event2_noticed_state"] == "b:ice:closed"
+    assert row["event2_recovered_ms"] is None
+    assert row["event3_noticed_ms"] is None  # a restore notices nothing itself
+    assert row["recovered"] is False
+
+
+def test_columns_report_recovery_and_ignore_states_after_closing() -> None:
+    events = [TimelineEvent(at_s=1, action="nat-flush", target="n")]
+    changes = [
+        *CONNECTED,
+        *states(
+            (102.0, "a", "connection", "connecting"),
+            (102.5, "a", "connection", "connected"),
+            (110.0, "b", "ice", "closed"),  # b's own teardown
+        ),
+    ]
+    row = timeline_columns(events, [101.0], [None], 100.0, changes, {"b": 109.0}, ("a", "b"))
+    assert row["event0_noticed_ms"] == pytest.approx(1000)
+    assert row["event0_recovered_ms"] == pytest.approx(1500)
+    assert row["recovered"] is True
+
+
+def test_columns_when_the_data_channel_never_opened() -> None:
+    events = [TimelineEvent(at_s=1, action="cut", target="a")]
+    row = timeline_columns(events, [None], [None], None, [], {}, ("a", "b"))
+    assert row["event0_at_ms"] is None and row["event0_noticed_ms"] is None
+    assert row["recovered"] is False
