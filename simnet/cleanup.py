@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from simnet.net import netns
 from simnet.net.run import (
@@ -34,6 +36,25 @@ def run_id_of(namespace: str) -> str:
     return namespace.removeprefix(PREFIX).split("-", 1)[0]
 
 
+def remove_run(
+    state: dict[str, Any], extra_pids: Sequence[int] = ()
+) -> tuple[list[int], list[str]]:
+    """Remove one run recorded in `state`: its processes, namespaces, work dir and state file.
+
+    Returns the processes signalled and the namespaces removed.
+    """
+    run_id = str(state.get("id"))
+    pids = [p for p in recorded_pids(state) if p != os.getpid()] + list(extra_pids)
+    kill_processes(pids)
+    names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))
+    doomed = sorted(n for n in names if netns.exists(n))
+    pids += [p for n in doomed for p in netns.pids_in(n)]
+    remove_namespaces(doomed)
+    shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
+    (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
+    return pids, doomed
+
+
 def cleanup(everything: bool = False) -> CleanupReport:
     report = CleanupReport()
     # Namespaces first, states second: a run writes its state before creating any namespace, so
@@ -46,16 +67,10 @@ def cleanup(everything: bool = False) -> CleanupReport:
     for run_id, state in states.items():
         if run_id in live:
             continue
-        pids = [p for p in recorded_pids(state) if p != os.getpid()]
-        if everything and owner_alive(state):
-            pids.append(int(state["owner_pid"]))
+        owner = [int(state["owner_pid"])] if everything and owner_alive(state) else []
+        pids, _ = remove_run(state, owner)
         report.processes += pids
-        kill_processes(pids)
-        shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
-        path = STATE_DIR / f"{run_id}.json"
-        if path.exists():
-            path.unlink()
-            report.state_files.append(str(path))
+        report.state_files.append(str(STATE_DIR / f"{run_id}.json"))
     for workdir in STATE_DIR.glob("*.d") if STATE_DIR.exists() else []:
         if workdir.name.removesuffix(".d") not in live:
             shutil.rmtree(workdir, ignore_errors=True)

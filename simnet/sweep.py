@@ -42,7 +42,6 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
-import shutil
 import signal
 import statistics
 import time
@@ -510,27 +509,15 @@ def remove_runs_of(owners: set[int]) -> list[str]:
     Like `simnet cleanup`, but only for the sweep's own workers: other runs on the machine,
     dead or alive, are not this sweep's business. Returns the run ids removed.
     """
-    from simnet.net import netns
-    from simnet.net.run import (
-        PREFIX,
-        STATE_DIR,
-        kill_processes,
-        owner_alive,
-        read_states,
-        recorded_pids,
-        remove_namespaces,
-    )
+    from simnet.cleanup import remove_run
+    from simnet.net.run import owner_alive, read_states
 
     removed = []
     for state in read_states():
         if state.get("owner_pid") not in owners or owner_alive(state):
             continue
         run_id = str(state.get("id"))
-        kill_processes(recorded_pids(state))
-        names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))
-        remove_namespaces(sorted(n for n in names if netns.exists(n)))
-        shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
-        (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
+        remove_run(state)
         removed.append(run_id)
     return removed
 
