@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import platform
 import statistics
@@ -51,14 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _runner import run_benchmark
 from rich.console import Console
 from rich.table import Table
 
 import simnet.call.session as session
 from simnet.call.matrix import expected_paths, matrix_cells, matrix_scenario
 from simnet.call.session import Row, run_scenario
-from simnet.errors import SimnetError
-from simnet.net.run import Terminated
 from simnet.peer.protocol import CallResult
 from simnet.scenario import load_scenario
 
@@ -512,26 +510,7 @@ def benchmark(args: argparse.Namespace, log: Console) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = Console(stderr=True)
-    if os.geteuid() != 0:
-        log.print("[red]needs root: it creates network namespaces[/red]")
-        return 2
-    try:
-        result = benchmark(args, log)
-    except SimnetError as exc:
-        log.print("benchmark failed:", style="bold red")
-        log.print(str(exc), markup=False, highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        log.print("interrupted; the network was torn down", style="yellow")
-        return 130
-    except Terminated as exc:
-        log.print(f"terminated ({exc}); the network was torn down", style="yellow")
-        return 143
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_tables(result)
-    return 0
+    return run_benchmark(lambda: benchmark(args, log), print_tables, as_json=args.json, log=log)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _runner import BenchmarkError, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
@@ -61,7 +62,6 @@ from simnet.net.run import (
     PREFIX,
     STATE_DIR,
     Run,
-    Terminated,
     remove_namespaces,
     signals_deferred,
     sigterm_raises,
@@ -98,10 +98,6 @@ CONNTRACK_SYSCTLS = (
     "net.netfilter.nf_conntrack_udp_timeout_stream",
 )
 CHECKED_SYSCTLS = (*(k for k, _ in BASE_SYSCTLS), FORWARD_SYSCTL, *CONNTRACK_SYSCTLS)
-
-
-class BenchmarkError(RuntimeError):
-    """A network did not come up, or the two methods did not build the same network."""
 
 
 # --- the equivalent shell script -----------------------------------------------------------
@@ -542,27 +538,9 @@ def benchmark(args: argparse.Namespace, token: str, log: Console) -> dict[str, A
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = Console(stderr=True)
-    if os.geteuid() != 0:
-        log.print("[red]needs root: it creates network namespaces[/red]")
-        return 2
-    token = secrets.token_hex(3)
-    try:
-        result = benchmark(args, token, log)
-    except BenchmarkError as exc:
-        log.print("benchmark failed:", style="bold red")
-        log.print(str(exc), markup=False, highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        log.print("interrupted; namespaces removed", style="yellow")
-        return 130
-    except Terminated as exc:
-        log.print(f"terminated ({exc}); namespaces removed", style="yellow")
-        return 143
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-    return 0
+    return run_benchmark(
+        lambda: benchmark(args, secrets.token_hex(3), log), print_table, as_json=args.json, log=log
+    )
 
 
 if __name__ == "__main__":

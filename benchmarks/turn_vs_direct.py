@@ -43,7 +43,6 @@ Usage: .venv/bin/python benchmarks/turn_vs_direct.py [--repeat 10] [--warmup 1] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -55,12 +54,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _runner import BenchmarkError, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
 from simnet.call.session import Cell, Row, call_of, run_scenario
-from simnet.errors import SimnetError
-from simnet.net.run import Terminated
 from simnet.scenario import load_scenario
 from simnet.scenario.model import Scenario
 
@@ -126,10 +124,6 @@ VARIANTS = (
     ),
 )
 BASELINE = "direct"
-
-
-class BenchmarkError(RuntimeError):
-    """The variants cannot be compared (e.g. their networks differ)."""
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -475,26 +469,7 @@ def benchmark(args: argparse.Namespace, log: Console) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = Console(stderr=True)
-    if os.geteuid() != 0:
-        log.print("[red]needs root: it creates network namespaces[/red]")
-        return 2
-    try:
-        result = benchmark(args, log)
-    except (BenchmarkError, SimnetError) as exc:
-        log.print("benchmark failed:", style="bold red")
-        log.print(str(exc), markup=False, highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        log.print("interrupted; the network was torn down", style="yellow")
-        return 130
-    except Terminated as exc:
-        log.print(f"terminated ({exc}); the network was torn down", style="yellow")
-        return 143
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_tables(result)
-    return 0
+    return run_benchmark(lambda: benchmark(args, log), print_tables, as_json=args.json, log=log)
 
 
 if __name__ == "__main__":
