@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -46,8 +45,6 @@ from simnet.services.signaling import SignalingServer
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces"),
-    pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed"),
     pytest.mark.timeout(120),
 ]
 
