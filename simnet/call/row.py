@@ -85,5 +85,7 @@ def call_row(
                 row[f"{prefix}_recv_jitter_ms"] = received.jitter_ms
                 row[f"{prefix}_recv_kbps"] = received.bitrate_kbps
             row[f"{prefix}_rtt_ms"] = media.rtt_ms
+    row["ice_disconnects"] = sum(r.disconnects for r in sides)
+    row["ice_disconnected_ms"] = _ms(max((r.disconnected_s for r in sides), default=0.0))
     row["turn_attempts"] = [a.model_dump() for r in sides for a in r.turn_attempts]
     return row

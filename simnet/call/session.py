@@ -26,6 +26,7 @@ from simnet.peer.protocol import (
     CallCommand,
     CallResult,
     IceServer,
+    LivenessSpec,
     MediaSpec,
     PhaseTimeouts,
     VideoSpec,
@@ -156,6 +157,7 @@ def _commands(
         "duration_s": call.duration_s,
         "hold_s": call.duration_s if call.timeline else 0.0,
         "timeouts": PhaseTimeouts(**call.timeouts.model_dump()),
+        "liveness": LivenessSpec(**call.liveness.model_dump()) if call.liveness else None,
     }
     offer = CallCommand(role="offer", peer=call.offerer, remote_peer=call.answerer, **common)
     answer = CallCommand(role="answer", peer=call.answerer, remote_peer=call.offerer, **common)

@@ -189,6 +189,25 @@ def timeline_columns(
                 (k for k in range(noticed + 1, len(changes)) if connected_after(k)), None
             )
 
+        failed = next(
+            (
+                k
+                for k, c in enumerate(changes)
+                if start <= c.t < end and c.kind == "ice" and c.state in ("failed", "closed")
+            ),
+            None,
+        )
+        if event.action == "restore":
+            failed = None
+        restored = next(
+            (
+                applied[j]
+                for j in range(i + 1, len(events))
+                if events[j].action == "restore" and events[j].target == event.target
+            ),
+            None,
+        )
+
         def rel(k: int | None, at: float | None = at) -> float | None:
             return None if k is None or at is None else (changes[k].t - at) * 1000
 
@@ -203,8 +222,13 @@ def timeline_columns(
                     f"{notice.peer}:{notice.kind}:{notice.state}" if notice else None
                 ),
                 f"event{i}_recovered_ms": rel(recovered),
+                f"event{i}_failed_ms": rel(failed),
             }
         )
+        if event.action == "cut":  # how long the call took to come back once the link did
+            row[f"event{i}_recovery_ms"] = (
+                rel(recovered, restored) if restored is not None and recovered is not None else None
+            )
         if errors[i] is not None:
             row[f"event{i}_error"] = errors[i]
     row["timeline_states"] = "; ".join(

@@ -51,6 +51,7 @@ from simnet.peer.ice_info import (
     selected_pair,
     used_turn_url,
 )
+from simnet.peer.liveness import LivenessMonitor
 from simnet.peer.media import FrameSink, PatternTrack, ToneTrack
 from simnet.peer.protocol import (
     CLOSE_TIMEOUT_S,
@@ -123,6 +124,10 @@ class Call:
         self.media: list[MediaKindStats] = []
         self.media_window_s: float | None = None
         self.held_pair: SelectedPair | None = None
+        self.liveness: LivenessMonitor | None = None
+        self.disconnects = 0
+        self.disconnected_s = 0.0
+        self._disconnected_t: float | None = None
 
     # --- events -----------------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class Call:
         """The whole call; the peer connection is closed whatever happens (cancel included)."""
         try:
             failure = await self._attempt()
+            self._stop_liveness()
             fields = self._result_fields(failure)  # before close: it forgets the selected pair
         finally:
             closing = time.monotonic()
@@ -319,9 +325,12 @@ class Call:
             elif state == "completed":
                 self.event("ice_connected")
                 _settle(self.ice_done, True)
+                self._watch_liveness(pc)
             elif state == "failed":
                 self.event("ice_failed")
                 _settle(self.ice_done, False)
+            if state in ("failed", "closed"):
+                self._stop_liveness()
 
         @pc.on("connectionstatechange")
         def on_connection() -> None:
@@ -340,6 +349,35 @@ class Call:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind in self.cmd.media.kinds and track.kind not in self.sinks:
                 self.sinks[track.kind] = FrameSink(track, self._first_received)
+
+    def _watch_liveness(self, pc: RTCPeerConnection) -> None:
+        spec, connection = self.cmd.liveness, ice_connection(pc)
+        if spec is None or connection is None or self.liveness is not None:
+            return
+        self.liveness = LivenessMonitor(
+            connection, spec.check_interval_s, spec.disconnected_after_s, self._liveness_changed
+        )
+        self.liveness.start()
+
+    def _liveness_changed(self, state: str, t: float) -> None:
+        if state == "disconnected":
+            self.disconnects += 1
+            self._disconnected_t = t
+        else:
+            self._count_disconnected(t)
+        self._emit({"event": "ice_state", "t": t, "kind": "ice", "state": state})
+
+    def _count_disconnected(self, until: float) -> None:
+        if self._disconnected_t is not None:
+            self.disconnected_s += until - self._disconnected_t
+            self._disconnected_t = None
+
+    def _stop_liveness(self) -> None:
+        """The call's ICE is over (failed, closed, or the call ends): a disconnection still
+        running counts up to now."""
+        if self.liveness is not None:
+            self.liveness.stop()
+            self._count_disconnected(time.monotonic())
 
     async def _connect(self) -> None:
         timeouts = self.cmd.timeouts
@@ -608,10 +646,13 @@ class Call:
             dc_goodput_mbps=self.dc_goodput_mbps,
             media=self.media,
             media_window_s=self.media_window_s,
+            disconnects=self.disconnects,
+            disconnected_s=self.disconnected_s,
         )
 
     async def _close(self) -> None:
         """Stop tracks and sinks, close the peer connection and the signaling channel, bounded."""
+        self._stop_liveness()
         for track in self.tracks:
             track.stop()
         for sink in self.sinks.values():

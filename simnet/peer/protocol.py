@@ -127,6 +127,11 @@ class PhaseTimeouts(_Model):
         )
 
 
+class LivenessSpec(_Model):
+    check_interval_s: float = Field(default=0.5, gt=0)
+    disconnected_after_s: float = Field(default=2.5, gt=0)
+
+
 class CallCommand(_Model):
     """One call, from one peer's side. Both peers get the same fields except role and ids."""
 
@@ -151,6 +156,8 @@ class CallCommand(_Model):
     # Keep the call up this long after the data channel opens, whatever ICE does meanwhile (a
     # timeline's window; ICE and connection state changes are reported as "ice_state" events).
     hold_s: float = Field(default=0.0, ge=0)
+    # ICE "disconnected" as a browser reports it (simnet.peer.liveness); None: aiortc's states only
+    liveness: LivenessSpec | None = None
     timeouts: PhaseTimeouts = Field(default_factory=PhaseTimeouts)
 
 
@@ -229,6 +236,8 @@ class CallResult(_Model):
     media: list[MediaKindStats] = Field(default_factory=list)
     media_window_s: float | None = None
     close_s: float | None = None  # closing the peer connection (TURN deallocation included)
+    disconnects: int = 0  # times ICE went "disconnected" after connecting (liveness)
+    disconnected_s: float = 0.0  # time spent disconnected
 
 
 def command_line(cmd: CallCommand) -> str:

@@ -308,6 +308,19 @@ class Timeouts(Strict):
     media_s: float = Field(default=10, gt=0, le=300)
 
 
+class Liveness(Strict):
+    """When a peer calls its ICE connection "disconnected" (and "connected" again), as a browser
+    does: aiortc itself only reports "failed", ~30 s into a dead path (see
+    `simnet.peer.liveness`). The defaults are libwebrtc's 2.5 s receive timeout."""
+
+    check_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="connectivity checks on the selected pair"
+    )
+    disconnected_after_s: float = Field(
+        default=2.5, gt=0, le=300, description="silence that makes ICE disconnected"
+    )
+
+
 class VideoSpec(Strict):
     width: int = Field(default=640, ge=16, le=3840)
     height: int = Field(default=480, ge=16, le=2160)
@@ -371,6 +384,9 @@ class CallSpec(Strict):
     media: MediaSpec = Field(default_factory=MediaSpec)
     duration_s: float = Field(default=2.0, ge=0, le=3600)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    liveness: Liveness | None = Field(
+        default_factory=Liveness, description="null: report aiortc's own ICE states only"
+    )
     timeline: list[TimelineEvent] = Field(
         default_factory=list,
         description="network changes during the call; duration_s must outlast the last one",

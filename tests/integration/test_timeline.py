@@ -1,14 +1,18 @@
-"""A call's timeline against a real call: a link cut during the call, as aiortc experiences it.
+"""A call's timeline against a real call: link cuts during the call, as the peers experience them.
 
-aioice checks consent every 5 s (x0.8-1.2) without retransmission and closes the ICE connection
-after 6 failures in a row; aiortc has no ICE restart. So a short cut goes unnoticed and the call
-survives, while a long one is noticed after ~20-37 s and the call never recovers, even once the
-link is back. One call shows both: a 2 s cut, then a cut that lasts until 42 s.
+Each peer's agent reports ICE "disconnected" after 2.5 s without hearing its peer and
+"connected" as soon as packets flow again, as a browser does (`simnet.peer.liveness`); aioice's
+own consent freshness (a check every 5 s x0.8-1.2, 6 failures in a row) still closes the ICE
+connection after ~30 s, and aiortc has no ICE restart. So a short cut is noticed and recovered
+from, while a long one fails the call for good, even once the link is back. One call shows
+both: a 4 s cut, then a cut that lasts until 42 s.
 """
 
 from __future__ import annotations
 
+import copy
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -20,7 +24,7 @@ pytestmark = [
     pytest.mark.timeout(110),
 ]
 
-SCENARIO = {
+SCENARIO: dict[str, Any] = {
     "name": "timeline-cut",
     "nats": {"home": {"preset": "full-cone"}},
     "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "internet"}},
@@ -30,28 +34,52 @@ SCENARIO = {
         "duration_s": 44,
         "timeline": [
             {"at_s": 1, "action": "cut", "target": "alice"},
-            {"at_s": 3, "action": "restore", "target": "alice"},
-            {"at_s": 4, "action": "cut", "target": "alice"},
+            {"at_s": 5, "action": "restore", "target": "alice"},
+            {"at_s": 7, "action": "cut", "target": "alice"},
             {"at_s": 42, "action": "restore", "target": "alice"},
         ],
     },
 }
 
 
-def test_a_short_cut_goes_unnoticed_and_a_long_one_fails_the_call_for_good() -> None:
+def assert_torn_down(row: dict[str, Any]) -> None:
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert str(row["run_id"]) not in left
+
+
+def test_a_short_cut_is_noticed_and_recovered_a_long_one_fails_the_call_for_good() -> None:
     [row] = run_scenario(scenario_from_dict(SCENARIO))
     states = row["timeline_states"]
     assert row["connected"] and row["error"] is None, row
     assert row["path"] == "direct", row  # the pair as set up, though ICE closed later
-    for i, at in enumerate((1000, 3000, 4000, 42000)):
+    for i, at in enumerate((1000, 5000, 7000, 42000)):
         assert row[f"event{i}_at_ms"] == pytest.approx(at, abs=500), row
-    # 2 s without a packet: no consent check failed 6 times, ICE never left "completed"
-    assert row["event0_noticed_ms"] is None, states
-    # the long cut: consent expires on one side, ICE closes; nothing brings it back
+    # the short cut: 2.5 s of silence after the last packet heard (at most one 0.6 s check
+    # interval before the cut), and back once the next check crosses the restored link
+    noticed = row["event0_noticed_ms"]
+    assert noticed is not None and 1_800 <= noticed <= 2_700, states
+    assert row["event0_noticed_state"].endswith(":ice:disconnected"), states
+    assert row["event0_failed_ms"] is None, states
+    recovery = row["event0_recovery_ms"]
+    assert recovery is not None and 0 <= recovery < 1_500, states
+    # the long cut: disconnected as fast, then consent expires, ICE closes; nothing brings it
+    # back after the restore at 42 s
     noticed = row["event2_noticed_ms"]
-    assert noticed is not None and 15_000 < noticed < 38_000, states
-    assert row["event2_noticed_state"].split(":")[-1] in ("closed", "failed"), states
-    assert row["event2_recovered_ms"] is None, states
+    assert noticed is not None and 1_800 <= noticed <= 2_700, states
+    failed = row["event2_failed_ms"]
+    assert failed is not None and 15_000 < failed < 38_000, states
+    assert row["event2_recovered_ms"] is None and row["event2_recovery_ms"] is None, states
     assert row["recovered"] is False, states
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert str(row["run_id"]) not in left  # the run tore everything down
+    assert row["ice_disconnects"] >= 3, row  # both peers for the long cut, one+ for the short
+    assert_torn_down(row)
+
+
+def test_without_liveness_only_aiortc_states_show_and_a_short_cut_goes_unnoticed() -> None:
+    spec = copy.deepcopy(SCENARIO)
+    spec["call"].update(liveness=None, duration_s=8, timeline=SCENARIO["call"]["timeline"][:2])
+    [row] = run_scenario(scenario_from_dict(spec))
+    assert row["connected"] and row["error"] is None, row
+    assert row["event0_noticed_ms"] is None, row["timeline_states"]
+    assert "disconnected" not in row["timeline_states"]
+    assert row["recovered"] is True and row["ice_disconnects"] == 0
+    assert_torn_down(row)

@@ -97,7 +97,35 @@ def test_columns_attribute_a_failure_to_the_latest_disruption_and_report_no_reco
     assert row["event2_noticed_state"] == "b:ice:closed"
     assert row["event2_recovered_ms"] is None
     assert row["event3_noticed_ms"] is None  # a restore notices nothing itself
+    assert row["event2_failed_ms"] == pytest.approx(27_000)
+    assert row["event2_recovery_ms"] is None
     assert row["recovered"] is False
+
+
+def test_columns_time_a_disconnection_and_the_recovery_after_its_restore() -> None:
+    events = [
+        TimelineEvent(at_s=1, action="cut", target="a"),
+        TimelineEvent(at_s=5, action="restore", target="a"),
+    ]
+    changes = [
+        *CONNECTED,
+        *states(
+            (103.5, "b", "ice", "disconnected"),
+            (103.6, "a", "ice", "disconnected"),
+            (105.3, "a", "ice", "connected"),
+            (105.4, "b", "ice", "connected"),
+        ),
+    ]
+    row = timeline_columns(
+        events, [101.0, 105.0], [None] * 2, 100.0, changes, {"a": 110.0, "b": 110.0}, ("a", "b")
+    )
+    assert row["event0_noticed_ms"] == pytest.approx(2500)
+    assert row["event0_noticed_state"] == "b:ice:disconnected"
+    assert row["event0_recovered_ms"] == pytest.approx(4400)  # both peers connected again
+    assert row["event0_recovery_ms"] == pytest.approx(400)  # after the restore
+    assert row["event0_failed_ms"] is None
+    assert "event1_recovery_ms" not in row  # a restore's recovery is its cut's
+    assert row["recovered"] is True
 
 
 def test_columns_report_recovery_and_ignore_states_after_closing() -> None:
