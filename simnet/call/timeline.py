@@ -10,16 +10,18 @@ state change ("ice_state" events, one shared monotonic clock), so afterwards eac
   completed/connected, or the connection not connected) after the event and before the next
   disruptive event (`link`, `cut`, `nat-flush`; a `restore` does not end a disruption's window);
 * `recovered_ms`: after that, the first moment both peers are connected again;
+* `failed_ms`: the first ICE "failed" or "closed" in the event's window;
+* for a cut, `recovery_ms`: `recovered_ms` counted from the cut's `restore` instead;
 
 both relative to the event (a `restore` has neither: the cut's `recovered_ms` says it), and
 `recovered` overall: both peers connected when the call ended. `timeline_states` lists every
 state change (ms after the data channel opened, peer:kind:state) up to each peer's closing.
 
-aiortc (aioice) notices a dead path only through consent freshness (RFC 7675): a check every
-5 s (0.8-1.2x) without retransmission, and after 6 failed checks in a row the ICE connection
-closes and the transport goes "failed" for good (aiortc has no ICE restart). So a cut is noticed
-only if it lasts about 25-36 s, and a noticed cut never recovers; a shorter cut goes unnoticed
-and the call carries on (the SCTP data channel retransmits what was lost).
+Besides aiortc's own states, each agent reports ICE "disconnected"/"connected" as a browser
+would (`simnet.peer.liveness`: 2.5 s without a packet from the peer by default), so a cut is
+noticed within seconds and a restore shows as "recovered". aioice's consent freshness still
+closes the ICE connection after ~30 s of a dead path ("failed"/"closed", `failed_ms`), and
+aiortc has no ICE restart: a call whose ICE failed never recovers.
 """
 
 from __future__ import annotations
