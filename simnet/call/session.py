@@ -228,8 +228,9 @@ async def run_calls(
             if timeline is not None:
                 row.update(timeline.columns())
             if row["path"] == "relay" and row["relay_protocol"] is None:
-                # The relayed side read no TURN client (it can close first under load); the call
-                # had exactly one TURN URL, so its transport is known. Flagged as inferred.
+                # The relayed side read no TURN client. Seen once, before agents kept the pair
+                # from ICE completion (a peer closed first forgets it); the call had exactly
+                # one TURN URL, so its transport is known. Flagged as inferred.
                 row["relay_protocol"] = call.turn_transports[0]
                 row["relay_protocol_inferred"] = True
             row.update(

@@ -123,7 +123,7 @@ class Call:
         self.dc_goodput_mbps: float | None = None
         self.media: list[MediaKindStats] = []
         self.media_window_s: float | None = None
-        self.held_pair: SelectedPair | None = None
+        self.nominated_pair: SelectedPair | None = None
         self.liveness: LivenessMonitor | None = None
         self.disconnects = 0
         self.disconnected_s = 0.0
@@ -200,8 +200,6 @@ class Call:
         the connection does meanwhile is reported by the state watchers."""
         opened = self.phase_t.get("dc_open")
         if self.cmd.hold_s and opened is not None:
-            if self.pc is not None:  # the pair as set up: a failure during the hold forgets it
-                self.held_pair = selected_pair(self.pc, self.turn_url)
             remaining = opened + self.cmd.hold_s - time.monotonic()
             if remaining > 0:
                 await asyncio.sleep(min(remaining, self.cmd.hold_s))
@@ -325,6 +323,9 @@ class Call:
             elif state == "completed":
                 self.event("ice_connected")
                 _settle(self.ice_done, True)
+                # the pair as nominated: if the peer closes first, aiortc closes this side too
+                # and forgets it before the result is written
+                self.nominated_pair = selected_pair(pc, self.turn_url)
                 self._watch_liveness(pc)
             elif state == "failed":
                 self.event("ice_failed")
@@ -635,7 +636,7 @@ class Call:
             connected=self.connected,
             error=failure.kind if failure else None,
             error_detail=failure.detail if failure else None,
-            selected_pair=(selected_pair(pc, self.turn_url) if pc else None) or self.held_pair,
+            selected_pair=(selected_pair(pc, self.turn_url) if pc else None) or self.nominated_pair,
             local_candidates=local,
             remote_candidates=remote,
             turn_attempts=self.turn.attempts if self.turn else [],
