@@ -7,13 +7,37 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from simnet.errors import SimnetError
 from simnet.net.run import Terminated
+
+SUMMARY_KEYS = ("median", "p10", "p25", "p75", "p90", "iqr", "mean", "min", "max")
+
+
+def describe(values: Sequence[float], digits: int = 3) -> dict[str, float | int | None]:
+    """n and the sample's summary (numpy's linear percentiles); None everywhere when empty, so
+    a benchmark's JSON keeps one shape whatever was measured."""
+    if not values:
+        return {"n": 0, **dict.fromkeys(SUMMARY_KEYS)}
+    a = np.asarray(values, dtype=float)
+    p10, p25, p50, p75, p90 = np.percentile(a, [10, 25, 50, 75, 90])
+    figures = {
+        "median": p50,
+        "p10": p10,
+        "p25": p25,
+        "p75": p75,
+        "p90": p90,
+        "iqr": p75 - p25,
+        "mean": a.mean(),
+        "min": a.min(),
+        "max": a.max(),
+    }
+    return {"n": len(a), **{k: round(float(v), digits) for k, v in figures.items()}}
 
 
 class BenchmarkError(RuntimeError):

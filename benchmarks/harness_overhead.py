@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _runner import run_benchmark
+from _runner import describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
@@ -73,31 +73,6 @@ SEGMENT_HELP = {
     "collect": "offerer's close ended -> row (answerer still closing, result events, parsing)",
 }
 MATRIX_PHASES = ("build", "coturn", "signaling", "agents", "calls", "stop_services", "teardown")
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), defined for a single value too."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def describe(values: Sequence[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"n": 0, "median": None, "p10": None, "p90": None, "mean": None, "max": None}
-    return {
-        "n": len(values),
-        "median": round(statistics.median(values), 2),
-        "p10": round(percentile(values, 10), 2),
-        "p90": round(percentile(values, 90), 2),
-        "mean": round(statistics.fmean(values), 2),
-        "max": round(max(values), 2),
-    }
 
 
 # --- instrumentation: time stamps from outside simnet -----------------------------------------

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _runner import BenchmarkError, run_benchmark
+from _runner import BenchmarkError, describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
@@ -381,25 +381,12 @@ def leave_nothing_behind(simnet_prefix: str, script_prefix: str) -> Iterator[Non
 # --- statistics and output ------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), defined for a single value too."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def summary(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     """Median, p10 and p90 in milliseconds, per phase."""
     out = {}
     for phase in PHASES:
-        values = [getattr(s, phase) * 1000 for s in samples]
-        out[phase] = {
-            "median_ms": round(percentile(values, 50), 2),
-            "p10_ms": round(percentile(values, 10), 2),
-            "p90_ms": round(percentile(values, 90), 2),
-        }
+        figures = describe([getattr(s, phase) * 1000 for s in samples], digits=2)
+        out[phase] = {f"{k}_ms": float(figures[k] or 0) for k in ("median", "p10", "p90")}
     return out
 
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _runner import BenchmarkError, run_benchmark
+from _runner import BenchmarkError, describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
@@ -127,34 +127,6 @@ BASELINE = "direct"
 
 
 # --- statistics -------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), defined for a single value too."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def describe(values: Sequence[float]) -> dict[str, float | int | None]:
-    """n, median, p10, p25, p75, p90, IQR, min, max (None when there are no values)."""
-    if not values:
-        keys = ("median", "p10", "p25", "p75", "p90", "iqr", "min", "max")
-        return {"n": 0, **dict.fromkeys(keys)}
-    p25, p75 = percentile(values, 25), percentile(values, 75)
-    return {
-        "n": len(values),
-        "median": round(statistics.median(values), 3),
-        "p10": round(percentile(values, 10), 3),
-        "p25": round(p25, 3),
-        "p75": round(p75, 3),
-        "p90": round(percentile(values, 90), 3),
-        "iqr": round(p75 - p25, 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
 
 
 def ice_both_ms(row: Row) -> float | None:
