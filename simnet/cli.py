@@ -301,6 +301,7 @@ def verify_nat(
 JSON_KEYS = (
     "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
     "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
+    "ice_disconnects", "recovered", "run_id",
 )  # fmt: skip
 
 
@@ -315,7 +316,9 @@ def run(
     ] = None,
     set_: SetOption = None,
 ) -> None:
-    """Make WebRTC calls across the scenario's network and measure each phase."""
+    """Make WebRTC calls across the scenario's network and measure each phase.
+
+    Exits 1 when a call breaks the scenario's `call.expect` (without one: when a call fails)."""
     from rich.progress import Progress
 
     from simnet.call.session import call_of, run_scenario
@@ -341,8 +344,20 @@ def run(
             run_scenario(loaded, repeat, on_row)
     if not as_json:
         _summary(loaded.name, rows, out_dir)
-    if not all(r["connected"] for r in rows):
+    expect = loaded.call.expect if loaded.call else None
+    if expect is None:
+        if not all(r["connected"] for r in rows):
+            raise typer.Exit(1)
+        return
+    from simnet.call.expect import unmet
+
+    misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
+    for i, miss in misses:
+        err.print(f"[red]unexpected:[/] call {i + 1}: {miss}", highlight=False)
+    if misses:
         raise typer.Exit(1)
+    if not as_json:
+        err.print(f"[green]as expected[/] (call.expect) in {len(rows)} call(s)")
 
 
 @app.command()

@@ -321,6 +321,42 @@ class Liveness(Strict):
     )
 
 
+class Expectation(Strict):
+    """What every call of the scenario must show. `simnet run` exits 1 naming each call that
+    does not, so a scenario file is a connectivity regression test by itself (the test suite
+    runs every shipped scenario against its own expectation)."""
+
+    connected: bool = True
+    error: str | None = Field(
+        default=None, description="with connected: false, the failure, e.g. timeout:ice"
+    )
+    path: Literal["direct", "relay"] | None = None
+    relay_protocol: TurnTransport | None = None
+    rtt_ms: tuple[float, float] | None = Field(
+        default=None, description="[min, max] of the data-channel RTT"
+    )
+    recovered: bool | None = Field(default=None, description="after the call's timeline")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Expectation:
+        from simnet.peer.protocol import ERROR_KINDS
+
+        if self.error is not None:
+            if self.connected:
+                raise ValueError(
+                    "error: a call expected to connect has no error; add connected: false"
+                )
+            if self.error not in ERROR_KINDS:
+                raise ValueError(f"error: '{self.error}' is not one of {', '.join(ERROR_KINDS)}")
+        elif not self.connected and (self.path or self.relay_protocol or self.rtt_ms):
+            raise ValueError("path, relay_protocol and rtt_ms describe a connected call")
+        if self.relay_protocol is not None and self.path == "direct":
+            raise ValueError("relay_protocol: a direct path has no relay")
+        if self.rtt_ms is not None and not 0 <= self.rtt_ms[0] <= self.rtt_ms[1]:
+            raise ValueError("rtt_ms: [min, max] with 0 <= min <= max")
+        return self
+
+
 class VideoSpec(Strict):
     width: int = Field(default=640, ge=16, le=3840)
     height: int = Field(default=480, ge=16, le=2160)
@@ -391,9 +427,14 @@ class CallSpec(Strict):
         default_factory=list,
         description="network changes during the call; duration_s must outlast the last one",
     )
+    expect: Expectation | None = Field(
+        default=None, description="the outcome every call must have (simnet run exits 1 if not)"
+    )
 
     @model_validator(mode="after")
     def _timeline_fits(self) -> CallSpec:
+        if self.expect is not None and self.expect.recovered is not None and not self.timeline:
+            raise ValueError("expect.recovered: only a call with a timeline can recover")
         if self.timeline:
             last = max(e.at_s for e in self.timeline)
             if self.duration_s <= last:

@@ -1,0 +1,84 @@
+"""`call.expect`: what a scenario may demand of its calls, and how a row is judged against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from simnet.call.expect import unmet
+from simnet.errors import ScenarioError
+from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.model import Expectation
+
+ROW: dict[str, Any] = {
+    "connected": True,
+    "error": None,
+    "path": "relay",
+    "relay_protocol": "tls",
+    "rtt_ms": 101.5,
+}
+
+
+def scenario_with(expect: dict[str, Any], **call: Any) -> Any:
+    return scenario_from_dict(
+        {
+            "hosts": {"alice": {}, "bob": {}},
+            "servers": {"signaling": {"kind": "signaling"}},
+            "call": {"expect": expect, **call},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("expect", "misses"),
+    [
+        ({}, []),
+        ({"path": "relay", "relay_protocol": "tls", "rtt_ms": (95, 140)}, []),
+        ({"path": "direct"}, ["path 'relay', expected 'direct'"]),
+        ({"relay_protocol": "udp"}, ["relay_protocol 'tls', expected 'udp'"]),
+        ({"rtt_ms": (10, 100)}, ["rtt_ms 101.5, expected 10..100"]),
+        ({"connected": False}, ["connected True, expected False"]),
+    ],
+)
+def test_a_connected_row_is_judged_field_by_field(
+    expect: dict[str, Any], misses: list[str]
+) -> None:
+    assert unmet(Expectation(**expect), ROW) == misses
+
+
+def test_an_expected_failure_passes_only_with_its_own_error() -> None:
+    failed = {"connected": False, "error": "timeout:ice", "path": None, "rtt_ms": None}
+    assert unmet(Expectation(connected=False, error="timeout:ice"), failed) == []
+    assert unmet(Expectation(connected=False, error="turn-auth"), failed) == [
+        "error 'timeout:ice', expected 'turn-auth'"
+    ]
+    # a failed call is not judged on the path it never had, only on having connected
+    assert unmet(Expectation(path="direct"), failed) == ["connected False, expected True"]
+
+
+def test_recovery_is_judged_when_asked() -> None:
+    expect = Expectation(recovered=True)
+    assert unmet(expect, {**ROW, "recovered": True}) == []
+    assert unmet(expect, {**ROW, "recovered": False}) == ["recovered False, expected True"]
+
+
+@pytest.mark.parametrize(
+    ("expect", "call", "message"),
+    [
+        ({"error": "timeout:ice"}, {}, "add connected: false"),
+        ({"connected": False, "error": "timeout:everything"}, {}, "is not one of"),
+        ({"connected": False, "path": "relay"}, {}, "describe a connected call"),
+        ({"path": "direct", "relay_protocol": "udp"}, {}, "a direct path has no relay"),
+        ({"rtt_ms": [50, 10]}, {}, "0 <= min <= max"),
+        ({"recovered": True}, {}, "only a call with a timeline"),
+        ({"path": "both"}, {}, "'direct' or 'relay'"),
+        ({"pth": "direct"}, {}, "did you mean 'path'"),
+    ],
+)
+def test_incoherent_expectations_are_rejected_with_a_reason(
+    expect: dict[str, Any], call: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_with(expect, **call)
+    assert message in str(info.value)
