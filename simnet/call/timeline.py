@@ -15,7 +15,7 @@ state change ("ice_state" events, one shared monotonic clock), so afterwards eac
 
 both relative to the event (a `restore` has neither: the cut's `recovered_ms` says it), and
 `recovered` overall: both peers connected when the call ended. `timeline_states` lists every
-state change (ms after the data channel opened, peer:kind:state) up to each peer's closing.
+state change (ms after the data channel opened, peer:kind:state) until a peer closes.
 
 Besides aiortc's own states, each agent reports ICE "disconnected"/"connected" as a browser
 would (`simnet.peer.liveness`: 2.5 s without a packet from the peer by default), so a cut is
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ from simnet.net.impair import live
 from simnet.scenario.model import DISRUPTIVE_ACTIONS, CallSpec, Scenario, TimelineEvent
 
 CONNECTED = {"ice": frozenset({"completed", "connected"}), "connection": frozenset({"connected"})}
+
+
+@dataclass(frozen=True)
+class Check:
+    """A liveness check (`simnet.peer.liveness`): when it was sent, its round trip or None."""
+
+    t: float
+    peer: str
+    rtt_ms: float | None
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class Timeline:
     applied: list[float | None] = field(init=False)
     errors: list[str | None] = field(init=False)
     states: list[StateChange] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     closing: dict[str, float] = field(default_factory=dict)
     dc_t: float | None = None
     _opened: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,6 +91,9 @@ class Timeline:
             name, t = event.get("event"), float(event.get("t", time.monotonic()))
             if name == "ice_state":
                 self.states.append(StateChange(t, peer, str(event["kind"]), str(event["state"])))
+            elif name == "ice_check":
+                rtt = event.get("rtt_ms")
+                self.checks.append(Check(t, peer, None if rtt is None else float(rtt)))
             elif name == "closing":
                 self.closing.setdefault(peer, t)
             elif name == "dc_open" and peer == self.call.offerer and self.dc_t is None:
@@ -139,9 +153,12 @@ class Timeline:
 
     def columns(self) -> dict[str, Any]:
         peers = (self.call.offerer, self.call.answerer)
-        return timeline_columns(
-            self.events, self.applied, self.errors, self.dc_t, self.states, self.closing, peers
-        )
+        return {
+            **timeline_columns(
+                self.events, self.applied, self.errors, self.dc_t, self.states, self.closing, peers
+            ),
+            **path_columns(self.applied, self.dc_t, self.checks, self.closing, peers),
+        }
 
 
 def timeline_columns(
@@ -154,7 +171,10 @@ def timeline_columns(
     peers: Sequence[str],
 ) -> dict[str, Any]:
     """The row's timeline columns (see the module's docstring); pure, for unit tests."""
-    changes = sorted((c for c in states if c.t < closing.get(c.peer, math.inf)), key=lambda c: c.t)
+    # once either peer closes, the other only sees the call ending: its states say nothing of
+    # the network
+    ended = min(closing.values(), default=math.inf)
+    changes = sorted((c for c in states if c.t < ended), key=lambda c: c.t)
 
     def connected_after(index: int) -> bool:
         """Both peers connected once change `index` (and all before it) happened."""
@@ -237,4 +257,40 @@ def timeline_columns(
         f"{(c.t - dc_t) * 1000:.0f}ms {c.peer}:{c.kind}:{c.state}" for c in changes if dc_t
     )
     row["recovered"] = dc_t is not None and bool(changes) and connected_after(len(changes) - 1)
+    return row
+
+
+def path_columns(
+    applied: Sequence[float | None],
+    dc_t: float | None,
+    checks: Sequence[Check],
+    closing: dict[str, float],
+    peers: Sequence[str],
+) -> dict[str, Any]:
+    """What the call's own liveness checks saw of the path between one event and the next (or
+    the end): `event<i>_path_rtt_ms` (median), `_path_loss_pct` and `_path_checks`, and the
+    same before the first event as `path_*_before`. Both peers' checks cross the same path and
+    are pooled; `_path_loss_pct_offerer` / `_answerer` split the loss by who checked, which shows
+    a path that works one way only (a check's answer goes back to where the check came from).
+    A window with no check has None. Pure, for unit tests."""
+    if dc_t is None:
+        return {}
+    end = min(closing.values(), default=math.inf)
+    starts = [dc_t, *(math.inf if a is None else a for a in applied)]
+    row: dict[str, Any] = {}
+    for k, start in enumerate(starts):
+        stop = next((t for t in starts[k + 1 :] if t != math.inf), end)
+        window = [c for c in checks if start <= c.t < min(stop, end)]
+        answered = [c.rtt_ms for c in window if c.rtt_ms is not None]
+        prefix, suffix = ("path", "_before") if k == 0 else (f"event{k - 1}_path", "")
+        row[f"{prefix}_rtt_ms{suffix}"] = statistics.median(answered) if answered else None
+        row[f"{prefix}_loss_pct{suffix}"] = (
+            100 * (len(window) - len(answered)) / len(window) if window else None
+        )
+        row[f"{prefix}_checks{suffix}"] = len(window)
+        for role, peer in zip(("offerer", "answerer"), peers, strict=True):
+            mine = [c for c in window if c.peer == peer]
+            lost = sum(c.rtt_ms is None for c in mine)
+            key = f"{prefix}_loss_pct_{role}{suffix}"
+            row[key] = 100 * lost / len(mine) if mine else None
     return row

@@ -193,6 +193,7 @@ class Call:
         await self._datachannel()
         await self._media(pc)
         await self._hold()
+        self._stop_liveness()  # what follows is the call ending, not the network
         await self._finish()
 
     async def _hold(self) -> None:
@@ -356,7 +357,11 @@ class Call:
         if spec is None or connection is None or self.liveness is not None:
             return
         self.liveness = LivenessMonitor(
-            connection, spec.check_interval_s, spec.disconnected_after_s, self._liveness_changed
+            connection,
+            spec.check_interval_s,
+            spec.disconnected_after_s,
+            self._liveness_changed,
+            self._checked,
         )
         self.liveness.start()
 
@@ -367,6 +372,9 @@ class Call:
         else:
             self._count_disconnected(t)
         self._emit({"event": "ice_state", "t": t, "kind": "ice", "state": state})
+
+    def _checked(self, sent: float, rtt: float | None) -> None:
+        self._emit({"event": "ice_check", "t": sent, "rtt_ms": None if rtt is None else rtt * 1000})
 
     def _count_disconnected(self, until: float) -> None:
         if self._disconnected_t is not None:

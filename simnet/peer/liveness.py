@@ -7,18 +7,22 @@ connection "disconnected" once nothing has been received for 2.5 s, keeps checki
 back to "connected" as soon as the path carries packets again. Users compare against that, so
 the agent watches the aioice connection the same way:
 
-* every packet the nominated pair delivers (data, or a STUN request from the remote peer) and
-  every answered check counts as "heard";
-* a connectivity check (a STUN binding request like aioice's consent check, no
-  retransmission) goes out on each nominated pair every `check_interval_s`, so an idle call
+* every packet the nominated pair's socket receives from the pair's remote address (data,
+  STUN requests, answers to checks) counts as "heard";
+* a connectivity check (a STUN binding request like aioice's consent check, never
+  retransmitted) goes out on each nominated pair every `check_interval_s`, so an idle call
   still hears its peer regularly;
 * `disconnected_after_s` without hearing anything makes the state "disconnected"; the next
-  packet heard makes it "connected" again.
+  packet heard makes it "connected" again;
+* each check's round trip (or its loss: no answer within `disconnected_after_s`) is
+  reported, so a call's timeline shows what the path did over time (a delay raised, loss
+  added) as the call itself saw it.
 
 aioice's own consent freshness is untouched and still closes the connection after ~30 s without
 an answer to its checks (RFC 7675's expiry): then aiortc reports "failed" and this monitor stops.
-All of it hooks the aioice `Connection` of one call through its `data_received` and
-`request_received` callbacks (per instance, so other connections are unaffected).
+It hooks the `datagram_received` of the call's nominated pair's protocol (per instance, so
+other connections are unaffected) and answers to its checks through the protocol's table of
+transactions.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from aioice import stun
 from aioice.ice import CandidatePair, Connection
 
 OnState = Callable[[str, float], None]  # ("disconnected" | "connected", monotonic time)
+OnCheck = Callable[[float, float | None], None]  # (sent at, round trip in s or None: lost)
 
 
 class LivenessMonitor:
@@ -45,51 +50,58 @@ class LivenessMonitor:
         check_interval_s: float,
         disconnected_after_s: float,
         on_state: OnState,
+        on_check: OnCheck | None = None,
     ) -> None:
         self._connection = connection
         self._interval = check_interval_s
         self._threshold = disconnected_after_s
         self._on_state = on_state
+        self._on_check = on_check
         self._heard = time.monotonic()
         self.disconnected = False
         self._checks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._restore: dict[str, Any] = {}
+        self._hooked: list[Any] = []
 
     def start(self) -> None:
-        connection = self._connection
-        for name in ("data_received", "request_received"):
-            original = getattr(connection, name)
-            self._restore[name] = original
-            setattr(connection, name, self._hearing(original))
+        for pair in self._connection._nominated.values():
+            self._hook(pair)
         self._arm(self._heard + self._threshold)
         self._sender = asyncio.ensure_future(self._send_checks())
 
     def stop(self) -> None:
-        for name in self._restore:
+        for protocol in self._hooked:
             with contextlib.suppress(AttributeError):
-                delattr(self._connection, name)  # back to the class's method
-        self._restore.clear()
+                del protocol.datagram_received  # back to the class's method
+        self._hooked.clear()
         if self._timer is not None:
             self._timer.cancel()
         for task in (self._sender, *self._checks):
             if task is not None:
                 task.cancel()
 
+    def _hook(self, pair: CandidatePair) -> None:
+        """Count what the pair's socket receives from the pair's remote address: aioice keeps
+        sending there, so packets from anywhere else (the peer behind a rebooted NAT, with a new
+        mapping) do not mean the path works."""
+        protocol, remote = pair.protocol, tuple(pair.remote_addr)
+        original = protocol.datagram_received
+
+        def received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+            if (addr[0], addr[1]) == remote:
+                self.heard()
+            original(data, addr)
+
+        protocol.datagram_received = received  # type: ignore[method-assign]
+        self._hooked.append(protocol)
+
     def heard(self) -> None:
         self._heard = now = time.monotonic()
         if self.disconnected:
             self.disconnected = False
             self._on_state("connected", now)
-
-    def _hearing(self, original: Callable[..., None]) -> Callable[..., None]:
-        def hook(*args: Any) -> None:
-            self.heard()
-            original(*args)
-
-        return hook
 
     def _arm(self, when: float) -> None:
         # monotonic and the loop's clock are both CLOCK_MONOTONIC on Linux
@@ -117,9 +129,41 @@ class LivenessMonitor:
                 task.add_done_callback(self._checks.discard)
 
     async def _check(self, pair: CandidatePair, key: bytes) -> None:
+        """One check, waited for as long as a disconnection takes to declare: aioice's own
+        transactions give up after 0.5 s, which would count every check of a satellite path
+        (600 ms RTT) as lost."""
         request = self._connection.build_request(pair, nominate=False)
-        with contextlib.suppress(stun.TransactionError, ConnectionError, OSError):
-            await pair.protocol.request(
-                request, pair.remote_addr, integrity_key=key, retransmissions=0
-            )
+        request.add_message_integrity(key)
+        answer = _Answer(key)
+        protocol = pair.protocol
+        protocol.transactions[request.transaction_id] = answer  # type: ignore[assignment]
+        sent = time.monotonic()
+        rtt: float | None = None
+        try:
+            protocol.send_stun(request, pair.remote_addr)
+            async with asyncio.timeout(self._threshold):
+                rtt = await answer.received - sent
             self.heard()
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            protocol.transactions.pop(request.transaction_id, None)
+        if self._on_check is not None:
+            self._on_check(sent, rtt)
+
+
+class _Answer:
+    """Stands in for an aioice transaction in the protocol's table: takes the (authenticated)
+    success response to one check, whenever it comes."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.received: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if (
+            message.message_class == stun.Class.RESPONSE
+            and message.check_message_integrity(self.key)
+            and not self.received.done()
+        ):
+            self.received.set_result(time.monotonic())

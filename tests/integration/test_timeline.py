@@ -83,3 +83,48 @@ def test_without_liveness_only_aiortc_states_show_and_a_short_cut_goes_unnoticed
     assert "disconnected" not in row["timeline_states"]
     assert row["recovered"] is True and row["ice_disconnects"] == 0
     assert_torn_down(row)
+
+
+def flush_call(preset: str, timeline: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    spec = copy.deepcopy(SCENARIO)
+    spec["nats"]["home"]["preset"] = preset
+    spec["call"].update(duration_s=duration_s, timeline=timeline)
+    [row] = run_scenario(scenario_from_dict(spec))
+    assert row["connected"] and row["error"] is None, row
+    assert_torn_down(row)
+    return row
+
+
+def test_a_link_change_shows_in_the_calls_own_checks_and_a_nat_reboot_is_survived() -> None:
+    """30% loss each way for 4 s (a check's round trip survives 0.7 x 0.7 = 49% of the time),
+    then the scenario's clean link, then a reboot of a port-preserving NAT: the peer's next
+    packets recreate the same mapping, so the call does not even notice."""
+    row = flush_call(
+        "full-cone",
+        [
+            {"at_s": 1, "action": "link", "target": "alice", "link": {"loss_pct": 30}},
+            {"at_s": 5, "action": "restore", "target": "alice"},
+            {"at_s": 6, "action": "nat-flush", "target": "home"},
+        ],
+        duration_s=9,
+    )
+    states = row["timeline_states"]
+    assert row["path_loss_pct_before"] == 0 and row["path_checks_before"] >= 1, row
+    assert row["event0_path_checks"] >= 12, row
+    assert 15 <= row["event0_path_loss_pct"] <= 85, row  # 51% expected; binomial over >= 12
+    assert row["event1_path_loss_pct"] == 0, row
+    assert row["event2_path_loss_pct"] == 0 and row["event2_noticed_ms"] is None, states
+    assert row["recovered"] is True and row["ice_disconnects"] == 0, states
+
+
+def test_rebooting_a_symmetric_nat_breaks_the_path_back_for_good() -> None:
+    """After the reboot the offerer's packets leave from a new random port: they still reach
+    the answerer and its answers go back to where they came from, but the answerer keeps
+    sending to the old mapping, which is gone (aioice does not follow a NAT rebinding)."""
+    row = flush_call("symmetric", [{"at_s": 1, "action": "nat-flush", "target": "home"}], 6)
+    states = row["timeline_states"]
+    assert row["event0_noticed_state"] == "bob:ice:disconnected", states
+    assert 1_800 <= row["event0_noticed_ms"] <= 3_500, states
+    assert row["event0_recovered_ms"] is None and row["recovered"] is False, states
+    assert row["event0_path_loss_pct_answerer"] == 100, row
+    assert row["event0_path_loss_pct_offerer"] == 0, row

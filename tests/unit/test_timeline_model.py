@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from simnet.call.timeline import StateChange, timeline_columns
+from simnet.call.timeline import Check, StateChange, path_columns, timeline_columns
 from simnet.errors import ScenarioError
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Scenario, TimelineEvent
@@ -149,3 +149,32 @@ def test_columns_when_the_data_channel_never_opened() -> None:
     row = timeline_columns(events, [None], [None], None, [], {}, ("a", "b"))
     assert row["event0_at_ms"] is None and row["event0_noticed_ms"] is None
     assert row["recovered"] is False
+
+
+def test_path_columns_pool_both_peers_checks_per_window() -> None:
+    checks = [
+        Check(100.5, "a", 20.0),
+        Check(100.6, "b", 22.0),  # before the first event
+        Check(101.5, "a", None),
+        Check(101.6, "b", None),  # the cut
+        Check(102.5, "a", 120.0),
+        Check(102.6, "b", 124.0),
+        Check(102.7, "a", None),  # after the restore, a delay and a lost check
+        Check(109.5, "a", 1.0),  # after a's closing: not counted
+    ]
+    row = path_columns([101.0, 102.0], 100.0, checks, {"a": 109.0, "b": 109.2}, ("a", "b"))
+    assert row["path_rtt_ms_before"] == pytest.approx(21.0)
+    assert row["path_loss_pct_before"] == 0 and row["path_checks_before"] == 2
+    assert row["event0_path_rtt_ms"] is None and row["event0_path_loss_pct"] == 100
+    assert row["event1_path_rtt_ms"] == pytest.approx(122.0)
+    assert row["event1_path_loss_pct"] == pytest.approx(100 / 3)
+    assert row["event1_path_checks"] == 3
+    assert row["event1_path_loss_pct_offerer"] == 50 and row["event1_path_loss_pct_answerer"] == 0
+
+
+def test_path_columns_of_an_event_never_applied_are_empty() -> None:
+    row = path_columns([None], 100.0, [Check(100.5, "a", 5.0)], {"a": 101.0}, ("a", "b"))
+    assert row["path_checks_before"] == 1
+    assert row["event0_path_checks"] == 0 and row["event0_path_rtt_ms"] is None
+    assert row["path_loss_pct_answerer_before"] is None  # b made no check
+    assert path_columns([None], None, [], {}, ("a", "b")) == {}
