@@ -142,8 +142,7 @@ class LivenessMonitor:
         try:
             protocol.send_stun(request, pair.remote_addr)
             async with asyncio.timeout(self._threshold):
-                rtt = await answer.received - sent
-            self.heard()
+                rtt = await answer.received - sent  # (the hook counted the answer as heard)
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
