@@ -8,13 +8,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.run import Terminated, owner_alive, read_states
@@ -567,6 +568,41 @@ def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
             num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
         )  # fmt: skip
     out.print(table)
+    for row in rows:
+        if "event0_action" in row:
+            _timeline_summary(row, num)
+
+
+def _timeline_summary(row: dict[str, Any], num: Callable[[Any], str]) -> None:
+    """Per timeline event: when, what the peers noticed and when they were back, and what the
+    call's own checks saw of the path until the next event."""
+    table = Table(title=f"call {row['run']}: timeline (ms after the data channel opened)")
+    for column in ("at", "event", "noticed", "recovered", "path RTT ms", "path loss %"):
+        table.add_column(column)
+    table.add_row(
+        "", "(before)", "", "", num(row.get("path_rtt_ms_before")),
+        num(row.get("path_loss_pct_before")),
+    )  # fmt: skip
+    i = 0
+    while f"event{i}_action" in row:
+        e = f"event{i}"
+        noticed = row.get(f"{e}_noticed_ms")
+        noticed_text = "-" if noticed is None else f"+{noticed:.0f} {row[f'{e}_noticed_state']}"
+        recovered = row.get(f"{e}_recovered_ms")
+        recovered_text = "-" if recovered is None else f"+{recovered:.0f}"
+        if row.get(f"{e}_recovery_ms") is not None:
+            recovered_text += f" ({row[f'{e}_recovery_ms']:.0f} after restore)"
+        if row.get(f"{e}_failed_ms") is not None:
+            recovered_text = f"[red]failed +{row[f'{e}_failed_ms']:.0f}[/]"
+        table.add_row(
+            num(row.get(f"{e}_at_ms")), f"{row[f'{e}_action']} {row[f'{e}_target']}",
+            Text(noticed_text), recovered_text, num(row.get(f"{e}_path_rtt_ms")),
+            num(row.get(f"{e}_path_loss_pct")),
+        )  # fmt: skip
+        i += 1
+    out.print(table)
+    verdict = "[green]recovered[/]" if row.get("recovered") else "[red]not recovered[/]"
+    out.print(f"at the end: {verdict}; ICE disconnections: {row.get('ice_disconnects', 0)}")
 
 
 def main() -> None:
