@@ -19,6 +19,7 @@ from simnet.call.row import call_row
 from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network, emulated_network
+from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.net.run import run_terminable
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
@@ -203,6 +204,13 @@ async def one_call(
     return results[0], results[1], agent_error
 
 
+def queue_namespaces(network: Network) -> list[str]:
+    """Where the userspace link emulator's queues may be (none with netem or ideal links)."""
+    if network.run.info.get("links", {}).get("backend") != "nfqueue":
+        return []
+    return [network.ns(name) for name in network.plan.nodes]
+
+
 Cell = tuple[CallSpec, dict[str, Any]]  # a call to make, and extra columns for its rows
 
 
@@ -221,10 +229,12 @@ async def run_calls(
         for index, (call, extra) in ((i, c) for c in cells for i in range(repeat)):
             started = time.monotonic()
             timeline = Timeline(network, scenario, call) if call.timeline else None
-            offer, answer, agent_error = await one_call(
-                scenario, call, services, len(rows), timeline
-            )
+            async with pressure.watched(queue_namespaces(network)) as emulator:
+                offer, answer, agent_error = await one_call(
+                    scenario, call, services, len(rows), timeline
+                )
             row = call_row(offer, answer, agent_error)
+            row.update(emulator.columns())
             if timeline is not None:
                 row.update(timeline.columns())
             if row["path"] == "relay" and row["relay_protocol"] is None:
