@@ -11,7 +11,7 @@ state change ("ice_state" events, one shared monotonic clock), so afterwards eac
   disruptive event (`link`, `cut`, `nat-flush`; a `restore` does not end a disruption's window);
 * `recovered_ms`: after that, the first moment both peers are connected again;
 * `failed_ms`: the first ICE "failed" or "closed" in the event's window;
-* for a cut, `recovery_ms`: `recovered_ms` counted from the cut's `restore` instead;
+* for a cut, `recovery_ms`: `recovered_ms` counted from the start of the cut's `restore`;
 
 both relative to the event (a `restore` has neither: the cut's `recovered_ms` says it), and
 `recovered` overall: both peers connected when the call ended. `timeline_states` lists every
@@ -69,6 +69,7 @@ class Timeline:
     call: CallSpec
     events: list[TimelineEvent] = field(init=False)
     applied: list[float | None] = field(init=False)
+    begun: list[float | None] = field(init=False)
     errors: list[str | None] = field(init=False)
     states: list[StateChange] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
@@ -82,6 +83,7 @@ class Timeline:
     def __post_init__(self) -> None:
         self.events = self.call.ordered_timeline
         self.applied = [None] * len(self.events)
+        self.begun = [None] * len(self.events)
         self.errors = [None] * len(self.events)
 
     def observer(self, peer: str) -> Callable[[dict[str, Any]], None]:
@@ -113,6 +115,7 @@ class Timeline:
             if self._stopping:
                 return
             try:
+                self.begun[i] = time.monotonic()
                 await asyncio.shield(asyncio.to_thread(self._apply, event))
                 self.applied[i] = time.monotonic()
             except SimnetError as exc:
@@ -155,7 +158,14 @@ class Timeline:
         peers = (self.call.offerer, self.call.answerer)
         return {
             **timeline_columns(
-                self.events, self.applied, self.errors, self.dc_t, self.states, self.closing, peers
+                self.events,
+                self.applied,
+                self.errors,
+                self.dc_t,
+                self.states,
+                self.closing,
+                peers,
+                begun=self.begun,
             ),
             **path_columns(self.applied, self.dc_t, self.checks, self.closing, peers),
         }
@@ -169,8 +179,13 @@ def timeline_columns(
     states: Sequence[StateChange],
     closing: dict[str, float],
     peers: Sequence[str],
+    begun: Sequence[float | None] | None = None,
 ) -> dict[str, Any]:
-    """The row's timeline columns (see the module's docstring); pure, for unit tests."""
+    """The row's timeline columns (see the module's docstring); pure, for unit tests.
+
+    `begun` (default: `applied`) is when each event's kernel work started: a restore lets
+    packets through from its first step, so a recovery is timed from there."""
+    begun = applied if begun is None else begun
     # once either peer closes, the other only sees the call ending: its states say nothing of
     # the network
     ended = min(closing.values(), default=math.inf)
@@ -223,7 +238,7 @@ def timeline_columns(
             failed = None
         restored = next(
             (
-                applied[j]
+                begun[j]
                 for j in range(i + 1, len(events))
                 if events[j].action == "restore" and events[j].target == event.target
             ),

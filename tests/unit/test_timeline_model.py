@@ -126,6 +126,13 @@ def test_columns_time_a_disconnection_and_the_recovery_after_its_restore() -> No
     assert row["event0_failed_ms"] is None
     assert "event1_recovery_ms" not in row  # a restore's recovery is its cut's
     assert row["recovered"] is True
+    # a restore lets packets through from its first step: its recovery counts from there
+    row = timeline_columns(
+        events, [101.0, 105.5], [None] * 2, 100.0, changes, {"a": 110.0}, ("a", "b"),
+        begun=[100.99, 105.0],
+    )  # fmt: skip
+    assert row["event0_recovery_ms"] == pytest.approx(400)
+    assert row["event1_at_ms"] == pytest.approx(5500)
 
 
 def test_columns_report_recovery_and_ignore_states_after_closing() -> None:
