@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from simnet.errors import EnvironmentProblem
 from simnet.net.impair.kernel import netem_available, set_mtu
 from simnet.net.impair.netem import NetemBackend
-from simnet.net.impair.nfqueue import NfqueueBackend
+from simnet.net.impair.nfqueue import NfqueueBackend, adopt
 from simnet.net.impair.rules import LinkTarget
-from simnet.net.plan import LAN_IF, NetworkPlan
+from simnet.net.plan import LAN_IF, NetworkPlan, Veth
 from simnet.net.run import Run
-from simnet.scenario.model import DIRECTIONS
+from simnet.scenario.model import DIRECTIONS, LinkSpec
 
 BACKEND_ENV = "SIMNET_LINK_BACKEND"
 
@@ -37,25 +37,30 @@ def link_targets(plan: NetworkPlan, ns: Mapping[str, str]) -> list[LinkTarget]:
     for veth in plan.veths:
         if veth.link is None or veth.link.is_ideal:
             continue
-        node, parent = plan.nodes[veth.a], plan.nodes[veth.b]
-        lan = parent.router.lan if veth.b_bridge and parent.router else None
-        targets.append(
-            LinkTarget(
-                node=veth.a,
-                a_ns=ns[veth.a],
-                a_if=veth.a_if,
-                b_ns=ns[veth.b],
-                b_if=veth.b_if,
-                spec=veth.link,
-                index=len(targets),
-                forwards_from=LAN_IF if node.router is not None else None,
-                b_bridge=veth.b_bridge if lan else None,
-                lan=lan,
-                gateway=parent.addresses[veth.b_bridge][0].ip if lan and veth.b_bridge else None,
-                seed=plan.scenario.seed,
-            )
-        )
+        targets.append(link_target(plan, ns, veth, veth.link, index=len(targets)))
     return targets
+
+
+def link_target(
+    plan: NetworkPlan, ns: Mapping[str, str], veth: Veth, spec: LinkSpec, index: int = 0
+) -> LinkTarget:
+    """`veth`'s link impaired as `spec` (the scenario's, or a timeline's during a call)."""
+    node, parent = plan.nodes[veth.a], plan.nodes[veth.b]
+    lan = parent.router.lan if veth.b_bridge and parent.router else None
+    return LinkTarget(
+        node=veth.a,
+        a_ns=ns[veth.a],
+        a_if=veth.a_if,
+        b_ns=ns[veth.b],
+        b_if=veth.b_if,
+        spec=spec,
+        index=index,
+        forwards_from=LAN_IF if node.router is not None else None,
+        b_bridge=veth.b_bridge if lan else None,
+        lan=lan,
+        gateway=parent.addresses[veth.b_bridge][0].ip if lan and veth.b_bridge else None,
+        seed=plan.scenario.seed,
+    )
 
 
 def choose_backend(probe_ns: str) -> Backend:
@@ -79,6 +84,7 @@ def choose_backend(probe_ns: str) -> Backend:
 
 def apply_links(plan: NetworkPlan, run: Run, ns: Mapping[str, str]) -> None:
     """Impair every link of `plan` that its scenario impairs; record what was done in `run`."""
+    adopt(run, ns.values())  # so a call's timeline can change any link of it later
     targets = link_targets(plan, ns)
     if not targets:
         return

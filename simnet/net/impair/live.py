@@ -8,9 +8,13 @@ Each function is blocking kernel work (`netns.entered`, never across an await); 
   ingress: packets leave the sender normally and vanish on the wire (no EPERM for the sender's
   socket), whichever link backend runs, and the link's own impairment stays untouched underneath,
   so removing the table is the whole restore.
-* A new impairment replaces the link's qdiscs and loss/duplication chain. With the userspace
-  backend this works only while no delay line is involved (delay, jitter, bursty loss run in a
-  helper process whose configuration is fixed when it starts).
+* A new impairment replaces the link's qdiscs and loss/duplication chain, whatever it changes.
+  With netem, the netem qdisc is replaced: what it held is dropped, and the new one starts
+  empty. With the userspace backend, delay, jitter, reordering and bursty loss change in the
+  link's running delay line (`nfqueue.relink`): the packets it holds keep their release times
+  and, without reordering, none after the change overtakes them; a link that starts to delay
+  gets its helper (or new queue) first and its queue rules after, and one that stops delaying
+  keeps its line as a pass-through, so that nothing it still holds is overtaken.
 * A NAT flush empties conntrack (`conntrack -F`) and every dynamic set and map of simnet's NAT
   table in the router's namespace: the mappings and filters are gone, as after a reboot.
 """
@@ -23,9 +27,10 @@ import nftables
 
 from simnet.errors import SimnetError
 from simnet.net import netns
-from simnet.net.impair.chooser import choose_backend
+from simnet.net.impair.chooser import choose_backend, link_target
 from simnet.net.impair.kernel import nft, tc_batch
-from simnet.net.impair.rules import NFT_TABLE, LinkTarget, egress_chain, netem_batch, tbf_batch
+from simnet.net.impair.nfqueue import relink
+from simnet.net.impair.rules import NFT_TABLE, netem_batch
 from simnet.net.nftables import TABLE as NAT_TABLE
 from simnet.net.plan import NetworkPlan, Veth
 from simnet.scenario.model import DIRECTIONS, LinkSpec
@@ -75,44 +80,23 @@ def uncut(plan: NetworkPlan, ns_of: dict[str, str], node: str) -> None:
 def set_link(plan: NetworkPlan, ns_of: dict[str, str], node: str, spec: LinkSpec | None) -> None:
     """Make `node`'s link impairment `spec` (None: the ideal link), replacing the current one.
 
-    Both the current and the new impairment must do without a delay line when the backend is
-    the userspace one (see the module's docstring).
+    Returns once the new impairment is in force (with the userspace backend: once the delay
+    line has answered that it is). The link keeps its MTU.
     """
     veth = attachment(plan, node)
     mtu = veth.link.mtu if veth.link is not None else None
-    new = _target(veth, ns_of, (spec or LinkSpec()).model_copy(update={"mtu": mtu}))
-    old = _target(veth, ns_of, veth.link or LinkSpec())
-    backend = choose_backend(old.a_ns)
+    new = link_target(plan, ns_of, veth, (spec or LinkSpec()).model_copy(update={"mtu": mtu}))
+    backend = choose_backend(new.a_ns)
     if backend.name != "netem":
-        for which, target in (("scenario's", old), ("new", new)):
-            if any(target.impairment(d).delays for d in DIRECTIONS):
-                raise SimnetError(
-                    f"{node}: the {which} link delays (delay, jitter or loss_burst); the "
-                    "userspace link backend cannot change such a link during a call",
-                    fix="change only loss, duplication and rate, or use a kernel with sch_netem",
-                )
+        relink(new)
+        return
     for direction in DIRECTIONS:
         ns, dev = new.sender(direction)
         where = f"{node} ({direction})"
         with netns.entered(ns):
             subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], capture_output=True)
             nftables.Nftables().cmd(f"delete chain netdev {NFT_TABLE} egress_{dev}")
-        if backend.name == "netem":
-            tc_batch(ns, netem_batch(new, direction), where)
-        else:
-            tc_batch(ns, tbf_batch(new, direction), where)
-            nft(ns, egress_chain(new, direction), where)
-
-
-def _target(veth: Veth, ns_of: dict[str, str], spec: LinkSpec) -> LinkTarget:
-    return LinkTarget(
-        node=veth.a,
-        a_ns=ns_of[veth.a],
-        a_if=veth.a_if,
-        b_ns=ns_of[veth.b],
-        b_if=veth.b_if,
-        spec=spec,
-    )
+        tc_batch(ns, netem_batch(new, direction), where)
 
 
 def nat_flush(ns: str, name: str) -> None:

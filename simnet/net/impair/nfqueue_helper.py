@@ -15,10 +15,24 @@ Without a listener the rules drop (fail closed, no `bypass`): a dead helper show
 link, never as a silently ideal one. On SIGTERM it writes its counters to stderr and exits; the
 kernel drops whatever it still held.
 
+Changes during a call: stdin is a control channel. Each line is a new configuration in the
+`--config` format; the event loop reads it (never blocking: a reader callback like the queues')
+and answers one line on stdout, `ok` once it is in force or `error <why>` if nothing changed
+(`Control`). A direction of the line takes its new configuration between two packets, all
+directions of one line at once. Its queue number and namespaces stay; a direction the helper
+did not serve yet is bound first, so the caller can feed it once `ok` arrives. What a change
+does to packets already held: each keeps the release time it was given (as a packet already
+on a real link is not sped up or slowed down by a route change behind it); without `reorder`,
+no packet after the change leaves before one queued before it, so a delay decrease lets the
+new delay show only once the line has drained (`Line.reconfigure`). End of stdin (the owner
+went away) only ends the control channel; the line shapes on until it is stopped.
+
 Timing: the asyncio loop runs on `select()` (microsecond timeouts) rather than epoll, whose
 millisecond rounding would release every packet up to 1 ms late; timer slack is set to 1 µs.
 Packets of one direction are kept in a FIFO (a heap when reordering is allowed) with a single
-timer for its head, so a packet costs one append and one verdict.
+timer for its head, so a packet costs one append and one verdict. Each line bounds what it
+holds to its `queue_packets` itself (a tail drop, as netem's `limit`), so that the bound can
+change during a call; the kernel queue's own bound is only a backstop.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import selectors
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from simnet.net.impair.shaping import DirectionConfig, Shaper, decode
@@ -44,6 +59,12 @@ if TYPE_CHECKING:
 
 EARLY_S = 20e-6  # release packets due within this much: a timer cannot be more precise anyway
 PR_SET_TIMERSLACK = 29
+# The kernel queue's bound, fixed when a queue is bound: the model's largest `queue_packets`, so
+# a change during a call can raise a line's own bound. It costs nothing until packets are held,
+# and the line never holds more than its own bound; what waits unread in the netlink socket is
+# bounded by the socket's buffer (the kernel drops when that is full).
+KERNEL_QUEUE_PACKETS = 1_000_000
+CONTROL_READ = 65536
 
 
 class Packet(Protocol):
@@ -53,6 +74,9 @@ class Packet(Protocol):
     def drop(self) -> None: ...
 
 
+Held = tuple[float, int, Packet]  # release time, arrival order (ties never compare packets)
+
+
 class Line:
     """One direction: decides each packet's release time and releases it on time, in order."""
 
@@ -60,13 +84,15 @@ class Line:
         self.loop = loop
         self.config = config
         self.shaper = Shaper(config)
-        self.fifo: deque[tuple[float, Packet]] = deque()
-        self.heap: list[tuple[float, int, Packet]] = []
+        self.fifo: deque[Held] = deque()
+        self.heap: list[Held] = []
         self.order = itertools.count()
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = float("inf")
         self.packets = 0
         self.dropped = 0
+        self.overflowed = 0
+        self.changes = 0
         self.late_max_s = 0.0
         self.late_sum_s = 0.0
 
@@ -76,6 +102,10 @@ class Line:
     def on_packet(self, packet: Packet) -> None:
         now = self.loop.time()
         self.packets += 1
+        if len(self) >= self.config.queue_packets:
+            self.overflowed += 1  # a full queue drops before the shaper sees it, as netem's
+            packet.drop()
+            return
         due = self.shaper.due(now)
         if due is None:
             self.dropped += 1
@@ -84,12 +114,37 @@ class Line:
         if due <= now + EARLY_S and not len(self):
             packet.accept()
             return
+        entry = (due, next(self.order), packet)
         if self.config.reorder:
-            heapq.heappush(self.heap, (due, next(self.order), packet))
+            heapq.heappush(self.heap, entry)
         else:
-            self.fifo.append((due, packet))
+            self.fifo.append(entry)
         if due < self.timer_at:
             self._arm(due)
+
+    def reconfigure(self, config: DirectionConfig) -> None:
+        """Shape the next packets by `config`; the packets held keep their release times.
+
+        Without `reorder` in the new configuration, the held packets leave in the order of
+        their release times and no later packet before the last of them (the shaper's FIFO
+        reference point becomes the latest release time held, which also covers leaving a
+        reordering configuration); with it, each later packet leaves when its own delay says.
+        """
+        if (config.queue, config.bind_in) != (self.config.queue, self.config.bind_in):
+            raise ValueError(
+                f"{self.config.name}: a change cannot move queue {self.config.queue} "
+                f"in {self.config.bind_in} to queue {config.queue} in {config.bind_in}"
+            )
+        held = sorted(self.heap) if self.config.reorder else list(self.fifo)
+        self.config = config
+        self.shaper.reconfigure(config)
+        self.changes += 1
+        if config.reorder:
+            self.fifo, self.heap = deque(), held  # a sorted list is a heap
+        else:
+            self.fifo, self.heap = deque(held), []
+            if held:
+                self.shaper.last_due = max(self.shaper.last_due, held[-1][0])
 
     def _head(self) -> float:
         if self.config.reorder:
@@ -110,7 +165,7 @@ class Line:
             if self.config.reorder:
                 _, _, packet = heapq.heappop(self.heap)
             else:
-                _, packet = self.fifo.popleft()
+                _, _, packet = self.fifo.popleft()
             late = now - head
             if late > 0:
                 self.late_sum_s += late
@@ -120,13 +175,58 @@ class Line:
             self._arm(head)
 
     def stats(self) -> str:
-        passed = self.packets - self.dropped
+        passed = self.packets - self.dropped - self.overflowed
         mean_late = self.late_sum_s / passed * 1e3 if passed else 0.0
         return (
             f"{self.config.name}: queue {self.config.queue} packets {self.packets} "
-            f"dropped {self.dropped} held {len(self)} timer-late mean {mean_late:.3f} ms "
+            f"dropped {self.dropped} overflowed {self.overflowed} held {len(self)} "
+            f"changes {self.changes} timer-late mean {mean_late:.3f} ms "
             f"max {self.late_max_s * 1e3:.3f} ms"
         )
+
+
+class Control:
+    """The helper's side of its control channel, without the I/O: bytes read from stdin in,
+    answers out (one per complete line). `bind` makes and binds the line of a direction the
+    helper does not serve yet (it raises OSError if the kernel refuses)."""
+
+    def __init__(self, lines: dict[int, Line], bind: Callable[[DirectionConfig], Line]) -> None:
+        self.lines = lines
+        self.bind = bind
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.pending += chunk
+        *complete, self.pending = self.pending.split(b"\n")
+        return [self.apply(line.decode(errors="replace")) for line in complete if line.strip()]
+
+    def apply(self, text: str) -> str:
+        """Put one encoded configuration list in force, all of it or (on error) none of it."""
+        try:
+            configs = decode(text)
+        except (ValueError, TypeError, KeyError) as exc:
+            return f"error bad configuration: {exc}"
+        queues = [c.queue for c in configs]
+        if len(set(queues)) != len(queues):
+            return f"error a queue is named twice: {queues}"
+        for config in configs:
+            line = self.lines.get(config.queue)
+            if line is not None and line.config.bind_in != config.bind_in:
+                return (
+                    f"error queue {config.queue} is bound in {line.config.bind_in}, "
+                    f"not {config.bind_in}"
+                )
+        for config in configs:  # new directions first: the only step that can fail
+            if config.queue not in self.lines:
+                try:
+                    self.lines[config.queue] = self.bind(config)
+                except OSError as exc:
+                    return f"error cannot bind queue {config.queue}: {exc}"
+        for config in configs:
+            line = self.lines[config.queue]
+            if line.config != config:
+                line.reconfigure(config)
+        return "ok"
 
 
 def _bind(line: Line, ns: str | None) -> NetfilterQueue:
@@ -139,7 +239,7 @@ def _bind(line: Line, ns: str | None) -> NetfilterQueue:
     with entered(ns) if ns else contextlib.nullcontext():
         queue = NetfilterQueue()
         # COPY_META: the verdict needs no payload; copying none keeps the socket light
-        queue.bind(line.config.queue, line.on_packet, line.config.queue_packets, COPY_META, 0)
+        queue.bind(line.config.queue, line.on_packet, KERNEL_QUEUE_PACKETS, COPY_META, 0)
     return queue
 
 
@@ -168,8 +268,15 @@ def _realtime(priority: int) -> None:
         )
 
 
+def _say(text: str) -> None:
+    """One answer line on stdout; an owner that stopped listening is no reason to stop shaping."""
+    with contextlib.suppress(OSError):
+        os.write(sys.stdout.fileno(), f"{text}\n".encode())
+
+
 def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority: int = 0) -> int:
-    """Bind a queue per direction, say `ready`, and shape until SIGTERM/SIGINT."""
+    """Bind a queue per direction, say `ready`, and shape until SIGTERM/SIGINT, taking new
+    configurations from stdin meanwhile."""
     if netns:
         from simnet.net.netns import enter_for_good
 
@@ -178,31 +285,53 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     _realtime(rt_priority)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     asyncio.set_event_loop(loop)
-    lines = [Line(loop, c) for c in configs]
-    queues = []
-    for line in lines:
-        for ns in line.config.bind_in or (None,):
-            try:
-                queue = _bind(line, ns)
-            except OSError as exc:
-                print(
-                    f"nfqueue_helper: cannot bind queue {line.config.queue} in {ns or 'own'} "
-                    f"namespace ({exc}); is another process bound to it, or is nfnetlink_queue "
-                    "missing?",
-                    file=sys.stderr,
-                )
-                return 3
+    lines: dict[int, Line] = {}
+    queues: list[NetfilterQueue] = []
+
+    def bind(config: DirectionConfig) -> Line:
+        line = Line(loop, config)
+        for ns in config.bind_in or (None,):
+            queue = _bind(line, ns)
             loop.add_reader(queue.get_fd(), queue.run, False)
             queues.append(queue)
+        return line
+
+    for config in configs:
+        try:
+            lines[config.queue] = bind(config)
+        except OSError as exc:
+            print(
+                f"nfqueue_helper: cannot bind queue {config.queue} in {config.bind_in or 'own'} "
+                f"namespace ({exc}); is another process bound to it, or is nfnetlink_queue "
+                "missing?",
+                file=sys.stderr,
+            )
+            return 3
+
+    control = Control(lines, bind)
+    stdin = sys.stdin.fileno() if sys.stdin is not None else -1
+
+    def on_control() -> None:
+        try:
+            chunk = os.read(stdin, CONTROL_READ)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the owner closed its end: keep shaping as configured
+            loop.remove_reader(stdin)
+            return
+        for answer in control.feed(chunk):
+            _say(answer)
 
     def stop() -> None:
-        for line in lines:
+        for line in lines.values():
             print(line.stats(), file=sys.stderr)
         sys.stderr.flush()
         loop.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
+    if stdin >= 0:
+        loop.add_reader(stdin, on_control)
     gc.collect()
     gc.freeze()  # packets and timers make no cycles: a collection pause would only add delay
     gc.disable()

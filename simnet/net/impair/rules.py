@@ -25,13 +25,17 @@ Everything is installed in `a`'s and `b`'s namespaces, never in the host's own.
     `OUTPUT -o a_if -d <LAN>` itself (the gateway excluded, it is reached through `b`).
     The kernel (6.18 here) has no native nft `queue` expression (CONFIG_NFT_QUEUE unset) but
     has xt NFQUEUE, which iptables-nft uses.
+  - a direction whose delay line is kept through a change during a call although it no longer
+    delays (`nfqueue.relink`) stays fed to its queue (`queue_rules(fed=...)`), and its line,
+    not the egress chain, keeps deciding its independent loss (`egress_chain(lined=...)`);
+    a namespace's queue rules are then rewritten whole in one commit (`flush`).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -163,38 +167,32 @@ def netem_batch(target: LinkTarget, direction: Direction) -> list[str]:
 # --- userspace backend --------------------------------------------------------------------
 
 
+def line_config(target: LinkTarget, direction: Direction) -> DirectionConfig:
+    """What the delay line of one direction does; for a direction that does not delay (a line
+    kept through a change, see `nfqueue`) that is only its independent loss, if any."""
+    imp = target.impairment(direction)
+    burst = None
+    if imp.loss_burst is not None:
+        b = imp.loss_burst
+        burst = (b.p_pct / 100, b.r_pct / 100, b.loss_in_bad_pct / 100, b.loss_in_good_pct / 100)
+    return DirectionConfig(
+        name=f"{target.node}.{direction}",
+        queue=target.queue(direction),
+        bind_in=target.queue_namespaces(direction),
+        delay_s=imp.delay_ms / 1000,
+        jitter_s=imp.jitter_ms / 1000,
+        distribution=imp.jitter_distribution,
+        loss=imp.loss_pct / 100,
+        burst=burst,
+        reorder=imp.reorder,
+        queue_packets=imp.queue_packets,
+        seed=target.direction_seed(direction),
+    )
+
+
 def helper_configs(target: LinkTarget) -> list[DirectionConfig]:
     """Directions that need the delay line (delay, jitter or bursty loss)."""
-    configs = []
-    for direction in DIRECTIONS:
-        imp = target.impairment(direction)
-        if not imp.delays:
-            continue
-        burst = None
-        if imp.loss_burst is not None:
-            b = imp.loss_burst
-            burst = (
-                b.p_pct / 100,
-                b.r_pct / 100,
-                b.loss_in_bad_pct / 100,
-                b.loss_in_good_pct / 100,
-            )
-        configs.append(
-            DirectionConfig(
-                name=f"{target.node}.{direction}",
-                queue=target.queue(direction),
-                bind_in=target.queue_namespaces(direction),
-                delay_s=imp.delay_ms / 1000,
-                jitter_s=imp.jitter_ms / 1000,
-                distribution=imp.jitter_distribution,
-                loss=imp.loss_pct / 100,
-                burst=burst,
-                reorder=imp.reorder,
-                queue_packets=imp.queue_packets,
-                seed=target.direction_seed(direction),
-            )
-        )
-    return configs
+    return [line_config(target, d) for d in DIRECTIONS if target.impairment(d).delays]
 
 
 def tbf_batch(target: LinkTarget, direction: Direction) -> list[str]:
@@ -205,14 +203,20 @@ def tbf_batch(target: LinkTarget, direction: Direction) -> list[str]:
     return [f"qdisc replace dev {dev} root handle 1: {tbf_args(imp, target.mtu)}"]
 
 
-def egress_chain(target: LinkTarget, direction: Direction) -> str:
-    """nftables netdev chain for loss (when no delay line runs) and duplication, or ''."""
+def egress_chain(target: LinkTarget, direction: Direction, lined: bool | None = None) -> str:
+    """nftables netdev chain for loss (when no delay line runs) and duplication, or ''.
+
+    `lined`: whether the direction's packets go through a delay line, which then decides the
+    loss too; by default where the direction delays (a line may also be kept, see `nfqueue`).
+    """
     imp = target.impairment(direction)
     _, dev = target.sender(direction)
+    if lined is None:
+        lined = imp.delays
     rules = []
     if imp.duplicate_pct:
         rules.append(f"meta mark {DUP_MARK:#x} return")
-    if imp.loss_pct and not imp.delays:
+    if imp.loss_pct and not lined:
         rules.append(f"meta protocol ip numgen random mod {PPM} < {ppm(imp.loss_pct)} drop")
     if imp.duplicate_pct:
         rules.append(
@@ -232,20 +236,34 @@ def egress_chain(target: LinkTarget, direction: Direction) -> str:
     )
 
 
-def queue_rules(targets: Sequence[LinkTarget], macs: Mapping[str, str]) -> dict[str, str]:
+def queue_rules(
+    targets: Sequence[LinkTarget],
+    macs: Mapping[str, str],
+    fed: Mapping[str, Collection[Direction]] | None = None,
+    flush: bool = False,
+) -> dict[str, str]:
     """iptables-restore input (`--noflush`) per namespace, feeding the delay lines' queues.
 
-    `macs` maps a node whose link ends on a LAN bridge to its `a_if` MAC address. Per namespace,
-    frames arriving from a neighbour come first (an accepted verdict ends the chain), then the
-    namespace's own down queue, then its own same-LAN up rules. No `--queue-bypass`: with no
-    helper listening the kernel drops (fail closed).
+    `macs` maps a node whose link ends on a LAN bridge to its `a_if` MAC address; `fed` maps a
+    node to the directions of its link that go through its delay line (default: those that
+    delay). Per namespace, frames arriving from a neighbour come first (an accepted verdict
+    ends the chain), then the namespace's own down queue, then its own same-LAN up rules. No
+    `--queue-bypass`: with no helper listening the kernel drops (fail closed). `flush`: empty
+    the chains first, in the same commit, so the text replaces a namespace's rules atomically
+    (simnet owns iptables' raw table in its namespaces).
     """
+
+    def feeds(t: LinkTarget, direction: Direction) -> bool:
+        if fed is None:
+            return t.impairment(direction).delays
+        return direction in fed.get(t.node, ())
+
     arriving: dict[str, list[str]] = {}
     own: dict[str, list[str]] = {}
     for t in targets:
-        if t.impairment("down").delays:
+        if feeds(t, "down"):
             own.setdefault(t.a_ns, []).insert(0, f"-A PREROUTING -i {t.a_if} {_jump(t, 'down')}")
-        if not t.impairment("up").delays:
+        if not feeds(t, "up"):
             continue
         jump = _jump(t, "up")
         if t.b_bridge is None:
@@ -266,6 +284,8 @@ def queue_rules(targets: Sequence[LinkTarget], macs: Mapping[str, str]) -> dict[
     out = {}
     for ns in dict.fromkeys([*arriving, *own]):
         lines = arriving.get(ns, []) + own.get(ns, [])
+        if flush:
+            lines = ["-F PREROUTING", "-F OUTPUT", *lines]
         out[ns] = "*raw\n" + "\n".join(lines) + "\nCOMMIT\n"
     return out
 

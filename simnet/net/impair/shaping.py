@@ -121,6 +121,19 @@ class Shaper:
         self.bad = self.rng.random() < p
         return in_good > 0 and self.rng.random() < in_good
 
+    def reconfigure(self, config: DirectionConfig) -> None:
+        """Decide the next packets by `config` (a link changed during a call).
+
+        The random stream and the last release time carry over: a change does not replay the
+        draws made since the start, and without `reorder` no later packet may leave before one
+        queued earlier, whatever the new delay. The Gilbert-Elliott state carries over while the
+        new configuration has a burst model too (the channel is still in the state it was in,
+        only its odds change); without one it is reset to good, where a new model starts.
+        """
+        self.config = config
+        if config.burst is None:
+            self.bad = False
+
     def due(self, now: float) -> float | None:
         """When the packet arriving at `now` leaves (monotonic seconds); None: drop it."""
         if self.lost():
