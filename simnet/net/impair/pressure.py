@@ -4,9 +4,10 @@ The delay line's ceiling is measured (`benchmarks/impairment_fidelity.py`): one 
 under 0.1 ms up to about 40k packets/s, its p99 reaches 3-5 ms at 60-80k, and past ~120k its
 median passes 1 ms and its queue overflows. So during a call simnet samples, in every namespace
 of the network, `/proc/net/netfilter/nfnetlink_queue`: per queue the packets queued so far
-(`id_sequence`) and the packets the kernel dropped because the queue was full or the helper did
-not read its socket fast enough (`queue_dropped`, `user_dropped`). Neither drop is configured
-loss (the helper drops those itself, by verdict), so any of them is the emulator's doing.
+(`id_sequence`) and the packets the kernel dropped because the helper did not read its socket
+fast enough (`user_dropped`) or its kernel queue, a backstop far above any line's own bound, was
+full (`queue_dropped`). Configured loss and the configured `queue_packets` bound are applied by
+the helper itself, by verdict, so any kernel drop is the emulator's doing.
 
 A helper serves both directions of one link (queues 2i and 2i+1, `rules.LinkTarget.queue`),
 so packet rates are summed per link, and a call's figures are its busiest link's: the peak rate
