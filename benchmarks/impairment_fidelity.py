@@ -44,7 +44,7 @@ from scipy.stats import binom
 from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair.chooser import link_targets
-from simnet.net.impair.measure import probe
+from simnet.net.impair.measure import PROMPT_SWITCH_S, probe
 from simnet.net.plan import plan_network
 from simnet.net.run import spawn
 from simnet.scenario import scenario_from_dict
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("impairment_fidelity: needs root (it builds network namespaces)", file=sys.stderr)
         return 2
-    sys.setswitchinterval(0.0002)
+    sys.setswitchinterval(PROMPT_SWITCH_S)  # as measure.prompt_receivers, for the whole run
     load_before = os.getloadavg()
     plan = plan_network(scenario_from_dict(scenario()))
     started = time.monotonic()

@@ -22,7 +22,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import kernel
 from simnet.net.impair.chooser import BACKEND_ENV
-from simnet.net.impair.measure import Probes, blast, probe, rate_kbit
+from simnet.net.impair.measure import Probes, blast, probe, prompt_receivers, rate_kbit
 from simnet.net.impair.shaping import quantile, spread
 from simnet.net.plan import plan_network
 from simnet.net.run import PREFIX
@@ -96,13 +95,11 @@ SCENARIO: dict[str, Any] = {
 def net() -> Iterator[Network]:
     if os.geteuid() != 0:
         pytest.skip("needs root to create network namespaces")
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.0002)  # receiver threads must not wait 5 ms for the GIL to timestamp
-    try:
-        with emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-impair") as net:
-            yield net
-    finally:
-        sys.setswitchinterval(old)
+    with (
+        prompt_receivers(),
+        emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-impair") as net,
+    ):
+        yield net
 
 
 def up(net: Network, host: str, count: int, interval_s: float, settle_s: float = 0.5) -> Probes:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from scipy.stats import binom
 from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import live
-from simnet.net.impair.measure import HEADER, Probes, Receiver, probe
+from simnet.net.impair.measure import HEADER, Probes, Receiver, probe, prompt_receivers
 from simnet.net.impair.shaping import quantile
 from simnet.net.plan import plan_network
 from simnet.net.run import PREFIX, STATE_DIR
@@ -64,13 +63,11 @@ SCENARIO: dict[str, Any] = {
 def net() -> Iterator[Network]:
     if os.geteuid() != 0:
         pytest.skip("needs root to create network namespaces")
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.0002)  # receiver threads must not wait 5 ms for the GIL to timestamp
-    try:
-        with emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-live") as net:
-            yield net
-    finally:
-        sys.setswitchinterval(old)
+    with (
+        prompt_receivers(),
+        emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-live") as net,
+    ):
+        yield net
 
 
 def set_link(net: Network, node: str, link: dict[str, Any] | LinkSpec | None) -> float:

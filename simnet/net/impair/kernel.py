@@ -29,6 +29,14 @@ def tc_batch(ns: str, lines: list[str], where: str) -> None:
         raise SimnetError(f"tc rejected the link settings of {where}: {done.stderr.strip()}")
 
 
+def clear_egress(ns: str, dev: str, chain_table: str) -> None:
+    """Remove what shapes `dev`'s egress (root qdisc, the egress chain of `chain_table`), if any:
+    the first step of replacing a link's impairment."""
+    with netns.entered(ns):
+        subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], capture_output=True)
+        nftables.Nftables().cmd(f"delete chain netdev {chain_table} egress_{dev}")
+
+
 def nft(ns: str, ruleset: str, where: str) -> None:
     if not ruleset:
         return

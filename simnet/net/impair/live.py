@@ -28,7 +28,7 @@ import nftables
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.impair.chooser import choose_backend, link_target
-from simnet.net.impair.kernel import nft, tc_batch
+from simnet.net.impair.kernel import clear_egress, nft, tc_batch
 from simnet.net.impair.nfqueue import relink
 from simnet.net.impair.rules import NFT_TABLE, netem_batch
 from simnet.net.nftables import TABLE as NAT_TABLE
@@ -92,11 +92,8 @@ def set_link(plan: NetworkPlan, ns_of: dict[str, str], node: str, spec: LinkSpec
         return
     for direction in DIRECTIONS:
         ns, dev = new.sender(direction)
-        where = f"{node} ({direction})"
-        with netns.entered(ns):
-            subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], capture_output=True)
-            nftables.Nftables().cmd(f"delete chain netdev {NFT_TABLE} egress_{dev}")
-        tc_batch(ns, netem_batch(new, direction), where)
+        clear_egress(ns, dev, NFT_TABLE)
+        tc_batch(ns, netem_batch(new, direction), f"{node} ({direction})")
 
 
 def nat_flush(ns: str, name: str) -> None:

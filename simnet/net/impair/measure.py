@@ -14,13 +14,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from simnet.net import netns
 
+PROMPT_SWITCH_S = 0.0002  # thread switch interval while measuring (Python's default: 5 ms)
 HEADER = struct.Struct("!IQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
 UDP_IP_ETHERNET = 8 + 20 + 14  # bytes around a UDP payload on the wire, as rate_kbit counts them
 
@@ -206,3 +209,16 @@ def rate_kbit(arrivals: list[Arrival], skip: int = 20) -> float:
     span_s = (window[-1].received_ns - window[0].received_ns) / 1e9
     bits = sum(a.wire_bytes for a in window[1:]) * 8
     return bits / span_s / 1000
+
+
+@contextlib.contextmanager
+def prompt_receivers() -> Iterator[None]:
+    """Let receiver threads take the GIL within 0.2 ms, not Python's 5 ms: a probe's arrival is
+    stamped when its thread runs, so a busy sender thread would otherwise add milliseconds to
+    the delays measured."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(PROMPT_SWITCH_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)

@@ -52,11 +52,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import nftables
-
 from simnet.errors import SimnetError
-from simnet.net import netns
-from simnet.net.impair.kernel import iptables_restore, mac_of, nft, tc_batch
+from simnet.net.impair.kernel import clear_egress, iptables_restore, mac_of, nft, tc_batch
 from simnet.net.impair.rules import (
     NFT_TABLE,
     LinkTarget,
@@ -242,9 +239,7 @@ def _reshape(target: LinkTarget, direction: Direction, lined: bool) -> None:
     """Replace one direction's rate (tbf) and loss/duplication (nftables egress chain)."""
     ns, dev = target.sender(direction)
     where = f"{target.node} ({direction})"
-    with netns.entered(ns):
-        subprocess.run(["tc", "qdisc", "del", "dev", dev, "root"], capture_output=True)
-        nftables.Nftables().cmd(f"delete chain netdev {NFT_TABLE} egress_{dev}")
+    clear_egress(ns, dev, NFT_TABLE)
     tc_batch(ns, tbf_batch(target, direction), where)
     nft(ns, egress_chain(target, direction, lined=lined), where)
 
