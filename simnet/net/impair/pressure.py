@@ -1,9 +1,10 @@
 """Was the userspace link emulator the bottleneck of a call? The kernel's own NFQUEUE counters say.
 
 The delay line's ceiling is measured (`benchmarks/impairment_fidelity.py`): one helper adds
-under 0.1 ms up to about 40k packets/s, its p99 reaches 3-5 ms at 60-80k, and past ~120k its
-median passes 1 ms and its queue overflows. So during a call simnet samples, in every namespace
-of the network, `/proc/net/netfilter/nfnetlink_queue`: per queue the packets queued so far
+about 0.1 ms (median) up to 20-40k packets/s; from about 40k its p99 reaches a millisecond, and
+at 60-80k its median does and packets are dropped (figures vary between sessions: README).
+So during a call simnet samples, in every namespace of the network,
+`/proc/net/netfilter/nfnetlink_queue`: per queue the packets queued so far
 (`id_sequence`) and the packets the kernel dropped because the helper did not read its socket
 fast enough (`user_dropped`) or its kernel queue, a backstop far above any line's own bound, was
 full (`queue_dropped`). Configured loss and the configured `queue_packets` bound are applied by
@@ -13,7 +14,7 @@ A helper serves both directions of one link (queues 2i and 2i+1, `rules.LinkTarg
 so packet rates are summed per link, and a call's figures are its busiest link's: the peak rate
 over `SAMPLE_S` windows, and the kernel drops. `emulator_limited` marks a row whose result the
 emulator may have shaped: a kernel drop, or a peak above `SIMNET_EMULATOR_LIMIT_PPS` (default
-60k packets/s, where this machine's p99 passes a millisecond).
+40k packets/s, where this machine's p99 reaches a millisecond).
 
 The counters are the kernel's, read from this process (the reading thread enters each namespace
 in turn: `/proc/thread-self/net` is the thread's namespace), so no helper is asked anything.
@@ -34,7 +35,7 @@ from simnet.net import netns
 QUEUE_TABLE = "/proc/thread-self/net/netfilter/nfnetlink_queue"
 SAMPLE_S = 0.25
 LIMIT_ENV = "SIMNET_EMULATOR_LIMIT_PPS"
-DEFAULT_LIMIT_PPS = 60_000
+DEFAULT_LIMIT_PPS = 40_000
 
 
 @dataclass(frozen=True)
