@@ -98,7 +98,8 @@ def flush_call(preset: str, timeline: list[dict[str, Any]], duration_s: float) -
 def test_a_link_change_shows_in_the_calls_own_checks_and_a_nat_reboot_is_survived() -> None:
     """30% loss each way for 4 s (a check's round trip survives 0.7 x 0.7 = 49% of the time),
     then the scenario's clean link, then a reboot of a port-preserving NAT: the peer's next
-    packets recreate the same mapping, so the call does not even notice."""
+    packets recreate the same mapping, so the call does not even notice (at most a check or
+    two of the answerer's, sent before that, are lost)."""
     row = flush_call(
         "full-cone",
         [
@@ -113,7 +114,11 @@ def test_a_link_change_shows_in_the_calls_own_checks_and_a_nat_reboot_is_survive
     assert row["event0_path_checks"] >= 12, row
     assert 15 <= row["event0_path_loss_pct"] <= 85, row  # 51% expected; binomial over >= 12
     assert row["event1_path_loss_pct"] == 0, row
-    assert row["event2_path_loss_pct"] == 0 and row["event2_noticed_ms"] is None, states
+    # the offerer's next check recreates the mapping and is answered through it; a check of the
+    # answerer's that reaches the NAT before that finds no mapping and is lost (one, at most two)
+    assert row["event2_path_loss_pct_offerer"] == 0, row
+    assert row["event2_path_loss_pct_answerer"] < 50, row
+    assert row["event2_noticed_ms"] is None, states
     assert row["recovered"] is True and row["ice_disconnects"] == 0, states
 
 
