@@ -15,11 +15,9 @@ Printed (`-s`): the figures measured, for the README and the report.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
-import os
 import statistics
 import threading
 import time
@@ -60,9 +58,7 @@ SCENARIO: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def net() -> Iterator[Network]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
+def net() -> Iterator[Network]:  # (not root: conftest skips every integration test)
     with (
         prompt_receivers(),
         emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-live") as net,
@@ -149,39 +145,28 @@ def test_a_delay_decrease_lets_no_packet_overtake_an_earlier_one(net: Network) -
     """80 ms -> none under a packet every 0.5 ms: what was held leaves when it was due, what
     comes after queues behind it (its delay falls from 80 ms to nothing over 80 ms), in order."""
     count, interval_s, change_at = 3000, 0.0005, 1000
-    receiver = Receiver(net.ns("sink"))
-    sender = netns.socket_in(net.ns("fifo"))
-    sent: list[int] = []
     reached = threading.Event()
+    outcome: list[Probes] = []
 
-    def send() -> None:
-        start = time.monotonic()
-        for seq in range(count):
-            pause = start + seq * interval_s - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            now = time.monotonic_ns()
-            sent.append(now)
-            with contextlib.suppress(OSError):
-                sender.sendto(HEADER.pack(seq, now), (str(net.address("sink")), receiver.port))
-            if seq == change_at:
-                reached.set()
+    def stream() -> None:
+        outcome.append(
+            probe(
+                net.ns("fifo"), net.ns("sink"), str(net.address("sink")), count, interval_s,
+                HEADER.size, 0.5, on_sent=lambda seq: reached.set() if seq == change_at else None,
+            )
+        )  # fmt: skip
 
-    thread = threading.Thread(target=send)
+    thread = threading.Thread(target=stream)
     thread.start()
     try:
         assert reached.wait(30), "the sender never reached the change"
         begun = time.monotonic_ns()
         set_link(net, "fifo", None)
         done = time.monotonic_ns()
-        thread.join()
-        receiver.wait_quiet(count, 0.5, 10)
     finally:
         thread.join()
-        sender.close()
-        receiver.close()
-    arrivals = [(a.seq, a.received_ns) for a in receiver.arrivals]
-    probes = Probes(sent, arrivals)
+    [probes] = outcome
+    sent, arrivals = probes.sent_ns, probes.arrivals
     delay = {seq: (at - sent[seq]) / 1e6 for seq, at in arrivals}
     before = [d for seq, d in delay.items() if sent[seq] < begun]
     after = [d for seq, d in delay.items() if sent[seq] > done + 80_000_000]

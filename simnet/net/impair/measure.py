@@ -17,7 +17,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -141,10 +141,13 @@ def probe(
     interval_s: float,
     size: int = 64,
     settle_s: float = 1.0,
+    on_sent: Callable[[int], None] | None = None,
 ) -> Probes:
     """Send `count` probes `interval_s` apart from `src_ns` to `dst` (an address in `dst_ns`).
 
     Returns after the last probe plus `settle_s` of silence (set it above the largest delay).
+    `on_sent(seq)` runs after each send (from the calling thread), e.g. to change the link at a
+    known point of the stream.
     """
     receiver = Receiver(dst_ns)
     sender = netns.socket_in(src_ns)
@@ -161,6 +164,8 @@ def probe(
             sent.append(now)
             with contextlib.suppress(OSError):  # a full local queue drops, as on a real host
                 sender.sendto(HEADER.pack(seq, now) + padding, (dst, receiver.port))
+            if on_sent is not None:
+                on_sent(seq)
         receiver.wait_quiet(count, settle_s, settle_s + 60)
     finally:
         sender.close()
