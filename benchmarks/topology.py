@@ -1,8 +1,8 @@
 """Build + teardown time of a two-NAT, six-namespace network: simnet versus a plain shell script.
 
 Why this exists: every simnet run starts by building a network and ends by tearing it down, so
-that cost is paid once per test case of a matrix. NOTES.md measured about 140 ms for such a
-topology built with plain `ip` commands and expected netlink calls from one process to do better.
+that cost is paid once per test case of a matrix. Plain `ip` commands took about 140 ms for such a
+topology (docs/kernel-notes.md#build-speed); netlink calls from one process should do better.
 The target is that simnet takes at most half of the script's time; this script measures whether
 it does, on the machine it runs on.
 

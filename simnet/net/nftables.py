@@ -15,8 +15,9 @@ Maps are filled after NAT (postrouting, priority 200) from the conntrack tuples,
 directions, so outbound packets refresh a binding (RFC 4787 REQ-6).
 
 Unsolicited inbound packets are decided at prerouting priority -150, before conntrack confirms
-an entry for them. Letting conntrack keep such an entry is the simultaneous-open trap of
-NOTES.md: the local peer's later outbound packet would then lose its preserved port.
+an entry for them. Letting conntrack keep such an entry is the simultaneous-open trap
+(docs/kernel-notes.md#simultaneous-open-pitfall): the local peer's later outbound packet would
+then lose its preserved port.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Pure data, computed from the scenario; the builder applies it. The emulated internet is a core
 router with a point-to-point link to every public node (servers, NAT WAN sides, hosts on the
 internet). Each public node has one /32 address and routes through the core, which silently drops
-private and unassigned destinations, as the real internet does (see NOTES.md: without that,
-coturn's relay gets ENETUNREACH and closes the allocation).
+private and unassigned destinations, as the real internet does (without that, coturn's relay gets
+ENETUNREACH and closes the allocation: docs/kernel-notes.md#core-router-blackholes).
 
 Address ranges (RFC 5737 documentation ranges are the "public internet"):
   192.0.2.0/24     the core (192.0.2.1) and servers

@@ -160,9 +160,9 @@ class NatProber:
         """Mapped endpoint seen by A1:P1, A2:P1, A2:P2 from one socket.
 
         Before talking to a new server endpoint, the host first gets an unsolicited packet
-        *from* it wherever the filter drops such packets: the simultaneous-open race of
-        NOTES.md, which must not change the mapping. (Where the filter admits it, the packet
-        opens a real session and the race does not exist.)
+        *from* it wherever the filter drops such packets: the simultaneous-open race
+        (docs/kernel-notes.md#simultaneous-open-pitfall), which must not change the mapping.
+        (Where the filter admits it, the packet opens a real session and the race does not exist.)
         """
         sock = await self._socket()
         first = await sock.mapped(self.endpoint(0, 0))

@@ -3,7 +3,7 @@
 This is the server side of RFC 5780 behaviour discovery, with a JSON-over-UDP wire format
 instead of STUN so that it can also do what the tests need and STUN cannot: answer after a
 delay (binding lifetime) and send an unsolicited "poke" from another endpoint first (the
-simultaneous-open race of NOTES.md).
+simultaneous-open race, docs/kernel-notes.md#simultaneous-open-pitfall).
 
 Requests (JSON objects):
   {"id": ..., "op": "bind", "from": [a, p], "delay": s}

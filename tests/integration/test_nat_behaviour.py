@@ -4,8 +4,9 @@ Why: simnet's results are only as good as its NATs. A WebRTC test that "passes b
 symmetric NAT" means nothing if the NAT built was really a cone. So each preset, and random
 combinations of the RFC 4787 knobs (alone and with one NAT behind another), are built in real
 namespaces and probed from a host behind them; the verdict must match the configuration. The
-binding lifetime and the simultaneous-open race of NOTES.md get tests of their own, including one
-that removes simnet's guard against the race and shows that the trap is real on this kernel.
+binding lifetime and the simultaneous-open race (docs/kernel-notes.md#simultaneous-open-pitfall)
+get tests of their own, including one that removes simnet's guard against the race and shows
+that the trap is real on this kernel.
 
 The tests at the end pin bugs these tests found (chained NATs, `open` routers), now fixed.
 """
@@ -228,7 +229,9 @@ def test_mapping_survives_an_unsolicited_packet_from_the_next_peer(preset: str) 
 
 
 def test_without_the_prerouting_guard_the_race_breaks_the_mapping() -> None:
-    """Counter-test: the guard is what makes the test above pass (NOTES.md, section 3).
+    """Counter-test: the guard is what makes the test above pass.
+
+    Why the guard exists: docs/kernel-notes.md#simultaneous-open-pitfall.
 
     Without the `inbound` chain, the poke gets a conntrack entry (A2:P -> WAN:M, unreplied). The
     host's own packet to A2:P must then be translated to WAN:M as well (endpoint-independent

@@ -481,7 +481,10 @@ def test_filtering_decides_what_unsolicited_packets_get_through(filtering: Filte
 
 @given(translating)
 def test_unsolicited_inbound_is_decided_before_conntrack_confirms_it(b: NatBehavior) -> None:
-    """The simultaneous-open guard (NOTES.md) is part of every translating NAT."""
+    """The simultaneous-open guard is part of every translating NAT.
+
+    docs/kernel-notes.md#simultaneous-open-pitfall says why.
+    """
     rules = render_router(plan(b))
     assert "type filter hook prerouting priority -150; policy accept;" in rules
     assert f'iifname "{WAN_IF}" ct state new jump unsolicited' in rules

@@ -2,7 +2,7 @@
 
 The kernel keeps each queued packet; this process only decides *when* (and for bursty loss,
 *whether*) to let it go, by giving its verdict later. It is what simnet uses for delay, jitter
-and Gilbert-Elliott loss where the kernel has no sch_netem (see NOTES.md section 4).
+and Gilbert-Elliott loss where the kernel has no sch_netem (docs/kernel-notes.md#nfqueue-delay).
 
     python -m simnet.net.impair.nfqueue_helper [--netns NS] [--rt-priority N] --config JSON
 
