@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from simnet.callspec import ROW_MILESTONES
 from simnet.peer.protocol import CallResult
-
-PHASES = (
-    "offer_created",
-    "gathering_done",
-    "offer_sent",
-    "answer_received",
-    "ice_checking",
-    "ice_connected",
-    "dtls_connected",
-    "dc_open",
-)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -67,7 +57,7 @@ def call_row(
     row["setup_ms"] = _ms(offer.setup_s) if offer and connected else None
     for side, result in (("offerer", offer), ("answerer", answer)):
         for phase, t in (result.phase_t if result else {}).items():
-            if start is not None and phase in PHASES:
+            if start is not None and phase in ROW_MILESTONES:
                 row[f"{side}_{phase}_ms"] = _ms(t - start)
     row["dc_goodput_mbps"] = answer.dc_goodput_mbps if answer else None
     row["rtt_ms"] = offer.dc_rtt_ms if offer else None

@@ -23,15 +23,7 @@ from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.net.run import run_terminable
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.protocol import (
-    CallCommand,
-    CallResult,
-    IceServer,
-    LivenessSpec,
-    MediaSpec,
-    PhaseTimeouts,
-    VideoSpec,
-)
+from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.scenario.model import CallSpec, Scenario
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -140,7 +132,6 @@ def _commands(
 ) -> tuple[CallCommand, CallCommand]:
     assert services.signaling is not None
     servers, ca_file = ice_servers(scenario, call, services)
-    video = call.media.video
     common: dict[str, Any] = {
         "signaling_kind": call.signaling,
         "signaling_url_base": services.signaling.base_url,
@@ -149,16 +140,13 @@ def _commands(
         "ice_transport_policy": call.ice_policy,
         "ca_file": ca_file,
         "data_bytes": call.data_bytes,
-        "media": MediaSpec(
-            audio=call.media.audio,
-            video=VideoSpec(width=video.width, height=video.height, fps=video.fps)
-            if video
-            else None,
-        ),
+        # The scenario's own settings objects (simnet.callspec): the agent gets what the
+        # scenario says, defaults included.
+        "media": call.media,
         "duration_s": call.duration_s,
         "hold_s": call.duration_s if call.timeline else 0.0,
-        "timeouts": PhaseTimeouts(**call.timeouts.model_dump()),
-        "liveness": LivenessSpec(**call.liveness.model_dump()) if call.liveness else None,
+        "timeouts": call.timeouts,
+        "liveness": call.liveness,
     }
     offer = CallCommand(role="offer", peer=call.offerer, remote_peer=call.answerer, **common)
     answer = CallCommand(role="answer", peer=call.answerer, remote_peer=call.offerer, **common)

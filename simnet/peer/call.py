@@ -18,7 +18,7 @@ Run by the agent inside a host's namespace. The phases, and what ends each one:
    sent after the "done" it waits for (the answerer waits for the offerer's summary first).
 
 Every wait has a deadline; a failure stops the call with a classified error (`CallFailed.kind`,
-one of `protocol.ERROR_KINDS`) and the result still carries what was measured up to then.
+one of `simnet.callspec.ERROR_KINDS`) and the result still carries what was measured up to then.
 Both peers use `max-bundle`, as browsers do, so a call has exactly one ICE transport.
 """
 
@@ -43,6 +43,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
+from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
 from simnet.peer.ice_info import (
     TurnRecorder,
     candidate_counts,
@@ -54,8 +55,6 @@ from simnet.peer.ice_info import (
 from simnet.peer.liveness import LivenessMonitor
 from simnet.peer.media import FrameSink, PatternTrack, ToneTrack
 from simnet.peer.protocol import (
-    CLOSE_TIMEOUT_S,
-    DONE_WAIT_S,
     CallCommand,
     CallResult,
     MediaKindStats,
@@ -78,7 +77,7 @@ CLOCK_RATE = {"audio": 48_000, "video": 90_000}  # RTP clock of Opus and VP8 (ji
 
 
 class CallFailed(Exception):
-    """The call stopped; `kind` is one of `protocol.ERROR_KINDS`."""
+    """The call stopped; `kind` is one of `simnet.callspec.ERROR_KINDS`."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from simnet.services.coturn import CoturnHandle
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
-CALL_MARGIN_S = 10.0  # on top of `PhaseTimeouts.total_s`: event delivery, a loaded machine
+CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
 CLOSE_TIMEOUT_S = 5.0
 STREAM_LIMIT_BYTES = 16 << 20
 LOG_TAIL_LINES = 20

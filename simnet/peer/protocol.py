@@ -7,58 +7,21 @@ the two peers of a call (and from the orchestrator) are directly comparable: one
 timings need no clock synchronisation.
 
 The models live here, apart from the agent, so the orchestrator can build and validate a call
-without importing aiortc; they are plain pydantic data with no behaviour.
+without importing aiortc; they are plain pydantic data with no behaviour. A call's settings
+(media, timeouts, liveness) and the names of its phases, milestones and errors are
+`simnet.callspec`'s, shared with the scenario model.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simnet.callspec import IcePolicy, Liveness, MediaSpec, SignalingKind, Timeouts
+
 Role = Literal["offer", "answer"]
-SignalingKind = Literal["ws", "http"]
-IcePolicy = Literal["all", "relay"]
-Phase = Literal["gathering", "signaling", "ice", "dtls", "datachannel", "media"]
-# What `CallResult.error` can be. "timeout:<phase>": a phase hit its limit. The others name
-# what failed: "turn-auth" the TURN server refused the credentials (401) and no path was left;
-# "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
-# not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
-# "agent" an unexpected exception inside the agent (details in error_detail and its log).
-ERROR_KINDS = (
-    "ice-failed",
-    "turn-auth",
-    "signaling",
-    "dtls",
-    "media",
-    "agent",
-    *(f"timeout:{p}" for p in get_args(Phase)),
-)
-
-DONE_WAIT_S = 5.0  # at most this long for the peer's "done" (capped by the datachannel timeout)
-CLOSE_TIMEOUT_S = 5.0  # each of: closing the peer connection, closing the signaling channel
-
-# Events the agent emits, in the order a successful call produces them (per role).
-OFFERER_PHASES = (
-    "call_started",
-    "offer_created",
-    "gathering_done",
-    "offer_sent",
-    "answer_received",
-    "ice_connected",
-    "dtls_connected",
-    "dc_open",
-)
-ANSWERER_PHASES = (
-    "call_started",
-    "offer_received",
-    "gathering_done",
-    "answer_sent",
-    "ice_connected",
-    "dtls_connected",
-    "dc_open",
-)
 
 
 class _Model(BaseModel):
@@ -72,64 +35,6 @@ class IceServer(_Model):
     urls: list[str]
     username: str | None = None
     credential: str | None = None
-
-
-class VideoSpec(_Model):
-    """Synthetic video each peer sends (VP8 in aiortc; CPU-bound, so keep it small)."""
-
-    width: int = Field(default=320, ge=16, le=3840)
-    height: int = Field(default=240, ge=16, le=2160)
-    fps: float = Field(default=15.0, gt=0, le=60)
-
-
-class MediaSpec(_Model):
-    """Media each peer sends to the other (both directions, same spec)."""
-
-    audio: bool = False
-    video: VideoSpec | None = None
-
-    @property
-    def kinds(self) -> list[str]:
-        return (["audio"] if self.audio else []) + (["video"] if self.video else [])
-
-
-class PhaseTimeouts(_Model):
-    """Upper bound of each phase, so a call can never hang.
-
-    gathering: setLocalDescription (aiortc gathers all candidates there, no trickle);
-    signaling: opening the channel and each wait for the peer's description;
-    ice: checks until a pair is nominated; dtls: handshake after ICE;
-    datachannel: channel open, then the RTT probes and the transfer, each;
-    media: the first frame of every expected kind, both directions.
-    """
-
-    gathering_s: float = Field(default=10.0, gt=0)
-    signaling_s: float = Field(default=10.0, gt=0)
-    ice_s: float = Field(default=15.0, gt=0)
-    dtls_s: float = Field(default=10.0, gt=0)
-    datachannel_s: float = Field(default=15.0, gt=0)
-    media_s: float = Field(default=10.0, gt=0)
-
-    def total_s(self, duration_s: float = 0.0) -> float:
-        """A bound on a whole call as the agent runs it: every wait at its limit (the signaling
-        channel's open and the wait for the peer's description; the data channel's open and
-        two more waits), the media time, and the bounded ending ("done", then two closes)."""
-        return (
-            self.gathering_s
-            + 2 * self.signaling_s
-            + self.ice_s
-            + self.dtls_s
-            + 3 * self.datachannel_s
-            + self.media_s
-            + duration_s
-            + DONE_WAIT_S
-            + 2 * CLOSE_TIMEOUT_S
-        )
-
-
-class LivenessSpec(_Model):
-    check_interval_s: float = Field(default=0.5, gt=0)
-    disconnected_after_s: float = Field(default=2.5, gt=0)
 
 
 class CallCommand(_Model):
@@ -157,8 +62,8 @@ class CallCommand(_Model):
     # timeline's window; ICE and connection state changes are reported as "ice_state" events).
     hold_s: float = Field(default=0.0, ge=0)
     # ICE "disconnected" as a browser reports it (simnet.peer.liveness); None: aiortc's states only
-    liveness: LivenessSpec | None = None
-    timeouts: PhaseTimeouts = Field(default_factory=PhaseTimeouts)
+    liveness: Liveness | None = Field(default_factory=Liveness)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
 class CandidateInfo(_Model):
@@ -222,7 +127,7 @@ class CallResult(_Model):
 
     role: Role
     connected: bool  # ICE nominated a pair and DTLS completed
-    error: str | None = None  # None or one of ERROR_KINDS
+    error: str | None = None  # None or one of simnet.callspec.ERROR_KINDS
     error_detail: str | None = None
     selected_pair: SelectedPair | None = None
     local_candidates: dict[str, int] = Field(default_factory=dict)  # type -> count

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simnet.call.row import PHASES
+from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _phase_columns(frame: pd.DataFrame) -> list[str]:
     """Phase columns present, in call order (offerer and answerer side by side)."""
     return [
         f"{side}_{phase}_ms"
-        for phase in PHASES
+        for phase in ROW_MILESTONES
         for side in ("offerer", "answerer")
         if f"{side}_{phase}_ms" in frame.columns
     ]

@@ -7,7 +7,6 @@ are optional; the network plan assigns them.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,15 @@ from pydantic import (
     model_validator,
 )
 
+from simnet.callspec import (
+    ERROR_KINDS,
+    IcePolicy,
+    Liveness,
+    MediaSpec,
+    SignalingKind,
+    Strict,
+    Timeouts,
+)
 from simnet.scenario.nat import (
     CHAINED_PRESETS,
     FILTERING_ALIASES,
@@ -39,24 +47,6 @@ PRIVATE_LANS = tuple(
     ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 SHARED_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-
-
-class Strict(BaseModel):
-    """Base model that rejects unknown keys with the list of allowed ones (and a likely typo)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = list(cls.model_fields)
-            for key in data:
-                if key not in cls.model_fields:
-                    close = difflib.get_close_matches(str(key), allowed, n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
-                    raise ValueError(f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}")
-        return data
 
 
 def _alias(aliases: dict[str, Any]) -> Any:
@@ -297,31 +287,6 @@ TurnTransport = Literal["udp", "tcp", "tls"]
 TURN_TRANSPORTS: tuple[TurnTransport, ...] = ("udp", "tcp", "tls")
 
 
-class Timeouts(Strict):
-    """Every phase of a call is bounded, so a run never hangs."""
-
-    gathering_s: float = Field(default=5, gt=0, le=300)
-    signaling_s: float = Field(default=5, gt=0, le=300)
-    ice_s: float = Field(default=10, gt=0, le=300)
-    dtls_s: float = Field(default=5, gt=0, le=300)
-    datachannel_s: float = Field(default=10, gt=0, le=300)
-    media_s: float = Field(default=10, gt=0, le=300)
-
-
-class Liveness(Strict):
-    """When a peer calls its ICE connection "disconnected" (and "connected" again), as a browser
-    does: aiortc itself only reports "failed", ~30 s into a dead path (see
-    `simnet.peer.liveness`). The 2.5 s default follows libwebrtc's receive timeout (not compared
-    with a real browser here)."""
-
-    check_interval_s: float = Field(
-        default=0.5, gt=0, le=60, description="connectivity checks on the selected pair"
-    )
-    disconnected_after_s: float = Field(
-        default=2.5, gt=0, le=300, description="silence that makes ICE disconnected"
-    )
-
-
 class Expectation(Strict):
     """What every call of the scenario must show. `simnet run` exits 1 naming each call that
     does not, so a scenario file is a connectivity regression test by itself (the test suite
@@ -340,8 +305,6 @@ class Expectation(Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> Expectation:
-        from simnet.peer.protocol import ERROR_KINDS
-
         if self.error is not None:
             if self.connected:
                 raise ValueError(
@@ -356,17 +319,6 @@ class Expectation(Strict):
         if self.rtt_ms is not None and not 0 <= self.rtt_ms[0] <= self.rtt_ms[1]:
             raise ValueError("rtt_ms: [min, max] with 0 <= min <= max")
         return self
-
-
-class VideoSpec(Strict):
-    width: int = Field(default=640, ge=16, le=3840)
-    height: int = Field(default=480, ge=16, le=2160)
-    fps: int = Field(default=30, ge=1, le=60)
-
-
-class MediaSpec(Strict):
-    audio: bool = False
-    video: VideoSpec | None = None
 
 
 TimelineAction = Literal["link", "cut", "restore", "nat-flush"]
@@ -403,7 +355,7 @@ class CallSpec(Strict):
 
     offerer: Name = "alice"
     answerer: Name = "bob"
-    ice_policy: Literal["all", "relay"] = "all"
+    ice_policy: IcePolicy = "all"
     stun: bool = Field(default=True, description="give the peers STUN (server-reflexive)")
     turn: bool = Field(default=True, description="give the peers the scenario's TURN servers")
     turn_transports: list[TurnTransport] = Field(
@@ -416,7 +368,7 @@ class CallSpec(Strict):
     wrong_credentials: bool = Field(
         default=False, description="hand out wrong TURN credentials (tests failure reporting)"
     )
-    signaling: Literal["ws", "http"] = "ws"
+    signaling: SignalingKind = "ws"
     data_bytes: int = Field(default=1_000_000, ge=0, le=1_000_000_000)
     media: MediaSpec = Field(default_factory=MediaSpec)
     duration_s: float = Field(default=2.0, ge=0, le=3600)

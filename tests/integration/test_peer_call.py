@@ -26,19 +26,12 @@ from typing import Any
 import nftables
 import pytest
 
+from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec, Timeouts, VideoSpec
 from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, coturn_ice_servers, result_of
-from simnet.peer.protocol import (
-    ANSWERER_PHASES,
-    OFFERER_PHASES,
-    CallCommand,
-    CallResult,
-    MediaSpec,
-    PhaseTimeouts,
-    VideoSpec,
-)
+from simnet.peer.protocol import CallCommand, CallResult
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -57,9 +50,7 @@ SCENARIO = {
 TURN_USER = ("alice", "correct-horse")
 DATA_BYTES = 1_000_000
 # Short enough that a regression shows as a failure, not a long wait; generous for 2 loaded cores.
-TIMEOUTS = PhaseTimeouts(
-    gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10
-)
+TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
 COUNTER_TABLE = "simnet_test_counters"
 
 
@@ -245,8 +236,8 @@ async def test_direct_call(bench: Bench) -> None:
         assert result.dc_goodput_mbps is not None and result.dc_goodput_mbps > 0
         assert result.dc_bytes == DATA_BYTES
         assert result.dc_rtt_ms is not None and result.dc_rtt_ms > 0
-    assert_phases_in_order(alice_events, OFFERER_PHASES)
-    assert_phases_in_order(bob_events, ANSWERER_PHASES)
+    assert_phases_in_order(alice_events, OFFERER_MILESTONES)
+    assert_phases_in_order(bob_events, ANSWERER_MILESTONES)
     assert_signaling_causal(alice_events, bob_events)
 
     # alice's host socket, through her NAT, straight to bob's public address
@@ -297,8 +288,8 @@ async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, u
         assert pair.relay.server.startswith(f"{turn}:")
         assert result.dc_goodput_mbps is not None and result.dc_goodput_mbps > 0
         assert [a.ok for a in result.turn_attempts] == [True]
-    assert_phases_in_order(alice_events, OFFERER_PHASES)
-    assert_phases_in_order(bob_events, ANSWERER_PHASES)
+    assert_phases_in_order(alice_events, OFFERER_MILESTONES)
+    assert_phases_in_order(bob_events, ANSWERER_MILESTONES)
 
     # The kernel's view: bob never hears from alice's NAT, everything comes from coturn, and
     # coturn got alice's megabyte from her NAT.

@@ -22,7 +22,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from simnet.call.matrix import NEEDS_RELAY, PRESETS
-from simnet.call.row import PHASES
+from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 from simnet.results import ResultStore
 from simnet.results.report import COLORS, report, report_command
@@ -56,8 +56,8 @@ def _matrix_rows(repeat: int = 3, seed: int = 7) -> list[dict[str, Any]]:
                     "rtt_ms": None if failed else rnd.uniform(0.3, 3),
                     "axis.call.data_bytes": [10_000, 100_000, 1_000_000][rep % 3],
                 }
-                for i, phase in enumerate(PHASES):
-                    row[f"offerer_{phase}_ms"] = None if failed else setup * i / len(PHASES)
+                for i, phase in enumerate(ROW_MILESTONES):
+                    row[f"offerer_{phase}_ms"] = None if failed else setup * i / len(ROW_MILESTONES)
                 rows.append(row)
     return rows
 

@@ -9,18 +9,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from simnet.callspec import ERROR_KINDS, MediaSpec, Timeouts, VideoSpec
 from simnet.peer.control import result_of
 from simnet.peer.ice_info import used_turn_url
-from simnet.peer.protocol import (
-    ERROR_KINDS,
-    CallCommand,
-    CallResult,
-    IceServer,
-    MediaSpec,
-    PhaseTimeouts,
-    VideoSpec,
-    command_line,
-)
+from simnet.peer.protocol import CallCommand, CallResult, IceServer, command_line
 
 
 def _command(**fields: object) -> CallCommand:
@@ -65,7 +57,7 @@ def test_bad_commands_are_refused(fields: dict[str, object]) -> None:
 
 
 def test_total_bound_covers_every_phase_and_the_media_time() -> None:
-    timeouts = PhaseTimeouts()
+    timeouts = Timeouts()
     phases = timeouts.model_dump()
     assert timeouts.total_s() > sum(phases.values())
     assert timeouts.total_s(10.0) == pytest.approx(timeouts.total_s() + 10.0)

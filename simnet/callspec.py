@@ -1,0 +1,173 @@
+"""A call's settings, defined once: media, phase timeouts, liveness, and the names of phases,
+milestones and errors.
+
+The scenario's `call:` section (`simnet.scenario.model.CallSpec`) and the command the controller
+sends a peer agent (`simnet.peer.protocol.CallCommand`) are both built from these models, so a
+scenario's settings reach the agent as the same objects, with the same defaults and bounds, and
+a default can never differ between what a user reads and what the agent does.
+
+Pure pydantic: this module imports nothing of simnet's kernel, services or peers, and no aiortc,
+so the scenario model, the controller and the agent (which starts inside a namespace and pays
+for every import) can all use it. `tests/unit/test_import_graph.py` holds it to that.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """Base model that rejects unknown keys with the list of allowed ones (and a likely typo)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = list(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    close = difflib.get_close_matches(str(key), allowed, n=1)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise ValueError(f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}")
+        return data
+
+
+IcePolicy = Literal["all", "relay"]
+SignalingKind = Literal["ws", "http"]
+
+# The bounded phases of a call, in order; each has a timeout (`Timeouts.<phase>_s`) and an
+# error kind `timeout:<phase>`.
+Phase = Literal["gathering", "signaling", "ice", "dtls", "datachannel", "media"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+
+# What a call's `error` can be. "timeout:<phase>": a phase hit its limit. The others name
+# what failed: "turn-auth" the TURN server refused the credentials (401) and no path was left;
+# "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
+# not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
+# "agent" an unexpected exception inside the agent (details in error_detail and its log).
+ERROR_KINDS: tuple[str, ...] = (
+    "ice-failed",
+    "turn-auth",
+    "signaling",
+    "dtls",
+    "media",
+    "agent",
+    *(f"timeout:{p}" for p in PHASES),
+)
+
+# Milestones the agent reports (`{"event": <milestone>, "t": ...}`), in the order a successful
+# call produces them for each role. `ice_checking` is reported when aiortc's ICE state says so,
+# which may be before or after the description exchange ends, so neither role's order lists it.
+OFFERER_MILESTONES = (
+    "call_started",
+    "offer_created",
+    "gathering_done",
+    "offer_sent",
+    "answer_received",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+ANSWERER_MILESTONES = (
+    "call_started",
+    "offer_received",
+    "gathering_done",
+    "answer_sent",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+# The milestones a result row places on the call's time axis (`<role>_<milestone>_ms` columns,
+# offsets from the offerer's `offer_created`), in call order. Stored results use these names.
+ROW_MILESTONES = (
+    "offer_created",
+    "gathering_done",
+    "offer_sent",
+    "answer_received",
+    "ice_checking",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+
+# The agent's bounded ending, counted in `Timeouts.total_s`.
+DONE_WAIT_S = 5.0  # at most this long for the peer's "done" (capped by the datachannel timeout)
+CLOSE_TIMEOUT_S = 5.0  # each of: closing the peer connection, closing the signaling channel
+
+
+class VideoSpec(Strict):
+    """Synthetic video each peer sends (VP8 in aiortc, encoded in software).
+
+    640x480 at 30 fps is a webcam call's size. VP8 encoding is CPU-bound: on a 2-core machine two
+    peers each encoding and decoding that much leave little for the emulator, so a scenario that
+    measures the network rather than the codec sets a smaller size (e.g. 320x240 at 15 fps);
+    `emulator_limited` in the row says when the link emulator was starved.
+    """
+
+    width: int = Field(default=640, ge=16, le=3840)
+    height: int = Field(default=480, ge=16, le=2160)
+    fps: int = Field(default=30, ge=1, le=60)
+
+
+class MediaSpec(Strict):
+    """Media each peer sends to the other (both directions, same spec)."""
+
+    audio: bool = False
+    video: VideoSpec | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        return (["audio"] if self.audio else []) + (["video"] if self.video else [])
+
+
+class Timeouts(Strict):
+    """Upper bound of each phase, so a call can never hang.
+
+    gathering: setLocalDescription (aiortc gathers all candidates there, no trickle);
+    signaling: opening the channel and each wait for the peer's description;
+    ice: checks until a pair is nominated; dtls: handshake after ICE;
+    datachannel: channel open, then the RTT probes and the transfer, each;
+    media: the first frame of every expected kind, both directions.
+    """
+
+    gathering_s: float = Field(default=5, gt=0, le=300)
+    signaling_s: float = Field(default=5, gt=0, le=300)
+    ice_s: float = Field(default=10, gt=0, le=300)
+    dtls_s: float = Field(default=5, gt=0, le=300)
+    datachannel_s: float = Field(default=10, gt=0, le=300)
+    media_s: float = Field(default=10, gt=0, le=300)
+
+    def total_s(self, duration_s: float = 0.0) -> float:
+        """A bound on a whole call as the agent runs it: every wait at its limit (the signaling
+        channel's open and the wait for the peer's description; the data channel's open and
+        two more waits), the media time, and the bounded ending ("done", then two closes)."""
+        return (
+            self.gathering_s
+            + 2 * self.signaling_s
+            + self.ice_s
+            + self.dtls_s
+            + 3 * self.datachannel_s
+            + self.media_s
+            + duration_s
+            + DONE_WAIT_S
+            + 2 * CLOSE_TIMEOUT_S
+        )
+
+
+class Liveness(Strict):
+    """When a peer calls its ICE connection "disconnected" (and "connected" again), as a browser
+    does: aiortc itself only reports "failed", ~30 s into a dead path (see
+    `simnet.peer.liveness`). The 2.5 s default follows libwebrtc's receive timeout (not compared
+    with a real browser here)."""
+
+    check_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="connectivity checks on the selected pair"
+    )
+    disconnected_after_s: float = Field(
+        default=2.5, gt=0, le=300, description="silence that makes ICE disconnected"
+    )
