@@ -22,7 +22,7 @@ targets are checked on the machine this runs on:
     from outside, as the first row's arrival minus the start minus that call's own wall time.
 
 How phases are timed: from outside simnet, without changing it. For the duration of a run this
-script wraps three names `simnet.call.session` looks up when it runs (`start_services`,
+script wraps three names `simnet.run.calls` looks up when it runs (`start_services`,
 `start_coturn`, `call_row`), recording a time stamp around each and keeping the two peers'
 `CallResult`s, and restores them afterwards. The wrappers add a few microseconds per call. If
 simnet renames one of them, the breakdown is left out and the headline figures still come.
@@ -54,10 +54,10 @@ from _runner import describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
-import simnet.call.session as session
-from simnet.call.matrix import expected_paths, matrix_cells, matrix_scenario
-from simnet.call.session import Row, run_scenario
+import simnet.run.calls as session
 from simnet.peer.protocol import CallResult
+from simnet.run.calls import Row, run_scenario
+from simnet.run.matrix import expected_paths, matrix_cells, matrix_scenario
 from simnet.scenario import load_scenario
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "direct-lan.yaml"
@@ -105,7 +105,7 @@ class Timeline:
 
 @contextlib.contextmanager
 def instrumented(timeline: Timeline) -> Iterator[None]:
-    """Wrap `start_services`, `start_coturn` and `call_row` in `simnet.call.session`."""
+    """Wrap `start_services`, `start_coturn` and `call_row` in `simnet.run.calls`."""
     names = ("start_services", "start_coturn", "call_row")
     originals = {name: getattr(session, name, None) for name in names}
     if any(f is None for f in originals.values()):

@@ -58,7 +58,7 @@ from _runner import BenchmarkError, describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
-from simnet.call.session import Cell, Row, call_of, run_scenario
+from simnet.run.calls import Cell, Row, call_of, run_scenario
 from simnet.scenario import load_scenario
 from simnet.scenario.model import Scenario
 

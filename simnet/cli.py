@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from simnet.errors import ScenarioError, SimnetError
-from simnet.net.run import Terminated, owner_alive, read_states
+from simnet.net.run import owner_alive, read_states
+from simnet.run.owner import Terminated
 
 app = typer.Typer(
     add_completion=False,
@@ -239,7 +240,7 @@ def verify_nat(
 ) -> None:
     """Measure each NAT's mapping, filtering, port allocation, hairpinning and binding lifetime."""
     from simnet.doctor import require_root
-    from simnet.probe.verify import preset_scenario, verify
+    from simnet.run.verify_nat import preset_scenario, verify
     from simnet.scenario.load import scenario_from_dict
     from simnet.scenario.nat import PRESET_NAMES
 
@@ -322,9 +323,9 @@ def run(
     Exits 1 when a call breaks the scenario's `call.expect` (without one: when a call fails)."""
     from rich.progress import Progress
 
-    from simnet.call.session import call_of, run_scenario
     from simnet.doctor import require_root
     from simnet.results import ResultStore
+    from simnet.run.calls import call_of, run_scenario
 
     loaded = _scenario(scenario, set_)
     call_of(loaded)
@@ -373,10 +374,10 @@ def matrix(
 
     from rich.progress import Progress
 
-    from simnet.call.matrix import PRESETS, expected_paths, matrix_cells, matrix_scenario
-    from simnet.call.session import run_scenario
     from simnet.doctor import require_root
     from simnet.results import ResultStore
+    from simnet.run.calls import run_scenario
+    from simnet.run.matrix import PRESETS, expected_paths, matrix_cells, matrix_scenario
 
     require_root()
     scenario = matrix_scenario(turn=turn)
@@ -448,8 +449,8 @@ def probe_link(
 ) -> None:
     """Measure RTT, one-way delay and loss per direction, and TCP/UDP throughput from A to B."""
     from simnet.doctor import require_root
-    from simnet.probe.link import LinkProbeOptions, plan_link
-    from simnet.probe.link import probe_link as measure_link
+    from simnet.run.link import LinkProbeOptions, plan_link
+    from simnet.run.link import probe_link as measure_link
 
     options = LinkProbeOptions(
         count=count,
@@ -533,7 +534,7 @@ def sweep(
 ) -> None:
     """Run every point of a parameter sweep; resumable, since every run is stored as it ends."""
     from simnet.doctor import require_root
-    from simnet.sweep import sweep_command
+    from simnet.run.sweep import sweep_command
 
     require_root()
     raise typer.Exit(sweep_command(file, out_dir, jobs, resume))

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from simnet.call.session import queue_namespaces
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.impair.measure import blast
 from simnet.net.plan import plan_network
+from simnet.run.calls import queue_namespaces
 from simnet.scenario.load import scenario_from_dict
 
 pytestmark = pytest.mark.integration

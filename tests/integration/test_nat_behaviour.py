@@ -31,7 +31,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.run import Run
 from simnet.probe.client import ProbeFailed, ProbeSocket
 from simnet.probe.server import PORTS, ProbeServer
-from simnet.probe.verify import NatVerdict, ProbeLayout, preset_scenario, probe_layout, verify
+from simnet.run.verify_nat import NatVerdict, ProbeLayout, preset_scenario, probe_layout, verify
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Scenario
 from simnet.scenario.nat import PRESET_NAMES

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from simnet.call.matrix import NEEDS_RELAY, PRESETS
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 from simnet.results import ResultStore
 from simnet.results.report import COLORS, report, report_command
+from simnet.run.matrix import NEEDS_RELAY, PRESETS
 
 # Not marked `integration`: nothing here needs root or a network, so it runs everywhere.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

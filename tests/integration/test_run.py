@@ -1,6 +1,6 @@
 """`simnet run` and `simnet matrix` on real namespaces, coturn and aiortc peers.
 
-Expectations are data (the matrix table in simnet.call.matrix); one test body checks every cell.
+Expectations are data (the matrix table in simnet.run.matrix); one test body checks every cell.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from simnet.call.matrix import (
+from simnet.net.plan import plan_network
+from simnet.results import ResultStore, load
+from simnet.run.calls import run_scenario
+from simnet.run.matrix import (
     NEEDS_RELAY,
     PRESETS,
     expected_paths,
     matrix_cells,
     matrix_scenario,
 )
-from simnet.call.session import run_scenario
-from simnet.net.plan import plan_network
-from simnet.results import ResultStore, load
 from simnet.scenario import load_scenario, scenario_from_dict
 from simnet.scenario.model import CallSpec, Timeouts
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from simnet.call.session import run_scenario
+from simnet.run.calls import run_scenario
 from simnet.scenario.load import scenario_from_dict
 
 pytestmark = [

@@ -23,7 +23,6 @@ from simnet.probe.link import (
     EchoRecord,
     EchoResponder,
     EchoStats,
-    LinkReport,
     PairError,
     Roles,
     blocking_nat,
@@ -38,6 +37,7 @@ from simnet.probe.link import (
 )
 from simnet.probe.link import _packet as packet
 from simnet.probe.link import _unpack as unpack
+from simnet.run.link import LinkReport
 from simnet.scenario.load import scenario_from_dict
 
 MS = 1_000_000  # ns

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from simnet.errors import ScenarioError
-from simnet.sweep import (
+from simnet.run.sweep import (
     Point,
     SweepSpec,
     batches,
@@ -94,7 +94,7 @@ def test_point_ids_are_stable_and_independent_of_key_order() -> None:
     # (sha256 of the canonical JSON '{"call.ice_policy":"relay"}', first 10 hex digits)
     assert point_id({"call.ice_policy": "relay"}) == "e6baeae6b1"
     # and the same in a fresh interpreter (no hash randomisation, no per-process state)
-    code = "from simnet.sweep import point_id; print(point_id({'call.ice_policy': 'relay'}))"
+    code = "from simnet.run.sweep import point_id; print(point_id({'call.ice_policy': 'relay'}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "e6baeae6b1"
 
@@ -148,7 +148,7 @@ def test_load_resolves_the_scenario_next_to_the_sweep_and_names_it_after_the_fil
 
 @pytest.mark.parametrize("name", ["nat-matrix.yaml", "turn-vs-direct.yaml"])
 def test_shipped_sweeps_plan_and_every_point_is_a_valid_scenario(name: str) -> None:
-    from simnet.sweep import check_points
+    from simnet.run.sweep import check_points
 
     sweep = load_sweep(ROOT / "benchmarks" / "sweeps" / name)
     runs = plan_sweep(sweep)

@@ -21,9 +21,9 @@ from simnet.errors import ScenarioError
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
-from simnet.net.run import run_terminable
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
+from simnet.run.owner import run_terminable
 from simnet.scenario.model import CallSpec, Scenario
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer

@@ -270,7 +270,7 @@ def _run_batch(
     Returns how many rows it sent (so the parent knows when all have arrived) and the error that
     cut the batch short, if any. Interruptions (`Terminated`) propagate: the parent is stopping.
     """
-    from simnet.call.session import run_scenario
+    from simnet.run.calls import run_scenario
     from simnet.scenario.load import load_scenario
 
     sent = 0
@@ -318,7 +318,7 @@ class SweepSummary:
 def check_points(sweep: SweepSpec, runs: Sequence[Point]) -> None:
     """Validate every point's scenario before anything is built: a typo fails in a second, not
     an hour into the sweep."""
-    from simnet.call.session import call_of
+    from simnet.run.calls import call_of
     from simnet.scenario.load import load_scenario
 
     checked: set[str] = set()
@@ -416,7 +416,7 @@ def _execute(
     sweep: SweepSpec, work: list[list[Point]], jobs: int, write: RowSink, errors: list[str]
 ) -> None:
     """Run the batches in a spawn-context process pool; the calling thread writes every row."""
-    from simnet.net.run import sigterm_raises
+    from simnet.run.owner import sigterm_raises
 
     context = multiprocessing.get_context("spawn")
     rows = context.Queue()
@@ -558,8 +558,8 @@ def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False
     from rich.console import Console
     from rich.table import Table
 
-    from simnet.net.run import Terminated
     from simnet.results import load
+    from simnet.run.owner import Terminated
 
     out, err = Console(), Console(stderr=True)
     try:

@@ -8,10 +8,10 @@ from typing import Any
 
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
-from simnet.net.run import run_terminable
 from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
+from simnet.run.owner import run_terminable
 from simnet.scenario.model import NatSpec, Scenario, ServerSpec
 from simnet.scenario.nat import NatBehavior
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simnet.call.session import Cell
+from simnet.run.calls import Cell
 from simnet.scenario.model import CallSpec, Scenario
 
 PRESETS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
