@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simnet.net import netns
+from simnet.net import netns, process
 from simnet.net.run import (
     PREFIX,
     STATE_DIR,
@@ -44,7 +44,10 @@ def remove_run(
     Returns the processes signalled and the namespaces removed.
     """
     run_id = str(state.get("id"))
-    pids = [p for p in recorded_pids(state) if p != os.getpid()] + list(extra_pids)
+    recorded = recorded_pids(state)
+    # a process whose pid never reached the state file is found by the run id it carries
+    tagged = [p for p in process.tagged_pids(run_id) if p not in recorded]
+    pids = [p for p in recorded + tagged if p != os.getpid()] + list(extra_pids)
     kill_processes(pids)
     names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))
     doomed = sorted(n for n in names if netns.exists(n))

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simnet.net import netns
+from simnet.net import netns, process
 from simnet.run.owner import signals_deferred
 
 PREFIX = "sn-"
@@ -37,6 +37,7 @@ class Run:
         self.namespaces: list[str] = []
         self.pids: list[int] = []
         self.pid_starts: dict[int, int | None] = {}
+        self.processes: list[dict[str, Any]] = []  # managed processes, named before their fork
         self.info: dict[str, Any] = {}
         self.state_path = STATE_DIR / f"{self.id}.json"
         self.closed = False
@@ -48,9 +49,20 @@ class Run:
         self.namespaces.append(name)
         self.save()
 
-    def register_process(self, pid: int) -> None:
+    def register_pending(self, name: str, ns: str | None, argv: list[str]) -> None:
+        """Name a process in the state file before it is forked (`process.start`): a dead
+        owner's state then shows what it was starting, and cleanup finds the process by the
+        run id in its environment even if its pid was never written."""
+        self.processes.append({"name": name, "ns": ns, "argv": argv, "pid": None})
+        self.save()
+
+    def register_process(self, pid: int, name: str | None = None) -> None:
         self.pids.append(pid)
         self.pid_starts[pid] = _start_time(pid)
+        for entry in reversed(self.processes):
+            if entry["name"] == name and entry["pid"] is None:
+                entry["pid"] = pid
+                break
         self.save()
 
     @property
@@ -70,6 +82,7 @@ class Run:
             "namespaces": self.namespaces,
             "pids": self.pids,
             "pid_starts": {str(p): s for p, s in self.pid_starts.items()},
+            "processes": self.processes,
             **self.info,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -93,7 +106,7 @@ class Run:
         if self.closed:
             return
         with signals_deferred():
-            kill_processes(self.pids)
+            kill_processes([*self.pids, *process.tagged_pids(self.id)])
             remove_namespaces(self.namespaces)
             shutil.rmtree(STATE_DIR / f"{self.id}.d", ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
@@ -187,12 +200,6 @@ def read_states() -> list[dict[str, Any]]:
 
 
 def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start a process inside namespace `ns`, in its own process group, owned by `run`.
-
-    The child is forked from a thread that is inside the namespace, so it inherits it without
-    `ip netns exec`.
-    """
-    with netns.entered(ns):
-        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
-    run.register_process(proc.pid)
-    return proc
+    """Start a process inside namespace `ns`, in its own process group, owned by `run`
+    (`process.start`, for a caller that only needs the `Popen`)."""
+    return process.start(run, Path(argv[0]).name, argv, ns=ns, **kwargs).popen
