@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.run import owner_alive, read_states
 from simnet.run.owner import Terminated
@@ -41,7 +42,7 @@ def _version(value: bool) -> None:
     if value:
         from simnet import __version__
 
-        out.print(f"simnet {__version__}")
+        out.print(show.text(f"simnet {__version__}"))
         raise typer.Exit()
 
 
@@ -65,15 +66,25 @@ def _interrupts_reported() -> Iterator[None]:
 
 
 def _scenario(path: Path, overrides: list[str] | None) -> Any:
-    from simnet.scenario import load_scenario
+    """The scenario file with its overrides, validated and planned (addresses, LANs): every
+    error, the planner's too, starts with the file and the `--set`s it came from."""
+    from simnet.net.plan import plan_network
+    from simnet.scenario.load import load_scenario, source_of
 
-    return load_scenario(path, overrides or [])
+    loaded = load_scenario(path, overrides or [])
+    try:
+        plan_network(loaded)
+    except ScenarioError as exc:
+        raise ScenarioError(
+            f"{source_of(path, overrides or [])}: {exc.message}", fix=exc.fix
+        ) from None
+    return loaded
 
 
 def _print_network(network: Any) -> None:
     from simnet.net.plan import Role
 
-    table = Table(title=f"run {network.run.id}: {network.plan.scenario.name}")
+    table = Table(title=show.text(f"run {network.run.id}: {network.plan.scenario.name}"))
     for column in ("node", "role", "namespace", "addresses", "behind"):
         table.add_column(column)
     for node in network.plan.nodes.values():
@@ -82,9 +93,8 @@ def _print_network(network: Any) -> None:
         )
         if node.role is Role.CORE:
             addresses = "192.0.2.1 (core router of the emulated internet)"
-        table.add_row(
-            node.name, node.role.value, network.ns(node.name), addresses, node.behind or ""
-        )
+        cells = (node.name, node.role.value, network.ns(node.name), addresses, node.behind or "")
+        table.add_row(*map(show.text, cells))
     out.print(table)
 
 
@@ -108,8 +118,20 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
                 if b.translates
                 else " (routes, no NAT)"
             )
-        out.print(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}")
-    out.print(f"[green]{scenario}: valid[/]")
+        out.print(show.text(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}"))
+    if loaded.call is None:
+        from simnet.scenario.model import CallSpec
+
+        problems = loaded.call_problems(CallSpec())
+        if problems:
+            out.print(
+                show.text(
+                    ("note:", "yellow"),
+                    " no `call:` section, so `simnet run` would make the default call, which "
+                    f"cannot be made here: {problems[0]}",
+                )
+            )
+    out.print(show.text((f"{scenario}: valid", "green")))
 
 
 @app.command()
@@ -129,8 +151,10 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     ):
         _print_network(network)
         out.print(
-            f"holding run {network.run.id}; poke it with `simnet exec HOST -- CMD`, "
-            "stop with Ctrl-C or `simnet down`",
+            show.text(
+                f"holding run {network.run.id}; poke it with `simnet exec HOST -- CMD`, "
+                "stop with Ctrl-C or `simnet down`"
+            )
         )
         while True:
             signal.pause()
@@ -153,7 +177,7 @@ def down(
     while time.monotonic() < deadline and any(owner_alive(s) for s in targets):
         time.sleep(0.05)
     cleanup()
-    out.print(f"stopped {', '.join(str(s.get('id')) for s in targets)}")
+    out.print(show.text(f"stopped {', '.join(str(s.get('id')) for s in targets)}"))
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -201,9 +225,15 @@ def cleanup(
     require_root()
     report = do_cleanup(everything)
     out.print(
-        f"removed {len(report.namespaces)} namespaces, {len(report.processes)} processes, "
-        f"{len(report.state_files)} state files"
-        + (f"; left live runs {', '.join(report.kept_live_runs)}" if report.kept_live_runs else "")
+        show.text(
+            f"removed {len(report.namespaces)} namespaces, {len(report.processes)} processes, "
+            f"{len(report.state_files)} state files"
+            + (
+                f"; left live runs {', '.join(report.kept_live_runs)}"
+                if report.kept_live_runs
+                else ""
+            )
+        )
     )
 
 
@@ -218,11 +248,16 @@ def doctor() -> None:
         table.add_column(column)
     for check in checks:
         status = (
-            "[green]ok[/]"
+            ("ok", "green")
             if check.ok
-            else ("[red]missing[/]" if check.required else "[yellow]optional[/]")
+            else (("missing", "red") if check.required else ("optional", "yellow"))
         )
-        table.add_row(check.name, status, check.detail, "" if check.ok else check.fix)
+        table.add_row(
+            show.text(check.name),
+            show.text(status),
+            show.text(check.detail),
+            show.text("" if check.ok else check.fix),
+        )
     out.print(table)
     if any(c.required and not c.ok for c in checks):
         raise typer.Exit(1)
@@ -262,39 +297,37 @@ def verify_nat(
         for each in verdicts:
             print(json.dumps(each.as_json()))
     else:
-        table = Table(title=f"NAT behaviour, measured: {scenario.name}")
+        table = Table(title=show.text(f"NAT behaviour, measured: {scenario.name}"))
         for column in ("nat", "mapping", "filtering", "ports", "hairpin", "lifetime", "verdict"):
             table.add_column(column)
         for v in verdicts:
             o = v.observed
             if o is None:
-                verdict = (
-                    "[green]UDP blocked, as configured[/]"
+                verdict = show.text(
+                    ("UDP blocked, as configured", "green")
                     if v.as_configured
-                    else "[red]unreachable[/]"
+                    else ("unreachable", "red")
                 )
-                table.add_row(v.nat, "-", "-", "-", "-", "-", verdict)
+                table.add_row(show.text(v.nat), "-", "-", "-", "-", "-", verdict)
                 continue
             lifetime = "-"
             if o.lifetime_upper_s is not None:
                 lifetime = f"{o.lifetime_lower_s:g}-{o.lifetime_upper_s:g} s"
             elif lifetime_max:
                 lifetime = f"> {lifetime_max:g} s"
-            verdict = (
-                "[green]as configured[/]"
-                if v.as_configured
-                else "[red]" + "; ".join(v.mismatches) + "[/]"
+            verdict = show.text(
+                ("as configured", "green") if v.as_configured else ("; ".join(v.mismatches), "red")
             )
             mapping = o.mapping.short if o.translates else "no NAT"
-            table.add_row(
+            cells = (
                 v.nat,
                 mapping,
                 o.filtering.short,
                 o.port_allocation.value,
                 str(o.hairpin).lower(),
                 lifetime,
-                verdict,
             )
+            table.add_row(*map(show.text, cells), verdict)
         out.print(table)
     if not all(v.as_configured for v in verdicts):
         raise typer.Exit(1)
@@ -326,21 +359,23 @@ def run(
     from simnet.doctor import require_root
     from simnet.results import ResultStore
     from simnet.run.calls import call_of, run_scenario
+    from simnet.scenario.load import source_of
 
     loaded = _scenario(scenario, set_)
-    call_of(loaded)
+    call_of(loaded, source_of(scenario, set_ or []))
     require_root()
     store = ResultStore(out_dir, loaded.name, formats or [])
     rows: list[dict[str, Any]] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
-        task = progress.add_task(f"{loaded.name}: building", total=repeat)
+        task = progress.add_task(show.markup_safe(f"{loaded.name}: building"), total=repeat)
 
         def on_row(row: dict[str, Any]) -> None:
             store.write(row)
             rows.append(row)
             if as_json:
                 print(json.dumps({k: row.get(k) for k in JSON_KEYS}), flush=True)
-            progress.update(task, advance=1, description=f"{loaded.name}: call {len(rows)}")
+            description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
+            progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
             run_scenario(loaded, repeat, on_row)
@@ -355,11 +390,11 @@ def run(
 
     misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
     for i, miss in misses:
-        err.print(f"[red]unexpected:[/] call {i + 1}: {miss}", highlight=False)
+        err.print(show.text(("unexpected:", "red"), f" call {i + 1}: {miss}"), highlight=False)
     if misses:
         raise typer.Exit(1)
     if not as_json:
-        err.print(f"[green]as expected[/] (call.expect) in {len(rows)} call(s)")
+        err.print(show.text(("as expected", "green"), f" (call.expect) in {len(rows)} call(s)"))
 
 
 @app.command()
@@ -393,7 +428,8 @@ def matrix(
             if as_json:
                 keys = (*JSON_KEYS, "nat_a", "nat_b")
                 print(json.dumps({k: row.get(k) for k in keys}), flush=True)
-            progress.update(task, advance=1, description=f"{row['nat_a']} -> {row['nat_b']}")
+            description = show.markup_safe(f"{row['nat_a']} -> {row['nat_b']}")
+            progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
             run_scenario(scenario, repeat, on_row, cells=cells)
@@ -403,7 +439,7 @@ def matrix(
     for preset in PRESETS:
         grid.add_column(preset)
     for nat_a in PRESETS:
-        cells_out = []
+        cells_out: list[Text] = []
         for nat_b in PRESETS:
             runs = [r for r in rows if (r["nat_a"], r["nat_b"]) == (nat_a, nat_b)]
             paths = {r["path"] if r["connected"] else "failed" for r in runs}
@@ -414,12 +450,12 @@ def matrix(
                 wrong.append(f"{nat_a} -> {nat_b}: {path}, expected {'/'.join(sorted(expected))}")
             color = {"direct": "green", "relay": "yellow"}.get(path, "red")
             median = f" {statistics.median(setups):.0f} ms" if setups else ""
-            cells_out.append(f"[{color}]{path}[/]{median}")
-        grid.add_row(nat_a, *cells_out)
+            cells_out.append(show.text((path, color), median))
+        grid.add_row(show.text(nat_a), *cells_out)
     if not as_json:
         out.print(grid)
         for line in wrong:
-            err.print(f"[red]unexpected:[/] {line}")
+            err.print(show.text(("unexpected:", "red"), f" {line}"))
     if wrong:
         raise typer.Exit(1)
 
@@ -462,7 +498,11 @@ def probe_link(
     )
     setup = plan_link(_scenario(scenario, set_), host_a, host_b, options)  # before root: no build
     require_root()
-    status = contextlib.nullcontext() if as_json else err.status(f"probing {host_a} <-> {host_b}")
+    status = (
+        contextlib.nullcontext()
+        if as_json
+        else err.status(show.markup_safe(f"probing {host_a} <-> {host_b}"))
+    )
     with _interrupts_reported(), status:
         report = measure_link(setup)
     data = report.as_json()
@@ -475,11 +515,13 @@ def probe_link(
 
         a, b = host_a, host_b
         table = Table(
-            title=f"{data['scenario']} (run {data['run_id']}): {a} <-> {b}, "
-            f"{data['probes']} probes, {data['server']} serving at {data['target']}"
+            title=show.text(
+                f"{data['scenario']} (run {data['run_id']}): {a} <-> {b}, "
+                f"{data['probes']} probes, {data['server']} serving at {data['target']}"
+            )
         )
         for column in ("", f"{a} -> {b}", f"{b} -> {a}", "round trip"):
-            table.add_column(column, justify="right")
+            table.add_column(show.text(column), justify="right")
         delays = (*report.one_way_ms, report.echo.rtt_ms)
         for stat in ("median", "p95", "min", "max"):
             table.add_row(f"delay {stat} ms", *(num(getattr(d, stat, None)) for d in delays))
@@ -500,9 +542,9 @@ def probe_link(
             )
         out.print(table)
         for note in report.notes:
-            out.print(f"note: {note}", highlight=False)
+            out.print(show.text(f"note: {note}"), highlight=False)
         for problem in report.errors:
-            err.print(f"[red]error:[/] {problem}", highlight=False)
+            err.print(show.text(("error:", "red"), f" {problem}"), highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -552,7 +594,7 @@ def report(
 
 
 def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
-    table = Table(title=f"{name}: {len(rows)} call(s), results in {out_dir}/")
+    table = Table(title=show.text(f"{name}: {len(rows)} call(s), results in {out_dir}/"))
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):
         table.add_column(column)
 
@@ -560,13 +602,13 @@ def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
         return "-" if value is None else f"{value:.1f}"
 
     for row in rows:
-        outcome = f"[green]{row['path']}[/]" if row["connected"] else f"[red]{row['error']}[/]"
+        outcome = show.text((row["path"], "green") if row["connected"] else (row["error"], "red"))
         pair = f"{row['local_candidate']}/{row['remote_candidate']}"
         if row.get("relay_protocol"):
             pair += f" via TURN/{row['relay_protocol']}"
         table.add_row(
-            str(row["run"]), outcome, pair, num(row["ice_connect_ms"]), num(row["setup_ms"]),
-            num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
+            str(row["run"]), outcome, show.text(pair), num(row["ice_connect_ms"]),
+            num(row["setup_ms"]), num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
         )  # fmt: skip
     out.print(table)
     for row in rows:
@@ -590,20 +632,22 @@ def _timeline_summary(row: dict[str, Any], num: Callable[[Any], str]) -> None:
         noticed = row.get(f"{e}_noticed_ms")
         noticed_text = "-" if noticed is None else f"+{noticed:.0f} {row[f'{e}_noticed_state']}"
         recovered = row.get(f"{e}_recovered_ms")
-        recovered_text = "-" if recovered is None else f"+{recovered:.0f}"
+        recovered_text: str | Text = "-" if recovered is None else f"+{recovered:.0f}"
         if row.get(f"{e}_recovery_ms") is not None:
             recovered_text += f" ({row[f'{e}_recovery_ms']:.0f} after restore)"
         if row.get(f"{e}_failed_ms") is not None:
-            recovered_text = f"[red]failed +{row[f'{e}_failed_ms']:.0f}[/]"
+            recovered_text = show.text((f"failed +{row[f'{e}_failed_ms']:.0f}", "red"))
         table.add_row(
-            num(row.get(f"{e}_at_ms")), f"{row[f'{e}_action']} {row[f'{e}_target']}",
-            Text(noticed_text), recovered_text, num(row.get(f"{e}_path_rtt_ms")),
+            num(row.get(f"{e}_at_ms")), show.text(f"{row[f'{e}_action']} {row[f'{e}_target']}"),
+            show.text(noticed_text), recovered_text, num(row.get(f"{e}_path_rtt_ms")),
             num(row.get(f"{e}_path_loss_pct")),
         )  # fmt: skip
         i += 1
     out.print(table)
-    verdict = "[green]recovered[/]" if row.get("recovered") else "[red]not recovered[/]"
-    out.print(f"at the end: {verdict}; ICE disconnections: {row.get('ice_disconnects', 0)}")
+    verdict = ("recovered", "green") if row.get("recovered") else ("not recovered", "red")
+    out.print(
+        show.text("at the end: ", verdict, f"; ICE disconnections: {row.get('ice_disconnects', 0)}")
+    )
 
 
 def main() -> None:
@@ -611,21 +655,25 @@ def main() -> None:
     try:
         app()
     except SimnetError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(show.error(exc), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; everything this run created was removed")
         sys.exit(130)
     except Terminated as exc:
-        err.print(f"terminated ({exc}); everything this run created was removed")
+        err.print(show.text(f"terminated ({exc}); everything this run created was removed"))
         sys.exit(143)
     except Exception as exc:  # a bug in simnet: say so, briefly, unless debugging
         if os.environ.get("SIMNET_DEBUG"):
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-            "  (set SIMNET_DEBUG=1 for the traceback and please report it)",
+            show.error(
+                f"{type(exc).__name__}: {exc}\n"
+                "  (set SIMNET_DEBUG=1 for the traceback and please report it)",
+                label="internal error:",
+            ),
             highlight=False,
+            soft_wrap=True,
         )
         sys.exit(70)
 

@@ -6,6 +6,8 @@ Everything a user can cause (a bad scenario, a missing binary, not being root) i
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class SimnetError(Exception):
     """An error whose message is meant for the user, with what to do about it."""
@@ -31,3 +33,23 @@ class EnvironmentProblem(SimnetError):
     """The machine lacks something a run needs (root, a binary, a kernel feature)."""
 
     exit_code = 3
+
+
+# Control (Cc), format (Cf: bidi overrides, zero-width) and line/paragraph separators: none of
+# them is meant to be seen, and each can change what the terminal shows.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(value: object, *, newlines: bool = True) -> str:
+    """`value` as text with every control character escaped the way Python's repr writes it.
+
+    `newlines`: keep line feeds (a multi-line message), else escape them too (one field)."""
+    out = []
+    for ch in str(value):
+        if (ch == "\n" and newlines) or ch == "\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in HIDDEN_CATEGORIES:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -558,12 +558,13 @@ def compare_command(
     from rich.console import Console
     from rich.table import Table
 
+    from simnet import show
     from simnet.results.store import load
 
     err = Console(stderr=True)
 
     def fail(message: str, fix: str) -> int:
-        err.print(f"[bold red]error:[/] {message}\n  fix: {fix}", highlight=False, soft_wrap=True)
+        err.print(show.error(f"{message}\n  fix: {fix}"), highlight=False, soft_wrap=True)
         return 2
 
     if not 0 < alpha < 1:
@@ -597,7 +598,10 @@ def compare_command(
             entries = comparison.as_github_benchmark(bigger_is_better=direction)
             target.write_text(json.dumps(entries, indent=2) + "\n")
         err.print(
-            f"wrote {github_benchmark} (customSmallerIsBetter) and {bigger} (customBiggerIsBetter)",
+            show.text(
+                f"wrote {github_benchmark} (customSmallerIsBetter) and {bigger} "
+                "(customBiggerIsBetter)"
+            ),
             highlight=False,
         )
 
@@ -611,16 +615,20 @@ def compare_command(
         # since a matrix at a low --repeat would otherwise fill the screen with them.
         shown = [c for c in comparison.changes if c.verdict in ("regressed", "improved")]
         table = Table(
-            title=f"{baseline} -> {current}: {comparison.baseline_runs} vs "
-            f"{comparison.current_runs} runs, {len(comparison.cells)} cell(s), "
-            f"alpha {alpha:g}"
+            title=show.text(
+                f"{baseline} -> {current}: {comparison.baseline_runs} vs "
+                f"{comparison.current_runs} runs, {len(comparison.cells)} cell(s), "
+                f"alpha {alpha:g}"
+            )
         )
         for column in ("cell", "metric", "baseline", "current", "change", "p", "verdict"):
             table.add_column(column, justify="right" if column in ("change", "p") else "left")
         colours = {"regressed": "red", "improved": "green", "insufficient-data": "yellow"}
         for c in shown:
-            verdict = f"[{colours.get(c.verdict, 'default')}]{c.verdict}[/]"
-            table.add_row(*_cells(c), verdict + (f" ({c.note})" if c.note else ""))
+            verdict = show.text(
+                (c.verdict, colours.get(c.verdict, "default")), f" ({c.note})" if c.note else ""
+            )
+            table.add_row(*map(show.text, _cells(c)), verdict)
         if shown:
             out.print(table)
         unchanged = comparison.with_verdict("unchanged")
@@ -636,18 +644,21 @@ def compare_command(
                 f"{note} ({'all metrics' if len(names) == len(METRIC_SPECS) else ', '.join(names)})"
                 for note, names in reasons.items()
             )
-            out.print(f"[yellow]not enough data[/] in {cell}: {why}", highlight=False)
+            out.print(
+                show.text(("not enough data", "yellow"), f" in {cell}: {why}"), highlight=False
+            )
         for label, cells in (
             ("only in the baseline", comparison.only_in_baseline),
             ("only in the current results", comparison.only_in_current),
         ):
             if cells:
-                out.print(f"cells {label}: {', '.join(cells)}", highlight=False)
+                out.print(show.text(f"cells {label}: {', '.join(cells)}"), highlight=False)
         for note in comparison.notes:
-            out.print(f"note: {note}", highlight=False)
+            out.print(show.text(f"note: {note}"), highlight=False)
         if comparison.regressions:
             out.print(
-                f"[bold red]regression[/] in {', '.join(comparison.regressions)}", highlight=False
+                show.text(("regression", "bold red"), f" in {', '.join(comparison.regressions)}"),
+                highlight=False,
             )
         else:
             out.print("[green]no significant regression[/]")

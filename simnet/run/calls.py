@@ -24,11 +24,10 @@ from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.run.owner import run_terminable
-from simnet.scenario.model import CallSpec, Scenario
+from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
 
-TURN_PORTS = {"udp": 3478, "tcp": 3478, "tls": 5349}
 SIGNALING_PORT = 443
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
 
@@ -50,30 +49,24 @@ class Services:
             handle.stop()
 
 
-def call_of(scenario: Scenario) -> CallSpec:
-    """The scenario's call, checked against its hosts and servers."""
+def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
+    """The scenario's call (its `call:` section, else the default call), checked against its
+    hosts and servers by the same rules `validate` applies to a `call:` section; `source` (the
+    file, with its `--set`s) starts the error."""
     call = scenario.call or CallSpec()
-    for role in ("offerer", "answerer"):
-        if getattr(call, role) not in scenario.hosts:
-            raise ScenarioError(
-                f"{scenario.name}: call.{role}: no host '{getattr(call, role)}'",
-                fix="add a `call:` section naming two hosts (offerer, answerer)",
-            )
-    if not any(s.kind == "signaling" for s in scenario.servers.values()):
+    problems = scenario.call_problems(call)
+    if problems:
+        where = source or f"scenario {scenario.name}"
+        default = "" if scenario.call else " (the file has no `call:` section: the default call)"
         raise ScenarioError(
-            f"{scenario.name}: a call needs a signaling server",
-            fix="add `servers: {signaling: {kind: signaling}}`",
-        )
-    if call.turn_server is not None and call.turn_server not in _servers(scenario, "turn"):
-        raise ScenarioError(
-            f"{scenario.name}: call.turn_server: '{call.turn_server}' is not a TURN server; "
-            f"TURN servers: {', '.join(_servers(scenario, 'turn')) or 'none'}"
+            f"{where}: cannot make a call{default}: {problems[0]}",
+            fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
     return call
 
 
 def _servers(scenario: Scenario, kind: str) -> list[str]:
-    return [name for name, s in scenario.servers.items() if s.kind == kind]
+    return scenario.servers_of(kind)
 
 
 def scenario_digest(scenario: Scenario) -> str:
@@ -115,7 +108,7 @@ def ice_servers(
     if call.turn and turn_names:
         handle = services.turn[call.turn_server or turn_names[0]]
         transport = call.turn_transports[0]
-        port = call.turn_port or TURN_PORTS[transport]
+        port = call.turn_port or TURN_LISTEN_PORTS[transport][0]
         scheme = "turns" if transport == "tls" else "turn"
         url = f"{scheme}:{handle.address}:{port}?transport={'udp' if transport == 'udp' else 'tcp'}"
         username, password = handle.credentials()
@@ -192,6 +185,17 @@ async def one_call(
     return results[0], results[1], agent_error
 
 
+def relay_region(scenario: Scenario, services: Services, relay_server: str | None) -> str | None:
+    """The `region` of the TURN server whose address relayed the call ("ip:port"), if any."""
+    if not relay_server:
+        return None
+    host = relay_server.rsplit(":", 1)[0]
+    for name, handle in services.turn.items():
+        if host in {str(ip) for ip in handle.config.listening_ips}:
+            return scenario.servers[name].region
+    return None
+
+
 def queue_namespaces(network: Network) -> list[str]:
     """Where the userspace link emulator's queues may be (none with netem or ideal links)."""
     if network.run.info.get("links", {}).get("backend") != "nfqueue":
@@ -222,6 +226,7 @@ async def run_calls(
                     scenario, call, services, len(rows), timeline
                 )
             row = call_row(offer, answer, agent_error)
+            row["relay_region"] = relay_region(scenario, services, row.get("relay_server"))
             row.update(emulator.columns())
             if timeline is not None:
                 row.update(timeline.columns())

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 
 if TYPE_CHECKING:
@@ -391,7 +392,7 @@ def run_sweep(
     )
     resumed = f" ({summary.skipped} already done)" if summary.skipped else ""
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"sweep {sweep.name}{resumed}", total=len(todo))
+        task = progress.add_task(show.markup_safe(f"sweep {sweep.name}{resumed}"), total=len(todo))
 
         def write(row: dict[str, Any]) -> None:
             # parallel networks share the CPU, which slows set-up and lowers goodput: say how
@@ -567,23 +568,25 @@ def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False
         sweep = load_sweep(file)
         planned = plan_sweep(sweep)
     except SimnetError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(show.error(exc), highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; rows of finished runs are kept: resume to complete the sweep")
         return 130
     except Terminated as exc:
-        err.print(f"terminated ({exc}); rows of finished runs are kept: resume to complete")
+        err.print(show.text(f"terminated ({exc}); rows of finished runs are kept: resume"))
         return 143
     frame = load(out_dir)
     if "sweep" in frame.columns:
         frame = frame[frame["sweep"] == sweep.name]
     table = Table(
-        title=f"sweep {sweep.name}: {summary.planned} runs planned, results in {out_dir}/"
+        title=show.text(
+            f"sweep {sweep.name}: {summary.planned} runs planned, results in {out_dir}/"
+        )
     )
     paths = list(dict.fromkeys(path for p in planned for path in p.axes))
     for column in ("point", *paths, "runs", "outcome", "setup ms", "Mbit/s"):
-        table.add_column(column, overflow="fold")
+        table.add_column(show.text(column), overflow="fold")
     for point in (p for p in planned if p.repetition == 0):
         runs = (
             frame[frame["point_id"] == point.point_id].to_dict("records")
@@ -596,7 +599,7 @@ def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False
             outcomes[key] = outcomes.get(key, 0) + 1
         setup = _median(r.get("setup_ms") for r in runs)
         goodput = _median(r.get("dc_goodput_mbps") for r in runs)
-        table.add_row(
+        cells = (
             point.point_id,
             *(_show(point.axes.get(p, "")) for p in paths),
             f"{len(runs)}/{sweep.repeat}",
@@ -604,13 +607,14 @@ def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False
             "-" if setup is None else f"{setup:.0f}",
             "-" if goodput is None else f"{goodput:.1f}",
         )
+        table.add_row(*map(show.text, cells))
     out.print(table)
     out.print(
         f"{summary.written} run(s) now, {summary.skipped} already stored, "
         f"{summary.missing} missing; {summary.elapsed_s:.1f} s with {jobs} job(s)"
     )
     for line in summary.errors:
-        err.print(f"[red]failed:[/] {line}", highlight=False)
+        err.print(show.text(("failed:", "red"), f" {line}"), highlight=False)
     if not summary.complete:
         err.print("some runs are missing: run the sweep again with --resume to complete it")
         return 1

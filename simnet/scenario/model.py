@@ -8,6 +8,7 @@ are optional; the network plan assigns them.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,11 +43,50 @@ from simnet.scenario.nat import (
 
 INTERNET = "internet"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+NAME_MAX = 20
+# A scenario's name labels its results (rows, file names, report groups): letters, digits and
+# `._-`, so it is a safe file name part and a plain word in a shell or a CI log.
+SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SCENARIO_NAME_MAX = 64
+SEED_MAX = 2**63 - 1  # stored in an int64 result column
+REGION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+# Where coturn listens, per transport a call's TURN URL may use (simnet.services.coturn:
+# the plain port 3478 for UDP and TCP, 5349 for TLS, and 443 for all three); the first is the
+# default port of a TURN URL.
+TURN_LISTEN_PORTS: dict[str, tuple[int, ...]] = {
+    "udp": (3478, 443),
+    "tcp": (3478, 443),
+    "tls": (5349, 443),
+}
 
 PRIVATE_LANS = tuple(
     ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 SHARED_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
+
+
+def _scenario_name(value: str) -> str:
+    if not re.fullmatch(SCENARIO_NAME_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a scenario name: use 1-{SCENARIO_NAME_MAX} letters, digits, "
+            "'.', '_' or '-', starting with a letter or a digit (it names the result files)"
+        )
+    return value
+
+
+def name_from_stem(stem: str) -> str:
+    """A scenario name for a file without `name:`: its file name, made a valid name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).lstrip("._-")[:SCENARIO_NAME_MAX]
+    return name or "scenario"
+
+
+def _region(value: str) -> str:
+    if not re.fullmatch(REGION_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not a region label: use 1-32 lower-case letters, digits or '-', "
+            "e.g. eu-west"
+        )
+    return value
 
 
 def _alias(aliases: dict[str, Any]) -> Any:
@@ -279,8 +319,20 @@ class ServerSpec(Strict):
     auth: Literal["long-term", "rest"] = Field(
         default="long-term", description="TURN credentials: static user or TURN REST secret"
     )
-    region: str = ""
+    region: Annotated[str, AfterValidator(_region)] | None = Field(
+        default=None,
+        description="a TURN server's label, reported as relay_region of calls it relays",
+    )
     link: LinkSpec | None = None
+
+    @model_validator(mode="after")
+    def _region_is_turns(self) -> ServerSpec:
+        if self.region is not None and self.kind != "turn":
+            raise ValueError(
+                f"region: only a TURN server has one (it labels the relay a call used), "
+                f"not a {self.kind} server"
+            )
+        return self
 
 
 TurnTransport = Literal["udp", "tcp", "tls"]
@@ -385,6 +437,18 @@ class CallSpec(Strict):
     )
 
     @model_validator(mode="after")
+    def _turn_port_served(self) -> CallSpec:
+        transport = self.turn_transports[0]
+        served = TURN_LISTEN_PORTS[transport]
+        if self.turn_port is not None and self.turn_port not in served:
+            raise ValueError(
+                f"turn_port: coturn serves TURN/{transport} on port "
+                f"{' or '.join(map(str, served))}, not {self.turn_port} (the first of "
+                "turn_transports is the one used)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _timeline_fits(self) -> CallSpec:
         if self.expect is not None and self.expect.recovered is not None and not self.timeline:
             raise ValueError("expect.recovered: only a call with a timeline can recover")
@@ -420,9 +484,9 @@ class Router(BaseModel):
 class Scenario(Strict):
     """A whole emulated network."""
 
-    name: str = "scenario"
+    name: Annotated[str, AfterValidator(_scenario_name)] = "scenario"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     nats: dict[Name, NatSpec] = Field(default_factory=dict)
     hosts: dict[Name, HostSpec] = Field(default_factory=dict)
     servers: dict[Name, ServerSpec] = Field(default_factory=dict)
@@ -438,22 +502,24 @@ class Scenario(Strict):
                 if name in names:
                     raise ValueError(f"{section}.{name}: name already used in {names[name]}")
                 names[name] = section
-        if self.call is not None:
-            for role in ("offerer", "answerer"):
-                peer = getattr(self.call, role)
-                if peer not in self.hosts:
-                    known = ", ".join(self.hosts) or "none"
-                    raise ValueError(f"call.{role}: '{peer}' is not a host; hosts: {known}")
-            if self.call.offerer == self.call.answerer:
-                raise ValueError("call: offerer and answerer must be different hosts")
-            self._timeline_targets(self.call)
         for name, nat in self.nats.items():
             carrier = f"{name}-carrier"
+            if nat.preset in CHAINED_PRESETS and len(carrier) > NAME_MAX:
+                raise ValueError(
+                    f"nats.{name}: a {nat.preset} NAT's name may have at most "
+                    f"{NAME_MAX - len('-carrier')} characters, so that its carrier NAT "
+                    f"('{carrier}') has a valid name (at most {NAME_MAX}) a timeline can target"
+                )
             if nat.preset in CHAINED_PRESETS and carrier in names:
                 raise ValueError(
                     f"{names[carrier]}.{carrier}: name is taken by the carrier NAT of "
                     f"nats.{name} (preset {nat.preset}); rename one of them"
                 )
+        if self.call is not None:
+            problems = self.call_problems(self.call)
+            if problems:
+                raise ValueError(problems[0])
+            self._timeline_targets(self.call)
         routers = {r.name: r for r in self.routers()}
         for section, items in (("nats", self.nats), ("hosts", self.hosts)):
             for name, spec in items.items():
@@ -473,6 +539,36 @@ class Scenario(Strict):
                 seen.append(current)
                 current = routers[current].behind
         return self
+
+    def servers_of(self, kind: str) -> list[str]:
+        """The names of the scenario's servers of one kind, in file order."""
+        return [name for name, s in self.servers.items() if s.kind == kind]
+
+    def call_problems(self, call: CallSpec) -> list[str]:
+        """Why `call` cannot be made in this network (empty: it can).
+
+        One list for the model's validation (a `call:` section) and for `simnet run` of a file
+        without one (the default call), so `validate` and `run` accept the same files."""
+        problems = []
+        for role in ("offerer", "answerer"):
+            peer = getattr(call, role)
+            if peer not in self.hosts:
+                known = ", ".join(self.hosts) or "none"
+                problems.append(f"call.{role}: '{peer}' is not a host; hosts: {known}")
+        if call.offerer == call.answerer:
+            problems.append("call: offerer and answerer must be different hosts")
+        if not self.servers_of("signaling"):
+            problems.append(
+                "call: a call needs a signaling server; add `servers: {signaling: {kind: "
+                "signaling}}`"
+            )
+        turns = self.servers_of("turn")
+        if call.turn_server is not None and call.turn_server not in turns:
+            problems.append(
+                f"call.turn_server: '{call.turn_server}' is not a TURN server; "
+                f"TURN servers: {', '.join(turns) or 'none'}"
+            )
+        return problems
 
     def _timeline_targets(self, call: CallSpec) -> None:
         routers = {r.name: r for r in self.routers()}

@@ -8,6 +8,7 @@ that would create namespaces if validation let something through.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -105,6 +106,77 @@ CASES = [
         "",
         ["empty"],
     ),
+    # found when tried adversarially (issue 10): markup, escapes, nesting, limits
+    case(
+        "markup-in-a-name",
+        'nats: {"[/]": {}}\n',
+        ["nats.[/]", "'^[a-z][a-z0-9-]{0,19}$'"],  # the pattern, printed whole
+    ),
+    case(
+        "markup-in-a-set-path",
+        GOOD,
+        ["--set 'nats.[/].preset=x'", "no nats.[/]"],
+        "--set",
+        "nats.[/].preset=x",
+    ),
+    case("markup-in-the-name", "name: '[/]'\n" + GOOD, ["name: '[/]' is not a scenario name"]),
+    case(
+        "escape-sequence-in-a-key",
+        'nats: {home: {"\\e]0;x\\a": 1}}\n',
+        ["unknown field '\\x1b]0;x\\x07'"],
+    ),
+    case(
+        "deep-nesting-in-a-set-value",
+        GOOD,
+        ["--set 'call.timeline=[[[", "nested too deeply"],
+        "--set",
+        "call.timeline=" + "[" * 5000 + "]" * 5000,
+        names_file=False,
+    ),
+    case("duplicate-key", "nats:\n  home: {}\n  home: {}\n", ["duplicate key 'home'", "line 2"]),
+    case("seed-too-big", "seed: 99999999999999999999999\n", ["seed"]),
+    case("name-with-slashes", "name: a/b/c\n", ["not a scenario name"]),
+    case("name-escaping-out", "name: ../../escaped\n", ["not a scenario name"]),
+    case(
+        "cgnat-name-too-long-for-its-carrier",
+        "nats:\n  abcdefghijklmnopqrst: {preset: cgnat}\n",
+        ["abcdefghijklmnopqrst-carrier", "at most 12 characters"],
+    ),
+    case(
+        "turn-server-not-a-turn-server",
+        GOOD + "servers: {signaling: {kind: signaling}}\ncall: {offerer: alice, answerer: bob, "
+        "turn_server: signaling}\n",
+        ["call.turn_server: 'signaling' is not a TURN server"],
+    ),
+    case(
+        "call-without-signaling",
+        GOOD + "call: {offerer: alice, answerer: bob}\n",
+        ["a call needs a signaling server"],
+    ),
+    case(
+        "turn-port-coturn-does-not-serve",
+        GOOD + "servers: {t: {kind: turn}, s: {kind: signaling}}\n"
+        "call: {offerer: alice, answerer: bob, turn_port: 1234}\n",
+        ["turn_port", "3478 or 443", "1234"],
+    ),
+    case(
+        "region-on-a-signaling-server",
+        "servers: {s: {kind: signaling, region: eu}}\n",
+        ["servers.s: region", "only a TURN server"],
+    ),
+    case(
+        "address-range-exhausted",
+        "nats: {home: {lan: 192.168.1.0/29}}\nhosts:\n"
+        + "".join(f"  h{i}: {{behind: home}}\n" for i in range(8)),
+        ["too many hosts behind home", "192.168.1.0/29"],
+    ),
+    case(
+        "range-exhausted-by-a-set",
+        "nats: {home: {}}\nhosts:\n" + "".join(f"  h{i}: {{behind: home}}\n" for i in range(8)),
+        ["--set 'nats.home.lan=192.168.1.0/29'", "exhausted"],
+        "--set",
+        "nats.home.lan=192.168.1.0/29",
+    ),
 ]
 
 
@@ -182,6 +254,7 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], names: list[s
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output, output
+    assert not any(ord(c) < 32 and c not in "\n\t" for c in output), output  # no raw escapes
     error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1, done.stderr
     for name in names:
@@ -260,3 +333,39 @@ def test_not_root_is_one_clear_error(tools: Any) -> None:
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "needs root" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_not_a_regular_file_is_refused_at_once(kind: str, tmp_path, tools) -> None:
+    """A FIFO blocked `validate` forever and /dev/zero read until MemoryError: say what it is."""
+    path = {"fifo": tmp_path / "x.yaml", "dev-zero": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    done = tools.run_cli("validate", str(path))  # (run_cli has a timeout: a block fails it)
+    error_line = assert_one_clear_error(done, ["not a regular file"])
+    assert str(path) in error_line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("file_name", ["bad-[bold]x.yaml", "[/]x.yaml"])
+@pytest.mark.parametrize("exists", [True, False])
+def test_file_names_with_brackets_are_printed_verbatim(
+    file_name: str, exists: bool, tmp_path, tools
+) -> None:
+    path = tmp_path / file_name
+    if exists:
+        path.parent.mkdir(exist_ok=True)  # "[/]x.yaml" is x.yaml in a directory named "["
+        path.write_text("nats: {home: {preset: bogus}}\n")
+    done = tools.run_cli("validate", str(path))
+    assert_one_clear_error(done, [f"{path}:"])
+
+
+@pytest.mark.integration
+def test_validate_notes_a_default_call_that_run_would_refuse(tmp_path, tools) -> None:
+    """Without `call:`, `run` makes the default call; validate says if that cannot work."""
+    path = tmp_path / "net.yaml"
+    path.write_text(GOOD)
+    done = tools.run_cli("validate", str(path))
+    assert done.returncode == 0, done.output
+    assert "a call needs a signaling server" in done.stdout

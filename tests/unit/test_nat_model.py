@@ -741,7 +741,10 @@ def test_override_with_a_wrong_value_is_a_scenario_error_naming_file_and_field(
     path.write_text("nats: {home: {}}\n")
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, ["nats.home.mapping=sideways"])
-    assert info.value.message.startswith(f"{path}: invalid scenario")
+    # the file and the override the bad value came from
+    assert info.value.message.startswith(
+        f"{path} with --set 'nats.home.mapping=sideways': invalid scenario"
+    )
     assert "nats.home.mapping" in info.value.message
     assert "'sideways'" in info.value.message
 

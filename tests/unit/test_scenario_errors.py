@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import re
+import signal
 import string
 import tempfile
 from collections.abc import Callable
@@ -27,9 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simnet.errors import ScenarioError
-from simnet.scenario.load import load_scenario
+from simnet.scenario.load import MAX_FILE_BYTES, _Loader, load_scenario, scenario_from_dict
 from simnet.scenario.model import (
     NAME_PATTERN,
+    TURN_LISTEN_PORTS,
     FirewallSpec,
     HostSpec,
     LinkSpec,
@@ -522,8 +525,9 @@ def test_random_overrides_give_a_scenario_or_a_scenario_error(
     try:
         load_scenario(path, changes)
     except ScenarioError as exc:
-        # a bad --set is named first; anything the file then fails on, the file is
-        assert exc.message.startswith((f"{path}:", "--set ")), exc.message
+        # a bad --set is named first; anything the file then fails on, the file is (with the
+        # overrides applied to it)
+        assert exc.message.startswith((f"{path}:", f"{path} with --set ", "--set ")), exc.message
     except Exception as exc:
         pytest.fail(f"{type(exc).__name__} escaped load_scenario({path}, {changes!r}): {exc!r}")
 
@@ -538,7 +542,7 @@ def test_junk_content_gives_a_scenario_or_a_scenario_error(tmp: Path, content: s
 @given(st.binary())
 def test_binary_that_is_not_utf8_is_a_scenario_error(tmp: Path, content: bytes) -> None:
     exc = assert_scenario_error(write(tmp, b"\xff\xfe\xfd" + content))
-    assert "cannot read" in exc.message
+    assert "not UTF-8" in exc.message
 
 
 NASTY = {
@@ -611,3 +615,194 @@ CARRIER_NAME_TAKEN = {
 def test_name_of_a_carrier_nat_is_rejected(tmp: Path, case: str) -> None:
     exc = assert_scenario_error(write(tmp, CARRIER_NAME_TAKEN[case]))
     assert "carrier" in exc.message
+
+
+# --- found when tried adversarially (issue 10) ----------------------------------------------
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = 10) -> Any:
+    """Fail (instead of blocking the suite) if the body does not return within `seconds`."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise AssertionError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_is_refused_without_reading_it(tmp: Path) -> None:
+    """A read of a FIFO without a writer blocks forever: the kind is checked first."""
+    fifo = tmp / "x.yaml"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    try:
+        with no_hang():
+            exc = assert_scenario_error(fifo)
+    finally:
+        fifo.unlink()
+    assert "FIFO" in exc.message and "not a regular file" in exc.message
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/dev/zero", "character device"), ("/", "directory")])
+def test_a_device_or_directory_is_refused_without_reading_it(path: str, kind: str) -> None:
+    """/dev/zero's size is 0, so a size check alone would let an endless read through."""
+    with no_hang():
+        exc = assert_scenario_error(Path(path))
+    assert kind in exc.message
+
+
+def test_size_limit_is_checked_on_what_is_read(tmp: Path) -> None:
+    exc = assert_scenario_error(write(tmp, "#" * (MAX_FILE_BYTES + 1)))
+    assert "larger than 1 MiB" in exc.message
+
+
+def test_duplicate_keys_are_an_error_with_both_lines(tmp: Path) -> None:
+    path = write(tmp, "nats:\n  home: {}\n  work: {}\n  home: {preset: full-cone}\n")
+    exc = assert_scenario_error(path)
+    assert "duplicate key 'home' (first at line 2)" in exc.message
+    assert "line 4" in exc.message
+
+
+def test_duplicate_keys_in_a_flow_mapping_on_one_line(tmp: Path) -> None:
+    exc = assert_scenario_error(write(tmp, "nats: {home: {}, home: {}}\n"))
+    assert "duplicate key 'home'" in exc.message
+
+
+def test_the_c_yaml_parser_is_used_when_installed() -> None:
+    """The pure-Python parser takes ~10 s for 20,000 timeline events; libyaml a fraction."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML without libyaml here")
+    assert issubclass(_Loader, yaml.CSafeLoader)
+
+
+def test_many_timeline_events_load(tmp: Path) -> None:
+    events = "".join(
+        f"    - {{at_s: {i / 1000}, action: cut, target: alice}}\n" for i in range(20_000)
+    )
+    text = (
+        "hosts: {alice: {}, bob: {}}\nservers: {signaling: {kind: signaling}}\n"
+        f"call:\n  duration_s: 30\n  timeline:\n{events}"
+    )
+    assert len(load_scenario(write(tmp, text)).call.timeline) == 20_000  # type: ignore[union-attr]
+
+
+def test_deep_nesting_in_a_set_value_is_one_error(tmp: Path) -> None:
+    path = write(tmp, "nats: {home: {}}\n")
+    override = "call.timeline=" + "[" * 5000 + "]" * 5000
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, [override])
+    assert info.value.message.startswith("--set 'call.timeline=[[[")
+    assert "nested too deeply" in info.value.message
+    assert len(info.value.message) < 200  # the value is cut, not echoed whole
+
+
+def test_deep_nesting_from_a_caller_is_one_error() -> None:
+    deep: Any = 1
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ScenarioError, match=r"nested too deeply|invalid scenario"):
+        scenario_from_dict({"description": deep}, source="x.yaml")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 99999999999999999999999])
+def test_seed_out_of_range(tmp: Path, seed: int) -> None:
+    exc = assert_scenario_error(write(tmp, f"seed: {seed}\n"))
+    assert "seed" in exc.message
+
+
+def test_largest_seed_is_valid(tmp: Path) -> None:
+    assert load_scenario(write(tmp, f"seed: {2**63 - 1}\n")).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b/c", "../../escaped", "x" * 65, "[/]", ".hidden", "a b", "", "é"]
+)
+def test_scenario_name_must_be_a_safe_word(tmp: Path, name: str) -> None:
+    exc = assert_scenario_error(write(tmp, f"name: {json.dumps(name)}\n"))
+    assert "is not a scenario name" in exc.message and "letters, digits" in exc.message
+
+
+@pytest.mark.parametrize("name", ["v1.2", "Home_vs-Carrier", "x" * 64, "2024"])
+def test_scenario_names_that_are_valid(tmp: Path, name: str) -> None:
+    assert load_scenario(write(tmp, f"name: '{name}'\n")).name == name
+
+
+@pytest.mark.parametrize(
+    ("stem", "name"),
+    [("v1.2", "v1.2"), ("[bold]x", "bold-x"), ("my scenario", "my-scenario"), ("...", "scenario")],
+)
+def test_a_file_without_name_is_named_after_its_file_safely(
+    tmp: Path, stem: str, name: str
+) -> None:
+    assert load_scenario(write(tmp, "nats: {}\n", f"{stem}.yaml")).name == name
+
+
+def test_a_cgnat_name_leaves_room_for_its_carrier(tmp: Path) -> None:
+    exc = assert_scenario_error(write(tmp, "nats:\n  abcdefghijklm: {preset: cgnat}\n"))
+    assert "at most 12 characters" in exc.message and "abcdefghijklm-carrier" in exc.message
+    ok = load_scenario(write(tmp, "nats:\n  abcdefghijkl: {preset: cgnat}\n"))
+    assert "abcdefghijkl-carrier" in [r.name for r in ok.routers()]
+
+
+CALL_BASE = (
+    "hosts: {alice: {}, bob: {}}\nservers:\n  turn: {kind: turn}\n  signaling: {kind: signaling}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        ("{turn_server: signaling}", "call.turn_server: 'signaling' is not a TURN server"),
+        ("{offerer: carol}", "call.offerer: 'carol' is not a host"),
+        ("{turn_port: 1234}", "coturn serves TURN/udp on port 3478 or 443, not 1234"),
+        ("{turn_transports: [tls], turn_port: 3478}", "TURN/tls on port 5349 or 443"),
+    ],
+)
+def test_call_section_is_checked_like_run_checks_it(tmp: Path, call: str, needle: str) -> None:
+    exc = assert_scenario_error(write(tmp, f"{CALL_BASE}call: {call}\n"))
+    assert needle in exc.message
+
+
+def test_a_call_needs_a_signaling_server(tmp: Path) -> None:
+    exc = assert_scenario_error(write(tmp, "hosts: {alice: {}, bob: {}}\ncall: {}\n"))
+    assert "a call needs a signaling server" in exc.message
+
+
+@pytest.mark.parametrize("port", [3478, 443])
+def test_turn_ports_coturn_serves_are_valid(tmp: Path, port: int) -> None:
+    scenario = load_scenario(write(tmp, f"{CALL_BASE}call: {{turn_port: {port}}}\n"))
+    assert scenario.call is not None and scenario.call.turn_port == port
+
+
+def test_turn_listen_ports_are_the_ones_coturn_is_started_with() -> None:
+    from simnet.services.coturn import TurnConfig
+
+    config = TurnConfig()
+    served = {config.port, *config.extra_ports}
+    assert set(TURN_LISTEN_PORTS["udp"]) <= served
+    assert set(TURN_LISTEN_PORTS["tcp"]) <= served
+    assert set(TURN_LISTEN_PORTS["tls"]) <= {config.tls_port, *config.extra_ports}
+
+
+def test_region_labels_a_turn_server(tmp: Path) -> None:
+    scenario = load_scenario(write(tmp, "servers: {t: {kind: turn, region: eu-west}}\n"))
+    assert scenario.servers["t"].region == "eu-west"
+
+
+@pytest.mark.parametrize(
+    ("server", "needle"),
+    [
+        ("{kind: signaling, region: eu}", "only a TURN server has one"),
+        ("{kind: turn, region: 'EU West'}", "is not a region label"),
+        ("{kind: turn, region: ''}", "is not a region label"),
+    ],
+)
+def test_region_that_would_mean_nothing_is_rejected(tmp: Path, server: str, needle: str) -> None:
+    exc = assert_scenario_error(write(tmp, f"servers: {{s: {server}}}\n"))
+    assert needle in exc.message
