@@ -35,7 +35,7 @@ def test_scenario_and_agent_share_the_defaults() -> None:
 
 def test_a_scenario_video_reaches_the_agent_as_the_same_object() -> None:
     scenario = scenario_from_dict(
-        {"hosts": {"alice": {}, "bob": {}},
+        {"hosts": {"alice": {}, "bob": {}}, "servers": {"signaling": {"kind": "signaling"}},
          "call": {"media": {"video": {}}, "timeouts": {"ice_s": 4}, "liveness": None}}
     )  # fmt: skip
     assert scenario.call is not None
