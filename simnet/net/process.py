@@ -176,7 +176,7 @@ class ManagedProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._failure(f"not {what} within {timeout_s:g} s")
-            self._exited_within(min(POLL_S, left))
+            self.exited_within(min(POLL_S, left))
 
     async def await_until(
         self, ready: Callable[[], Awaitable[bool]], what: str, *, timeout_s: float
@@ -189,7 +189,7 @@ class ManagedProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._failure(f"not {what} within {timeout_s:g} s")
-            await self._aexited_within(min(POLL_S, left))
+            await self.await_exited(min(POLL_S, left))
 
     def _failure(self, what: str) -> ProcessFailed:
         code = self.exit_status()
@@ -201,13 +201,15 @@ class ManagedProcess:
 
     # --- exit and stop --------------------------------------------------------------------
 
-    def _exited_within(self, timeout_s: float) -> bool:
+    def exited_within(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for the exit, without reaping (the zombie keeps the pid and
         so the process group id from being reused while the group is signalled)."""
         fd = self.pidfd()
         return fd is None or bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
 
-    async def _aexited_within(self, timeout_s: float) -> bool:
+    async def await_exited(self, timeout_s: float) -> bool:
+        """`exited_within` for an event loop: between two readiness checks, it waits for the
+        poll interval or the process's exit, whichever comes first."""
         fd = self.pidfd()
         if fd is None or select.select([fd], [], [], 0)[0]:
             return True
@@ -224,11 +226,11 @@ class ManagedProcess:
 
     def wait_exit(self, timeout_s: float) -> int | None:
         """The exit code once the process has exited (reaped), or None after `timeout_s`."""
-        return self._reap() if self._exited_within(timeout_s) else None
+        return self._reap() if self.exited_within(timeout_s) else None
 
     async def await_exit(self, timeout_s: float) -> int | None:
         """`wait_exit` for an event loop, woken by the pidfd rather than by polling."""
-        return self._reap() if await self._aexited_within(timeout_s) else None
+        return self._reap() if await self.await_exited(timeout_s) else None
 
     def signal_group(self, sig: signal.Signals) -> None:
         """Send `sig` to the process group (the leader's pid is its group id), unless the
@@ -244,28 +246,28 @@ class ManagedProcess:
         Returns the leader's exit code (negative: the signal that ended it) once nothing of
         its group runs any more. Safe to call twice, and after the run's teardown ended it.
         """
-        if not self._exited_within(0):
+        if not self.exited_within(0):
             self.signal_group(signal.SIGTERM)
-            if not self._exited_within(grace_s):
+            if not self.exited_within(grace_s):
                 self.signal_group(signal.SIGKILL)
-                self._exited_within(STOP_GRACE_S)
+                self.exited_within(STOP_GRACE_S)
         self._end_group()
         return self._reap()
 
     async def astop(self, grace_s: float = STOP_GRACE_S) -> int:
         """`stop` for an event loop."""
-        if not await self._aexited_within(0):
+        if not await self.await_exited(0):
             self.signal_group(signal.SIGTERM)
-            if not await self._aexited_within(grace_s):
+            if not await self.await_exited(grace_s):
                 self.signal_group(signal.SIGKILL)
-                await self._aexited_within(STOP_GRACE_S)
+                await self.await_exited(STOP_GRACE_S)
         self._end_group()
         return self._reap()
 
     def kill(self) -> int:
         """SIGKILL the group at once and reap."""
         self.signal_group(signal.SIGKILL)
-        self._exited_within(STOP_GRACE_S)
+        self.exited_within(STOP_GRACE_S)
         self._end_group()
         return self._reap()
 

@@ -1,10 +1,11 @@
 """The orchestrator's side of a peer agent: start it in a namespace, run calls, stop it.
 
 `PeerAgent.start` returns once the agent says "ready" (its aiortc import and warm-up are done),
-so calls are timed without process start-up in them. The agent runs in its own session (process
-group) and its pid is registered with the run before anything else, so the run's teardown kills
-it whatever happens to the orchestrator; `close()` ends it earlier and politely. The agent's
-stderr (its logs, and anything a library prints) goes to a file in the run's work directory.
+so calls are timed without process start-up in them. The agent is a managed process
+(`simnet.net.process`): named in the run's state before it is forked, in its own session, so the
+run's teardown kills it whatever happens to the orchestrator; `close()` ends it earlier and
+politely. Its pipes are wrapped in asyncio streams here. The agent's stderr (its logs, and
+anything a library prints) goes to a file in the run's work directory.
 
 Nothing here imports aiortc.
 """
@@ -14,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from simnet.errors import SimnetError
+from simnet.net.process import ManagedProcess, start
 from simnet.net.run import Run
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, command_line, exit_line
 
@@ -53,12 +54,16 @@ class PeerAgent:
     def __init__(
         self,
         ns: str,
-        process: asyncio.subprocess.Process,
+        process: ManagedProcess,
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
         log_path: Path,
         spawned_t: float,
     ) -> None:
         self.ns = ns
         self.process = process
+        self._stdin = stdin
+        self._stdout = stdout
         self.log_path = log_path
         self.spawned_t = spawned_t  # time.monotonic() just before the spawn
         self.ready_t: float | None = None  # the agent's own "ready" timestamp
@@ -84,20 +89,21 @@ class PeerAgent:
         log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
         spawned = time.monotonic()
         with open(log_path, "ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "simnet.peer.agent",
-                "--netns",
-                ns,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+            process = start(  # it enters `ns` itself, and says so in its log if it cannot
+                run,
+                f"agent-{ns}",
+                [sys.executable, "-m", "simnet.peer.agent", "--netns", ns],
+                log=log_path,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
                 stderr=log,
-                start_new_session=True,  # its own process group: teardown kills all of it
-                limit=STREAM_LIMIT_BYTES,
             )
-        run.register_process(process.pid)
-        agent = cls(ns, process, log_path, spawned)
+        try:
+            stdin, stdout = await _streams(process)
+        except BaseException:
+            process.kill()
+            raise
+        agent = cls(ns, process, stdin, stdout, log_path, spawned)
         agent._reader = asyncio.ensure_future(agent._read_events())
         try:
             event = await agent._next_event(timeout_s, "start")
@@ -114,10 +120,9 @@ class PeerAgent:
         return agent
 
     async def _read_events(self) -> None:
-        assert self.process.stdout is not None
         try:
             while True:
-                line = await self.process.stdout.readline()
+                line = await self._stdout.readline()
                 if not line:
                     break
                 try:
@@ -190,8 +195,8 @@ class PeerAgent:
             self._busy = False
 
     async def _write(self, line: str) -> None:
-        stdin = self.process.stdin
-        if stdin is None or stdin.is_closing():
+        stdin = self._stdin
+        if stdin.is_closing():
             raise PeerAgentError(f"peer agent in {self.ns} is not running", kind="exited")
         try:
             stdin.write(line.encode())
@@ -206,25 +211,22 @@ class PeerAgent:
         if self.process.returncode is None:
             with contextlib.suppress(PeerAgentError):
                 await self._write(exit_line())
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-            if await self._wait_exit(timeout_s) is None:
+            self._stdin.close()
+            if await self.process.await_exited(timeout_s):
+                await self.process.astop()  # reaps it, and ends what it left in its group
+            else:
                 await self.kill()
         await self._stop_reader()
 
     async def kill(self) -> None:
         """SIGKILL the agent's process group and reap it."""
         if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            await self._wait_exit(CLOSE_TIMEOUT_S)
+            self.process.kill()
+        self._stdin.close()
         await self._stop_reader()
 
     async def _wait_exit(self, timeout_s: float) -> int | None:
-        try:
-            return await asyncio.wait_for(self.process.wait(), timeout_s)
-        except TimeoutError:
-            return None
+        return await self.process.await_exit(timeout_s)
 
     async def _stop_reader(self) -> None:
         if self._reader is not None and not self._reader.done():
@@ -251,6 +253,19 @@ class PeerAgent:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _streams(process: ManagedProcess) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
+    """The agent's stdin and stdout as asyncio streams (one JSON line per command / event)."""
+    popen = process.popen
+    assert popen.stdin is not None and popen.stdout is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT_BYTES)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+    )
+    return asyncio.StreamWriter(transport, protocol, None, loop), reader
 
 
 def result_of(events: list[dict[str, Any]]) -> CallResult:

@@ -40,7 +40,7 @@ from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
 from simnet.net.plan import NetworkPlan
-from simnet.net.run import spawn
+from simnet.net.process import start
 
 NS_PER_MS = 1_000_000
 
@@ -527,32 +527,25 @@ def iperf_server(network: Network, node: str, port: int) -> Iterator[None]:
     """An iperf3 server in `node`'s namespace for the block, stopped at its end (and, as a
     process of the run, by the run's teardown if this process dies first)."""
     log = network.run.workdir / f"iperf3-{node}.log"
-    proc = spawn(
+    proc = start(
         network.run,
-        network.ns(node),
+        f"iperf3-server-{node}",
         ["iperf3", "--server", "--port", str(port), "--logfile", str(log)],
+        ns=network.ns(node),
+        log=log,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + SERVER_READY_S
-        while not _listening(proc.pid, port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                detail = log.read_text().strip() if log.exists() else ""
-                raise SimnetError(
-                    f"the iperf3 server in {node} did not start listening on port {port}"
-                    + (f": {detail.splitlines()[-1]}" if detail else "")
-                )
-            time.sleep(0.01)
+        proc.wait_until(
+            lambda: _listening(proc.pid, port),
+            f"listening on TCP port {port}",
+            timeout_s=SERVER_READY_S,
+        )
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop()
 
 
 def run_iperf(
@@ -577,19 +570,19 @@ def run_iperf(
         argv.append("--reverse")
     result = IperfResult(protocol, error="not run")
     for _ in range(BUSY_RETRIES):
-        proc = spawn(
+        proc = start(
             network.run,
-            network.ns(client),
+            f"iperf3-client-{client}",
             argv,
+            ns=network.ns(client),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         try:
-            out, err = proc.communicate(timeout=duration_s + CONNECT_TIMEOUT_MS / 1000 + 10)
+            out, err = proc.popen.communicate(timeout=duration_s + CONNECT_TIMEOUT_MS / 1000 + 10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate()
             return IperfResult(protocol, error=f"iperf3 did not finish in {duration_s + 13} s")
         result = parse_iperf(protocol, out.decode(errors="replace"), err.decode(errors="replace"))
         if not (result.error and "busy" in result.error):

@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import hashlib
 import hmac
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -53,7 +51,7 @@ from typing import Literal
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
-from simnet.net.run import spawn
+from simnet.net.process import POLL_S, ManagedProcess, start
 from simnet.services.turn_client import stun_binding
 
 TURNSERVER = "turnserver"
@@ -416,7 +414,7 @@ class CoturnHandle:
     ns: str
     config: TurnConfig
     files: CoturnFiles
-    process: subprocess.Popen[bytes]
+    process: ManagedProcess
     ready_s: float  # from spawn to answering on every endpoint
 
     @property
@@ -446,26 +444,18 @@ class CoturnHandle:
         return turn_credentials(self.config, user)
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.alive()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         return _tail(self.files.log, lines) + _tail(self.files.console, lines)
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it after a grace period; remove the work dir.
+        """SIGTERM the process group, SIGKILL it after a grace period, and reap it.
 
         Blocks for at most `STOP_GRACE_S` (coturn exits on SIGTERM in milliseconds). Safe to
         call twice and after the run has already killed the process.
         """
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        self.process.stop(STOP_GRACE_S)
 
 
 async def start_coturn(
@@ -505,7 +495,15 @@ async def start_coturn(
     started = time.monotonic()
     with open(files.console, "wb") as console:
         try:
-            process = spawn(network.run, ns, argv, stdout=console, stderr=subprocess.STDOUT)
+            process = start(
+                network.run,
+                f"coturn-{server_node}",
+                argv,
+                ns=ns,
+                log=files.console,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+            )
         except FileNotFoundError:
             raise EnvironmentProblem(f"cannot run {binary} (coturn)", fix=INSTALL_FIX) from None
     handle = CoturnHandle(server_node, ns, config, files, process, ready_s=0.0)
@@ -531,9 +529,10 @@ async def _wait_ready(handle: CoturnHandle, deadline: float) -> None:
     pending += [("tcp", ip, port) for ip in config.listening_ips for port in config.tcp_ports]
     last_error = ""
     while pending:
-        if handle.process.poll() is not None:
+        if not handle.process.alive():
             raise _startup_error(
-                handle, f"turnserver exited during start-up (exit code {handle.process.returncode})"
+                handle,
+                f"turnserver exited during start-up (exit code {handle.process.exit_status()})",
             )
         if time.monotonic() > deadline:
             waiting = ", ".join(f"{kind} {ip}:{port}" for kind, ip, port in pending)
@@ -552,7 +551,7 @@ async def _wait_ready(handle: CoturnHandle, deadline: float) -> None:
                 still.append((kind, ip, port))
         pending = still
         if pending:
-            await asyncio.sleep(0.01)  # not a guess at start-up time: the poll interval
+            await handle.process.await_exited(POLL_S)  # the poll interval, or its exit
 
 
 async def _probe_udp(ns: str, server: tuple[str, int]) -> None:

@@ -64,7 +64,8 @@ from simnet.net.impair.rules import (
     tbf_batch,
 )
 from simnet.net.impair.shaping import DirectionConfig, encode
-from simnet.net.run import Run, spawn
+from simnet.net.process import start
+from simnet.net.run import Run
 from simnet.scenario.model import DIRECTIONS, Direction
 
 READY_DEADLINE_S = 20.0  # a loaded CI machine can take seconds to start a dozen Pythons
@@ -79,7 +80,7 @@ class Helper:
     """A link's helper process: the link as it is now, and the directions fed to its queues."""
 
     target: LinkTarget
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes]  # a `process.start` process: the run's teardown stops it
     log: Path
     output: bytes = b""  # read from its stdout, not yet taken as a line
     fed: frozenset[Direction] = frozenset()
@@ -247,15 +248,17 @@ def _reshape(target: LinkTarget, direction: Direction, lined: bool) -> None:
 def _start(target: LinkTarget, run: Run, configs: Sequence[DirectionConfig]) -> Helper:
     log = run.workdir / f"link-{target.node}.log"
     with log.open("wb") as sink:
-        proc = spawn(
+        proc = start(
             run,
-            target.a_ns,
+            f"link-{target.node}",
             helper_argv(target, configs),
+            ns=target.a_ns,
+            log=log,
             stdin=subprocess.PIPE,  # its control channel, kept open for the run
             stdout=subprocess.PIPE,
             stderr=sink,
         )
-    return Helper(target, proc, log)
+    return Helper(target, proc.popen, log)
 
 
 def reconfigure(helper: Helper, configs: Sequence[DirectionConfig]) -> None:
