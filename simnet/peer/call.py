@@ -44,7 +44,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
-from simnet.peer.ice_info import (
+from simnet.peer.aioice_adapter import (
     TurnRecorder,
     candidate_counts,
     ice_connection,

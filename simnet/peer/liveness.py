@@ -20,22 +20,27 @@ the agent watches the aioice connection the same way:
 
 aioice's own consent freshness is untouched and still closes the connection after ~30 s without
 an answer to its checks (RFC 7675's expiry): then aiortc reports "failed" and this monitor stops.
-It hooks the `datagram_received` of the call's nominated pair's protocol (per instance, so
-other connections are unaffected) and answers to its checks through the protocol's table of
-transactions.
+What it needs of aioice's internals (the nominated pairs, a hook on their sockets, a check
+whose answer is awaited longer than aioice would) comes from `simnet.peer.aioice_adapter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aioice import stun
 from aioice.ice import CandidatePair, Connection
+
+from simnet.peer.aioice_adapter import (
+    Unhook,
+    hook_received,
+    nominated_pairs,
+    remote_password,
+    send_check,
+)
 
 OnState = Callable[[str, float], None]  # ("disconnected" | "connected", monotonic time)
 OnCheck = Callable[[float, float | None], None]  # (sent at, round trip in s or None: lost)
@@ -63,19 +68,18 @@ class LivenessMonitor:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._hooked: list[Any] = []
+        self._unhooks: list[Unhook] = []
 
     def start(self) -> None:
-        for pair in self._connection._nominated.values():
+        for pair in nominated_pairs(self._connection):
             self._hook(pair)
         self._arm(self._heard + self._threshold)
         self._sender = asyncio.ensure_future(self._send_checks())
 
     def stop(self) -> None:
-        for protocol in self._hooked:
-            with contextlib.suppress(AttributeError):
-                del protocol.datagram_received  # back to the class's method
-        self._hooked.clear()
+        for unhook in self._unhooks:
+            unhook()
+        self._unhooks.clear()
         if self._timer is not None:
             self._timer.cancel()
         for task in (self._sender, *self._checks):
@@ -86,16 +90,13 @@ class LivenessMonitor:
         """Count what the pair's socket receives from the pair's remote address: aioice keeps
         sending there, so packets from anywhere else (the peer behind a rebooted NAT, with a new
         mapping) do not mean the path works."""
-        protocol, remote = pair.protocol, tuple(pair.remote_addr)
-        original = protocol.datagram_received
+        remote = tuple(pair.remote_addr)
 
-        def received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        def received(addr: tuple[Any, ...]) -> None:
             if (addr[0], addr[1]) == remote:
                 self.heard()
-            original(data, addr)
 
-        protocol.datagram_received = received  # type: ignore[method-assign]
-        self._hooked.append(protocol)
+        self._unhooks.append(hook_received(pair, received))
 
     def heard(self) -> None:
         self._heard = now = time.monotonic()
@@ -117,13 +118,13 @@ class LivenessMonitor:
         self._arm(max(deadline, time.monotonic() + self._threshold / 10))
 
     async def _send_checks(self) -> None:
-        password = self._connection.remote_password
+        password = remote_password(self._connection)
         if password is None:
             return
         while True:
             # jittered like aioice's consent checks, so both peers' checks do not line up
             await asyncio.sleep(self._interval * (0.8 + 0.4 * random.random()))
-            for pair in list(self._connection._nominated.values()):
+            for pair in nominated_pairs(self._connection):
                 task = asyncio.ensure_future(self._check(pair, password.encode("utf8")))
                 self._checks.add(task)
                 task.add_done_callback(self._checks.discard)
@@ -132,37 +133,8 @@ class LivenessMonitor:
         """One check, waited for as long as a disconnection takes to declare: aioice's own
         transactions give up after 0.5 s, which would count every check of a satellite path
         (600 ms RTT) as lost."""
-        request = self._connection.build_request(pair, nominate=False)
-        request.add_message_integrity(key)
-        answer = _Answer(key)
-        protocol = pair.protocol
-        protocol.transactions[request.transaction_id] = answer  # type: ignore[assignment]
         sent = time.monotonic()
-        rtt: float | None = None
-        try:
-            protocol.send_stun(request, pair.remote_addr)
-            async with asyncio.timeout(self._threshold):
-                rtt = await answer.received - sent  # (the hook counted the answer as heard)
-        except (TimeoutError, ConnectionError, OSError):
-            pass
-        finally:
-            protocol.transactions.pop(request.transaction_id, None)
+        answered = await send_check(self._connection, pair, key, self._threshold)
+        rtt = None if answered is None else answered - sent  # (the hook counted it as heard)
         if self._on_check is not None:
             self._on_check(sent, rtt)
-
-
-class _Answer:
-    """Stands in for an aioice transaction in the protocol's table: takes the (authenticated)
-    success response to one check, whenever it comes."""
-
-    def __init__(self, key: bytes) -> None:
-        self.key = key
-        self.received: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-
-    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
-        if (
-            message.message_class == stun.Class.RESPONSE
-            and message.check_message_integrity(self.key)
-            and not self.received.done()
-        ):
-            self.received.set_result(time.monotonic())

@@ -38,6 +38,7 @@ from aioice.turn import (
 
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.peer.aioice_adapter import turn_connect
 
 Address = tuple[str, int]
 TurnTransportKind = Literal["udp", "tcp", "tls"]
@@ -215,7 +216,7 @@ async def allocate(
             turn = TurnTransport(protocol)
             # What create_turn_endpoint does after making its own socket: Allocate, then hand
             # the relay to the user protocol.
-            await turn._connect(inbox)
+            await turn_connect(turn, inbox)
     except (stun.TransactionError, TimeoutError, OSError, ssl.SSLError) as exc:
         _close(inner_transport, sock)
         raise classify(exc, what) from exc

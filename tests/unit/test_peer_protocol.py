@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from simnet.callspec import ERROR_KINDS, MediaSpec, Timeouts, VideoSpec
+from simnet.peer.aioice_adapter import used_turn_url
 from simnet.peer.control import result_of
-from simnet.peer.ice_info import used_turn_url
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, command_line
 
 

@@ -1,6 +1,12 @@
-"""What aiortc does not tell: the nominated candidate pair, and how each TURN allocation went.
+"""Every use of aioice's (and aiortc's) private internals, in this one module.
 
-Both come from aioice internals, kept in this one module so a library upgrade breaks one place:
+Written for aioice 0.13.0 and aiortc 1.16.0 (the versions setup.sh installs; the behaviour facts
+in docs/kernel-notes.md#aiortc-and-aioice were first measured on aiortc 1.15 / aioice 0.10.2).
+No other simnet module touches a private attribute of an aioice or aiortc object, so a library
+upgrade breaks here and nowhere else; tests/unit/test_aioice_adapter.py checks the attributes
+this module relies on against the installed aioice.
+
+What aiortc does not tell, and simnet needs:
 
 - The selected pair: aiortc has no `getSelectedCandidatePair()`. The ICE agent is the aioice
   `Connection` behind `pc.sctp.transport.transport._connection` (SCTP → DTLS → ICE transport);
@@ -16,6 +22,14 @@ Both come from aioice internals, kept in this one module so a library upgrade br
   which rejects coturn's per-run self-signed certificate. The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
   certificate carries the server's IP address as a subject alternative name).
+- A TURN allocation from a socket simnet made (`simnet.services.turn_client`, which needs the
+  socket inside a namespace): `turn_connect` does what `create_turn_endpoint` does after making
+  its own socket. This module imports aiortc and simnet's call protocol only inside the
+  functions that need them, so the orchestrator's TURN client pays for neither.
+- Liveness checks (`simnet.peer.liveness`): the nominated pairs (`nominated_pairs`), a hook on
+  what the pair's socket receives (`hook_received`), and a STUN check sent on that socket whose
+  answer is waited for as long as the caller wants (`send_check`; aioice's own transactions
+  give up after 0.5 s).
 """
 
 from __future__ import annotations
@@ -25,23 +39,17 @@ import contextlib
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 from aioice import stun
 from aioice import turn as aioice_turn
 from aioice.ice import CandidatePair, Connection
-from aiortc import RTCPeerConnection
-from aiortc.rtcconfiguration import RTCIceServer
-from aiortc.rtcicetransport import connection_kwargs
 
-from simnet.peer.protocol import (
-    CandidateInfo,
-    IceServer,
-    RelayInfo,
-    SelectedPair,
-    TurnAttempt,
-)
+if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
+    from aiortc import RTCPeerConnection
+
+    from simnet.peer.protocol import IceServer, RelayInfo, SelectedPair, TurnAttempt
 
 TurnKind = Literal["udp", "tcp", "tls"]
 
@@ -73,6 +81,8 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
     started = time.monotonic()
 
     def record(ok: bool, exc: BaseException | None = None) -> None:
+        from simnet.peer.protocol import TurnAttempt
+
         if recorder is None:
             return
         error, code = None, None
@@ -127,6 +137,9 @@ def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
 
 def used_turn_url(servers: list[IceServer]) -> str | None:
     """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one)."""
+    from aiortc.rtcconfiguration import RTCIceServer  # aiortc only where a call needs it
+    from aiortc.rtcicetransport import connection_kwargs
+
     for server in servers:
         for url in server.urls:
             try:
@@ -164,10 +177,12 @@ def candidate_counts(connection: Connection | None) -> tuple[dict[str, int], dic
 
 def selected_pair(pc: RTCPeerConnection, turn_url: str | None) -> SelectedPair | None:
     """The nominated pair of component 1, or None before ICE completes or after close."""
+    from simnet.peer.protocol import CandidateInfo, SelectedPair
+
     connection = ice_connection(pc)
     if connection is None:
         return None
-    pair: CandidatePair | None = connection._nominated.get(1)
+    pair: CandidatePair | None = _nominated(connection).get(1)
     if pair is None:
         return None
     local, remote = pair.local_candidate, pair.remote_candidate
@@ -199,4 +214,96 @@ def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
     else:
         return None
     host, port = inner.server
+    from simnet.peer.protocol import RelayInfo
+
     return RelayInfo(server_url=turn_url, server=f"{host}:{port}", transport=kind)
+
+
+# --- liveness -------------------------------------------------------------------------------
+
+
+def _nominated(connection: Connection) -> dict[int, CandidatePair]:
+    nominated: dict[int, CandidatePair] = connection._nominated
+    return nominated
+
+
+def nominated_pairs(connection: Connection) -> list[CandidatePair]:
+    """The pairs ICE nominated, one per component (none before ICE completes)."""
+    return list(_nominated(connection).values())
+
+
+def hook_received(pair: CandidatePair, on_datagram: Callable[[tuple[Any, ...]], None]) -> Unhook:
+    """Call `on_datagram(addr)` for every datagram the pair's socket receives, before aioice
+    handles it; returns the function that removes the hook."""
+    protocol = pair.protocol
+    original = protocol.datagram_received
+
+    def received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        on_datagram(addr)
+        original(data, addr)
+
+    protocol.datagram_received = received  # type: ignore[method-assign]
+
+    def unhook() -> None:
+        with contextlib.suppress(AttributeError):
+            del protocol.datagram_received  # back to the class's method
+
+    return unhook
+
+
+Unhook = Callable[[], None]
+
+
+def remote_password(connection: Connection) -> str | None:
+    password: str | None = connection.remote_password
+    return password
+
+
+async def send_check(
+    connection: Connection, pair: CandidatePair, key: bytes, timeout_s: float
+) -> float | None:
+    """Send one STUN Binding check on `pair` (not nominating) and wait up to `timeout_s` for
+    its authenticated success answer; the time it arrived (monotonic), or None if lost.
+
+    The request is built by aioice (its username, priority, ICE-CONTROLLING attributes) and
+    registered in the protocol's transaction table under a stand-in that only takes the answer:
+    aioice's own transaction would give up after its 0.5 s retransmission schedule.
+    """
+    request = connection.build_request(pair, nominate=False)
+    request.add_message_integrity(key)
+    answer = _Answer(key)
+    protocol = pair.protocol
+    protocol.transactions[request.transaction_id] = answer  # type: ignore[assignment]
+    try:
+        protocol.send_stun(request, pair.remote_addr)
+        async with asyncio.timeout(timeout_s):
+            return await answer.received
+    except (TimeoutError, ConnectionError, OSError):
+        return None
+    finally:
+        protocol.transactions.pop(request.transaction_id, None)
+
+
+class _Answer:
+    """Stands in for an aioice transaction in the protocol's table: takes the (authenticated)
+    success response to one check, whenever it comes."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.received: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    def response_received(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        if (
+            message.message_class == stun.Class.RESPONSE
+            and message.check_message_integrity(self.key)
+            and not self.received.done()
+        ):
+            self.received.set_result(time.monotonic())
+
+
+# --- TURN from a socket of our own ----------------------------------------------------------
+
+
+async def turn_connect(turn: aioice_turn.TurnTransport, protocol: asyncio.DatagramProtocol) -> None:
+    """Allocate, then hand the relay to `protocol`: the rest of `create_turn_endpoint`."""
+    await turn._connect(protocol)

@@ -1,0 +1,67 @@
+"""aioice's internals are touched in exactly one module, and they are what that module expects.
+
+Why: simnet reads the selected candidate pair, hooks the nominated pair's socket and drives TURN
+from its own sockets through aioice attributes that are not public API. An aioice upgrade that
+renames one would otherwise fail deep inside a call as a wrong result ("no selected pair") rather
+than an error. These tests fail first, naming the attribute.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+from pathlib import Path
+
+from aioice import turn as aioice_turn
+from aioice.ice import Connection
+
+import simnet
+from simnet.peer import aioice_adapter
+from simnet.peer.aioice_adapter import nominated_pairs
+
+ADAPTER = Path(aioice_adapter.__file__).resolve()
+PACKAGE = Path(simnet.__file__).resolve().parent
+
+
+def _foreign_private_attributes(path: Path) -> set[str]:
+    """Private attribute names read on objects other than `self`/`cls` in one source file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+        ):
+            names.add(node.attr)
+    return names
+
+
+def test_the_adapter_is_the_only_module_touching_aioice_privates() -> None:
+    touched = _foreign_private_attributes(ADAPTER)
+    assert {"_nominated", "_connection", "_connect"} <= touched
+    elsewhere = {
+        str(path.relative_to(PACKAGE)): hits
+        for path in PACKAGE.rglob("*.py")
+        if path != ADAPTER and (hits := _foreign_private_attributes(path) & touched)
+    }
+    assert elsewhere == {}
+
+
+def test_the_attributes_it_relies_on_exist_in_the_installed_aioice() -> None:
+    connection = Connection(ice_controlling=True)
+    assert nominated_pairs(connection) == []  # `_nominated` is still a dict of pairs
+
+    assert inspect.iscoroutinefunction(aioice_turn.TurnTransport._connect)
+
+    async def inner_protocol() -> object:
+        protocol = aioice_turn.TurnClientUdpProtocol(
+            ("192.0.2.1", 3478), username="u", password="p", lifetime=600,
+            channel_refresh_time=300,
+        )  # fmt: skip
+        transport = aioice_turn.TurnTransport(protocol)
+        return getattr(transport, "_TurnTransport__inner_protocol", None) is protocol
+
+    assert asyncio.run(inner_protocol())
+    assert callable(aioice_turn.create_turn_endpoint)  # what `recording_turn` wraps
