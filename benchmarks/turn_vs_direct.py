@@ -58,9 +58,12 @@ from _runner import BenchmarkError, describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
-from simnet.run.calls import Cell, Row, call_of, run_scenario
+from simnet.results.schema import ResultRow
+from simnet.run.calls import Cell, call_of, run_scenario
 from simnet.scenario import load_scenario
 from simnet.scenario.model import Scenario
+
+Row = dict[str, Any]  # a stored row's columns, with the analysis's own columns added
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "relay-only.yaml"
 METRICS = ("setup_ms", "ice_connect_ms", "ice_both_ms", "dc_goodput_mbps", "rtt_ms")
@@ -172,7 +175,8 @@ def run_interleaved(
             extra = {"variant": name, "round": round_, "warmup": round_ < warmup}
             cells.append((call_of(scenarios[name]), extra))
     total = len(cells)
-    return run_scenario(first, repeat=1, on_row=progress(log, total), cells=cells)
+    made = run_scenario(first, repeat=1, on_row=progress(log, total), cells=cells)
+    return [row.columns() for row in made]
 
 
 def run_separate(
@@ -183,16 +187,17 @@ def run_separate(
     for name, scenario in scenarios.items():
         log.print(f"[dim]{name}: building the network and starting the services[/dim]")
         made = run_scenario(scenario, repeat=warmup + repeat, on_row=progress(log, warmup + repeat))
-        for row in made:
+        for stored in made:
+            row = stored.columns()
             row.update(variant=name, round=row["run"], warmup=row["run"] < warmup)
-        rows += made
+            rows.append(row)
     return rows
 
 
-def progress(log: Console, total: int) -> Callable[[Row], None]:
+def progress(log: Console, total: int) -> Callable[[ResultRow], None]:
     count = 0
 
-    def on_row(row: Row) -> None:
+    def on_row(row: ResultRow) -> None:
         nonlocal count
         count += 1
         what = row.get("variant", "")

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.run import owner_alive, read_states
 from simnet.run.owner import Terminated
+
+if TYPE_CHECKING:
+    from simnet.results.schema import ResultRow
 
 app = typer.Typer(
     add_completion=False,
@@ -365,11 +368,11 @@ def run(
     call_of(loaded, source_of(scenario, set_ or []))
     require_root()
     store = ResultStore(out_dir, loaded.name, formats or [])
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task(show.markup_safe(f"{loaded.name}: building"), total=repeat)
 
-        def on_row(row: dict[str, Any]) -> None:
+        def on_row(row: ResultRow) -> None:
             store.write(row)
             rows.append(row)
             if as_json:
@@ -418,11 +421,11 @@ def matrix(
     scenario = matrix_scenario(turn=turn)
     cells = matrix_cells()
     store = ResultStore(out_dir, scenario.name)
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task("NAT matrix: building", total=len(cells) * repeat)
 
-        def on_row(row: dict[str, Any]) -> None:
+        def on_row(row: ResultRow) -> None:
             store.write(row)
             rows.append(row)
             if as_json:
@@ -593,7 +596,7 @@ def report(
     raise typer.Exit(report_command(results, out))
 
 
-def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
+def _summary(name: str, rows: list[ResultRow], out_dir: Path) -> None:
     table = Table(title=show.text(f"{name}: {len(rows)} call(s), results in {out_dir}/"))
     for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):
         table.add_column(column)
@@ -616,7 +619,7 @@ def _summary(name: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
             _timeline_summary(row, num)
 
 
-def _timeline_summary(row: dict[str, Any], num: Callable[[Any], str]) -> None:
+def _timeline_summary(row: ResultRow, num: Callable[[Any], str]) -> None:
     """Per timeline event: when, what the peers noticed and when they were back, and what the
     call's own checks saw of the path until the next event."""
     table = Table(title=f"call {row['run']}: timeline (ms after the data channel opened)")

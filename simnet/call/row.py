@@ -1,4 +1,4 @@
-"""One result row from the two sides of a call. Pure: no sockets, no processes."""
+"""A result row's call columns from the two sides of a call. Pure: no sockets, no processes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.peer.protocol import CallResult
+from simnet.results.schema import CallOutcome
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -14,22 +15,18 @@ def _ms(seconds: float | None) -> float | None:
 
 def call_row(
     offer: CallResult | None, answer: CallResult | None, agent_error: str | None = None
-) -> dict[str, Any]:
-    """The row of one call: the offerer's view, completed by the answerer's where it knows more.
+) -> CallOutcome:
+    """The call as a row sees it: the offerer's view, completed by the answerer's where it knows
+    more.
 
-    Phase columns (`t_<phase>_ms`) are offsets from the offerer's `offer_created`; both peers'
-    clocks are the same monotonic clock, so the answerer's phases are placed on the same axis.
+    Milestone columns (`<side>_<milestone>_ms`) are offsets from the offerer's `offer_created`;
+    both peers' clocks are the same monotonic clock, so the answerer's are on the same axis.
     """
     sides = [r for r in (offer, answer) if r is not None]
     connected = len(sides) == 2 and all(r.connected for r in sides)
     error = agent_error or next((r.error for r in sides if r.error), None)
     if not connected and error is None:
         error = "ice-failed"
-    row: dict[str, Any] = {
-        "connected": connected,
-        "error": error,
-        "error_detail": next((r.error_detail for r in sides if r.error_detail), None),
-    }
     pair = offer.selected_pair if offer else None
     local = pair.local.type if pair else None
     remote = pair.remote.type if pair else None
@@ -38,44 +35,50 @@ def call_row(
     relay = pair.relay if pair and local == "relay" else None
     if remote == "relay" and answer and answer.selected_pair and answer.selected_pair.relay:
         relay = relay or answer.selected_pair.relay
-    row.update(
+    phases = offer.phase_t if offer else {}
+    start = phases.get("offer_created")
+    checking = phases.get("ice_checking") or phases.get("answer_received")
+    milestones: dict[str, float] = {}
+    for side, result in (("offerer", offer), ("answerer", answer)):
+        for phase, t in (result.phase_t if result else {}).items():
+            if start is not None and phase in ROW_MILESTONES:
+                milestones[f"{side}_{phase}_ms"] = round((t - start) * 1000, 3)
+    media: dict[str, Any] = {}
+    for side, result in (("offerer", offer), ("answerer", answer)):
+        for kind in result.media if result else []:
+            prefix = f"{side}_{kind.kind}"
+            if kind.sent:
+                media[f"{prefix}_sent_kbps"] = kind.sent.bitrate_kbps
+            if kind.received:
+                received = kind.received
+                media[f"{prefix}_recv_fps"] = received.fps
+                media[f"{prefix}_recv_frames"] = received.frames
+                media[f"{prefix}_recv_lost"] = received.packets_lost
+                media[f"{prefix}_recv_jitter_ms"] = received.jitter_ms
+                media[f"{prefix}_recv_kbps"] = received.bitrate_kbps
+            media[f"{prefix}_rtt_ms"] = kind.rtt_ms
+    return CallOutcome(
+        connected=connected,
+        error=error,
+        error_detail=next((r.error_detail for r in sides if r.error_detail), None),
         path=None if pair is None else ("relay" if "relay" in (local, remote) else "direct"),
         local_candidate=local,
         remote_candidate=remote,
         local_protocol=pair.local.protocol if pair else None,
         relay_protocol=relay.transport if relay else None,
         relay_server=relay.server if relay else None,
+        ice_connect_ms=(
+            _ms(phases["ice_connected"] - checking)
+            if checking is not None and "ice_connected" in phases
+            else None
+        ),
+        setup_ms=_ms(offer.setup_s) if offer and connected else None,
+        milestones=milestones,
+        dc_goodput_mbps=answer.dc_goodput_mbps if answer else None,
+        rtt_ms=offer.dc_rtt_ms if offer else None,
+        dc_bytes=answer.dc_bytes if answer else None,
+        media=media,
+        ice_disconnects=sum(r.disconnects for r in sides),
+        ice_disconnected_ms=_ms(max((r.disconnected_s for r in sides), default=0.0)),
+        turn_attempts=[a.model_dump() for r in sides for a in r.turn_attempts],
     )
-    phases = offer.phase_t if offer else {}
-    start = phases.get("offer_created")
-    checking = phases.get("ice_checking") or phases.get("answer_received")
-    row["ice_connect_ms"] = (
-        _ms(phases["ice_connected"] - checking)
-        if checking is not None and "ice_connected" in phases
-        else None
-    )
-    row["setup_ms"] = _ms(offer.setup_s) if offer and connected else None
-    for side, result in (("offerer", offer), ("answerer", answer)):
-        for phase, t in (result.phase_t if result else {}).items():
-            if start is not None and phase in ROW_MILESTONES:
-                row[f"{side}_{phase}_ms"] = _ms(t - start)
-    row["dc_goodput_mbps"] = answer.dc_goodput_mbps if answer else None
-    row["rtt_ms"] = offer.dc_rtt_ms if offer else None
-    row["dc_bytes"] = answer.dc_bytes if answer else None
-    for side, result in (("offerer", offer), ("answerer", answer)):
-        for media in result.media if result else []:
-            prefix = f"{side}_{media.kind}"
-            if media.sent:
-                row[f"{prefix}_sent_kbps"] = media.sent.bitrate_kbps
-            if media.received:
-                received = media.received
-                row[f"{prefix}_recv_fps"] = received.fps
-                row[f"{prefix}_recv_frames"] = received.frames
-                row[f"{prefix}_recv_lost"] = received.packets_lost
-                row[f"{prefix}_recv_jitter_ms"] = received.jitter_ms
-                row[f"{prefix}_recv_kbps"] = received.bitrate_kbps
-            row[f"{prefix}_rtt_ms"] = media.rtt_ms
-    row["ice_disconnects"] = sum(r.disconnects for r in sides)
-    row["ice_disconnected_ms"] = _ms(max((r.disconnected_s for r in sides), default=0.0))
-    row["turn_attempts"] = [a.model_dump() for r in sides for a in r.turn_attempts]
-    return row

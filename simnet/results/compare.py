@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from simnet.results.schema import check_version
 from simnet.results.stats import (
     DEFAULT_RESAMPLES,
     CellKey,
@@ -307,6 +308,8 @@ def compare(
     if unknown:
         raise ValueError(f"unknown metric(s) in min_effect: {', '.join(sorted(unknown))}")
     effects = {**DEFAULT_MIN_EFFECT, **(min_effect or {})}
+    baseline_df = check_version(baseline_df, "baseline")
+    current_df = check_version(current_df, "current")
     columns = list(by) if by is not None else cell_columns(baseline_df, current_df)
     base_cells = group_cells(baseline_df, columns)
     current_cells = group_cells(current_df, columns)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from simnet import __version__
+from simnet.results.schema import ResultRow, check_version
 
 
 @functools.cache
@@ -80,9 +81,9 @@ class ResultStore:
         self.formats = set(formats)
         self.count = 0
 
-    def write(self, row: Mapping[str, Any]) -> Path:
+    def write(self, row: ResultRow) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        full = {**environment(), **row}
+        full = {**environment(), **row.columns()}
         frame = pd.DataFrame([{k: _cell(v) for k, v in full.items()}])
         base = self.out_dir / f"{self.name}-{self.stamp}-{self.count:04d}"
         self.count += 1
@@ -105,10 +106,13 @@ def _cell(value: Any) -> Any:
 
 
 def load(*paths: str | Path) -> pd.DataFrame:
-    """One tidy DataFrame from result directories and/or Parquet files."""
+    """One tidy DataFrame from result directories and/or Parquet files, every row with its
+    `schema_version` (rows stored before the column existed read as version 1). Raises
+    `simnet.results.schema.SchemaError` (a ValueError) for rows of a newer simnet."""
     files: list[Path] = []
     for path in map(Path, paths):
         files += sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
     if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return check_version(frame, ", ".join(map(str, paths)))

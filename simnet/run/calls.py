@@ -23,6 +23,7 @@ from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
+from simnet.results.schema import EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
@@ -31,7 +32,7 @@ from simnet.services.signaling import SignalingServer
 SIGNALING_PORT = 443
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
 
-Row = dict[str, Any]
+Row = ResultRow  # what `run_scenario` returns and hands to `on_row`, one per call
 
 
 @dataclass
@@ -203,7 +204,7 @@ def queue_namespaces(network: Network) -> list[str]:
     return [network.ns(name) for name in network.plan.nodes]
 
 
-Cell = tuple[CallSpec, dict[str, Any]]  # a call to make, and extra columns for its rows
+Cell = tuple[CallSpec, dict[str, Any]]  # a call to make, and its `ResultRow.cell` columns
 
 
 async def run_calls(
@@ -225,25 +226,32 @@ async def run_calls(
                 offer, answer, agent_error = await one_call(
                     scenario, call, services, len(rows), timeline
                 )
-            row = call_row(offer, answer, agent_error)
-            row["relay_region"] = relay_region(scenario, services, row.get("relay_server"))
-            row.update(emulator.columns())
-            if timeline is not None:
-                row.update(timeline.columns())
-            if row["path"] == "relay" and row["relay_protocol"] is None:
+            outcome = call_row(offer, answer, agent_error)
+            outcome = outcome.model_copy(
+                update={"relay_region": relay_region(scenario, services, outcome.relay_server)}
+            )
+            if outcome.path == "relay" and outcome.relay_protocol is None:
                 # The relayed side read no TURN client. Seen once, before agents kept the pair
                 # from ICE completion (a peer closed first forgets it); the call had exactly
                 # one TURN URL, so its transport is known. Flagged as inferred.
-                row["relay_protocol"] = call.turn_transports[0]
-                row["relay_protocol_inferred"] = True
-            row.update(
+                outcome = outcome.model_copy(
+                    update={
+                        "relay_protocol": call.turn_transports[0],
+                        "relay_protocol_inferred": True,
+                    }
+                )
+            figures = emulator.columns()
+            row = ResultRow(
+                call=outcome,
                 scenario=scenario.name,
                 scenario_hash=scenario_digest(scenario),
                 seed=scenario.seed,
                 run=index,
                 run_id=network.run.id,
                 wall_ms=(time.monotonic() - started) * 1000,
-                **extra,
+                emulator=EmulatorFigures.model_validate(figures) if figures else None,
+                timeline=timeline.columns() if timeline is not None else {},
+                cell=extra,
             )
             on_row(row)
             rows.append(row)

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from simnet.results.schema import ResultRow
+
 DOTTED_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 MAX_FILE_BYTES = 1 << 20
 SHUTDOWN_DEADLINE_S = 10.0  # for a killed worker to be reaped
@@ -276,11 +278,11 @@ def _run_batch(
 
     sent = 0
 
-    def on_row(row: dict[str, Any]) -> None:
+    def on_row(row: ResultRow) -> None:
         nonlocal sent
         # `run` becomes the repetition: the index within this batch would mean nothing later
-        row.update(sweep=sweep_name, run=batch[sent].repetition, **batch[sent].columns())
-        _rows.put((index, row))
+        point = batch[sent]
+        _rows.put((index, row.placed(run=point.repetition, sweep=sweep_name, **point.columns())))
         sent += 1
 
     try:
@@ -394,11 +396,10 @@ def run_sweep(
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(show.markup_safe(f"sweep {sweep.name}{resumed}"), total=len(todo))
 
-        def write(row: dict[str, Any]) -> None:
+        def write(row: ResultRow) -> None:
             # parallel networks share the CPU, which slows set-up and lowers goodput: say how
             # many ran at once, so that only comparable rows get compared
-            row["sweep_jobs"] = jobs
-            store.write(row)
+            store.write(row.placed(sweep_jobs=jobs))
             summary.written += 1
             summary.connected += bool(row.get("connected"))
             progress.update(task, advance=1)
@@ -410,7 +411,7 @@ def run_sweep(
     return summary
 
 
-RowSink = Callable[[dict[str, Any]], None]
+RowSink = Callable[["ResultRow"], None]
 
 
 def _execute(

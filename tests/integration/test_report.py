@@ -25,6 +25,7 @@ from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 from simnet.results import ResultStore
 from simnet.results.report import COLORS, report, report_command
+from simnet.results.schema import CallOutcome, ResultRow
 from simnet.run.matrix import NEEDS_RELAY, PRESETS
 
 # Not marked `integration`: nothing here needs root or a network, so it runs everywhere.
@@ -32,37 +33,43 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FAILED_CELL = ("symmetric", "symmetric")
 
 
-def _matrix_rows(repeat: int = 3, seed: int = 7) -> list[dict[str, Any]]:
+def _matrix_rows(repeat: int = 3, seed: int = 7) -> list[ResultRow]:
     """Rows shaped like `simnet matrix` rows: relay where ICE theory says, one cell failed."""
     rnd = random.Random(seed)
-    rows = []
+    rows: list[ResultRow] = []
     for nat_a in PRESETS:
         for nat_b in PRESETS:
             for rep in range(repeat):
                 relay = (nat_a, nat_b) in NEEDS_RELAY
                 failed = (nat_a, nat_b) == FAILED_CELL
                 setup = rnd.uniform(450, 650) if relay else rnd.uniform(30, 120)
-                row: dict[str, Any] = {
-                    "scenario": "nat-matrix",
+                milestones = {
+                    f"offerer_{phase}_ms": setup * i / len(ROW_MILESTONES)
+                    for i, phase in enumerate(ROW_MILESTONES)
+                }
+                call = CallOutcome(
+                    connected=not failed,
+                    error="timeout:ice" if failed else None,
+                    path=None if failed else ("relay" if relay else "direct"),
+                    relay_protocol="udp" if relay and not failed else None,
+                    setup_ms=None if failed else setup,
+                    dc_goodput_mbps=None if failed else rnd.uniform(20, 90),
+                    rtt_ms=None if failed else rnd.uniform(0.3, 3),
+                    milestones={} if failed else milestones,
+                )
+                cell = {
                     "nat_a": nat_a,
                     "nat_b": nat_b,
-                    "run": rep,
-                    "connected": not failed,
-                    "error": "timeout:ice" if failed else None,
-                    "path": None if failed else ("relay" if relay else "direct"),
-                    "relay_protocol": "udp" if relay and not failed else None,
-                    "setup_ms": None if failed else setup,
-                    "dc_goodput_mbps": None if failed else rnd.uniform(20, 90),
-                    "rtt_ms": None if failed else rnd.uniform(0.3, 3),
                     "axis.call.data_bytes": [10_000, 100_000, 1_000_000][rep % 3],
                 }
-                for i, phase in enumerate(ROW_MILESTONES):
-                    row[f"offerer_{phase}_ms"] = None if failed else setup * i / len(ROW_MILESTONES)
-                rows.append(row)
+                rows.append(
+                    ResultRow(call=call, scenario="nat-matrix", scenario_hash="", seed=0,
+                              run=rep, run_id="report", wall_ms=0.0, cell=cell)
+                )  # fmt: skip
     return rows
 
 
-def _store(rows: list[dict[str, Any]], out: Path) -> Path:
+def _store(rows: list[ResultRow], out: Path) -> Path:
     store = ResultStore(out, "nat-matrix")
     for row in rows:
         store.write(row)
@@ -150,15 +157,18 @@ def test_chromium_renders_the_page_with_the_matrix_visible(page: Path, tmp_path:
 
 def test_a_sweep_with_preset_axes_gets_a_matrix_too(tmp_path: Path) -> None:
     rows = [
-        {
-            "scenario": "home-vs-carrier",
-            "sweep": "nat-matrix",
-            "connected": True,
-            "path": "relay" if (a, b) in NEEDS_RELAY else "direct",
-            "setup_ms": 100.0,
-            "axis.nats.home.preset": a,
-            "axis.nats.carrier.preset": b,
-        }
+        ResultRow(
+            call=CallOutcome(
+                connected=True, path="relay" if (a, b) in NEEDS_RELAY else "direct", setup_ms=100.0
+            ),
+            scenario="home-vs-carrier",
+            scenario_hash="",
+            seed=0,
+            run=0,
+            run_id="report",
+            wall_ms=0.0,
+            cell={"sweep": "nat-matrix", "axis.nats.home.preset": a, "axis.nats.carrier.preset": b},
+        )
         for a in PRESETS
         for b in PRESETS
     ]

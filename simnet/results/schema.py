@@ -1,0 +1,204 @@
+"""The result row: one typed, versioned schema for every call simnet stores.
+
+A stored row is wide (one Parquet row per call, a column per figure) because that is what users
+load into pandas and what `compare` and `report` group. It used to be a `dict[str, Any]`
+assembled in several places; now each part has a type, and one place (`ResultRow.columns`)
+flattens them to the stored column names, which are unchanged (users have results stored):
+
+- `CallOutcome`: what the two peers measured (built by `simnet.call.row.call_row`);
+- `EmulatorFigures`: how busy the userspace link emulator was (absent without a delay line);
+- `timeline`: the `event<i>_*` and `path_*` columns of a call with a timeline
+  (`simnet.call.timeline`);
+- `cell`: the columns the job adds to place the call in its cell (`nat_a`/`nat_b` of the matrix,
+  `sweep`, `axis.<path>`, `sweep_jobs` of a sweep);
+- the run's identity (`scenario`, `scenario_hash`, `seed`, `run`, `run_id`, `wall_ms`) and
+  `schema_version`.
+
+Versions: 1 is every row written before the column existed (they have the same columns);
+`SCHEMA_VERSION` is what this simnet writes. `check_version` (used by `simnet.results.load`)
+gives old rows their version and refuses rows of a newer simnet than this one, instead of
+misreading them.
+
+Imports no runtime code: readers of stored results need neither root nor aiortc.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from simnet.callspec import ROW_MILESTONES
+from simnet.errors import SimnetError
+
+SCHEMA_VERSION = 2
+LEGACY_VERSION = 1  # rows stored before `schema_version` existed
+
+SIDES = ("offerer", "answerer")
+MEDIA_KINDS = ("audio", "video")
+MEDIA_FIGURES = (
+    "sent_kbps",
+    "recv_fps",
+    "recv_frames",
+    "recv_lost",
+    "recv_jitter_ms",
+    "recv_kbps",
+    "rtt_ms",
+)
+MILESTONE_COLUMN = re.compile(rf"^({'|'.join(SIDES)})_({'|'.join(ROW_MILESTONES)})_ms$")
+MEDIA_COLUMN = re.compile(
+    rf"^({'|'.join(SIDES)})_({'|'.join(MEDIA_KINDS)})_({'|'.join(MEDIA_FIGURES)})$"
+)
+
+
+class SchemaError(SimnetError, ValueError):
+    """Stored results this simnet cannot read as they are (e.g. written by a newer version)."""
+
+    exit_code = 2
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallOutcome(_Part):
+    """A call as both peers measured it: the row's call columns, typed.
+
+    `milestones` holds the `<side>_<milestone>_ms` columns (offsets from the offerer's
+    `offer_created`), `media` the `<side>_<kind>_<figure>` columns; both are stored flat.
+    """
+
+    connected: bool
+    error: str | None = None
+    error_detail: str | None = None
+    path: Literal["direct", "relay"] | None = None
+    local_candidate: str | None = None
+    remote_candidate: str | None = None
+    local_protocol: str | None = None
+    relay_protocol: Literal["udp", "tcp", "tls"] | None = None
+    relay_server: str | None = None
+    # The relayed side read no TURN client and the transport was taken from the call's only
+    # TURN URL (see simnet.run.calls).
+    relay_protocol_inferred: bool = False
+    ice_connect_ms: float | None = None
+    setup_ms: float | None = None
+    milestones: dict[str, float] = Field(default_factory=dict)
+    dc_goodput_mbps: float | None = None
+    rtt_ms: float | None = None
+    dc_bytes: int | None = None
+    media: dict[str, float | int | None] = Field(default_factory=dict)
+    ice_disconnects: int = 0
+    ice_disconnected_ms: float | None = None
+    turn_attempts: list[dict[str, Any]] = Field(default_factory=list)
+    relay_region: str | None = None  # `region` of the TURN server that relayed (simnet.run.calls)
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> CallOutcome:
+        for name in self.milestones:
+            if not MILESTONE_COLUMN.match(name):
+                raise ValueError(f"milestone column {name!r} is not <side>_<milestone>_ms")
+        for name in self.media:
+            if not MEDIA_COLUMN.match(name):
+                raise ValueError(f"media column {name!r} is not <side>_<kind>_<figure>")
+        return self
+
+    def columns(self) -> dict[str, Any]:
+        """The stored columns, in the order rows have always had them."""
+        row = self.model_dump(exclude={"milestones", "media", "relay_protocol_inferred"})
+        flat: dict[str, Any] = {}
+        for name, value in row.items():
+            if name == "dc_goodput_mbps":  # milestones come before the data-channel figures
+                flat.update(self.milestones)
+            if name == "ice_disconnects":
+                flat.update(self.media)
+            flat[name] = value
+        if self.relay_protocol_inferred:  # a column only rows it concerns have, as before
+            flat["relay_protocol_inferred"] = True
+        return flat
+
+
+class EmulatorFigures(_Part):
+    """The userspace emulator's load during the call (`simnet.net.impair.pressure`)."""
+
+    emulator_packets: int
+    emulator_peak_pps: int
+    emulator_dropped: int
+    emulator_limited: bool
+
+
+IDENTITY = ("scenario", "scenario_hash", "seed", "run", "run_id", "wall_ms")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRow(Mapping[str, Any]):
+    """One call's stored row. Also a read-only mapping of its stored columns, so code that
+    reads rows (`call.expect` checks, summaries, JSON output) reads them by column name."""
+
+    call: CallOutcome
+    scenario: str
+    scenario_hash: str
+    seed: int
+    run: int
+    run_id: str
+    wall_ms: float
+    emulator: EmulatorFigures | None = None
+    timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    _flat: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        flat: dict[str, Any] = {"schema_version": self.schema_version, **self.call.columns()}
+        if self.emulator is not None:
+            flat.update(self.emulator.model_dump())
+        for part, columns in (("timeline", self.timeline), ("cell", self.cell)):
+            taken = sorted(set(columns) & (set(flat) | set(IDENTITY)))
+            if taken:
+                raise ValueError(f"{part} columns {taken} would overwrite the row's own")
+            flat.update(columns)
+        flat.update({name: getattr(self, name) for name in IDENTITY})
+        object.__setattr__(self, "_flat", flat)
+
+    def columns(self) -> dict[str, Any]:
+        """The row as stored: column name -> value."""
+        return dict(self._flat)
+
+    def placed(self, run: int | None = None, **cell: Any) -> ResultRow:
+        """The same call placed in its job's cell: more `cell` columns, or another `run` index
+        (a sweep numbers repetitions per point)."""
+        return dataclasses.replace(
+            self, run=self.run if run is None else run, cell={**self.cell, **cell}
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self._flat[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flat)
+
+    def __len__(self) -> int:
+        return len(self._flat)
+
+
+def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
+    """`frame` with a `schema_version` on every row: rows stored before the column existed are
+    version 1 (same columns). Raises `SchemaError` for rows of a newer simnet."""
+    if frame.empty:
+        return frame
+    if "schema_version" not in frame.columns:
+        frame = frame.assign(schema_version=LEGACY_VERSION)
+    else:
+        versions = frame["schema_version"].fillna(LEGACY_VERSION)
+        frame = frame.assign(schema_version=versions.astype("int64"))
+    newest = int(frame["schema_version"].max())
+    if newest > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{source}: rows of result schema version {newest}, newer than this simnet reads "
+            f"({SCHEMA_VERSION})",
+            fix="read them with the simnet version that wrote them (see simnet_version) or newer",
+        )
+    return frame
