@@ -565,7 +565,7 @@ def compare(
     alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
 ) -> None:
     """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
-    from simnet.results.compare import compare_command
+    from simnet.present.compare import compare_command
 
     raise typer.Exit(compare_command(baseline, current, as_json, markdown, github_benchmark, alpha))
 
@@ -579,7 +579,7 @@ def sweep(
 ) -> None:
     """Run every point of a parameter sweep; resumable, since every run is stored as it ends."""
     from simnet.doctor import require_root
-    from simnet.run.sweep import sweep_command
+    from simnet.present.sweep import sweep_command
 
     require_root()
     raise typer.Exit(sweep_command(file, out_dir, jobs, resume))
@@ -591,7 +591,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
-    from simnet.results.report import report_command
+    from simnet.present.report import report_command
 
     raise typer.Exit(report_command(results, out))
 

@@ -558,22 +558,3 @@ def report(results_dirs: Sequence[Path | str], out_html: Path) -> Path:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out_html)
     return out_html
-
-
-def report_command(results: list[Path], out: Path) -> int:
-    """`simnet report RESULTS... --out report.html`: write the page, say where; exit code."""
-    from rich.console import Console
-
-    from simnet import show
-
-    console, err = Console(), Console(stderr=True)
-    try:
-        path = report(results, out)
-    except SimnetError as exc:
-        err.print(show.error(exc), highlight=False, soft_wrap=True)
-        return exc.exit_code
-    pngs = sorted(path.parent.glob(f"{path.stem}-*.png"))
-    console.print(
-        show.text(f"report: {path} ({len(pngs)} plots, also as PNG beside it)"), highlight=False
-    )
-    return 0

@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import queue as queue_module
 import signal
-import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -54,12 +53,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.console import Console
 
     from simnet.results.schema import ResultRow
 
@@ -343,20 +340,12 @@ def run_sweep(
     jobs: int = 1,
     resume: bool = False,
     *,
-    console: Console | None = None,
+    on_progress: ProgressSink | None = None,
 ) -> SweepSummary:
     """Run every planned run not yet in `out_dir`, `jobs` networks at a time; rows are written
     as each run ends. Without `resume`, an `out_dir` that already holds rows of this sweep is an
-    error (adding to it would give some points twice as many runs)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    error (adding to it would give some points twice as many runs). `on_progress(what, done,
+    total)` is called before the first run and after each (the CLI draws a progress bar)."""
 
     from simnet.doctor import require_root
     from simnet.results import ResultStore, load
@@ -383,35 +372,28 @@ def run_sweep(
     store = ResultStore(out_dir, sweep.name)
     work = batches(todo, jobs)
     started = time.monotonic()
-    console = console or Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
     resumed = f" ({summary.skipped} already done)" if summary.skipped else ""
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(show.markup_safe(f"sweep {sweep.name}{resumed}"), total=len(todo))
+    what = f"sweep {sweep.name}{resumed}"
+    report = on_progress or (lambda what, done, total: None)
+    report(what, 0, len(todo))
 
-        def write(row: ResultRow) -> None:
-            # parallel networks share the CPU, which slows set-up and lowers goodput: say how
-            # many ran at once, so that only comparable rows get compared
-            store.write(row.placed(sweep_jobs=jobs))
-            summary.written += 1
-            summary.connected += bool(row.get("connected"))
-            progress.update(task, advance=1)
+    def write(row: ResultRow) -> None:
+        # parallel networks share the CPU, which slows set-up and lowers goodput: say how
+        # many ran at once, so that only comparable rows get compared
+        store.write(row.placed(sweep_jobs=jobs))
+        summary.written += 1
+        summary.connected += bool(row.get("connected"))
+        report(what, summary.written, len(todo))
 
-        try:
-            _execute(sweep, work, jobs, write, summary.errors)
-        finally:
-            summary.elapsed_s = time.monotonic() - started
+    try:
+        _execute(sweep, work, jobs, write, summary.errors)
+    finally:
+        summary.elapsed_s = time.monotonic() - started
     return summary
 
 
 RowSink = Callable[["ResultRow"], None]
+ProgressSink = Callable[[str, int, int], None]  # what, runs done, runs to do
 
 
 def _execute(
@@ -534,89 +516,3 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-# --- the command --------------------------------------------------------------------------------
-
-
-def _median(values: Any) -> float | None:
-    clean = [float(v) for v in values if v is not None and v == v]
-    return statistics.median(clean) if clean else None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False) -> int:
-    """`simnet sweep FILE --out DIR --jobs N [--resume]`: run, then print one line per point.
-
-    Returns the exit code: 0 when every planned run has its row, 1 when some are missing (resume
-    to retry them), the error's own code for user errors, 130/143 when interrupted. Calls that
-    fail are results, not errors: the table shows them.
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from simnet.results import load
-    from simnet.run.owner import Terminated
-
-    out, err = Console(), Console(stderr=True)
-    try:
-        summary = run_sweep(file, out_dir, jobs, resume, console=err)
-        sweep = load_sweep(file)
-        planned = plan_sweep(sweep)
-    except SimnetError as exc:
-        err.print(show.error(exc), highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        err.print("interrupted; rows of finished runs are kept: resume to complete the sweep")
-        return 130
-    except Terminated as exc:
-        err.print(show.text(f"terminated ({exc}); rows of finished runs are kept: resume"))
-        return 143
-    frame = load(out_dir)
-    if "sweep" in frame.columns:
-        frame = frame[frame["sweep"] == sweep.name]
-    table = Table(
-        title=show.text(
-            f"sweep {sweep.name}: {summary.planned} runs planned, results in {out_dir}/"
-        )
-    )
-    paths = list(dict.fromkeys(path for p in planned for path in p.axes))
-    for column in ("point", *paths, "runs", "outcome", "setup ms", "Mbit/s"):
-        table.add_column(show.text(column), overflow="fold")
-    for point in (p for p in planned if p.repetition == 0):
-        runs = (
-            frame[frame["point_id"] == point.point_id].to_dict("records")
-            if "point_id" in frame.columns
-            else []
-        )
-        outcomes: dict[str, int] = {}
-        for run in runs:
-            key = str(run.get("path")) if run.get("connected") else "failed"
-            outcomes[key] = outcomes.get(key, 0) + 1
-        setup = _median(r.get("setup_ms") for r in runs)
-        goodput = _median(r.get("dc_goodput_mbps") for r in runs)
-        cells = (
-            point.point_id,
-            *(_show(point.axes.get(p, "")) for p in paths),
-            f"{len(runs)}/{sweep.repeat}",
-            ", ".join(f"{k} {n}" for k, n in sorted(outcomes.items())) or "-",
-            "-" if setup is None else f"{setup:.0f}",
-            "-" if goodput is None else f"{goodput:.1f}",
-        )
-        table.add_row(*map(show.text, cells))
-    out.print(table)
-    out.print(
-        f"{summary.written} run(s) now, {summary.skipped} already stored, "
-        f"{summary.missing} missing; {summary.elapsed_s:.1f} s with {jobs} job(s)"
-    )
-    for line in summary.errors:
-        err.print(show.text(("failed:", "red"), f" {line}"), highlight=False)
-    if not summary.complete:
-        err.print("some runs are missing: run the sweep again with --resume to complete it")
-        return 1
-    return 0

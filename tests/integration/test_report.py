@@ -23,8 +23,9 @@ from matplotlib import image as mpimg
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
+from simnet.present.report import report_command
 from simnet.results import ResultStore
-from simnet.results.report import COLORS, report, report_command
+from simnet.results.report import COLORS, report
 from simnet.results.schema import CallOutcome, ResultRow
 from simnet.run.matrix import NEEDS_RELAY, PRESETS
 

@@ -25,7 +25,7 @@ from simnet.run.sweep import load_sweep, plan_sweep, run_sweep
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 RUN_SWEEP = (
-    "import sys; from pathlib import Path; from simnet.run.sweep import sweep_command; "
+    "import sys; from pathlib import Path; from simnet.present.sweep import sweep_command; "
     "sys.exit(sweep_command(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), "
     "sys.argv[4] == 'resume'))"
 )

@@ -17,15 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simnet.results.compare import (
-    DEFAULT_MIN_EFFECT,
-    METRIC_SPECS,
-    Comparison,
-    MinEffect,
-    bigger_is_better_path,
-    compare,
-    compare_command,
-)
+from simnet.present.compare import bigger_is_better_path, compare_command, markdown_comment
+from simnet.results.compare import DEFAULT_MIN_EFFECT, METRIC_SPECS, Comparison, MinEffect, compare
 
 RUNS = 30
 FAST = 499  # bootstrap resamples: intervals only feed the display here
@@ -232,13 +225,13 @@ def test_unmatched_cells_axes_and_environment_are_reported() -> None:
         "scenario definition changed (0123456789ab -> ba9876543210) in "
         "nat-matrix open->full-cone axis.loss=0.0, nat-matrix symmetric->symmetric axis.loss=0.0",
     )
-    markdown = comparison.as_markdown()
+    markdown = markdown_comment(comparison)
     assert "only in the baseline" in markdown and "aiortc_version" in markdown
 
 
 def test_markdown_is_a_well_formed_pr_comment() -> None:
     comparison = run_compare(result_set(1), result_set(2, home={"setup_shift_ms": 100.0}))
-    markdown = comparison.as_markdown()
+    markdown = markdown_comment(comparison)
     assert markdown.startswith("## :x: simnet benchmark: 1 regression(s) in 1 cell(s)")
     assert "### Regressions" in markdown and "p < 0.01" in markdown
     assert markdown.count("<details>") == markdown.count("</details>") == 1
@@ -247,7 +240,7 @@ def test_markdown_is_a_well_formed_pr_comment() -> None:
     # Every row of a table has as many cells as its header (no stray pipes in labels).
     widths = {len(line.replace("\\|", "").split("|")) for line in tables}
     assert len(widths) <= 2  # the regressions table (6 columns) and the full one (7)
-    calm = run_compare(result_set(1), result_set(2)).as_markdown()
+    calm = markdown_comment(run_compare(result_set(1), result_set(2)))
     assert calm.startswith("## :white_check_mark: simnet benchmark: no significant regression")
     assert "### Regressions" not in calm
 

@@ -126,3 +126,17 @@ def test_importing_it_loads_no_runtime_module(module: str) -> None:
     ).stdout.split()
     prefixes = RUNTIME_PACKAGES + KERNEL_LIBRARIES
     assert [m for m in loaded if any(m == p or m.startswith(p + ".") for p in prefixes)] == []
+
+
+def test_only_the_cli_presents() -> None:
+    """Library code returns data: terminal output (rich, `simnet.show`) and `simnet.present`
+    belong to the CLI."""
+    presenters = {"simnet.cli", "simnet.show"}
+    offenders = []
+    for path in sorted(SIMNET.rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        if module in presenters or module.startswith("simnet.present"):
+            continue
+        imported = {m: module for m in _imports(path, module)}
+        offenders += _forbidden(imported, ("rich", "simnet.present", "simnet.show"))
+    assert offenders == []
