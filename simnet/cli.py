@@ -408,14 +408,17 @@ def matrix(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
 ) -> None:
     """Call across every ordered pair of NAT presets and show the grid of outcomes."""
-    import statistics
-
     from rich.progress import Progress
 
     from simnet.doctor import require_root
     from simnet.results import ResultStore
-    from simnet.run.calls import run_scenario
-    from simnet.run.matrix import PRESETS, expected_paths, matrix_cells, matrix_scenario
+    from simnet.run.matrix import (
+        PRESETS,
+        matrix_cells,
+        matrix_outcomes,
+        matrix_scenario,
+        run_matrix,
+    )
 
     require_root()
     scenario = matrix_scenario(turn=turn)
@@ -435,25 +438,19 @@ def matrix(
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
-            run_scenario(scenario, repeat, on_row, cells=cells)
-    wrong = []
+            run_matrix(repeat, turn, on_row)
+    outcomes = matrix_outcomes(rows, turn)
+    wrong = [o.mismatch() for o in outcomes if not o.ok]
     grid = Table(title=f"NAT matrix ({'with' if turn else 'without'} TURN): outcome, median set-up")
     grid.add_column("A \\ B")
     for preset in PRESETS:
         grid.add_column(preset)
     for nat_a in PRESETS:
         cells_out: list[Text] = []
-        for nat_b in PRESETS:
-            runs = [r for r in rows if (r["nat_a"], r["nat_b"]) == (nat_a, nat_b)]
-            paths = {r["path"] if r["connected"] else "failed" for r in runs}
-            setups = [r["setup_ms"] for r in runs if r["setup_ms"] is not None]
-            path = "/".join(sorted(paths))
-            expected = expected_paths(nat_a, nat_b, turn)
-            if not paths <= expected:
-                wrong.append(f"{nat_a} -> {nat_b}: {path}, expected {'/'.join(sorted(expected))}")
-            color = {"direct": "green", "relay": "yellow"}.get(path, "red")
-            median = f" {statistics.median(setups):.0f} ms" if setups else ""
-            cells_out.append(show.text((path, color), median))
+        for o in (o for o in outcomes if o.nat_a == nat_a):
+            color = {"direct": "green", "relay": "yellow"}.get(o.outcome, "red")
+            median = "" if o.setup_ms_median is None else f" {o.setup_ms_median:.0f} ms"
+            cells_out.append(show.text((o.outcome, color), median))
         grid.add_row(show.text(nat_a), *cells_out)
     if not as_json:
         out.print(grid)

@@ -6,9 +6,13 @@ signaling server; the 25 calls then run between warm agents, so the matrix costs
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from simnet.run.calls import Cell
+from simnet.results.schema import ResultRow
+from simnet.run.calls import Cell, run_scenario
 from simnet.scenario.model import CallSpec, Scenario
 
 PRESETS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
@@ -74,3 +78,54 @@ def matrix_cells(
         )
         cells.append((call, {"nat_a": nat_a, "nat_b": nat_b}))
     return cells
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What one ordered pair of presets did over its calls, against what ICE theory allows."""
+
+    nat_a: str
+    nat_b: str
+    paths: frozenset[str]  # "direct", "relay", "failed": every outcome its calls had
+    expected: frozenset[str]
+    setup_ms_median: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.paths <= self.expected
+
+    @property
+    def outcome(self) -> str:
+        return "/".join(sorted(self.paths))
+
+    def mismatch(self) -> str:
+        wanted = "/".join(sorted(self.expected))
+        return f"{self.nat_a} -> {self.nat_b}: {self.outcome}, expected {wanted}"
+
+
+def matrix_outcomes(
+    rows: Sequence[Mapping[str, Any]], turn: bool, presets: tuple[str, ...] = PRESETS
+) -> list[CellOutcome]:
+    """Every cell's outcome (A's preset, then B's, in `presets` order) from the matrix's rows."""
+    outcomes = []
+    for nat_a in presets:
+        for nat_b in presets:
+            runs = [r for r in rows if (r["nat_a"], r["nat_b"]) == (nat_a, nat_b)]
+            setups = [r["setup_ms"] for r in runs if r["setup_ms"] is not None]
+            outcomes.append(
+                CellOutcome(
+                    nat_a=nat_a,
+                    nat_b=nat_b,
+                    paths=frozenset(r["path"] if r["connected"] else "failed" for r in runs),
+                    expected=expected_paths(nat_a, nat_b, turn),
+                    setup_ms_median=statistics.median(setups) if setups else None,
+                )
+            )
+    return outcomes
+
+
+def run_matrix(
+    repeat: int = 1, turn: bool = True, on_row: Callable[[ResultRow], None] = lambda row: None
+) -> list[ResultRow]:
+    """`simnet matrix`: one network, every ordered pair of presets called `repeat` times."""
+    return run_scenario(matrix_scenario(turn=turn), repeat, on_row, cells=matrix_cells())

@@ -1,0 +1,38 @@
+"""The NAT matrix's verdicts as data: each cell's outcomes against what ICE theory allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes
+
+
+def _row(nat_a: str, nat_b: str, path: str | None, setup: float | None = 50.0) -> dict[str, Any]:
+    return {"nat_a": nat_a, "nat_b": nat_b, "connected": path is not None, "path": path,
+            "setup_ms": setup if path else None}  # fmt: skip
+
+
+def _theory() -> list[dict[str, Any]]:
+    return [
+        _row(a, b, "relay" if (a, b) in NEEDS_RELAY else "direct") for a in PRESETS for b in PRESETS
+    ]
+
+
+def test_calls_as_theory_says_are_all_ok() -> None:
+    outcomes = matrix_outcomes(_theory(), turn=True)
+    assert len(outcomes) == len(PRESETS) ** 2
+    assert all(o.ok for o in outcomes)
+    assert [(o.nat_a, o.nat_b) for o in outcomes][:2] == [(PRESETS[0], PRESETS[0]),
+                                                          (PRESETS[0], PRESETS[1])]  # fmt: skip
+
+
+def test_a_failed_call_where_relay_works_is_a_mismatch() -> None:
+    rows = [*_theory(), _row("symmetric", "symmetric", None)]
+    wrong = [o for o in matrix_outcomes(rows, turn=True) if not o.ok]
+    assert [o.mismatch() for o in wrong] == ["symmetric -> symmetric: failed/relay, expected relay"]
+
+
+def test_without_turn_relay_is_not_allowed_and_medians_are_per_cell() -> None:
+    rows = [_row("open", "open", "relay", 10.0), _row("open", "open", "direct", 30.0)]
+    [cell] = [o for o in matrix_outcomes(rows, turn=False) if (o.nat_a, o.nat_b) == ("open",) * 2]
+    assert not cell.ok and cell.setup_ms_median == 20.0
