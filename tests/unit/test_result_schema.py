@@ -20,6 +20,7 @@ from simnet.peer.protocol import (
     SentStats,
 )
 from simnet.results import ResultStore, load
+from simnet.results.long import media_streams, timeline_events
 from simnet.results.schema import (
     LEGACY_VERSION,
     SCHEMA_VERSION,
@@ -153,3 +154,27 @@ def test_rows_of_a_newer_simnet_are_refused(tmp_path: Path) -> None:
     pd.DataFrame([newer]).to_parquet(tmp_path / "new.parquet", index=False)
     with pytest.raises(SchemaError, match="newer"):
         load(tmp_path)
+
+
+def test_long_tables_hold_one_row_per_event_and_per_stream(tmp_path: Path) -> None:
+    """Derived from stored rows: a call with two timeline events and a call with none, the
+    first with audio measured by the offerer only."""
+    timeline = {
+        "event0_action": "cut", "event0_target": "alice", "event0_noticed_ms": 2600.0,
+        "event1_action": "restore", "event1_target": "alice", "event1_noticed_ms": None,
+        "recovered": True,
+    }  # fmt: skip
+    store = ResultStore(tmp_path, "s")
+    store.write(_row(timeline=timeline))
+    plain = _row(run=1, call=CallOutcome(connected=False, error="timeout:ice"))
+    store.write(plain)
+    frame = load(tmp_path)
+    events = timeline_events(frame)
+    assert events[["run", "event", "action", "target"]].values.tolist() == [
+        [0, 0, "cut", "alice"],
+        [0, 1, "restore", "alice"],
+    ]
+    assert events.loc[0, "noticed_ms"] == 2600.0
+    streams = media_streams(frame)
+    assert streams[["run", "side", "kind"]].values.tolist() == [[0, "offerer", "audio"]]
+    assert streams.loc[0, "recv_lost"] == 1 and streams.loc[0, "sent_kbps"] == 32.0
