@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -25,6 +24,7 @@ import pytest
 
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.net.run import Run
 from simnet.peer.signaling_client import Channel, SignalingError, Transport, open_channel
 from simnet.services import signaling
 from simnet.services.signaling import MAX_MESSAGE_BYTES, SignalingServer
@@ -44,13 +44,14 @@ def scratch_ns() -> Iterator[str]:
     """A fresh namespace with only `lo`, up; removed afterwards whatever happens."""
     from pyroute2 import IPRoute  # netlink, built outside the test's event loop
 
-    name = f"sn-t{secrets.token_hex(4)}-sig"
-    try:
+    # Registered with a run like any simnet namespace: a concurrent test that looks for leaked
+    # namespaces (or `simnet cleanup` after a killed test) then knows whose it is.
+    with Run(label="test signaling") as run:
+        name = run.ns_name("sig")
+        run.register_namespace(name)
         with netns.created(name), IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         yield name
-    finally:
-        netns.remove(name)
     assert not netns.exists(name)
 
 
