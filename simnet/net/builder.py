@@ -3,14 +3,19 @@
 Everything goes through netlink (pyroute2) and libnftables from this process, one namespace at a
 time, by switching the calling thread into each namespace (see `netns`). Every namespace is
 registered with the run before it exists, so a failure half-way still tears down cleanly.
+
+`timing_build()` records where a build's time goes, per kind of kernel operation (for
+`benchmarks/topology.py`); outside it, the records cost one context-variable lookup each.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 import nftables
@@ -25,6 +30,57 @@ from simnet.net.run import Run
 from simnet.run.owner import signals_held, sigterm_raises
 
 ROUTE_SCOPE_LINK = 253
+BODY = " / inside"  # suffix: what ran inside an enclosing operation (taken out of it)
+
+
+@dataclass
+class BuildTimes:
+    """Seconds and counts per kind of kernel operation of the builds made inside
+    `timing_build()`. An operation that encloses others (entering a namespace) includes them;
+    its name + `BODY` is what ran inside, so `exclusive()` can take it out."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, op: str, seconds: float) -> None:
+        self.seconds[op] = self.seconds.get(op, 0.0) + seconds
+        self.counts[op] = self.counts.get(op, 0) + 1
+
+    def exclusive(self) -> dict[str, float]:
+        """Seconds per operation, each counted once: an enclosing operation (a namespace
+        switch) without what ran inside it."""
+        return {
+            op: seconds - self.seconds.get(op + BODY, 0.0)
+            for op, seconds in self.seconds.items()
+            if not op.endswith(BODY)
+        }
+
+
+_times: ContextVar[BuildTimes | None] = ContextVar("simnet_build_times", default=None)
+
+
+@contextlib.contextmanager
+def timing_build() -> Iterator[BuildTimes]:
+    """Record the operations of every build in this block (this thread and context only)."""
+    times = BuildTimes()
+    token = _times.set(times)
+    try:
+        yield times
+    finally:
+        _times.reset(token)
+
+
+@contextlib.contextmanager
+def _op(name: str) -> Iterator[None]:
+    times = _times.get()
+    if times is None:
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times.add(name, time.perf_counter() - start)
 
 
 @dataclass
@@ -51,19 +107,24 @@ def build(plan: NetworkPlan, run: Run) -> Network:
     run.info["nodes"] = ns
     with _handles() as iprs:
         for node in plan.nodes.values():
-            run.register_namespace(ns[node.name])
-            with netns.created(ns[node.name]):
-                _base_sysctls(node)
-                iprs[node.name] = IPRoute()
+            with _op("register namespace with the run"):
+                run.register_namespace(ns[node.name])
+            create = "netns create (unshare + bind mount) and setns back"
+            with _op(create), netns.created(ns[node.name]), _op(create + BODY):
+                with _op("sysctls (base, written per namespace)"):
+                    _base_sysctls(node)
+                with _op("netlink socket (IPRoute)"):
+                    iprs[node.name] = IPRoute()
         for veth in plan.veths:
             fd = os.open(netns.path_of(ns[veth.b]), os.O_RDONLY)
             try:
-                iprs[veth.a].link(
-                    "add",
-                    ifname=veth.a_if,
-                    kind="veth",
-                    peer={"ifname": veth.b_if, "net_ns_fd": fd},
-                )
+                with _op("veth create (peer into its namespace)"):
+                    iprs[veth.a].link(
+                        "add",
+                        ifname=veth.a_if,
+                        kind="veth",
+                        peer={"ifname": veth.b_if, "net_ns_fd": fd},
+                    )
             finally:
                 os.close(fd)
         for node in plan.nodes.values():
@@ -72,15 +133,20 @@ def build(plan: NetworkPlan, run: Run) -> Network:
             _configure_routes(iprs[node.name], node)
     for node in plan.nodes.values():
         if node.router is not None:
-            with netns.entered(ns[node.name]):
-                apply_nft(render_router(node.router), where=node.name)
+            enter = "setns into a router and back"
+            with _op(enter), netns.entered(ns[node.name]), _op(enter + BODY):
+                with _op("nftables ruleset load (libnftables)"):
+                    apply_nft(render_router(node.router), where=node.name)
                 if node.router.behavior.translates:
-                    timeout = node.router.behavior.udp_timeout_s
-                    netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)
-                    netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)
+                    with _op("conntrack sysctls"):
+                        timeout = node.router.behavior.udp_timeout_s
+                        netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)
+                        netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)
     # Link impairments (delay, loss, rate, ...) last: their helpers are registered with `run`.
-    apply_links(plan, run, ns)
-    run.save()
+    with _op("link impairments"):
+        apply_links(plan, run, ns)
+    with _op("run state saved"):
+        run.save()
     return Network(plan, run)
 
 
@@ -91,7 +157,8 @@ def _handles() -> Iterator[dict[str, IPRoute]]:
         yield iprs
     finally:
         for ipr in iprs.values():
-            ipr.close()
+            with _op("netlink socket close"):
+                ipr.close()
 
 
 def _base_sysctls(node: Node) -> None:
@@ -116,21 +183,30 @@ def _index(ipr: IPRoute, ifname: str) -> int:
 
 
 def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
-    ipr.link("set", index=_index(ipr, "lo"), state="up")
+    with _op("link up"):
+        ipr.link("set", index=_index(ipr, "lo"), state="up")
     for bridge in node.bridges:
-        ipr.link("add", ifname=bridge, kind="bridge")
+        with _op("bridge create"):
+            ipr.link("add", ifname=bridge, kind="bridge")
     for veth in plan.veths:
         if veth.b == node.name and veth.b_bridge:
-            ipr.link("set", index=_index(ipr, veth.b_if), master=_index(ipr, veth.b_bridge))
+            with _op("bridge port (master)"):
+                ipr.link("set", index=_index(ipr, veth.b_if), master=_index(ipr, veth.b_bridge))
     ifnames = [v.a_if for v in plan.veths if v.a == node.name]
     ifnames += [v.b_if for v in plan.veths if v.b == node.name]
     for ifname in [*node.bridges, *ifnames]:
-        index = _index(ipr, ifname)
+        with _op("interface index lookup"):
+            index = _index(ipr, ifname)
         for address in node.addresses.get(ifname, []):
-            ipr.addr(
-                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
-            )
-        ipr.link("set", index=index, state="up")
+            with _op("address add"):
+                ipr.addr(
+                    "add",
+                    index=index,
+                    address=str(address.ip),
+                    prefixlen=address.network.prefixlen,
+                )
+        with _op("link up"):
+            ipr.link("set", index=index, state="up")
 
 
 def _configure_routes(ipr: IPRoute, node: Node) -> None:
@@ -145,7 +221,8 @@ def _configure_routes(ipr: IPRoute, node: Node) -> None:
                 spec["gateway"] = str(route.via)
             else:
                 spec["scope"] = ROUTE_SCOPE_LINK
-        ipr.route("add", **spec)
+        with _op("route add"):
+            ipr.route("add", **spec)
 
 
 def apply_nft(ruleset: str, where: str) -> None:
