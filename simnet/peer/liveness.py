@@ -22,6 +22,16 @@ aioice's own consent freshness is untouched and still closes the connection afte
 an answer to its checks (RFC 7675's expiry): then aiortc reports "failed" and this monitor stops.
 What it needs of aioice's internals (the nominated pairs, a hook on their sockets, a check
 whose answer is awaited longer than aioice would) comes from `simnet.peer.aioice_adapter`.
+
+The round trips are stamped in user space (`time.monotonic()` before the check is sent and
+when the answer reaches the hook), unlike simnet's probes (`simnet.net.impair.measure`), which
+the kernel stamps. The kernel cannot help here: its receive stamp is taken when a packet enters
+the receiving namespace, before the delay line of this host's own downlink holds it, and only
+a sender that attaches a transmit time to each datagram (`SCM_TXTIME`) moves that stamp to
+local delivery; the answers come from the other peer's aioice, whose `transport.sendto` attaches
+nothing. So the figures include this agent's event-loop latency (tens of µs when idle, up to a
+few ms while aiortc is busy): fine for what they are for (a path's RTT over time and its loss,
+one check every 0.5 s), not an instrument's reading: use `simnet probe-link` for that.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@ throughput between two hosts of a scenario, per direction.
 
 Why it is built this way:
 
-- **One clock.** Every namespace shares CLOCK_MONOTONIC, and the UDP echo runs in this process
-  with its socket in B's namespace while the prober's socket is in A's. So the echo's receive and
-  send stamps are on the prober's clock, and the one-way delay of each direction is a plain
-  subtraction: no clock synchronisation, no estimate. A link delay configured on one direction
-  shows up in that direction only.
+- **One clock, kernel stamps.** Every namespace shares CLOCK_MONOTONIC, and the UDP echo runs in
+  this process with its socket in B's namespace while the prober's socket is in A's. Every send
+  and receive is stamped by the kernel (`simnet.net.impair.measure`), so the one-way delay of
+  each direction is a plain subtraction (no clock synchronisation, no estimate) and this
+  process's scheduling is not in it. A link delay configured on one direction shows up in that
+  direction only.
 - **Loss per direction.** The echo remembers which sequence numbers it got. A probe it never got
   was lost A→B; one it got and answered but whose answer never came back was lost B→A. The record
   is read in-process, so the summary itself cannot be lost.
@@ -26,19 +27,18 @@ import contextlib
 import itertools
 import json
 import math
-import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from simnet.errors import SimnetError
-from simnet.net import netns
 from simnet.net.builder import Network
+from simnet.net.impair.measure import StampedSocket
 from simnet.net.plan import NetworkPlan
 from simnet.net.process import start
 
@@ -373,55 +373,58 @@ def _unpack(data: bytes) -> tuple[int, int, int, int] | None:
     return seq, sent_ns, echoed_ns, echo_sent_ns
 
 
-class EchoResponder(asyncio.DatagramProtocol):
-    """Answers each probe to the address it came from, stamped with when it got and answered it.
+class EchoResponder:
+    """Answers each probe to the address it came from (what lets the answer through a NAT in
+    front of the prober), as `send(data, address)` does it (returning the send's index).
 
-    Answering the observed source is what lets the answer through a NAT in front of the prober.
-    `stamps` is the echo's own record of what it got (the first copy of each sequence number).
+    `stamps` is the echo's own record of the first copy of each sequence number: the kernel's
+    receive stamp and the index of the answer's send (whose kernel stamp the socket has).
     """
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
+    def __init__(self, send: Callable[[bytes, tuple[str, int]], int]) -> None:
+        self.send = send
         self.stamps: dict[int, tuple[int, int]] = {}
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        echoed_ns = time.monotonic_ns()
+    def received(self, data: bytes, addr: tuple[str, int], at_ns: int) -> None:
         probe = _unpack(data)
-        if probe is None or self.transport is None:
+        if probe is None:
             return  # not ours
         seq, sent_ns = probe[0], probe[1]
-        echo_sent_ns = time.monotonic_ns()
-        self.stamps.setdefault(seq, (echoed_ns, echo_sent_ns))
-        first_echoed, first_sent = self.stamps[seq]
-        with contextlib.suppress(OSError):
-            self.transport.sendto(_packet(seq, sent_ns, first_echoed, first_sent), addr)
-
-    def error_received(self, exc: Exception) -> None:
-        """ICMP errors for answers are losses, counted as such."""
+        first = self.stamps.get(seq)
+        echoed_ns = at_ns if first is None else first[0]
+        index = self.send(_packet(seq, sent_ns, echoed_ns, time.monotonic_ns()), addr)
+        self.stamps.setdefault(seq, (at_ns, index))
 
 
-class _Prober(asyncio.DatagramProtocol):
+class _Prober:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.returned: dict[int, int] = {}
         self.max_rtt_ns = 0
         self.complete = asyncio.Event()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        returned_ns = time.monotonic_ns()
+    def received(self, data: bytes, at_ns: int) -> None:
         answer = _unpack(data)
         if answer is None or answer[0] in self.returned:
             return
-        self.returned[answer[0]] = returned_ns
-        self.max_rtt_ns = max(self.max_rtt_ns, returned_ns - answer[1])
+        self.returned[answer[0]] = at_ns
+        self.max_rtt_ns = max(self.max_rtt_ns, at_ns - answer[1])
         if len(self.returned) >= self.expected:
             self.complete.set()
 
-    def error_received(self, exc: Exception) -> None:
-        """ICMP errors (unreachable) are losses, counted as such."""
+
+def _read_all(sock: StampedSocket, take: Callable[[bytes, tuple[str, int], int], None]) -> None:
+    """Everything the socket has (and its transmit stamps: they make it readable too)."""
+    sock.collect_sent()
+    buffer = bytearray(2048)
+    while True:
+        try:
+            size, address, user, kernel = sock.receive(buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            continue  # an ICMP error for an earlier datagram: a loss, counted as such
+        take(bytes(buffer[:size]), address, user if kernel is None else kernel)
 
 
 async def echo_probe(
@@ -435,49 +438,51 @@ async def echo_probe(
 ) -> list[EchoRecord]:
     """Send `count` probes `interval_s` apart from `client_ns` to an echo in `server_ns`.
 
+    All four stamps of a probe are the kernel's (`simnet.net.impair.measure.StampedSocket`):
+    the prober's send and the echo's answer as they enter their device queues, the echo's and
+    the prober's receive as the kernel delivers them, after every delay line on the way. So the
+    event loop's own latency never counts as link delay.
+
     Probes are sent on a fixed schedule (not one at a time), so a slow answer does not slow the
     probing down. Answers are awaited until all are in or `drain_s` (at least three times the
     slowest round trip seen) after the last probe; later ones count as lost.
     """
     loop = asyncio.get_running_loop()
-    sockets = []
-    transports: list[asyncio.BaseTransport] = []
+    server = StampedSocket(server_ns, port)
     try:
-        server_sock = netns.socket_in(server_ns, socket.AF_INET, socket.SOCK_DGRAM)
-        sockets.append(server_sock)
-        server_sock.bind(("0.0.0.0", port))
-        server_sock.setblocking(False)
-        client_sock = netns.socket_in(client_ns, socket.AF_INET, socket.SOCK_DGRAM)
-        sockets.append(client_sock)
-        client_sock.bind(("0.0.0.0", 0))
-        client_sock.setblocking(False)
-        server_transport, responder = await loop.create_datagram_endpoint(
-            EchoResponder, sock=server_sock
-        )
-        transports.append(server_transport)
-        client_transport, prober = await loop.create_datagram_endpoint(
-            lambda: _Prober(count), sock=client_sock
-        )
-        transports.append(client_transport)
+        client = StampedSocket(client_ns, 0)
+    except BaseException:
+        server.close()
+        raise
+    responder = EchoResponder(server.send)
+    prober = _Prober(count)
+    readers: list[StampedSocket] = []
+    try:
+        for sock in (server, client):
+            sock.sock.setblocking(False)
+        loop.add_reader(server.sock, _read_all, server, responder.received)
+        readers.append(server)
+        loop.add_reader(client.sock, _read_all, client, lambda d, _a, at: prober.received(d, at))
+        readers.append(client)
         target = (str(server_address), port)
-        sent: dict[int, int] = {}
         start = loop.time()
         for seq in range(count):
             wait = start + seq * interval_s - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            sent[seq] = time.monotonic_ns()
-            client_transport.sendto(_packet(seq, sent[seq]), target)
+            now = time.monotonic_ns()
+            client.send(_packet(seq, now), target, now)
         drain = max(drain_s, 3 * prober.max_rtt_ns / 1e9)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(prober.complete.wait(), drain)
+        sent, answered = client.sent_ns(), server.sent_ns()
     finally:
-        for transport in transports:
-            transport.close()
-        for sock in sockets:
-            sock.close()
+        for sock in readers:
+            loop.remove_reader(sock.sock)
+        client.close()
+        server.close()
     records = []
-    for seq, sent_ns in sent.items():
+    for seq, sent_ns in enumerate(sent):
         stamps = responder.stamps.get(seq)
         returned = prober.returned.get(seq)
         records.append(
@@ -485,7 +490,7 @@ async def echo_probe(
                 seq,
                 sent_ns,
                 echoed_ns=stamps[0] if stamps else None,
-                echo_sent_ns=stamps[1] if stamps else None,
+                echo_sent_ns=answered[stamps[1]] if stamps else None,
                 returned_ns=returned if stamps else None,
             )
         )

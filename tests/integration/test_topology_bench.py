@@ -53,6 +53,7 @@ def test_topology_benchmark_builds_working_networks_and_cleans_up() -> None:
         "target_ratio",
         "target_met",
         "samples_ms",
+        "operations_ms",
         "host",
     }
     assert expected <= set(result)
@@ -66,6 +67,12 @@ def test_topology_benchmark_builds_working_networks_and_cleans_up() -> None:
         assert len(result["samples_ms"][method]) == 2
     assert set(result["ratio"]) == {"build", "teardown", "total"}
     assert result["verified"] == {"simnet": True, "script": True}
+    # where the time goes: every kind of kernel operation is accounted for, on both sides
+    simnet_ops, script_ops = result["operations_ms"]["simnet"], result["operations_ms"]["script"]
+    assert {"route add", "address add", "nftables ruleset load (libnftables)"} <= set(simnet_ops)
+    assert any(op.startswith("netns create") for op in simnet_ops)
+    assert {"netns-add", "veth-add", "addr-add", "route-add", "nft-load"} <= set(script_ops)
+    assert all(ms >= 0 for op, ms in simnet_ops.items() if not op.startswith("("))
     assert result["equivalent"] is True
 
     prefixes = result["prefixes"]

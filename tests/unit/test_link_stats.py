@@ -171,32 +171,29 @@ def test_records_are_taken_in_sequence_order_for_jitter() -> None:
     assert echo_stats(jumbled) == echo_stats(ordered)
 
 
-class FakeTransport:
+class FakeSender:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, Any]] = []
 
-    def sendto(self, data: bytes, addr: Any) -> None:
+    def send(self, data: bytes, addr: Any) -> int:
         self.sent.append((data, addr))
+        return len(self.sent) - 1
 
 
-def test_echo_answers_the_observed_source_with_its_first_stamps() -> None:
-    echo = EchoResponder()
-    transport = FakeTransport()
-    echo.connection_made(transport)  # type: ignore[arg-type]
+def test_echo_answers_the_observed_source_and_keeps_its_first_stamps() -> None:
+    sender = FakeSender()
+    echo = EchoResponder(sender.send)
     source = ("198.51.100.10", 40000)  # a NAT's mapping, not the prober's own address
-    echo.datagram_received(packet(7, 123), source)
-    echo.datagram_received(packet(7, 123), source)  # a duplicate keeps the first stamps
-    echo.datagram_received(b"garbage that is long enough to unpack but wrong", source)
-    echo.datagram_received(b"short", source)
-    assert list(echo.stamps) == [7]
-    assert [addr for _, addr in transport.sent] == [source, source]
-    first, second = (unpack(data) for data, _ in transport.sent)
-    assert first is not None and first == second
-    seq, sent_ns, echoed_ns, echo_sent_ns = first
-    assert (seq, sent_ns) == (7, 123)
-    assert (echoed_ns, echo_sent_ns) == echo.stamps[7]
-    assert echoed_ns <= echo_sent_ns
-    assert len(transport.sent[0][0]) == len(packet(7, 123))  # answers are as big as probes
+    echo.received(packet(7, 123), source, 1000)
+    echo.received(packet(7, 123), source, 2000)  # a duplicate keeps the first stamps
+    echo.received(b"garbage that is long enough to unpack but wrong", source, 3000)
+    echo.received(b"short", source, 4000)
+    assert echo.stamps == {7: (1000, 0)}  # the first copy's receive stamp and answer
+    assert [addr for _, addr in sender.sent] == [source, source]
+    first, second = (unpack(data) for data, _ in sender.sent)
+    assert first is not None and second is not None
+    assert first[:3] == second[:3] == (7, 123, 1000)
+    assert len(sender.sent[0][0]) == len(packet(7, 123))  # answers are as big as probes
 
 
 # --- the report: A/B directions whoever serves ----------------------------------------------
