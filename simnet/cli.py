@@ -381,7 +381,7 @@ def run(
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
-            run_scenario(loaded, repeat, on_row)
+            run_scenario(loaded, repeat, on_row, overrides=set_ or [])
     if not as_json:
         _summary(loaded.name, rows, out_dir)
     expect = loaded.call.expect if loaded.call else None

@@ -9,12 +9,19 @@ change how that program draws.
 
 What the page shows, each section only where the rows carry the data for it:
 
-- an overview per scenario / sweep (runs, outcomes, median set-up, goodput, RTT, errors);
+- an overview per scenario variant (runs, outcomes, median set-up, goodput, RTT, errors);
 - the NAT matrix as a coloured grid (direct / relay / failed, median set-up in each cell), from
   `nat_a`/`nat_b` columns (`simnet matrix`) or from two `axis.nats.<name>.preset` sweep axes;
 - the distribution of each call phase's time (`offerer_ice_connected_ms`, ...);
 - TURN versus direct: set-up, goodput and RTT by path (and relay transport);
 - set-up time and goodput against every numeric sweep axis (`axis.*` columns).
+
+A **variant** is what was laid over a scenario file: the row's `overrides` (the `--set`s of
+`simnet run`, a sweep point's settings). Rows of one scenario with different overrides measured
+different networks, so they are never pooled: each group is labelled by scenario and variant,
+e.g. `direct-lan [hosts.alice.link.delay_ms=100]`. Rows written before `overrides` existed fall
+back to `scenario_hash` (the scenario as run), labelled `#<hash>` where a scenario has several.
+The phase and TURN-versus-direct sections split by group too where the rows hold more than one.
 
 Latency and throughput are taken from connected calls only: a failed call's partial timings are
 not comparable with a finished call's, and the outcome counts account for the failures.
@@ -90,7 +97,48 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     if "scenario" not in frame.columns:
         frame["scenario"] = "?"
+    frame["group"] = group_labels(frame)
     return frame
+
+
+def _overrides(value: Any) -> list[str] | None:
+    """A row's `overrides` (stored as JSON text; a list where rows came from memory); None where
+    the row does not say."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, list | tuple | np.ndarray):
+        return [str(v) for v in value]
+    return None
+
+
+def variant_label(overrides: Sequence[str]) -> str:
+    """`[a=1, b=2]` for a list of `--set`s (sorted: the order they were given changes nothing)."""
+    return "[" + ", ".join(sorted(overrides)) + "]" if overrides else ""
+
+
+def group_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's group: its scenario, and its variant where it has one."""
+    scenario = frame["scenario"].map(str)
+    stored = frame["overrides"] if "overrides" in frame.columns else [None] * len(frame)
+    variants = pd.Series(
+        [None if (o := _overrides(v)) is None else variant_label(o) for v in stored],
+        index=frame.index,
+        dtype=object,
+    )
+    if "scenario_hash" in frame.columns:
+        # older rows: only the scenario's hash tells variants apart, where a scenario has several
+        hashes = frame["scenario_hash"].map(lambda h: None if _missing(h) else str(h))
+        several = hashes.groupby(scenario).transform(lambda h: h.nunique() > 1)
+        unknown = variants.isna() & several
+        variants = variants.where(~unknown, "#" + hashes.str[:8])
+    variants = variants.fillna("")
+    return pd.Series(
+        [f"{s} {v}" if v else s for s, v in zip(scenario, variants, strict=True)],
+        index=frame.index,
+    )
 
 
 def _phase_columns(frame: pd.DataFrame) -> list[str]:
@@ -156,11 +204,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") 
 
 
 def _group_columns(frame: pd.DataFrame) -> list[str]:
-    return ["scenario"] + (["sweep"] if "sweep" in frame.columns else [])
+    return ["group"] + (["sweep"] if "sweep" in frame.columns else [])
 
 
 def overview(frame: pd.DataFrame) -> Section:
-    """Runs and outcomes per scenario (and sweep): the first thing anyone asks."""
+    """Runs and outcomes per scenario variant (and sweep): the first thing anyone asks."""
     by = _group_columns(frame)
     rows = []
     for key, group in frame.groupby(by, dropna=False, sort=True):
@@ -180,7 +228,8 @@ def overview(frame: pd.DataFrame) -> Section:
                 ", ".join(f"{e} {n}" for e, n in error_counts.items()) or DASH,
             ]
         )
-    header = [*by, "runs", "outcomes", "median set-up", "goodput Mbit/s", "RTT", "errors"]
+    names = ["scenario" if c == "group" else c for c in by]
+    header = [*names, "runs", "outcomes", "median set-up", "goodput Mbit/s", "RTT", "errors"]
     if "sweep_jobs" in frame.columns:
         # runs made in parallel share the CPU: their timings are comparable only at equal jobs
         header.append("parallel jobs")
@@ -306,7 +355,8 @@ def phases(frame: pd.DataFrame) -> Section | None:
     columns = [c for c in _phase_columns(frame) if _values(ok[c]).size]
     if not columns:
         return None
-    paths = sorted(set(ok["outcome"]), key=lambda p: (p != "direct", p))
+    ok = ok.assign(outcome=_by_group(ok, ok["outcome"]))
+    paths = sorted(set(ok["outcome"]), key=lambda p: (not p.endswith("direct"), p))
     labels = [c.removesuffix("_ms").replace("_", " ", 1) for c in columns]
     width = 0.8 / len(paths)
     figure, ax = _figure(9, 0.9 + 0.3 * len(columns) * max(1, len(paths) * 0.8))
@@ -325,7 +375,7 @@ def phases(frame: pd.DataFrame) -> Section | None:
             manage_ticks=False,
         )
         for patch in box["boxes"]:
-            patch.set_facecolor(PATH_COLORS.get(path, "#999999"))
+            patch.set_facecolor(PATH_COLORS.get(_path_of(path), "#999999"))
         box["boxes"][0].set_label(path)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
@@ -348,10 +398,30 @@ def phases(frame: pd.DataFrame) -> Section | None:
                         _fmt(float(np.percentile(values, 90)), " ms", 1),
                     ]
                 )
-    body = f"<p>{len(ok)} connected calls, by path.</p>" + _table(
+    body = f"<p>{len(ok)} connected calls, by {_split_by(ok)}.</p>" + _table(
         ["phase", "path", "n", "median", "p90"], rows, "phases"
     )
     return Section("phases", "Set-up time by phase", body, figure)
+
+
+GROUP_SEP = " · "
+
+
+def _by_group(rows: pd.DataFrame, paths: pd.Series) -> pd.Series:
+    """`paths` prefixed with each row's group where the rows hold several groups (variants must
+    not share a box), unchanged otherwise."""
+    if rows["group"].nunique() <= 1:
+        return paths
+    return rows["group"] + GROUP_SEP + paths
+
+
+def _path_of(label: str) -> str:
+    """The path part of a `_by_group` label: `direct`, `relay` (from `relay/udp`), ..."""
+    return label.rsplit(GROUP_SEP, 1)[-1].split("/")[0]
+
+
+def _split_by(rows: pd.DataFrame) -> str:
+    return "scenario variant and path" if rows["group"].nunique() > 1 else "path"
 
 
 def _path_label(row: pd.Series) -> str:
@@ -366,8 +436,8 @@ def turn_vs_direct(frame: pd.DataFrame) -> Section | None:
     ok = frame[frame["connected"]]
     if ok.empty:
         return None
-    labels = ok.apply(_path_label, axis=1)
-    groups = sorted(set(labels), key=lambda g: (g != "direct", g))
+    labels = _by_group(ok, ok.apply(_path_label, axis=1))
+    groups = sorted(set(labels), key=lambda g: (_path_of(g) != "direct", g))
     metrics = [
         (m, title)
         for m, title in (
@@ -390,7 +460,7 @@ def turn_vs_direct(frame: pd.DataFrame) -> Section | None:
             box = ax.boxplot([d for _, d in shown], patch_artist=True)
             ax.set_xticks(range(1, len(shown) + 1), [g for g, _ in shown])
             for patch, (group, _) in zip(box["boxes"], shown, strict=True):
-                patch.set_facecolor(PATH_COLORS.get(group.split("/")[0], "#999999"))
+                patch.set_facecolor(PATH_COLORS.get(_path_of(group), "#999999"))
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
     figure.suptitle("TURN vs direct (connected calls)")

@@ -11,8 +11,9 @@ flattens them to the stored column names, which are unchanged (users have result
   (`simnet.call.timeline`);
 - `cell`: the columns the job adds to place the call in its cell (`nat_a`/`nat_b` of the matrix,
   `sweep`, `axis.<path>`, `sweep_jobs` of a sweep);
-- the run's identity (`scenario`, `scenario_hash`, `seed`, `run`, `run_id`, `wall_ms`) and
-  `schema_version`.
+- the run's identity (`scenario`, `scenario_hash`, `seed`, `run`, `run_id`, `wall_ms`), its
+  variant (`overrides`: the `--set`s it ran with; rows without the column had none recorded)
+  and `schema_version`.
 
 Versions: 1 is every row written before the column existed (they have the same columns);
 `SCHEMA_VERSION` is what this simnet writes. `check_version` (used by `simnet.results.load`)
@@ -145,6 +146,9 @@ class ResultRow(Mapping[str, Any]):
     run: int
     run_id: str
     wall_ms: float
+    # The `--set`s laid over the scenario file (a sweep point's settings): the variant the call
+    # measured, so that reports never pool two variants of one scenario. Stored as JSON text.
+    overrides: tuple[str, ...] = ()
     emulator: EmulatorFigures | None = None
     timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -156,11 +160,12 @@ class ResultRow(Mapping[str, Any]):
         if self.emulator is not None:
             flat.update(self.emulator.model_dump())
         for part, columns in (("timeline", self.timeline), ("cell", self.cell)):
-            taken = sorted(set(columns) & (set(flat) | set(IDENTITY)))
+            taken = sorted(set(columns) & (set(flat) | set(IDENTITY) | {"overrides"}))
             if taken:
                 raise ValueError(f"{part} columns {taken} would overwrite the row's own")
             flat.update(columns)
         flat.update({name: getattr(self, name) for name in IDENTITY})
+        flat["overrides"] = list(self.overrides)
         object.__setattr__(self, "_flat", flat)
 
     def columns(self) -> dict[str, Any]:

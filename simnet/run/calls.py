@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,8 +213,10 @@ async def run_calls(
     cells: list[Cell],
     repeat: int,
     on_row: Callable[[Row], None],
+    overrides: Sequence[str] = (),
 ) -> list[Row]:
-    """Make every cell's call `repeat` times (cell by cell) between warm agents."""
+    """Make every cell's call `repeat` times (cell by cell) between warm agents. Each row
+    records `overrides` (the `--set`s laid over the scenario file): the variant it measured."""
     peers = list(dict.fromkeys(p for call, _ in cells for p in (call.offerer, call.answerer)))
     services = await start_services(network, scenario, peers)
     rows: list[Row] = []
@@ -245,6 +247,7 @@ async def run_calls(
                 call=outcome,
                 scenario=scenario.name,
                 scenario_hash=scenario_digest(scenario),
+                overrides=tuple(overrides),
                 seed=scenario.seed,
                 run=index,
                 run_id=network.run.id,
@@ -265,10 +268,12 @@ def run_scenario(
     repeat: int = 1,
     on_row: Callable[[Row], None] = lambda row: None,
     cells: list[Cell] | None = None,
+    overrides: Sequence[str] = (),
 ) -> list[Row]:
     """Build `scenario`, make `repeat` calls (of each cell; default: the scenario's call), tear
-    everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured."""
+    everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured.
+    `overrides` are the `--set`s the scenario was loaded with, recorded in every row."""
     cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
-        return run_terminable(run_calls(network, scenario, cells, repeat, on_row))
+        return run_terminable(run_calls(network, scenario, cells, repeat, on_row, overrides))

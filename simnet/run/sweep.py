@@ -283,8 +283,9 @@ def _run_batch(
         sent += 1
 
     try:
-        scenario = load_scenario(scenario_path, batch[0].set_args())
-        run_scenario(scenario, len(batch), on_row)
+        overrides = batch[0].set_args()
+        scenario = load_scenario(scenario_path, overrides)
+        run_scenario(scenario, len(batch), on_row, overrides=overrides)
     except Exception as exc:
         return sent, f"{type(exc).__name__}: {exc}"
     return sent, None

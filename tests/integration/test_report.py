@@ -10,14 +10,17 @@ stored with `ResultStore`, so no network is needed; headless Chromium takes the 
 
 from __future__ import annotations
 
+import html
 import random
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib import image as mpimg
 
@@ -25,11 +28,12 @@ from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 from simnet.present.report import report_command
 from simnet.results import ResultStore
-from simnet.results.report import COLORS, report
+from simnet.results.report import COLORS, group_labels, report
 from simnet.results.schema import CallOutcome, ResultRow
+from simnet.results.store import load
 from simnet.run.matrix import NEEDS_RELAY, PRESETS
 
-# Not marked `integration`: nothing here needs root or a network, so it runs everywhere.
+# Not marked `integration` (but the one test of real runs): nothing else needs root or a network.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FAILED_CELL = ("symmetric", "symmetric")
 
@@ -185,3 +189,66 @@ def test_no_rows_is_one_clear_error(tmp_path: Path) -> None:
         report([tmp_path / "empty"], tmp_path / "r.html")
     assert report_command([tmp_path / "missing"], tmp_path / "r.html") == 1
     assert not (tmp_path / "r.html").exists()
+
+
+# --- variants: the same scenario with different overrides is never pooled -------------------
+
+
+def _overview(page: Path) -> dict[str, list[str]]:
+    """The overview table's rows by their first cell (the group label)."""
+    text = page.read_text()
+    table = text.split('<table class="overview">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1])
+    cells = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in rows]
+    return {row[0]: row[1:] for row in cells}
+
+
+@pytest.mark.integration
+def test_a_baseline_and_its_override_are_two_groups(tmp_path: Path) -> None:
+    """Two real `simnet run`s into one results directory: direct-lan as shipped, and with 100 ms
+    on alice's link. The report shows two labelled groups; the delayed one's RTT is at least
+    the 200 ms its link adds per round trip (a physical floor on any machine) and the
+    baseline's stays far below it (a LAN: well under 50 ms even on a slow machine)."""
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "direct-lan.yaml"
+    out = tmp_path / "results"
+    cli = [sys.executable, "-m", "simnet.cli", "run", str(scenario), "--repeat", "2"]
+    for extra in ([], ["--set", "hosts.alice.link.delay_ms=100"]):
+        done = subprocess.run(
+            [*cli, "--out", str(out), "--json", *extra], capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    stored = load(out)
+    assert sorted(stored["overrides"]) == ['["hosts.alice.link.delay_ms=100"]'] * 2 + ["[]"] * 2
+
+    overview = _overview(report([out], tmp_path / "report.html"))
+    assert set(overview) == {"direct-lan", "direct-lan [hosts.alice.link.delay_ms=100]"}
+    baseline, delayed = (
+        overview["direct-lan"],
+        overview["direct-lan [hosts.alice.link.delay_ms=100]"],
+    )
+    assert baseline[0] == delayed[0] == "2"  # runs
+    rtt = {name: float(row[4].removesuffix(" ms")) for name, row in overview.items()}
+    assert rtt["direct-lan [hosts.alice.link.delay_ms=100]"] >= 200
+    assert rtt["direct-lan"] < 50
+
+
+def test_variants_are_labelled_from_overrides_and_older_rows_by_hash() -> None:
+    """The label is the sorted `--set`s; rows without `overrides` (older results) fall back to
+    `scenario_hash` where one scenario has several, and to the bare name where it has one."""
+    frame = pd.DataFrame(
+        [
+            {"scenario": "s", "overrides": '["b=2", "a=1"]', "scenario_hash": "h1"},
+            {"scenario": "s", "overrides": "[]", "scenario_hash": "h0"},
+            {"scenario": "old", "scenario_hash": "aaaaaaaaaaaa"},
+            {"scenario": "old", "scenario_hash": "bbbbbbbbbbbb"},
+            {"scenario": "one", "scenario_hash": "cccccccccccc"},
+        ]
+    )
+    assert list(group_labels(frame)) == [
+        "s [a=1, b=2]",
+        "s",
+        "old #aaaaaaaa",
+        "old #bbbbbbbb",
+        "one",
+    ]

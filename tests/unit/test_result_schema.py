@@ -96,7 +96,9 @@ def _row(**fields: object) -> ResultRow:
 
 def test_the_row_keeps_the_stored_column_names() -> None:
     row = _row()
-    assert list(row) == ["schema_version", *STORED_CALL_COLUMNS, *IDENTITY]
+    # every column rows have always had, in their order; `overrides` (the variant) came later
+    assert list(row) == ["schema_version", *STORED_CALL_COLUMNS, *IDENTITY, "overrides"]
+    assert row["overrides"] == []
     assert row["schema_version"] == SCHEMA_VERSION
     assert row["offerer_dc_open_ms"] == pytest.approx(400.0)
     assert row["answerer_dc_open_ms"] == pytest.approx(410.0)
