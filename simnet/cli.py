@@ -353,6 +353,9 @@ def run(
         list[str] | None, typer.Option("--format", help="also write csv and/or json")
     ] = None,
     set_: SetOption = None,
+    pcap: Annotated[
+        bool, typer.Option("--pcap", help="capture each host's packets per call, next to results")
+    ] = False,
 ) -> None:
     """Make WebRTC calls across the scenario's network and measure each phase.
 
@@ -381,7 +384,9 @@ def run(
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
-            run_scenario(loaded, repeat, on_row, overrides=set_ or [])
+            run_scenario(
+                loaded, repeat, on_row, overrides=set_ or [], pcap_dir=out_dir if pcap else None
+            )
     if not as_json:
         _summary(loaded.name, rows, out_dir)
     expect = loaded.call.expect if loaded.call else None

@@ -149,6 +149,9 @@ class ResultRow(Mapping[str, Any]):
     # The `--set`s laid over the scenario file (a sweep point's settings): the variant the call
     # measured, so that reports never pool two variants of one scenario. Stored as JSON text.
     overrides: tuple[str, ...] = ()
+    # host -> the pcap of its interface during this call (`simnet run --pcap`); a column only
+    # rows with captures have
+    pcap_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     emulator: EmulatorFigures | None = None
     timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -160,12 +163,15 @@ class ResultRow(Mapping[str, Any]):
         if self.emulator is not None:
             flat.update(self.emulator.model_dump())
         for part, columns in (("timeline", self.timeline), ("cell", self.cell)):
-            taken = sorted(set(columns) & (set(flat) | set(IDENTITY) | {"overrides"}))
+            own = set(flat) | set(IDENTITY) | {"overrides", "pcap_files"}
+            taken = sorted(set(columns) & own)
             if taken:
                 raise ValueError(f"{part} columns {taken} would overwrite the row's own")
             flat.update(columns)
         flat.update({name: getattr(self, name) for name in IDENTITY})
         flat["overrides"] = list(self.overrides)
+        if self.pcap_files:
+            flat["pcap_files"] = dict(self.pcap_files)
         object.__setattr__(self, "_flat", flat)
 
     def columns(self) -> dict[str, Any]:

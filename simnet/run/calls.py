@@ -13,12 +13,14 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from simnet.call.row import call_row
 from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network, emulated_network
+from simnet.net.capture import hosts_of, start_captures, stop_captures
 from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
@@ -214,9 +216,12 @@ async def run_calls(
     repeat: int,
     on_row: Callable[[Row], None],
     overrides: Sequence[str] = (),
+    pcap_dir: Path | None = None,
 ) -> list[Row]:
     """Make every cell's call `repeat` times (cell by cell) between warm agents. Each row
-    records `overrides` (the `--set`s laid over the scenario file): the variant it measured."""
+    records `overrides` (the `--set`s laid over the scenario file): the variant it measured.
+    With `pcap_dir`, every host's interface is captured during each call into
+    `<pcap_dir>/pcap-<run id>-<call>-<host>.pcap`, named in the row's `pcap_files`."""
     peers = list(dict.fromkeys(p for call, _ in cells for p in (call.offerer, call.answerer)))
     services = await start_services(network, scenario, peers)
     rows: list[Row] = []
@@ -224,10 +229,20 @@ async def run_calls(
         for index, (call, extra) in ((i, c) for c in cells for i in range(repeat)):
             started = time.monotonic()
             timeline = Timeline(network, scenario, call) if call.timeline else None
-            async with pressure.watched(queue_namespaces(network)) as emulator:
-                offer, answer, agent_error = await one_call(
-                    scenario, call, services, len(rows), timeline
+            captures = (
+                await start_captures(
+                    network, hosts_of(network), pcap_dir, f"pcap-{network.run.id}-{len(rows):04d}"
                 )
+                if pcap_dir is not None
+                else []
+            )
+            try:
+                async with pressure.watched(queue_namespaces(network)) as emulator:
+                    offer, answer, agent_error = await one_call(
+                        scenario, call, services, len(rows), timeline
+                    )
+            finally:
+                captured = await stop_captures(captures)  # complete files, even on an error
             outcome = call_row(offer, answer, agent_error)
             outcome = outcome.model_copy(
                 update={"relay_region": relay_region(scenario, services, outcome.relay_server)}
@@ -248,6 +263,7 @@ async def run_calls(
                 scenario=scenario.name,
                 scenario_hash=scenario_digest(scenario),
                 overrides=tuple(overrides),
+                pcap_files={c.host: str(c.path) for c in captured},
                 seed=scenario.seed,
                 run=index,
                 run_id=network.run.id,
@@ -269,11 +285,15 @@ def run_scenario(
     on_row: Callable[[Row], None] = lambda row: None,
     cells: list[Cell] | None = None,
     overrides: Sequence[str] = (),
+    pcap_dir: Path | None = None,
 ) -> list[Row]:
     """Build `scenario`, make `repeat` calls (of each cell; default: the scenario's call), tear
     everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured.
-    `overrides` are the `--set`s the scenario was loaded with, recorded in every row."""
+    `overrides` are the `--set`s the scenario was loaded with, recorded in every row; with
+    `pcap_dir`, each call is captured on every host (see `run_calls`)."""
     cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
-        return run_terminable(run_calls(network, scenario, cells, repeat, on_row, overrides))
+        return run_terminable(
+            run_calls(network, scenario, cells, repeat, on_row, overrides, pcap_dir)
+        )

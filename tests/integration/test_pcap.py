@@ -1,0 +1,109 @@
+"""`simnet run --pcap` captures each host's packets during each call, completely, and cleans up.
+
+Why: a capture is what a failed call gets debugged from, so it must hold the call's packets
+(not an empty or truncated file), be named in the call's row so it can be found, and must not
+leave a tcpdump running after the run. The files are read here with `struct` (the pcap format
+is 24 bytes of header, then a 16-byte header per packet), not with simnet's own code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simnet.results.store import load
+
+pytestmark = pytest.mark.integration
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "home-vs-carrier.yaml"
+STUN_COOKIE = 0x2112A442
+
+
+def _packets(path: Path) -> list[bytes]:
+    """Every packet of a classic pcap file (microsecond or nanosecond, either byte order)."""
+    data = path.read_bytes()
+    magic = data[:4]
+    order = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<"}.get(magic, ">")
+    assert struct.unpack(f"{order}I", magic)[0] in (0xA1B2C3D4, 0xA1B23C4D), magic
+    assert struct.unpack(f"{order}I", data[20:24])[0] == 1  # link type: Ethernet
+    packets, offset = [], 24
+    while offset < len(data):
+        assert offset + 16 <= len(data), "a truncated record header: the file is incomplete"
+        _, _, included, _ = struct.unpack(f"{order}IIII", data[offset : offset + 16])
+        packet = data[offset + 16 : offset + 16 + included]
+        assert len(packet) == included, "a truncated packet: the file is incomplete"
+        packets.append(packet)
+        offset += 16 + included
+    return packets
+
+
+def _stun_to(packet: bytes, server: tuple[str, int]) -> bool:
+    """An IPv4/UDP packet to `server` whose payload is a STUN message (TURN runs over STUN:
+    Allocate, Refresh, ChannelBind, Send; ChannelData is not STUN and is not counted)."""
+    if len(packet) < 14 + 20 + 8 + 8 or packet[12:14] != b"\x08\x00":
+        return False
+    ip = packet[14:]
+    header = (ip[0] & 0x0F) * 4
+    if ip[9] != 17:  # UDP
+        return False
+    destination = str(ipaddress.IPv4Address(ip[16:20]))
+    port = struct.unpack("!H", ip[header + 2 : header + 4])[0]
+    payload = ip[header + 8 :]
+    cookie = struct.unpack("!I", payload[4:8])[0] if len(payload) >= 8 else 0
+    return (destination, port) == server and cookie == STUN_COOKIE
+
+
+def _tcpdumps_writing_to(directory: Path) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline[0].endswith(b"tcpdump") and any(str(directory).encode() in a for a in cmdline):
+            pids.append(int(entry))
+    return pids
+
+
+def test_a_relayed_call_is_captured_on_both_hosts(tmp_path: Path) -> None:
+    """home-vs-carrier goes through TURN (a symmetric NAT): both hosts' captures hold STUN
+    messages to the TURN server the row names, and the files are complete pcaps."""
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "simnet.cli", "run", str(SCENARIO), "--pcap", "--out", str(out),
+         "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = load(out).iloc[0]
+    assert row["path"] == "relay"
+    files = json.loads(row["pcap_files"])
+    assert set(files) == {"alice", "bob"}
+    host, port = str(row["relay_server"]).rsplit(":", 1)
+    for name, file in files.items():
+        path = Path(file)
+        assert path.parent == out and path.name.endswith(f"-{name}.pcap")
+        packets = _packets(path)
+        to_turn = [p for p in packets if _stun_to(p, (host, int(port)))]
+        assert to_turn, f"{name}: {len(packets)} packets, none of them STUN to {host}:{port}"
+    assert _tcpdumps_writing_to(out) == []
+
+
+def test_without_pcap_nothing_is_captured(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "simnet.cli", "run", str(SCENARIO), "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list(out.glob("*.pcap")) == []
+    assert "pcap_files" not in load(out).columns
