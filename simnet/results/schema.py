@@ -149,8 +149,8 @@ class ResultRow(Mapping[str, Any]):
     # The `--set`s laid over the scenario file (a sweep point's settings): the variant the call
     # measured, so that reports never pool two variants of one scenario. Stored as JSON text.
     overrides: tuple[str, ...] = ()
-    # host -> the pcap of its interface during this call (`simnet run --pcap`); a column only
-    # rows with captures have
+    # host -> file name (beside the row's own file) of the pcap of its interface during this call
+    # (`simnet run --pcap`); a column only rows with captures have
     pcap_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     emulator: EmulatorFigures | None = None
     timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -263,7 +263,9 @@ async def run_calls(
                 scenario=scenario.name,
                 scenario_hash=scenario_digest(scenario),
                 overrides=tuple(overrides),
-                pcap_files={c.host: str(c.path) for c in captured},
+                # File names only: the captures sit beside the row's own file, so the row still
+                # finds them after the results directory is moved or copied.
+                pcap_files={c.host: c.path.name for c in captured},
                 seed=scenario.seed,
                 run=index,
                 run_id=network.run.id,

@@ -90,8 +90,9 @@ def test_a_relayed_call_is_captured_on_both_hosts(tmp_path: Path) -> None:
     assert set(files) == {"alice", "bob"}
     host, port = str(row["relay_server"]).rsplit(":", 1)
     for name, file in files.items():
-        path = Path(file)
-        assert path.parent == out and path.name.endswith(f"-{name}.pcap")
+        assert Path(file).name == file, "pcap_files names files beside the row, not paths"
+        path = out / file
+        assert path.name.endswith(f"-{name}.pcap")
         packets = _packets(path)
         to_turn = [p for p in packets if _stun_to(p, (host, int(port)))]
         assert to_turn, f"{name}: {len(packets)} packets, none of them STUN to {host}:{port}"
