@@ -32,8 +32,10 @@ SIGTERM included. Other runs' namespaces are never touched.
 Where the time goes: every repetition also records the time of each kind of kernel operation,
 on both sides (simnet's builder through `simnet.net.builder.timing_build`; the script through
 a bash function that stamps each command with `$EPOCHREALTIME`, a builtin: no extra process),
-printed as a second table (medians over the repetitions, per build). Machines of one kind
-differ by 3x in build time; this table says which operations make the difference.
+printed as a second table (medians over the repetitions, per build), with simnet's CPU time
+per operation beside its wall time (the difference is time spent waiting: kernel locks, RCU
+grace periods, another process on the CPU). Machines of one kind differ by 3x in build time;
+this table says which operations make the difference.
 
 Usage: .venv/bin/python benchmarks/topology.py [--repeat 20] [--settle 0.2] [--json]
 """
@@ -227,6 +229,7 @@ def run_bash(path: Path, what: str) -> tuple[float, dict[str, float]]:
         fields = line.split()
         if len(fields) == 3:
             ops[fields[0]] = ops.get(fields[0], 0.0) + float(fields[2]) - float(fields[1])
+            ops["#" + fields[0]] = ops.get("#" + fields[0], 0) + 1
     return elapsed, ops
 
 
@@ -322,6 +325,8 @@ class Sample:
     build: float
     teardown: float
     ops: dict[str, float] = field(default_factory=dict)  # seconds per kind of operation
+    counts: dict[str, int] = field(default_factory=dict)  # operations of each kind
+    cpu: dict[str, float] = field(default_factory=dict)  # simnet: CPU seconds per kind
 
     @property
     def total(self) -> float:
@@ -346,7 +351,8 @@ def simnet_once(run_id: str, check: bool) -> tuple[Sample, dict[str, Any] | None
     done = time.perf_counter()
     ops = times.exclusive()
     ops["(outside the builder: plan, run state)"] = built - start - sum(ops.values())
-    return Sample(built - start, done - leaving, ops), state
+    cpu = times.exclusive(cpu=True)
+    return Sample(built - start, done - leaving, ops, times.counts, cpu), state
 
 
 def script_once(
@@ -363,8 +369,10 @@ def script_once(
         remove_script_namespaces(script.namespaces.values())
         raise
     teardown_s, _ = run_bash(script.teardown_path, "teardown")
+    counts = {k[1:]: int(v) for k, v in ops.items() if k.startswith("#")}
+    ops = {k: v for k, v in ops.items() if not k.startswith("#")}
     ops["(bash start, between commands)"] = build_s - sum(ops.values())
-    return Sample(build_s, teardown_s, ops), state
+    return Sample(build_s, teardown_s, ops, counts), state
 
 
 # --- cleanup --------------------------------------------------------------------------------
@@ -408,10 +416,14 @@ def summary(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     return out
 
 
-def operations(samples: Sequence[Sample]) -> dict[str, float]:
-    """Median milliseconds per build of each kind of operation, largest first."""
-    kinds = {k for s in samples for k in s.ops}
-    medians = {k: statistics.median(s.ops.get(k, 0.0) * 1000 for s in samples) for k in kinds}
+def operations(samples: Sequence[Sample], cpu: bool = False) -> dict[str, float]:
+    """Median milliseconds per build of each kind of operation (wall, or with `cpu` the
+    builder thread's CPU time), largest first."""
+    kinds = {k for s in samples for k in (s.cpu if cpu else s.ops)}
+    medians = {
+        k: statistics.median((s.cpu if cpu else s.ops).get(k, 0.0) * 1000 for s in samples)
+        for k in kinds
+    }
     return {k: round(v, 3) for k, v in sorted(medians.items(), key=lambda kv: -kv[1])}
 
 
@@ -443,8 +455,20 @@ def print_table(result: dict[str, Any]) -> None:
         ops = Table(title=f"{method}: where a build's time goes (median ms per build)")
         ops.add_column("operation")
         ops.add_column("ms", justify="right")
+        ops.add_column("count", justify="right")
+        ops.add_column("µs each", justify="right")
+        ops.add_column("CPU ms", justify="right")
+        counts = result["operation_counts"][method]
+        cpu = result["operations_cpu_ms"].get(method, {})
         for kind, ms in result["operations_ms"][method].items():
-            ops.add_row(kind, f"{ms:.2f}")
+            n = counts.get(kind)
+            ops.add_row(
+                kind,
+                f"{ms:.2f}",
+                str(n or ""),
+                f"{ms * 1000 / n:.0f}" if n else "",
+                f"{cpu[kind]:.2f}" if kind in cpu else "",
+            )
         console.print(ops)
     verdict = "met" if result["target_met"] else "NOT met"
     console.print(
@@ -540,6 +564,10 @@ def benchmark(args: argparse.Namespace, token: str, log: Console) -> dict[str, A
         "target_ratio": TARGET_RATIO,
         "target_met": ratio["total"] <= TARGET_RATIO,
         "operations_ms": {m: operations(results.samples[m]) for m in METHODS},
+        "operation_counts": {m: results.samples[m][0].counts for m in METHODS},
+        # the builder thread's CPU time per operation (simnet only): the rest of its wall time
+        # is spent waiting in the kernel (locks, RCU grace periods) or for the CPU
+        "operations_cpu_ms": {"simnet": operations(results.samples["simnet"], cpu=True)},
         "samples_ms": {
             m: [
                 {"build": round(s.build * 1000, 3), "teardown": round(s.teardown * 1000, 3)}

@@ -41,17 +41,21 @@ class BuildTimes:
 
     seconds: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this thread's CPU in them
 
-    def add(self, op: str, seconds: float) -> None:
+    def add(self, op: str, seconds: float, cpu_seconds: float = 0.0) -> None:
         self.seconds[op] = self.seconds.get(op, 0.0) + seconds
         self.counts[op] = self.counts.get(op, 0) + 1
+        self.cpu_seconds[op] = self.cpu_seconds.get(op, 0.0) + cpu_seconds
 
-    def exclusive(self) -> dict[str, float]:
-        """Seconds per operation, each counted once: an enclosing operation (a namespace
-        switch) without what ran inside it."""
+    def exclusive(self, cpu: bool = False) -> dict[str, float]:
+        """Seconds (wall, or with `cpu` this thread's CPU: the rest is waiting in the kernel)
+        per operation, each counted once: an enclosing operation (a namespace switch) without
+        what ran inside it."""
+        seconds = self.cpu_seconds if cpu else self.seconds
         return {
-            op: seconds - self.seconds.get(op + BODY, 0.0)
-            for op, seconds in self.seconds.items()
+            op: spent - seconds.get(op + BODY, 0.0)
+            for op, spent in seconds.items()
             if not op.endswith(BODY)
         }
 
@@ -76,11 +80,11 @@ def _op(name: str) -> Iterator[None]:
     if times is None:
         yield
         return
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     try:
         yield
     finally:
-        times.add(name, time.perf_counter() - start)
+        times.add(name, time.perf_counter() - start, time.thread_time() - cpu)
 
 
 @dataclass
