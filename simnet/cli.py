@@ -339,7 +339,7 @@ def verify_nat(
 JSON_KEYS = (
     "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
     "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
-    "ice_disconnects", "recovered", "run_id",
+    "ice_disconnects", "recovered", "timeline_error", "relay_region", "run_id",
 )  # fmt: skip
 
 
@@ -359,7 +359,8 @@ def run(
 ) -> None:
     """Make WebRTC calls across the scenario's network and measure each phase.
 
-    Exits 1 when a call breaks the scenario's `call.expect` (without one: when a call fails)."""
+    Exits 1 when a call breaks the scenario's `call.expect` (without one: when a call fails:
+    no connection, any error, or a timeline change that could not be made)."""
     from rich.progress import Progress
 
     from simnet.doctor import require_root
@@ -376,10 +377,10 @@ def run(
         task = progress.add_task(show.markup_safe(f"{loaded.name}: building"), total=repeat)
 
         def on_row(row: ResultRow) -> None:
-            store.write(row)
             rows.append(row)
             if as_json:
                 print(json.dumps({k: row.get(k) for k in JSON_KEYS}), flush=True)
+            store.write(row)
             description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
             progress.update(task, advance=1, description=description)
 
@@ -389,19 +390,16 @@ def run(
             )
     if not as_json:
         _summary(loaded.name, rows, out_dir)
-    expect = loaded.call.expect if loaded.call else None
-    if expect is None:
-        if not all(r["connected"] for r in rows):
-            raise typer.Exit(1)
-        return
     from simnet.call.expect import unmet
 
+    expect = loaded.call.expect if loaded.call else None
     misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
+    label = "failed:" if expect is None else "unexpected:"
     for i, miss in misses:
-        err.print(show.text(("unexpected:", "red"), f" call {i + 1}: {miss}"), highlight=False)
+        err.print(show.text((label, "red"), f" call {i + 1}: {miss}"), highlight=False)
     if misses:
         raise typer.Exit(1)
-    if not as_json:
+    if expect is not None and not as_json:
         err.print(show.text(("as expected", "green"), f" (call.expect) in {len(rows)} call(s)"))
 
 
@@ -434,8 +432,8 @@ def matrix(
         task = progress.add_task("NAT matrix: building", total=len(cells) * repeat)
 
         def on_row(row: ResultRow) -> None:
-            store.write(row)
             rows.append(row)
+            store.write(row)
             if as_json:
                 keys = (*JSON_KEYS, "nat_a", "nat_b")
                 print(json.dumps({k: row.get(k) for k in keys}), flush=True)

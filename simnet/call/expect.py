@@ -12,8 +12,13 @@ from typing import Any
 from simnet.scenario.model import Expectation
 
 
-def unmet(expect: Expectation, row: Mapping[str, Any]) -> list[str]:
-    """What `row` shows that `expect` does not allow (empty: the call is as expected)."""
+def unmet(expect: Expectation | None, row: Mapping[str, Any]) -> list[str]:
+    """What `row` shows that `expect` does not allow (empty: the call is as expected).
+
+    Without an expectation a call must connect without any error: a call with an error is a
+    failed call unless `expect` expects exactly that error (or a failure, `connected: false`),
+    and a timeline event that could not be applied fails it whatever is expected."""
+    expect = expect or Expectation()
     wrong: list[str] = []
 
     def differs(field: str, wanted: object) -> None:
@@ -21,7 +26,13 @@ def unmet(expect: Expectation, row: Mapping[str, Any]) -> list[str]:
             wrong.append(f"{field} {row.get(field)!r}, expected {wanted!r}")
 
     differs("connected", expect.connected)
-    differs("error", expect.error)
+    if expect.error is not None:
+        differs("error", expect.error)
+    elif expect.connected and row.get("connected") and row.get("error") is not None:
+        # connected: true, error: timeout:datachannel is a call whose data never arrived
+        wrong.append(f"error {row.get('error')!r}, expected none")
+    if row.get("timeline_error"):  # no expectation allows a change that was never made
+        wrong.append(f"timeline: {row['timeline_error']}")
     if row.get("connected"):
         differs("path", expect.path)
         differs("relay_protocol", expect.relay_protocol)

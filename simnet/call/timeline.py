@@ -268,6 +268,9 @@ def timeline_columns(
             )
         if errors[i] is not None:
             row[f"event{i}_error"] = errors[i]
+            row.setdefault(
+                "timeline_error", f"event {i} ({event.action} {event.target}): {errors[i]}"
+            )
     row["timeline_states"] = "; ".join(
         f"{(c.t - dc_t) * 1000:.0f}ms {c.peer}:{c.kind}:{c.state}" for c in changes if dc_t
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Iterable
 from importlib import metadata
@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from simnet import __version__
+from simnet.errors import SimnetError
 from simnet.results.schema import ResultRow, check_version
 
 
@@ -67,34 +69,59 @@ def _git_revision() -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def scenario_hash(scenario_json: str) -> str:
-    return hashlib.sha256(scenario_json.encode()).hexdigest()[:12]
+FILE_STEM_MAX = 64
+
+
+def file_stem(name: str) -> str:
+    """The part of a results file's name that comes from a scenario (or sweep) name.
+
+    Only letters, digits and `_.-`, at most 64 characters, never starting with a dot: the name
+    is the user's, and used raw it put files outside `--out` (`../x`), in subdirectories
+    (`a/b`), or failed for its length after the call had been made."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("._-")[:FILE_STEM_MAX]
+    return stem or "results"
 
 
 class ResultStore:
-    """Writes each run's row to `<out>/<name>-<stamp>-<n>.parquet` as soon as it is known."""
+    """Writes each run's row to `<out>/<name>-<stamp>-<n>.parquet` as soon as it is known
+    (`<name>` made safe by `file_stem`)."""
 
     def __init__(self, out_dir: Path, name: str, formats: Iterable[str] = ()) -> None:
         self.out_dir = out_dir
         self.name = name
+        self.stem = file_stem(name)
         self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         self.formats = set(formats)
         self.count = 0
 
     def write(self, row: ResultRow) -> Path:
+        """Store `row`; if it cannot be stored as Parquet, keep it as JSON and say where."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         full = {**environment(), **row.columns()}
-        frame = pd.DataFrame([{k: _cell(v) for k, v in full.items()}])
-        base = self.out_dir / f"{self.name}-{self.stamp}-{self.count:04d}"
+        # (not Path.with_suffix: a dot in the name, "v1.2", would be taken for a suffix and
+        # every row of the run written to the same "v1.parquet")
+        base = f"{self.stem}-{self.stamp}-{self.count:04d}"
         self.count += 1
-        path = base.with_suffix(".parquet")
-        tmp = base.with_suffix(".parquet.tmp")
-        frame.to_parquet(tmp, index=False)
+        path = self.out_dir / f"{base}.parquet"
+        tmp = self.out_dir / f"{base}.parquet.tmp"
+        as_json = json.dumps(full, default=str) + "\n"
+        try:
+            frame = pd.DataFrame([{k: _cell(v) for k, v in full.items()}])
+            frame.to_parquet(tmp, index=False)
+        except (ValueError, TypeError, OverflowError, ArrowException) as exc:
+            kept = self.out_dir / f"{base}.json"
+            kept.write_text(as_json)
+            tmp.unlink(missing_ok=True)
+            raise SimnetError(
+                f"a result row could not be stored as Parquet ({type(exc).__name__}: {exc}); "
+                f"it is kept as JSON in {kept}",
+                fix="please report this with the JSON file",
+            ) from None
         tmp.replace(path)  # readers never see half a file
         if "csv" in self.formats:
-            frame.to_csv(base.with_suffix(".csv"), index=False)
+            frame.to_csv(self.out_dir / f"{base}.csv", index=False)
         if "json" in self.formats:
-            base.with_suffix(".json").write_text(json.dumps(full, default=str) + "\n")
+            (self.out_dir / f"{base}.json").write_text(as_json)
         return path
 
 

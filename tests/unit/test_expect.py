@@ -82,3 +82,29 @@ def test_incoherent_expectations_are_rejected_with_a_reason(
     with pytest.raises(ScenarioError) as info:
         scenario_with(expect, **call)
     assert message in str(info.value)
+
+
+def test_without_an_expectation_a_call_with_an_error_has_failed() -> None:
+    """`queue_packets: 1` gave connected: true, error: timeout:datachannel, and exit 0."""
+    assert unmet(None, ROW) == []
+    no_data = {**ROW, "error": "timeout:datachannel"}
+    assert unmet(None, no_data) == ["error 'timeout:datachannel', expected none"]
+    assert unmet(Expectation(path="relay"), no_data) == [
+        "error 'timeout:datachannel', expected none"
+    ]
+    assert unmet(None, {**ROW, "connected": False, "error": "timeout:ice"}) == [
+        "connected False, expected True"
+    ]
+
+
+def test_an_expected_failure_without_a_named_error_accepts_any_error() -> None:
+    failed = {"connected": False, "error": "timeout:dtls"}
+    assert unmet(Expectation(connected=False), failed) == []
+
+
+def test_a_timeline_event_that_failed_fails_the_call_whatever_is_expected() -> None:
+    broken = {**ROW, "timeline_error": "event 0 (link alice): nft: value out of range"}
+    assert unmet(None, broken) == ["timeline: event 0 (link alice): nft: value out of range"]
+    assert unmet(Expectation(connected=False), {**broken, "connected": False}) == [
+        "timeline: event 0 (link alice): nft: value out of range"
+    ]

@@ -556,3 +556,14 @@ def test_the_helper_refuses_a_bad_config_without_touching_the_kernel() -> None:
     )
     assert done.returncode == 2
     assert "bad --config" in done.stderr and done.stdout == ""
+
+
+def test_certain_loss_and_duplication_have_no_chance_condition() -> None:
+    """100 % as `numgen random mod 1000000 < 1000000` is rejected by nft (range 0-999999)."""
+    lost = egress_chain(target({"loss_pct": 100}), "up")
+    assert "meta protocol ip drop" in lost and "numgen" not in lost
+    doubled = egress_chain(target({"duplicate_pct": 100}), "up")
+    assert f'meta protocol ip meta mark set {DUP_MARK:#x} dup to "eth0"' in doubled
+    assert "numgen" not in doubled
+    almost = egress_chain(target({"loss_pct": 99.9999}), "up")
+    assert "numgen random mod 1000000 < 999999 drop" in almost

@@ -185,3 +185,18 @@ def test_path_columns_of_an_event_never_applied_are_empty() -> None:
     assert row["event0_path_checks"] == 0 and row["event0_path_rtt_ms"] is None
     assert row["path_loss_pct_answerer_before"] is None  # b made no check
     assert path_columns([None], None, [], {}, ("a", "b")) == {}
+
+
+def test_an_event_that_could_not_be_applied_is_a_row_level_error() -> None:
+    """It showed only in its `eventN_error` cell, while `--json` and the exit code said nothing."""
+    events = [
+        TimelineEvent(at_s=1, action="cut", target="a"),
+        TimelineEvent(at_s=2, action="link", target="a", link={"loss_pct": 5}),
+    ]
+    row = timeline_columns(
+        events, [101.0, None], [None, "nft: exploded"], 100.0, [], {}, ("a", "b")
+    )
+    assert row["event1_error"] == "nft: exploded"
+    assert row["timeline_error"] == "event 1 (link a): nft: exploded"
+    fine = timeline_columns(events[:1], [101.0], [None], 100.0, [], {}, ("a", "b"))
+    assert "timeline_error" not in fine

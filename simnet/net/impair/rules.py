@@ -97,6 +97,14 @@ def ppm(pct: float) -> int:
     return round(pct * PPM / 100)
 
 
+def chance(pct: float) -> str:
+    """The nftables condition "with probability `pct` %" (with a trailing space), or nothing
+    at 100 %: `numgen random mod 1000000` is below 1000000 every time, and nft rejects the
+    comparison with a value outside 0-999999."""
+    parts = ppm(pct)
+    return "" if parts >= PPM else f"numgen random mod {PPM} < {parts} "
+
+
 # --- rate (both backends) -----------------------------------------------------------------
 
 
@@ -217,10 +225,10 @@ def egress_chain(target: LinkTarget, direction: Direction, lined: bool | None = 
     if imp.duplicate_pct:
         rules.append(f"meta mark {DUP_MARK:#x} return")
     if imp.loss_pct and not lined:
-        rules.append(f"meta protocol ip numgen random mod {PPM} < {ppm(imp.loss_pct)} drop")
+        rules.append(f"meta protocol ip {chance(imp.loss_pct)}drop")
     if imp.duplicate_pct:
         rules.append(
-            f"meta protocol ip numgen random mod {PPM} < {ppm(imp.duplicate_pct)} "
+            f"meta protocol ip {chance(imp.duplicate_pct)}"
             f'meta mark set {DUP_MARK:#x} dup to "{dev}"'
         )
     if not rules:
