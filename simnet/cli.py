@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import signal
@@ -41,6 +42,13 @@ SetOption = Annotated[
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file")]
 
 
+class OutputFormat(enum.StrEnum):
+    """Formats `run --format` writes beside each row's Parquet file (typer rejects others)."""
+
+    csv = "csv"
+    json = "json"
+
+
 def _version(value: bool) -> None:
     if value:
         from simnet import __version__
@@ -56,6 +64,9 @@ def _root(
     ] = False,
 ) -> None:
     """Emulated networks for WebRTC: build, poke, verify."""
+    from simnet.settings import check_environment
+
+    check_environment()  # a mistyped SIMNET_* variable is an error before anything starts
 
 
 @contextlib.contextmanager
@@ -350,7 +361,8 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
     formats: Annotated[
-        list[str] | None, typer.Option("--format", help="also write csv and/or json")
+        list[OutputFormat] | None,
+        typer.Option("--format", help="also write csv and/or json (repeatable)"),
     ] = None,
     set_: SetOption = None,
     pcap: Annotated[
@@ -371,7 +383,7 @@ def run(
     loaded = _scenario(scenario, set_)
     call_of(loaded, source_of(scenario, set_ or []))
     require_root()
-    store = ResultStore(out_dir, loaded.name, formats or [])
+    store = ResultStore(out_dir, loaded.name, [f.value for f in formats or []])
     rows: list[ResultRow] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task(show.markup_safe(f"{loaded.name}: building"), total=repeat)

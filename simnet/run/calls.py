@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simnet import settings
 from simnet.call.row import call_row
 from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
@@ -294,6 +295,7 @@ def run_scenario(
     `overrides` are the `--set`s the scenario was loaded with, recorded in every row; with
     `pcap_dir`, each call is captured on every host (see `run_calls`)."""
     cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
+    settings.check_environment()  # and a bad setting, not once a call has been made
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
         return run_terminable(

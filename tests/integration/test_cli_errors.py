@@ -8,6 +8,7 @@ that would create namespaces if validation let something through.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -369,3 +370,57 @@ def test_validate_notes_a_default_call_that_run_would_refuse(tmp_path, tools) ->
     done = tools.run_cli("validate", str(path))
     assert done.returncode == 0, done.output
     assert "a call needs a signaling server" in done.stdout
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("SIMNET_LINK_RT_PRIORITY", "high", "from 0 to 99"),
+        ("SIMNET_EMULATOR_LIMIT_PPS", "lots", "from 1 to 100000000"),
+        ("SIMNET_LINK_BACKEND", "tc", "auto, netem, nfqueue"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_bad_setting_is_one_clear_error_before_anything_starts(
+    command: str, name: str, value: str, allowed: str, tools
+) -> None:
+    before = set(tools.namespaces())
+    done = subprocess.run(
+        [*tools.simnet, command, str(SHIPPED / "direct-lan.yaml")],
+        capture_output=True, text=True, timeout=60, env={**tools.cli_env, name: value},
+    )  # fmt: skip
+    assert_one_clear_error(done, [f"{name}='{value}'", allowed])
+    assert new_namespaces(tools, before) == set()
+
+
+@pytest.mark.integration
+def test_format_accepts_csv_and_json_only(tools) -> None:
+    done = tools.run_cli("run", str(SHIPPED / "direct-lan.yaml"), "--format", "xml")
+    assert done.returncode == 2, done.output
+    assert "'xml' is not one of 'csv', 'json'" in " ".join(done.stderr.split())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("expect", ["as-shipped", "none"])
+def test_a_connected_call_with_an_error_fails_the_run(expect: str, tmp_path, tools) -> None:
+    """`data_bytes: 1000000000` gave connected: true, error: timeout:datachannel and exit 0.
+
+    The data channel is given 0.5 s for 1 GB, which no link of this machine kind carries
+    (that is 16 Gbit/s); the call itself connects."""
+    args = ["--set", "call.data_bytes=1000000000", "--set", "call.timeouts.datachannel_s=0.5"]
+    if expect == "none":
+        args += ["--set", "call.expect=null"]
+    done = tools.run_cli(
+        "run", str(SHIPPED / "direct-lan.yaml"), "--json", "--out", str(tmp_path), *args,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.output
+    row = json.loads(done.stdout.splitlines()[-1])
+    assert row["connected"] is True and row["error"] == "timeout:datachannel"
+    label = "unexpected:" if expect == "as-shipped" else "failed:"
+    assert f"{label} call 1: error 'timeout:datachannel', expected none" in done.stderr
+    assert len(list(tmp_path.glob("*.parquet"))) == 1  # and its row is stored

@@ -7,10 +7,10 @@ one (to compare them, or to test the userspace one on a kernel that has netem).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from simnet import settings
 from simnet.errors import EnvironmentProblem
 from simnet.net.impair.kernel import netem_available, set_mtu
 from simnet.net.impair.netem import NetemBackend
@@ -20,7 +20,7 @@ from simnet.net.plan import LAN_IF, NetworkPlan, Veth
 from simnet.net.run import Run
 from simnet.scenario.model import DIRECTIONS, LinkSpec
 
-BACKEND_ENV = "SIMNET_LINK_BACKEND"
+BACKEND_ENV = settings.BACKEND_ENV
 
 
 class Backend(Protocol):
@@ -65,11 +65,7 @@ def link_target(
 
 def choose_backend(probe_ns: str) -> Backend:
     """netem if the kernel has it, else nfqueue; `SIMNET_LINK_BACKEND` overrides."""
-    wanted = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
-    if wanted not in ("auto", "netem", "nfqueue"):
-        raise EnvironmentProblem(
-            f"{BACKEND_ENV}={wanted!r} is not a link backend", fix="use auto, netem or nfqueue"
-        )
+    wanted = settings.link_backend()
     if wanted == "nfqueue":
         return NfqueueBackend()
     if netem_available(probe_ns):

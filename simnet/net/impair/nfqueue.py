@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net.impair.kernel import clear_egress, iptables_restore, mac_of, nft, tc_batch
 from simnet.net.impair.rules import (
@@ -71,8 +72,8 @@ from simnet.scenario.model import DIRECTIONS, Direction
 READY_DEADLINE_S = 20.0  # a loaded CI machine can take seconds to start a dozen Pythons
 CHANGE_DEADLINE_S = 10.0  # a running helper answers within milliseconds; this is for a stall
 HELPER_MODULE = "simnet.net.impair.nfqueue_helper"
-RT_PRIORITY_ENV = "SIMNET_LINK_RT_PRIORITY"  # 0: helpers run with normal scheduling
-DEFAULT_RT_PRIORITY = 10
+RT_PRIORITY_ENV = settings.RT_PRIORITY_ENV  # 0: helpers run with normal scheduling
+DEFAULT_RT_PRIORITY = settings.DEFAULT_RT_PRIORITY
 
 
 @dataclass
@@ -88,10 +89,7 @@ class Helper:
 
 def helper_argv(target: LinkTarget, configs: Sequence[DirectionConfig] | None = None) -> list[str]:
     config = encode(list(helper_configs(target) if configs is None else configs))
-    try:
-        priority = int(os.environ.get(RT_PRIORITY_ENV, DEFAULT_RT_PRIORITY))
-    except ValueError:
-        priority = DEFAULT_RT_PRIORITY
+    priority = settings.rt_priority()
     return [
         sys.executable,
         "-m",
@@ -99,7 +97,7 @@ def helper_argv(target: LinkTarget, configs: Sequence[DirectionConfig] | None = 
         "--netns",
         target.a_ns,
         "--rt-priority",
-        str(max(0, min(priority, 99))),
+        str(priority),
         "--config",
         config,
     ]

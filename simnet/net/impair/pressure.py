@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simnet import settings
 from simnet.net import netns
 
 QUEUE_TABLE = "/proc/thread-self/net/netfilter/nfnetlink_queue"
 SAMPLE_S = 0.25
-LIMIT_ENV = "SIMNET_EMULATOR_LIMIT_PPS"
-DEFAULT_LIMIT_PPS = 40_000
+LIMIT_ENV = settings.LIMIT_ENV
+DEFAULT_LIMIT_PPS = settings.DEFAULT_LIMIT_PPS
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,7 @@ def read_counters(namespaces: Iterable[str]) -> dict[tuple[str, int], QueueCount
 
 
 def limit_pps() -> float:
-    try:
-        return float(os.environ.get(LIMIT_ENV, DEFAULT_LIMIT_PPS))
-    except ValueError:
-        return float(DEFAULT_LIMIT_PPS)
+    return float(settings.emulator_limit_pps())
 
 
 @dataclass

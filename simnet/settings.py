@@ -1,0 +1,75 @@
+"""Settings taken from the environment, each checked: a bad value is an error, never a default.
+
+`SIMNET_LINK_BACKEND`, `SIMNET_LINK_RT_PRIORITY` and `SIMNET_EMULATOR_LIMIT_PPS` used to fall back
+to their defaults without a word when mistyped, so a user who set one believed it in force. The
+CLI checks them all before it starts anything (`check_environment`), so a bad value costs no run
+and never surfaces after a call (the emulator limit is only read once a call has ended).
+"""
+
+from __future__ import annotations
+
+import os
+
+from simnet.errors import SimnetError
+
+BACKEND_ENV = "SIMNET_LINK_BACKEND"
+BACKENDS = ("auto", "netem", "nfqueue")
+RT_PRIORITY_ENV = "SIMNET_LINK_RT_PRIORITY"  # 0: the delay-line helpers run unprioritised
+DEFAULT_RT_PRIORITY = 10
+RT_PRIORITY_RANGE = (0, 99)  # SCHED_FIFO's priorities (sched_get_priority_max is 99)
+LIMIT_ENV = "SIMNET_EMULATOR_LIMIT_PPS"
+DEFAULT_LIMIT_PPS = 40_000
+LIMIT_PPS_RANGE = (1, 100_000_000)
+
+
+class SettingError(SimnetError):
+    """An environment variable has a value simnet cannot use; nothing was started."""
+
+    exit_code = 2
+
+
+def link_backend() -> str:
+    """`SIMNET_LINK_BACKEND`: auto (default), netem or nfqueue."""
+    raw = os.environ.get(BACKEND_ENV, "")
+    wanted = raw.strip().lower() or "auto"
+    if wanted not in BACKENDS:
+        raise SettingError(
+            f"environment variable {BACKEND_ENV}={raw!r} is not a link backend; "
+            f"allowed: {', '.join(BACKENDS)}",
+            fix=f"set {BACKEND_ENV} to one of them, or unset it (default: auto)",
+        )
+    return wanted
+
+
+def rt_priority() -> int:
+    """`SIMNET_LINK_RT_PRIORITY`: the delay-line helpers' SCHED_FIFO priority, 0 for none."""
+    return _int(RT_PRIORITY_ENV, DEFAULT_RT_PRIORITY, *RT_PRIORITY_RANGE, "0: no real-time")
+
+
+def emulator_limit_pps() -> int:
+    """`SIMNET_EMULATOR_LIMIT_PPS`: packets/s above which a run is flagged emulator_limited."""
+    return _int(LIMIT_ENV, DEFAULT_LIMIT_PPS, *LIMIT_PPS_RANGE, "packets per second")
+
+
+def check_environment() -> None:
+    """Raise `SettingError` for the first bad setting (all are read, none is applied)."""
+    link_backend()
+    rt_priority()
+    emulator_limit_pps()
+
+
+def _int(name: str, default: int, low: int, high: int, meaning: str) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise SettingError(
+            f"environment variable {name}={raw!r} is not an integer from {low} to {high} "
+            f"({meaning})",
+            fix=f"set {name} to one, or unset it (default: {default})",
+        )
+    return value

@@ -1,0 +1,63 @@
+"""SIMNET_* environment variables: a bad value is an error naming the variable, never a default.
+
+Why: a mistyped SIMNET_LINK_RT_PRIORITY or SIMNET_EMULATOR_LIMIT_PPS used to fall back to the
+default without a word, so a user believed their setting in force.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simnet import settings
+from simnet.settings import SettingError
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        (settings.RT_PRIORITY_ENV, "high", "from 0 to 99"),
+        (settings.RT_PRIORITY_ENV, "100", "from 0 to 99"),
+        (settings.RT_PRIORITY_ENV, "-1", "from 0 to 99"),
+        (settings.RT_PRIORITY_ENV, "5.5", "from 0 to 99"),
+        (settings.LIMIT_ENV, "fast", "from 1 to 100000000"),
+        (settings.LIMIT_ENV, "0", "from 1 to 100000000"),
+        (settings.LIMIT_ENV, "1e5", "from 1 to 100000000"),
+        (settings.BACKEND_ENV, "tc", "allowed: auto, netem, nfqueue"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingError) as info:
+        settings.check_environment()
+    assert f"{name}={value!r}" in info.value.message and allowed in info.value.message
+    assert info.value.exit_code == 2 and info.value.fix and "unset" in info.value.fix
+
+
+def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (settings.RT_PRIORITY_ENV, settings.LIMIT_ENV, settings.BACKEND_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
+    assert settings.emulator_limit_pps() == settings.DEFAULT_LIMIT_PPS
+    assert settings.link_backend() == "auto"
+    monkeypatch.setenv(settings.RT_PRIORITY_ENV, " ")
+    assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
+
+
+def test_good_values_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.RT_PRIORITY_ENV, "0")
+    monkeypatch.setenv(settings.LIMIT_ENV, " 5000 ")
+    monkeypatch.setenv(settings.BACKEND_ENV, "NFQueue")
+    assert settings.rt_priority() == 0
+    assert settings.emulator_limit_pps() == 5000
+    assert settings.link_backend() == "nfqueue"
+
+
+def test_the_helper_gets_the_priority_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simnet.net.impair.nfqueue import helper_argv
+    from tests.unit.test_link_impairments import target
+
+    monkeypatch.setenv(settings.RT_PRIORITY_ENV, "42")
+    argv = helper_argv(target({"delay_ms": 5}))
+    assert argv[argv.index("--rt-priority") + 1] == "42"
