@@ -12,7 +12,7 @@ import ctypes
 import errno
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -111,11 +111,6 @@ def list_names(prefix: str = "") -> list[str]:
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
-
-
-def run_in(name: str, fn: Callable[[], _T]) -> _T:
-    with entered(name):
-        return fn()
 
 
 def socket_in(

@@ -272,7 +272,3 @@ def _check_nesting(router: Router, lan: IPv4Network, nodes: dict[str, Node]) -> 
                 fix=f"give nats.{router.name}.lan another private range",
             )
         current = nodes[current].behind or CORE
-
-
-def is_public(address: IPv4Address) -> bool:
-    return any(address in n for n in (SERVER_POOL, NAT_WAN_POOL, HOST_POOL, OPEN_LAN_POOL))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
 
@@ -155,7 +156,7 @@ class ManagedProcess:
                 loop.add_reader(fd, _settle, readable)
                 try:
                     left = deadline - time.monotonic()
-                    await asyncio.wait_for(readable, max(left, 0.0))
+                    await within(readable, max(left, 0.0))
                 except TimeoutError:
                     raise self._failure(
                         f"no ready line on its {stream} within {timeout_s:g} s"
@@ -217,7 +218,7 @@ class ManagedProcess:
         exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, _settle, exited)
         try:
-            await asyncio.wait_for(exited, max(timeout_s, 0.0))
+            await within(exited, max(timeout_s, 0.0))
         except TimeoutError:
             return False
         finally:

@@ -21,15 +21,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
 from simnet.net.run import Run
-from simnet.peer.protocol import CallCommand, CallResult, IceServer, command_line, exit_line
-
-if TYPE_CHECKING:
-    from simnet.services.coturn import CoturnHandle
+from simnet.peer.protocol import CallCommand, CallResult, command_line, exit_line
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
 CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
@@ -136,7 +134,7 @@ class PeerAgent:
 
     async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> dict[str, Any]:
         try:
-            event = await asyncio.wait_for(self._events.get(), timeout_s)
+            event = await within(self._events.get(), timeout_s)
         except TimeoutError:
             raise PeerAgentError(
                 f"peer agent in {self.ns} said nothing for {timeout_s:g} s ({phase})"
@@ -275,28 +273,3 @@ def result_of(events: list[dict[str, Any]]) -> CallResult:
             fields = {k: v for k, v in event.items() if k not in ("event", "t")}
             return CallResult.model_validate(fields)
     raise ValueError("no result event among the call's events")
-
-
-def coturn_ice_servers(
-    turn: CoturnHandle,
-    *,
-    turn_url: str | None = None,
-    credentials: tuple[str, str] | None = None,
-    stun: bool = True,
-) -> list[IceServer]:
-    """ICE servers for a call through one coturn: its STUN service and one TURN URL.
-
-    One TURN URL because aiortc uses only the first it accepts anyway (see `IceServer`);
-    default `turn:ADDR:PORT?transport=udp`. `credentials` default to the server's own.
-    """
-    host = f"{turn.address}:{turn.config.port}"
-    username, password = credentials or turn.credentials()
-    servers = [IceServer(urls=[f"stun:{host}"])] if stun else []
-    servers.append(
-        IceServer(
-            urls=[turn_url or f"turn:{host}?transport=udp"],
-            username=username,
-            credential=password,
-        )
-    )
-    return servers

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 
 Transport = Literal["ws", "http"]
@@ -113,7 +114,7 @@ class Channel(ABC):
     async def receive(self, timeout_s: float) -> dict[str, Any]:
         """The next message from the other peer; SignalingError("timeout") after `timeout_s`."""
         try:
-            item = await asyncio.wait_for(self._inbox.get(), timeout_s)
+            item = await within(self._inbox.get(), timeout_s)
         except TimeoutError:
             raise SignalingError(
                 f"no signaling message within {timeout_s:g} s ({self.url})", kind="timeout"

@@ -36,6 +36,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Literal
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.builder import Network
 from simnet.net.impair.measure import StampedSocket
@@ -474,7 +475,7 @@ async def echo_probe(
             client.send(_packet(seq, now), target, now)
         drain = max(drain_s, 3 * prober.max_rtt_ns / 1e9)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(prober.complete.wait(), drain)
+            await within(prober.complete.wait(), drain)
         sent, answered = client.sent_ns(), server.sent_ns()
     finally:
         for sock in readers:

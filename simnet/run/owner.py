@@ -37,11 +37,14 @@ def sigterm_raises() -> Iterator[None]:
 
 
 def run_terminable(main: Coroutine[Any, Any, _T]) -> _T:
-    """`asyncio.run(main)`, where SIGTERM/SIGHUP cancel `main` instead of raising in a callback.
+    """`asyncio.run(main)`, where SIGINT/SIGTERM/SIGHUP cancel `main` instead of raising in a
+    callback, and are raised once the loop is done (`KeyboardInterrupt`, `Terminated`).
 
     An exception raised by a signal handler inside an asyncio callback is swallowed by the event
     loop (the run carries on or hangs until a timeout); cancelling the main task instead unwinds
-    every `finally`, and `Terminated` is raised once the loop is done. (SIGINT is asyncio.run's.)
+    every `finally`. A signal is never lost: should `main` return although it was cancelled (a
+    cancellation swallowed on its way, see `simnet.aio`), the signal is raised all the same.
+    SIGINT is handled here too, not by `asyncio.run`, for that reason.
     """
     received: list[signal.Signals] = []
 
@@ -54,7 +57,7 @@ def run_terminable(main: Coroutine[Any, Any, _T]) -> _T:
             received.append(sig)
             task.cancel()
 
-        watched = (signal.SIGTERM, signal.SIGHUP)
+        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         for sig in watched:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
@@ -64,11 +67,16 @@ def run_terminable(main: Coroutine[Any, Any, _T]) -> _T:
                 loop.remove_signal_handler(sig)
 
     try:
-        return asyncio.run(guarded())
+        result = asyncio.run(guarded())
     except asyncio.CancelledError:
-        if received:
-            raise Terminated(received[0].name) from None
-        raise
+        if not received:
+            raise
+    else:
+        if not received:
+            return result
+    if received[0] == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(received[0].name)
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
+from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
@@ -568,9 +569,7 @@ async def _probe_tcp(ns: str, server: tuple[str, int]) -> None:
     sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        await asyncio.wait_for(
-            asyncio.get_running_loop().sock_connect(sock, server), PROBE_TIMEOUT_S
-        )
+        await within(asyncio.get_running_loop().sock_connect(sock, server), PROBE_TIMEOUT_S)
     finally:
         sock.close()
 

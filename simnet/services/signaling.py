@@ -46,6 +46,7 @@ from typing import Literal
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
 
@@ -141,7 +142,7 @@ class _Room:
         self.waiters += 1
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout_s)
+                await within(changed.wait(), timeout_s)
         finally:
             self.waiters -= 1
 

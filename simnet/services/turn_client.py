@@ -36,6 +36,7 @@ from aioice.turn import (
     TurnTransport,
 )
 
+from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.peer.aioice_adapter import turn_connect
@@ -86,7 +87,7 @@ async def stun_binding(sock: socket.socket, timeout_s: float) -> Address:
     deadline = loop.time() + timeout_s
     await loop.sock_sendall(sock, bytes(request))
     while True:
-        data = await asyncio.wait_for(loop.sock_recv(sock, 2048), deadline - loop.time())
+        data = await within(loop.sock_recv(sock, 2048), deadline - loop.time())
         try:
             message = stun.parse_message(data)
         except ValueError:
@@ -140,7 +141,7 @@ class TurnAllocation:
 
     async def recv(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[bytes, Address]:
         """The next datagram a peer sent to the relayed address."""
-        return await asyncio.wait_for(self._inbox.queue.get(), timeout_s)
+        return await within(self._inbox.queue.get(), timeout_s)
 
     async def permit(self, peer_ip: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """CreatePermission for `peer_ip`; `TurnAllocationError` (kind "forbidden") if denied."""
@@ -149,14 +150,14 @@ class TurnAllocation:
         )
         request.attributes["XOR-PEER-ADDRESS"] = (peer_ip, 0)
         try:
-            await asyncio.wait_for(self._protocol.request_with_retry(request), timeout_s)
+            await within(self._protocol.request_with_retry(request), timeout_s)
         except (stun.TransactionError, TimeoutError, OSError) as exc:
             raise classify(exc, f"TURN CreatePermission for {peer_ip}") from exc
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Delete the allocation (Refresh lifetime 0) and close the socket."""
         try:
-            await asyncio.wait_for(self._protocol.delete(), timeout_s)
+            await within(self._protocol.delete(), timeout_s)
         except (stun.TransactionError, TimeoutError, OSError):
             pass
         finally:

@@ -30,8 +30,8 @@ from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec, 
 from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
-from simnet.peer.control import PeerAgent, PeerAgentError, coturn_ice_servers, result_of
-from simnet.peer.protocol import CallCommand, CallResult
+from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -52,6 +52,31 @@ DATA_BYTES = 1_000_000
 # Short enough that a regression shows as a failure, not a long wait; generous for 2 loaded cores.
 TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
 COUNTER_TABLE = "simnet_test_counters"
+
+
+def coturn_ice_servers(
+    turn: CoturnHandle,
+    *,
+    turn_url: str | None = None,
+    credentials: tuple[str, str] | None = None,
+    stun: bool = True,
+) -> list[IceServer]:
+    """ICE servers for a call through one coturn: its STUN service and one TURN URL.
+
+    One TURN URL because aiortc uses only the first it accepts anyway (see `IceServer`);
+    default `turn:ADDR:PORT?transport=udp`. `credentials` default to the server's own.
+    """
+    host = f"{turn.address}:{turn.config.port}"
+    username, password = credentials or turn.credentials()
+    servers = [IceServer(urls=[f"stun:{host}"])] if stun else []
+    servers.append(
+        IceServer(
+            urls=[turn_url or f"turn:{host}?transport=udp"],
+            username=username,
+            credential=password,
+        )
+    )
+    return servers
 
 
 @pytest.fixture

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from simnet.errors import SimnetError
+from simnet.results.schema import ResultRow
 from simnet.results.store import FILE_STEM_MAX, ResultStore, file_stem, load
+from tests.unit.test_result_schema import _row
+
+
+def row(name: str, run: int = 0, seed: int = 0) -> ResultRow:
+    return _row(scenario=name, run=run, seed=seed)
 
 
 @pytest.mark.parametrize(
@@ -21,7 +27,7 @@ from simnet.results.store import FILE_STEM_MAX, ResultStore, file_stem, load
 def test_every_row_gets_its_own_file_inside_out(tmp_path: Path, name: str) -> None:
     out = tmp_path / "out"
     store = ResultStore(out, name)
-    paths = [store.write({"scenario": name, "run": i}) for i in range(3)]
+    paths = [store.write(row(name, i)) for i in range(3)]
     assert len(set(paths)) == 3
     for path in paths:
         assert path.parent == out and path.suffix == ".parquet"
@@ -41,7 +47,7 @@ def test_file_stem_keeps_a_valid_name_as_it_is() -> None:
 def test_a_row_parquet_cannot_hold_is_kept_as_json(tmp_path: Path) -> None:
     store = ResultStore(tmp_path, "x")
     with pytest.raises(SimnetError, match="kept as JSON") as info:
-        store.write({"seed": 10**30})  # beyond int64
+        store.write(row("x", seed=10**30))  # beyond int64
     kept = [p for p in tmp_path.iterdir()]
     assert [p.suffix for p in kept] == [".json"] and str(kept[0]) in info.value.message
     assert '"seed": 1000000000000000000000000000000' in kept[0].read_text()
