@@ -16,7 +16,7 @@ import pytest
 
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import live
-from simnet.net.impair.measure import probe, prompt_receivers
+from simnet.net.impair.measure import probe
 from simnet.net.plan import plan_network
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import LinkSpec
@@ -36,10 +36,7 @@ SCENARIO: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def net() -> Iterator[Network]:
-    with (
-        prompt_receivers(),
-        emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-certain") as net,
-    ):
+    with emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-certain") as net:
         yield net
 
 
