@@ -153,3 +153,32 @@ def test_two_hidden_hosts_are_refused_before_building(tools: Any) -> None:
     assert "home" in result.stderr and "carrier" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+IMPAIRED = """\
+name: probe-link-delays
+nats:
+  home: {preset: port-restricted-cone, link: {delay_ms: 5}}
+hosts:
+  alice: {behind: home, link: {delay_ms: 10, down: {delay_ms: 3}}}
+  bob: {behind: internet, link: {delay_ms: 2, down: {delay_ms: 7}}}
+"""
+# What the delay lines may add at the median and how early they may release (the bounds of
+# tests/integration/test_impairments.py: they come from the delay line's design)
+LINE_MS, PATH_MS, EARLIEST_MS = 0.1, 0.05, 0.35
+
+
+def test_delays_are_read_per_direction_with_kernel_stamps(
+    tools: Any, scenario_file: Callable[..., Path]
+) -> None:
+    """alice -> bob crosses alice's up (10), home's up (5) and bob's down (7): 22 ms; back, bob's
+    up (2), home's down (5) and alice's down (3): 10 ms. The last line of each way holds the
+    packet in the receiver's own namespace, where a plain kernel receive stamp would come before
+    the hold: the figures must still include it, and add up to the round trip."""
+    code, data = probe(tools, str(scenario_file(IMPAIRED)), "alice", "bob", *FAST)
+    assert code == 0, data
+    for key, want in (("one_way_ms_ab_median", 22), ("one_way_ms_ba_median", 10)):
+        got = data[key]
+        assert want - EARLIEST_MS <= got <= want + 3 * LINE_MS + PATH_MS, (key, got)
+    rtt = data["rtt_ms_median"]
+    assert 32 - EARLIEST_MS <= rtt <= 32 + 6 * LINE_MS + 2 * PATH_MS, rtt
