@@ -20,8 +20,16 @@ from typing import cast
 import pytest
 
 from simnet.errors import SimnetError
+from simnet.net.impair.measure import clock_map
 from simnet.net.impair.nfqueue import Helper, reconfigure, wait_ready
-from simnet.net.impair.nfqueue_helper import Control, Line
+from simnet.net.impair.nfqueue_helper import (
+    EARLY_S,
+    STALE_STAMP_S,
+    ArrivalClock,
+    Control,
+    Line,
+    WakeLead,
+)
 from simnet.net.impair.rules import LinkTarget, egress_chain, line_config, queue_rules
 from simnet.net.impair.shaping import DirectionConfig, Shaper, encode
 from simnet.scenario.model import LinkSpec
@@ -297,3 +305,77 @@ def test_queue_rules_follow_the_fed_directions_and_can_replace_a_namespace_whole
         ),
     }
     assert queue_rules([t], {}) == {}  # by default only what delays is fed
+
+
+# --- counting from the kernel's arrival stamp, timers led by the loop's latency ------------
+
+
+class StampedPacket(Packet):
+    def __init__(
+        self, clock: Clock, log: list[tuple[int, float | None]], i: int, at: float
+    ) -> None:
+        super().__init__(clock, log, i)
+        self.at = at
+
+    def get_timestamp(self) -> float:
+        return self.at
+
+
+def test_a_packet_counts_from_its_kernel_arrival_not_from_when_it_was_read() -> None:
+    """Queued at 10 ms, read at 10.4 ms (the helper was busy): a 50 ms line releases it at
+    60 ms, not 60.4."""
+    clock = Clock()
+    log: list[tuple[int, float | None]] = []
+    line = Line(
+        cast(asyncio.AbstractEventLoop, clock),
+        config(delay_s=0.05),
+        arrival=lambda p: cast(StampedPacket, p).at,
+    )
+    clock.run_until(0.0104)
+    line.on_packet(StampedPacket(clock, log, 0, at=0.010))
+    clock.run_until(1.0)
+    assert log == [(0, pytest.approx(0.060))]
+
+
+def test_the_arrival_clock_maps_kernel_stamps_and_refuses_implausible_ones() -> None:
+    clocks = ArrivalClock()
+    offset = clock_map().offset_ns / 1e9
+    now = 1000.0
+    log: list[tuple[int, float | None]] = []
+
+    def packet(realtime: float) -> StampedPacket:
+        return StampedPacket(Clock(), log, 0, at=realtime)
+
+    assert clocks.arrived(packet(now + offset - 0.0003), now) == pytest.approx(now - 0.0003)
+    assert clocks.arrived(packet(0.0), now) == now  # no stamp: the read time stands
+    assert clocks.arrived(packet(now + offset - 2 * STALE_STAMP_S), now) == now  # clock stepped
+    assert clocks.arrived(packet(now + offset + 0.01), now) == now  # from the future
+    assert (clocks.stamped, clocks.unstamped) == (1, 3)
+
+
+def test_the_wake_up_lead_follows_the_median_latency_not_its_tail_and_is_capped() -> None:
+    lead = WakeLead()
+    for i in range(2000):
+        lead.observe(0.05e-3 if i % 10 else 5e-3)  # 50 µs, one wake in ten 5 ms late
+    assert lead.wake_s == pytest.approx(0.05e-3, abs=2 * WakeLead.STEP_S)
+    for _ in range(2000):
+        lead.observe_verdict(0.07e-3)
+    assert lead.s == pytest.approx(0.12e-3, abs=4 * WakeLead.STEP_S)
+    for _ in range(2000):
+        lead.observe(10e-3)
+    assert lead.s == WakeLead.MAX_S
+
+
+def test_a_led_timer_releases_at_most_the_lead_early() -> None:
+    """A line that learned a 0.1 ms lead arms 0.1 ms early: on a loop that wakes on time (this
+    fake one), the packet leaves that early; never more than the lead plus `EARLY_S`."""
+    clock = Clock()
+    log: list[tuple[int, float | None]] = []
+    lead = WakeLead()
+    lead.wake_s = 0.1e-3
+    line = Line(cast(asyncio.AbstractEventLoop, clock), config(delay_s=0.05), lead=lead)
+    line.on_packet(Packet(clock, log, 0))
+    clock.run_until(1.0)
+    [(_, released)] = log
+    assert released is not None
+    assert 0.05 - WakeLead.MAX_S - EARLY_S <= released < 0.05

@@ -11,6 +11,7 @@ side, and the server must be the host the other can reach through the NATs.
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simnet.net.impair.measure import (
+    EXTENDED_ERR,
+    IP_RECVERR,
+    SO_EE_ORIGIN_TIMESTAMPING,
+    SO_TIMESTAMPING,
+    SO_TIMESTAMPNS,
+    TIMESPEC,
+    Probes,
+    _transmit_stamp,
+    clock_map,
+    kernel_receive_ns,
+)
 from simnet.net.plan import plan_network
 from simnet.probe.link import (
     EchoRecord,
@@ -389,3 +402,45 @@ def test_firewall_notes(plan: Any) -> None:
     assert len(notes) == 2 and all("tcp/443" in n for n in notes)
     assert ["UDP to port 443" in n for n in firewall_notes(plan, "olga", "bob", 443)] == [True]
     assert firewall_notes(plan, "alice", "bob", 5201) == []
+
+
+# --- kernel stamps: what recvmsg's ancillary data and the error queue say -----------------
+
+
+def test_a_receive_stamp_is_the_kernels_realtime_mapped_to_the_monotonic_clock() -> None:
+    offset = clock_map().offset_ns
+    realtime = 1_800_000_000_123_456_789
+    data = TIMESPEC.pack(realtime // 10**9, realtime % 10**9)
+    assert kernel_receive_ns([(socket.SOL_SOCKET, SO_TIMESTAMPNS, data)]) == realtime - offset
+    assert kernel_receive_ns([]) is None  # no stamp: the caller keeps its own
+    assert clock_map().error_ns < 50_000  # the offset is read to within microseconds
+
+
+def test_a_transmit_stamp_is_matched_to_its_send_by_the_kernels_key() -> None:
+    offset = clock_map().offset_ns
+    realtime = 1_800_000_000_000_000_500
+    stamps = TIMESPEC.pack(realtime // 10**9, realtime % 10**9) + bytes(32)
+    err = EXTENDED_ERR.pack(42, SO_EE_ORIGIN_TIMESTAMPING, 0, 0, 0, 1, 17) + bytes(16)
+    ancillary = [
+        (socket.SOL_SOCKET, SO_TIMESTAMPING, stamps),
+        (socket.SOL_IP, IP_RECVERR, err),
+    ]
+    assert _transmit_stamp(ancillary) == (17, realtime - offset)
+    assert _transmit_stamp(ancillary[:1]) is None  # a stamp without its key matches nothing
+
+
+def test_probes_say_whether_every_stamp_was_the_kernels_and_keep_the_user_ones() -> None:
+    probes = Probes(
+        sent_ns=[1000, 2000],
+        arrivals=[(1, 7000), (0, 9000)],
+        user_sent_ns=[900, 1900],
+        user_arrivals=[8000, 9500],
+        kernel_sent=2,
+        kernel_received=2,
+    )
+    assert probes.all_kernel and probes.reordered == 1
+    assert probes.delays_ms() == [0.005, 0.008]
+    assert probes.user_delays_ms() == [0.0061, 0.0086]
+    assert not Probes(
+        [1000], [(0, 2000)], [900], [2100], kernel_sent=0, kernel_received=1
+    ).all_kernel
