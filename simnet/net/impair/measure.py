@@ -10,8 +10,9 @@ came in (holding the GIL, descheduled, busy with another socket) never counts as
   a few hundred ns here, the same for every namespace: clocks are not namespaced);
 * **send**: `SO_TIMESTAMPING` with `SOF_TIMESTAMPING_TX_SCHED`, the time the packet entered the
   sending device's queue (before any qdisc of its own link, e.g. a rate limit's tbf), read back
-  from the socket's error queue. The user-space stamp taken just before `sendmsg` is 0.1-0.2 ms
-  earlier on this machine kind (Python's `sendmsg` path); it is kept only as a fallback.
+  from the socket's error queue. The user-space stamp taken just before `sendmsg` is earlier by
+  0.02 ms at the median and up to 1-2 ms when the thread loses the CPU or the GIL in between
+  (three probe streams in one process, measured); it is kept only as a fallback.
 
 Where the kernel would stamp the arrival matters: it stamps a datagram when it enters the
 receiving namespace, which is *before* a delay line that holds it in that same namespace (the
