@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simnet.errors import ScenarioError, SimnetError
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
     from simnet.results.schema import ResultRow
 
 DOTTED_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-MAX_FILE_BYTES = 1 << 20
 SHUTDOWN_DEADLINE_S = 10.0  # for a killed worker to be reaped
 POLL_S = 0.1
 LATE_ROWS_S = 10.0  # how long rows a finished batch sent may take to arrive through the queue
@@ -149,23 +147,21 @@ def point_id(overrides: dict[str, Any]) -> str:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; every mistake is one `ScenarioError` naming the file."""
+    from simnet.scenario.load import parse_yaml, read_text_file
+    from simnet.scenario.model import name_from_stem
+
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError(f"{path}: file is larger than 1 MiB; is it a sweep?")
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(
-            f"{path}: no such sweep file", fix="see benchmarks/sweeps/ for examples"
-        ) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
-        raise ScenarioError(f"{path}: cannot read sweep file: {exc}") from None
+    try:  # (the scenario loader's checks: not a FIFO or device, 1 MiB, duplicate keys)
+        data = parse_yaml(read_text_file(path, "sweep file"), str(path))
+    except ScenarioError as exc:
+        fix = "see benchmarks/sweeps/ for examples" if "no such" in exc.message else exc.fix
+        raise ScenarioError(exc.message, fix=fix) from None
     if not isinstance(data, dict):
         raise ScenarioError(
             f"{path}: a sweep must be a mapping (scenario, axes or points, repeat)",
             fix="see benchmarks/sweeps/ for examples",
         )
-    data.setdefault("name", path.stem)
+    data.setdefault("name", name_from_stem(path.stem))
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
