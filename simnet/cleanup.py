@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simnet.net import netns, process
-from simnet.net.run import (
+from simnet.net.registry import (
     PREFIX,
     STATE_DIR,
     kill_processes,

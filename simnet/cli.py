@@ -20,7 +20,7 @@ from rich.text import Text
 
 from simnet import show
 from simnet.errors import ScenarioError, SimnetError
-from simnet.net.run import owner_alive, read_states
+from simnet.net.registry import owner_alive, read_states
 from simnet.run.owner import Terminated
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from simnet.net import netns
 from simnet.net.impair.chooser import apply_links
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.run.owner import signals_held, sigterm_raises
 
 ROUTE_SCOPE_LINK = 253

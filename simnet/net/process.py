@@ -32,7 +32,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -42,7 +42,7 @@ from simnet.errors import SimnetError
 from simnet.net import netns
 
 if TYPE_CHECKING:
-    from simnet.net.run import Run
+    from simnet.net.registry import Run
 
 RUN_ENV = "SIMNET_RUN"  # the owning run's id, in every managed process's environment
 NAME_ENV = "SIMNET_PROCESS"  # the process's name within its run
@@ -178,19 +178,6 @@ class ManagedProcess:
             if left <= 0:
                 raise self._failure(f"not {what} within {timeout_s:g} s")
             self.exited_within(min(POLL_S, left))
-
-    async def await_until(
-        self, ready: Callable[[], Awaitable[bool]], what: str, *, timeout_s: float
-    ) -> None:
-        """`wait_until` with an asynchronous check (e.g. a request the process must answer)."""
-        deadline = time.monotonic() + timeout_s
-        while not await ready():
-            if not self.alive():
-                raise self._failure(f"it exited before {what}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._failure(f"not {what} within {timeout_s:g} s")
-            await self.await_exited(min(POLL_S, left))
 
     def _failure(self, what: str) -> ProcessFailed:
         code = self.exit_status()

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.peer.protocol import CallCommand, CallResult, command_line, exit_line
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling

@@ -491,7 +491,7 @@ def remove_runs_of(owners: set[int]) -> list[str]:
     dead or alive, are not this sweep's business. Returns the run ids removed.
     """
     from simnet.cleanup import remove_run
-    from simnet.net.run import owner_alive, read_states
+    from simnet.net.registry import owner_alive, read_states
 
     removed = []
     for state in read_states():

@@ -42,7 +42,7 @@ from simnet.net.impair.chooser import BACKEND_ENV
 from simnet.net.impair.measure import Probes, StampedSocket, blast, probe, rate_kbit
 from simnet.net.impair.shaping import quantile, spread
 from simnet.net.plan import plan_network
-from simnet.net.run import PREFIX
+from simnet.net.registry import PREFIX
 from simnet.scenario.load import scenario_from_dict
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ from simnet.net.impair import live
 from simnet.net.impair.measure import HEADER, Probes, Receiver, StampedSocket, probe
 from simnet.net.impair.shaping import quantile
 from simnet.net.plan import plan_network
-from simnet.net.run import PREFIX, STATE_DIR
+from simnet.net.registry import PREFIX, STATE_DIR
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import LinkSpec
 

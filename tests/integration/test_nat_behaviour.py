@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from simnet.errors import ScenarioError
 from simnet.net import builder, netns
 from simnet.net.builder import Network, emulated_network
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.probe.client import ProbeFailed, ProbeSocket
 from simnet.probe.server import PORTS, ProbeServer
 from simnet.run.verify_nat import NatVerdict, ProbeLayout, preset_scenario, probe_layout, verify

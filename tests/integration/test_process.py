@@ -22,7 +22,7 @@ import pytest
 from simnet.cleanup import cleanup
 from simnet.net import netns, process
 from simnet.net.process import ProcessFailed
-from simnet.net.run import STATE_DIR, Run
+from simnet.net.registry import STATE_DIR, Run
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ def test_cleanup_finds_a_process_whose_pid_never_reached_the_state_file() -> Non
     owner = textwrap.dedent("""
         import os, signal, subprocess, sys
         from simnet.net import process
-        from simnet.net.run import Run
+        from simnet.net.registry import Run
         run = Run(label="test").__enter__()
         run.register_process = lambda pid, name=None: None  # as if killed before this
         proc = process.start(run, "orphan", ["sh", "-c", "sleep 300 & echo $!; wait"],

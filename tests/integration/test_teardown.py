@@ -21,7 +21,7 @@ import pytest
 
 from simnet.net.builder import emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
-from simnet.net.run import spawn
+from simnet.net.registry import spawn
 from simnet.run.owner import Terminated
 from simnet.scenario import load_scenario
 

@@ -17,7 +17,7 @@ from simnet.net.impair.netem import NetemBackend
 from simnet.net.impair.nfqueue import NfqueueBackend, adopt
 from simnet.net.impair.rules import LinkTarget
 from simnet.net.plan import LAN_IF, NetworkPlan, Veth
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS, LinkSpec
 
 BACKEND_ENV = settings.BACKEND_ENV

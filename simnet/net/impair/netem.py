@@ -12,7 +12,7 @@ from typing import Any
 
 from simnet.net.impair.kernel import tc_batch
 from simnet.net.impair.rules import LinkTarget, netem_batch
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS
 
 

@@ -66,7 +66,7 @@ from simnet.net.impair.rules import (
 )
 from simnet.net.impair.shaping import DirectionConfig, encode
 from simnet.net.process import start
-from simnet.net.run import Run
+from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS, Direction
 
 READY_DEADLINE_S = 20.0  # a loaded CI machine can take seconds to start a dozen Pythons

@@ -1,4 +1,7 @@
-"""A run owns every kernel object and process it creates, and removes them all at the end.
+"""The registry of one run: every kernel object and process it creates, removed at the end.
+
+(`simnet.run` is the job layer that makes calls, sweeps and probes; this module is only the
+record of what such a job created, so `simnet cleanup` can find it after a crash.)
 
 Each run has a short random id; its namespaces are named `sn-<id>-<node>` so concurrent runs never
 collide and leftovers of a killed run can be found by prefix. A state file in /run/simnet records
