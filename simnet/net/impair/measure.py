@@ -321,6 +321,9 @@ class Receiver:
         self.socket.sock.settimeout(0.05)
         self.port = self.socket.port
         self.arrivals: list[Arrival] = []
+        # distinct sequence numbers seen: what "everything arrived" is counted in, since a
+        # duplicating link delivers more datagrams than were sent
+        self.sequences: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -339,12 +342,16 @@ class Receiver:
                 at = user if kernel is None else kernel
                 wire = n + UDP_IP_ETHERNET
                 self.arrivals.append(Arrival(seq, sent, at, wire, user, kernel is not None))
+                self.sequences.add(seq)
 
     def wait_quiet(self, expected: int, quiet_s: float, limit_s: float) -> None:
-        """Return once `expected` datagrams arrived, or nothing arrived for `quiet_s`."""
+        """Return once `expected` distinct datagrams arrived, or nothing arrived for `quiet_s`.
+
+        Distinct: counting duplicates too returned while the last originals were still in
+        flight on a duplicating link, and closing the socket then lost them."""
         deadline = time.monotonic() + limit_s
         last = (len(self.arrivals), time.monotonic())
-        while time.monotonic() < deadline and len(self.arrivals) < expected:
+        while time.monotonic() < deadline and len(self.sequences) < expected:
             time.sleep(0.005)
             if len(self.arrivals) != last[0]:
                 last = (len(self.arrivals), time.monotonic())
