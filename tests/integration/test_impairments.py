@@ -4,12 +4,13 @@ Why: a WebRTC result over an emulated link is only worth what the emulation is. 
 of `link:` is checked here by sending UDP probes between two hosts of a built network (sockets
 made in their namespaces, both ends of each probe stamped by the kernel, one CLOCK_MONOTONIC for
 all namespaces: `simnet.net.impair.measure`) and comparing with the configuration: a delay
-line adds at most `LINE_MS` at the median (its own processing, which it subtracts: 0.02-0.03 ms
-measured here) and releases nothing more than `EARLIEST_MS` before its time (its wake-up lead
-is capped), quantiles and spreads inside their 99.9% sampling intervals, loss and duplication
-counts inside a 99.9% binomial interval, rate within 5%. These bounds come from the delay
-line's design, not from this machine's speed. One network holds every link under test (hosts
-on the internet, sending to or from `sink`, which has none), built once for the module;
+line adds at most `LINE_MS` at its 87.5th percentile, so k lines at most k * `LINE_MS` at the
+median (its own processing, which it subtracts, is what is left: see `LINE_MS`) and releases
+nothing more than `EARLIEST_MS` before its time (its wake-up lead is capped), quantiles and
+spreads inside their 99.9% sampling intervals, loss and duplication counts inside a 99.9%
+binomial interval, rate within 5%. These bounds come from the delay line's design, not from this
+machine's speed. One network holds every link under test (hosts on the internet, sending to or
+from `sink`, which has none), built once for the module;
 teardown and fail-closed behaviour get their own.
 
 On this kernel (no sch_netem) everything goes through the userspace NFQUEUE backend; the netem
@@ -56,9 +57,14 @@ JITTER_DELAY_MS, JITTER_MS = 50.0, 10.0
 LOSS_PCT, DUP_PCT = 10.0, 10.0
 BURST = {"p_pct": 5.0, "r_pct": 50.0}
 RATE_UP, RATE_DOWN = 4000, 2000
-# What one delay line may add at the median (it subtracts its read latency and leads its timers
-# by its measured wake-up latency; what is left is a few tens of µs), plus the kernel's own
-# forwarding through a few namespaces (~0.01 ms without any delay line).
+# What one delay line may add at its 87.5th percentile (it subtracts its read latency and leads
+# its timers by its measured wake-up latency; what is left is a few tens of µs: median
+# -0.007..+0.014 ms, p87.5 +0.022..+0.071 ms measured here, idle and with both cores busy), plus
+# the kernel's own forwarding through a few namespaces (~0.01 ms without any delay line).
+# Why p87.5 and not the median: the median of a sum of right-skewed delays is above the sum of
+# their medians. By the union bound, P(sum of k excesses > k * LINE_MS) <= k * P(one > LINE_MS)
+# <= k * 1/8, which is <= 1/2 for up to four lines, so k * LINE_MS bounds the median through
+# k lines (measured through 4: +0.11 ms at most for a 0.4 ms allowance).
 LINE_MS = 0.1
 PATH_MS = 0.05
 # How early a line may release a packet: its wake-up lead (capped at 0.3 ms) plus 20 µs.
@@ -179,7 +185,8 @@ def test_one_way_delay_is_the_configured_one_in_each_direction(net: Network) -> 
 
 def test_delays_add_up_through_a_router_with_its_own_link(net: Network) -> None:
     """lan (10 ms up, 3 down) sits behind `home`, whose WAN link adds 5 ms each way: two delay
-    lines one way, four on the round trip, each within its bound."""
+    lines one way, four on the round trip; the median through k lines is within k * LINE_MS
+    (the union bound under LINE_MS)."""
     one_way = statistics.median(up(net, "lan", 200, 0.005).delays_ms())
     assert 15 - EARLIEST_MS <= one_way <= 15 + 2 * LINE_MS + PATH_MS, f"lan -> sink {one_way:.3f}"
     rtts = echo_rtts(net, "lan", "sink", 50, 0.005)
