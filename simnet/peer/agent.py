@@ -4,8 +4,9 @@ Why a long-lived process per peer: starting Python and importing aiortc costs ab
 which would otherwise land inside every measured call. The agent pays it once, before the clock
 starts: it enters the namespace first (so every socket, thread and child it ever makes lives
 there), imports aiortc and its codecs, warms a throw-away peer connection, then announces
-`{"event": "ready", "t": ..., "pid", "netns", "import_s", "warm_s"}` (`import_s`: start to
-aiortc imported; `warm_s`: the call module's other imports and the warm-up) and serves
+`{"event": "ready", "t": ..., "protocol": 1, "peer_kind": "aiortc", "peer_version", "pid",
+"netns", "import_s", "warm_s"}` (`import_s`: start to aiortc imported; `warm_s`: the call
+module's other imports and the warm-up) and serves
 commands, one JSON object per line on stdin:
 
 - `{"cmd": "call", ...CallCommand}`: run one call, emitting its events and a final
@@ -95,10 +96,11 @@ async def _stdin_lines() -> asyncio.StreamReader:
 
 
 async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
+    import aiortc
     from pydantic import ValidationError
 
     import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
-    from simnet.peer.protocol import CallCommand
+    from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
 
     await _warm_up()
     reader = await _stdin_lines()
@@ -106,6 +108,9 @@ async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
         {
             "event": "ready",
             "t": time.monotonic(),
+            "protocol": PROTOCOL_VERSION,
+            "peer_kind": "aiortc",
+            "peer_version": f"aiortc {aiortc.__version__}",
             "pid": os.getpid(),
             "netns": _current_netns(),
             "import_s": imported - started,

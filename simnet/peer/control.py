@@ -27,7 +27,13 @@ from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
-from simnet.peer.protocol import CallCommand, CallResult, command_line, exit_line
+from simnet.peer.protocol import (
+    PROTOCOL_VERSION,
+    CallCommand,
+    CallResult,
+    command_line,
+    exit_line,
+)
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
 CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
@@ -81,16 +87,29 @@ class PeerAgent:
 
     @classmethod
     async def start(
-        cls, run: Run, ns: str, *, timeout_s: float = READY_TIMEOUT_S, log_dir: Path | None = None
+        cls,
+        run: Run,
+        ns: str,
+        *,
+        argv: list[str] | None = None,
+        timeout_s: float = READY_TIMEOUT_S,
+        log_dir: Path | None = None,
     ) -> PeerAgent:
-        """Spawn `python -m simnet.peer.agent --netns NS` and wait for its ready event."""
+        """Spawn a peer process in namespace `ns` and wait for its ready event.
+
+        `argv` is any program that speaks `simnet.peer.protocol` (default: simnet's aiortc
+        agent, `python -m simnet.peer.agent --netns NS`); it starts inside `ns`, in its own
+        session, as a managed process of `run`."""
         log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
+        if argv is None:  # it enters `ns` itself, and says so in its log if it cannot
+            argv = [sys.executable, "-m", "simnet.peer.agent", "--netns", ns]
         spawned = time.monotonic()
         with open(log_path, "ab") as log:
-            process = start(  # it enters `ns` itself, and says so in its log if it cannot
+            process = start(
                 run,
                 f"agent-{ns}",
-                [sys.executable, "-m", "simnet.peer.agent", "--netns", ns],
+                argv,
+                ns=ns,
                 log=log_path,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -108,6 +127,13 @@ class PeerAgent:
             if event.get("event") != "ready":
                 raise PeerAgentError(
                     f"peer agent in {ns} sent {event!r} before ready{agent._log_hint()}",
+                    kind="start",
+                )
+            if event.get("protocol") != PROTOCOL_VERSION:
+                raise PeerAgentError(
+                    f"peer {argv[0]} in {ns} speaks peer protocol {event.get('protocol')!r}, "
+                    f"simnet speaks {PROTOCOL_VERSION}: its ready event must carry "
+                    f'"protocol": {PROTOCOL_VERSION} (README, "Peer protocol")',
                     kind="start",
                 )
         except BaseException:

@@ -23,6 +23,12 @@ from simnet.callspec import IcePolicy, Liveness, MediaSpec, SignalingKind, Timeo
 
 Role = Literal["offer", "answer"]
 
+#: The version of this interface. A peer announces the version it speaks in its "ready" event
+#: (`"protocol": 1`); the controller refuses a peer that speaks another one, with a message that
+#: names both. Raised when a change would break an existing peer (a field renamed or removed, a
+#: meaning changed); new optional fields do not raise it.
+PROTOCOL_VERSION = 1
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
