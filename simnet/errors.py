@@ -30,9 +30,12 @@ class ScenarioError(SimnetError):
 
 
 class EnvironmentProblem(SimnetError):
-    """The machine lacks something a run needs (root, a binary, a kernel feature)."""
+    """The machine lacks something a run needs (root, a binary, a kernel feature).
 
-    exit_code = 3
+    Exit 2 like every other input simnet cannot use: a CI job tells "could not run" (2) from
+    "ran, and a call failed or regressed" (1); the message says which, and how to fix it."""
+
+    exit_code = 2
 
 
 # Control (Cc), format (Cf: bidi overrides, zero-width) and line/paragraph separators: none of

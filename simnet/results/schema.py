@@ -15,10 +15,11 @@ flattens them to the stored column names, which are unchanged (users have result
   variant (`overrides`: the `--set`s it ran with; rows without the column had none recorded)
   and `schema_version`.
 
-Versions: 1 is every row written before the column existed (they have the same columns);
-`SCHEMA_VERSION` is what this simnet writes. `check_version` (used by `simnet.results.load`)
-gives old rows their version and refuses rows of a newer simnet than this one, instead of
-misreading them.
+Versions: 1 is every row written before the column existed (they have the same columns); 3
+added which peer each side was (`offerer_peer`, `answerer_peer` and their `_version`s), which
+older rows get as "aiortc" when read; `SCHEMA_VERSION` is what this simnet writes.
+`check_version` (used by `simnet.results.load`) gives old rows their version and refuses rows
+of a newer simnet than this one, instead of misreading them.
 
 Imports no runtime code: readers of stored results need neither root nor aiortc.
 """
@@ -36,8 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEGACY_VERSION = 1  # rows stored before `schema_version` existed
+PEER_COLUMNS_SINCE = 3  # before: no peer columns, every peer was simnet's aiortc agent
+PEER_KIND_COLUMNS = ("offerer_peer", "answerer_peer")
 
 SIDES = ("offerer", "answerer")
 MEDIA_KINDS = ("audio", "video")
@@ -96,6 +99,13 @@ class CallOutcome(_Part):
     ice_disconnected_ms: float | None = None
     turn_attempts: list[dict[str, Any]] = Field(default_factory=list)
     relay_region: str | None = None  # `region` of the TURN server that relayed (simnet.run.calls)
+    # Which WebRTC stack each side was (`hosts.X.peer`: aiortc, chromium, external) and the
+    # version its peer announced (e.g. "aiortc 1.16.0", "Chromium 156.0.8078.108"). Rows of
+    # schema version 1 and 2 were all aiortc (`check_version` says so).
+    offerer_peer: str | None = None
+    answerer_peer: str | None = None
+    offerer_peer_version: str | None = None
+    answerer_peer_version: str | None = None
 
     @model_validator(mode="after")
     def _known_columns(self) -> CallOutcome:
@@ -212,4 +222,13 @@ def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
             f"({SCHEMA_VERSION})",
             fix="read them with the simnet version that wrote them (see simnet_version) or newer",
         )
+    older = frame["schema_version"] < PEER_COLUMNS_SINCE
+    if older.any():
+        filled = {
+            column: (frame[column] if column in frame.columns else pd.Series(None, frame.index))
+            .astype(object)
+            .where(~older, "aiortc")
+            for column in PEER_KIND_COLUMNS
+        }
+        frame = frame.assign(**filled)
     return frame

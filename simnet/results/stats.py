@@ -21,11 +21,15 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats as sps
 
+from simnet.results.schema import PEER_KIND_COLUMNS
+
 #: The per-run measurements summarised and compared, in display order.
 METRICS: tuple[str, ...] = ("setup_ms", "ice_connect_ms", "dc_goodput_mbps", "rtt_ms")
 
 #: Columns that identify a cell when present; sweep axes (`axis.*`) are added after them.
-CELL_COLUMNS: tuple[str, ...] = ("scenario", "nat_a", "nat_b")
+#: The peer kinds are part of a cell: an aiortc call and a Chromium call are never pooled.
+CELL_COLUMNS: tuple[str, ...] = ("scenario", "nat_a", "nat_b", *PEER_KIND_COLUMNS)
+DEFAULT_PEER = "aiortc"
 AXIS_PREFIX = "axis."
 
 #: Bootstrap resamples: 4999 keeps the Monte Carlo error of a 95% percentile bound well below the
@@ -210,6 +214,15 @@ def cell_columns(*frames: pd.DataFrame) -> list[str]:
     one of them lacks a column (its rows then have no value there).
     """
     present = {c for frame in frames for c in frame.columns}
+    # the peer kinds only where some call was not aiortc's: all-aiortc results (all results
+    # before Chromium peers) keep the cells and labels they always had
+    if all(
+        frame[c].dropna().eq(DEFAULT_PEER).all()
+        for frame in frames
+        for c in PEER_KIND_COLUMNS
+        if c in frame.columns
+    ):
+        present -= set(PEER_KIND_COLUMNS)
     axes = sorted(c for c in present if str(c).startswith(AXIS_PREFIX))
     return [c for c in CELL_COLUMNS if c in present] + axes
 

@@ -28,6 +28,7 @@ from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.results.schema import EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
+from simnet.run.peers import missing_programs, peer_argv
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -43,6 +44,17 @@ class Services:
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
+
+    def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
+        """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
+        and the version its peer announced when it started."""
+        columns: dict[str, str | None] = {}
+        for side, host in (("offerer", call.offerer), ("answerer", call.answerer)):
+            ready = self.agents[host].ready_event
+            columns[f"{side}_peer"] = scenario.hosts[host].peer_kind
+            version = ready.get("peer_version") or ready.get("peer_kind")
+            columns[f"{side}_peer_version"] = None if version is None else str(version)
+        return columns
 
     async def close(self) -> None:
         await asyncio.gather(*(agent.close() for agent in self.agents.values()))
@@ -66,6 +78,7 @@ def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
             f"{where}: cannot make a call{default}: {problems[0]}",
             fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
+    missing_programs(scenario.hosts, [call.offerer, call.answerer], source or scenario.name)
     return call
 
 
@@ -91,7 +104,16 @@ async def start_services(network: Network, scenario: Scenario, peers: list[str])
             network.ns(signaling), network.address(signaling), port=SIGNALING_PORT
         )
         await services.signaling.start()
-        agents = await asyncio.gather(*(PeerAgent.start(network.run, network.ns(p)) for p in peers))
+        agents = await asyncio.gather(
+            *(
+                PeerAgent.start(
+                    network.run,
+                    network.ns(p),
+                    argv=peer_argv(scenario.hosts[p], network.ns(p), network.run.workdir, p),
+                )
+                for p in peers
+            )
+        )
         services.agents = dict(zip(peers, agents, strict=True))
     except BaseException:
         await services.close()
@@ -100,42 +122,53 @@ async def start_services(network: Network, scenario: Scenario, peers: list[str])
 
 
 def ice_servers(
-    scenario: Scenario, call: CallSpec, services: Services
+    scenario: Scenario, call: CallSpec, services: Services, every: bool = False
 ) -> tuple[list[IceServer], str | None]:
-    """STUN and TURN as the call asks; aiortc uses one of each, so one of each is given."""
+    """STUN and TURN as the call asks.
+
+    aiortc uses the first STUN and the first TURN URL it accepts, so it gets one of each: the
+    first STUN server, and the call's TURN server (`turn_server`, else the first) with the first
+    of `turn_transports`. With `every` (a browser, which gathers from all of them, as a web app
+    would configure it), every STUN server and every TURN server (only `turn_server` when the
+    call names one) with every transport of `turn_transports`, in that order.
+    """
     out: list[IceServer] = []
     ca_file: str | None = None
     stun_names = _servers(scenario, "stun") or _servers(scenario, "turn")
     if call.stun and stun_names:
-        out.append(IceServer(urls=[f"stun:{services.turn[stun_names[0]].address}:3478"]))
+        for name in stun_names if every else stun_names[:1]:
+            out.append(IceServer(urls=[f"stun:{services.turn[name].address}:3478"]))
     turn_names = _servers(scenario, "turn")
     if call.turn and turn_names:
-        handle = services.turn[call.turn_server or turn_names[0]]
-        transport = call.turn_transports[0]
-        port = call.turn_port or TURN_LISTEN_PORTS[transport][0]
-        scheme = "turns" if transport == "tls" else "turn"
-        url = f"{scheme}:{handle.address}:{port}?transport={'udp' if transport == 'udp' else 'tcp'}"
-        username, password = handle.credentials()
-        if call.wrong_credentials:
-            password = "not-" + password
-        out.append(IceServer(urls=[url], username=username, credential=password))
-        if handle.cert_path is not None:
-            ca_file = str(handle.cert_path)
+        chosen = [call.turn_server] if call.turn_server else turn_names
+        for name in chosen if every else chosen[:1]:
+            handle = services.turn[name]
+            transports = call.turn_transports if every else call.turn_transports[:1]
+            urls = [_turn_url(handle.address, t, call.turn_port) for t in transports]
+            username, password = handle.credentials()
+            if call.wrong_credentials:
+                password = "not-" + password
+            out.append(IceServer(urls=urls, username=username, credential=password))
+            if handle.cert_path is not None:
+                ca_file = ca_file or str(handle.cert_path)
     return out, ca_file
+
+
+def _turn_url(address: object, transport: str, port: int | None) -> str:
+    port = port or TURN_LISTEN_PORTS[transport][0]
+    scheme = "turns" if transport == "tls" else "turn"
+    return f"{scheme}:{address}:{port}?transport={'udp' if transport == 'udp' else 'tcp'}"
 
 
 def _commands(
     scenario: Scenario, call: CallSpec, services: Services, room: str
 ) -> tuple[CallCommand, CallCommand]:
     assert services.signaling is not None
-    servers, ca_file = ice_servers(scenario, call, services)
     common: dict[str, Any] = {
         "signaling_kind": call.signaling,
         "signaling_url_base": services.signaling.base_url,
         "room": room,
-        "ice_servers": servers,
         "ice_transport_policy": call.ice_policy,
-        "ca_file": ca_file,
         "data_bytes": call.data_bytes,
         # The scenario's own settings objects (simnet.callspec): the agent gets what the
         # scenario says, defaults included.
@@ -145,8 +178,26 @@ def _commands(
         "timeouts": call.timeouts,
         "liveness": call.liveness,
     }
-    offer = CallCommand(role="offer", peer=call.offerer, remote_peer=call.answerer, **common)
-    answer = CallCommand(role="answer", peer=call.answerer, remote_peer=call.offerer, **common)
+
+    def servers_for(peer: str) -> dict[str, Any]:
+        every = scenario.hosts[peer].peer != "aiortc"
+        servers, ca_file = ice_servers(scenario, call, services, every=every)
+        return {"ice_servers": servers, "ca_file": ca_file}
+
+    offer = CallCommand(
+        role="offer",
+        peer=call.offerer,
+        remote_peer=call.answerer,
+        **common,
+        **servers_for(call.offerer),
+    )
+    answer = CallCommand(
+        role="answer",
+        peer=call.answerer,
+        remote_peer=call.offerer,
+        **common,
+        **servers_for(call.answerer),
+    )
     return offer, answer
 
 
@@ -246,7 +297,10 @@ async def run_calls(
                 captured = await stop_captures(captures)  # complete files, even on an error
             outcome = call_row(offer, answer, agent_error)
             outcome = outcome.model_copy(
-                update={"relay_region": relay_region(scenario, services, outcome.relay_server)}
+                update={
+                    "relay_region": relay_region(scenario, services, outcome.relay_server),
+                    **services.peer_columns(scenario, call),
+                }
             )
             if outcome.path == "relay" and outcome.relay_protocol is None:
                 # The relayed side read no TURN client. Seen once, before agents kept the pair

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+import shlex
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     model_validator,
 )
 
@@ -304,11 +307,65 @@ class NatSpec(Strict):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
+def _command(value: str) -> str:
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split like a shell line ({exc})") from None
+    if not argv:
+        raise ValueError("empty; give the program to run, e.g. './my-client --flag'")
+    return value
+
+
+class ExternalPeer(Strict):
+    """A peer program of the user's own that speaks simnet's peer protocol (README, "Peer
+    protocol"; docs/peer-protocol.md). The line is split like a shell line (no shell runs it)
+    and started inside the host's namespace, from the directory simnet runs in."""
+
+    command: Annotated[str, AfterValidator(_command)]
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.command)
+
+
+#: The WebRTC stacks simnet ships a peer for: aiortc (Python, simnet.peer.agent) and headless
+#: Chromium, i.e. libwebrtc (simnet.peer.chromium).
+PeerKind = Literal["aiortc", "chromium"]
+PEER_KINDS: tuple[str, ...] = get_args(PeerKind)
+
+
+def _peer_kind(value: Any) -> Any:
+    if isinstance(value, str) and value not in PEER_KINDS:
+        raise ValueError(
+            f"'{value}' is not a peer kind; use one of {', '.join(PEER_KINDS)} or "
+            "{command: './my-client'} for a program that speaks simnet's peer protocol"
+        )
+    return value
+
+
+# A string is a kind, a mapping an external program: only that branch's error is reported.
+PeerSpec = Annotated[
+    Annotated[PeerKind, BeforeValidator(_peer_kind), Tag("kind")]
+    | Annotated[ExternalPeer, Tag("external")],
+    Discriminator(lambda value: "kind" if isinstance(value, str) else "external"),
+]
+
+
 class HostSpec(Strict):
     """An end host (a WebRTC peer, a probe client) on a LAN or directly on the internet."""
 
     behind: Name = INTERNET
     link: LinkSpec | None = None
+    peer: PeerSpec = Field(
+        default="aiortc",
+        description="the WebRTC stack of this host's peer: aiortc, chromium or {command: ...}",
+    )
+
+    @property
+    def peer_kind(self) -> str:
+        """The row's name for this host's peer: aiortc, chromium or external."""
+        return self.peer if isinstance(self.peer, str) else "external"
 
 
 class ServerSpec(Strict):

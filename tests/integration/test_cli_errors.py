@@ -332,7 +332,7 @@ def test_not_root_is_one_clear_error(tools: Any) -> None:
          "run", str(scenario)],
         capture_output=True, text=True, timeout=60, env=tools.cli_env,
     )  # fmt: skip
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 2, done.stderr
     assert "needs root" in done.stderr and "Traceback" not in done.stderr
 
 

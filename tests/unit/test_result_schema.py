@@ -41,7 +41,8 @@ STORED_CALL_COLUMNS = [
     "offerer_audio_sent_kbps", "offerer_audio_recv_fps", "offerer_audio_recv_frames",
     "offerer_audio_recv_lost", "offerer_audio_recv_jitter_ms", "offerer_audio_recv_kbps",
     "offerer_audio_rtt_ms", "ice_disconnects", "ice_disconnected_ms", "turn_attempts",
-    "relay_region",
+    "relay_region", "offerer_peer", "answerer_peer", "offerer_peer_version",
+    "answerer_peer_version",
 ]  # fmt: skip
 IDENTITY = ["scenario", "scenario_hash", "seed", "run", "run_id", "wall_ms"]
 
@@ -149,6 +150,23 @@ def test_results_without_a_schema_version_read_as_version_1(tmp_path: Path) -> N
     assert frame["connected"].all()
     only_old = load(tmp_path / "old.parquet")
     assert only_old["schema_version"].tolist() == [LEGACY_VERSION]
+
+
+def test_rows_before_peer_kinds_read_as_aiortc(tmp_path: Path) -> None:
+    """Version 2 rows have no peer columns: every peer then was simnet's aiortc agent, and a
+    version 3 row keeps what it says (Chromium here)."""
+    old = {
+        k: v
+        for k, v in _row().columns().items()
+        if not k.endswith(("_peer", "_peer_version")) and k != "turn_attempts"
+    }
+    pd.DataFrame([{**old, "schema_version": 2}]).to_parquet(tmp_path / "v2.parquet", index=False)
+    chromium = _row(call=call_row(*_results()).model_copy(update={"offerer_peer": "chromium"}))
+    ResultStore(tmp_path, "s").write(chromium)
+    frame = load(tmp_path).sort_values("schema_version")
+    assert frame["schema_version"].tolist() == [2, SCHEMA_VERSION]
+    assert frame["offerer_peer"].tolist() == ["aiortc", "chromium"]
+    assert frame["answerer_peer"].tolist() == ["aiortc", None]
 
 
 def test_rows_of_a_newer_simnet_are_refused(tmp_path: Path) -> None:
