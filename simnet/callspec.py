@@ -110,16 +110,16 @@ class VideoSpec(Strict):
     `emulator_limited` says when it fell behind, and a smaller size leaves it more room.
     """
 
-    width: int = Field(default=640, ge=16, le=3840)
-    height: int = Field(default=480, ge=16, le=2160)
-    fps: int = Field(default=30, ge=1, le=60)
+    width: int = Field(default=640, ge=16, le=3840, description="pixels")
+    height: int = Field(default=480, ge=16, le=2160, description="pixels")
+    fps: int = Field(default=30, ge=1, le=60, description="frames per second")
 
 
 class MediaSpec(Strict):
     """Media each peer sends to the other (both directions, same spec)."""
 
-    audio: bool = False
-    video: VideoSpec | None = None
+    audio: bool = Field(default=False, description="a 48 kHz Opus tone")
+    video: VideoSpec | None = Field(default=None, description="VP8 frames of a moving pattern")
 
     @property
     def kinds(self) -> list[str]:
@@ -136,12 +136,20 @@ class Timeouts(Strict):
     media: the first frame of every expected kind, both directions.
     """
 
-    gathering_s: float = Field(default=5, gt=0, le=300)
-    signaling_s: float = Field(default=5, gt=0, le=300)
-    ice_s: float = Field(default=10, gt=0, le=300)
-    dtls_s: float = Field(default=5, gt=0, le=300)
-    datachannel_s: float = Field(default=10, gt=0, le=300)
-    media_s: float = Field(default=10, gt=0, le=300)
+    gathering_s: float = Field(
+        default=5, gt=0, le=300, description="setting the local description (gathering)"
+    )
+    signaling_s: float = Field(
+        default=5, gt=0, le=300, description="opening the channel; each wait for a description"
+    )
+    ice_s: float = Field(default=10, gt=0, le=300, description="checks until a pair is nominated")
+    dtls_s: float = Field(default=5, gt=0, le=300, description="the handshake after ICE")
+    datachannel_s: float = Field(
+        default=10, gt=0, le=300, description="channel open; then the echoes, the transfer, each"
+    )
+    media_s: float = Field(
+        default=10, gt=0, le=300, description="first frame of every kind, both directions"
+    )
 
     def total_s(self, duration_s: float = 0.0) -> float:
         """A bound on a whole call as the agent runs it: every wait at its limit (the signaling

@@ -3,7 +3,10 @@
 Run by the agent inside a host's namespace. The phases, and what ends each one:
 
 1. signaling channel open, then offer/answer (aiortc gathers every candidate inside
-   `setLocalDescription`, so the description carries them all: no trickle);
+   `setLocalDescription`, so the description it sends carries them all: it never trickles).
+   The remote peer may trickle: one reader (`simnet.peer.signaling_router`) takes every
+   message the call gets, and trickled candidates are added to the peer connection, in the
+   order they came, from the moment the remote description is set;
 2. ICE: the ICE connection state reaches "completed" (a pair is nominated) or "failed";
 3. DTLS: the peer connection state reaches "connected" or "failed";
 4. data channel: open; `rtt_probes` application echoes (offerer → answerer → offerer);
@@ -42,6 +45,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
 
 from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
 from simnet.peer.aioice_adapter import (
@@ -63,6 +67,13 @@ from simnet.peer.protocol import (
     SentStats,
 )
 from simnet.peer.signaling_client import Channel, SignalingError, open_channel
+from simnet.peer.signaling_router import (
+    ChannelEnded,
+    DescriptionKind,
+    EndOfCandidates,
+    RemoteCandidate,
+    SignalingRouter,
+)
 
 log = logging.getLogger("simnet.peer.call")
 
@@ -74,6 +85,7 @@ BUFFER_HIGH_BYTES = 1 << 20  # pause sending above this much queued in SCTP
 BUFFER_LOW_BYTES = 256 << 10  # resume below this
 STATS_INTERVAL_S = 0.5  # getStats() sampling during the media window
 CLOCK_RATE = {"audio": 48_000, "video": 90_000}  # RTP clock of Opus and VP8 (jitter units)
+READ_SLICE_S = 3600.0  # the router reads until the call ends; each wait is re-armed after this
 
 
 class CallFailed(Exception):
@@ -100,6 +112,7 @@ class Call:
         self.phase_t: dict[str, float] = {}
         self.pc: RTCPeerConnection | None = None
         self.channel: Channel | None = None
+        self.router: SignalingRouter | None = None
         self.turn: TurnRecorder | None = None
         self.turn_url = used_turn_url(cmd.ice_servers)
         self.ice_done: asyncio.Future[bool] = loop.create_future()
@@ -227,6 +240,10 @@ class Call:
             )
         except SignalingError as exc:
             raise self._signaling_failure(exc) from None
+        self.router = SignalingRouter(
+            self._next_message, cmd.peer, cmd.remote_peer, self._apply_candidate
+        )
+        self.router.start()
 
     def _signaling_failure(self, exc: SignalingError) -> CallFailed:
         kind = "timeout:signaling" if exc.kind == "timeout" else "signaling"
@@ -244,24 +261,55 @@ class Call:
             raise self._signaling_failure(exc) from None
         self.event(f"{kind}_sent", t=handed)
 
-    async def _receive(self, kind: str) -> str:
-        """The SDP of the peer's next `kind` message; anything else in the room is skipped."""
+    async def _receive(self, kind: DescriptionKind) -> str:
+        """The SDP of the peer's `kind` (the router keeps it if it came first)."""
+        assert self.router is not None
+        try:
+            return await self.router.description(kind, self.cmd.timeouts.signaling_s)
+        except TimeoutError:
+            raise CallFailed(
+                "timeout:signaling", f"no {kind} from {self.cmd.remote_peer}"
+            ) from None
+        except ChannelEnded as exc:
+            cause = exc.cause
+            if isinstance(cause, SignalingError):
+                raise self._signaling_failure(cause) from None
+            raise CallFailed("signaling", f"signaling channel failed: {cause!r}") from None
+
+    async def _next_message(self) -> dict[str, Any]:
+        """The router's reader: the channel's next message, however long the call waits."""
         assert self.channel is not None
-        deadline = time.monotonic() + self.cmd.timeouts.signaling_s
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CallFailed("timeout:signaling", f"no {kind} from {self.cmd.remote_peer}")
             try:
-                message = await self.channel.receive(remaining)
+                return await self.channel.receive(READ_SLICE_S)
             except SignalingError as exc:
-                raise self._signaling_failure(exc) from None
-            if (
-                message.get("type") == kind
-                and message.get("from") == self.cmd.remote_peer
-                and isinstance(message.get("sdp"), str)
-            ):
-                return str(message["sdp"])
+                if exc.kind != "timeout":
+                    raise
+
+    async def _apply_candidate(self, item: RemoteCandidate | EndOfCandidates) -> None:
+        """Hand one trickled remote candidate (or their end) to aiortc, and report it at the
+        time it arrived."""
+        assert self.pc is not None
+        if isinstance(item, EndOfCandidates):
+            await self.pc.addIceCandidate(None)
+            self.event("remote_candidates_end", t=item.t)
+            return
+        try:
+            candidate = candidate_from_sdp(item.value)
+        except (AssertionError, ValueError, IndexError) as exc:
+            self._emit(
+                {
+                    "event": "remote_candidate",
+                    "t": item.t,
+                    "candidate": item.candidate,
+                    "applied": False,
+                }
+            )
+            raise ValueError(f"unparsable candidate {item.candidate!r}") from exc
+        candidate.sdpMid = item.sdp_mid
+        candidate.sdpMLineIndex = item.sdp_mline_index
+        await self.pc.addIceCandidate(candidate)
+        self.event("remote_candidate", t=item.t, candidate=item.candidate, applied=True)
 
     # --- offer / answer -----------------------------------------------------------------------
 
@@ -274,16 +322,22 @@ class Call:
         sdp = await self._receive("answer")
         self.event("answer_received")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self._remote_description_set()
 
     async def _answer(self, pc: RTCPeerConnection) -> None:
         sdp = await self._receive("offer")
         self.event("offer_received")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        self._remote_description_set()
         self._add_tracks(pc)  # after the offer: they take its transceivers (sendrecv)
         answer = await pc.createAnswer()
         await self._gather(pc, answer)
         await self._send("answer", pc.localDescription.sdp)
         self._check_candidates()
+
+    def _remote_description_set(self) -> None:
+        assert self.router is not None
+        self.router.remote_description_set()
 
     async def _gather(self, pc: RTCPeerConnection, description: RTCSessionDescription) -> None:
         await self._bounded(
@@ -307,7 +361,10 @@ class Call:
         if failed:
             raise CallFailed("ice-failed", f"no local candidate: {failed}")
         if self.cmd.role == "answer" and not remote:
-            # aioice drops the component when the offer has no candidate, then gathers nothing
+            # The offer said end-of-candidates without any (in its SDP, as aiortc's does, or
+            # trickled before our gathering): aioice drops the component, then gathers nothing.
+            # A trickled offer without candidates and without the end is fine: aioice gathers
+            # and waits for the candidates (docs/peer-protocol.md, "Trickle ICE").
             raise CallFailed("ice-failed", "the offer had no candidate (the peer gathered none)")
         raise CallFailed("ice-failed", "no local candidate gathered")
 
@@ -659,8 +716,11 @@ class Call:
         )
 
     async def _close(self) -> None:
-        """Stop tracks and sinks, close the peer connection and the signaling channel, bounded."""
+        """Stop reading signaling, stop tracks and sinks, close the peer connection and the
+        signaling channel, bounded."""
         self._stop_liveness()
+        if self.router is not None:
+            await self.router.stop()  # no candidate is added to a closing connection
         for track in self.tracks:
             track.stop()
         for sink in self.sinks.values():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -28,11 +29,11 @@ from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 from simnet.peer.protocol import (
-    PROTOCOL_VERSION,
     CallCommand,
     CallResult,
     command_line,
     exit_line,
+    ready_problem,
 )
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
@@ -41,7 +42,10 @@ CLOSE_TIMEOUT_S = 5.0
 STREAM_LIMIT_BYTES = 16 << 20
 LOG_TAIL_LINES = 20
 
-AgentErrorKind = Literal["start", "exited", "timeout", "busy", "rejected"]
+# start: it did not become ready (or is not a peer of this protocol); exited: it died;
+# timeout: it said nothing for too long (and was killed); busy: a call is already running;
+# rejected: it refused a command ("error" event); protocol: it sent an invalid result.
+AgentErrorKind = Literal["start", "exited", "timeout", "busy", "rejected", "protocol"]
 
 
 class PeerAgentError(SimnetError):
@@ -104,17 +108,22 @@ class PeerAgent:
         if argv is None:  # it enters `ns` itself, and says so in its log if it cannot
             argv = [sys.executable, "-m", "simnet.peer.agent", "--netns", ns]
         spawned = time.monotonic()
-        with open(log_path, "ab") as log:
-            process = start(
-                run,
-                f"agent-{ns}",
-                argv,
-                ns=ns,
-                log=log_path,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-            )
+        try:
+            with open(log_path, "ab") as log:
+                process = start(
+                    run,
+                    f"agent-{ns}",
+                    argv,
+                    ns=ns,
+                    log=log_path,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                )
+        except OSError as exc:  # no such namespace, or no such program
+            raise PeerAgentError(
+                f"peer {_shown(argv)} could not start in {ns}: {exc}", kind="start"
+            ) from None
         try:
             stdin, stdout = await _streams(process)
         except BaseException:
@@ -124,16 +133,11 @@ class PeerAgent:
         agent._reader = asyncio.ensure_future(agent._read_events())
         try:
             event = await agent._next_event(timeout_s, "start")
-            if event.get("event") != "ready":
+            problem = ready_problem(event)
+            if problem is not None:
                 raise PeerAgentError(
-                    f"peer agent in {ns} sent {event!r} before ready{agent._log_hint()}",
-                    kind="start",
-                )
-            if event.get("protocol") != PROTOCOL_VERSION:
-                raise PeerAgentError(
-                    f"peer {argv[0]} in {ns} speaks peer protocol {event.get('protocol')!r}, "
-                    f"simnet speaks {PROTOCOL_VERSION}: its ready event must carry "
-                    f'"protocol": {PROTOCOL_VERSION} (README, "Peer protocol")',
+                    f"peer {_shown(argv)} in {ns} refused: {problem} "
+                    f"(docs/peer-protocol.md){agent._log_hint()}",
                     kind="start",
                 )
         except BaseException:
@@ -209,6 +213,12 @@ class PeerAgent:
                 if on_event is not None:
                     on_event(event)
                 if event.get("event") == "result":
+                    try:
+                        result_of([event])
+                    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                        raise PeerAgentError(
+                            f"peer in {self.ns} broke the peer protocol: {exc}", kind="protocol"
+                        ) from None
                     return events
                 if event.get("event") == "error":  # the agent rejected the command
                     raise PeerAgentError(
@@ -290,6 +300,12 @@ async def _streams(process: ManagedProcess) -> tuple[asyncio.StreamWriter, async
         lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
     )
     return asyncio.StreamWriter(transport, protocol, None, loop), reader
+
+
+def _shown(argv: list[str], limit: int = 120) -> str:
+    """A peer's command line for an error message (shell-quoted, cut to `limit` characters)."""
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def result_of(events: list[dict[str, Any]]) -> CallResult:

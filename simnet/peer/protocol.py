@@ -15,11 +15,23 @@ without importing aiortc; they are plain pydantic data with no behaviour. A call
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import sys
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import models_json_schema
 
-from simnet.callspec import IcePolicy, Liveness, MediaSpec, SignalingKind, Timeouts
+from simnet.callspec import (
+    ERROR_KINDS,
+    IcePolicy,
+    Liveness,
+    MediaSpec,
+    SignalingKind,
+    Timeouts,
+    VideoSpec,
+)
 
 Role = Literal["offer", "answer"]
 
@@ -34,47 +46,89 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ReadyEvent(_Model):
+    """A peer's first line: it is up, warm, and speaks this protocol. Any other field is allowed
+    (simnet's aiortc agent adds pid, netns, import_s, warm_s) and kept in
+    `PeerAgent.ready_event`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event: Literal["ready"] = Field(description="what this line is")
+    t: float = Field(description="CLOCK_MONOTONIC seconds when the peer became ready")
+    protocol: int = Field(description=f"the peer protocol version it speaks: {PROTOCOL_VERSION}")
+    peer_kind: str = Field(
+        min_length=1, description="what the peer is: aiortc, chromium, or a name of your own"
+    )
+    peer_version: str = Field(description="its implementation and version, free text")
+
+
 class IceServer(_Model):
     """One RTCIceServer. Note aiortc uses only the first STUN and the first TURN URL it accepts
     across all servers (and only `turn:...?transport=udp|tcp` and `turns:...?transport=tcp`)."""
 
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
+    urls: list[str] = Field(description="stun:, turn: and turns: URLs")
+    username: str | None = Field(default=None, description="TURN user name")
+    credential: str | None = Field(default=None, description="TURN password")
 
 
 class CallCommand(_Model):
     """One call, from one peer's side. Both peers get the same fields except role and ids."""
 
-    role: Role
-    signaling_kind: SignalingKind = "ws"
-    signaling_url_base: str
-    room: str
-    peer: str
-    remote_peer: str
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    ice_transport_policy: IcePolicy = "all"
-    # PEM file of CAs trusted for turns: URLs (coturn's self-signed certificate); None = the
-    # system store.
-    ca_file: str | None = None
+    role: Role = Field(description="offer: create the data channel and send the offer")
+    signaling_kind: SignalingKind = Field(
+        default="ws", description="ws: WebSocket; http: POST + long-poll (same server)"
+    )
+    signaling_url_base: str = Field(
+        description="the signaling server's root, http://ADDR:PORT (either scheme fits either"
+        " transport)"
+    )
+    room: str = Field(description="the call's signaling room, fresh for every call")
+    peer: str = Field(description="this peer's name in the room (the 'from' of its messages)")
+    remote_peer: str = Field(description="the other peer's name (the 'to')")
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, description="every STUN/TURN server the call may use"
+    )
+    ice_transport_policy: IcePolicy = Field(
+        default="all", description="relay: relayed candidates only"
+    )
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file of the CAs to trust for turns: URLs (coturn's self-signed"
+        " certificate); null: the system store",
+    )
     data_bytes: int = Field(
-        default=1_000_000, ge=0
-    )  # offerer -> answerer, reliable ordered channel
-    data_chunk_bytes: int = Field(default=16_384, ge=1, le=65_536)
-    rtt_probes: int = Field(default=10, ge=0)  # application-level echoes before the transfer
-    media: MediaSpec = Field(default_factory=MediaSpec)
-    duration_s: float = Field(default=0.0, ge=0)  # media time measured after the first frames
-    # Keep the call up this long after the data channel opens, whatever ICE does meanwhile (a
-    # timeline's window; ICE and connection state changes are reported as "ice_state" events).
-    hold_s: float = Field(default=0.0, ge=0)
-    # ICE "disconnected" as a browser reports it (simnet.peer.liveness); None: aiortc's states only
-    liveness: Liveness | None = Field(default_factory=Liveness)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+        default=1_000_000,
+        ge=0,
+        description="bytes sent offerer -> answerer on the reliable ordered channel, timed",
+    )
+    data_chunk_bytes: int = Field(
+        default=16_384, ge=1, le=65_536, description="size of each binary message of the transfer"
+    )
+    rtt_probes: int = Field(
+        default=10, ge=0, description="ping/pong echoes before the transfer (offerer sends)"
+    )
+    media: MediaSpec = Field(
+        default_factory=MediaSpec, description="synthetic tracks each peer sends"
+    )
+    duration_s: float = Field(
+        default=0.0, ge=0, description="media time measured after the first frames"
+    )
+    hold_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="stay in the call this long after the data channel opens, whatever ICE"
+        " does meanwhile (a timeline's window; state changes go out as ice_state events)",
+    )
+    liveness: Liveness | None = Field(
+        default_factory=Liveness,
+        description="report ICE disconnected as a browser does; null: the stack's own states",
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="the bound of each phase")
 
 
 class CandidateInfo(_Model):
-    type: str  # host / srflx / prflx / relay
-    protocol: str  # udp / tcp
+    type: str = Field(description="host / srflx / prflx / relay")
+    protocol: str = Field(description="udp / tcp")
     address: str
     port: int
 
@@ -82,73 +136,119 @@ class CandidateInfo(_Model):
 class RelayInfo(_Model):
     """How the local relayed candidate reaches its TURN server."""
 
-    server_url: str | None  # the ice_servers URL aiortc used (it uses exactly one)
-    server: str  # "ip:port"
-    transport: Literal["udp", "tcp", "tls"]
+    server_url: str | None = Field(description="the ice_servers URL the relay came from")
+    server: str = Field(description='"ip:port" of the TURN server')
+    transport: Literal["udp", "tcp", "tls"] = Field(description="peer to TURN server")
 
 
 class SelectedPair(_Model):
     local: CandidateInfo
     remote: CandidateInfo
-    relay: RelayInfo | None = None  # set when the local candidate is a relay
+    relay: RelayInfo | None = Field(
+        default=None, description="set when the local candidate is a relay"
+    )
 
 
 class TurnAttempt(_Model):
-    """One TURN allocation aioice tried while gathering (recorded by the agent)."""
+    """One TURN allocation tried while gathering."""
 
-    server: str
+    server: str = Field(description='"ip:port"')
     transport: Literal["udp", "tcp", "tls"]
     ok: bool
     error: str | None = None
-    error_code: int | None = None
+    error_code: int | None = Field(default=None, description="STUN error code, e.g. 401")
     elapsed_ms: float
 
 
 class SentStats(_Model):
     packets: int
     bytes: int
-    bitrate_kbps: float  # over the measured media window
+    bitrate_kbps: float = Field(description="over the measured media window")
 
 
 class ReceivedStats(_Model):
     packets: int
     packets_lost: int
     jitter_ms: float
-    frames: int  # decoded frames delivered to the application in the window
+    frames: int = Field(description="decoded frames delivered to the application in the window")
     fps: float
-    # From the sender's RTCP sender reports (aiortc's inbound stats have no byte count); None
-    # when fewer than two reports arrived in the window (they come about once a second).
-    bitrate_kbps: float | None
+    bitrate_kbps: float | None = Field(
+        description="from the sender's RTCP sender reports; null when fewer than two arrived"
+    )
 
 
 class MediaKindStats(_Model):
-    kind: str
+    kind: str = Field(description="audio / video")
     sent: SentStats | None
     received: ReceivedStats | None
-    rtt_ms: float | None  # from remote-inbound-rtp (RTCP receiver reports), if any arrived
+    rtt_ms: float | None = Field(description="from remote-inbound-rtp (RTCP receiver reports)")
 
 
 class CallResult(_Model):
     """The final event of a call (`{"event": "result", "t": ..., **CallResult}`)."""
 
     role: Role
-    connected: bool  # ICE nominated a pair and DTLS completed
-    error: str | None = None  # None or one of simnet.callspec.ERROR_KINDS
-    error_detail: str | None = None
+    connected: bool = Field(description="ICE nominated a pair and DTLS completed")
+    error: str | None = Field(
+        default=None, description="null or one of the error kinds (simnet.callspec.ERROR_KINDS)"
+    )
+    error_detail: str | None = Field(default=None, description="what happened, for people")
     selected_pair: SelectedPair | None = None
-    local_candidates: dict[str, int] = Field(default_factory=dict)  # type -> count
-    remote_candidates: dict[str, int] = Field(default_factory=dict)
+    local_candidates: dict[str, int] = Field(
+        default_factory=dict, description="candidate type -> count"
+    )
+    remote_candidates: dict[str, int] = Field(
+        default_factory=dict, description="candidate type -> count"
+    )
     turn_attempts: list[TurnAttempt] = Field(default_factory=list)
-    phase_t: dict[str, float] = Field(default_factory=dict)  # event -> monotonic time
-    setup_s: float | None = None  # offer created (offerer) / received (answerer) -> dc open
-    dc_rtt_ms: float | None = None  # median of the echo probes
-    dc_bytes: int | None = None
-    dc_goodput_mbps: float | None = None  # at the receiver, from the sender's start time
+    phase_t: dict[str, float] = Field(
+        default_factory=dict, description="milestone -> when it first happened (CLOCK_MONOTONIC)"
+    )
+    setup_s: float | None = Field(
+        default=None, description="offer created (offerer) / received (answerer) -> dc open"
+    )
+    dc_rtt_ms: float | None = Field(default=None, description="median of the ping/pong echoes")
+    dc_bytes: int | None = Field(default=None, description="bytes the transfer delivered")
+    dc_goodput_mbps: float | None = Field(
+        default=None, description="at the receiver, from the sender's start time"
+    )
     media: list[MediaKindStats] = Field(default_factory=list)
     media_window_s: float | None = None
-    close_s: float | None = None  # closing the peer connection (TURN deallocation included)
-    disconnects: int = 0  # times ICE went "disconnected" after connecting (liveness)
-    disconnected_s: float = 0.0  # time spent disconnected
+    close_s: float | None = Field(
+        default=None, description="closing the peer connection (TURN deallocation included)"
+    )
+    disconnects: int = Field(default=0, description="times ICE went disconnected after connecting")
+    disconnected_s: float = Field(default=0.0, description="time spent disconnected")
+
+    @field_validator("error")
+    @classmethod
+    def _known_error(cls, error: str | None) -> str | None:
+        if error is not None and error not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {error!r}; one of {', '.join(ERROR_KINDS)}")
+        return error
+
+
+def ready_problem(event: dict[str, Any]) -> str | None:
+    """Why a peer's first event does not start a session of this protocol (None: it does).
+
+    The version rule: a peer says which version it speaks, and only the same version is
+    accepted; the version is checked before anything else, so a peer of another version is
+    told that, not that some field is missing."""
+    if event.get("event") != "ready":
+        return f"its first event must be 'ready', not {event.get('event')!r}"
+    if event.get("protocol") != PROTOCOL_VERSION:
+        return (
+            f"it speaks peer protocol {event.get('protocol')!r}, simnet speaks "
+            f'{PROTOCOL_VERSION}: its ready event must carry "protocol": {PROTOCOL_VERSION}'
+        )
+    try:
+        ReadyEvent.model_validate(event)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        return f"its ready event is not valid: {fields}"
+    return None
 
 
 def command_line(cmd: CallCommand) -> str:
@@ -162,3 +262,120 @@ def exit_line() -> str:
 
 def _dump(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":")) + "\n"
+
+
+# --- the protocol as documents ------------------------------------------------------------------
+
+#: The models a peer reads or writes, in the order docs/peer-protocol.md presents them.
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
+    ReadyEvent,
+    CallCommand,
+    IceServer,
+    MediaSpec,
+    VideoSpec,
+    Timeouts,
+    Liveness,
+    CallResult,
+    SelectedPair,
+    CandidateInfo,
+    RelayInfo,
+    TurnAttempt,
+    MediaKindStats,
+    SentStats,
+    ReceivedStats,
+)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the ready event, the call command and the call result:
+    what `python -m simnet.peer.protocol --schema` prints and docs/peer-protocol.schema.json
+    holds."""
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in (ReadyEvent, CallCommand, CallResult)],
+        title=f"simnet peer protocol {PROTOCOL_VERSION}",
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": f"simnet peer protocol version {PROTOCOL_VERSION}; docs/peer-protocol.md",
+        **definitions,
+    }
+
+
+def _type_name(annotation: Any) -> str:
+    """A field's type as the document writes it (JSON words: string, integer, null, ...)."""
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__
+    simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    if annotation in simple:
+        return simple[annotation]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " \\| ".join(json.dumps(a) for a in args)
+    if origin in (Union, UnionType):
+        return " \\| ".join(_type_name(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"object of {_type_name(args[1])}"
+    return str(annotation)  # pragma: no cover - a new kind of annotation: the doc test shows it
+
+
+def _bounds(field: FieldInfo) -> str:
+    """The field's numeric bounds, e.g. ", >= 1, <= 65536"."""
+    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
+    found = []
+    for item in field.metadata:
+        for attribute, word in words.items():
+            value = getattr(item, attribute, None)
+            if value is not None:
+                found.append(f"{word} {value}")
+    return "".join(f", {bound}" for bound in found)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return f"{type(value).__name__} defaults"
+    return f"`{json.dumps(value)}`"
+
+
+def markdown_tables() -> str:
+    """One table per documented model: field, type, default, meaning (from the models' own
+    descriptions). docs/peer-protocol.md holds exactly this text between its "generated"
+    markers, which tests/unit/test_peer_protocol_doc.py checks."""
+    parts = []
+    for model in DOCUMENTED_MODELS:
+        rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            meaning = (field.description or "").replace("|", "\\|")
+            kind = _type_name(field.annotation) + _bounds(field)
+            rows.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
+        parts.append(f"#### {model.__name__}\n\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m simnet.peer.protocol --schema | --markdown`: the protocol's models as JSON
+    Schema or as the document's field tables."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m simnet.peer.protocol", description=main.__doc__
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--schema", action="store_true", help="JSON Schema of ready, call, result")
+    what.add_argument("--markdown", action="store_true", help="the field tables of the document")
+    args = parser.parse_args(argv)
+    if args.schema:
+        sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(markdown_tables())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

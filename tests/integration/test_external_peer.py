@@ -1,0 +1,195 @@
+"""A peer that is not simnet's, speaking the documented peer protocol, calls simnet's aiortc agent.
+
+Why: the peer protocol (docs/peer-protocol.md) is the interface a team plugs its own client
+into, so it must be enough on its own. `examples/peers/minimal_peer.py` is written from the
+document, imports nothing of simnet, and is started exactly as a team's peer would be
+(`PeerAgent.start(..., argv=...)`, inside the host's namespace). It also trickles its ICE
+candidates when it offers, as a browser does (offer first, without candidates, then one
+"candidate" message each, then "end-of-candidates"), which is how these tests prove that
+simnet's aiortc answerer takes trickled candidates: in the direct call the answerer's only
+way to learn the offerer's candidates is those messages.
+
+The network is tests/integration/test_peer_call.py's: alice behind a port-restricted-cone NAT,
+bob public, coturn and the signaling server public.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec
+from simnet.net.builder import Network
+from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
+from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
+from simnet.services.signaling import SignalingServer
+from tests.integration.test_peer_call import (
+    DATA_BYTES,
+    TIMEOUTS,
+    TURN_USER,
+    coturn_ice_servers,
+    first_t,
+    network,  # noqa: F401  the same network fixture
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL_PEER = [sys.executable, str(ROOT / "examples" / "peers" / "minimal_peer.py")]
+
+
+@dataclass
+class Services:
+    net: Network
+    turn: CoturnHandle
+    signaling: SignalingServer
+
+
+@pytest.fixture
+async def services(network: Network) -> AsyncIterator[Services]:  # noqa: F811
+    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
+    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
+    await signaling.start()
+    try:
+        yield Services(network, turn, signaling)
+    finally:
+        signaling.close()
+        await signaling.wait_closed()
+
+
+def commands(services: Services, offerer: str, answerer: str) -> tuple[CallCommand, CallCommand]:
+    common: dict[str, Any] = {
+        "signaling_url_base": services.signaling.base_url,
+        "room": uuid.uuid4().hex[:12],
+        "ice_servers": coturn_ice_servers(services.turn),
+        "ca_file": str(services.turn.files.cert),
+        "data_bytes": DATA_BYTES,
+        "timeouts": TIMEOUTS,
+    }
+    return (
+        CallCommand(role="offer", peer=offerer, remote_peer=answerer, **common),
+        CallCommand(role="answer", peer=answerer, remote_peer=offerer, **common),
+    )
+
+
+async def _call(
+    offerer: PeerAgent, answerer: PeerAgent, offer: CallCommand, answer: CallCommand
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    import asyncio
+
+    offer_events, answer_events = await asyncio.gather(offerer.call(offer), answerer.call(answer))
+    return offer_events, answer_events
+
+
+def _assert_measured(events: list[dict[str, Any]], milestones: tuple[str, ...]) -> None:
+    result = result_of(events)  # validates against CallResult: the example's result is valid
+    assert result.error is None, result.error_detail
+    assert result.connected
+    assert result.dc_bytes == DATA_BYTES
+    assert result.dc_goodput_mbps is not None and result.dc_goodput_mbps > 0
+    assert result.dc_rtt_ms is not None and result.dc_rtt_ms > 0
+    assert result.setup_s is not None and result.setup_s > 0
+    assert set(milestones) <= set(result.phase_t)
+    for name in milestones:
+        assert result.phase_t[name] == first_t(events, name)  # one clock, one value
+
+
+async def test_a_trickling_external_offerer_calls_the_aiortc_agent(services: Services) -> None:
+    net = services.net
+    alice = await PeerAgent.start(net.run, net.ns("alice"), argv=MINIMAL_PEER)
+    bob = await PeerAgent.start(net.run, net.ns("bob"))
+    try:
+        assert alice.ready_event["protocol"] == PROTOCOL_VERSION
+        assert alice.ready_event["peer_kind"] == "minimal-example"
+        assert bob.ready_event["peer_kind"] == "aiortc"
+        offer, answer = commands(services, "alice", "bob")
+        alice_events, bob_events = await _call(alice, bob, offer, answer)
+    finally:
+        await alice.close()
+        await bob.close()
+    _assert_measured(alice_events, OFFERER_MILESTONES)
+    _assert_measured(bob_events, ANSWERER_MILESTONES)
+
+    # alice trickled: her offer left before she had gathered anything
+    assert first_t(alice_events, "offer_sent") < first_t(alice_events, "gathering_done")
+    # bob took each of her candidates from its own message, after the offer, and ended them
+    trickled = [e for e in bob_events if e["event"] == "remote_candidate"]
+    assert trickled and all(e["applied"] for e in trickled)
+    types = {e["candidate"].split()[7] for e in trickled}
+    assert {"host", "srflx", "relay"} <= types  # STUN and TURN both offered to alice
+    assert first_t(bob_events, "offer_received") <= min(e["t"] for e in trickled)
+    assert first_t(bob_events, "remote_candidates_end") >= max(e["t"] for e in trickled)
+    result = result_of(bob_events)
+    # aioice knows those candidates (and nothing came in the offer's SDP)
+    for kind in ("host", "srflx", "relay"):
+        assert result.remote_candidates.get(kind, 0) >= 1
+    # the pair is alice's NAT mapping: learned from her trickled srflx or her first check
+    pair = result.selected_pair
+    assert pair is not None and pair.remote.address == str(net.address("home"))
+    print(
+        f"\ntrickled offer: {len(trickled)} candidates {sorted(types)}, the last "
+        f"{(max(e['t'] for e in trickled) - first_t(bob_events, 'offer_received')) * 1000:.0f} ms "
+        f"after the offer; set-up {result_of(alice_events).setup_s * 1000:.0f} ms (alice), "
+        f"goodput {result.dc_goodput_mbps:.1f} Mbit/s"
+    )
+
+
+async def test_the_aiortc_agent_offers_to_an_external_answerer(services: Services) -> None:
+    net = services.net
+    alice = await PeerAgent.start(net.run, net.ns("alice"))
+    bob = await PeerAgent.start(net.run, net.ns("bob"), argv=MINIMAL_PEER)
+    try:
+        offer, answer = commands(services, "alice", "bob")
+        alice_events, bob_events = await _call(alice, bob, offer, answer)
+    finally:
+        await alice.close()
+        await bob.close()
+    _assert_measured(alice_events, OFFERER_MILESTONES)
+    _assert_measured(bob_events, ANSWERER_MILESTONES)
+    pair = result_of(alice_events).selected_pair
+    assert pair is not None and pair.remote.address == str(net.address("bob"))
+    assert result_of(bob_events).selected_pair is not None  # the example reports its pair too
+    print(f"\nexternal answerer: set-up {result_of(alice_events).setup_s * 1000:.0f} ms")
+
+
+async def test_an_external_peer_refuses_what_it_cannot_do(services: Services) -> None:
+    """A call the peer cannot make is refused at once with its reason, not run and failed."""
+    net = services.net
+    bob = await PeerAgent.start(net.run, net.ns("bob"), argv=MINIMAL_PEER)
+    try:
+        _, answer = commands(services, "alice", "bob")
+        with pytest.raises(PeerAgentError) as info:
+            await bob.call(answer.model_copy(update={"media": MediaSpec(audio=True)}))
+        assert info.value.kind == "rejected"
+        assert "does not send or measure media" in str(info.value)
+    finally:
+        await bob.close()
+    assert bob.process.returncode == 0  # {"cmd": "exit"} ends it cleanly
+
+
+@pytest.mark.parametrize(("announced", "shown"), [("2", "2"), ("None", "None")])
+async def test_a_peer_of_another_protocol_version_is_refused(
+    network: Network,  # noqa: F811
+    announced: str,
+    shown: str,
+) -> None:
+    ready = (
+        "import json, sys, time\n"
+        "event = {'event': 'ready', 't': time.monotonic(), 'peer_kind': 'future'}\n"
+        f"if {announced} is not None: event['protocol'] = {announced}\n"
+        "print(json.dumps(event), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with pytest.raises(PeerAgentError) as info:
+        await PeerAgent.start(network.run, network.ns("bob"), argv=[sys.executable, "-c", ready])
+    assert info.value.kind == "start"
+    message = str(info.value)
+    assert f"speaks peer protocol {shown}, simnet speaks {PROTOCOL_VERSION}" in message
+    assert "docs/peer-protocol.md" in message  # where to read what version 1 is
