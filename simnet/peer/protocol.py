@@ -1,15 +1,20 @@
-"""What the controller and the peer agent say to each other: one JSON object per line.
+"""The peer protocol: what the controller and a peer program say to each other, one JSON object
+per line. A documented, versioned interface (docs/peer-protocol.md): simnet's aiortc agent,
+its Chromium agent and a team's own client all speak it.
 
-The controller writes commands to the agent's stdin (`{"cmd": "call", ...CallCommand}`,
-`{"cmd": "exit"}`); the agent writes events to its stdout, each with `"t"`, a
-`time.monotonic()` reading. Every namespace shares the same monotonic clock, so timestamps from
-the two peers of a call (and from the orchestrator) are directly comparable: one-way phase
-timings need no clock synchronisation.
+The controller writes commands to the peer's stdin (`{"cmd": "call", ...CallCommand}`,
+`{"cmd": "exit"}`); the peer writes events to its stdout, each with `"t"`, a CLOCK_MONOTONIC
+reading (`time.monotonic()`). Every namespace shares that clock, so timestamps from the two
+peers of a call (and from the orchestrator) are directly comparable: one-way phase timings need
+no clock synchronisation.
 
 The models live here, apart from the agent, so the orchestrator can build and validate a call
 without importing aiortc; they are plain pydantic data with no behaviour. A call's settings
 (media, timeouts, liveness) and the names of its phases, milestones and errors are
-`simnet.callspec`'s, shared with the scenario model.
+`simnet.callspec`'s, shared with the scenario model. The document's field tables and
+docs/peer-protocol.schema.json are generated from these models
+(`python -m simnet.peer.protocol --markdown | --schema`), and tests/unit/test_peer_protocol.py
+fails when either drifts from them.
 """
 
 from __future__ import annotations
@@ -286,6 +291,10 @@ DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
+#: The models of the command a peer reads (open to new optional fields: see `json_schema`).
+COMMAND_MODELS = ("CallCommand", "IceServer", "MediaSpec", "VideoSpec", "Timeouts", "Liveness")
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the ready event, the call command and the call result:
     what `python -m simnet.peer.protocol --schema` prints and docs/peer-protocol.schema.json
@@ -294,6 +303,11 @@ def json_schema() -> dict[str, Any]:
         [(m, "validation") for m in (ReadyEvent, CallCommand, CallResult)],
         title=f"simnet peer protocol {PROTOCOL_VERSION}",
     )
+    # What simnet sends may grow optional fields within a version, which a peer ignores (the
+    # version rule): the command's objects are open. A result is closed: the controller refuses
+    # a field it does not know, so a typo in a peer is an error, not a silently missing value.
+    for name in COMMAND_MODELS:
+        definitions["$defs"][name].pop("additionalProperties", None)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": f"simnet peer protocol version {PROTOCOL_VERSION}; docs/peer-protocol.md",
