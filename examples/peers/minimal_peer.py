@@ -11,7 +11,8 @@ What it does (protocol version 1):
 - serves `{"cmd": "call", ...}` and `{"cmd": "exit"}` on stdin, one JSON object per line;
 - as offerer it trickles, as a browser does: it sends its offer before gathering (no
   candidates in it), then each candidate as a "candidate" message, then "end-of-candidates";
-- as answerer it sends a complete answer; either way it accepts trickled remote candidates;
+- as answerer it sends a complete answer (`--trickle always`: it trickles that too, `never`:
+  neither); either way it accepts trickled remote candidates;
 - does the "simnet" data channel's echo and bulk transfer and reports the milestones and a
   result.
 
@@ -96,8 +97,8 @@ async def bounded(kind: str, awaitable: Any, timeout_s: float) -> Any:
 
 
 class Call:
-    def __init__(self, cmd: dict[str, Any], emit: Events) -> None:
-        self.cmd, self.emit = cmd, emit
+    def __init__(self, cmd: dict[str, Any], emit: Events, trickle: str) -> None:
+        self.cmd, self.emit, self.trickle = cmd, emit, trickle
         self.role: str = cmd["role"]
         self.timeouts: dict[str, float] = {
             "gathering_s": 5,
@@ -190,11 +191,7 @@ class Call:
             self.attach(pc.createDataChannel(LABEL, ordered=True))
             offer = await pc.createOffer()
             self.mark("offer_created")
-            # Trickle: the offer goes out before gathering, so it carries no candidate.
-            await self.send({"type": "offer", "sdp": offer.sdp})
-            self.mark("offer_sent")
-            await bounded("gathering", pc.setLocalDescription(offer), t["gathering_s"])
-            await self.trickle_local_candidates()
+            await self.describe(offer, trickle=self.trickle in ("offer", "always"))
             answer_sdp = await self.receive("answer")
             self.mark("answer_received")
             await pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
@@ -204,10 +201,7 @@ class Call:
             self.mark("offer_received")
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             answer = await pc.createAnswer()
-            await bounded("gathering", pc.setLocalDescription(answer), t["gathering_s"])
-            self.mark("gathering_done", candidates=self.local_counts())
-            await self.send({"type": "answer", "sdp": pc.localDescription.sdp})
-            self.mark("answer_sent")
+            await self.describe(answer, trickle=self.trickle == "always")
         self.count_remote_candidates(pc.remoteDescription.sdp)
         self.loop.create_task(self.apply_candidates())  # from now on: after the description
 
@@ -219,6 +213,21 @@ class Call:
         await self.datachannel()
         await self.hold()
         await self.finish()
+
+    async def describe(self, description: RTCSessionDescription, trickle: bool) -> None:
+        """Send our description: trickling, before gathering (so it carries no candidate) and
+        then each candidate on its own; or complete, after gathering."""
+        kind, gathering = description.type, self.timeouts["gathering_s"]
+        if trickle:
+            await self.send({"type": kind, "sdp": description.sdp})
+            self.mark(f"{kind}_sent")
+            await bounded("gathering", self.pc.setLocalDescription(description), gathering)
+            await self.trickle_local_candidates()
+        else:
+            await bounded("gathering", self.pc.setLocalDescription(description), gathering)
+            self.mark("gathering_done", candidates=self.local_counts())
+            await self.send({"type": kind, "sdp": self.pc.localDescription.sdp})
+            self.mark(f"{kind}_sent")
 
     # --- signaling ----------------------------------------------------------------------------
 
@@ -493,7 +502,7 @@ def unsupported(cmd: dict[str, Any]) -> str | None:
     return None
 
 
-async def serve(emit: Events) -> None:
+async def serve(emit: Events, trickle: str) -> None:
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader(limit=16 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
@@ -507,7 +516,7 @@ async def serve(emit: Events) -> None:
     call: asyncio.Task[None] | None = None
 
     async def run(cmd: dict[str, Any]) -> None:
-        result = await Call(cmd, emit).run()
+        result = await Call(cmd, emit, trickle).run()
         emit("result", **result)
 
     while line := await stdin.readline():  # EOF: the controller went away
@@ -535,9 +544,15 @@ async def serve(emit: Events) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--trickle",
+        choices=("offer", "always", "never"),
+        default="offer",
+        help="which descriptions go out before gathering, their candidates trickled after",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)  # stderr is the log
-    asyncio.run(serve(Events()))
+    asyncio.run(serve(Events(), args.trickle))
     return 0
 
 

@@ -6,8 +6,9 @@ document, imports nothing of simnet, and is started exactly as a team's peer wou
 (`PeerAgent.start(..., argv=...)`, inside the host's namespace). It also trickles its ICE
 candidates when it offers, as a browser does (offer first, without candidates, then one
 "candidate" message each, then "end-of-candidates"), which is how these tests prove that
-simnet's aiortc answerer takes trickled candidates: in the direct call the answerer's only
-way to learn the offerer's candidates is those messages.
+simnet's aiortc answerer takes trickled candidates: the answerer's only way to learn the
+offerer's host, srflx and relay candidates is those messages. With `--trickle always` it
+trickles its answer too, which simnet's aiortc offerer takes the same way.
 
 The network is tests/integration/test_peer_call.py's: alice behind a port-restricted-cone NAT,
 bob public, coturn and the signaling server public.
@@ -141,10 +142,15 @@ async def test_a_trickling_external_offerer_calls_the_aiortc_agent(services: Ser
     )
 
 
-async def test_the_aiortc_agent_offers_to_an_external_answerer(services: Services) -> None:
+@pytest.mark.parametrize("trickle", ["never", "always"])
+async def test_the_aiortc_agent_offers_to_an_external_answerer(
+    services: Services, trickle: str
+) -> None:
+    """The answer complete, or trickled (sent before gathering, as a browser answerer does):
+    simnet's aiortc offerer connects either way."""
     net = services.net
     alice = await PeerAgent.start(net.run, net.ns("alice"))
-    bob = await PeerAgent.start(net.run, net.ns("bob"), argv=MINIMAL_PEER)
+    bob = await PeerAgent.start(net.run, net.ns("bob"), argv=[*MINIMAL_PEER, "--trickle", trickle])
     try:
         offer, answer = commands(services, "alice", "bob")
         alice_events, bob_events = await _call(alice, bob, offer, answer)
@@ -156,7 +162,16 @@ async def test_the_aiortc_agent_offers_to_an_external_answerer(services: Service
     pair = result_of(alice_events).selected_pair
     assert pair is not None and pair.remote.address == str(net.address("bob"))
     assert result_of(bob_events).selected_pair is not None  # the example reports its pair too
-    print(f"\nexternal answerer: set-up {result_of(alice_events).setup_s * 1000:.0f} ms")
+    trickled = [e for e in alice_events if e["event"] == "remote_candidate"]
+    if trickle == "always":
+        assert first_t(bob_events, "answer_sent") < first_t(bob_events, "gathering_done")
+        assert trickled and all(e["applied"] for e in trickled)
+        assert first_t(alice_events, "remote_candidates_end") >= max(e["t"] for e in trickled)
+    else:
+        assert trickled == []
+    print(
+        f"\nexternal answerer ({trickle=}): set-up {result_of(alice_events).setup_s * 1000:.0f} ms"
+    )
 
 
 async def test_an_external_peer_refuses_what_it_cannot_do(services: Services) -> None:
