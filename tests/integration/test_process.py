@@ -8,6 +8,7 @@ leaves a child behind would show up everywhere at once. Each test observes the k
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -146,6 +147,25 @@ async def test_async_ready_and_stop() -> None:
         assert await proc.await_exit(0.05) is None  # still running
         assert await proc.astop() == -signal.SIGTERM
         assert not _alive(proc.pid)
+
+
+async def test_every_waiter_sees_the_exit() -> None:
+    """Two tasks wait for one process's exit at once (a peer agent's `close()` and its call
+    task that saw the agent's stdout end): both are woken by the exit. A loop holds one reader
+    per descriptor, so each waiter adding its own reader on the pidfd left the first one
+    asleep for its whole timeout (seen as a 5 s `close()` in 1 of 6 suite runs under load)."""
+    with Run(label="test") as run:
+        proc = process.start(run, "waited", ["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        first = asyncio.ensure_future(proc.await_exited(60))
+        second = asyncio.ensure_future(proc.await_exit(60))
+        await asyncio.sleep(0)  # both are waiting before the process exits
+        assert not first.done() and not second.done()
+        assert proc.popen.stdin is not None
+        proc.popen.stdin.close()
+        # A waiter that missed the exit would come back False / None, 60 s later.
+        assert await first is True
+        assert await second == 0
+        assert await proc.await_exited(60) is True  # reaped now: at once
 
 
 def test_cleanup_finds_a_process_whose_pid_never_reached_the_state_file() -> None:
