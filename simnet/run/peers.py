@@ -51,7 +51,8 @@ def _program(program: str) -> str | None:
     name on PATH; None if there is no such executable."""
     if os.sep in program:
         path = Path(program)
-        return str(path.resolve()) if path.is_file() and os.access(path, os.X_OK) else None
+        # absolute, not resolved: a venv's python is a symlink that must stay one
+        return str(path.absolute()) if path.is_file() and os.access(path, os.X_OK) else None
     return shutil.which(program)
 
 

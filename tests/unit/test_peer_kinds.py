@@ -60,6 +60,12 @@ def test_each_kind_runs_its_program(tmp_path: Path) -> None:
     assert peer_argv(scenario.hosts["a"], "ns", tmp_path, "a") is None  # the aiortc agent
     assert peer_argv(scenario.hosts["b"], "ns", tmp_path, "b") == [str(client), "--x", "1"]
     missing_programs(scenario.hosts, ["a", "b"], "s.yaml")  # nothing missing: no error
+    # a symlink is run as named: a venv's bin/python resolved to the base interpreter would
+    # lose the venv's packages
+    link = tmp_path / "python-link"
+    link.symlink_to(client)
+    linked = scenario_from_dict({"hosts": {"a": {"peer": {"command": str(link)}}}})
+    assert peer_argv(linked.hosts["a"], "ns", tmp_path, "a") == [str(link)]
 
 
 def test_a_missing_program_is_an_exit_2_error_with_the_fix(
