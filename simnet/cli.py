@@ -421,6 +421,12 @@ def matrix(
     turn: Annotated[bool, typer.Option("--turn/--no-turn", help="offer a TURN server")] = True,
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
+    peers: Annotated[
+        str,
+        typer.Option(
+            help="peer kind of both sides (aiortc, chromium), or of A and B: aiortc,chromium"
+        ),
+    ] = "aiortc",
 ) -> None:
     """Call across every ordered pair of NAT presets and show the grid of outcomes."""
     from rich.progress import Progress
@@ -431,12 +437,19 @@ def matrix(
         PRESETS,
         matrix_cells,
         matrix_outcomes,
+        matrix_peers,
         matrix_scenario,
         run_matrix,
     )
+    from simnet.run.peers import missing_programs
 
+    try:
+        sides = matrix_peers(peers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--peers") from None
+    scenario = matrix_scenario(turn=turn, peers=sides)
+    missing_programs(scenario.hosts, list(scenario.hosts), "simnet matrix --peers")
     require_root()
-    scenario = matrix_scenario(turn=turn)
     cells = matrix_cells()
     store = ResultStore(out_dir, scenario.name)
     rows: list[ResultRow] = []
@@ -453,10 +466,13 @@ def matrix(
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
-            run_matrix(repeat, turn, on_row)
+            run_matrix(repeat, turn, on_row, peers=sides)
     outcomes = matrix_outcomes(rows, turn)
     wrong = [o.mismatch() for o in outcomes if not o.ok]
-    grid = Table(title=f"NAT matrix ({'with' if turn else 'without'} TURN): outcome, median set-up")
+    stacks = sides[0] if sides[0] == sides[1] else f"{sides[0]} -> {sides[1]}"
+    grid = Table(
+        title=f"NAT matrix, {stacks} ({'with' if turn else 'without'} TURN): outcome, median set-up"
+    )
     grid.add_column("A \\ B")
     for preset in PRESETS:
         grid.add_column(preset)

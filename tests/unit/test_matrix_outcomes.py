@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes
+import pytest
+
+from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes, matrix_peers, matrix_scenario
 
 
 def _row(nat_a: str, nat_b: str, path: str | None, setup: float | None = 50.0) -> dict[str, Any]:
@@ -36,3 +38,17 @@ def test_without_turn_relay_is_not_allowed_and_medians_are_per_cell() -> None:
     rows = [_row("open", "open", "relay", 10.0), _row("open", "open", "direct", 30.0)]
     [cell] = [o for o in matrix_outcomes(rows, turn=False) if (o.nat_a, o.nat_b) == ("open",) * 2]
     assert not cell.ok and cell.setup_ms_median == 20.0
+
+
+def test_peers_option_sets_each_side_stack() -> None:
+    """`--peers chromium` puts Chromium on both sides; `aiortc,chromium` makes every call an
+    aiortc offerer (side A) calling a Chromium answerer (side B)."""
+    assert matrix_peers("chromium") == ("chromium", "chromium")
+    assert matrix_peers("aiortc, chromium") == ("aiortc", "chromium")
+    scenario = matrix_scenario(peers=matrix_peers("aiortc,chromium"))
+    kinds = {name: host.peer for name, host in scenario.hosts.items()}
+    assert {k for n, k in kinds.items() if n.startswith("a-")} == {"aiortc"}
+    assert {k for n, k in kinds.items() if n.startswith("b-")} == {"chromium"}
+    for bad in ("firefox", "aiortc,chromium,aiortc", ""):
+        with pytest.raises(ValueError, match="--peers"):
+            matrix_peers(bad)
