@@ -98,7 +98,23 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     if "scenario" not in frame.columns:
         frame["scenario"] = "?"
     frame["group"] = group_labels(frame)
+    frame["stack"] = stack_labels(frame)
     return frame
+
+
+def stack_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's WebRTC stacks: "aiortc", "chromium", or "aiortc -> chromium" (offerer's,
+    answerer's) for a mixed call; rows from before peer kinds were all aiortc."""
+
+    def kind(column: str) -> pd.Series:
+        values = frame[column] if column in frame.columns else pd.Series(None, index=frame.index)
+        return values.astype(object).where(values.notna(), "aiortc").astype(str)
+
+    offerer, answerer = kind("offerer_peer"), kind("answerer_peer")
+    return pd.Series(
+        [o if o == a else f"{o} -> {a}" for o, a in zip(offerer, answerer, strict=True)],
+        index=frame.index,
+    )
 
 
 def _overrides(value: Any) -> list[str] | None:
@@ -272,7 +288,9 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     col_a, col_b, label_a, label_b = axes
     rows = frame[frame[col_a].notna() & frame[col_b].notna()]
     sections = []
-    for scenario, group in rows.groupby("scenario", sort=True):
+    several = rows["stack"].nunique() > 1
+    for (scenario, stack), group in rows.groupby(["scenario", "stack"], sort=True):
+        title = f"{scenario}, {stack}" if several else str(scenario)
         a_values, b_values = _ordered(list(group[col_a])), _ordered(list(group[col_b]))
         grid: list[list[tuple[str, str, int]]] = []  # (outcome class, cell text, runs)
         for a in a_values:
@@ -308,10 +326,43 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
             f"<p>Each cell: how the calls connected and their median set-up time (offer created "
             f"to data channel open). {len(group)} runs.</p>{table}<p>{legend}</p>"
         )
-        figure = _matrix_figure(grid, a_values, b_values, label_a, label_b, str(scenario))
-        slug = "matrix-" + re.sub(r"[^a-z0-9]+", "-", str(scenario).lower()).strip("-")
-        sections.append(Section(slug, f"NAT matrix: {scenario}", text, figure))
+        figure = _matrix_figure(grid, a_values, b_values, label_a, label_b, title)
+        slug = "matrix-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+        sections.append(Section(slug, f"NAT matrix: {title}", text, figure))
+    if several:
+        sections.append(_stacks_side_by_side(rows, col_a, col_b, label_a, label_b))
     return sections
+
+
+def _stacks_side_by_side(
+    rows: pd.DataFrame, col_a: str, col_b: str, label_a: str, label_b: str
+) -> Section:
+    """Per matrix cell, what each stack did: path and median set-up, cells where the stacks
+    took different paths marked, so a difference of behaviour is one look away."""
+    stacks = sorted(rows["stack"].unique(), key=lambda s: (s != "aiortc", s))
+    header = [label_a, label_b, *(f"{s}: path, median set-up" for s in stacks), "paths differ"]
+    lines = []
+    for a in _ordered(list(rows[col_a])):
+        for b in _ordered(list(rows[col_b])):
+            cell = rows[(rows[col_a].map(_label) == a) & (rows[col_b].map(_label) == b)]
+            paths = []
+            line = [a, b]
+            for stack in stacks:
+                runs = cell[cell["stack"] == stack]
+                kind = _cell_outcome(set(runs["outcome"]))
+                setup = _median(runs.loc[runs["connected"], "setup_ms"])
+                line.append(DASH if kind == "none" else f"{kind}, {_fmt(setup, ' ms')}")
+                if kind != "none":
+                    paths.append(kind)
+            line.append("yes" if len(set(paths)) > 1 else "")
+            lines.append(line)
+    text = (
+        "<p>The same networks called with each WebRTC stack (offerer -> answerer)."
+        " Where the paths differ, the stacks' ICE implementations chose differently on the same"
+        " network (e.g. a relayed pair nominated although hole punching works).</p>"
+        + _table(header, lines, "stacks")
+    )
+    return Section("matrix-stacks", "NAT matrix by WebRTC stack", text)
 
 
 def _rgb(color: str) -> tuple[float, float, float]:

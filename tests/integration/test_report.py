@@ -252,3 +252,35 @@ def test_variants_are_labelled_from_overrides_and_older_rows_by_hash() -> None:
         "old #bbbbbbbb",
         "one",
     ]
+
+
+def test_two_stacks_get_their_own_grids_and_a_side_by_side(tmp_path: Path) -> None:
+    """Matrix rows of aiortc and of Chromium are never pooled into one grid: each stack gets its
+    grid, and one table puts the two side by side per cell, marking where their paths differ."""
+    aiortc = _matrix_rows(repeat=1)
+    chromium = []
+    for row in _matrix_rows(repeat=1, seed=8):
+        direct = dict(row.cell)["nat_a"] == "symmetric" and row["path"] == "relay"
+        update: dict[str, Any] = {"offerer_peer": "chromium", "answerer_peer": "chromium"}
+        if direct:  # this stack punched through where the other relayed
+            update["path"] = "direct"
+        chromium.append(
+            ResultRow(
+                call=row.call.model_copy(update=update), scenario="nat-matrix",
+                scenario_hash="", seed=0, run=0, run_id="report-chromium", wall_ms=0.0,
+                cell=row.cell,
+            )
+        )  # fmt: skip
+    page = report([_store(aiortc + chromium, tmp_path / "results")], tmp_path / "r.html")
+    text = page.read_text()
+    assert "NAT matrix: nat-matrix, aiortc</h2>" in text
+    assert "NAT matrix: nat-matrix, chromium</h2>" in text
+    assert "NAT matrix by WebRTC stack" in text
+    side = text[text.index("NAT matrix by WebRTC stack") :]
+    rows = re.findall(r"<tr>(.*?)</tr>", side)
+    cells = [re.findall(r"<td>(.*?)</td>", r) for r in rows if "<td>" in r]
+    differ = {(c[0], c[1]) for c in cells if c[-1] == "yes"}
+    # symmetric -> port-restricted-cone relays with aiortc, "punched through" with this Chromium
+    assert ("symmetric", "port-restricted-cone") in differ
+    assert ("open", "open") not in differ
+    assert len(cells) == len(PRESETS) ** 2
