@@ -49,7 +49,9 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 # what failed: "turn-auth" the TURN server refused the credentials (401) and no path was left;
 # "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
 # not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
-# "agent" an unexpected exception inside the agent (details in error_detail and its log).
+# "agent" an unexpected exception inside the agent (details in error_detail and its log);
+# "browser" a browser peer's page crashed (the renderer died, its DevTools connection closed)
+# or stopped answering (the agent's watchdog), reported within the phase timeout.
 ERROR_KINDS: tuple[str, ...] = (
     "ice-failed",
     "turn-auth",
@@ -57,6 +59,7 @@ ERROR_KINDS: tuple[str, ...] = (
     "dtls",
     "media",
     "agent",
+    "browser",
     *(f"timeout:{p}" for p in PHASES),
 )
 

@@ -164,9 +164,19 @@ def _nfqueue_check() -> Check:
     )
 
 
+def _chromium_check() -> Check:
+    """Chromium peers (`peer: chromium`) need Debian's browser; aiortc peers do not."""
+    from simnet.peer.chromium import INSTALL_FIX, find_binary
+
+    found = find_binary()
+    detail = str(found) if found else "missing (Chromium peers: peer: chromium)"
+    return Check("browser chromium", found is not None, detail, INSTALL_FIX, required=False)
+
+
 def run_checks() -> list[Check]:
     checks = [Check("root", os.geteuid() == 0, f"uid {os.geteuid()}", "run as root")]
     checks += _binary_checks()
+    checks.append(_chromium_check())
     if os.geteuid() == 0:
         checks += _kernel_checks()
     return checks

@@ -224,6 +224,13 @@ class CallResult(_Model):
     )
     disconnects: int = Field(default=0, description="times ICE went disconnected after connecting")
     disconnected_s: float = Field(default=0.0, description="time spent disconnected")
+    clock_error_ms: float | None = Field(
+        default=None,
+        description="a peer that stamps its events on its own clock and maps them to the shared"
+        " one (a browser page) gives the bound on that mapping's error here: every time of the"
+        " result and its events is within +- this (ms) of the shared clock; null: the peer reads"
+        " the shared clock itself (the aiortc agent)",
+    )
 
     @field_validator("error")
     @classmethod

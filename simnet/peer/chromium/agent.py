@@ -1,0 +1,238 @@
+"""The Chromium peer agent: `python -m simnet.peer.chromium --netns NS --profile DIR`.
+
+It speaks simnet's peer protocol (`simnet.peer.protocol`, version 1) exactly like the aiortc
+agent (`simnet.peer.agent`), so the controller drives it the same way: JSON commands on stdin,
+JSON events on stdout, each stamped with `"t"` = `time.monotonic()`, the clock every namespace
+shares. What differs is behind the protocol: the call runs in a headless Chromium page
+(libwebrtc), driven over the DevTools protocol.
+
+Start-up, before "ready" (off any call's clock): enter the namespace (so the browser, a child,
+lives there too), launch Chromium with a fresh profile in `--profile` and wait for its DevTools
+line, open the call page (page.html, from file://) and warm it up (one RTCPeerConnection created,
+an offer set, closed). Then it announces `{"event": "ready", "t", "protocol": 1, "peer_kind":
+"chromium", "peer_version": "Chromium 156...", "pid", "netns", "browser_pid", "launch_s",
+"browser_s", "warm_s"}` (`launch_s`: agent start to the browser's DevTools answering, of which
+`browser_s` from the browser's spawn; `warm_s`: the page and its warm-up).
+
+A call whose page crashed or hung ends with the error "browser" (`simnet.peer.chromium.driver`);
+the agent then replaces the page (or relaunches the browser) before its next call. On exit (the
+"exit" command, stdin closing, SIGTERM) it closes the browser and removes the profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from simnet.net import netns
+from simnet.peer.agent import _current_netns, _EventWriter, _stdin_lines
+
+log = logging.getLogger("simnet.peer.chromium.agent")
+
+PAGE = Path(__file__).with_name("page.html")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.chromium", description=__doc__)
+    parser.add_argument("--netns", help="network namespace to live in (omitted: the caller's)")
+    parser.add_argument(
+        "--profile", required=True, type=Path, help="the browser's profile directory (emptied)"
+    )
+    parser.add_argument("--chromium", help="the Chromium executable (default: Debian's)")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "INFO"))
+    return parser.parse_args(argv)
+
+
+class Agent:
+    """The browser, its call page, and the commands served."""
+
+    def __init__(self, args: argparse.Namespace, emit: _EventWriter) -> None:
+        from simnet.peer.chromium import require_chromium
+        from simnet.peer.chromium.browser import Browser, Page
+
+        self.binary = require_chromium(args.chromium)  # its message ends the agent's log
+        self.profile: Path = args.profile
+        self.trust: list[str] = list(args.trust)
+        self.emit = emit
+        self.browser: Browser | None = None
+        self.page: Page | None = None
+        self.launched_t = 0.0  # when the browser last answered DevTools
+
+    async def start(self) -> None:
+        """Launch the browser (trusting `self.trust`) and open a warm call page."""
+        from simnet.peer.chromium.browser import Browser, spki_hashes
+
+        spki = spki_hashes(self.trust) if self.trust else []
+        self.browser = await Browser.launch(self.binary, self.profile, spki)
+        self.launched_t = time.monotonic()
+        await self._open_page()
+
+    async def _open_page(self) -> None:
+        assert self.browser is not None
+        self.page = await self.browser.new_page(PAGE.as_uri())
+        await self.browser.close_other_pages(self.page)
+        await self.page.evaluate("simnetWarmUp()", await_promise=True)
+
+    async def repair(self) -> None:
+        """After a page crash or hang: a new page, or a new browser if the old one is gone."""
+        browser, page = self.browser, self.page
+        if browser is not None and browser.alive():
+            if page is not None:
+                browser.forget(page)
+                await page.close()
+            try:
+                await self._open_page()
+                return
+            except Exception:
+                log.exception("cannot open a new page; relaunching the browser")
+        await self.stop_browser()
+        await self.start()
+
+    async def ensure_trusted(self, ca_file: str | None) -> None:
+        """Relaunch the browser if the call trusts a certificate it does not (see browser.py)."""
+        from simnet.peer.chromium.browser import spki_hashes
+
+        if ca_file is None or self.browser is None:
+            return
+        needed = set(spki_hashes([ca_file]))
+        if needed <= self.browser.spki:
+            return
+        log.info("relaunching the browser to trust %s", ca_file)
+        self.trust.append(ca_file)
+        await self.stop_browser()
+        await self.start()
+
+    async def stop_browser(self) -> None:
+        if self.browser is not None:
+            await self.browser.close()
+        self.browser = self.page = None
+
+    async def call(self, command: dict[str, Any]) -> None:
+        """Run one call and emit its result; a crash still ends in a result."""
+        from simnet.peer.chromium.driver import run_call
+        from simnet.peer.protocol import CallCommand, CallResult
+
+        cmd = CallCommand.model_validate(command)
+        try:
+            if self.page is None or self.browser is None or not self.browser.alive():
+                await self.repair()
+            await self.ensure_trusted(cmd.ca_file)
+            assert self.page is not None
+            result = await run_call(self.page, cmd, self.emit)
+        except Exception as exc:
+            log.exception("call crashed")
+            result = CallResult(
+                role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}"
+            )
+        self.emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
+        if result.error == "browser":
+            try:
+                await self.repair()
+            except Exception:
+                log.exception("cannot replace the crashed page")
+                self.page = None
+
+
+async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -> int:
+    from pydantic import ValidationError
+
+    from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
+
+    agent = Agent(args, emit)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await agent.start()
+        launched = agent.launched_t
+        assert agent.browser is not None
+        reader = await _stdin_lines()
+        emit(
+            {
+                "event": "ready",
+                "t": time.monotonic(),
+                "protocol": PROTOCOL_VERSION,
+                "peer_kind": "chromium",
+                "peer_version": agent.browser.version,
+                "pid": os.getpid(),
+                "netns": _current_netns(),
+                "browser_pid": agent.browser.pid,
+                "launch_s": launched - started,
+                "browser_s": agent.browser.start_s,
+                "warm_s": time.monotonic() - launched,
+            }
+        )
+        call: asyncio.Task[None] | None = None
+        stopping = asyncio.ensure_future(stop.wait())
+        while True:
+            reading = asyncio.ensure_future(reader.readline())
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                reading.cancel()
+                break
+            line = reading.result()
+            if not line:
+                break
+            try:
+                command = json.loads(line)
+                name = command.pop("cmd")
+            except (ValueError, KeyError, AttributeError):
+                emit({"event": "error", "t": time.monotonic(), "error": f"bad command: {line!r}"})
+                continue
+            if name == "exit":
+                break
+            if name != "call":
+                emit(
+                    {"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"}
+                )
+                continue
+            try:
+                CallCommand.model_validate(command)
+            except ValidationError as exc:
+                emit({"event": "error", "t": time.monotonic(), "error": f"invalid call: {exc}"})
+                continue
+            if call is not None and not call.done():
+                emit(
+                    {"event": "error", "t": time.monotonic(), "error": "a call is already running"}
+                )
+                continue
+            call = asyncio.ensure_future(agent.call(command))
+        if call is not None and not call.done():
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+        stopping.cancel()
+    finally:
+        await agent.stop_browser()
+        shutil.rmtree(agent.profile, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = _parse_args(argv)
+    if args.netns:
+        netns.enter_for_good(args.netns)  # before the browser, a child, is started
+    emit = _EventWriter()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    return asyncio.run(_serve(args, emit, started))

@@ -1,0 +1,375 @@
+"""The headless Chromium one agent drives: launched, watched, given pages, closed.
+
+Launch: Debian's binary (`/usr/lib/chromium/chromium`; `/usr/bin/chromium` is a shell wrapper
+that exports Debian's Google API keys and loads system extensions, neither wanted here), headless,
+with the profile directory it is given (fresh: the agent wipes it first), and flags for a quiet,
+deterministic browser that talks to nobody but the call: no first run, no component updates,
+sync, safe browsing, metrics or background networking; fake media devices and no permission
+prompt; real host candidates instead of mDNS names. `--remote-debugging-port=0` lets the kernel
+pick the DevTools port; the browser announces it on stderr ("DevTools listening on ws://..."), and
+that line is the readiness event (no sleep, no polling). The rest of its stderr is copied to the
+agent's log.
+
+The browser is a child of the agent in the agent's process group (so killing the group, as a
+run's teardown does, kills it), carries the run's environment tag (so `simnet cleanup` finds it
+and its children), and gets SIGKILL from the kernel if the agent dies first
+(`PR_SET_PDEATHSIG`): an agent killed with -9 never leaves a browser behind.
+
+TURN over TLS: coturn's certificate is self-signed. Chromium has no per-connection trust
+setting; it is told to accept exactly the certificates whose public keys the call trusts
+(`--ignore-certificate-errors-spki-list`, honoured because a `--user-data-dir` is given):
+every other certificate is still verified. The list is fixed at launch, so the agent relaunches
+the browser (before a call starts, off its clock) when a call trusts a key the browser does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from simnet.aio import within
+from simnet.peer.chromium.cdp import CdpClosed, CdpConnection, CdpError
+
+log = logging.getLogger("simnet.peer.chromium.browser")
+
+LAUNCH_TIMEOUT_S = 30.0  # spawn -> DevTools line; ~0.4 s here, a loaded machine takes longer
+PAGE_TIMEOUT_S = 15.0  # a new page loaded from file://
+CLOSE_TIMEOUT_S = 5.0
+DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+BINDING = "simnetEvent"
+# Browser log lines that say only that this machine has no desktop (no D-Bus, no UPower)
+LOG_NOISE = ("ERROR:dbus/",)
+PR_SET_PDEATHSIG = 1
+
+# Off: everything that would make the browser talk to a server of its own, or change what it
+# does between runs. (WebRtcHideLocalIpsWithMdns: host candidates carry real addresses.)
+DISABLED_FEATURES = (
+    "WebRtcHideLocalIpsWithMdns",
+    "Translate",
+    "MediaRouter",
+    "DialMediaRouteProvider",
+    "OptimizationHints",
+    "AutofillServerCommunication",
+    "CertificateTransparencyComponentUpdater",
+    "InterestFeedContentSuggestions",
+    "PrivacySandboxSettings4",
+)
+
+
+class BrowserError(Exception):
+    """The browser could not be started, or a page could not be opened in it."""
+
+
+def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of every certificate in the PEM files: the form
+    `--ignore-certificate-errors-spki-list` takes."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    hashes = []
+    for path in pem_files:
+        for cert in x509.load_pem_x509_certificates(Path(path).read_bytes()):
+            spki = cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            hashes.append(base64.b64encode(hashlib.sha256(spki).digest()).decode())
+    return sorted(set(hashes))
+
+
+def flags(profile: Path, spki: Sequence[str] = ()) -> list[str]:
+    """The command-line flags of an agent's browser (see the module docstring)."""
+    argv = [
+        "--headless",
+        "--no-sandbox",  # root in a namespace: the sandbox needs user namespaces of its own
+        f"--user-data-dir={profile}",
+        "--remote-debugging-port=0",
+        "--remote-debugging-address=127.0.0.1",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--disable-features={','.join(DISABLED_FEATURES)}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--no-pings",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-breakpad",
+        "--metrics-recording-only",
+        "--password-store=basic",
+        "--disable-gpu",
+        # a hidden page must not be throttled: it is the only page, and it runs a call
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+        "--log-level=2",
+    ]
+    if spki:
+        argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
+    argv.append("about:blank")
+    return argv
+
+
+def browser_env(profile: Path) -> dict[str, str]:
+    """The agent's environment (the run's tag included), with the browser's per-user
+    directories inside its profile: its crash handler's database (`Crash Reports`, which a
+    crashed page writes to) and caches then go where the profile goes, not to $HOME."""
+    return {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(profile / "xdg-config"),
+        "XDG_CACHE_HOME": str(profile / "xdg-cache"),
+    }
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the agent (the forking thread) dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def fresh_profile(profile: Path) -> None:
+    """An empty profile directory at `profile` (created, or emptied: it is the agent's)."""
+    if profile.exists():
+        shutil.rmtree(profile)
+    profile.mkdir(parents=True)
+
+
+class Page:
+    """One page target, attached through a flat session; events of its binding go to `sink`."""
+
+    def __init__(self, browser: Browser, target_id: str, session_id: str) -> None:
+        self.browser = browser
+        self.target_id = target_id
+        self.session_id = session_id
+        loop = asyncio.get_running_loop()
+        self.crashed: asyncio.Future[str] = loop.create_future()
+        self.loaded = asyncio.Event()
+        self.sink: Callable[[str], None] | None = None
+
+    def on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
+        if method == "Target.targetCrashed" and params.get("targetId") == self.target_id:
+            self._crash(f"the page's renderer crashed ({params.get('status')})")
+        elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session_id:
+            self._crash("the page's DevTools session ended")
+        if session_id != self.session_id:
+            return
+        if method == "Runtime.bindingCalled" and params.get("name") == BINDING:
+            if self.sink is not None:
+                self.sink(str(params.get("payload", "")))
+        elif method == "Inspector.targetCrashed":
+            self._crash("the page's renderer crashed")
+        elif method == "Page.loadEventFired":
+            self.loaded.set()
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            text = details.get("exception", {}).get("description") or details.get("text")
+            log.warning("page exception: %s", text)
+        elif method == "Runtime.consoleAPICalled":
+            args = " ".join(
+                str(a.get("value", a.get("description", ""))) for a in params.get("args", [])
+            )
+            log.info("page console.%s: %s", params.get("type"), args)
+
+    def _crash(self, reason: str) -> None:
+        if not self.crashed.done():
+            self.crashed.set_result(reason)
+
+    async def send(
+        self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 10.0
+    ) -> dict[str, Any]:
+        return await self.browser.cdp.send(
+            method, params, session_id=self.session_id, timeout_s=timeout_s
+        )
+
+    async def evaluate(
+        self, expression: str, *, await_promise: bool = False, timeout_s: float = 10.0
+    ) -> Any:
+        """The value of `expression` in the page (JSON-serialisable); a thrown exception is a
+        `BrowserError`."""
+        result = await self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": await_promise},
+            timeout_s,
+        )
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise BrowserError(f"page script failed: {text}")
+        return result.get("result", {}).get("value")
+
+    async def close(self) -> None:
+        with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
+            await self.browser.cdp.send(
+                "Target.closeTarget", {"targetId": self.target_id}, timeout_s=CLOSE_TIMEOUT_S
+            )
+
+
+class Browser:
+    """A running headless Chromium and the DevTools connection to it."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        cdp: CdpConnection,
+        version: str,
+        spki: Sequence[str],
+        stderr_task: asyncio.Task[None],
+    ) -> None:
+        self.process = process
+        self.cdp = cdp
+        self.version = version  # "Chromium 156.0.8078.108"
+        self.spki = frozenset(spki)
+        self._stderr_task = stderr_task
+        self._pages: list[Page] = []
+        self.start_s = 0.0  # spawn -> DevTools answering
+        cdp.listen(self._dispatch)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @classmethod
+    async def launch(cls, binary: Path, profile: Path, spki: Sequence[str] = ()) -> Browser:
+        """Start the browser and connect to it; returns once DevTools answers."""
+        fresh_profile(profile)
+        spawned = time.monotonic()
+        argv = [str(binary), *flags(profile, spki)]
+        log.info("launching %s", " ".join(argv))
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=browser_env(profile),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=None,  # the agent's descriptor 1, which is its log (see agent.EventWriter)
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            assert process.stderr is not None
+            url = await within(_devtools_url(process.stderr), LAUNCH_TIMEOUT_S)
+        except TimeoutError:
+            await _kill(process)
+            raise BrowserError(
+                f"{binary} printed no DevTools address within {LAUNCH_TIMEOUT_S:g} s"
+            ) from None
+        except BaseException:
+            await _kill(process)
+            raise
+        stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
+        try:
+            cdp = await CdpConnection.connect(url)
+            version = await cdp.send("Browser.getVersion")
+            await cdp.send("Target.setDiscoverTargets", {"discover": True})
+        except BaseException:
+            stderr_task.cancel()
+            await _kill(process)
+            raise
+        # "Chrome/156.0.8078.108" even for Chromium: the binary says which it is
+        number = str(version.get("product", "")).rpartition("/")[2]
+        name = "Chromium" if "chromium" in binary.name.lower() else "Chrome"
+        browser = cls(process, cdp, f"{name} {number}", spki, stderr_task)
+        browser.start_s = time.monotonic() - spawned
+        return browser
+
+    def _dispatch(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
+        for page in list(self._pages):
+            page.on_event(method, params, session_id)
+
+    async def new_page(self, url: str) -> Page:
+        """A new page at `url`, with the event binding installed before its scripts run."""
+        created = await self.cdp.send("Target.createTarget", {"url": "about:blank"})
+        target_id = str(created["targetId"])
+        attached = await self.cdp.send(
+            "Target.attachToTarget", {"targetId": target_id, "flatten": True}
+        )
+        page = Page(self, target_id, str(attached["sessionId"]))
+        self._pages.append(page)
+        try:
+            for method in ("Runtime.enable", "Page.enable", "Inspector.enable"):
+                await page.send(method)
+            await page.send("Runtime.addBinding", {"name": BINDING})
+            page.loaded.clear()
+            navigated = await page.send("Page.navigate", {"url": url})
+            if navigated.get("errorText"):
+                raise BrowserError(f"cannot load {url}: {navigated['errorText']}")
+            await within(page.loaded.wait(), PAGE_TIMEOUT_S)
+        except BaseException:
+            self.forget(page)
+            await page.close()
+            raise
+        return page
+
+    def forget(self, page: Page) -> None:
+        if page in self._pages:
+            self._pages.remove(page)
+
+    async def close_other_pages(self, keep: Page) -> None:
+        """Close the initial about:blank tab (one renderer less)."""
+        targets = await self.cdp.send("Target.getTargets")
+        for info in targets.get("targetInfos", []):
+            if info.get("type") == "page" and info.get("targetId") != keep.target_id:
+                with contextlib.suppress(CdpError):
+                    await self.cdp.send("Target.closeTarget", {"targetId": info["targetId"]})
+
+    def alive(self) -> bool:
+        return self.process.returncode is None and not self.cdp.closed.done()
+
+    async def close(self) -> None:
+        """Ask the browser to exit; kill it if it does not within CLOSE_TIMEOUT_S."""
+        if self.process.returncode is None:
+            with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
+                await self.cdp.send("Browser.close", timeout_s=CLOSE_TIMEOUT_S)
+            try:
+                await within(self.process.wait(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                await _kill(self.process)
+        await self.cdp.close()
+        self._stderr_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._stderr_task
+
+
+async def _devtools_url(stderr: asyncio.StreamReader) -> str:
+    while True:
+        line = await stderr.readline()
+        if not line:
+            raise BrowserError("the browser exited before it opened DevTools")
+        text = line.decode(errors="replace").rstrip()
+        match = DEVTOOLS_LINE.search(text)
+        if match:
+            return match.group(1)
+        if text and not any(noise in text for noise in LOG_NOISE):
+            log.info("chromium: %s", text)
+
+
+async def _copy_lines(stream: asyncio.StreamReader | None) -> None:
+    """Keep the browser's stderr drained (a full pipe would block it), into the agent's log."""
+    if stream is None:
+        return
+    while line := await stream.readline():
+        text = line.decode(errors="replace").rstrip()
+        if text and not any(noise in text for noise in LOG_NOISE):
+            log.info("chromium: %s", text)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        with contextlib.suppress(TimeoutError):
+            await within(process.wait(), CLOSE_TIMEOUT_S)

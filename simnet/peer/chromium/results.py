@@ -1,0 +1,279 @@
+"""A Chromium call's `CallResult`, built from what the page reports: pure functions.
+
+The page sends its raw material (its phase times on its own clock, the candidates it gathered
+and received, `icecandidateerror` events, the data-channel figures and `getStats()` snapshots);
+the figures are computed here, in Python, so they are unit-tested without a browser and follow
+the same definitions as the aiortc agent's (`simnet.peer.call`):
+
+- selected pair: the `transport` stats' `selectedCandidatePairId` -> candidate-pair -> its
+  local and remote candidates (type, protocol, address, port); a relayed local candidate adds
+  `RelayInfo` (its TURN URL, that server's `host:port`, `relayProtocol`);
+- candidate counts by type: every local candidate the page gathered, every remote candidate it
+  was given (trickled or inside the remote description);
+- TURN attempts: one per TURN URL the call was given that either produced a relayed candidate
+  (ok, with the time from `setLocalDescription` to that candidate) or an `icecandidateerror`
+  (its STUN error code, e.g. 401);
+- media per kind over the measured window, from the first and last snapshot: outbound-rtp
+  (packets, bytes, bitrate), inbound-rtp (packets, packets lost, jitter, frames, fps, bitrate)
+  and remote-inbound-rtp (RTCP round-trip time). Video frames are `framesDecoded`; an audio
+  "frame" is 20 ms of samples played out (`totalSamplesReceived` at the codec's clock rate),
+  the unit aiortc's 20 ms Opus frames count in. Chromium's `jitter` is in seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from simnet.peer.chromium.clock import ClockMapping
+from simnet.peer.protocol import (
+    CallCommand,
+    CallResult,
+    CandidateInfo,
+    MediaKindStats,
+    ReceivedStats,
+    RelayInfo,
+    SelectedPair,
+    SentStats,
+    TurnAttempt,
+)
+
+Stats = Mapping[str, Any]
+TurnTransport = Literal["udp", "tcp", "tls"]
+AUDIO_FRAME_S = 0.02  # one Opus frame, aiortc's unit of received audio frames
+
+
+def candidate_type(candidate: str) -> str | None:
+    """The `typ` of an ICE candidate line ("candidate:... typ srflx raddr ...")."""
+    words = candidate.split()
+    for i, word in enumerate(words[:-1]):
+        if word == "typ":
+            return words[i + 1]
+    return None
+
+
+def candidate_counts(candidates: Iterable[str]) -> dict[str, int]:
+    counts = Counter(t for c in candidates if (t := candidate_type(c)) is not None)
+    return dict(counts)
+
+
+def turn_endpoint(url: str) -> tuple[str, int, TurnTransport] | None:
+    """(host, port, transport) of a `turn:`/`turns:` URL; None for any other URL.
+
+    RFC 7065: `turn:` defaults to UDP on 3478, `turns:` to TLS over TCP on 5349.
+    """
+    scheme, _, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme not in ("turn", "turns") or not rest:
+        return None
+    where, _, query = rest.partition("?")
+    requested = parse_qs(query).get("transport", ["udp" if scheme == "turn" else "tcp"])[0]
+    transport: TurnTransport = (
+        "tls" if scheme == "turns" else "tcp" if requested == "tcp" else "udp"
+    )
+    host, _, port = where.rpartition(":") if where.count(":") == 1 else (where, "", "")
+    if not host:
+        return None
+    default = 5349 if scheme == "turns" else 3478
+    return host, int(port) if port.isdigit() else default, transport
+
+
+def _by_id(stats: Sequence[Stats]) -> dict[str, Stats]:
+    return {str(s["id"]): s for s in stats if "id" in s}
+
+
+def selected_pair(stats: Sequence[Stats]) -> SelectedPair | None:
+    """The pair the ICE transport uses now, from one `getStats()` snapshot."""
+    by_id = _by_id(stats)
+    pair = None
+    for s in stats:
+        if s.get("type") == "transport" and s.get("selectedCandidatePairId"):
+            pair = by_id.get(str(s["selectedCandidatePairId"]))
+            break
+    if pair is None:
+        return None
+    local = by_id.get(str(pair.get("localCandidateId")))
+    remote = by_id.get(str(pair.get("remoteCandidateId")))
+    if local is None or remote is None:
+        return None
+    relay = None
+    if local.get("candidateType") == "relay":
+        relay = relay_info(local)
+    return SelectedPair(local=_candidate(local), remote=_candidate(remote), relay=relay)
+
+
+def _candidate(stats: Stats) -> CandidateInfo:
+    return CandidateInfo(
+        type=str(stats.get("candidateType")),
+        protocol=str(stats.get("protocol")),
+        address=str(stats.get("address") or stats.get("ip")),
+        port=int(stats.get("port", 0)),
+    )
+
+
+def relay_info(local: Stats) -> RelayInfo | None:
+    """How a relayed local candidate reaches its TURN server (its `url` and `relayProtocol`)."""
+    url = local.get("url")
+    endpoint = turn_endpoint(str(url)) if url else None
+    if endpoint is None:
+        return None
+    host, port, transport = endpoint
+    protocol = local.get("relayProtocol")
+    if protocol in ("udp", "tcp", "tls"):
+        transport = protocol
+    return RelayInfo(server_url=str(url), server=f"{host}:{port}", transport=transport)
+
+
+def turn_attempts(
+    turn_urls: Sequence[str],
+    local_candidates: Sequence[Mapping[str, Any]],
+    errors: Sequence[Mapping[str, Any]],
+    gather_started_pt: float | None,
+) -> list[TurnAttempt]:
+    """One attempt per TURN URL that gave a relayed candidate or an error, in the call's order.
+
+    URLs are compared by endpoint (host, port, transport): the browser may spell a URL it
+    reports differently from the one it was given.
+    """
+    started = gather_started_pt or 0.0
+    attempts = []
+    for url in dict.fromkeys(turn_urls):
+        endpoint = turn_endpoint(url)
+        if endpoint is None:
+            continue
+        host, port, transport = endpoint
+        server = f"{host}:{port}"
+        relayed = [
+            c
+            for c in local_candidates
+            if candidate_type(str(c.get("candidate", ""))) == "relay"
+            and c.get("url")
+            and turn_endpoint(str(c["url"])) == endpoint
+        ]
+        failed = [e for e in errors if e.get("url") and turn_endpoint(str(e["url"])) == endpoint]
+        if relayed:
+            first = min(float(c["pt"]) for c in relayed)
+            attempts.append(
+                TurnAttempt(server=server, transport=transport, ok=True, elapsed_ms=first - started)
+            )
+        elif failed:
+            error = failed[0]
+            code = error.get("error_code")
+            attempts.append(
+                TurnAttempt(
+                    server=server,
+                    transport=transport,
+                    ok=False,
+                    error=f"{code} {error.get('error_text') or ''}".strip(),
+                    error_code=int(code) if isinstance(code, int | float) else None,
+                    elapsed_ms=float(error["pt"]) - started,
+                )
+            )
+    return attempts
+
+
+def _find(snapshot: Sequence[Stats], type_: str, kind: str) -> Stats | None:
+    for s in snapshot:
+        if s.get("type") == type_ and s.get("kind") == kind:
+            return s
+    return None
+
+
+def _clock_rate(snapshot: Sequence[Stats], rtp: Stats, default: int) -> int:
+    codec = _by_id(snapshot).get(str(rtp.get("codecId")))
+    rate = codec.get("clockRate") if codec else None
+    return int(rate) if isinstance(rate, int | float) and rate > 0 else default
+
+
+def kind_stats(
+    kind: str, first: Sequence[Stats], last: Sequence[Stats], window_s: float
+) -> MediaKindStats:
+    """One kind's figures over the media window, from its first and last snapshots."""
+
+    def delta(type_: str, field: str) -> float:
+        after, before = _find(last, type_, kind), _find(first, type_, kind)
+        now = float(after.get(field, 0) or 0) if after else 0.0
+        then = float(before.get(field, 0) or 0) if before else 0.0
+        return now - then
+
+    def rate_kbps(bytes_: float) -> float:
+        return bytes_ * 8 / window_s / 1000 if window_s > 1e-3 else 0.0
+
+    sent = None
+    out = _find(last, "outbound-rtp", kind)
+    if out is not None:
+        sent = SentStats(
+            packets=int(out.get("packetsSent", 0)),
+            bytes=int(out.get("bytesSent", 0)),
+            bitrate_kbps=rate_kbps(delta("outbound-rtp", "bytesSent")),
+        )
+    received = None
+    inbound = _find(last, "inbound-rtp", kind)
+    if inbound is not None:
+        if kind == "video":
+            frames = int(delta("inbound-rtp", "framesDecoded"))
+        else:
+            samples_per_frame = _clock_rate(last, inbound, 48_000) * AUDIO_FRAME_S
+            frames = int(delta("inbound-rtp", "totalSamplesReceived") / samples_per_frame)
+        received = ReceivedStats(
+            packets=int(inbound.get("packetsReceived", 0)),
+            packets_lost=int(inbound.get("packetsLost", 0)),
+            jitter_ms=float(inbound.get("jitter", 0) or 0) * 1000,
+            frames=frames,
+            fps=frames / window_s if window_s > 1e-3 else 0.0,
+            bitrate_kbps=rate_kbps(delta("inbound-rtp", "bytesReceived")),
+        )
+    remote_in = _find(last, "remote-inbound-rtp", kind)
+    rtt_s = remote_in.get("roundTripTime") if remote_in is not None else None
+    rtt_ms = float(rtt_s) * 1000 if isinstance(rtt_s, int | float) else None
+    return MediaKindStats(kind=kind, sent=sent, received=received, rtt_ms=rtt_ms)
+
+
+def build_result(
+    cmd: CallCommand,
+    report: Mapping[str, Any],
+    mapping: ClockMapping,
+    close_s: float | None,
+) -> CallResult:
+    """The call's result from the page's "report" event (see page.js `report()`)."""
+    phase_t = {k: mapping.to_shared(float(v)) for k, v in report.get("phase_pt", {}).items()}
+    start_key = "offer_created" if cmd.role == "offer" else "offer_received"
+    setup = None
+    if start_key in phase_t and "dc_open" in phase_t:
+        setup = phase_t["dc_open"] - phase_t[start_key]
+    stats = report.get("stats") or []
+    media: list[MediaKindStats] = []
+    window_s = None
+    snapshots = report.get("media_stats")
+    window_pt = report.get("media_window_pt")
+    if snapshots and window_pt:
+        window_s = (float(window_pt[1]) - float(window_pt[0])) / 1000
+        first, last = snapshots
+        media = [kind_stats(kind, first, last, window_s) for kind in cmd.media.kinds]
+    turn_urls = [url for server in cmd.ice_servers for url in server.urls]
+    local = report.get("local_candidates") or []
+    return CallResult(
+        role=cmd.role,
+        connected=bool(report.get("connected")),
+        error=report.get("error"),
+        error_detail=report.get("error_detail"),
+        selected_pair=selected_pair(stats),
+        local_candidates=candidate_counts(str(c.get("candidate", "")) for c in local),
+        remote_candidates=candidate_counts(str(c) for c in report.get("remote_candidates") or []),
+        turn_attempts=turn_attempts(
+            turn_urls, local, report.get("candidate_errors") or [], report.get("gather_started_pt")
+        ),
+        phase_t=phase_t,
+        setup_s=setup,
+        dc_rtt_ms=report.get("dc_rtt_ms"),
+        dc_bytes=report.get("dc_bytes"),
+        dc_goodput_mbps=report.get("dc_goodput_mbps"),
+        media=media,
+        media_window_s=window_s,
+        close_s=close_s,
+        disconnects=int(report.get("disconnects", 0)),
+        disconnected_s=float(report.get("disconnected_s", 0.0)),
+        clock_error_ms=mapping.error_s * 1000,
+    )

@@ -1,0 +1,456 @@
+"""Chromium (libwebrtc) peers on real namespaces, a real signaling server and a real coturn.
+
+Why: a Chromium peer must be interchangeable with the aiortc agent behind the peer protocol:
+started warm in its host's namespace, the same phases on the same shared clock, the same data
+channel protocol and figures, the path it reports being the one its packets take, and every way
+a browser can fail (a crashed or hung page, an agent killed with -9) a classified, bounded result
+or a clean teardown, never a hang or a leftover browser.
+
+alice and bob sit on one LAN behind a port-restricted-cone NAT; coturn and the signaling server
+are public servers. Each peer is a `PeerAgent` running `simnet.peer.chromium` in its host's
+namespace, with its profile in the run's work directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nftables
+import pytest
+
+from simnet.callspec import MediaSpec, Timeouts, VideoSpec
+from simnet.net import netns
+from simnet.net.builder import Network, apply_nft, emulated_network
+from simnet.net.plan import plan_network
+from simnet.peer.chromium import agent_argv
+from simnet.peer.control import PeerAgent, result_of
+from simnet.peer.protocol import CallCommand, CallResult, IceServer
+from simnet.scenario.load import scenario_from_dict
+from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
+from simnet.services.signaling import SignalingServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+SCENARIO = {
+    "name": "chromium-peer",
+    "nats": {"home": {"preset": "port-restricted-cone"}},
+    "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "home"}},
+    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
+}
+TURN_USER = ("alice", "correct-horse")
+DATA_BYTES = 1_000_000
+TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
+COUNTER_TABLE = "simnet_test_counters"
+# A trickling peer sends its description before its gathering completes, so gathering_done
+# has no fixed place among the other milestones (callspec's lists are aiortc's order).
+OFFERER_ORDER = (
+    "call_started",
+    "offer_created",
+    "offer_sent",
+    "answer_received",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+ANSWERER_ORDER = (
+    "call_started",
+    "offer_received",
+    "answer_sent",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+)
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    plan = plan_network(scenario_from_dict(SCENARIO))
+    with emulated_network(plan, label="test-chromium-peer") as net:
+        yield net
+    assert not netns.list_names(f"sn-{net.run.id}-")
+    survivors = [pid for pid in net.run.pids if os.path.exists(f"/proc/{pid}")]
+    assert not survivors, f"processes of run {net.run.id} survived its teardown: {survivors}"
+    assert not _run_processes(net.run.id), "a browser process of the run survived its teardown"
+
+
+def _run_processes(run_id: str) -> list[tuple[int, str]]:
+    """(pid, comm) of live processes carrying the run's environment tag (browser children too)."""
+    tag = f"SIMNET_RUN={run_id}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if tag in environ.split(b"\0") and stat.rsplit(")", 1)[1].split()[0] != "Z":
+            found.append((int(entry), Path(f"/proc/{entry}/comm").read_text().strip()))
+    return found
+
+
+async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) -> PeerAgent:
+    ns = net.ns(host)
+    argv = agent_argv(ns, net.run.workdir / f"chromium-{host}", trust=trust)
+    return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
+
+
+@dataclass
+class Bench:
+    net: Network
+    turn: CoturnHandle
+    signaling: SignalingServer
+    alice: PeerAgent
+    bob: PeerAgent
+
+
+@pytest.fixture
+async def bench(network: Network) -> AsyncIterator[Bench]:
+    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
+    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
+    await signaling.start()
+    agents: list[PeerAgent] = []
+    try:
+        for host in ("alice", "bob"):
+            agents.append(await start_chromium(network, host, (turn.files.cert,)))
+        yield Bench(network, turn, signaling, *agents)
+    finally:
+        for agent in agents:
+            await agent.close()
+        signaling.close()
+        await signaling.wait_closed()
+
+
+def turn_servers(turn: CoturnHandle, *urls: str) -> list[IceServer]:
+    username, password = turn.credentials()
+    host = f"{turn.address}:{turn.config.port}"
+    return [
+        IceServer(urls=[f"stun:{host}"]),
+        IceServer(
+            urls=list(urls) or [f"turn:{host}?transport=udp"],
+            username=username,
+            credential=password,
+        ),
+    ]
+
+
+def commands(bench: Bench, **fields: Any) -> tuple[CallCommand, CallCommand]:
+    common: dict[str, Any] = {
+        "signaling_url_base": bench.signaling.base_url,
+        "room": uuid.uuid4().hex[:12],
+        "ice_servers": turn_servers(bench.turn),
+        "ca_file": str(bench.turn.files.cert),
+        "data_bytes": DATA_BYTES,
+        "timeouts": TIMEOUTS,
+        **fields,
+    }
+    return (
+        CallCommand(role="offer", peer="alice", remote_peer="bob", **common),
+        CallCommand(role="answer", peer="bob", remote_peer="alice", **common),
+    )
+
+
+async def call(
+    bench: Bench, offer: CallCommand, answer: CallCommand
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    alice, bob = await asyncio.gather(bench.alice.call(offer), bench.bob.call(answer))
+    return alice, bob
+
+
+def first_t(events: list[dict[str, Any]], name: str) -> float:
+    for event in events:
+        if event["event"] == name:
+            return float(event["t"])
+    raise AssertionError(f"no {name} event among {[e['event'] for e in events]}")
+
+
+def assert_phases_in_order(events: list[dict[str, Any]], phases: tuple[str, ...]) -> None:
+    times = [first_t(events, phase) for phase in phases]
+    assert times == sorted(times), list(zip(phases, times, strict=True))
+    assert events[-1]["event"] == "result"
+
+
+def install_counters(ns: str, sources: dict[str, str]) -> None:
+    counters = "".join(f"  counter {name} {{}}\n" for name in sources)
+    rules = "".join(f"    ip saddr {ip} counter name {name}\n" for name, ip in sources.items())
+    ruleset = (
+        f"table ip {COUNTER_TABLE} {{\n{counters}"
+        "  chain input {\n    type filter hook input priority -300; policy accept;\n"
+        f"{rules}  }}\n}}\n"
+    )
+    with netns.entered(ns):
+        apply_nft(ruleset, where=ns)
+
+
+def read_counters(ns: str) -> dict[str, tuple[int, int]]:
+    with netns.entered(ns):
+        nft = nftables.Nftables()
+        nft.set_json_output(True)
+        rc, out, err = nft.cmd(f"list counters table ip {COUNTER_TABLE}")
+    assert rc == 0, err
+    found = {}
+    for item in json.loads(out)["nftables"]:
+        counter = item.get("counter")
+        if counter:
+            found[counter["name"]] = (int(counter["packets"]), int(counter["bytes"]))
+    return found
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+async def test_chromium_agent_starts_warm_in_its_namespace(bench: Bench) -> None:
+    for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
+        ready = agent.ready_event
+        assert ready["protocol"] == 1 and ready["peer_kind"] == "chromium"
+        assert ready["peer_version"].startswith("Chromium ")
+        assert ready["netns"] == bench.net.ns(host)
+        browser = int(ready["browser_pid"])
+        # the browser lives in the host's namespace, in the agent's process group
+        assert (
+            os.stat(f"/proc/{browser}/ns/net").st_ino
+            == os.stat(netns.path_of(bench.net.ns(host))).st_ino
+        )
+        assert os.getpgid(browser) == agent.pid
+    # every browser process is in its agent's process group, so killing the group kills the
+    # whole browser; except the crash handler, which daemonizes and exits with the browser
+    # (the network fixture checks nothing of the run survives)
+    browsers = [p for p, comm in _run_processes(bench.net.run.id) if comm == "chromium"]
+    assert {os.getpgid(pid) for pid in browsers} == {bench.alice.pid, bench.bob.pid}
+    for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
+        ready = agent.ready_event
+        assert (bench.net.run.workdir / f"chromium-{host}").is_dir()
+        print(
+            f"\n{host}: {ready['peer_version']}, spawn->ready {agent.ready_s * 1000:.0f} ms "
+            f"(browser up after {ready['launch_s'] * 1000:.0f} ms, of which "
+            f"{ready['browser_s'] * 1000:.0f} ms from its spawn; page and warm-up "
+            f"{ready['warm_s'] * 1000:.0f} ms)"
+        )
+    pid = bench.alice.pid
+    profile = bench.net.run.workdir / "chromium-alice"
+    await bench.alice.close()
+    assert not os.path.exists(f"/proc/{pid}")
+    assert not profile.exists()  # a clean exit removes the profile
+
+
+def _figures(alice: CallResult, bob: CallResult) -> str:
+    assert alice.setup_s is not None and bob.setup_s is not None
+    return (
+        f"setup (offer created -> data channel open) {alice.setup_s * 1000:.0f} ms, "
+        f"goodput {bob.dc_goodput_mbps:.1f} Mbit/s, data-channel RTT {alice.dc_rtt_ms:.2f} ms, "
+        f"clock mapping error +-{alice.clock_error_ms:.3f} / +-{bob.clock_error_ms:.3f} ms"
+    )
+
+
+async def test_direct_call_on_a_lan_with_audio_and_video(bench: Bench) -> None:
+    net = bench.net
+    alice_ip, bob_ip = str(net.address("alice")), str(net.address("bob"))
+    install_counters(net.ns("bob"), {"from_alice": alice_ip})
+    media = MediaSpec(audio=True, video=VideoSpec(width=320, height=240, fps=15))
+    offer, answer = commands(bench, media=media, duration_s=3.0)
+    alice_events, bob_events = await call(bench, offer, answer)
+    alice, bob = result_of(alice_events), result_of(bob_events)
+    for result, events in ((alice, alice_events), (bob, bob_events)):
+        assert result.error is None, result.error_detail
+        assert result.connected
+        assert result.dc_bytes == DATA_BYTES
+        assert result.dc_goodput_mbps is not None and result.dc_goodput_mbps > 0
+        assert result.clock_error_ms is not None and result.clock_error_ms >= 0
+        # trickle: every candidate went out on its own, and the gathering finished
+        assert result.local_candidates.get("host", 0) >= 1
+        assert "gathering_done" in result.phase_t
+        pair = result.selected_pair
+        assert pair is not None and pair.relay is None
+        assert (pair.local.type, pair.remote.type) == ("host", "host")  # same LAN, no NAT between
+        firsts = {(e["kind"], e["direction"]) for e in events if e["event"] == "first_frame"}
+        assert firsts == {(k, d) for k in ("audio", "video") for d in ("send", "recv")}
+        stats = {m.kind: m for m in result.media}
+        assert set(stats) == {"audio", "video"}
+        assert result.media_window_s is not None and result.media_window_s >= 3.0
+        for kind, expected_fps in (("audio", 50), ("video", 15)):  # 20 ms audio frames
+            sent, received = stats[kind].sent, stats[kind].received
+            assert sent is not None and sent.bitrate_kbps > 0
+            assert received is not None and received.packets > 0
+            assert received.fps > expected_fps / 2
+            assert received.packets_lost == 0  # no impairment on this LAN
+        print(
+            f"\n{result.role}: "
+            + ", ".join(
+                f"{m.kind} sent {m.sent.bitrate_kbps:.0f} kbit/s, "
+                f"received {m.received.fps:.1f} fps, jitter {m.received.jitter_ms:.1f} ms, "
+                f"RTCP RTT {m.rtt_ms} ms"
+                for m in result.media
+                if m.sent and m.received
+            )
+        )
+    assert alice.dc_rtt_ms is not None and alice.dc_rtt_ms > 0
+    assert alice.selected_pair is not None and bob.selected_pair is not None
+    assert alice.selected_pair.remote.address == bob_ip
+    assert bob.selected_pair.remote.address == alice_ip
+    assert_phases_in_order(alice_events, OFFERER_ORDER)
+    assert_phases_in_order(bob_events, ANSWERER_ORDER)
+    # one clock: a description is received after it was sent (within the mapping's error)
+    slack = (alice.clock_error_ms or 0) / 1000 + (bob.clock_error_ms or 0) / 1000
+    assert first_t(alice_events, "offer_sent") <= first_t(bob_events, "offer_received") + slack
+    assert first_t(bob_events, "answer_sent") <= first_t(alice_events, "answer_received") + slack
+    # the megabyte went straight from alice to bob
+    assert read_counters(net.ns("bob"))["from_alice"][1] > DATA_BYTES
+    print(f"\ndirect LAN: {_figures(alice, bob)}")
+    origin = alice.phase_t["offer_created"]
+    for result in (alice, bob):
+        steps = sorted(result.phase_t.items(), key=lambda kv: kv[1])
+        print(f"{result.role}: " + ", ".join(f"{k} {(t - origin) * 1000:+.0f}" for k, t in steps))
+
+
+@pytest.mark.parametrize(
+    ("transport", "url"),
+    [("udp", "turn:{ip}:3478?transport=udp"), ("tls", "turns:{ip}:5349?transport=tcp")],
+)
+async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, url: str) -> None:
+    net = bench.net
+    turn_url = url.format(ip=bench.turn.address)
+    turn, alice_ip = str(bench.turn.address), str(net.address("alice"))
+    install_counters(net.ns("bob"), {"from_alice": alice_ip, "from_turn": turn})
+    offer, answer = commands(
+        bench, ice_servers=turn_servers(bench.turn, turn_url), ice_transport_policy="relay"
+    )
+    alice_events, bob_events = await call(bench, offer, answer)
+    alice, bob = result_of(alice_events), result_of(bob_events)
+    for result in (alice, bob):
+        assert result.error is None, result.error_detail
+        assert set(result.local_candidates) == {"relay"}
+        pair = result.selected_pair
+        assert pair is not None and pair.relay is not None
+        assert (pair.local.type, pair.remote.type) == ("relay", "relay")
+        assert pair.local.address == turn and pair.remote.address == turn
+        assert pair.relay.transport == transport
+        assert pair.relay.server.startswith(f"{turn}:")
+        assert [a.ok for a in result.turn_attempts] == [True]
+        assert result.dc_goodput_mbps is not None and result.dc_goodput_mbps > 0
+    assert_phases_in_order(alice_events, OFFERER_ORDER)
+    assert_phases_in_order(bob_events, ANSWERER_ORDER)
+    at_bob = read_counters(net.ns("bob"))
+    assert at_bob["from_alice"] == (0, 0)  # on the same LAN, and still every byte via coturn
+    assert at_bob["from_turn"][1] > DATA_BYTES
+    print(f"\nrelay over {transport}: {_figures(alice, bob)}")
+
+
+def _renderers(agent: PeerAgent) -> list[int]:
+    """The renderer processes of an agent's browser (its process group)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != agent.pid:
+                continue
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()  # a title Chromium rewrote
+        except (OSError, ProcessLookupError):
+            continue
+        if b"--type=renderer" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("how", ["crash", "hang"])
+async def test_a_crashed_or_hung_page_is_a_browser_error_within_the_timeout(
+    bench: Bench, how: str
+) -> None:
+    """alice's renderer is killed (a crash) or stopped (a hang) once her data channel is open:
+    her result says "browser" within the shortest phase timeout, and her next call works."""
+    offer, answer = commands(bench, hold_s=8.0, data_bytes=0, rtt_probes=0)
+    hit: dict[str, float] = {}
+    stopped: list[int] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "dc_open" and not hit:
+            renderers = _renderers(bench.alice)
+            assert renderers, "no renderer found in the agent's process group"
+            for pid in renderers:
+                os.kill(pid, signal.SIGKILL if how == "crash" else signal.SIGSTOP)
+            stopped.extend(renderers)
+            hit["t"] = time.monotonic()
+
+    alice_call = asyncio.ensure_future(bench.alice.call(offer, on_event=on_event))
+    bob_call = asyncio.ensure_future(bench.bob.call(answer))
+    alice_events = await alice_call
+    noticed = time.monotonic() - hit["t"]
+    if how == "hang":
+        for pid in stopped:
+            os.kill(pid, signal.SIGKILL)
+    alice = result_of(alice_events)
+    assert alice.error == "browser", (alice.error, alice.error_detail)
+    assert "dc_open" in alice.phase_t  # what happened before the crash is still reported
+    assert noticed < min(TIMEOUTS.gathering_s, TIMEOUTS.dtls_s)  # the shortest phase bound
+    print(f"\n{how}: noticed after {noticed * 1000:.0f} ms: {alice.error_detail}")
+    await bob_call
+    # the agent replaced its page: the next call works
+    offer, answer = commands(bench, data_bytes=10_000)
+    alice_events, bob_events = await call(bench, offer, answer)
+    assert result_of(alice_events).error is None, result_of(alice_events).error_detail
+    assert result_of(bob_events).error is None
+
+
+OWNER = """
+import asyncio, json, sys
+from simnet.net.builder import emulated_network
+from simnet.net.plan import plan_network
+from simnet.peer.chromium import agent_argv
+from simnet.peer.control import PeerAgent
+from simnet.scenario.load import scenario_from_dict
+
+async def hold(net):
+    ns = net.ns("alice")
+    profile = net.run.workdir / "chromium-alice"
+    agent = await PeerAgent.start(net.run, ns, argv=agent_argv(ns, profile), timeout_s=60)
+    print(json.dumps({"run": net.run.id, "agent": agent.pid, "profile": str(profile),
+                      "browser": agent.ready_event["browser_pid"]}), flush=True)
+    await asyncio.Event().wait()
+
+plan = plan_network(scenario_from_dict(json.loads(sys.argv[1])))
+with emulated_network(plan, label="test-chromium-kill") as net:
+    asyncio.run(hold(net))
+"""
+
+
+def test_after_kill_9_cleanup_leaves_no_browser_and_no_profile() -> None:
+    """The agent and its owner are killed with SIGKILL mid-run: `simnet cleanup` ends every
+    process of the run (the browser and its children included) and removes the profile."""
+    from tests.integration.conftest import run_cli
+
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, json.dumps(SCENARIO)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert owner.stdout is not None
+        started = json.loads(owner.stdout.readline())
+        run_id, profile = started["run"], Path(started["profile"])
+        assert profile.is_dir()
+        assert any(comm.startswith("chromium") for _, comm in _run_processes(run_id))
+        os.kill(started["agent"], signal.SIGKILL)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+        cleaned = run_cli("cleanup")
+        assert cleaned.returncode == 0, cleaned.output
+        assert not _run_processes(run_id)
+        assert not profile.exists()
+        assert not netns.list_names(f"sn-{run_id}-")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
