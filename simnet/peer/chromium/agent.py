@@ -73,6 +73,7 @@ class Agent:
         self.browser: Browser | None = None
         self.page: Page | None = None
         self.launched_t = 0.0  # when the browser last answered DevTools
+        self.repairing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Launch the browser (trusting `self.trust`) and open a warm call page."""
@@ -130,6 +131,9 @@ class Agent:
 
         cmd = CallCommand.model_validate(command)
         try:
+            if self.repairing is not None:  # the last call's page is being replaced
+                await self.repairing
+                self.repairing = None
             if self.page is None or self.browser is None or not self.browser.alive():
                 await self.repair()
             await self.ensure_trusted(cmd.ca_file)
@@ -141,12 +145,15 @@ class Agent:
                 role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}"
             )
         self.emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
-        if result.error == "browser":
-            try:
-                await self.repair()
-            except Exception:
-                log.exception("cannot replace the crashed page")
-                self.page = None
+        if result.error == "browser":  # replace the page now, off the next call's clock
+            self.repairing = asyncio.ensure_future(self._repair_quietly())
+
+    async def _repair_quietly(self) -> None:
+        try:
+            await self.repair()
+        except Exception:  # the next call tries again, and reports what fails
+            log.exception("cannot replace the crashed page")
+            self.page = None
 
 
 async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -> int:
@@ -213,10 +220,11 @@ async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -
                 )
                 continue
             call = asyncio.ensure_future(agent.call(command))
-        if call is not None and not call.done():
-            call.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await call
+        for task in (call, agent.repairing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         stopping.cancel()
     finally:
         await agent.stop_browser()
