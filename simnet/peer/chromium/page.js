@@ -310,18 +310,30 @@ class Call {
       };
       if (init.sdpMid === null && init.sdpMLineIndex === null) init.sdpMLineIndex = 0;
       this.remoteCandidates.push(message.candidate);
-      if (this.remoteSet) this.addRemote(init);
-      else this.pendingRemote.push(init);
+      const arrived = now();
+      if (this.remoteSet) this.addRemote(init, arrived);
+      else this.pendingRemote.push([init, arrived]);
     } else if (message.type === 'end-of-candidates') {
       this.remoteEnded = true;
+      window.simnetEvent(JSON.stringify({event: 'remote_candidates_end', pt: now()}));
       this.checkPath();
     }
   }
 
-  addRemote(init) {
-    this.pc.addIceCandidate(init).catch((e) => {
-      emit('log', {message: `remote candidate rejected: ${e.message}: ${init.candidate}`});
-    });
+  // A trickled candidate, applied once the remote description is set; its event is stamped
+  // when it arrived and says whether the browser took it.
+  addRemote(init, arrived) {
+    const report = (applied) =>
+      window.simnetEvent(
+        JSON.stringify({event: 'remote_candidate', pt: arrived, candidate: init.candidate, applied}),
+      );
+    this.pc.addIceCandidate(init).then(
+      () => report(true),
+      (e) => {
+        report(false);
+        emit('log', {message: `remote candidate rejected: ${e.message}: ${init.candidate}`});
+      },
+    );
   }
 
   async receive() {
@@ -343,7 +355,7 @@ class Call {
     }
     await this.pc.setRemoteDescription({type, sdp});
     this.remoteSet = true;
-    for (const init of this.pendingRemote.splice(0)) this.addRemote(init);
+    for (const [init, arrived] of this.pendingRemote.splice(0)) this.addRemote(init, arrived);
     this.checkPath();
   }
 
