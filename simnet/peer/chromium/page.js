@@ -210,7 +210,11 @@ class Call {
   }
 
   event(name, fields, key) {
-    const pt = now();
+    this.eventAt(name, now(), fields, key);
+  }
+
+  // An event that happened at page time `pt` (e.g. a message's arrival), reported now.
+  eventAt(name, pt, fields, key) {
     const k = key || name;
     if (!(k in this.phaseT)) this.phaseT[k] = pt;
     window.simnetEvent(JSON.stringify({event: name, pt, key: k, ...(fields || {})}));
@@ -250,8 +254,10 @@ class Call {
       bundlePolicy: 'max-bundle',
     });
     this.watch(this.pc);
+    // media first, as an app that asks for the camera before it joins: no description waits
+    // on the devices, and the peer's offer is never received while they start
+    await this.acquireMedia();
     await this.openSignaling();
-    await this.acquireMedia(); // before the clock of the description exchange, as an app would
     if (cmd.role === 'offer') {
       this.addTracks();
       this.attach(this.pc.createDataChannel(CHANNEL_LABEL, {ordered: true}));
@@ -300,7 +306,7 @@ class Call {
     if (message.to !== undefined && message.to !== this.cmd.peer) return;
     const expected = this.cmd.role === 'offer' ? 'answer' : 'offer';
     if (message.type === expected && typeof message.sdp === 'string') {
-      this.description.resolve(message.sdp);
+      this.description.resolve({sdp: message.sdp, arrived: now()});
     } else if (message.type === 'candidate' && typeof message.candidate === 'string') {
       if (!message.candidate) return;
       const init = {
@@ -363,8 +369,7 @@ class Call {
     const handed = now();
     this.send({type, sdp: this.pc.localDescription.sdp});
     this.descriptionSent = true;
-    this.phaseT[`${type}_sent`] = this.phaseT[`${type}_sent`] ?? handed;
-    window.simnetEvent(JSON.stringify({event: `${type}_sent`, pt: handed, key: `${type}_sent`}));
+    this.eventAt(`${type}_sent`, handed);
     for (const message of this.unsent.splice(0)) this.send(message);
   }
 
@@ -375,14 +380,14 @@ class Call {
     this.event('offer_created');
     await this.setLocal(offer);
     this.sendDescription('offer');
-    const sdp = await this.receive();
-    this.event('answer_received');
+    const {sdp, arrived} = await this.receive();
+    this.eventAt('answer_received', arrived);
     await this.setRemote('answer', sdp);
   }
 
   async answer() {
-    const sdp = await this.receive();
-    this.event('offer_received');
+    const {sdp, arrived} = await this.receive();
+    this.eventAt('offer_received', arrived);
     await this.setRemote('offer', sdp);
     this.addTracks(); // after the offer: they take its transceivers (sendrecv)
     const answer = await this.pc.createAnswer();
