@@ -104,12 +104,15 @@ async def start_services(network: Network, scenario: Scenario, peers: list[str])
             network.ns(signaling), network.address(signaling), port=SIGNALING_PORT
         )
         await services.signaling.start()
+        certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
         agents = await asyncio.gather(
             *(
                 PeerAgent.start(
                     network.run,
                     network.ns(p),
-                    argv=peer_argv(scenario.hosts[p], network.ns(p), network.run.workdir, p),
+                    argv=peer_argv(
+                        scenario.hosts[p], network.ns(p), network.run.workdir, p, certificates
+                    ),
                 )
                 for p in peers
             )

@@ -14,33 +14,28 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from simnet.errors import EnvironmentProblem
+from simnet.peer.chromium import INSTALL_FIX, agent_argv, find_binary
 from simnet.scenario.model import ExternalPeer, HostSpec
 
-CHROMIUM_BINARY = "chromium"
-CHROMIUM_FIX = "apt-get install chromium (./setup.sh installs it), or set the host's peer: aiortc"
 
-
-def chromium_path() -> str | None:
-    """The system Chromium (Debian's `chromium` package), if installed."""
-    return shutil.which(CHROMIUM_BINARY)
-
-
-def peer_argv(host: HostSpec, ns: str, workdir: Path, name: str) -> list[str] | None:
+def peer_argv(
+    host: HostSpec, ns: str, workdir: Path, name: str, trust: Sequence[Path] = ()
+) -> list[str] | None:
     """The command line of `name`'s peer (None: simnet's aiortc agent, PeerAgent's default).
 
     A Chromium peer gets a fresh profile directory inside the run's work directory, which the
-    run's teardown (and `simnet cleanup` after a killed run) removes with the rest of it."""
+    run's teardown (and `simnet cleanup` after a killed run) removes with the rest of it, and
+    trusts `trust` (the TURN servers' certificates) from its start, so a TURN-over-TLS call
+    costs no browser relaunch."""
     peer = host.peer
     if peer == "aiortc":
         return None
     if peer == "chromium":
-        from simnet.peer.chromium import agent_argv
-
-        argv: list[str] = agent_argv(ns, workdir / f"chromium-{name}")
-        return argv
+        return agent_argv(ns, workdir / f"chromium-{name}", trust=trust)
     assert isinstance(peer, ExternalPeer)
     program, *args = peer.argv
     return [_program(program) or program, *args]
@@ -60,11 +55,10 @@ def missing_programs(hosts: dict[str, HostSpec], peers: list[str], source: str) 
     """Raise `EnvironmentProblem` (exit 2) for the first of `peers` whose program is missing."""
     for name in peers:
         peer = hosts[name].peer
-        if peer == "chromium" and chromium_path() is None:
+        if peer == "chromium" and find_binary() is None:
             raise EnvironmentProblem(
-                f"{source}: hosts.{name}.peer is chromium, but the {CHROMIUM_BINARY} binary is "
-                "not installed",
-                fix=CHROMIUM_FIX,
+                f"{source}: hosts.{name}.peer is chromium, but no Chromium is installed",
+                fix=f"{INSTALL_FIX}; or set the host's peer: aiortc",
             )
         if isinstance(peer, ExternalPeer) and _program(peer.argv[0]) is None:
             raise EnvironmentProblem(

@@ -6,7 +6,6 @@ one clear error before anything is built, and results of two stacks must never b
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from simnet.errors import EnvironmentProblem, ScenarioError
+from simnet.peer import chromium
 from simnet.results.stats import cell_columns
 from simnet.run.peers import missing_programs, peer_argv
 from simnet.scenario.load import scenario_from_dict
@@ -90,13 +90,14 @@ def test_a_missing_program_is_an_exit_2_error_with_the_fix(
             missing_programs(scenario.hosts, [host], "s.yaml")
         assert f"s.yaml: hosts.{host}.peer.command" in caught.value.message
         assert words in caught.value.message and caught.value.exit_code == 2
-    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without Chromium
+    # a machine without Chromium: neither Debian's binary nor a launcher on PATH
+    monkeypatch.setattr(chromium, "BINARY", tmp_path / "no-chromium")
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EnvironmentProblem) as caught:
         missing_programs(scenario.hosts, ["c"], "s.yaml")
     assert "hosts.c.peer is chromium" in str(caught.value) and "apt-get install" in str(
         caught.value
     )
-    assert os.environ["PATH"] == str(tmp_path)
 
 
 def test_peer_kinds_split_cells_only_where_a_call_was_not_aiortc() -> None:
