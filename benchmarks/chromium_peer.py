@@ -9,8 +9,9 @@ Set-up: the two-host LAN of tests/integration/test_chromium_peer.py (alice and b
 port-restricted-cone NAT, coturn and the signaling server public), two `simnet.peer.chromium`
 agents started with `PeerAgent.start`, coturn's certificate trusted at launch. Measured:
 
-- warm start: spawn -> ready (the controller's clocks), and the agent's own split: interpreter and
-  imports, browser spawn -> DevTools answering, page load and warm-up;
+- warm start: spawn -> ready (the controller's clocks) of the two peers and `--starts` more (one
+  at a time, while the two others idle), and the agent's own split: interpreter and imports,
+  browser spawn -> DevTools answering, page load and warm-up;
 - per call (`--repeat` direct calls after `--warmup`, no transfer, no media): wall (both commands
   written -> both results read) minus `setup_s` (offer created -> data channel open, the
   measurement) = the harness overhead, broken down on the shared clock into dispatch (command ->
@@ -23,8 +24,9 @@ agents started with `PeerAgent.start`, coturn's certificate trusted at launch. M
   audio + 640x480/30 fps video call, and the proportional set size (PSS: shared pages counted
   once across the group, unlike RSS). psutil is not a dependency; /proc gives the same figures.
 
-Usage: .venv/bin/python benchmarks/chromium_peer.py [--repeat 10] [--warmup 1] [--media-s 10]
-       [--json]   (as root; under `flock /tmp/simnet-it.lock` on a shared machine)
+Usage: .venv/bin/python benchmarks/chromium_peer.py [--repeat 10] [--warmup 1] [--starts 4]
+       [--relay-repeat 5] [--media-s 10] [--json]
+       (as root; on a shared machine under `flock /tmp/simnet-it.lock`)
 """
 
 from __future__ import annotations
@@ -188,6 +190,21 @@ async def measure_async(args: argparse.Namespace, net: Network) -> dict[str, Any
                 }
             )
         alice, bob = agents
+        for _ in range(args.starts):  # more warm starts of a third peer, for a distribution
+            ns = net.ns("alice")
+            argv = agent_argv(ns, net.run.workdir / "chromium-extra", trust=[turn.files.cert])
+            extra = await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
+            ready = extra.ready_event
+            warm.append(
+                {
+                    "ready_s": extra.ready_s,
+                    "imports_s": ready["launch_s"] - ready["browser_s"],
+                    "browser_s": ready["browser_s"],
+                    "page_warm_s": ready["warm_s"],
+                    "version": ready["peer_version"],
+                }
+            )
+            await extra.close()
         idle0 = {a.pid: cpu_seconds(a.pid) for a in agents}
         await asyncio.sleep(IDLE_S)
         idle_cpu = [(cpu_seconds(a.pid) - idle0[a.pid]) / IDLE_S for a in agents]
@@ -231,7 +248,11 @@ async def measure_async(args: argparse.Namespace, net: Network) -> dict[str, Any
         await signaling.wait_closed()
     return {
         "machine": {"cpus": os.cpu_count(), "load1": os.getloadavg()[0]},
-        "warm_start": warm,
+        "warm_start": {
+            key: describe([w[key] for w in warm], 3)
+            for key in ("ready_s", "imports_s", "browser_s", "page_warm_s")
+        },
+        "version": warm[0]["version"],
         "per_call": {key: describe([r[key] for r in rows], 1) for key in rows[0]} if rows else {},
         "relay_setup_ms": describe(relay_setup, 1),
         "clock_error_ms": describe(clock_errors, 3),
@@ -258,13 +279,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def show(result: dict[str, Any]) -> None:
     console = Console()
-    for i, w in enumerate(result["warm_start"]):
-        console.print(
-            f"peer {i}: {w['version']}: spawn->ready {w['ready_s'] * 1000:.0f} ms "
-            f"(imports {w['imports_s'] * 1000:.0f}, browser {w['browser_s'] * 1000:.0f}, "
-            f"page + warm-up {w['page_warm_s'] * 1000:.0f})",
-            markup=False,
-        )
+    table = Table(f"warm start (s), {result['version']}", "median", "p10", "p90", "max", "n")
+    for key, d in result["warm_start"].items():
+        table.add_row(key, *(str(d[k]) for k in ("median", "p10", "p90", "max", "n")))
+    console.print(table)
     table = Table("per call (ms)", "median", "p10", "p90", "max")
     for key, d in result["per_call"].items():
         table.add_row(key, *(str(d[k]) for k in ("median", "p10", "p90", "max")))
@@ -288,6 +306,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--starts", type=int, default=4, help="extra warm starts measured")
     parser.add_argument("--relay-repeat", type=int, default=5)
     parser.add_argument("--media-s", type=float, default=10.0)
     parser.add_argument("--json", action="store_true")

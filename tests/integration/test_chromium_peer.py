@@ -52,6 +52,7 @@ TURN_USER = ("alice", "correct-horse")
 DATA_BYTES = 1_000_000
 TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
 COUNTER_TABLE = "simnet_test_counters"
+IDLE_WINDOW_S = 3.0  # how long an idle browser is watched for traffic after it said ready
 # A trickling peer sends its description before its gathering completes, so gathering_done
 # has no fixed place among the other milestones (callspec's lists are aiortc's order).
 OFFERER_ORDER = (
@@ -245,6 +246,25 @@ async def test_chromium_agent_starts_warm_in_its_namespace(bench: Bench) -> None
     assert not profile.exists()  # a clean exit removes the profile
 
 
+async def test_an_idle_chromium_peer_sends_nothing(network: Network) -> None:
+    """From its launch to a few seconds after ready, the browser sends no packet out of its
+    host (no DNS, no update or metrics traffic, no mDNS): what a call measures is the call."""
+    ns = network.ns("alice")
+    with netns.entered(ns):
+        apply_nft(
+            f"table ip {COUNTER_TABLE} {{\n  counter out {{}}\n"
+            "  chain output {\n    type filter hook output priority -300; policy accept;\n"
+            '    oifname != "lo" counter name out\n  }\n}\n',
+            where=ns,
+        )
+    agent = await start_chromium(network, "alice")
+    try:
+        await asyncio.sleep(IDLE_WINDOW_S)  # the window observed, not a wait for readiness
+        assert read_counters(ns)["out"] == (0, 0)
+    finally:
+        await agent.close()
+
+
 def _figures(alice: CallResult, bob: CallResult) -> str:
     assert alice.setup_s is not None and bob.setup_s is not None
     return (
@@ -345,6 +365,25 @@ async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, u
     assert at_bob["from_alice"] == (0, 0)  # on the same LAN, and still every byte via coturn
     assert at_bob["from_turn"][1] > DATA_BYTES
     print(f"\nrelay over {transport}: {_figures(alice, bob)}")
+
+
+async def test_a_wrong_turn_password_is_turn_auth_at_once(bench: Bench) -> None:
+    """Relay only, both peers with a wrong TURN password: no candidate can be gathered, coturn's
+    401 names the cause, and both fail when their gathering ends, long before the ICE timeout."""
+    username, _ = bench.turn.credentials()
+    host = f"{bench.turn.address}:{bench.turn.config.port}"
+    bad = [IceServer(urls=[f"turn:{host}?transport=udp"], username=username, credential="wrong")]
+    offer, answer = commands(bench, ice_servers=bad, ice_transport_policy="relay")
+    started = time.monotonic()
+    alice_events, bob_events = await call(bench, offer, answer)
+    elapsed = time.monotonic() - started
+    for result in (result_of(alice_events), result_of(bob_events)):
+        assert not result.connected and result.selected_pair is None
+        assert result.error == "turn-auth", (result.error, result.error_detail)
+        assert [(a.ok, a.error_code) for a in result.turn_attempts] == [(False, 401)]
+        assert result.local_candidates == {}
+    assert elapsed < TIMEOUTS.ice_s
+    print(f"\nwrong TURN password: both peers said turn-auth after {elapsed * 1000:.0f} ms")
 
 
 def _renderers(agent: PeerAgent) -> list[int]:
@@ -454,3 +493,57 @@ def test_after_kill_9_cleanup_leaves_no_browser_and_no_profile() -> None:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+@pytest.fixture
+async def mixed(network: Network) -> AsyncIterator[Bench]:
+    """alice a Chromium peer, bob simnet's aiortc agent."""
+    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
+    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
+    await signaling.start()
+    agents: list[PeerAgent] = []
+    try:
+        agents.append(await start_chromium(network, "alice", (turn.files.cert,)))
+        agents.append(await PeerAgent.start(network.run, network.ns("bob")))
+        yield Bench(network, turn, signaling, *agents)
+    finally:
+        for agent in agents:
+            await agent.close()
+        signaling.close()
+        await signaling.wait_closed()
+
+
+async def test_chromium_and_aiortc_call_each_other(mixed: Bench) -> None:
+    """Both directions: the Chromium peer trickles to aiortc and takes aiortc's complete SDP;
+    the same data-channel protocol runs between the two stacks."""
+    assert mixed.alice.ready_event["peer_kind"] == "chromium"
+    assert mixed.bob.ready_event["peer_kind"] == "aiortc"
+    offer, answer = commands(mixed)
+    alice_events, bob_events = await call(mixed, offer, answer)
+    chromium, aiortc = result_of(alice_events), result_of(bob_events)
+    # and the other way round: aiortc (bob) offers, Chromium (alice) answers
+    offer2, answer2 = commands(mixed)
+    swapped = (
+        offer2.model_copy(update={"peer": "bob", "remote_peer": "alice"}),
+        answer2.model_copy(update={"peer": "alice", "remote_peer": "bob"}),
+    )
+    bob_events2, alice_events2 = await asyncio.gather(
+        mixed.bob.call(swapped[0]), mixed.alice.call(swapped[1])
+    )
+    aiortc2, chromium2 = result_of(bob_events2), result_of(alice_events2)
+    for result in (chromium, aiortc, aiortc2, chromium2):
+        assert result.error is None, (result.role, result.error_detail)
+        assert result.connected
+        assert result.selected_pair is not None and result.selected_pair.relay is None
+    for sender, receiver in ((chromium, aiortc), (aiortc2, chromium2)):
+        assert receiver.dc_bytes == DATA_BYTES  # the offerer's megabyte, received whole
+        assert sender.dc_rtt_ms is not None and sender.dc_rtt_ms > 0
+    # aiortc's candidates all came inside its SDP; Chromium's were trickled to it and applied
+    assert chromium.remote_candidates and chromium2.remote_candidates
+    trickled = [e for e in bob_events if e["event"] == "remote_candidate"]
+    assert trickled and all(e["applied"] for e in trickled)
+    print(
+        f"\nchromium -> aiortc: setup {chromium.setup_s * 1000:.0f} ms, "
+        f"goodput {aiortc.dc_goodput_mbps:.1f} Mbit/s; aiortc -> chromium: setup "
+        f"{aiortc2.setup_s * 1000:.0f} ms, goodput {chromium2.dc_goodput_mbps:.1f} Mbit/s"
+    )

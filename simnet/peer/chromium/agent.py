@@ -76,17 +76,24 @@ class Agent:
         self.repairing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Launch the browser (trusting `self.trust`) and open a warm call page."""
+        """Launch the browser (trusting `self.trust`) on the call page, and warm the page."""
         from simnet.peer.chromium.browser import Browser, spki_hashes
 
         spki = spki_hashes(self.trust) if self.trust else []
-        self.browser = await Browser.launch(self.binary, self.profile, spki)
+        self.browser = await Browser.launch(
+            self.binary, self.profile, spki, PAGE.as_uri(), while_starting=_import_call_modules
+        )
         self.launched_t = time.monotonic()
-        await self._open_page()
+        self.page = await self.browser.first_page(PAGE.as_uri())
+        await self._warm()
 
     async def _open_page(self) -> None:
         assert self.browser is not None
         self.page = await self.browser.new_page(PAGE.as_uri())
+        await self._warm()
+
+    async def _warm(self) -> None:
+        assert self.browser is not None and self.page is not None
         await self.browser.close_other_pages(self.page)
         await self.page.evaluate("simnetWarmUp()", await_promise=True)
 
@@ -156,17 +163,23 @@ class Agent:
             self.page = None
 
 
+def _import_call_modules() -> None:
+    """What a call needs (pydantic models, ~0.3 s of imports), while the browser starts."""
+    import simnet.peer.chromium.driver
+    import simnet.peer.protocol  # noqa: F401
+
+
 async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -> int:
-    from pydantic import ValidationError
-
-    from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
-
     agent = Agent(args, emit)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await agent.start()
+        await agent.start()  # imports the call's modules while the browser starts
+        from pydantic import ValidationError
+
+        from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
+
         launched = agent.launched_t
         assert agent.browser is not None
         reader = await _stdin_lines()

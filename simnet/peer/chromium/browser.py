@@ -29,6 +29,7 @@ import base64
 import contextlib
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import re
@@ -68,6 +69,17 @@ DISABLED_FEATURES = (
 )
 
 
+# Even with all the flags below, Chromium 156 looks up clients2.google.com,
+# update.googleapis.com and accounts.google.com at start (measured: 15 DNS queries in its first
+# 3 s). So no host name resolves at all, and not one packet leaves the host but the call's.
+# The rule applies to address literals too, so those are excluded: a literal starts with a digit
+# (IPv4) or holds a colon (IPv6), a name of these services with a letter. simnet hands its peers
+# addresses (signaling, STUN, TURN); a URL with a host name fails for a Chromium peer.
+HOST_RESOLVER_RULES = ", ".join(
+    ["MAP * ~NOTFOUND", *(f"EXCLUDE {digit}*" for digit in "0123456789"), "EXCLUDE *:*"]
+)
+
+
 class BrowserError(Exception):
     """The browser could not be started, or a page could not be opened in it."""
 
@@ -88,7 +100,7 @@ def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
     return sorted(set(hashes))
 
 
-def flags(profile: Path, spki: Sequence[str] = ()) -> list[str]:
+def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> list[str]:
     """The command-line flags of an agent's browser (see the module docstring)."""
     argv = [
         "--headless",
@@ -119,10 +131,11 @@ def flags(profile: Path, spki: Sequence[str] = ()) -> list[str]:
         "--disable-renderer-backgrounding",
         "--disable-backgrounding-occluded-windows",
         "--log-level=2",
+        f"--host-resolver-rules={HOST_RESOLVER_RULES}",
     ]
     if spki:
         argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
-    argv.append("about:blank")
+    argv.append(url)  # the first page: the call page itself, loading while DevTools connects
     return argv
 
 
@@ -245,11 +258,20 @@ class Browser:
         return self.process.pid
 
     @classmethod
-    async def launch(cls, binary: Path, profile: Path, spki: Sequence[str] = ()) -> Browser:
-        """Start the browser and connect to it; returns once DevTools answers."""
+    async def launch(
+        cls,
+        binary: Path,
+        profile: Path,
+        spki: Sequence[str] = (),
+        url: str = "about:blank",
+        while_starting: Callable[[], object] | None = None,
+    ) -> Browser:
+        """Start the browser with one page at `url` and connect to it; returns once DevTools
+        answers. `while_starting` runs right after the spawn, while the browser starts (the
+        agent's own imports: two cores do both at once)."""
         fresh_profile(profile)
         spawned = time.monotonic()
-        argv = [str(binary), *flags(profile, spki)]
+        argv = [str(binary), *flags(profile, spki, url)]
         log.info("launching %s", " ".join(argv))
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -260,8 +282,10 @@ class Browser:
             preexec_fn=_die_with_parent,
         )
         try:
+            if while_starting is not None:
+                while_starting()
             assert process.stderr is not None
-            url = await within(_devtools_url(process.stderr), LAUNCH_TIMEOUT_S)
+            devtools = await within(_devtools_url(process.stderr), LAUNCH_TIMEOUT_S)
         except TimeoutError:
             await _kill(process)
             raise BrowserError(
@@ -272,7 +296,7 @@ class Browser:
             raise
         stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
         try:
-            cdp = await CdpConnection.connect(url)
+            cdp = await CdpConnection.connect(devtools)
             version = await cdp.send("Browser.getVersion")
             await cdp.send("Target.setDiscoverTargets", {"discover": True})
         except BaseException:
@@ -290,10 +314,38 @@ class Browser:
         for page in list(self._pages):
             page.on_event(method, params, session_id)
 
+    async def first_page(self, url: str) -> Page:
+        """The page the browser was started with (at `url`), once it has loaded; a new page if
+        the browser shows no such page."""
+        targets = await self.cdp.send("Target.getTargets")
+        for info in targets.get("targetInfos", []):
+            if info.get("type") == "page" and info.get("url") == url:
+                page = await self._attach(str(info["targetId"]))
+                try:
+                    await within(_loaded(page, url), PAGE_TIMEOUT_S)
+                except BaseException:
+                    await self._drop(page)
+                    raise
+                return page
+        return await self.new_page(url)
+
     async def new_page(self, url: str) -> Page:
         """A new page at `url`, with the event binding installed before its scripts run."""
         created = await self.cdp.send("Target.createTarget", {"url": "about:blank"})
-        target_id = str(created["targetId"])
+        page = await self._attach(str(created["targetId"]))
+        try:
+            page.loaded.clear()
+            navigated = await page.send("Page.navigate", {"url": url})
+            if navigated.get("errorText"):
+                raise BrowserError(f"cannot load {url}: {navigated['errorText']}")
+            await within(page.loaded.wait(), PAGE_TIMEOUT_S)
+        except BaseException:
+            await self._drop(page)
+            raise
+        return page
+
+    async def _attach(self, target_id: str) -> Page:
+        """A flat session on target `target_id`, its domains on and the event binding in."""
         attached = await self.cdp.send(
             "Target.attachToTarget", {"targetId": target_id, "flatten": True}
         )
@@ -303,23 +355,21 @@ class Browser:
             for method in ("Runtime.enable", "Page.enable", "Inspector.enable"):
                 await page.send(method)
             await page.send("Runtime.addBinding", {"name": BINDING})
-            page.loaded.clear()
-            navigated = await page.send("Page.navigate", {"url": url})
-            if navigated.get("errorText"):
-                raise BrowserError(f"cannot load {url}: {navigated['errorText']}")
-            await within(page.loaded.wait(), PAGE_TIMEOUT_S)
         except BaseException:
-            self.forget(page)
-            await page.close()
+            await self._drop(page)
             raise
         return page
+
+    async def _drop(self, page: Page) -> None:
+        self.forget(page)
+        await page.close()
 
     def forget(self, page: Page) -> None:
         if page in self._pages:
             self._pages.remove(page)
 
     async def close_other_pages(self, keep: Page) -> None:
-        """Close the initial about:blank tab (one renderer less)."""
+        """Close every other page (one renderer less each)."""
         targets = await self.cdp.send("Target.getTargets")
         for info in targets.get("targetInfos", []):
             if info.get("type") == "page" and info.get("targetId") != keep.target_id:
@@ -342,6 +392,20 @@ class Browser:
         self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._stderr_task
+
+
+async def _loaded(page: Page, url: str) -> None:
+    """Until `page` shows `url` fully loaded. The target may still hold its first, empty
+    document when it is attached; the binding reaches every later context of the page too."""
+    check = (
+        f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        " && typeof simnetCall === 'function'"
+    )
+    while True:
+        page.loaded.clear()  # a load after this line sets it again: no event is lost
+        if await page.evaluate(check):
+            return
+        await page.loaded.wait()
 
 
 async def _devtools_url(stderr: asyncio.StreamReader) -> str:

@@ -440,7 +440,12 @@ class Call {
         const detail = errors.length ? `: ${errors.join('; ')}` : ' gathered';
         this.noPath.reject(new CallFailed('ice-failed', `no local candidate${detail}`));
       }
-    } else if (this.remoteSet && this.remoteEnded && this.remoteCandidates.length === 0) {
+    } else if (
+      this.gatheringComplete.done && // our own gathering first: its 401 is the better cause
+      this.remoteSet &&
+      this.remoteEnded &&
+      this.remoteCandidates.length === 0
+    ) {
       this.noPath.reject(new CallFailed('ice-failed', 'the peer sent no candidate (it gathered none)'));
     }
   }
@@ -836,12 +841,15 @@ class Call {
 
 window.simnetNow = now;
 
-// Exercise a call's first-use paths (certificate, SDP, ICE agent) once, off the clock.
+// Exercise a call's first-use paths (certificate, SDP, ICE agent, the fake capture devices and
+// the browser's media services) once, off the clock.
 window.simnetWarmUp = async function () {
   const pc = new RTCPeerConnection({iceServers: []});
   pc.createDataChannel('warm-up');
   await pc.setLocalDescription(await pc.createOffer());
   pc.close();
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: true});
+  for (const track of stream.getTracks()) track.stop();
   return true;
 };
 
