@@ -50,6 +50,9 @@ PAGE_TIMEOUT_S = 15.0  # a new page loaded from file://
 CLOSE_TIMEOUT_S = 5.0
 DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 BINDING = "simnetEvent"
+# The fake camera's rate (Chromium's default is 20): a call asks for at most this many frames
+# per second of video; VideoSpec allows 60, which a Chromium peer sends at 30.
+FAKE_CAMERA_FPS = 30
 # Browser log lines that say only that this machine has no desktop (no D-Bus, no UPower)
 LOG_NOISE = ("ERROR:dbus/",)
 PR_SET_PDEATHSIG = 1
@@ -108,7 +111,7 @@ def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> 
         f"--user-data-dir={profile}",
         "--remote-debugging-port=0",
         "--remote-debugging-address=127.0.0.1",
-        "--use-fake-device-for-media-stream",
+        f"--use-fake-device-for-media-stream=fps={FAKE_CAMERA_FPS}",
         "--use-fake-ui-for-media-stream",
         f"--disable-features={','.join(DISABLED_FEATURES)}",
         "--autoplay-policy=no-user-gesture-required",

@@ -694,10 +694,12 @@ class Call {
     if (!this.kinds().length) return;
     const constraints = {audio: !!media.audio, video: false};
     if (media.video) {
+      // the fake camera runs at 30 fps (the agent's flag) in its own formats: the browser
+      // scales and drops frames down to these
       constraints.video = {
-        width: {exact: media.video.width},
-        height: {exact: media.video.height},
-        frameRate: {exact: media.video.fps},
+        width: {ideal: media.video.width, max: media.video.width},
+        height: {ideal: media.video.height, max: media.video.height},
+        frameRate: {ideal: media.video.fps, max: media.video.fps},
       };
     }
     try {
