@@ -34,7 +34,7 @@ from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control import PeerAgent, result_of
+from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
@@ -263,6 +263,16 @@ async def test_an_idle_chromium_peer_sends_nothing(network: Network) -> None:
         assert read_counters(ns)["out"] == (0, 0)
     finally:
         await agent.close()
+
+
+async def test_a_missing_browser_fails_the_start_saying_how_to_get_one(network: Network) -> None:
+    ns = network.ns("alice")
+    argv = agent_argv(ns, network.run.workdir / "chromium-alice", chromium="/nonexistent/chromium")
+    with pytest.raises(PeerAgentError) as info:
+        await PeerAgent.start(network.run, ns, argv=argv, timeout_s=30)
+    assert info.value.kind == "start"
+    assert "/nonexistent/chromium" in str(info.value)
+    assert "apt-get install chromium" in str(info.value)  # the end of the agent's log says how
 
 
 def _figures(alice: CallResult, bob: CallResult) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from simnet.peer.chromium import agent_argv
+from simnet.errors import EnvironmentProblem
+from simnet.peer.chromium import agent_argv, require_chromium
 from simnet.peer.chromium.clock import ClockMapping, Sample, mapping_from
 from simnet.peer.chromium.results import (
     build_result,
@@ -301,3 +302,10 @@ def test_agent_argv_names_the_namespace_and_profile(tmp_path: Any) -> None:
     assert argv[argv.index("--netns") + 1] == "sn-abc-alice"
     assert argv[argv.index("--profile") + 1] == str(tmp_path / "p")
     assert argv[argv.index("--trust") + 1] == str(tmp_path / "cert.pem")
+
+
+def test_a_missing_browser_says_how_to_get_one(tmp_path: Any) -> None:
+    with pytest.raises(EnvironmentProblem) as info:
+        require_chromium(str(tmp_path / "no-such-chromium"))
+    assert "no-such-chromium" in info.value.message
+    assert info.value.fix is not None and "apt-get install chromium" in info.value.fix

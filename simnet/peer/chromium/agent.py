@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.peer.agent import _current_netns, _EventWriter, _stdin_lines
 
@@ -256,4 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    return asyncio.run(_serve(args, emit, started))
+    try:
+        return asyncio.run(_serve(args, emit, started))
+    except SimnetError as exc:  # e.g. no browser: one line, how to fix it, in the agent's log
+        log.error("%s", exc)
+        return exc.exit_code
