@@ -8,14 +8,26 @@ state change ("ice_state" events, one shared monotonic clock), so afterwards eac
 * `at_ms`: when the change was in place, after the offerer's data channel opened;
 * `noticed_ms`: the first state change of either peer away from connected (ICE not
   completed/connected, or the connection not connected) after the event and before the next
-  disruptive event (`link`, `cut`, `nat-flush`; a `restore` does not end a disruption's window);
+  disruptive event (`link`, `cut`, `nat-flush`, `move`; a `restore` or an `ice-restart` does
+  not end a disruption's window);
 * `recovered_ms`: after that, the first moment both peers are connected again;
 * `failed_ms`: the first ICE "failed" or "closed" in the event's window;
 * for a cut, `recovery_ms`: `recovered_ms` counted from the start of the cut's `restore`;
 
-both relative to the event (a `restore` has neither: the cut's `recovered_ms` says it), and
-`recovered` overall: both peers connected when the call ended. `timeline_states` lists every
-state change (ms after the data channel opened, peer:kind:state) until a peer closes.
+both relative to the event (a `restore` or an `ice-restart` has neither: the disruption's
+`recovered_ms` says it), and `recovered` overall: both peers connected when the call ended.
+`timeline_states` lists every state change (ms after the data channel opened,
+peer:kind:state) until a peer closes.
+
+A `move` also gets `address` (the host's new address) and `forgotten` (the conntrack entries of
+the old address its old NAT deleted). An `ice-restart` is a command to the offerer's agent
+(`{"cmd": "ice-restart"}`, docs/peer-protocol.md), not kernel work; its `at_ms` is when the
+command was sent, and from what the peers report it gets `restart_supported` (the offerer's
+answer; false with `error` saying why, e.g. aiortc has none), `restart_started_ms` (the
+offerer's new offer with new ICE credentials exists), `restart_connected_ms` (the offerer's ICE
+connected again after it), `media_flowing_ms` (the later of the two peers' first media packet
+received after ICE came back: media flows both ways again) and `restart_failed` (the reason,
+when the offerer reports the restart failed), all relative to the command.
 
 Besides aiortc's own states, each agent reports ICE "disconnected"/"connected" as a browser
 would (`simnet.peer.liveness`: 2.5 s without a packet from the peer by default), so a cut is
@@ -31,16 +43,19 @@ import contextlib
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from simnet.errors import SimnetError
 from simnet.net.builder import Network
 from simnet.net.impair import live
+from simnet.net.plan import Attachment, Veth
 from simnet.scenario.model import DISRUPTIVE_ACTIONS, CallSpec, Scenario, TimelineEvent
 
 CONNECTED = {"ice": frozenset({"completed", "connected"}), "connection": frozenset({"connected"})}
+#: events that repair rather than disrupt: neither noticed nor failed is theirs
+CALM_ACTIONS = frozenset({"restore", "ice-restart"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,30 @@ class StateChange:
     state: str
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something a peer reported about an ICE restart: its answer to the command
+    ("ice_restart": `supported`, `reason`), a milestone ("ice_restart_started",
+    "ice_restart_connected", "ice_restart_failed" with `reason`), or the first media received
+    after ICE came back ("media_resumed")."""
+
+    t: float
+    peer: str
+    name: str
+    supported: bool | None = None
+    reason: str | None = None
+
+
+#: the events of a restart a Timeline keeps (`Note.name`)
+RESTART_EVENTS = frozenset(
+    {"ice_restart", "ice_restart_started", "ice_restart_connected", "ice_restart_failed",
+     "media_resumed"}
+)  # fmt: skip
+
+#: sends a mid-call command (name) to a peer's agent (host name); set by the call's runner
+Commander = Callable[[str, str], Awaitable[None]]
+
+
 @dataclass
 class Timeline:
     """Applies a call's timeline to `network` and collects what the agents report."""
@@ -73,18 +112,27 @@ class Timeline:
     errors: list[str | None] = field(init=False)
     states: list[StateChange] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     closing: dict[str, float] = field(default_factory=dict)
     dc_t: float | None = None
+    send: Commander | None = None  # how an ice-restart reaches the offerer's agent
+    moved: list[tuple[str, int] | None] = field(init=False)  # a move's (address, forgotten)
     _opened: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: set[str] = field(default_factory=set)  # cut or relinked: restored at the end
+    _cut: set[Veth] = field(default_factory=set)  # restored at the end
     _relinked: set[str] = field(default_factory=set)
+    _where: dict[str, str] = field(default_factory=dict)  # a moved host's network now
     _stopping: bool = False
 
     def __post_init__(self) -> None:
-        self.events = self.call.ordered_timeline
+        # an ice-restart without a target is the offerer's, and its row says so
+        self.events = [
+            e if e.target is not None else e.model_copy(update={"target": self.call.offerer})
+            for e in self.call.ordered_timeline
+        ]
         self.applied = [None] * len(self.events)
         self.begun = [None] * len(self.events)
         self.errors = [None] * len(self.events)
+        self.moved = [None] * len(self.events)
 
     def observer(self, peer: str) -> Callable[[dict[str, Any]], None]:
         """An `on_event` for `peer`'s agent."""
@@ -101,6 +149,22 @@ class Timeline:
             elif name == "dc_open" and peer == self.call.offerer and self.dc_t is None:
                 self.dc_t = t
                 self._opened.set()
+            elif name in RESTART_EVENTS:
+                supported = event.get("supported")
+                reason = event.get("reason")
+                self.notes.append(
+                    Note(
+                        t,
+                        peer,
+                        str(name),
+                        None if supported is None else bool(supported),
+                        None if reason is None else str(reason),
+                    )
+                )
+            elif name == "error" and event.get("cmd") == "ice-restart":
+                # a peer that does not know the command (`PeerAgent.command` marks its answer)
+                reason = f"the peer refused the command: {event.get('error')}"
+                self.notes.append(Note(t, peer, "ice_restart", False, reason))
 
         return seen
 
@@ -116,59 +180,189 @@ class Timeline:
                 return
             try:
                 self.begun[i] = time.monotonic()
-                await asyncio.shield(asyncio.to_thread(self._apply, event))
+                if event.action == "ice-restart":
+                    await self._restart(event)
+                else:
+                    self.moved[i] = await asyncio.shield(asyncio.to_thread(self._apply, event))
                 self.applied[i] = time.monotonic()
             except SimnetError as exc:
                 self.errors[i] = str(exc)
 
-    def _apply(self, event: TimelineEvent) -> None:
+    async def _restart(self, event: TimelineEvent) -> None:
+        if self.send is None:
+            raise SimnetError("no peer agent to send the ice-restart command to")
+        assert event.target is not None
+        await self.send(event.target, "ice-restart")
+
+    def _apply(self, event: TimelineEvent) -> tuple[str, int] | None:
+        """The kernel work of one event; a move returns (new address, conntrack entries its old
+        NAT forgot)."""
         plan, ns_of = self.network.plan, self._namespaces()
+        target = event.target
+        assert target is not None
         if event.action == "nat-flush":
-            live.nat_flush(ns_of[event.target], event.target)
-            return
-        self._changed.add(event.target)
-        if event.action == "cut":
-            live.cut(plan, ns_of, event.target)
+            live.nat_flush(ns_of[target], target)
+        elif event.action == "move":
+            assert event.to is not None
+            new = self._attachments(target)[event.to]
+            forgotten = self._move(target, event.to)
+            return str(new.address.ip), forgotten
+        elif event.action == "cut":
+            veth = self._veth(target)
+            self._cut.add(veth)
+            live.cut(plan, ns_of, target, veth)
         elif event.action == "link":
-            self._relinked.add(event.target)
-            live.set_link(plan, ns_of, event.target, event.link)
+            self._relinked.add(target)
+            live.set_link(plan, ns_of, target, event.link)
         else:
-            self._restore(event.target)
+            self._restore(target)
+        return None
+
+    def _attachments(self, host: str) -> dict[str, Attachment]:
+        found = self.network.plan.attachments.get(host)
+        if not found:
+            raise SimnetError(f"'{host}' has no other network planned to move to")
+        return found
+
+    def _home(self, host: str) -> str:
+        """The network `host` was built on."""
+        behind = self.network.plan.nodes[host].behind
+        assert behind is not None
+        return behind
+
+    def _veth(self, node: str) -> Veth:
+        """The cable `node` is attached by now (a moved host's current one)."""
+        where = self._where.get(node)
+        if where is not None:
+            return self.network.plan.attachments[node][where].veth
+        return live.attachment(self.network.plan, node)
+
+    def _move(self, host: str, to: str) -> int:
+        attachments = self._attachments(host)
+        now = self._where.get(host, self._home(host))
+        if to not in attachments:
+            raise SimnetError(f"'{host}' has no interface planned on '{to}'")
+        forgotten = live.move(self._namespaces(), host, attachments[now], attachments[to])
+        self._where[host] = to
+        return forgotten
 
     def _restore(self, node: str) -> None:
         plan, ns_of = self.network.plan, self._namespaces()
-        live.uncut(plan, ns_of, node)
+        for veth in [v for v in self._cut if v.a == node]:
+            live.uncut(plan, ns_of, node, veth)
+            self._cut.discard(veth)
         if node in self._relinked:
             live.set_link(plan, ns_of, node, live.attachment(plan, node).link)
             self._relinked.discard(node)
+
+    def _put_back(self) -> None:
+        """After the call: every cut and changed link as the scenario has it, every moved host
+        on the network it was built on."""
+        for node in sorted({v.a for v in self._cut} | self._relinked):
+            self._restore(node)
+        for host in sorted(self._where):
+            if self._where[host] != self._home(host):
+                self._move(host, self._home(host))
+        self._where.clear()
 
     def _namespaces(self) -> dict[str, str]:
         return {name: self.network.ns(name) for name in self.network.plan.nodes}
 
     async def stop(self, task: asyncio.Task[None]) -> None:
-        """End the timeline task, then put every changed link back as the scenario has it."""
+        """End the timeline task, then put the network back as the scenario has it."""
         self._stopping = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        for node in sorted(self._changed):
-            await asyncio.to_thread(self._restore, node)
+        await asyncio.to_thread(self._put_back)
 
     def columns(self) -> dict[str, Any]:
         peers = (self.call.offerer, self.call.answerer)
+        restarts = restart_columns(self.events, self.applied, self.notes, peers)
+        errors = [
+            self.errors[i] if self.errors[i] is not None else restarts.pop(f"event{i}_error", None)
+            for i in range(len(self.events))
+        ]
+        moves: dict[str, Any] = {}
+        for i, moved in enumerate(self.moved):
+            if self.events[i].action == "move":
+                moves[f"event{i}_to"] = self.events[i].to
+                moves[f"event{i}_address"] = moved[0] if moved else None
+                moves[f"event{i}_forgotten"] = moved[1] if moved else None
         return {
             **timeline_columns(
                 self.events,
                 self.applied,
-                self.errors,
+                errors,
                 self.dc_t,
                 self.states,
                 self.closing,
                 peers,
                 begun=self.begun,
             ),
+            **moves,
+            **restarts,
             **path_columns(self.applied, self.dc_t, self.checks, self.closing, peers),
         }
+
+
+def restart_columns(
+    events: Sequence[TimelineEvent],
+    applied: Sequence[float | None],
+    notes: Sequence[Note],
+    peers: Sequence[str],
+) -> dict[str, Any]:
+    """The columns of each `ice-restart` event (see the module's docstring), from the peers'
+    reports between the command and the next ice-restart (or the end). `event<i>_error` is
+    set when the restart was not made: the offerer said it cannot (its reason), or said
+    nothing. Pure, for unit tests."""
+    offerer = peers[0]
+    restarts = [i for i, e in enumerate(events) if e.action == "ice-restart"]
+    row: dict[str, Any] = {}
+    for n, i in enumerate(restarts):
+        at = applied[i]
+        if at is None:  # the command could not be sent: the event's own error says why
+            row.update(
+                {
+                    f"event{i}_restart_supported": None,
+                    f"event{i}_restart_started_ms": None,
+                    f"event{i}_restart_connected_ms": None,
+                    f"event{i}_media_flowing_ms": None,
+                    f"event{i}_restart_failed": None,
+                }
+            )
+            continue
+        following = [applied[j] for j in restarts[n + 1 :] if applied[j] is not None]
+        end = min((t for t in following if t is not None), default=math.inf)
+        # the answer may be stamped a moment before the command's write returned
+        window = [note for note in notes if at - 1.0 <= note.t < end]
+
+        def first(name: str, peer: str, window: list[Note] = window) -> Note | None:
+            return next((x for x in window if x.name == name and x.peer == peer), None)
+
+        def ms(note: Note | None, at: float = at) -> float | None:
+            return None if note is None else (note.t - at) * 1000
+
+        answer = first("ice_restart", offerer)
+        failed = first("ice_restart_failed", offerer)
+        resumed = [first("media_resumed", peer) for peer in peers]
+        flowing = None
+        if all(note is not None for note in resumed):
+            flowing = max(ms(note) or 0.0 for note in resumed)
+        row.update(
+            {
+                f"event{i}_restart_supported": None if answer is None else answer.supported,
+                f"event{i}_restart_started_ms": ms(first("ice_restart_started", offerer)),
+                f"event{i}_restart_connected_ms": ms(first("ice_restart_connected", offerer)),
+                f"event{i}_media_flowing_ms": flowing,
+                f"event{i}_restart_failed": None if failed is None else failed.reason or "failed",
+            }
+        )
+        if answer is None:
+            row[f"event{i}_error"] = "the offerer did not answer the ice-restart command"
+        elif not answer.supported:
+            row[f"event{i}_error"] = answer.reason or "the offerer cannot restart ICE"
+    return row
 
 
 def timeline_columns(
@@ -218,8 +412,8 @@ def timeline_columns(
             ),
             None,
         )
-        if event.action == "restore":
-            noticed = None  # a restore disrupts nothing: its cut's columns tell the recovery
+        if event.action in CALM_ACTIONS:
+            noticed = None  # it disrupts nothing: the disruption's columns tell the recovery
         recovered = None
         if noticed is not None:
             recovered = next(
@@ -234,7 +428,7 @@ def timeline_columns(
             ),
             None,
         )
-        if event.action == "restore":
+        if event.action in CALM_ACTIONS:
             failed = None
         restored = next(
             (

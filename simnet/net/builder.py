@@ -196,7 +196,8 @@ def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
         if veth.b == node.name and veth.b_bridge:
             with _op("bridge port (master)"):
                 ipr.link("set", index=_index(ipr, veth.b_if), master=_index(ipr, veth.b_bridge))
-    ifnames = [v.a_if for v in plan.veths if v.a == node.name]
+    # a standby cable's host end stays down until a timeline moves the host onto it
+    ifnames = [v.a_if for v in plan.veths if v.a == node.name and not v.standby]
     ifnames += [v.b_if for v in plan.veths if v.b == node.name]
     for ifname in [*node.bridges, *ifnames]:
         with _op("interface index lookup"):

@@ -70,6 +70,25 @@ class Veth:
     b_if: str
     b_bridge: str | None = None
     link: LinkSpec | None = None  # impairment of this attachment, node `a` being the attached one
+    standby: bool = False  # `a_if` stays down, without an address, until a host moves here
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One network a host can sit on: its cable to a router's LAN (or to the core), its address
+    there and its default gateway.
+
+    A host that a call's timeline moves gets one per network it moves to, planned with the rest
+    (the address comes from the same pool, so an exhausted range is an error before anything is
+    built): a second interface (`eth1`, ...) whose cable is already plugged into that LAN's
+    bridge but stays down and unaddressed until the move. A phone has a Wi-Fi and a mobile
+    interface in the same way; and a cable that exists from the start keeps the build the only
+    place veths are made."""
+
+    network: str  # the router it hangs off, or CORE
+    veth: Veth
+    address: IPv4Interface
+    gateway: IPv4Address
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,9 @@ class NetworkPlan:
     scenario: Scenario
     nodes: dict[str, Node]
     veths: list[Veth]
+    #: host -> network -> where it sits there, for the hosts a timeline moves (their first
+    #: network included), so a move and the move back know both ends
+    attachments: dict[str, dict[str, Attachment]] = field(default_factory=dict)
 
     def chain(self, node: str) -> list[str]:
         """Routers between `node` and the internet, innermost first."""
@@ -182,39 +204,53 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     lan_members: dict[str, _Pool] = {}
 
     def attach(
-        name: str, role: Role, behind: str, ifname: str, count: int, link: LinkSpec | None
-    ) -> list[IPv4Address]:
+        name: str,
+        role: Role,
+        behind: str,
+        ifname: str,
+        count: int,
+        link: LinkSpec | None,
+        standby: bool = False,
+    ) -> list[IPv4Interface]:
         """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses.
 
-        `link` impairs this cable (applied by `simnet.net.impair` after the build).
-        """
+        `link` impairs this cable (applied by `simnet.net.impair` after the build). A `standby`
+        cable gets its addresses (returned) but the node does not use it yet: its interface
+        has no address and no route until a timeline moves the node onto it."""
         node = nodes[name]
-        node.behind = behind
+        if not standby:
+            node.behind = behind
         if behind == CORE:
             addresses = [pools[role].take() for _ in range(count)]
             core_if = f"p{len(veths)}"
-            veths.append(Veth(name, ifname, CORE, core_if, link=link))
+            veths.append(Veth(name, ifname, CORE, core_if, link=link, standby=standby))
             core.addresses[core_if] = [IPv4Interface(f"{CORE_ADDRESS}/32")]
             core.routes += [Route(IPv4Network(f"{a}/32"), dev=core_if) for a in addresses]
-            node.addresses[ifname] = [IPv4Interface(f"{a}/32") for a in addresses]
-            node.routes += [
-                Route(IPv4Network(f"{CORE_ADDRESS}/32"), dev=ifname),
-                Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=CORE_ADDRESS),
-            ]
-            return addresses
+            interfaces = [IPv4Interface(f"{a}/32") for a in addresses]
+            if not standby:
+                node.addresses[ifname] = interfaces
+                node.routes += [
+                    Route(IPv4Network(f"{CORE_ADDRESS}/32"), dev=ifname),
+                    Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=CORE_ADDRESS),
+                ]
+            return interfaces
         parent = nodes[behind]
         assert parent.router is not None
         lan = parent.router.lan
         addresses = [lan_members[behind].take() for _ in range(count)]
         port = f"l{len(veths)}"
-        veths.append(Veth(name, ifname, behind, port, b_bridge=LAN_IF, link=link))
-        node.addresses[ifname] = [IPv4Interface(f"{a}/{lan.prefixlen}") for a in addresses]
-        node.routes.append(Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=lan.network_address + 1))
-        return addresses
+        veths.append(Veth(name, ifname, behind, port, b_bridge=LAN_IF, link=link, standby=standby))
+        interfaces = [IPv4Interface(f"{a}/{lan.prefixlen}") for a in addresses]
+        if not standby:
+            node.addresses[ifname] = interfaces
+            node.routes.append(
+                Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=lan.network_address + 1)
+            )
+        return interfaces
 
     for router in scenario.routers():
         nodes[router.name] = Node(router.name, Role.ROUTER)
-        wan = attach(router.name, Role.ROUTER, router.behind, WAN_IF, 1, router.link)[0]
+        wan = attach(router.name, Role.ROUTER, router.behind, WAN_IF, 1, router.link)[0].ip
         lan = router.lan or _default_lan(router, open_lans, carrier_lans, home_lans)
         _check_nesting(router, lan, nodes)
         node = nodes[router.name]
@@ -233,7 +269,38 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     for name, (behind, link) in hosts.items():
         nodes[name] = Node(name, Role.HOST)
         attach(name, Role.HOST, behind if behind != INTERNET else CORE, HOST_IF, 1, link)
-    return NetworkPlan(scenario, nodes, veths)
+    attachments: dict[str, dict[str, Attachment]] = {}
+    for host, network in _moves(scenario):
+        where = network if network != INTERNET else CORE
+        known = attachments.setdefault(host, {})
+        if not known:
+            known[nodes[host].behind or CORE] = _attachment_of(nodes, veths, host)
+        if where in known:
+            continue  # moving back: the host's interface and address there are kept
+        ifname = f"eth{len(known)}"
+        address = attach(host, Role.HOST, where, ifname, 1, None, standby=True)[0]
+        gateway = CORE_ADDRESS if where == CORE else address.network.network_address + 1
+        known[where] = Attachment(where, veths[-1], address, gateway)
+    return NetworkPlan(scenario, nodes, veths, attachments)
+
+
+def _moves(scenario: Scenario) -> list[tuple[str, str]]:
+    """(host, network) of every `move` of the scenario's call, in time order."""
+    if scenario.call is None:
+        return []
+    return [
+        (event.target, event.to)
+        for event in scenario.call.ordered_timeline
+        if event.action == "move" and event.target is not None and event.to is not None
+    ]
+
+
+def _attachment_of(nodes: dict[str, Node], veths: list[Veth], host: str) -> Attachment:
+    """Where `host` sits as built."""
+    veth = next(v for v in veths if v.a == host)
+    address = nodes[host].addresses[veth.a_if][0]
+    gateway = next(r.via for r in nodes[host].routes if r.via is not None)
+    return Attachment(veth.b, veth, address, gateway)
 
 
 def _route_public_lan(

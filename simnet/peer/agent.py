@@ -12,7 +12,9 @@ commands, one JSON object per line on stdin:
 - `{"cmd": "call", ...CallCommand}`: run one call, emitting its events and a final
   `{"event": "result", ...CallResult}`;
 - `{"cmd": "exit"}` (or stdin closing): stop, cancelling a call in progress (its peer
-  connection is still closed).
+  connection is still closed);
+- `{"cmd": "ice-restart"}`: answered `{"event": "ice_restart", "supported": false, "reason":
+  NO_ICE_RESTART}`, and the call goes on: aiortc cannot restart ICE.
 
 Events go out one JSON object per line, each with `"t"` = `time.monotonic()` (one clock for all
 namespaces). The event stream is the original stdout, moved to a private descriptor before
@@ -39,6 +41,10 @@ from simnet.net import netns
 
 if TYPE_CHECKING:
     from simnet.peer.protocol import CallCommand
+
+#: why this agent answers an ice-restart command with supported: false (aiortc 1.x has no
+#: `restartIce()`, and aioice's Connection cannot take new credentials)
+NO_ICE_RESTART = "aiortc has no ICE restart (RTCPeerConnection.restartIce is not implemented)"
 
 
 class _EventWriter:
@@ -130,6 +136,16 @@ async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
             continue
         if name == "exit":
             break
+        if name == "ice-restart":
+            emit(
+                {
+                    "event": "ice_restart",
+                    "t": time.monotonic(),
+                    "supported": False,
+                    "reason": NO_ICE_RESTART,
+                }
+            )
+            continue
         if name != "call":
             emit({"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"})
             continue

@@ -13,8 +13,10 @@ Nothing here imports aiortc.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -29,12 +31,16 @@ from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 from simnet.peer.protocol import (
+    MIDCALL_COMMANDS,
     CallCommand,
     CallResult,
     command_line,
     exit_line,
+    midcall_line,
     ready_problem,
 )
+
+log = logging.getLogger("simnet.peer.control")
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
 CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
@@ -79,6 +85,7 @@ class PeerAgent:
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._busy = False
+        self._pending: collections.deque[str] = collections.deque()  # mid-call commands sent
 
     @property
     def pid(self) -> int:
@@ -197,6 +204,8 @@ class PeerAgent:
         if timeout_s is None:
             timeout_s = cmd.timeouts.total_s(cmd.duration_s) + CALL_MARGIN_S
         self._busy = True
+        self._pending.clear()
+        self._drop_stale_events()
         try:
             await self._write(command_line(cmd))
             events: list[dict[str, Any]] = []
@@ -209,10 +218,21 @@ class PeerAgent:
                     if exc.kind == "timeout":
                         await self.kill()
                     raise
+                kind = event.get("event")
+                if kind == "error" and self._pending:
+                    # the answer of a peer that does not know a mid-call command: the call goes on
+                    event = {**event, "cmd": self._pending.popleft()}
+                elif kind == "error":  # the agent rejected the call command
+                    raise PeerAgentError(
+                        f"peer agent in {self.ns} rejected the call: {event.get('error')}",
+                        kind="rejected",
+                    )
+                else:
+                    self._answered(str(kind))
                 events.append(event)
                 if on_event is not None:
                     on_event(event)
-                if event.get("event") == "result":
+                if kind == "result":
                     try:
                         result_of([event])
                     except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -220,13 +240,40 @@ class PeerAgent:
                             f"peer in {self.ns} broke the peer protocol: {exc}", kind="protocol"
                         ) from None
                     return events
-                if event.get("event") == "error":  # the agent rejected the command
-                    raise PeerAgentError(
-                        f"peer agent in {self.ns} rejected the call: {event.get('error')}",
-                        kind="rejected",
-                    )
         finally:
             self._busy = False
+            self._pending.clear()
+
+    async def command(self, name: str) -> None:
+        """Send the mid-call command `name` (`MIDCALL_COMMANDS`, e.g. "ice-restart") while
+        `call()` runs. Its answer arrives among the call's events (`on_event`); an "error"
+        event in answer (a peer that does not know the command) does not fail the call: it is
+        passed on with `"cmd": name` added."""
+        if not self._busy:
+            raise PeerAgentError(f"peer agent in {self.ns} is not in a call", kind="busy")
+        line = midcall_line(name)
+        self._pending.append(name)
+        await self._write(line)
+
+    def _answered(self, event: str) -> None:
+        """`event` answers the oldest pending command it belongs to."""
+        for name in self._pending:
+            if MIDCALL_COMMANDS[name] == event:
+                self._pending.remove(name)
+                return
+
+    def _drop_stale_events(self) -> None:
+        """Events that arrived between calls (a late answer to a mid-call command) belong to
+        no call: they must not be read as the next call's (an "error" would reject it)."""
+        kept: list[dict[str, Any] | None] = []
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if event is None:
+                kept.append(None)  # the end of the stream stays for the next read
+            else:
+                log.info("peer agent in %s: event between calls ignored: %s", self.ns, event)
+        for item in kept:
+            self._events.put_nowait(item)
 
     async def _write(self, line: str) -> None:
         stdin = self._stdin

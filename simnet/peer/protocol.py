@@ -3,10 +3,10 @@ per line. A documented, versioned interface (docs/peer-protocol.md): simnet's ai
 its Chromium agent and a team's own client all speak it.
 
 The controller writes commands to the peer's stdin (`{"cmd": "call", ...CallCommand}`,
-`{"cmd": "exit"}`); the peer writes events to its stdout, each with `"t"`, a CLOCK_MONOTONIC
-reading (`time.monotonic()`). Every namespace shares that clock, so timestamps from the two
-peers of a call (and from the orchestrator) are directly comparable: one-way phase timings need
-no clock synchronisation.
+`{"cmd": "exit"}`, and during a call `{"cmd": "ice-restart"}`); the peer writes events to its
+stdout, each with `"t"`, a CLOCK_MONOTONIC reading (`time.monotonic()`). Every namespace shares
+that clock, so timestamps from the two peers of a call (and from the orchestrator) are directly
+comparable: one-way phase timings need no clock synchronisation.
 
 The models live here, apart from the agent, so the orchestrator can build and validate a call
 without importing aiortc; they are plain pydantic data with no behaviour. A call's settings
@@ -65,6 +65,29 @@ class ReadyEvent(_Model):
         min_length=1, description="what the peer is: aiortc, chromium, or a name of your own"
     )
     peer_version: str = Field(description="its implementation and version, free text")
+
+
+#: Commands the controller may send while a call runs, and the event that answers each. They
+#: are optional within version 1: a peer that cannot do one answers that event with
+#: `"supported": false` and a reason (or, a peer that does not know the command, with an
+#: "error" event), never by dying or failing the call.
+MIDCALL_COMMANDS: dict[str, str] = {"ice-restart": "ice_restart"}
+
+
+class IceRestartAnswer(_Model):
+    """A peer's answer to `{"cmd": "ice-restart"}` during a call. If supported, it then
+    renegotiates with new ICE credentials (an offer with iceRestart through signaling, which the
+    other peer answers) and reports `ice_restart_started`, then `ice_restart_connected` (or
+    `ice_restart_failed` with a `reason`). Any other field is allowed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event: Literal["ice_restart"] = Field(description="what this line is")
+    t: float = Field(description="CLOCK_MONOTONIC seconds when the peer took the command")
+    supported: bool = Field(description="whether this peer restarts ICE (it now does)")
+    reason: str | None = Field(
+        default=None, description="why it cannot (or what is odd), for people"
+    )
 
 
 class IceServer(_Model):
@@ -272,6 +295,15 @@ def exit_line() -> str:
     return _dump({"cmd": "exit"})
 
 
+def midcall_line(name: str) -> str:
+    """The stdin line of a mid-call command (one of `MIDCALL_COMMANDS`)."""
+    if name not in MIDCALL_COMMANDS:
+        raise ValueError(
+            f"{name!r} is not a mid-call command; one of {', '.join(MIDCALL_COMMANDS)}"
+        )
+    return _dump({"cmd": name})
+
+
 def _dump(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":")) + "\n"
 
@@ -282,6 +314,7 @@ def _dump(obj: dict[str, Any]) -> str:
 DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
     ReadyEvent,
     CallCommand,
+    IceRestartAnswer,
     IceServer,
     MediaSpec,
     VideoSpec,
@@ -307,7 +340,7 @@ def json_schema() -> dict[str, Any]:
     what `python -m simnet.peer.protocol --schema` prints and docs/peer-protocol.schema.json
     holds."""
     _, definitions = models_json_schema(
-        [(m, "validation") for m in (ReadyEvent, CallCommand, CallResult)],
+        [(m, "validation") for m in (ReadyEvent, CallCommand, IceRestartAnswer, CallResult)],
         title=f"simnet peer protocol {PROTOCOL_VERSION}",
     )
     # What simnet sends may grow optional fields within a version, which a peer ignores (the

@@ -218,6 +218,8 @@ async def one_call(
     offer_cmd, answer_cmd = _commands(scenario, call, services, room=f"call-{index}")
     limit = offer_cmd.timeouts.total_s(call.duration_s) + AGENT_MARGIN_S
     offerer, answerer = services.agents[call.offerer], services.agents[call.answerer]
+    if timeline is not None:  # an ice-restart event is a command to a peer's agent
+        timeline.send = lambda peer, name: services.agents[peer].command(name)
     task = asyncio.ensure_future(timeline.run()) if timeline else None
     try:
         outcomes = await asyncio.gather(

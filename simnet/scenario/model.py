@@ -430,32 +430,50 @@ class Expectation(Strict):
         return self
 
 
-TimelineAction = Literal["link", "cut", "restore", "nat-flush"]
-DISRUPTIVE_ACTIONS: tuple[TimelineAction, ...] = ("link", "cut", "nat-flush")
+TimelineAction = Literal["link", "cut", "restore", "nat-flush", "move", "ice-restart"]
+DISRUPTIVE_ACTIONS: tuple[TimelineAction, ...] = ("link", "cut", "nat-flush", "move")
+#: The actions that change the network (kernel work); `ice-restart` is a command to a peer.
+NETWORK_ACTIONS: tuple[TimelineAction, ...] = ("link", "cut", "restore", "nat-flush", "move")
 
 
 class TimelineEvent(Strict):
-    """A change made to the network during a call, `at_s` seconds after the data channel opens.
+    """A change made during a call, `at_s` seconds after the data channel opens.
 
     `cut`: the `target` node's attachment link drops everything, both directions; `restore`:
     the link is back to the scenario's impairment (no cut); `link`: the link's impairment
     becomes `link`; `nat-flush`: the NAT `target` forgets every mapping (conntrack and its
-    nftables state), as a reboot would.
+    nftables state), as a reboot would; `move`: host `target` leaves its network and is
+    attached behind NAT `to` (or on the `internet`) with a new address, as a phone moving from
+    Wi-Fi to mobile data, and its old NAT forgets its mappings; `ice-restart`: the offerer
+    (`target`, which may be left out) restarts ICE, as an app does after a network change.
     """
 
     at_s: float = Field(ge=0, le=3600)
     action: TimelineAction
-    target: Name
+    target: Name | None = Field(
+        default=None, description="the node changed; ice-restart: the offerer (may be omitted)"
+    )
     link: LinkSpec | None = None
+    to: Name | None = Field(
+        default=None, description="move: the NAT the host is attached behind next, or internet"
+    )
 
     @model_validator(mode="after")
-    def _link_iff_link(self) -> TimelineEvent:
+    def _fields_fit_the_action(self) -> TimelineEvent:
+        if self.target is None and self.action != "ice-restart":
+            raise ValueError(f"action '{self.action}' needs a `target:`")
         if self.action == "link" and self.link is None:
             raise ValueError("action 'link' needs a `link:` impairment")
         if self.action != "link" and self.link is not None:
             raise ValueError(f"`link:` applies to action 'link' only, not '{self.action}'")
         if self.link is not None and self.link.mtu is not None:
             raise ValueError("a timeline cannot change a link's mtu")
+        if self.action == "move" and self.to is None:
+            raise ValueError(
+                "action 'move' needs `to:`, the NAT the host moves behind (or internet)"
+            )
+        if self.action != "move" and self.to is not None:
+            raise ValueError(f"`to:` applies to action 'move' only, not '{self.action}'")
         return self
 
 
@@ -630,8 +648,20 @@ class Scenario(Strict):
     def _timeline_targets(self, call: CallSpec) -> None:
         routers = {r.name: r for r in self.routers()}
         nodes = [*routers, *self.hosts, *self.servers]
-        for i, event in enumerate(call.timeline):
+        networks = [INTERNET, *self.nats]
+        where_now = {name: host.behind for name, host in self.hosts.items()}
+        moved: dict[str, int] = {}  # host -> index of its first move
+        # in time order (as they are applied), each named by its place in the file
+        for i, event in sorted(enumerate(call.timeline), key=lambda pair: pair[1].at_s):
             where = f"call.timeline[{i}].target"
+            if event.action == "ice-restart":
+                if event.target is not None and event.target != call.offerer:
+                    raise ValueError(
+                        f"{where}: an ICE restart is made by the offerer ('{call.offerer}'), "
+                        f"not '{event.target}'; leave `target:` out"
+                    )
+                continue
+            assert event.target is not None  # the event's own validator
             if event.action == "nat-flush":
                 translating = [n for n, r in routers.items() if r.behavior.translates]
                 if event.target not in translating:
@@ -642,6 +672,30 @@ class Scenario(Strict):
             elif event.target not in nodes:
                 raise ValueError(
                     f"{where}: '{event.target}' is not a node; nodes: {', '.join(nodes)}"
+                )
+            if event.action == "move":
+                if event.target not in self.hosts:
+                    raise ValueError(
+                        f"{where}: only a host can move; '{event.target}' is not one "
+                        f"(hosts: {', '.join(self.hosts) or 'none'})"
+                    )
+                if event.to not in networks:
+                    raise ValueError(
+                        f"call.timeline[{i}].to: '{event.to}' is not a NAT of this scenario; "
+                        f"allowed: {', '.join(networks)}"
+                    )
+                if event.to == where_now[event.target]:
+                    raise ValueError(
+                        f"call.timeline[{i}].to: '{event.target}' is already attached behind "
+                        f"'{event.to}' at {event.at_s:g} s; move it to another NAT"
+                    )
+                where_now[event.target] = event.to
+                moved.setdefault(event.target, i)
+            elif event.action == "link" and event.target in moved:
+                raise ValueError(
+                    f"{where}: '{event.target}' has moved (call.timeline[{moved[event.target]}])"
+                    " before this change; a moved host's link cannot change, change its "
+                    "NAT's link instead"
                 )
 
     def routers(self) -> list[Router]:

@@ -17,14 +17,17 @@ from simnet.peer.control import result_of
 from simnet.peer.protocol import (
     COMMAND_MODELS,
     DOCUMENTED_MODELS,
+    MIDCALL_COMMANDS,
     PROTOCOL_VERSION,
     CallCommand,
     CallResult,
+    IceRestartAnswer,
     IceServer,
     ReadyEvent,
     command_line,
     json_schema,
     markdown_tables,
+    midcall_line,
     ready_problem,
 )
 
@@ -51,6 +54,18 @@ def test_command_line_round_trips() -> None:
     sent = json.loads(line)
     assert sent.pop("cmd") == "call"
     assert CallCommand.model_validate(sent) == cmd
+
+
+def test_a_midcall_command_is_one_line_and_only_a_known_one_is_sent() -> None:
+    line = midcall_line("ice-restart")
+    assert line.endswith("\n") and json.loads(line) == {"cmd": "ice-restart"}
+    assert MIDCALL_COMMANDS["ice-restart"] == "ice_restart"
+    with pytest.raises(ValueError, match="not a mid-call command"):
+        midcall_line("reboot")
+    answer = {"event": "ice_restart", "t": 1.5, "supported": False, "reason": "no"}
+    assert IceRestartAnswer.model_validate(answer).supported is False
+    with pytest.raises(ValidationError):
+        IceRestartAnswer.model_validate({"event": "ice_restart", "t": 1.5})  # supported: required
 
 
 @pytest.mark.parametrize(
@@ -141,7 +156,7 @@ def test_every_field_is_in_the_document() -> None:
                     if isinstance(inner, type) and issubclass(inner, BaseModel):
                         walk(inner)
 
-    for model in (ReadyEvent, CallCommand, CallResult):
+    for model in (ReadyEvent, CallCommand, IceRestartAnswer, CallResult):
         walk(model)
     assert reachable == {m.__name__ for m in DOCUMENTED_MODELS}
     tables = markdown_tables()
@@ -171,6 +186,8 @@ def test_the_schema_keeps_commands_open_and_results_closed() -> None:
     for name in results:
         assert definitions[name]["additionalProperties"] is False, name
     assert definitions["ReadyEvent"]["additionalProperties"] is True
+    assert definitions["IceRestartAnswer"]["additionalProperties"] is True
+    assert definitions["IceRestartAnswer"]["required"] == ["event", "t", "supported"]
     assert set(definitions) == {m.__name__ for m in DOCUMENTED_MODELS}
     assert definitions["ReadyEvent"]["required"] == [
         "event",

@@ -17,13 +17,23 @@ Each function is blocking kernel work (`netns.entered`, never across an await); 
   keeps its line as a pass-through, so that nothing it still holds is overtaken.
 * A NAT flush empties conntrack (`conntrack -F`) and every dynamic set and map of simnet's NAT
   table in the router's namespace: the mappings and filters are gone, as after a reboot.
+* A move re-attaches a host (`move`): its current interface loses its default route and address
+  and goes down (its cable's carrier drops on the old LAN), the interface planned for the new
+  network (`simnet.net.plan.Attachment`) comes up with its address and a default route through
+  the new gateway, and the old NAT forgets the host (`forget_host`): its conntrack entries and
+  its NAT state (mappings, reverse maps, permissions) of the old address are deleted. All of it
+  netlink (pyroute2) and libnftables from this thread: no process is started.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+from ipaddress import IPv4Address
+from typing import Any
 
 import nftables
+from pyroute2 import Conntrack, IPRoute
 
 from simnet.errors import SimnetError
 from simnet.net import netns
@@ -32,7 +42,7 @@ from simnet.net.impair.kernel import clear_egress, nft, tc_batch
 from simnet.net.impair.nfqueue import relink
 from simnet.net.impair.rules import NFT_TABLE, netem_batch
 from simnet.net.nftables import TABLE as NAT_TABLE
-from simnet.net.plan import NetworkPlan, Veth
+from simnet.net.plan import CORE, CORE_ADDRESS, Attachment, NetworkPlan, Veth
 from simnet.scenario.model import DIRECTIONS, LinkSpec
 
 CUT_TABLE = "simnet_cut"
@@ -55,9 +65,10 @@ def _ends(veth: Veth, ns_of: dict[str, str]) -> list[tuple[str, str]]:
     return [(ns_of[veth.a], veth.a_if), (ns_of[veth.b], veth.b_if)]
 
 
-def cut(plan: NetworkPlan, ns_of: dict[str, str], node: str) -> None:
-    """Drop every packet on `node`'s attachment link, both directions (idempotent)."""
-    for ns, ifname in _ends(attachment(plan, node), ns_of):
+def cut(plan: NetworkPlan, ns_of: dict[str, str], node: str, veth: Veth | None = None) -> None:
+    """Drop every packet on `node`'s attachment link (`veth`: the one it is on now, if it has
+    moved), both directions (idempotent)."""
+    for ns, ifname in _ends(veth or attachment(plan, node), ns_of):
         table = _cut_table(ifname)
         nft(
             ns,
@@ -70,9 +81,9 @@ def cut(plan: NetworkPlan, ns_of: dict[str, str], node: str) -> None:
         )
 
 
-def uncut(plan: NetworkPlan, ns_of: dict[str, str], node: str) -> None:
-    """Remove a cut of `node`'s link (nothing to do if there is none)."""
-    for ns, ifname in _ends(attachment(plan, node), ns_of):
+def uncut(plan: NetworkPlan, ns_of: dict[str, str], node: str, veth: Veth | None = None) -> None:
+    """Remove a cut of `node`'s link (or of `veth`; nothing to do if there is none)."""
+    for ns, ifname in _ends(veth or attachment(plan, node), ns_of):
         with netns.entered(ns):
             nftables.Nftables().cmd(f"delete table netdev {_cut_table(ifname)}")
 
@@ -108,3 +119,124 @@ def nat_flush(ns: str, name: str) -> None:
                     break
     if done.returncode != 0:
         raise SimnetError(f"conntrack -F failed in NAT {name}: {done.stderr.strip()}")
+
+
+def move(ns_of: dict[str, str], host: str, old: Attachment, new: Attachment) -> int:
+    """Re-attach `host` from `old` to `new` (see the module's docstring); returns how many
+    conntrack entries of the old address its old NAT deleted.
+
+    Break before make, as a phone that walks out of Wi-Fi range: the old interface is gone
+    before the new one is up, so no packet leaves from the old address once the new one exists.
+    """
+    with netns.entered(ns_of[host]), IPRoute() as ipr:
+        before, after = _index(ipr, old.veth.a_if), _index(ipr, new.veth.a_if)
+        ipr.flush_routes(oif=before)  # the default route, and a host's on-link core route
+        ipr.addr("del", index=before, address=str(old.address.ip), prefixlen=_prefix(old))
+        ipr.link("set", index=before, state="down")
+        ipr.link("set", index=after, state="up")
+        ipr.addr("add", index=after, address=str(new.address.ip), prefixlen=_prefix(new))
+        if new.network == CORE:  # a public host reaches its gateway (the core) on-link
+            ipr.route("add", dst=f"{CORE_ADDRESS}/32", oif=after, scope=ROUTE_SCOPE_LINK)
+        ipr.route("add", dst="0.0.0.0/0", gateway=str(new.gateway), oif=after)
+    if old.network == CORE:
+        return 0  # a public address: no NAT held anything for it
+    return forget_host(ns_of[old.network], old.address.ip)
+
+
+ROUTE_SCOPE_LINK = 253
+
+
+def _prefix(attachment: Attachment) -> int:
+    return attachment.address.network.prefixlen
+
+
+def _index(ipr: IPRoute, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise SimnetError(f"interface {ifname} is missing; cannot move the host")
+    return int(found[0])
+
+
+def forget_host(ns: str, address: IPv4Address) -> int:
+    """Make the router in namespace `ns` forget `address` (a host that left its LAN): delete
+    every conntrack entry from or to it, and every element of simnet's NAT state that maps or
+    permits it. Returns the number of conntrack entries deleted."""
+    with netns.entered(ns):
+        ct = Conntrack()
+        try:
+            doomed = [
+                entry
+                for entry in ct.dump_entries()
+                if str(address) in (entry.tuple_orig.saddr, entry.tuple_reply.saddr)
+            ]
+            deleted = 0
+            for entry in doomed:
+                try:
+                    ct.delete(entry)
+                    deleted += 1
+                except OSError:  # it expired or was deleted meanwhile
+                    continue
+        finally:
+            ct.close()
+        _forget_nat_state(nftables.Nftables(), address)
+    return deleted
+
+
+def _forget_nat_state(lib: nftables.Nftables, address: IPv4Address) -> None:
+    """Delete `address`'s elements from the NAT table's sets and maps (`simnet.net.nftables`):
+    those keyed by it (eim, adm, busy) and, through rev_addr, the external ports mapped to it
+    (used, rev_addr, rev_port, adf). A router without the table (no NAT) has nothing to do."""
+    lib.set_json_output(True)
+    state: dict[str, list[Any]] = {}
+    for name in NAT_STATE:
+        for kind in ("map", "set"):
+            rc, output, _ = lib.cmd(f"list {kind} ip {NAT_TABLE} {name}")
+            if rc == 0:
+                state[name] = _elements(output)
+                break
+    lib.set_json_output(False)
+    if not state:
+        return
+    ip = str(address)
+    ports = {_key(e) for e in state.get("rev_addr", []) if _value(e) == ip}
+    doomed: dict[str, list[str]] = {}
+    for name, elements in state.items():
+        for element in elements:
+            key = _key(element)
+            parts = key if isinstance(key, list) else [key]
+            mine = (name in ("eim", "adm", "busy") and parts[0] == ip) or (
+                name in ("used", "rev_addr", "rev_port", "adf") and parts[0] in ports
+            )
+            if mine:
+                doomed.setdefault(name, []).append(" . ".join(str(p) for p in parts))
+    for name, keys in doomed.items():
+        # one element at a time: one that timed out meanwhile must not keep the rest
+        for key in keys:
+            lib.cmd(f"delete element ip {NAT_TABLE} {name} {{ {key} }}")
+
+
+def _elements(output: str) -> list[Any]:
+    """The `elem` list of `nft -j list map|set` output."""
+    for item in json.loads(output).get("nftables", []):
+        for kind in ("map", "set"):
+            if kind in item:
+                return list(item[kind].get("elem", []))
+    return []
+
+
+def _unwrap(value: Any) -> Any:
+    """An element's part without its timeout/expiry wrapper."""
+    if isinstance(value, dict) and "elem" in value:
+        return _unwrap(value["elem"]["val"])
+    if isinstance(value, dict) and "concat" in value:
+        return [_unwrap(v) for v in value["concat"]]
+    return value
+
+
+def _key(element: Any) -> Any:
+    """A set element, or a map element's key (a list for a concatenation)."""
+    return _unwrap(element[0] if isinstance(element, list) else element)
+
+
+def _value(element: Any) -> Any:
+    return _unwrap(element[1]) if isinstance(element, list) else None
