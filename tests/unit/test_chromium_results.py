@@ -296,6 +296,19 @@ def test_a_failed_call_keeps_its_error() -> None:
     assert result.selected_pair is None
 
 
+def test_a_pair_gone_by_the_end_is_the_one_seen_when_connected() -> None:
+    """The peer closed first: this side's last snapshot has no selected pair any more, so the
+    result keeps the pair of the snapshot taken when the connection came up (a relay with its
+    server: what relay_region is read from)."""
+    report = {"connected": True, "phase_pt": {}, "stats": [], "connected_stats": _pair_stats()}
+    result = build_result(_command(), report, ClockMapping(0.0, 0.001), close_s=None)
+    assert result.selected_pair is not None and result.selected_pair.relay is not None
+    assert result.selected_pair.relay.server == "192.0.2.10:5349"
+    later = {**report, "stats": _pair_stats("host")}  # the end's own pair wins when it has one
+    final = build_result(_command(), later, ClockMapping(0.0, 0.001), close_s=None)
+    assert final.selected_pair is not None and final.selected_pair.local.type == "host"
+
+
 def test_agent_argv_names_the_namespace_and_profile(tmp_path: Any) -> None:
     argv = agent_argv("sn-abc-alice", tmp_path / "p", trust=[tmp_path / "cert.pem"])
     assert argv[1:3] == ["-m", "simnet.peer.chromium"]

@@ -197,6 +197,7 @@ class Call {
     this.firstFrames = new Set(); // "kind:direction"
     this.mediaReady = deferred();
     this.mediaStats = null; // [startSnapshot, endSnapshot]
+    this.connectedStats = null; // a snapshot taken when DTLS connected (selected pair fallback)
     this.mediaWindow = null; // [start pt, end pt]
     this.disconnects = 0;
     this.disconnectedMs = 0;
@@ -425,6 +426,10 @@ class Call {
     if (!this.dtlsDone.done) {
       this.event('dtls_connected');
       this.dtlsDone.resolve(true);
+      // The pair as connected: when the peer closes first, this side's transport can be gone
+      // before the call's last snapshot, and the selected pair with it (as aiortc's agent keeps
+      // the nominated pair). Not awaited: it must not delay the call.
+      this.snapshot().then((stats) => { this.connectedStats = stats; }, () => {});
     }
   }
 
@@ -825,6 +830,7 @@ class Call {
       disconnects: this.disconnects,
       disconnected_s: this.disconnectedMs / 1000,
       stats,
+      connected_stats: this.connectedStats || [],
     };
   }
 
