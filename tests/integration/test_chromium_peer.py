@@ -377,6 +377,43 @@ async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, u
     print(f"\nrelay over {transport}: {_figures(alice, bob)}")
 
 
+async def test_with_several_turn_urls_the_pair_names_the_one_it_relays_through(
+    bench: Bench,
+) -> None:
+    """Given TURN over UDP, TCP and TLS at once (aiortc would use one), a Chromium peer allocates
+    and keeps one or more of them (measured: 1 or 3 relay candidates over 6 runs, the single one
+    kept once UDP's, once TCP's: as libwebrtc's KEEP_FIRST_READY pruning of TURN ports does, the
+    first allocation ready on a network wins). Each kept allocation is a successful attempt, and
+    the selected pair names its URL, server and transport."""
+    ip, turn = bench.turn.address, str(bench.turn.address)
+    urls = [
+        f"turn:{ip}:3478?transport=udp",
+        f"turn:{ip}:3478?transport=tcp",
+        f"turns:{ip}:5349?transport=tcp",
+    ]
+    offer, answer = commands(
+        bench, ice_servers=turn_servers(bench.turn, *urls), ice_transport_policy="relay"
+    )
+    alice_events, bob_events = await call(bench, offer, answer)
+    for result in (result_of(alice_events), result_of(bob_events)):
+        assert result.error is None, result.error_detail
+        kept = [a for a in result.turn_attempts if a.ok]
+        assert kept and all(a.server.startswith(f"{turn}:") for a in kept)
+        assert result.local_candidates == {"relay": len(kept)}
+        pair = result.selected_pair
+        assert pair is not None and pair.relay is not None
+        assert pair.relay.server_url in urls
+        scheme, _, query = pair.relay.server_url.partition("?")
+        assert pair.relay.transport == (
+            "tls" if scheme.startswith("turns:") else query.removeprefix("transport=")
+        )
+        assert (pair.relay.transport, True) in {(a.transport, a.ok) for a in kept}
+        print(
+            f"\n{result.role}: kept {[a.transport for a in kept]}, relays through "
+            f"{pair.relay.server_url}"
+        )
+
+
 async def test_a_wrong_turn_password_is_turn_auth_at_once(bench: Bench) -> None:
     """Relay only, both peers with a wrong TURN password: no candidate can be gathered, coturn's
     401 names the cause, and both fail when their gathering ends, long before the ICE timeout."""
