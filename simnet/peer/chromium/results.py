@@ -12,7 +12,8 @@ the same definitions as the aiortc agent's (`simnet.peer.call`):
   was given (trickled or inside the remote description);
 - TURN attempts: one per TURN URL the call was given that either produced a relayed candidate
   (ok, with the time from `setLocalDescription` to that candidate) or an `icecandidateerror`
-  (its STUN error code, e.g. 401);
+  (its STUN error code, e.g. 401); an allocation the browser pruned (another TURN allocation
+  was ready first on the same network) shows neither and is not listed;
 - media per kind over the measured window, from the first and last snapshot: outbound-rtp
   (packets, bytes, bitrate), inbound-rtp (packets, packets lost, jitter, frames, fps, bitrate)
   and remote-inbound-rtp (RTCP round-trip time). Video frames are `framesDecoded`; an audio
