@@ -371,6 +371,36 @@ async def test_a_second_websocket_with_the_same_name_replaces_the_first(
     assert message == {"to": "bob"}
 
 
+async def test_a_reconnect_is_served_at_once_although_the_old_client_never_answers(
+    server: SignalingServer,
+) -> None:
+    """A peer that moved to another network reconnects while its old connection is dead (an
+    ICE restart's offer goes through the new one): the server's close of the old one is never
+    answered, and the new connection must not wait for that (aiohttp waits up to 10 s for a
+    close handshake, except when another task reads the connection, as here). The old client
+    is a raw socket that completed the WebSocket handshake and then reads nothing."""
+
+    async def scenario() -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection(str(LOOPBACK), server.port)
+        writer.write(
+            b"GET /ws/r/bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")  # and it reads no more
+        try:
+            async with (
+                await open_channel("ws", server.base_url, "r", "bob", 2.0) as new,
+                await open_channel("ws", server.base_url, "r", "alice", 2.0) as alice,
+            ):
+                await alice.send({"to": "bob"})
+                return await new.receive(2.0)  # well inside the 10 s close handshake
+        finally:
+            writer.close()
+
+    assert await in_ns(server.ns, scenario) == {"to": "bob"}
+
+
 async def test_a_port_in_use_is_a_user_error(server: SignalingServer) -> None:
     with pytest.raises(SimnetError, match=r"cannot listen on 127\.0\.0\.1:"):
         await SignalingServer(server.ns, LOOPBACK, server.port).start()

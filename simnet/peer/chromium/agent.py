@@ -75,6 +75,7 @@ class Agent:
         self.page: Page | None = None
         self.launched_t = 0.0  # when the browser last answered DevTools
         self.repairing: asyncio.Task[None] | None = None
+        self.restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Launch the browser (trusting `self.trust`) on the call page, and warm the page."""
@@ -156,6 +157,20 @@ class Agent:
         if result.error == "browser":  # replace the page now, off the next call's clock
             self.repairing = asyncio.ensure_future(self._repair_quietly())
 
+    async def ice_restart(self, in_call: bool) -> None:
+        """Answer `{"cmd": "ice-restart"}`: the page restarts ICE if it can (simnetIceRestart)
+        and reports the restart's events itself; the answer says whether it does."""
+        t = time.monotonic()
+        answer: dict[str, Any] = {"supported": False, "reason": "no call in progress"}
+        if in_call and self.page is not None:
+            try:
+                value = await self.page.evaluate("simnetIceRestart()")
+            except Exception as exc:  # the page is gone: the call's watchdog reports it
+                value = {"supported": False, "reason": f"the page did not take it: {exc}"}
+            if isinstance(value, dict):
+                answer = value
+        self.emit({"event": "ice_restart", "t": t, **answer})
+
     async def _repair_quietly(self) -> None:
         try:
             await self.repair()
@@ -218,6 +233,10 @@ async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -
                 continue
             if name == "exit":
                 break
+            if name == "ice-restart":
+                running = call is not None and not call.done()
+                agent.restarting = asyncio.ensure_future(agent.ice_restart(running))
+                continue
             if name != "call":
                 emit(
                     {"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"}
@@ -234,7 +253,7 @@ async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -
                 )
                 continue
             call = asyncio.ensure_future(agent.call(command))
-        for task in (call, agent.repairing):
+        for task in (call, agent.repairing, agent.restarting):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,10 @@
 // ("bulk" t0, "bulk-done" t_last, as aiortc does), so the agent hands the page its clock offset.
 // The call ends with a "report" event (what the result needs: error, figures, raw getStats()
 // snapshots) and then "closed" (the peer connection and signaling closed).
+//
+// ICE restart (docs/peer-protocol.md, "ICE restart"): simnetIceRestart() makes the offerer send an
+// offer with new ICE credentials; the answerer answers any later offer. Both report
+// ice_restart_started / ice_restart_connected (or ice_restart_failed) and media_resumed.
 'use strict';
 
 const CHANNEL_LABEL = 'simnet';
@@ -204,6 +208,8 @@ class Call {
     this.disconnectedAt = null;
     this.gatherStarted = null;
     this.dtlsWatched = new Set();
+    this.restarts = 0; // ICE restarts made (offerer) or answered (answerer)
+    this.restarting = false;
   }
 
   shared() {
@@ -306,7 +312,10 @@ class Call {
     if (message.from !== this.cmd.remote_peer) return;
     if (message.to !== undefined && message.to !== this.cmd.peer) return;
     const expected = this.cmd.role === 'offer' ? 'answer' : 'offer';
-    if (message.type === expected && typeof message.sdp === 'string') {
+    if (message.type === 'offer' && expected === 'offer' && this.description.done && typeof message.sdp === 'string') {
+      this.remoteSet = false; // its candidates wait for it, as at the start
+      this.answerRestart(message.sdp, now());
+    } else if (message.type === expected && typeof message.sdp === 'string') {
       this.description.resolve({sdp: message.sdp, arrived: now()});
     } else if (message.type === 'candidate' && typeof message.candidate === 'string') {
       if (!message.candidate) return;
@@ -366,11 +375,11 @@ class Call {
     this.checkPath();
   }
 
-  sendDescription(type) {
+  sendDescription(type, milestone = true) {
     const handed = now();
     this.send({type, sdp: this.pc.localDescription.sdp});
     this.descriptionSent = true;
-    this.eventAt(`${type}_sent`, handed);
+    if (milestone) this.eventAt(`${type}_sent`, handed);
     for (const message of this.unsent.splice(0)) this.send(message);
   }
 
@@ -791,6 +800,107 @@ class Call {
     return [...(await this.pc.getStats()).values()];
   }
 
+  // --- ICE restart -------------------------------------------------------------------------------
+
+  // The agent's ice-restart command: {supported, reason}; the restart itself runs in the background.
+  iceRestart() {
+    if (this.cmd.role !== 'offer') return {supported: false, reason: 'only the offerer restarts ICE'};
+    if (!this.dc || this.phaseT.dc_open === undefined) {
+      return {supported: false, reason: 'the call is not connected yet'};
+    }
+    if (!this.pc || this.pc.signalingState === 'closed') return {supported: false, reason: 'the call has ended'};
+    if (this.restarting) return {supported: false, reason: 'an ICE restart is already running'};
+    this.restarting = true;
+    this.restart().finally(() => (this.restarting = false));
+    return {supported: true};
+  }
+
+  async restart() {
+    const n = ++this.restarts;
+    try {
+      this.remoteSet = false; // the answer's candidates wait for it
+      this.descriptionSent = false; // our new candidates go after the new offer
+      this.description = deferred(); // the answer to this offer
+      // A new signaling connection first, as an app does after a network change: the old one's
+      // TCP connection may be dead (its address gone) without the browser knowing yet.
+      this.signaling.close();
+      await this.openSignaling();
+      const offer = await this.pc.createOffer({iceRestart: true});
+      this.event('ice_restart_started', {}, `ice_restart_started:${n}`);
+      await bounded('gathering', this.pc.setLocalDescription(offer), this.cmd.timeouts.gathering_s);
+      this.sendDescription('offer', false);
+      const {sdp} = await this.receive();
+      await this.setRemote('answer', sdp);
+      await this.restarted(n);
+    } catch (e) {
+      const reason = e instanceof CallFailed ? e.message : `${e && e.name}: ${e && e.message}`;
+      this.event('ice_restart_failed', {reason}, `ice_restart_failed:${n}`);
+    }
+  }
+
+  // The answerer: an offer after the first one renegotiates (new ICE credentials: a restart).
+  async answerRestart(sdp, arrived) {
+    const n = ++this.restarts;
+    try {
+      this.eventAt('ice_restart_started', arrived, {}, `ice_restart_started:${n}`);
+      this.descriptionSent = false;
+      await this.setRemote('offer', sdp);
+      const answer = await this.pc.createAnswer();
+      await bounded('gathering', this.pc.setLocalDescription(answer), this.cmd.timeouts.gathering_s);
+      this.sendDescription('answer', false);
+      await this.restarted(n);
+    } catch (e) {
+      const reason = e instanceof CallFailed ? e.message : `${e && e.name}: ${e && e.message}`;
+      this.event('ice_restart_failed', {reason}, `ice_restart_failed:${n}`);
+    }
+  }
+
+  // After restart `n`'s descriptions are applied: ICE connected on a pair of the new credentials
+  // (ice_restart_connected), then the first media packet received (media_resumed).
+  async restarted(n) {
+    const ufrag = /a=ice-ufrag:(\S+)/.exec(this.pc.localDescription.sdp);
+    const mine = ufrag ? ufrag[1] : null;
+    const transport = this.pc.sctp ? this.pc.sctp.transport.iceTransport : null;
+    const connected = () => {
+      if (!['connected', 'completed'].includes(this.pc.iceConnectionState)) return false;
+      const pair = transport && transport.getSelectedCandidatePair ? transport.getSelectedCandidatePair() : null;
+      return !mine || !pair || pair.local.usernameFragment === mine;
+    };
+    const deadline = now() + this.cmd.timeouts.ice_s * 1000;
+    while (!connected()) {
+      if (this.pc.signalingState === 'closed') return;
+      if (now() > deadline) {
+        throw new CallFailed('timeout:ice', `ICE not connected within ${this.cmd.timeouts.ice_s} s of the restart`);
+      }
+      await sleep(FIRST_FRAME_POLL_MS);
+    }
+    this.event('ice_restart_connected', {}, `ice_restart_connected:${n}`);
+    await this.mediaResumed(n, deadline);
+  }
+
+  // The first media packet received after ICE came back, per kind (to FIRST_FRAME_POLL_MS).
+  async mediaResumed(n, deadline) {
+    const received = async () => {
+      const counts = {};
+      for (const stats of (await this.pc.getStats()).values()) {
+        if (stats.type === 'inbound-rtp') counts[stats.kind] = (counts[stats.kind] || 0) + (stats.packetsReceived || 0);
+      }
+      return counts;
+    };
+    const before = await received();
+    const waiting = new Set(this.kinds());
+    while (waiting.size && this.pc.signalingState !== 'closed' && now() < deadline + this.cmd.timeouts.media_s * 1000) {
+      await sleep(FIRST_FRAME_POLL_MS);
+      const counts = await received();
+      for (const kind of [...waiting]) {
+        if ((counts[kind] || 0) > (before[kind] || 0)) {
+          waiting.delete(kind);
+          this.event('media_resumed', {kind}, `media_resumed:${kind}:${n}`);
+        }
+      }
+    }
+  }
+
   // --- ending ----------------------------------------------------------------------------------
 
   async finish() {
@@ -861,9 +971,22 @@ window.simnetWarmUp = async function () {
   return true;
 };
 
+let current = null; // the call running, for simnetIceRestart
+
 // Start one call; it reports through window.simnetEvent and ends with "report" and "closed".
 window.simnetCall = function (spec) {
-  const call = new Call(spec);
-  call.run().catch((e) => emit('page_error', {message: `${e && e.name}: ${e && e.message}`}));
+  const call = (current = new Call(spec));
+  call
+    .run()
+    .catch((e) => emit('page_error', {message: `${e && e.name}: ${e && e.message}`}))
+    .finally(() => {
+      if (current === call) current = null;
+    });
   return true;
+};
+
+// The agent's ice-restart command: {supported, reason?} at once; the restart reports its events.
+window.simnetIceRestart = function () {
+  if (!current) return {supported: false, reason: 'no call in progress'};
+  return current.iceRestart();
 };
