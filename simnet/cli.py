@@ -132,6 +132,13 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
                 if b.translates
                 else " (routes, no NAT)"
             )
+        moves = [
+            f"{a.address} behind {a.network}"
+            for a in plan.attachments.get(node.name, {}).values()
+            if a.veth.standby
+        ]
+        if moves:  # the interfaces a timeline moves the host onto
+            behaviour += f" (moves to {', '.join(moves)})"
         out.print(show.text(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}"))
     if loaded.call is None:
         from simnet.scenario.model import CallSpec
@@ -668,8 +675,21 @@ def _timeline_summary(row: ResultRow, num: Callable[[Any], str]) -> None:
             recovered_text += f" ({row[f'{e}_recovery_ms']:.0f} after restore)"
         if row.get(f"{e}_failed_ms") is not None:
             recovered_text = show.text((f"failed +{row[f'{e}_failed_ms']:.0f}", "red"))
+        what = f"{row[f'{e}_action']} {row[f'{e}_target']}"
+        if row.get(f"{e}_to") is not None:
+            what += f" -> {row[f'{e}_to']} ({row.get(f'{e}_address')})"
+        if row.get(f"{e}_restart_connected_ms") is not None:  # an ICE restart that was made
+            steps = (("started", "restart_started_ms"), ("connected", "restart_connected_ms"),
+                     ("media", "media_flowing_ms"))  # fmt: skip
+            recovered_text = ", ".join(
+                f"{label} +{row[f'{e}_{key}']:.0f}"
+                for label, key in steps
+                if row.get(f"{e}_{key}") is not None
+            )
+        elif row.get(f"{e}_error") is not None:
+            recovered_text = show.text((str(row[f"{e}_error"]), "red"))
         table.add_row(
-            num(row.get(f"{e}_at_ms")), show.text(f"{row[f'{e}_action']} {row[f'{e}_target']}"),
+            num(row.get(f"{e}_at_ms")), show.text(what),
             show.text(noticed_text), recovered_text, num(row.get(f"{e}_path_rtt_ms")),
             num(row.get(f"{e}_path_loss_pct")),
         )  # fmt: skip

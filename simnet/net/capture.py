@@ -1,4 +1,5 @@
-"""Packet captures of a call: one tcpdump per host, inside the host's namespace, on its interface.
+"""Packet captures of a call: one tcpdump per host, inside the host's namespace, on its interface
+(on all of them, `any`, for a host that a timeline moves to another network mid-call).
 
 Why: a failed call is debugged from what crossed the wire (which checks went out, which answers
 never came, whether the TURN server was reached). `simnet run --pcap` therefore records, for
@@ -64,7 +65,9 @@ async def start_captures(
     try:
         for host in hosts:
             path = directory / f"{stem}-{host}.pcap"
-            argv = ["tcpdump", "-i", HOST_IF, "-n", "-U", "-Z", "root", "-w", str(path)]
+            # a host a timeline moves changes interfaces mid-call: capture all of them
+            interface = "any" if host in network.plan.attachments else HOST_IF
+            argv = ["tcpdump", "-i", interface, "-n", "-U", "-Z", "root", "-w", str(path)]
             try:
                 process = start(
                     network.run,

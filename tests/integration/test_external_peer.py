@@ -208,3 +208,42 @@ async def test_a_peer_of_another_protocol_version_is_refused(
     message = str(info.value)
     assert f"speaks peer protocol {shown}, simnet speaks {PROTOCOL_VERSION}" in message
     assert "docs/peer-protocol.md" in message  # where to read what version 1 is
+
+
+async def test_a_midcall_command_is_answered_and_never_ends_the_call(services: Services) -> None:
+    """`{"cmd": "ice-restart"}` during a call, to a peer that does not know it (the example
+    answers `error`) and to one that cannot do it (simnet's aiortc agent answers `ice_restart`
+    with supported false and why): both calls go on and are measured as usual; the example's
+    `error` is the command's answer (marked with it), not a rejection of the call."""
+    import asyncio
+
+    from simnet.peer.agent import NO_ICE_RESTART
+
+    net = services.net
+    alice = await PeerAgent.start(net.run, net.ns("alice"), argv=MINIMAL_PEER)
+    bob = await PeerAgent.start(net.run, net.ns("bob"))
+    sent: list[asyncio.Future[None]] = []
+
+    def restart_on_start(agent: PeerAgent) -> Any:
+        def seen(event: dict[str, Any]) -> None:
+            if event["event"] == "call_started":
+                sent.append(asyncio.ensure_future(agent.command("ice-restart")))
+
+        return seen
+
+    try:
+        offer, answer = commands(services, "alice", "bob")
+        alice_events, bob_events = await asyncio.gather(
+            alice.call(offer, on_event=restart_on_start(alice)),
+            bob.call(answer, on_event=restart_on_start(bob)),
+        )
+        await asyncio.gather(*sent)
+    finally:
+        await alice.close()
+        await bob.close()
+    _assert_measured(alice_events, OFFERER_MILESTONES)
+    _assert_measured(bob_events, ANSWERER_MILESTONES)
+    [refused] = [e for e in alice_events if e["event"] == "error"]
+    assert refused["cmd"] == "ice-restart" and "ice-restart" in refused["error"], refused
+    [answered] = [e for e in bob_events if e["event"] == "ice_restart"]
+    assert answered["supported"] is False and answered["reason"] == NO_ICE_RESTART
