@@ -38,6 +38,10 @@ class Strict(BaseModel):
 
 
 IcePolicy = Literal["all", "relay"]
+#: how a peer reaches a TURN server (RFC 5766 over UDP or TCP, RFC 6062-era TLS on TCP): the
+#: scenario's `turn_transports`, a relay's `relay_protocol` and the TURN client all use this one
+TurnTransport = Literal["udp", "tcp", "tls"]
+TURN_TRANSPORTS: tuple[TurnTransport, ...] = get_args(TurnTransport)
 SignalingKind = Literal["ws", "http"]
 
 # The bounded phases of a call, in order; each has a timeout (`Timeouts.<phase>_s`) and an

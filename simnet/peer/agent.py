@@ -17,10 +17,9 @@ commands, one JSON object per line on stdin:
   NO_ICE_RESTART}`, and the call goes on: aiortc cannot restart ICE.
 
 Events go out one JSON object per line, each with `"t"` = `time.monotonic()` (one clock for all
-namespaces). The event stream is the original stdout, moved to a private descriptor before
-anything is imported: file descriptor 1 then points at stderr, so a library (or a C codec)
-printing to stdout can never corrupt the stream the controller parses. Bad commands are
-answered with `{"event": "error", ...}`; the agent keeps serving.
+namespaces). The command loop, the event stream (the original stdout, moved to a private
+descriptor before anything is imported) and the answers to bad commands are the ones every
+agent shares (`simnet.peer.serve`); this module supplies the aiortc side.
 
 Imports aiortc only inside `main()`, after `netns.enter_for_good`.
 """
@@ -29,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import sys
@@ -38,6 +35,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from simnet.net import netns
+from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
     from simnet.peer.protocol import CallCommand
@@ -45,23 +43,6 @@ if TYPE_CHECKING:
 #: why this agent answers an ice-restart command with supported: false (aiortc 1.x has no
 #: `restartIce()`, and aioice's Connection cannot take new credentials)
 NO_ICE_RESTART = "aiortc has no ICE restart (RTCPeerConnection.restartIce is not implemented)"
-
-
-class _EventWriter:
-    """Writes one JSON line per event to the private copy of the original stdout."""
-
-    def __init__(self) -> None:
-        sys.stdout.flush()
-        self._fd = os.dup(1)
-        os.dup2(2, 1)  # stray prints land in the agent's log, not in the event stream
-        os.set_inheritable(self._fd, False)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        data = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,22 +75,37 @@ async def _warm_up() -> None:
         get_decoder(codec)
 
 
-async def _stdin_lines() -> asyncio.StreamReader:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=16 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
+class _Aiortc:
+    """The aiortc backend of the command loop (`simnet.peer.serve`)."""
+
+    def __init__(self, emit: EventWriter) -> None:
+        self.emit = emit
+
+    async def call(self, cmd: CallCommand) -> None:
+        await _call(cmd, self.emit)
+
+    async def ice_restart(self, in_call: bool) -> None:
+        self.emit(
+            {
+                "event": "ice_restart",
+                "t": time.monotonic(),
+                "supported": False,
+                "reason": NO_ICE_RESTART,
+            }
+        )
+
+    def background(self) -> list[asyncio.Task[Any] | None]:
+        return []
 
 
-async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
+async def _serve(emit: EventWriter, started: float, imported: float) -> int:
     import aiortc
-    from pydantic import ValidationError
 
     import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
-    from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
+    from simnet.peer.protocol import PROTOCOL_VERSION
 
     await _warm_up()
-    reader = await _stdin_lines()
+    reader = await stdin_lines()
     emit(
         {
             "event": "ready",
@@ -118,54 +114,16 @@ async def _serve(emit: _EventWriter, started: float, imported: float) -> int:
             "peer_kind": "aiortc",
             "peer_version": f"aiortc {aiortc.__version__}",
             "pid": os.getpid(),
-            "netns": _current_netns(),
+            "netns": current_netns(),
             "import_s": imported - started,
             "warm_s": time.monotonic() - imported,
         }
     )
-    call: asyncio.Task[Any] | None = None
-    while True:
-        line = await reader.readline()
-        if not line:  # the controller went away: never outlive it
-            break
-        try:
-            command = json.loads(line)
-            name = command.pop("cmd")
-        except (ValueError, KeyError, AttributeError):
-            emit({"event": "error", "t": time.monotonic(), "error": f"bad command line: {line!r}"})
-            continue
-        if name == "exit":
-            break
-        if name == "ice-restart":
-            emit(
-                {
-                    "event": "ice_restart",
-                    "t": time.monotonic(),
-                    "supported": False,
-                    "reason": NO_ICE_RESTART,
-                }
-            )
-            continue
-        if name != "call":
-            emit({"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"})
-            continue
-        try:
-            cmd = CallCommand.model_validate(command)
-        except ValidationError as exc:
-            emit({"event": "error", "t": time.monotonic(), "error": f"invalid call: {exc}"})
-            continue
-        if call is not None and not call.done():
-            emit({"event": "error", "t": time.monotonic(), "error": "a call is already running"})
-            continue
-        call = asyncio.ensure_future(_call(cmd, emit))
-    if call is not None and not call.done():
-        call.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await call
+    await serve(reader, emit, _Aiortc(emit))
     return 0
 
 
-async def _call(cmd: CallCommand, emit: _EventWriter) -> None:
+async def _call(cmd: CallCommand, emit: EventWriter) -> None:
     """Run one call and emit its result; a crash still ends in a result, so the controller
     never waits for one that will not come."""
     from simnet.peer.call import run_call
@@ -179,26 +137,12 @@ async def _call(cmd: CallCommand, emit: _EventWriter) -> None:
     emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
 
 
-def _current_netns() -> str:
-    """Name of the namespace this thread is in (by inode), or "" if it has none in /run/netns."""
-    try:
-        own = os.stat("/proc/thread-self/ns/net")
-    except OSError:
-        return ""
-    for name in netns.list_names():
-        with contextlib.suppress(OSError):
-            st = os.stat(netns.path_of(name))
-            if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
-                return name
-    return ""
-
-
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parse_args(argv)
     if args.netns:
         netns.enter_for_good(args.netns)  # before any thread, socket or import that makes one
-    emit = _EventWriter()
+    emit = EventWriter()
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

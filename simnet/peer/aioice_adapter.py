@@ -40,18 +40,18 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aioice import stun
 from aioice import turn as aioice_turn
 from aioice.ice import CandidatePair, Connection
 
+from simnet.callspec import TurnTransport
+
 if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
     from aiortc import RTCPeerConnection
 
     from simnet.peer.protocol import IceServer, RelayInfo, SelectedPair, TurnAttempt
-
-TurnKind = Literal["udp", "tcp", "tls"]
 
 
 class TurnRecorder:
@@ -75,7 +75,7 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
     if kwargs.get("ssl") is True and recorder is not None and recorder.ssl_context is not None:
         kwargs["ssl"] = recorder.ssl_context
     server = kwargs.get("server_addr", args[1] if len(args) > 1 else ("?", 0))
-    transport: TurnKind = (
+    transport: TurnTransport = (
         "tls" if wants_tls else "tcp" if kwargs.get("transport") == "tcp" else "udp"
     )
     started = time.monotonic()
@@ -206,7 +206,7 @@ def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
     if not isinstance(transport, aioice_turn.TurnTransport):
         return None
     inner = getattr(transport, "_TurnTransport__inner_protocol", None)
-    kind: TurnKind
+    kind: TurnTransport
     if isinstance(inner, aioice_turn.TurnClientUdpProtocol):
         kind = "udp"
     elif isinstance(inner, aioice_turn.TurnClientTcpProtocol):

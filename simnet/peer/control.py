@@ -163,7 +163,7 @@ class PeerAgent:
                 try:
                     event = json.loads(line)
                 except ValueError:
-                    continue  # cannot happen by design (see agent._EventWriter); never fatal
+                    continue  # cannot happen by design (see serve.EventWriter); never fatal
                 if isinstance(event, dict):
                     self._events.put_nowait(event)
         finally:

@@ -35,6 +35,7 @@ from simnet.callspec import (
     MediaSpec,
     SignalingKind,
     Timeouts,
+    TurnTransport,
     VideoSpec,
 )
 
@@ -166,7 +167,7 @@ class RelayInfo(_Model):
 
     server_url: str | None = Field(description="the ice_servers URL the relay came from")
     server: str = Field(description='"ip:port" of the TURN server')
-    transport: Literal["udp", "tcp", "tls"] = Field(description="peer to TURN server")
+    transport: TurnTransport = Field(description="peer to TURN server")
 
 
 class SelectedPair(_Model):
@@ -181,7 +182,7 @@ class TurnAttempt(_Model):
     """One TURN allocation tried while gathering."""
 
     server: str = Field(description='"ip:port"')
-    transport: Literal["udp", "tcp", "tls"]
+    transport: TurnTransport
     ok: bool
     error: str | None = None
     error_code: int | None = Field(default=None, description="STUN error code, e.g. 401")

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simnet.callspec import ROW_MILESTONES
+from simnet.callspec import ROW_MILESTONES, TurnTransport
 from simnet.errors import SimnetError
 
 SCHEMA_VERSION = 3
@@ -83,7 +83,7 @@ class CallOutcome(_Part):
     local_candidate: str | None = None
     remote_candidate: str | None = None
     local_protocol: str | None = None
-    relay_protocol: Literal["udp", "tcp", "tls"] | None = None
+    relay_protocol: TurnTransport | None = None
     relay_server: str | None = None
     # The relayed side read no TURN client and the transport was taken from the call's only
     # TURN URL (see simnet.run.calls).

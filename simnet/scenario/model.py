@@ -25,12 +25,14 @@ from pydantic import (
 
 from simnet.callspec import (
     ERROR_KINDS,
+    TURN_TRANSPORTS,
     IcePolicy,
     Liveness,
     MediaSpec,
     SignalingKind,
     Strict,
     Timeouts,
+    TurnTransport,
 )
 from simnet.scenario.nat import (
     CHAINED_PRESETS,
@@ -390,10 +392,6 @@ class ServerSpec(Strict):
                 f"not a {self.kind} server"
             )
         return self
-
-
-TurnTransport = Literal["udp", "tcp", "tls"]
-TURN_TRANSPORTS: tuple[TurnTransport, ...] = ("udp", "tcp", "tls")
 
 
 class Expectation(Strict):

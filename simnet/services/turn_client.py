@@ -37,12 +37,12 @@ from aioice.turn import (
 )
 
 from simnet.aio import within
+from simnet.callspec import TurnTransport as TurnTransportKind
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.peer.aioice_adapter import turn_connect
 
 Address = tuple[str, int]
-TurnTransportKind = Literal["udp", "tcp", "tls"]
 ErrorKind = Literal["unauthorized", "forbidden", "rejected", "timeout", "refused", "network"]
 
 DEFAULT_TIMEOUT_S = 5.0

@@ -20,25 +20,38 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nftables
 import pytest
 
-from simnet.callspec import MediaSpec, Timeouts, VideoSpec
+from simnet.callspec import MediaSpec, VideoSpec
 from simnet.net import netns
-from simnet.net.builder import Network, apply_nft, emulated_network
-from simnet.net.plan import plan_network
+from simnet.net.builder import Network, apply_nft
 from simnet.peer.chromium import agent_argv
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.protocol import CallCommand, CallResult, IceServer
-from simnet.scenario.load import scenario_from_dict
-from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
-from simnet.services.signaling import SignalingServer
+from simnet.peer.protocol import CallResult, IceServer
+from tests.integration.peerbench import (
+    COUNTER_TABLE,
+    DATA_BYTES,
+    TIMEOUTS,
+    Bench,
+    aiortc_agent,
+    assert_phases_in_order,
+    bench_call,
+    built,
+    call,
+    chromium_agent,
+    commands,
+    first_t,
+    ice_servers,
+    install_counters,
+    read_counters,
+    run_processes,
+    start_chromium,
+)
+from tests.integration.peerbench import bench as make_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -48,10 +61,6 @@ SCENARIO = {
     "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "home"}},
     "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
 }
-TURN_USER = ("alice", "correct-horse")
-DATA_BYTES = 1_000_000
-TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
-COUNTER_TABLE = "simnet_test_counters"
 IDLE_WINDOW_S = 3.0  # how long an idle browser is watched for traffic after it said ready
 # A trickling peer sends its description before its gathering completes, so gathering_done
 # has no fixed place among the other milestones (callspec's lists are aiortc's order).
@@ -76,137 +85,14 @@ ANSWERER_ORDER = (
 
 @pytest.fixture
 def network() -> Iterator[Network]:
-    plan = plan_network(scenario_from_dict(SCENARIO))
-    with emulated_network(plan, label="test-chromium-peer") as net:
+    with built(SCENARIO, "test-chromium-peer") as net:
         yield net
-    assert not netns.list_names(f"sn-{net.run.id}-")
-    survivors = [pid for pid in net.run.pids if os.path.exists(f"/proc/{pid}")]
-    assert not survivors, f"processes of run {net.run.id} survived its teardown: {survivors}"
-    assert not _run_processes(net.run.id), "a browser process of the run survived its teardown"
-
-
-def _run_processes(run_id: str) -> list[tuple[int, str]]:
-    """(pid, comm) of live processes carrying the run's environment tag (browser children too)."""
-    tag = f"SIMNET_RUN={run_id}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if tag in environ.split(b"\0") and stat.rsplit(")", 1)[1].split()[0] != "Z":
-            found.append((int(entry), Path(f"/proc/{entry}/comm").read_text().strip()))
-    return found
-
-
-async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) -> PeerAgent:
-    ns = net.ns(host)
-    argv = agent_argv(ns, net.run.workdir / f"chromium-{host}", trust=trust)
-    return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
-
-
-@dataclass
-class Bench:
-    net: Network
-    turn: CoturnHandle
-    signaling: SignalingServer
-    alice: PeerAgent
-    bob: PeerAgent
 
 
 @pytest.fixture
 async def bench(network: Network) -> AsyncIterator[Bench]:
-    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
-    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
-    await signaling.start()
-    agents: list[PeerAgent] = []
-    try:
-        for host in ("alice", "bob"):
-            agents.append(await start_chromium(network, host, (turn.files.cert,)))
-        yield Bench(network, turn, signaling, *agents)
-    finally:
-        for agent in agents:
-            await agent.close()
-        signaling.close()
-        await signaling.wait_closed()
-
-
-def turn_servers(turn: CoturnHandle, *urls: str) -> list[IceServer]:
-    username, password = turn.credentials()
-    host = f"{turn.address}:{turn.config.port}"
-    return [
-        IceServer(urls=[f"stun:{host}"]),
-        IceServer(
-            urls=list(urls) or [f"turn:{host}?transport=udp"],
-            username=username,
-            credential=password,
-        ),
-    ]
-
-
-def commands(bench: Bench, **fields: Any) -> tuple[CallCommand, CallCommand]:
-    common: dict[str, Any] = {
-        "signaling_url_base": bench.signaling.base_url,
-        "room": uuid.uuid4().hex[:12],
-        "ice_servers": turn_servers(bench.turn),
-        "ca_file": str(bench.turn.files.cert),
-        "data_bytes": DATA_BYTES,
-        "timeouts": TIMEOUTS,
-        **fields,
-    }
-    return (
-        CallCommand(role="offer", peer="alice", remote_peer="bob", **common),
-        CallCommand(role="answer", peer="bob", remote_peer="alice", **common),
-    )
-
-
-async def call(
-    bench: Bench, offer: CallCommand, answer: CallCommand
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    alice, bob = await asyncio.gather(bench.alice.call(offer), bench.bob.call(answer))
-    return alice, bob
-
-
-def first_t(events: list[dict[str, Any]], name: str) -> float:
-    for event in events:
-        if event["event"] == name:
-            return float(event["t"])
-    raise AssertionError(f"no {name} event among {[e['event'] for e in events]}")
-
-
-def assert_phases_in_order(events: list[dict[str, Any]], phases: tuple[str, ...]) -> None:
-    times = [first_t(events, phase) for phase in phases]
-    assert times == sorted(times), list(zip(phases, times, strict=True))
-    assert events[-1]["event"] == "result"
-
-
-def install_counters(ns: str, sources: dict[str, str]) -> None:
-    counters = "".join(f"  counter {name} {{}}\n" for name in sources)
-    rules = "".join(f"    ip saddr {ip} counter name {name}\n" for name, ip in sources.items())
-    ruleset = (
-        f"table ip {COUNTER_TABLE} {{\n{counters}"
-        "  chain input {\n    type filter hook input priority -300; policy accept;\n"
-        f"{rules}  }}\n}}\n"
-    )
-    with netns.entered(ns):
-        apply_nft(ruleset, where=ns)
-
-
-def read_counters(ns: str) -> dict[str, tuple[int, int]]:
-    with netns.entered(ns):
-        nft = nftables.Nftables()
-        nft.set_json_output(True)
-        rc, out, err = nft.cmd(f"list counters table ip {COUNTER_TABLE}")
-    assert rc == 0, err
-    found = {}
-    for item in json.loads(out)["nftables"]:
-        counter = item.get("counter")
-        if counter:
-            found[counter["name"]] = (int(counter["packets"]), int(counter["bytes"]))
-    return found
+    async with make_bench(network, chromium_agent, chromium_agent) as running:
+        yield running
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -228,7 +114,7 @@ async def test_chromium_agent_starts_warm_in_its_namespace(bench: Bench) -> None
     # every browser process is in its agent's process group, so killing the group kills the
     # whole browser; except the crash handler, which daemonizes and exits with the browser
     # (the network fixture checks nothing of the run survives)
-    browsers = [p for p, comm in _run_processes(bench.net.run.id) if comm == "chromium"]
+    browsers = [p for p, comm in run_processes(bench.net.run.id) if comm == "chromium"]
     assert {os.getpgid(pid) for pid in browsers} == {bench.alice.pid, bench.bob.pid}
     for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
         ready = agent.ready_event
@@ -290,7 +176,7 @@ async def test_direct_call_on_a_lan_with_audio_and_video(bench: Bench) -> None:
     install_counters(net.ns("bob"), {"from_alice": alice_ip})
     media = MediaSpec(audio=True, video=VideoSpec(width=320, height=240, fps=15))
     offer, answer = commands(bench, media=media, duration_s=3.0)
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     alice, bob = result_of(alice_events), result_of(bob_events)
     for result, events in ((alice, alice_events), (bob, bob_events)):
         assert result.error is None, result.error_detail
@@ -354,9 +240,9 @@ async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, u
     turn, alice_ip = str(bench.turn.address), str(net.address("alice"))
     install_counters(net.ns("bob"), {"from_alice": alice_ip, "from_turn": turn})
     offer, answer = commands(
-        bench, ice_servers=turn_servers(bench.turn, turn_url), ice_transport_policy="relay"
+        bench, ice_servers=ice_servers(bench.turn, turn_url), ice_transport_policy="relay"
     )
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     alice, bob = result_of(alice_events), result_of(bob_events)
     for result in (alice, bob):
         assert result.error is None, result.error_detail
@@ -392,9 +278,9 @@ async def test_with_several_turn_urls_the_pair_names_the_one_it_relays_through(
         f"turns:{ip}:5349?transport=tcp",
     ]
     offer, answer = commands(
-        bench, ice_servers=turn_servers(bench.turn, *urls), ice_transport_policy="relay"
+        bench, ice_servers=ice_servers(bench.turn, *urls), ice_transport_policy="relay"
     )
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     for result in (result_of(alice_events), result_of(bob_events)):
         assert result.error is None, result.error_detail
         kept = [a for a in result.turn_attempts if a.ok]
@@ -422,7 +308,7 @@ async def test_a_wrong_turn_password_is_turn_auth_at_once(bench: Bench) -> None:
     bad = [IceServer(urls=[f"turn:{host}?transport=udp"], username=username, credential="wrong")]
     offer, answer = commands(bench, ice_servers=bad, ice_transport_policy="relay")
     started = time.monotonic()
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     elapsed = time.monotonic() - started
     for result in (result_of(alice_events), result_of(bob_events)):
         assert not result.connected and result.selected_pair is None
@@ -484,7 +370,7 @@ async def test_a_crashed_or_hung_page_is_a_browser_error_within_the_timeout(
     await bob_call
     # the agent replaced its page: the next call works
     offer, answer = commands(bench, data_bytes=10_000)
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     assert result_of(alice_events).error is None, result_of(alice_events).error_detail
     assert result_of(bob_events).error is None
 
@@ -527,13 +413,13 @@ def test_after_kill_9_cleanup_leaves_no_browser_and_no_profile() -> None:
         started = json.loads(owner.stdout.readline())
         run_id, profile = started["run"], Path(started["profile"])
         assert profile.is_dir()
-        assert any(comm.startswith("chromium") for _, comm in _run_processes(run_id))
+        assert any(comm.startswith("chromium") for _, comm in run_processes(run_id))
         os.kill(started["agent"], signal.SIGKILL)
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
         cleaned = run_cli("cleanup")
         assert cleaned.returncode == 0, cleaned.output
-        assert not _run_processes(run_id)
+        assert not run_processes(run_id)
         assert not profile.exists()
         assert not netns.list_names(f"sn-{run_id}-")
     finally:
@@ -545,19 +431,8 @@ def test_after_kill_9_cleanup_leaves_no_browser_and_no_profile() -> None:
 @pytest.fixture
 async def mixed(network: Network) -> AsyncIterator[Bench]:
     """alice a Chromium peer, bob simnet's aiortc agent."""
-    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
-    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
-    await signaling.start()
-    agents: list[PeerAgent] = []
-    try:
-        agents.append(await start_chromium(network, "alice", (turn.files.cert,)))
-        agents.append(await PeerAgent.start(network.run, network.ns("bob")))
-        yield Bench(network, turn, signaling, *agents)
-    finally:
-        for agent in agents:
-            await agent.close()
-        signaling.close()
-        await signaling.wait_closed()
+    async with make_bench(network, chromium_agent, aiortc_agent) as running:
+        yield running
 
 
 async def test_chromium_and_aiortc_call_each_other(mixed: Bench) -> None:
@@ -566,17 +441,11 @@ async def test_chromium_and_aiortc_call_each_other(mixed: Bench) -> None:
     assert mixed.alice.ready_event["peer_kind"] == "chromium"
     assert mixed.bob.ready_event["peer_kind"] == "aiortc"
     offer, answer = commands(mixed)
-    alice_events, bob_events = await call(mixed, offer, answer)
+    alice_events, bob_events = await bench_call(mixed, offer, answer)
     chromium, aiortc = result_of(alice_events), result_of(bob_events)
     # and the other way round: aiortc (bob) offers, Chromium (alice) answers
-    offer2, answer2 = commands(mixed)
-    swapped = (
-        offer2.model_copy(update={"peer": "bob", "remote_peer": "alice"}),
-        answer2.model_copy(update={"peer": "alice", "remote_peer": "bob"}),
-    )
-    bob_events2, alice_events2 = await asyncio.gather(
-        mixed.bob.call(swapped[0]), mixed.alice.call(swapped[1])
-    )
+    offer2, answer2 = commands(mixed, offerer="bob", answerer="alice")
+    bob_events2, alice_events2 = await call(mixed.bob, mixed.alice, offer2, answer2)
     aiortc2, chromium2 = result_of(bob_events2), result_of(alice_events2)
     for result in (chromium, aiortc, aiortc2, chromium2):
         assert result.error is None, (result.role, result.error_detail)

@@ -10,16 +10,14 @@ simnet's aiortc answerer takes trickled candidates: the answerer's only way to l
 offerer's host, srflx and relay candidates is those messages. With `--trickle always` it
 trickles its answer too, which simnet's aiortc offerer takes the same way.
 
-The network is tests/integration/test_peer_call.py's: alice behind a port-restricted-cone NAT,
-bob public, coturn and the signaling server public.
+The network is the peer-call tests' (tests/integration/peerbench.py): alice behind a
+port-restricted-cone NAT, bob public, coturn and the signaling server public.
 """
 
 from __future__ import annotations
 
 import sys
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +26,20 @@ import pytest
 from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec
 from simnet.net.builder import Network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
-from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
-from simnet.services.signaling import SignalingServer
-from tests.integration.test_peer_call import (
+from simnet.peer.protocol import PROTOCOL_VERSION
+from tests.integration.peerbench import (
+    ALICE_BEHIND_NAT,
     DATA_BYTES,
-    TIMEOUTS,
-    TURN_USER,
-    coturn_ice_servers,
+    AgentStarter,
+    Services,
+    aiortc_agent,
+    bench_call,
+    built,
+    commands,
     first_t,
-    network,  # noqa: F401  the same network fixture
 )
+from tests.integration.peerbench import bench as make_bench
+from tests.integration.peerbench import services as start_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,47 +47,26 @@ ROOT = Path(__file__).resolve().parents[2]
 MINIMAL_PEER = [sys.executable, str(ROOT / "examples" / "peers" / "minimal_peer.py")]
 
 
-@dataclass
-class Services:
-    net: Network
-    turn: CoturnHandle
-    signaling: SignalingServer
+@pytest.fixture
+def network() -> Iterator[Network]:
+    with built(ALICE_BEHIND_NAT, "test-external-peer") as net:
+        yield net
 
 
 @pytest.fixture
-async def services(network: Network) -> AsyncIterator[Services]:  # noqa: F811
-    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
-    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
-    await signaling.start()
-    try:
-        yield Services(network, turn, signaling)
-    finally:
-        signaling.close()
-        await signaling.wait_closed()
+async def services(network: Network) -> AsyncIterator[Services]:
+    async with start_services(network) as running:
+        yield running
 
 
-def commands(services: Services, offerer: str, answerer: str) -> tuple[CallCommand, CallCommand]:
-    common: dict[str, Any] = {
-        "signaling_url_base": services.signaling.base_url,
-        "room": uuid.uuid4().hex[:12],
-        "ice_servers": coturn_ice_servers(services.turn),
-        "ca_file": str(services.turn.files.cert),
-        "data_bytes": DATA_BYTES,
-        "timeouts": TIMEOUTS,
-    }
-    return (
-        CallCommand(role="offer", peer=offerer, remote_peer=answerer, **common),
-        CallCommand(role="answer", peer=answerer, remote_peer=offerer, **common),
-    )
+def minimal_peer(*flags: str) -> AgentStarter:
+    """Starts the example peer on a host, as a team's own peer would be started."""
 
+    async def start(services: Services, host: str) -> PeerAgent:
+        net = services.net
+        return await PeerAgent.start(net.run, net.ns(host), argv=[*MINIMAL_PEER, *flags])
 
-async def _call(
-    offerer: PeerAgent, answerer: PeerAgent, offer: CallCommand, answer: CallCommand
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    import asyncio
-
-    offer_events, answer_events = await asyncio.gather(offerer.call(offer), answerer.call(answer))
-    return offer_events, answer_events
+    return start
 
 
 def _assert_measured(events: list[dict[str, Any]], milestones: tuple[str, ...]) -> None:
@@ -102,19 +82,12 @@ def _assert_measured(events: list[dict[str, Any]], milestones: tuple[str, ...]) 
         assert result.phase_t[name] == first_t(events, name)  # one clock, one value
 
 
-async def test_a_trickling_external_offerer_calls_the_aiortc_agent(services: Services) -> None:
-    net = services.net
-    alice = await PeerAgent.start(net.run, net.ns("alice"), argv=MINIMAL_PEER)
-    bob = await PeerAgent.start(net.run, net.ns("bob"))
-    try:
-        assert alice.ready_event["protocol"] == PROTOCOL_VERSION
-        assert alice.ready_event["peer_kind"] == "minimal-example"
-        assert bob.ready_event["peer_kind"] == "aiortc"
-        offer, answer = commands(services, "alice", "bob")
-        alice_events, bob_events = await _call(alice, bob, offer, answer)
-    finally:
-        await alice.close()
-        await bob.close()
+async def test_a_trickling_external_offerer_calls_the_aiortc_agent(network: Network) -> None:
+    async with make_bench(network, minimal_peer(), aiortc_agent) as bench:
+        assert bench.alice.ready_event["protocol"] == PROTOCOL_VERSION
+        assert bench.alice.ready_event["peer_kind"] == "minimal-example"
+        assert bench.bob.ready_event["peer_kind"] == "aiortc"
+        alice_events, bob_events = await bench_call(bench, *commands(bench))
     _assert_measured(alice_events, OFFERER_MILESTONES)
     _assert_measured(bob_events, ANSWERER_MILESTONES)
 
@@ -133,7 +106,7 @@ async def test_a_trickling_external_offerer_calls_the_aiortc_agent(services: Ser
         assert result.remote_candidates.get(kind, 0) >= 1
     # the pair is alice's NAT mapping: learned from her trickled srflx or her first check
     pair = result.selected_pair
-    assert pair is not None and pair.remote.address == str(net.address("home"))
+    assert pair is not None and pair.remote.address == str(network.address("home"))
     print(
         f"\ntrickled offer: {len(trickled)} candidates {sorted(types)}, the last "
         f"{(max(e['t'] for e in trickled) - first_t(bob_events, 'offer_received')) * 1000:.0f} ms "
@@ -144,23 +117,16 @@ async def test_a_trickling_external_offerer_calls_the_aiortc_agent(services: Ser
 
 @pytest.mark.parametrize("trickle", ["never", "always"])
 async def test_the_aiortc_agent_offers_to_an_external_answerer(
-    services: Services, trickle: str
+    network: Network, trickle: str
 ) -> None:
     """The answer complete, or trickled (sent before gathering, as a browser answerer does):
     simnet's aiortc offerer connects either way."""
-    net = services.net
-    alice = await PeerAgent.start(net.run, net.ns("alice"))
-    bob = await PeerAgent.start(net.run, net.ns("bob"), argv=[*MINIMAL_PEER, "--trickle", trickle])
-    try:
-        offer, answer = commands(services, "alice", "bob")
-        alice_events, bob_events = await _call(alice, bob, offer, answer)
-    finally:
-        await alice.close()
-        await bob.close()
+    async with make_bench(network, aiortc_agent, minimal_peer("--trickle", trickle)) as bench:
+        alice_events, bob_events = await bench_call(bench, *commands(bench))
     _assert_measured(alice_events, OFFERER_MILESTONES)
     _assert_measured(bob_events, ANSWERER_MILESTONES)
     pair = result_of(alice_events).selected_pair
-    assert pair is not None and pair.remote.address == str(net.address("bob"))
+    assert pair is not None and pair.remote.address == str(network.address("bob"))
     assert result_of(bob_events).selected_pair is not None  # the example reports its pair too
     trickled = [e for e in alice_events if e["event"] == "remote_candidate"]
     if trickle == "always":
@@ -179,7 +145,7 @@ async def test_an_external_peer_refuses_what_it_cannot_do(services: Services) ->
     net = services.net
     bob = await PeerAgent.start(net.run, net.ns("bob"), argv=MINIMAL_PEER)
     try:
-        _, answer = commands(services, "alice", "bob")
+        _, answer = commands(services)
         with pytest.raises(PeerAgentError) as info:
             await bob.call(answer.model_copy(update={"media": MediaSpec(audio=True)}))
         assert info.value.kind == "rejected"
@@ -191,7 +157,7 @@ async def test_an_external_peer_refuses_what_it_cannot_do(services: Services) ->
 
 @pytest.mark.parametrize(("announced", "shown"), [("2", "2"), ("None", "None")])
 async def test_a_peer_of_another_protocol_version_is_refused(
-    network: Network,  # noqa: F811
+    network: Network,
     announced: str,
     shown: str,
 ) -> None:
@@ -210,7 +176,7 @@ async def test_a_peer_of_another_protocol_version_is_refused(
     assert "docs/peer-protocol.md" in message  # where to read what version 1 is
 
 
-async def test_a_midcall_command_is_answered_and_never_ends_the_call(services: Services) -> None:
+async def test_a_midcall_command_is_answered_and_never_ends_the_call(network: Network) -> None:
     """`{"cmd": "ice-restart"}` during a call, to a peer that does not know it (the example
     answers `error`) and to one that cannot do it (simnet's aiortc agent answers `ice_restart`
     with supported false and why): both calls go on and are measured as usual; the example's
@@ -219,9 +185,6 @@ async def test_a_midcall_command_is_answered_and_never_ends_the_call(services: S
 
     from simnet.peer.agent import NO_ICE_RESTART
 
-    net = services.net
-    alice = await PeerAgent.start(net.run, net.ns("alice"), argv=MINIMAL_PEER)
-    bob = await PeerAgent.start(net.run, net.ns("bob"))
     sent: list[asyncio.Future[None]] = []
 
     def restart_on_start(agent: PeerAgent) -> Any:
@@ -231,16 +194,13 @@ async def test_a_midcall_command_is_answered_and_never_ends_the_call(services: S
 
         return seen
 
-    try:
-        offer, answer = commands(services, "alice", "bob")
+    async with make_bench(network, minimal_peer(), aiortc_agent) as bench:
+        offer, answer = commands(bench)
         alice_events, bob_events = await asyncio.gather(
-            alice.call(offer, on_event=restart_on_start(alice)),
-            bob.call(answer, on_event=restart_on_start(bob)),
+            bench.alice.call(offer, on_event=restart_on_start(bench.alice)),
+            bench.bob.call(answer, on_event=restart_on_start(bench.bob)),
         )
         await asyncio.gather(*sent)
-    finally:
-        await alice.close()
-        await bob.close()
     _assert_measured(alice_events, OFFERER_MILESTONES)
     _assert_measured(bob_events, ANSWERER_MILESTONES)
     [refused] = [e for e in alice_events if e["event"] == "error"]

@@ -14,130 +14,54 @@ signaling server are public servers; each peer is a `PeerAgent` process in its h
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import nftables
 import pytest
 
-from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec, Timeouts, VideoSpec
-from simnet.net import netns
-from simnet.net.builder import Network, apply_nft, emulated_network
-from simnet.net.plan import plan_network
+from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec, VideoSpec
+from simnet.net.builder import Network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.protocol import CallCommand, CallResult, IceServer
-from simnet.scenario.load import scenario_from_dict
-from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn
+from simnet.peer.protocol import CallResult
 from simnet.services.signaling import SignalingServer
+from tests.integration.peerbench import (
+    ALICE_BEHIND_NAT,
+    DATA_BYTES,
+    TIMEOUTS,
+    TURN_USER,
+    Bench,
+    Events,
+    aiortc_agent,
+    assert_phases_in_order,
+    bench_call,
+    built,
+    commands,
+    first_t,
+    ice_servers,
+    install_counters,
+    read_counters,
+)
+from tests.integration.peerbench import bench as make_bench
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(120),
 ]
 
-SCENARIO = {
-    "name": "peer-call",
-    "nats": {"home": {"preset": "port-restricted-cone"}},
-    "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "internet"}},
-    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
-}
-TURN_USER = ("alice", "correct-horse")
-DATA_BYTES = 1_000_000
-# Short enough that a regression shows as a failure, not a long wait; generous for 2 loaded cores.
-TIMEOUTS = Timeouts(gathering_s=5, signaling_s=5, ice_s=10, dtls_s=5, datachannel_s=10, media_s=10)
-COUNTER_TABLE = "simnet_test_counters"
-
-
-def coturn_ice_servers(
-    turn: CoturnHandle,
-    *,
-    turn_url: str | None = None,
-    credentials: tuple[str, str] | None = None,
-    stun: bool = True,
-) -> list[IceServer]:
-    """ICE servers for a call through one coturn: its STUN service and one TURN URL.
-
-    One TURN URL because aiortc uses only the first it accepts anyway (see `IceServer`);
-    default `turn:ADDR:PORT?transport=udp`. `credentials` default to the server's own.
-    """
-    host = f"{turn.address}:{turn.config.port}"
-    username, password = credentials or turn.credentials()
-    servers = [IceServer(urls=[f"stun:{host}"])] if stun else []
-    servers.append(
-        IceServer(
-            urls=[turn_url or f"turn:{host}?transport=udp"],
-            username=username,
-            credential=password,
-        )
-    )
-    return servers
-
 
 @pytest.fixture
 def network() -> Iterator[Network]:
     # Built outside the test's event loop: pyroute2's IPRoute runs its own loop.
-    plan = plan_network(scenario_from_dict(SCENARIO))
-    with emulated_network(plan, label="test-peer-call") as net:
+    with built(ALICE_BEHIND_NAT, "test-peer-call") as net:
         yield net
-    assert not netns.list_names(f"sn-{net.run.id}-")
-    survivors = [pid for pid in net.run.pids if os.path.exists(f"/proc/{pid}")]
-    assert not survivors, f"processes of run {net.run.id} survived its teardown: {survivors}"
-
-
-@dataclass
-class Bench:
-    net: Network
-    turn: CoturnHandle
-    signaling: SignalingServer
-    alice: PeerAgent
-    bob: PeerAgent
 
 
 @pytest.fixture
 async def bench(network: Network) -> AsyncIterator[Bench]:
-    turn = await start_coturn(network, "turn", TurnConfig(auth=LongTermAuth.single(*TURN_USER)))
-    signaling = SignalingServer(network.ns("signaling"), network.address("signaling"))
-    await signaling.start()
-    agents: list[PeerAgent] = []
-    try:
-        for host in ("alice", "bob"):
-            agents.append(await PeerAgent.start(network.run, network.ns(host)))
-        yield Bench(network, turn, signaling, *agents)
-    finally:
-        for agent in agents:
-            await agent.close()
-        signaling.close()
-        await signaling.wait_closed()
-
-
-def commands(bench: Bench, **fields: Any) -> tuple[CallCommand, CallCommand]:
-    """The offerer's (alice) and the answerer's (bob) commands for one call in a fresh room."""
-    common: dict[str, Any] = {
-        "signaling_url_base": bench.signaling.base_url,
-        "room": uuid.uuid4().hex[:12],
-        "ice_servers": coturn_ice_servers(bench.turn),
-        "ca_file": str(bench.turn.files.cert),
-        "data_bytes": DATA_BYTES,
-        "timeouts": TIMEOUTS,
-        **fields,
-    }
-    return (
-        CallCommand(role="offer", peer="alice", remote_peer="bob", **common),
-        CallCommand(role="answer", peer="bob", remote_peer="alice", **common),
-    )
-
-
-async def call(
-    bench: Bench, offer: CallCommand, answer: CallCommand
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    alice_events, bob_events = await asyncio.gather(bench.alice.call(offer), bench.bob.call(answer))
-    return alice_events, bob_events
+    async with make_bench(network, aiortc_agent, aiortc_agent) as running:
+        yield running
 
 
 async def joined(signaling: SignalingServer, room: str, timeout_s: float = 10.0) -> None:
@@ -147,55 +71,10 @@ async def joined(signaling: SignalingServer, room: str, timeout_s: float = 10.0)
             await asyncio.sleep(0.01)
 
 
-def first_t(events: list[dict[str, Any]], name: str) -> float:
-    for event in events:
-        if event["event"] == name:
-            return float(event["t"])
-    raise AssertionError(f"no {name} event among {[e['event'] for e in events]}")
-
-
-def assert_phases_in_order(events: list[dict[str, Any]], phases: tuple[str, ...]) -> None:
-    times = [first_t(events, phase) for phase in phases]
-    assert times == sorted(times), list(zip(phases, times, strict=True))
-    assert events[-1]["event"] == "result"
-    assert all(e["t"] <= events[-1]["t"] for e in events)
-
-
-def assert_signaling_causal(alice: list[dict[str, Any]], bob: list[dict[str, Any]]) -> None:
+def assert_signaling_causal(alice: Events, bob: Events) -> None:
     """One clock for all namespaces: a description is received after it was sent."""
     assert first_t(alice, "offer_sent") <= first_t(bob, "offer_received")
     assert first_t(bob, "answer_sent") <= first_t(alice, "answer_received")
-
-
-# --- traffic, seen by the kernel ----------------------------------------------------------
-
-
-def install_counters(ns: str, sources: dict[str, str]) -> None:
-    """Count every packet arriving in namespace `ns` from each source address (by name)."""
-    counters = "".join(f"  counter {name} {{}}\n" for name in sources)
-    rules = "".join(f"    ip saddr {ip} counter name {name}\n" for name, ip in sources.items())
-    ruleset = (
-        f"table ip {COUNTER_TABLE} {{\n{counters}"
-        "  chain input {\n    type filter hook input priority -300; policy accept;\n"
-        f"{rules}  }}\n}}\n"
-    )
-    with netns.entered(ns):
-        apply_nft(ruleset, where=ns)
-
-
-def read_counters(ns: str) -> dict[str, tuple[int, int]]:
-    """name -> (packets, bytes) of the counters `install_counters` made in `ns`."""
-    with netns.entered(ns):
-        nft = nftables.Nftables()
-        nft.set_json_output(True)
-        rc, out, err = nft.cmd(f"list counters table ip {COUNTER_TABLE}")
-    assert rc == 0, err
-    found = {}
-    for item in json.loads(out)["nftables"]:
-        counter = item.get("counter")
-        if counter:
-            found[counter["name"]] = (int(counter["packets"]), int(counter["bytes"]))
-    return found
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -253,7 +132,7 @@ async def test_agent_death_and_exit_during_a_call(bench: Bench) -> None:
 async def test_direct_call(bench: Bench) -> None:
     net = bench.net
     install_counters(net.ns("bob"), {"from_home": str(net.address("home"))})
-    alice_events, bob_events = await call(bench, *commands(bench))
+    alice_events, bob_events = await bench_call(bench, *commands(bench))
     alice, bob = result_of(alice_events), result_of(bob_events)
     for result in (alice, bob):
         assert result.error is None, result.error_detail
@@ -295,10 +174,10 @@ async def test_relay_only_call_goes_through_turn(bench: Bench, transport: str, u
     install_counters(net.ns("turn"), {"from_home": home})
     offer, answer = commands(
         bench,
-        ice_servers=coturn_ice_servers(bench.turn, turn_url=turn_url),
+        ice_servers=ice_servers(bench.turn, turn_url),
         ice_transport_policy="relay",
     )
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     alice, bob = result_of(alice_events), result_of(bob_events)
     for result in (alice, bob):
         assert result.error is None, result.error_detail
@@ -331,11 +210,11 @@ async def test_turns_checks_the_certificate(bench: Bench) -> None:
     turn_url = f"turns:{bench.turn.address}:5349?transport=tcp"
     offer, answer = commands(
         bench,
-        ice_servers=coturn_ice_servers(bench.turn, turn_url=turn_url),
+        ice_servers=ice_servers(bench.turn, turn_url),
         ice_transport_policy="relay",
         ca_file=None,
     )
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     alice, bob = result_of(alice_events), result_of(bob_events)
     assert alice.error == "ice-failed" and bob.error == "ice-failed"
     assert [a.ok for a in alice.turn_attempts] == [False]
@@ -346,7 +225,7 @@ async def test_turns_checks_the_certificate(bench: Bench) -> None:
 async def test_audio_and_video_flow_both_ways(bench: Bench) -> None:
     media = MediaSpec(audio=True, video=VideoSpec(width=320, height=240, fps=15))
     offer, answer = commands(bench, media=media, duration_s=3.0, data_bytes=100_000)
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     for events in (alice_events, bob_events):
         result = result_of(events)
         assert result.error is None, result.error_detail
@@ -379,13 +258,13 @@ async def test_wrong_turn_password_fails_fast_with_a_name(bench: Bench, wrong: s
     401, recorded from aioice's allocation attempt); its partner, left without a remote
     candidate, says "ice-failed". Both within milliseconds, not at a phase timeout."""
     username, _ = TURN_USER
-    bad = coturn_ice_servers(bench.turn, credentials=(username, "wrong"))
+    bad = ice_servers(bench.turn, credentials=(username, "wrong"))
     offer, answer = commands(bench, ice_transport_policy="relay")
     answer = answer.model_copy(update={"ice_servers": bad})
     if wrong == "both":
         offer = offer.model_copy(update={"ice_servers": bad})
     started = time.monotonic()
-    alice_events, bob_events = await call(bench, offer, answer)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
     elapsed = time.monotonic() - started  # reported only: the error kinds say how it failed
     alice, bob = result_of(alice_events), result_of(bob_events)
     assert not alice.connected and not bob.connected
@@ -415,7 +294,7 @@ async def test_signaling_failures_are_bounded(bench: Bench) -> None:
     assert time.monotonic() - started >= 1.0  # not before its timeout; never a hang: the
     # controller's own limit on the call (PeerAgent.call) would have raised instead
     # the agents are still usable afterwards
-    alice_events, bob_events = await call(bench, *commands(bench, data_bytes=10_000))
+    alice_events, bob_events = await bench_call(bench, *commands(bench, data_bytes=10_000))
     assert result_of(alice_events).error is None and result_of(bob_events).error is None
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import shutil
@@ -32,11 +30,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simnet.errors import SimnetError
 from simnet.net import netns
-from simnet.peer.agent import _current_netns, _EventWriter, _stdin_lines
+from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
+
+if TYPE_CHECKING:
+    from simnet.peer.protocol import CallCommand
 
 log = logging.getLogger("simnet.peer.chromium.agent")
 
@@ -63,7 +64,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Agent:
     """The browser, its call page, and the commands served."""
 
-    def __init__(self, args: argparse.Namespace, emit: _EventWriter) -> None:
+    def __init__(self, args: argparse.Namespace, emit: EventWriter) -> None:
         from simnet.peer.chromium import require_chromium
         from simnet.peer.chromium.browser import Browser, Page
 
@@ -75,7 +76,6 @@ class Agent:
         self.page: Page | None = None
         self.launched_t = 0.0  # when the browser last answered DevTools
         self.repairing: asyncio.Task[None] | None = None
-        self.restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Launch the browser (trusting `self.trust`) on the call page, and warm the page."""
@@ -133,12 +133,11 @@ class Agent:
             await self.browser.close()
         self.browser = self.page = None
 
-    async def call(self, command: dict[str, Any]) -> None:
+    async def call(self, cmd: CallCommand) -> None:
         """Run one call and emit its result; a crash still ends in a result."""
         from simnet.peer.chromium.driver import run_call
-        from simnet.peer.protocol import CallCommand, CallResult
+        from simnet.peer.protocol import CallResult
 
-        cmd = CallCommand.model_validate(command)
         try:
             if self.repairing is not None:  # the last call's page is being replaced
                 await self.repairing
@@ -171,6 +170,9 @@ class Agent:
                 answer = value
         self.emit({"event": "ice_restart", "t": t, **answer})
 
+    def background(self) -> list[asyncio.Task[Any] | None]:
+        return [self.repairing]
+
     async def _repair_quietly(self) -> None:
         try:
             await self.repair()
@@ -185,20 +187,17 @@ def _import_call_modules() -> None:
     import simnet.peer.protocol  # noqa: F401
 
 
-async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -> int:
+async def _serve(args: argparse.Namespace, emit: EventWriter, started: float) -> int:
     agent = Agent(args, emit)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await agent.start()  # imports the call's modules while the browser starts
-        from pydantic import ValidationError
-
-        from simnet.peer.protocol import PROTOCOL_VERSION, CallCommand
+        from simnet.peer.protocol import PROTOCOL_VERSION
 
         launched = agent.launched_t
         assert agent.browser is not None
-        reader = await _stdin_lines()
+        reader = await stdin_lines()
         emit(
             {
                 "event": "ready",
@@ -207,58 +206,14 @@ async def _serve(args: argparse.Namespace, emit: _EventWriter, started: float) -
                 "peer_kind": "chromium",
                 "peer_version": agent.browser.version,
                 "pid": os.getpid(),
-                "netns": _current_netns(),
+                "netns": current_netns(),
                 "browser_pid": agent.browser.pid,
                 "launch_s": launched - started,
                 "browser_s": agent.browser.start_s,
                 "warm_s": time.monotonic() - launched,
             }
         )
-        call: asyncio.Task[None] | None = None
-        stopping = asyncio.ensure_future(stop.wait())
-        while True:
-            reading = asyncio.ensure_future(reader.readline())
-            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                reading.cancel()
-                break
-            line = reading.result()
-            if not line:
-                break
-            try:
-                command = json.loads(line)
-                name = command.pop("cmd")
-            except (ValueError, KeyError, AttributeError):
-                emit({"event": "error", "t": time.monotonic(), "error": f"bad command: {line!r}"})
-                continue
-            if name == "exit":
-                break
-            if name == "ice-restart":
-                running = call is not None and not call.done()
-                agent.restarting = asyncio.ensure_future(agent.ice_restart(running))
-                continue
-            if name != "call":
-                emit(
-                    {"event": "error", "t": time.monotonic(), "error": f"unknown command {name!r}"}
-                )
-                continue
-            try:
-                CallCommand.model_validate(command)
-            except ValidationError as exc:
-                emit({"event": "error", "t": time.monotonic(), "error": f"invalid call: {exc}"})
-                continue
-            if call is not None and not call.done():
-                emit(
-                    {"event": "error", "t": time.monotonic(), "error": "a call is already running"}
-                )
-                continue
-            call = asyncio.ensure_future(agent.call(command))
-        for task in (call, agent.repairing, agent.restarting):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        stopping.cancel()
+        await serve(reader, emit, agent, stop)
     finally:
         await agent.stop_browser()
         shutil.rmtree(agent.profile, ignore_errors=True)
@@ -270,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.netns:
         netns.enter_for_good(args.netns)  # before the browser, a child, is started
-    emit = _EventWriter()
+    emit = EventWriter()
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs
 
+from simnet.callspec import TurnTransport
 from simnet.peer.chromium.clock import ClockMapping
 from simnet.peer.protocol import (
     CallCommand,
@@ -42,7 +43,6 @@ from simnet.peer.protocol import (
 )
 
 Stats = Mapping[str, Any]
-TurnTransport = Literal["udp", "tcp", "tls"]
 AUDIO_FRAME_S = 0.02  # one Opus frame, aiortc's unit of received audio frames
 
 
