@@ -126,6 +126,10 @@ async def measure_async(network: Network, sc: Scenario, repeat: int) -> dict[str
                         else round((first["relay"]["t"] - t0) * 1000, 1),
                         "direct_failed_pairs": retried_direct,
                         "setup_ms": round((offer.setup_s or 0) * 1000, 1),
+                        # every transition: pair kind, new state, ms after the first
+                        "transitions": [
+                            (c["kind"], c["new"], round((c["t"] - t0) * 1000)) for c in seen
+                        ],
                     }
                 )
             cells.append(
