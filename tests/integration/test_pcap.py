@@ -19,29 +19,12 @@ from pathlib import Path
 import pytest
 
 from simnet.results.store import load
+from tests.integration.pcapfile import packets as _packets
 
 pytestmark = pytest.mark.integration
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "home-vs-carrier.yaml"
 STUN_COOKIE = 0x2112A442
-
-
-def _packets(path: Path) -> list[bytes]:
-    """Every packet of a classic pcap file (microsecond or nanosecond, either byte order)."""
-    data = path.read_bytes()
-    magic = data[:4]
-    order = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<"}.get(magic, ">")
-    assert struct.unpack(f"{order}I", magic)[0] in (0xA1B2C3D4, 0xA1B23C4D), magic
-    assert struct.unpack(f"{order}I", data[20:24])[0] == 1  # link type: Ethernet
-    packets, offset = [], 24
-    while offset < len(data):
-        assert offset + 16 <= len(data), "a truncated record header: the file is incomplete"
-        _, _, included, _ = struct.unpack(f"{order}IIII", data[offset : offset + 16])
-        packet = data[offset + 16 : offset + 16 + included]
-        assert len(packet) == included, "a truncated packet: the file is incomplete"
-        packets.append(packet)
-        offset += 16 + included
-    return packets
 
 
 def _stun_to(packet: bytes, server: tuple[str, int]) -> bool:

@@ -9,13 +9,17 @@ the other.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from simnet.results.store import load
 from simnet.run.calls import run_scenario
 from simnet.scenario import load_scenario
+from tests.integration.conftest import run_cli
+from tests.integration.pcapfile import is_stun, packets, udp_ends
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -59,17 +63,42 @@ def test_mixed_relay_only_calls_go_through_turn(offerer: str, answerer: str) -> 
     _check_stacks(row, offerer, answerer)
 
 
-def test_a_browser_picks_one_of_two_turn_regions_and_the_row_says_which() -> None:
+def _last_relayed(pcap: Path, servers: set[str], count: int) -> list[str]:
+    """The server address of each of the last `count` packets of the call's own traffic (not
+    STUN: no check, no TURN allocation or its release at the end) a host exchanged with one of
+    `servers`, from its capture: the kernel's record, not the browser's."""
+    seen = []
+    for packet in packets(pcap):
+        ends = udp_ends(packet)
+        if ends is not None and not is_stun(ends[2]):
+            seen += list({ends[0], ends[1]} & servers)
+    return seen[-count:]
+
+
+def test_a_browser_picks_one_of_two_turn_regions_and_the_row_says_which(tmp_path: Path) -> None:
     """Both sides behind symmetric NATs: every call is relayed. A browser gets both regions'
-    TURN servers (all transports); the row's relay_region names the one its pair used."""
-    scenario = load_scenario(
-        SCENARIOS / "two-turn-regions.yaml",
-        [*_peers("chromium", "chromium"), "call.data_bytes=100000"],
-    )
-    rows = run_scenario(scenario, repeat=2)
+    TURN servers (all transports); the row's relay_region names the server its packets went
+    through at the end of the call. eu, the first server listed, is 40 ms farther away: the
+    near relay (us) answers its checks first, and libwebrtc may move the call to eu once eu's
+    checks succeed (a higher-priority pair), so the pair at the end is not the first pair."""
+    sets = [*_peers("chromium", "chromium"), "call.data_bytes=100000"]
+    sets.append("servers.turn-eu.link.delay_ms=40")
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", str(SCENARIOS / "two-turn-regions.yaml"), *(f"--set={s}" for s in sets),
+        "--repeat", "2", "--pcap", "--out", str(out), timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.output
+    rows = load(out).to_dict("records")
+    servers = {"192.0.2.10": "eu", "192.0.2.11": "us"}  # turn-eu, turn-us: the plan's order
     for row in rows:
         assert row["connected"], (row["error"], row["error_detail"])
         pair = {k: row[k] for k in ("local_candidate", "remote_candidate", "relay_server",
                                     "relay_protocol", "relay_region")}  # fmt: skip
         assert row["path"] == "relay" and row["relay_region"] in ("eu", "us"), pair
+        assert str(row["relay_server"]).split(":")[0] in servers, pair
+        for host in ("alice", "bob"):
+            pcap = out / json.loads(row["pcap_files"])[host]
+            last = _last_relayed(pcap, set(servers), 10)
+            assert last and {servers[ip] for ip in last} == {row["relay_region"]}, (host, pair)
     print("\nChromium relay regions:", [(r["relay_region"], r["relay_protocol"]) for r in rows])

@@ -309,6 +309,21 @@ def test_a_pair_gone_by_the_end_is_the_one_seen_when_connected() -> None:
     assert final.selected_pair is not None and final.selected_pair.local.type == "host"
 
 
+def test_the_pair_in_use_before_closing_wins_over_the_first_one() -> None:
+    """libwebrtc may move a call to another pair after it connected (to the higher-priority
+    relay once its checks succeed): when the end's snapshot has no pair any more, the one taken
+    before the closing exchange, both sides still open, is the call's pair, not the first."""
+    report = {
+        "connected": True,
+        "phase_pt": {},
+        "stats": [],
+        "open_stats": _pair_stats("host"),
+        "connected_stats": _pair_stats(),
+    }
+    result = build_result(_command(), report, ClockMapping(0.0, 0.001), close_s=None)
+    assert result.selected_pair is not None and result.selected_pair.local.type == "host"
+
+
 def test_agent_argv_names_the_namespace_and_profile(tmp_path: Any) -> None:
     argv = agent_argv("sn-abc-alice", tmp_path / "p", trust=[tmp_path / "cert.pem"])
     assert argv[1:3] == ["-m", "simnet.peer.chromium"]

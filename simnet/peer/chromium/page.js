@@ -202,6 +202,9 @@ class Call {
     this.mediaReady = deferred();
     this.mediaStats = null; // [startSnapshot, endSnapshot]
     this.connectedStats = null; // a snapshot taken when DTLS connected (selected pair fallback)
+    this.openStats = null; // a snapshot taken before the "done" exchange, both sides still open
+    this.pairWatched = false;
+    this.pairChanges = 0;
     this.mediaWindow = null; // [start pt, end pt]
     this.disconnects = 0;
     this.disconnectedMs = 0;
@@ -573,6 +576,24 @@ class Call {
       throw new CallFailed('dtls', 'DTLS handshake failed');
     }
     this.connected = true;
+    this.watchPair();
+  }
+
+  // libwebrtc keeps checking after it connects and may move the call to a better pair (e.g.
+  // the relay with the lower RTT once both have answered): each move is an event, and the
+  // result's pair is the one in use at the end (report), not the first.
+  watchPair() {
+    const transport = this.pc.sctp ? this.pc.sctp.transport.iceTransport : null;
+    if (!transport || this.pairWatched) return;
+    this.pairWatched = true;
+    transport.addEventListener('selectedcandidatepairchange', () => {
+      const pair = transport.getSelectedCandidatePair ? transport.getSelectedCandidatePair() : null;
+      if (!pair) return;
+      this.event('selected_pair_changed', {
+        local: `${pair.local.type} ${pair.local.address}:${pair.local.port}`,
+        remote: `${pair.remote.type} ${pair.remote.address}:${pair.remote.port}`,
+      }, `selected_pair_changed:${++this.pairChanges}`);
+    });
   }
 
   // --- data channel ----------------------------------------------------------------------------
@@ -905,6 +926,13 @@ class Call {
 
   async finish() {
     if (!this.dc || this.dc.readyState !== 'open') return;
+    // The pair in use at the end of the call: once "done" is exchanged the peer closes, and
+    // this side's transport (with its selected pair) can be gone before report() looks.
+    try {
+      this.openStats = await this.snapshot();
+    } catch (e) {
+      this.openStats = null;
+    }
     this.sendControl({type: 'done'});
     try {
       await bounded('done', this.peerDone.promise, Math.min(this.doneWaitS, this.cmd.timeouts.datachannel_s));
@@ -940,6 +968,7 @@ class Call {
       disconnects: this.disconnects,
       disconnected_s: this.disconnectedMs / 1000,
       stats,
+      open_stats: this.openStats || [],
       connected_stats: this.connectedStats || [],
     };
   }

@@ -260,9 +260,12 @@ def build_result(
         connected=bool(report.get("connected")),
         error=report.get("error"),
         error_detail=report.get("error_detail"),
-        # the pair at the end, else as it was when the connection came up (the peer may have
-        # closed first, taking this side's transport and its selected pair with it)
-        selected_pair=selected_pair(stats) or selected_pair(report.get("connected_stats") or []),
+        # the pair at the end: in the report's snapshot, else in the one taken before the
+        # closing "done" exchange (the peer may have closed first, taking this side's transport
+        # and its selected pair with it); as it came up only when the call never got that far
+        selected_pair=selected_pair(stats)
+        or selected_pair(report.get("open_stats") or [])
+        or selected_pair(report.get("connected_stats") or []),
         local_candidates=candidate_counts(str(c.get("candidate", "")) for c in local),
         remote_candidates=candidate_counts(str(c) for c in report.get("remote_candidates") or []),
         turn_attempts=turn_attempts(
