@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from simnet.errors import ScenarioError
 from simnet.scenario.model import INTERNET, FirewallSpec, LinkSpec, Router, Scenario
 from simnet.scenario.nat import NatBehavior, effective_behavior
+from simnet.scenario.templates import expand
 
 CORE = INTERNET
 CORE_ADDRESS = IPv4Address("192.0.2.1")
@@ -156,14 +157,22 @@ class NetworkPlan:
 
 
 class _Pool:
-    def __init__(self, network: IPv4Network, first: int = FIRST_MEMBER, what: str = "") -> None:
+    def __init__(
+        self, network: IPv4Network, first: int = FIRST_MEMBER, what: str = "", fix: str = ""
+    ) -> None:
         self.network = network
+        self.first = first
         self.next = first
         self.what = what or str(network)
+        self.fix = fix
 
     def take(self) -> IPv4Address:
         if self.next >= self.network.num_addresses - 1:
-            raise ScenarioError(f"too many {self.what}: the {self.network} range is exhausted")
+            room = self.network.num_addresses - 1 - self.first
+            raise ScenarioError(
+                f"too many {self.what}: {self.network} has room for {room} (.{self.first} onwards)",
+                fix=self.fix or None,
+            )
         address = self.network.network_address + self.next
         self.next += 1
         return address
@@ -186,8 +195,11 @@ class _Subnets:
 def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) -> NetworkPlan:
     """Lay out nodes, cables, addresses and routes for `scenario`.
 
-    `extra_hosts` (name -> behind) adds hosts the caller needs, e.g. NAT probe clients.
+    `extra_hosts` (name -> behind) adds hosts the caller needs, e.g. NAT probe clients. Host
+    templates (`count`, `own_nat`) are written out first (`simnet.scenario.templates`): the
+    plan, and its `scenario`, hold every instance by name.
     """
+    scenario = expand(scenario)
     nodes: dict[str, Node] = {CORE: Node(CORE, Role.CORE)}
     veths: list[Veth] = []
     core = nodes[CORE]
@@ -195,8 +207,17 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     core.routes.append(Route(IPv4Network("0.0.0.0/0"), blackhole=True))
     pools = {
         Role.SERVER: _Pool(SERVER_POOL, what="servers"),
-        Role.ROUTER: _Pool(NAT_WAN_POOL, what="NATs on the internet"),
-        Role.HOST: _Pool(HOST_POOL, what="hosts on the internet"),
+        Role.ROUTER: _Pool(
+            NAT_WAN_POOL,
+            what="NATs on the internet",
+            fix="lower the count of the hosts with own_nat (each has a NAT of its own), or "
+            "put NATs behind a shared carrier NAT",
+        ),
+        Role.HOST: _Pool(
+            HOST_POOL,
+            what="hosts on the internet",
+            fix="lower the hosts' count, or put them behind a NAT",
+        ),
     }
     open_lans = _Subnets(OPEN_LAN_POOL, 28)
     carrier_lans = _Subnets(CARRIER_LAN_POOL, 24)
@@ -257,7 +278,12 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         node.router = RouterPlan(router.behavior, wan, lan, router.firewall)
         node.bridges.append(LAN_IF)
         node.addresses[LAN_IF] = [IPv4Interface(f"{lan.network_address + 1}/{lan.prefixlen}")]
-        lan_members[router.name] = _Pool(lan, what=f"hosts behind {router.name}")
+        lan_members[router.name] = _Pool(
+            lan,
+            what=f"hosts behind {router.name}",
+            fix=f"lower the count of the hosts behind {router.name}, or give its `lan:` a "
+            "larger private range (e.g. 10.20.0.0/16)",
+        )
         if not router.behavior.translates:
             _route_public_lan(nodes, lan, router.behind, wan)
 

@@ -78,6 +78,12 @@ def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
             f"{where}: cannot make a call{default}: {problems[0]}",
             fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
+    if call.concurrent > 1:
+        raise ScenarioError(
+            f"{source or scenario.name}: call.concurrent: {call.concurrent} calls at once are "
+            "not made by `simnet run` yet",
+            fix="leave call.concurrent out (one call at a time)",
+        )
     missing_programs(scenario.hosts, [call.offerer, call.answerer], source or scenario.name)
     return call
 

@@ -54,6 +54,9 @@ NAME_MAX = 20
 SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SCENARIO_NAME_MAX = 64
 SEED_MAX = 2**63 - 1  # stored in an int64 result column
+# A host template's instances are NAME-0 .. NAME-<count-1>; one /24 LAN holds 245 members
+# (.10 to .254), which bounds what a shared NAT can take (simnet.net.plan says so precisely).
+COUNT_MAX = 245
 REGION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 # Where coturn listens, per transport a call's TURN URL may use (simnet.services.coturn:
 # the plain port 3478 for UDP and TCP, 5349 for TLS, and 443 for all three); the first is the
@@ -363,6 +366,24 @@ class HostSpec(Strict):
         default="aiortc",
         description="the WebRTC stack of this host's peer: aiortc, chromium or {command: ...}",
     )
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=COUNT_MAX,
+        description="a template of this many hosts, NAME-0 .. NAME-<count-1>, alike",
+    )
+    own_nat: bool = Field(
+        default=False,
+        description="with count: each host behind its own copy of its NAT, not one shared NAT",
+    )
+
+    @model_validator(mode="after")
+    def _own_nat_has_a_nat(self) -> HostSpec:
+        if self.own_nat and self.behind == INTERNET:
+            raise ValueError(
+                "own_nat: a host on the internet has no NAT to copy; set `behind:` to a NAT"
+            )
+        return self
 
     @property
     def peer_kind(self) -> str:
@@ -475,6 +496,16 @@ class TimelineEvent(Strict):
         return self
 
 
+def instance_names(name: str, count: int) -> list[str]:
+    """The hosts a template `name` with `count` stands for (itself when count is 1)."""
+    return [name] if count == 1 else [f"{name}-{i}" for i in range(count)]
+
+
+def own_nat_name(instance: str) -> str:
+    """The NAT of its own an instance of an `own_nat` template sits behind."""
+    return f"{instance}-nat"
+
+
 class CallSpec(Strict):
     """The WebRTC call a run makes: who calls whom, through which servers, carrying what."""
 
@@ -508,6 +539,15 @@ class CallSpec(Strict):
     expect: Expectation | None = Field(
         default=None, description="the outcome every call must have (simnet run exits 1 if not)"
     )
+    concurrent: int = Field(
+        default=1,
+        ge=1,
+        le=COUNT_MAX,
+        description="calls at once: offerer-i calls answerer-i (both host templates)",
+    )
+    ramp_per_s: float | None = Field(
+        default=None, gt=0, le=1000, description="new calls per second (default: all at once)"
+    )
 
     @model_validator(mode="after")
     def _turn_port_served(self) -> CallSpec:
@@ -525,6 +565,11 @@ class CallSpec(Strict):
     def _timeline_fits(self) -> CallSpec:
         if self.expect is not None and self.expect.recovered is not None and not self.timeline:
             raise ValueError("expect.recovered: only a call with a timeline can recover")
+        if self.timeline and self.concurrent > 1:
+            raise ValueError(
+                "timeline: a timeline changes the network of one call; leave it out of a "
+                f"scenario with concurrent: {self.concurrent}"
+            )
         if self.timeline:
             last = max(e.at_s for e in self.timeline)
             if self.duration_s <= last:
@@ -588,6 +633,7 @@ class Scenario(Strict):
                     f"{names[carrier]}.{carrier}: name is taken by the carrier NAT of "
                     f"nats.{name} (preset {nat.preset}); rename one of them"
                 )
+        self._template_names(names)
         if self.call is not None:
             problems = self.call_problems(self.call)
             if problems:
@@ -613,6 +659,32 @@ class Scenario(Strict):
                 current = routers[current].behind
         return self
 
+    def _template_names(self, names: dict[str, str]) -> None:
+        """Every name a host template makes (its instances, their own NATs and carriers) is
+        valid and new."""
+        for name, host in self.hosts.items():
+            if host.count == 1 and not host.own_nat:
+                continue
+            made = list(instance_names(name, host.count))
+            if host.own_nat and host.behind in self.nats:
+                nats = [own_nat_name(i) for i in made]
+                made += nats
+                if self.nats[host.behind].preset in CHAINED_PRESETS:
+                    made += [f"{n}-carrier" for n in nats]
+            longest = max(made, key=len)
+            if len(longest) > NAME_MAX:
+                raise ValueError(
+                    f"hosts.{name}: this template makes the name '{longest}', longer than "
+                    f"{NAME_MAX} characters; give the template a shorter name"
+                )
+            for made_name in made:
+                if made_name in names:
+                    raise ValueError(
+                        f"hosts.{name}: this template makes the name '{made_name}', already "
+                        f"used in {names[made_name]}; rename one of them"
+                    )
+                names[made_name] = f"hosts ({name}'s template)"
+
     def servers_of(self, kind: str) -> list[str]:
         """The names of the scenario's servers of one kind, in file order."""
         return [name for name, s in self.servers.items() if s.kind == kind]
@@ -630,6 +702,15 @@ class Scenario(Strict):
                 problems.append(f"call.{role}: '{peer}' is not a host; hosts: {known}")
         if call.offerer == call.answerer:
             problems.append("call: offerer and answerer must be different hosts")
+        if call.concurrent > 1:
+            for role in ("offerer", "answerer"):
+                host = self.hosts.get(getattr(call, role))
+                if host is not None and host.count < call.concurrent:
+                    problems.append(
+                        f"call.concurrent: {call.concurrent} calls need {call.concurrent} "
+                        f"{role}s, but hosts.{getattr(call, role)}.count is {host.count}; "
+                        f"set it to at least {call.concurrent}"
+                    )
         if not self.servers_of("signaling"):
             problems.append(
                 "call: a call needs a signaling server; add `servers: {signaling: {kind: "
@@ -660,6 +741,12 @@ class Scenario(Strict):
                     )
                 continue
             assert event.target is not None  # the event's own validator
+            template = self.hosts.get(event.target)
+            if template is not None and template.count > 1:
+                raise ValueError(
+                    f"{where}: '{event.target}' is a template of {template.count} hosts; a "
+                    "timeline changes one host: name a host without a count"
+                )
             if event.action == "nat-flush":
                 translating = [n for n, r in routers.items() if r.behavior.translates]
                 if event.target not in translating:
