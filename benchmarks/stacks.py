@@ -68,7 +68,15 @@ def matrix_part(repeat: int) -> dict[str, Any]:
             )["median"]
             for b in PRESETS
         }
+        # by the selected pair's candidate types, as the offerer saw them (host / srflx /
+        # prflx / relay on each end): what kind of path the set-up bought
+        by_pair: dict[str, list[float]] = {}
+        for r in rows:
+            if r["setup_ms"] is not None:
+                key = f"{r['local_candidate']} -> {r['remote_candidate']}"
+                by_pair.setdefault(key, []).append(float(r["setup_ms"]))
         stacks[kind] = {
+            "setup_ms_by_pair": {k: describe(v, 1) for k, v in sorted(by_pair.items())},
             "wall_s": round(wall, 1),
             "calls": len(rows),
             "connected": sum(bool(r["connected"]) for r in rows),
@@ -168,6 +176,13 @@ def show(result: dict[str, Any], console: Console) -> None:
                 str(matrix["chromium"]["setup_ms_median_by_answerer_nat"][cls]),
             )
         console.print(by_class)
+        by_pair = Table(title="set-up (ms) by the selected pair's candidate types (offerer's view)")
+        for col in ("stack", "pair", "calls", "median", "p90"):
+            by_pair.add_column(col)
+        for kind, figures in matrix.items():
+            for pair, f in figures["setup_ms_by_pair"].items():
+                by_pair.add_row(kind, pair, str(f["n"]), str(f["median"]), str(f["p90"]))
+        console.print(by_pair)
     restart = result.get("restart")
     if restart:
         table = Table(title="Chromium ICE restart after a move, by the NAT moved behind (ms)")
