@@ -168,9 +168,10 @@ class _Pool:
 
     def take(self) -> IPv4Address:
         if self.next >= self.network.num_addresses - 1:
-            room = self.network.num_addresses - 1 - self.first
+            room = max(self.network.num_addresses - 1 - self.first, 0)
             raise ScenarioError(
-                f"too many {self.what}: {self.network} has room for {room} (.{self.first} onwards)",
+                f"too many {self.what}: {self.network} is exhausted (it holds {room}, "
+                f"numbered from .{self.first})",
                 fix=self.fix or None,
             )
         address = self.network.network_address + self.next

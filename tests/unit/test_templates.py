@@ -141,7 +141,7 @@ def test_a_bad_template_is_one_clear_error(
         pytest.param(
             {"home": {"lan": "192.168.50.0/27"}},
             {"alice": {"behind": "home", "count": 30}},
-            "too many hosts behind home: 192.168.50.0/27 has room for 21",
+            "too many hosts behind home: 192.168.50.0/27 is exhausted (it holds 21",
             id="lan-full",
         ),
         pytest.param(
