@@ -302,7 +302,9 @@ class Timeline:
             ),
             **moves,
             **restarts,
-            **path_columns(self.applied, self.dc_t, self.checks, self.closing, peers),
+            **path_columns(
+                self.applied, self.dc_t, self.checks, self.closing, peers, begun=self.begun
+            ),
         }
 
 
@@ -478,20 +480,30 @@ def path_columns(
     checks: Sequence[Check],
     closing: dict[str, float],
     peers: Sequence[str],
+    begun: Sequence[float | None] | None = None,
 ) -> dict[str, Any]:
     """What the call's own liveness checks saw of the path between one event and the next (or
     the end): `event<i>_path_rtt_ms` (median), `_path_loss_pct` and `_path_checks`, and the
     same before the first event as `path_*_before`. Both peers' checks cross the same path and
     are pooled; `_path_loss_pct_offerer` / `_answerer` split the loss by who checked, which shows
     a path that works one way only (a check's answer goes back to where the check came from).
-    A window with no check has None. Pure, for unit tests."""
+    A window runs from when its event's change was complete (`applied`) to when the next
+    event's change began (`begun`): a check sent while a change was being made belongs to
+    neither side of it (seen: a check sent during a NAT flush was lost, and counted against the
+    clean link before it). A window with no check has None. Pure, for unit tests."""
     if dc_t is None:
         return {}
     end = min(closing.values(), default=math.inf)
     starts = [dc_t, *(math.inf if a is None else a for a in applied)]
+    began = list(begun) if begun is not None else list(applied)
     row: dict[str, Any] = {}
     for k, start in enumerate(starts):
-        stop = next((t for t in starts[k + 1 :] if t != math.inf), end)
+        # the next event that was made: its change began where this window ends
+        stop = next(
+            (b if b is not None else a for a, b in zip(applied[k:], began[k:], strict=True)
+             if a is not None),
+            end,
+        )  # fmt: skip
         window = [c for c in checks if start <= c.t < min(stop, end)]
         answered = [c.rtt_ms for c in window if c.rtt_ms is not None]
         prefix, suffix = ("path", "_before") if k == 0 else (f"event{k - 1}_path", "")

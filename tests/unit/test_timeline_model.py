@@ -179,6 +179,17 @@ def test_path_columns_pool_both_peers_checks_per_window() -> None:
     assert row["event1_path_loss_pct_offerer"] == 50 and row["event1_path_loss_pct_answerer"] == 0
 
 
+def test_a_check_sent_while_a_change_was_being_made_counts_on_neither_side() -> None:
+    """Event 1 began at 102.0 and was complete at 102.3: the check sent at 102.1 (lost to the
+    change) is neither event 0's (before it) nor event 1's (after it)."""
+    checks = [Check(101.5, "a", 1.0), Check(102.1, "b", None), Check(102.5, "a", 1.0)]
+    row = path_columns(
+        [101.0, 102.3], 100.0, checks, {"a": 109.0}, ("a", "b"), begun=[100.9, 102.0]
+    )
+    assert row["event0_path_checks"] == 1 and row["event0_path_loss_pct"] == 0
+    assert row["event1_path_checks"] == 1 and row["event1_path_loss_pct"] == 0
+
+
 def test_path_columns_of_an_event_never_applied_are_empty() -> None:
     row = path_columns([None], 100.0, [Check(100.5, "a", 5.0)], {"a": 101.0}, ("a", "b"))
     assert row["path_checks_before"] == 1
