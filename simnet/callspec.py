@@ -51,6 +51,9 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 
 # What a call's `error` can be. "timeout:<phase>": a phase hit its limit. The others name
 # what failed: "turn-auth" the TURN server refused the credentials (401) and no path was left;
+# "turn-quota" it refused the allocation for its limits (486 Allocation Quota Reached: the
+# user's quota; 508 Insufficient Capacity: the server's total quota or bandwidth capacity) and
+# no path was left;
 # "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
 # not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
 # "agent" an unexpected exception inside the agent (details in error_detail and its log);
@@ -59,6 +62,7 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 ERROR_KINDS: tuple[str, ...] = (
     "ice-failed",
     "turn-auth",
+    "turn-quota",
     "signaling",
     "dtls",
     "media",
@@ -66,6 +70,9 @@ ERROR_KINDS: tuple[str, ...] = (
     "browser",
     *(f"timeout:{p}" for p in PHASES),
 )
+
+#: STUN error codes of a TURN server refusing an allocation for its limits (RFC 8656)
+TURN_QUOTA_CODES = (486, 508)
 
 # Milestones the agent reports (`{"event": <milestone>, "t": ...}`), in the order a successful
 # call produces them for each role. `ice_checking` is reported when aiortc's ICE state says so,

@@ -498,6 +498,142 @@ def matrix(
         raise typer.Exit(1)
 
 
+class LoadMedia(enum.StrEnum):
+    """What each call of `simnet load` carries besides its data-channel transfer."""
+
+    none = "none"
+    audio = "audio"
+    video = "video"
+
+
+def _levels(spec: str) -> list[int]:
+    try:
+        levels = [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{spec!r}: give whole numbers separated by commas, e.g. 1,10,25", param_hint="--calls"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise typer.BadParameter(
+            f"{spec!r}: every level needs at least 1 call, e.g. 1,10,25", param_hint="--calls"
+        )
+    return levels
+
+
+@app.command()
+def load(
+    scenario: ScenarioArg,
+    calls: Annotated[
+        str | None,
+        typer.Option(help="calls at once per level, e.g. 1,10,25 (default: call.concurrent)"),
+    ] = None,
+    ramp: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="start this many new calls per second (default: at once)"),
+    ] = None,
+    media: Annotated[LoadMedia, typer.Option(help="media each call carries")] = LoadMedia.none,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, help="processes the aiortc peers share (default: one per CPU)"),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per level")] = False,
+    set_: SetOption = None,
+) -> None:
+    """Many calls at once through the same servers, level by level: a load curve.
+
+    The scenario's host templates (`hosts.NAME.count`) give the pairs: instance i of the call's
+    offerer calls instance i of its answerer. Each call's row is stored as it ends; each level
+    is printed (or, with --json, one object per level)."""
+    from simnet.doctor import require_root
+    from simnet.present.load import load_errors, load_table
+    from simnet.results import ResultStore
+    from simnet.run.load import load_pairs, run_load
+    from simnet.scenario.load import source_of
+
+    overrides = list(set_ or [])
+    if media is LoadMedia.audio:
+        overrides.append("call.media.audio=true")
+    elif media is LoadMedia.video:
+        overrides += ["call.media.audio=true", "call.media.video={width: 320, height: 240}"]
+    loaded = _scenario(scenario, overrides)
+    source = source_of(scenario, overrides)
+    levels = _levels(calls) if calls else [loaded.call.concurrent if loaded.call else 1]
+    load_pairs(loaded, levels, source)
+    require_root()
+    store = ResultStore(out_dir, loaded.name)
+    with err.status(show.markup_safe(f"{loaded.name}: building"), spinner="dots") as status:
+
+        def on_row(row: ResultRow) -> None:
+            store.write(row)
+            status.update(
+                show.markup_safe(
+                    f"{loaded.name}: level {row['concurrency']}, call {row['call_index']}"
+                )
+            )
+
+        with _interrupts_reported():
+            figures = run_load(
+                loaded, levels, ramp_per_s=ramp, on_row=on_row, shared_processes=processes,
+                overrides=overrides, source=source,
+            )  # fmt: skip
+    if as_json:
+        for level in figures:
+            print(level.model_dump_json(), flush=True)
+        return
+    out.print(load_table(loaded.name, figures, out_dir))
+    for line in load_errors(figures):
+        err.print(show.text(("errors", "yellow"), f" {line}"))
+
+
+@app.command()
+def population(
+    mix: Annotated[Path, typer.Argument(help="mix YAML: each side's network classes and shares")],
+    calls: Annotated[int, typer.Option(min=1, help="calls to draw from the mix")] = 200,
+    seed: Annotated[int, typer.Option(min=0, help="the draw's seed (same seed, same calls)")] = 0,
+    cluster: Annotated[
+        str | None, typer.Option(help="a Dask scheduler, tcp://HOST:PORT: run on its workers")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the estimate as one JSON object")
+    ] = False,
+) -> None:
+    """Estimate a fleet's direct / relayed / failed call shares from a mix of networks.
+
+    Draws `--calls` calls (each side's network class by the mix's shares, seeded), makes them
+    (calls of one pair of classes share a network), and prints the shares with 95 % Wilson
+    intervals, the relay protocols, set-up times, the bytes through TURN, each class's part of
+    the TURN share and how that share moves when a class's share moves by 10 points."""
+    from simnet.doctor import require_root
+    from simnet.population.mix import load_mix
+    from simnet.population.run import run_population
+    from simnet.present.population import population_tables
+    from simnet.results import ResultStore
+
+    loaded = load_mix(mix)
+    if cluster is None:
+        require_root()
+    store = ResultStore(out_dir, loaded.name)
+    with err.status(show.markup_safe(f"{loaded.name}: {calls} calls"), spinner="dots") as status:
+        made = [0]
+
+        def on_row(row: ResultRow) -> None:
+            store.write(row)
+            made[0] += 1
+            status.update(show.markup_safe(f"{loaded.name}: call {made[0]} of {calls}"))
+
+        with _interrupts_reported():
+            result, _, errors = run_population(loaded, calls, seed, on_row, cluster=cluster)
+    for line in errors:
+        err.print(show.text(("failed:", "red"), f" {line}"))
+    if as_json:
+        print(result.model_dump_json())
+        return
+    for part in population_tables(loaded.name, result, seed, out_dir):
+        out.print(part)
+
+
 @app.command("probe-link")
 def probe_link(
     scenario: ScenarioArg,
@@ -611,13 +747,18 @@ def sweep(
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     jobs: Annotated[int, typer.Option(min=1, help="runs in parallel (isolated networks)")] = 1,
     resume: Annotated[bool, typer.Option(help="skip runs already stored in --out")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="a Dask scheduler, tcp://HOST:PORT: run on its workers (as root)"),
+    ] = None,
 ) -> None:
     """Run every point of a parameter sweep; resumable, since every run is stored as it ends."""
     from simnet.doctor import require_root
     from simnet.present.sweep import sweep_command
 
-    require_root()
-    raise typer.Exit(sweep_command(file, out_dir, jobs, resume))
+    if cluster is None:
+        require_root()  # with a cluster, the workers need root, not this client
+    raise typer.Exit(sweep_command(file, out_dir, jobs, resume, cluster))
 
 
 @app.command()

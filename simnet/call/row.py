@@ -13,6 +13,10 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
+#: errors that name why a call had no path, where the other side only sees that it had none
+CAUSES = ("turn-quota", "turn-auth")
+
+
 def call_row(
     offer: CallResult | None, answer: CallResult | None, agent_error: str | None = None
 ) -> CallOutcome:
@@ -21,10 +25,14 @@ def call_row(
 
     Milestone columns (`<side>_<milestone>_ms`) are offsets from the offerer's `offer_created`;
     both peers' clocks are the same monotonic clock, so the answerer's are on the same axis.
+    The error is the offerer's, unless the answerer names a cause the offerer only saw the
+    effect of (a TURN server refused the answerer: the offerer got no candidate from it).
     """
     sides = [r for r in (offer, answer) if r is not None]
     connected = len(sides) == 2 and all(r.connected for r in sides)
-    error = agent_error or next((r.error for r in sides if r.error), None)
+    errors = [r.error for r in sides if r.error]
+    causes = [e for e in errors if e in CAUSES]
+    error = agent_error or next(iter(causes or errors), None)
     if not connected and error is None:
         error = "ice-failed"
     pair = offer.selected_pair if offer else None

@@ -55,7 +55,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _warm_up() -> None:
+async def warm_up() -> None:
     """Exercise a call's first-use paths (certificate, SDP, codec set-up) once, off the clock.
 
     Measured: about 5 ms here, and within noise of nothing on the first call's set-up; kept
@@ -75,7 +75,7 @@ async def _warm_up() -> None:
         get_decoder(codec)
 
 
-class _Aiortc:
+class AiortcBackend:
     """The aiortc backend of the command loop (`simnet.peer.serve`)."""
 
     def __init__(self, emit: EventWriter) -> None:
@@ -104,7 +104,7 @@ async def _serve(emit: EventWriter, started: float, imported: float) -> int:
     import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
     from simnet.peer.protocol import PROTOCOL_VERSION
 
-    await _warm_up()
+    await warm_up()
     reader = await stdin_lines()
     emit(
         {
@@ -119,7 +119,7 @@ async def _serve(emit: EventWriter, started: float, imported: float) -> int:
             "warm_s": time.monotonic() - imported,
         }
     )
-    await serve(reader, emit, _Aiortc(emit))
+    await serve(reader, emit, AiortcBackend(emit))
     return 0
 
 

@@ -36,17 +36,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from aioice import ice as aioice_ice
 from aioice import stun
 from aioice import turn as aioice_turn
 from aioice.ice import CandidatePair, Connection
 
-from simnet.callspec import TurnTransport
+from simnet.callspec import TURN_QUOTA_CODES, TurnTransport
 
 if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
     from aiortc import RTCPeerConnection
@@ -64,13 +66,37 @@ class TurnRecorder:
     def auth_failed(self) -> bool:
         return any(a.error_code == 401 for a in self.attempts)
 
+    def quota_refused(self) -> bool:
+        """The server refused an allocation for its limits (486 or 508)."""
+        return any(a.error_code in TURN_QUOTA_CODES for a in self.attempts)
 
-_current: TurnRecorder | None = None
+    def refusal(self) -> tuple[str, str] | None:
+        """The error kind and detail a call without a path gets from its TURN attempts: the
+        limits first (a quota is the cause even when a credential also failed), then 401."""
+        if self.quota_refused():
+            codes = sorted(
+                {a.error_code for a in self.attempts if a.error_code in TURN_QUOTA_CODES}
+            )
+            return (
+                "turn-quota",
+                f"the TURN server refused the allocation ({', '.join(map(str, codes))})",
+            )
+        if self.auth_failed():
+            return "turn-auth", "the TURN server answered 401"
+        return None
+
+
+# The recorder of the call whose code is running: a context variable, not a global, because one
+# process may run many calls at once (`simnet.peer.host`); aioice's gathering tasks, started
+# inside a call, inherit the call's context and with it its recorder.
+_current: contextvars.ContextVar[TurnRecorder | None] = contextvars.ContextVar(
+    "simnet_turn_recorder", default=None
+)
 _original_create_turn_endpoint = aioice_turn.create_turn_endpoint
 
 
 async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
-    recorder = _current
+    recorder = _current.get()
     wants_tls = bool(kwargs.get("ssl"))
     if kwargs.get("ssl") is True and recorder is not None and recorder.ssl_context is not None:
         kwargs["ssl"] = recorder.ssl_context
@@ -124,15 +150,14 @@ def _describe(exc: BaseException) -> tuple[str, int | None]:
 @contextlib.contextmanager
 def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
     """Record TURN attempts (and trust `ca_file` for TLS) while the body runs: one call."""
-    global _current
     recorder = TurnRecorder(ca_file)
     # Stays installed for the agent's life (idempotent); outside a call it only passes through.
     aioice_turn.create_turn_endpoint = _recording_create_turn_endpoint
-    previous, _current = _current, recorder
+    token = _current.set(recorder)
     try:
         yield recorder
     finally:
-        _current = previous
+        _current.reset(token)
 
 
 def used_turn_url(servers: list[IceServer]) -> str | None:
@@ -307,3 +332,17 @@ class _Answer:
 async def turn_connect(turn: aioice_turn.TurnTransport, protocol: asyncio.DatagramProtocol) -> None:
     """Allocate, then hand the relay to `protocol`: the rest of `create_turn_endpoint`."""
     await turn._connect(protocol)
+
+
+def bind_host_addresses(
+    wrap: Callable[[Callable[..., list[str]]], Callable[..., list[str]]],
+) -> None:
+    """Make aioice enumerate host addresses through `wrap` (`simnet.peer.namespaced`: in the
+    namespace of the peer that gathers). aioice calls `aioice.ice.get_host_addresses` by its
+    module-level name while gathering, so replacing that name is enough."""
+    original = aioice_ice.get_host_addresses
+    if getattr(original, "__wrapped_by_simnet__", False):
+        return
+    wrapped = wrap(original)
+    wrapped.__wrapped_by_simnet__ = True  # type: ignore[attr-defined]
+    aioice_ice.get_host_addresses = wrapped

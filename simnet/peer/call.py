@@ -355,8 +355,9 @@ class Call:
         local, remote = candidate_counts(ice_connection(self.pc))
         if local:
             return
-        if self.turn.auth_failed():
-            raise CallFailed("turn-auth", "no local candidate: the TURN server answered 401")
+        refusal = self.turn.refusal()
+        if refusal is not None:
+            raise CallFailed(refusal[0], f"no local candidate: {refusal[1]}")
         failed = "; ".join(a.error or "failed" for a in self.turn.attempts if not a.ok)
         if failed:
             raise CallFailed("ice-failed", f"no local candidate: {failed}")
@@ -448,10 +449,9 @@ class Call:
         timeouts = self.cmd.timeouts
         if not await self._bounded("ice", self.ice_done, timeouts.ice_s):
             assert self.turn is not None
-            if self.turn.auth_failed():
-                raise CallFailed(
-                    "turn-auth", "ICE failed and the TURN server refused our credentials"
-                )
+            refusal = self.turn.refusal()
+            if refusal is not None:
+                raise CallFailed(refusal[0], f"ICE failed and {refusal[1]}")
             raise CallFailed("ice-failed", "no candidate pair succeeded")
         if not await self._bounded("dtls", self.dtls_done, timeouts.dtls_s):
             raise CallFailed("dtls", "DTLS handshake failed")

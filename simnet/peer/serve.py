@@ -32,10 +32,14 @@ class EventWriter:
     """Writes one JSON line per event to a private copy of the original stdout.
 
     File descriptor 1 then points at stderr, so a library (or a C codec) printing to stdout
-    lands in the agent's log and can never corrupt the stream the controller parses.
+    lands in the agent's log and can never corrupt the stream the controller parses. A process
+    hosting several peers gives each its own descriptor (`fd`) instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fd: int | None = None) -> None:
+        if fd is not None:
+            self._fd = fd
+            return
         sys.stdout.flush()
         self._fd = os.dup(1)
         os.dup2(2, 1)
@@ -63,11 +67,13 @@ def current_netns() -> str:
     return ""
 
 
-async def stdin_lines() -> asyncio.StreamReader:
-    """stdin as an asyncio stream (a call command with a large SDP can exceed 64 KiB)."""
+async def stdin_lines(fd: int | None = None) -> asyncio.StreamReader:
+    """stdin (or the command pipe `fd` of a hosted peer) as an asyncio stream (a call command
+    with a large SDP can exceed 64 KiB)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=16 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    pipe = sys.stdin if fd is None else os.fdopen(fd, "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     return reader
 
 

@@ -66,7 +66,9 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False) -> int:
+def sweep_command(
+    file: Path, out_dir: Path, jobs: int = 1, resume: bool = False, cluster: str | None = None
+) -> int:
     """`simnet sweep FILE --out DIR --jobs N [--resume]`: run, then print one line per point.
 
     Returns the exit code: 0 when every planned run has its row, 1 when some are missing (resume
@@ -76,7 +78,9 @@ def sweep_command(file: Path, out_dir: Path, jobs: int = 1, resume: bool = False
     out, err = Console(), Console(stderr=True)
     try:
         with _progress_bar(err) as on_progress:
-            summary = run_sweep(file, out_dir, jobs, resume, on_progress=on_progress)
+            summary = run_sweep(
+                file, out_dir, jobs, resume, on_progress=on_progress, cluster=cluster
+            )
         sweep = load_sweep(file)
         planned = plan_sweep(sweep)
     except SimnetError as exc:

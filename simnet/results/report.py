@@ -593,6 +593,111 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
     return sections
 
 
+def load_curves(frame: pd.DataFrame) -> Section | None:
+    """`simnet load` rows: set-up p50 and p95 (relayed and direct calls apart) and the connected
+    share against the number of calls at once, one line per group (scenario and variant)."""
+    if "concurrency" not in frame.columns:
+        return None
+    rows = frame[frame["concurrency"].notna()]
+    if rows.empty:
+        return None
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    setup_ax, share_ax = figure.subplots(1, 2)
+    table_rows = []
+    for group, sub in list(rows.groupby(group_labels(rows), sort=False))[:MAX_CURVES]:
+        levels = sub.groupby("concurrency")
+        share = levels["connected"].mean()
+        x = share.index.to_numpy(dtype=float)
+        share_ax.plot(x, share.to_numpy() * 100, marker="o", label=str(group))
+        connected = sub[sub["connected"]]
+        for path in ("relay", "direct"):
+            on_path = connected[connected["path"] == path].groupby("concurrency")["setup_ms"]
+            if on_path.size().sum() == 0:
+                continue
+            quantiles = on_path.quantile([0.5, 0.95]).unstack()
+            px = quantiles.index.to_numpy(dtype=float)
+            setup_ax.plot(px, quantiles[0.5], marker="o", label=f"{group} {path} p50")
+            setup_ax.plot(px, quantiles[0.95], linestyle="--", label=f"{group} {path} p95")
+        for level, calls in levels:
+            ok = calls[calls["connected"]]["setup_ms"]
+            table_rows.append(
+                [
+                    str(group),
+                    _label(level),
+                    str(len(calls)),
+                    f"{calls['connected'].mean() * 100:.0f} %",
+                    _fmt(_median(ok), " ms"),
+                    _fmt(float(ok.quantile(0.95)) if len(ok) else None, " ms"),
+                    f"{(calls['path'] == 'relay').mean() * 100:.0f} %",
+                ]
+            )
+    for ax, title in ((setup_ax, "set-up (ms)"), (share_ax, "connected (%)")):
+        ax.set_xlabel("calls at once")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    share_ax.set_ylim(0, 105)
+    body = _table(
+        ["series", "calls at once", "calls", "connected", "set-up p50", "p95", "relayed"],
+        table_rows,
+        "load-curve",
+    )
+    return Section("load", "Load: calls at once", body, _attach_canvas(figure))
+
+
+def population(frame: pd.DataFrame) -> Section | None:
+    """`simnet population` rows: the fleet's shares with their intervals, each class's part of
+    the TURN share, and the sensitivity of that share to each class's share (a tornado plot).
+    The class shares are the rows' own class frequencies (the report has no mix file)."""
+    if "offerer_class" not in frame.columns:
+        return None
+    rows = frame[frame["offerer_class"].notna()]
+    if rows.empty:
+        return None
+    from simnet.population.estimate import estimate
+    from simnet.population.mix import Mix
+
+    sides = {
+        side: [
+            {"class": name, "share": count / len(rows)}
+            for name, count in rows[f"{side}_class"].value_counts().items()
+        ]
+        for side in ("offerer", "answerer")
+    }
+    result = estimate(rows.to_dict("records"), Mix.model_validate({"sides": sides}))
+    shares = [
+        [outcome, f"{getattr(result, f'{outcome}_share') * 100:.1f} %",
+         f"{getattr(result, f'{outcome}_share_ci_low') * 100:.1f} - "
+         f"{getattr(result, f'{outcome}_share_ci_high') * 100:.1f} %"]
+        for outcome in ("direct", "relay", "failed")
+    ]  # fmt: skip
+    parts = [
+        [side, html.escape(name), f"{part * 100:.1f} %"]
+        for side, classes in result.contributions.items()
+        for name, part in classes.items()
+    ]
+    body = (
+        f"<p>{result.calls} calls; relay share weighted by the classes' shares: "
+        f"{result.model_relay_share * 100:.1f} %</p>"
+        + _table(["outcome", "share", "95 % interval (Wilson)"], shares, "population")
+        + _table(["side", "class", "part of the TURN share"], parts, "population-classes")
+    )
+    figure, ax = _figure(7, 0.45 * len(result.sensitivity) + 1.2)
+    labels = [f"{s.side}: {s.network_class}" for s in result.sensitivity]
+    base = result.model_relay_share * 100
+    for i, s in enumerate(result.sensitivity):
+        low, high = s.relay_share_minus * 100, s.relay_share_plus * 100
+        ax.barh(i, high - base, left=base, color="#f2a900")
+        ax.barh(i, low - base, left=base, color="#2e9e44")
+    ax.axvline(base, color="#222", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("fleet's TURN share (%) with the class 10 points more (amber) / less (green)")
+    ax.grid(alpha=0.3, axis="x")
+    return Section("population", "Population: share of calls through TURN", body, figure)
+
+
 # --- figures and the page ---------------------------------------------------------------------
 
 
@@ -646,7 +751,11 @@ def report(results_dirs: Sequence[Path | str], out_html: Path) -> Path:
         )
     frame = _prepare(raw)
     sections = [overview(frame), *nat_matrices(frame)]
-    sections += [s for s in (phases(frame), turn_vs_direct(frame)) if s is not None]
+    sections += [
+        s
+        for s in (phases(frame), turn_vs_direct(frame), load_curves(frame), population(frame))
+        if s
+    ]
     sections += axis_curves(frame)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     parts = []

@@ -25,11 +25,12 @@ from simnet.net.capture import hosts_of, start_captures, stop_captures
 from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.hosting import PeerHost, start_hosted
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
-from simnet.results.schema import EmulatorFigures, ResultRow
+from simnet.results.schema import CallOutcome, EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
 from simnet.run.peers import missing_programs, peer_argv
-from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario
+from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
 
@@ -44,6 +45,7 @@ class Services:
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
+    hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
 
     def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
         """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
@@ -58,6 +60,7 @@ class Services:
 
     async def close(self) -> None:
         await asyncio.gather(*(agent.close() for agent in self.agents.values()))
+        await asyncio.gather(*(host.close() for host in self.hosts))
         if self.signaling is not None:
             self.signaling.close()
             await self.signaling.wait_closed()
@@ -78,12 +81,6 @@ def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
             f"{where}: cannot make a call{default}: {problems[0]}",
             fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
-    if call.concurrent > 1:
-        raise ScenarioError(
-            f"{source or scenario.name}: call.concurrent: {call.concurrent} calls at once are "
-            "not made by `simnet run` yet",
-            fix="leave call.concurrent out (one call at a time)",
-        )
     missing_programs(scenario.hosts, [call.offerer, call.answerer], source or scenario.name)
     return call
 
@@ -96,14 +93,21 @@ def scenario_digest(scenario: Scenario) -> str:
     return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:12]
 
 
-async def start_services(network: Network, scenario: Scenario, peers: list[str]) -> Services:
-    """Everything the calls need, ready (each waits on its own readiness event)."""
+async def start_services(
+    network: Network, scenario: Scenario, peers: list[str], shared_processes: int = 0
+) -> Services:
+    """Everything the calls need, ready (each waits on its own readiness event).
+
+    With `shared_processes`, the aiortc peers are spread over that many processes, each hosting
+    several (`simnet.peer.hosting`); every other peer has a process of its own."""
     services = Services()
     try:
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
             spec = scenario.servers[name]
             auth = RestAuth(secret=secrets.token_hex(16)) if spec.auth == "rest" else LongTermAuth()
-            services.turn[name] = await start_coturn(network, name, TurnConfig(auth=auth))
+            services.turn[name] = await start_coturn(
+                network, name, TurnConfig(auth=auth, **turn_limits(spec.limits))
+            )
         signaling = _servers(scenario, "signaling")[0]
         # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
         services.signaling = SignalingServer(
@@ -111,6 +115,8 @@ async def start_services(network: Network, scenario: Scenario, peers: list[str])
         )
         await services.signaling.start()
         certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
+        hosted = [p for p in peers if shared_processes and scenario.hosts[p].peer == "aiortc"]
+        own = [p for p in peers if p not in hosted]
         agents = await asyncio.gather(
             *(
                 PeerAgent.start(
@@ -120,14 +126,56 @@ async def start_services(network: Network, scenario: Scenario, peers: list[str])
                         scenario.hosts[p], network.ns(p), network.run.workdir, p, certificates
                     ),
                 )
-                for p in peers
+                for p in own
             )
         )
-        services.agents = dict(zip(peers, agents, strict=True))
+        services.agents = dict(zip(own, agents, strict=True))
+        groups = spread(hosted, shared_processes)
+        started = await asyncio.gather(
+            *(
+                start_hosted(network.run, [network.ns(p) for p in group], name=f"peer-host-{i}")
+                for i, group in enumerate(groups)
+            ),
+            return_exceptions=True,  # every host that did start is closed below on a failure
+        )
+        services.hosts = [h for h in started if isinstance(h, PeerHost)]
+        failed = [e for e in started if isinstance(e, BaseException)]
+        if failed:
+            raise failed[0]
+        for group, host in zip(groups, services.hosts, strict=True):
+            services.agents.update(zip(group, host.peers, strict=True))
     except BaseException:
         await services.close()
         raise
     return services
+
+
+def turn_limits(limits: TurnLimits | None) -> dict[str, Any]:
+    """`servers.NAME.limits` as `TurnConfig` fields."""
+    if limits is None:
+        return {}
+    fields: dict[str, Any] = {
+        "total_quota": limits.max_allocations,
+        "user_quota": limits.user_quota,
+        "bps_capacity": limits.bps_capacity,
+        "max_bps": limits.max_bps,
+    }
+    if limits.relay_ports is not None:
+        fields["min_relay_port"], fields["max_relay_port"] = limits.relay_ports
+    return fields
+
+
+def spread(items: list[str], groups: int) -> list[list[str]]:
+    """`items` dealt into at most `groups` lists of sizes differing by at most one, in order."""
+    if groups <= 0 or not items:
+        return []
+    size, extra = divmod(len(items), min(groups, len(items)))
+    out, start = [], 0
+    for i in range(min(groups, len(items))):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
 
 
 def ice_servers(
@@ -262,6 +310,32 @@ def relay_region(scenario: Scenario, services: Services, relay_server: str | Non
     return None
 
 
+def call_outcome(
+    scenario: Scenario,
+    call: CallSpec,
+    services: Services,
+    offer: CallResult | None,
+    answer: CallResult | None,
+    agent_error: str | None,
+) -> CallOutcome:
+    """The row's call columns: both sides' results, the relay's region, each side's stack."""
+    outcome = call_row(offer, answer, agent_error)
+    outcome = outcome.model_copy(
+        update={
+            "relay_region": relay_region(scenario, services, outcome.relay_server),
+            **services.peer_columns(scenario, call),
+        }
+    )
+    if outcome.path == "relay" and outcome.relay_protocol is None:
+        # The relayed side read no TURN client. Seen once, before agents kept the pair from
+        # ICE completion (a peer closed first forgets it); the call had exactly one TURN URL,
+        # so its transport is known. Flagged as inferred.
+        outcome = outcome.model_copy(
+            update={"relay_protocol": call.turn_transports[0], "relay_protocol_inferred": True}
+        )
+    return outcome
+
+
 def queue_namespaces(network: Network) -> list[str]:
     """Where the userspace link emulator's queues may be (none with netem or ideal links)."""
     if network.run.info.get("links", {}).get("backend") != "nfqueue":
@@ -306,23 +380,7 @@ async def run_calls(
                     )
             finally:
                 captured = await stop_captures(captures)  # complete files, even on an error
-            outcome = call_row(offer, answer, agent_error)
-            outcome = outcome.model_copy(
-                update={
-                    "relay_region": relay_region(scenario, services, outcome.relay_server),
-                    **services.peer_columns(scenario, call),
-                }
-            )
-            if outcome.path == "relay" and outcome.relay_protocol is None:
-                # The relayed side read no TURN client. Seen once, before agents kept the pair
-                # from ICE completion (a peer closed first forgets it); the call had exactly
-                # one TURN URL, so its transport is known. Flagged as inferred.
-                outcome = outcome.model_copy(
-                    update={
-                        "relay_protocol": call.turn_transports[0],
-                        "relay_protocol_inferred": True,
-                    }
-                )
+            outcome = call_outcome(scenario, call, services, offer, answer, agent_error)
             figures = emulator.columns()
             row = ResultRow(
                 call=outcome,
@@ -359,6 +417,19 @@ def run_scenario(
     everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured.
     `overrides` are the `--set`s the scenario was loaded with, recorded in every row; with
     `pcap_dir`, each call is captured on every host (see `run_calls`)."""
+    if cells is None and scenario.call is not None and scenario.call.concurrent > 1:
+        from simnet.run.load import run_load  # each repetition is one level of that many calls
+
+        rows: list[Row] = []
+
+        def kept(row: Row) -> None:
+            rows.append(row)
+            on_row(row)
+
+        levels = [scenario.call.concurrent] * repeat
+        run_load(scenario, levels, ramp_per_s=scenario.call.ramp_per_s, on_row=kept,
+                 overrides=overrides)  # fmt: skip
+        return rows
     cells = cells or [(call_of(scenario), {})]  # a bad call section fails before building
     settings.check_environment()  # and a bad setting, not once a call has been made
     plan = plan_network(scenario)

@@ -35,7 +35,6 @@ removes them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import itertools
 import json
@@ -242,13 +241,11 @@ def _worker_init(rows: Any, parent: int) -> None:
     """Tie the worker to the parent: if the parent dies, even by SIGKILL, the kernel kills the
     worker too, so no orphan goes on making calls behind a resumed sweep's back; its network is
     then a dead run's leftovers, which `simnet cleanup` removes."""
+    from simnet.run.batch import die_with_parent
+
     global _rows
     _rows = rows
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent)
     # Ctrl-C in a terminal reaches the whole process group; the parent alone decides what stops.
     # (A handler, not SIG_IGN: an ignored signal would stay ignored in the processes we start.)
     signal.signal(signal.SIGINT, _ignore)
@@ -338,11 +335,14 @@ def run_sweep(
     resume: bool = False,
     *,
     on_progress: ProgressSink | None = None,
+    cluster: str | None = None,
 ) -> SweepSummary:
     """Run every planned run not yet in `out_dir`, `jobs` networks at a time; rows are written
     as each run ends. Without `resume`, an `out_dir` that already holds rows of this sweep is an
     error (adding to it would give some points twice as many runs). `on_progress(what, done,
-    total)` is called before the first run and after each (the CLI draws a progress bar)."""
+    total)` is called before the first run and after each (the CLI draws a progress bar). With
+    `cluster` (a Dask scheduler's address), the runs go to its workers (`simnet.run.cluster`),
+    as many at once as they have threads."""
 
     from simnet.doctor import require_root
     from simnet.results import ResultStore, load
@@ -365,7 +365,12 @@ def run_sweep(
     summary = SweepSummary(sweep.name, out_dir, len(planned), skipped=len(planned) - len(todo))
     if not todo:
         return summary
-    require_root()
+    if cluster is None:
+        require_root()
+    else:
+        from simnet.run.cluster import cluster_threads
+
+        jobs = cluster_threads(cluster)
     store = ResultStore(out_dir, sweep.name)
     work = batches(todo, jobs)
     started = time.monotonic()
@@ -383,7 +388,12 @@ def run_sweep(
         report(what, summary.written, len(todo))
 
     try:
-        _execute(sweep, work, jobs, write, summary.errors)
+        if cluster is None:
+            _execute(sweep, work, jobs, write, summary.errors)
+        else:
+            from simnet.run.cluster import execute_on_cluster, sweep_batches
+
+            execute_on_cluster(cluster, sweep_batches(sweep, work), write, summary.errors)
     finally:
         summary.elapsed_s = time.monotonic() - started
     return summary

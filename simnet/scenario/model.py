@@ -391,6 +391,41 @@ class HostSpec(Strict):
         return self.peer if isinstance(self.peer, str) else "external"
 
 
+class TurnLimits(Strict):
+    """coturn's own limits (its command-line options), so a scenario can show what happens past
+    them: an allocation refused for a limit fails the call as `turn-quota`."""
+
+    max_allocations: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="allocations at once, all users (--total-quota)",
+    )
+    user_quota: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="allocations at once per user (--user-quota)"
+    )
+    bps_capacity: int | None = Field(
+        default=None, ge=1, description="the server's total bandwidth, bytes/s (--bps-capacity)"
+    )
+    max_bps: int | None = Field(
+        default=None, ge=1, description="per allocation, bytes/s (--max-bps)"
+    )
+    relay_ports: tuple[int, int] | None = Field(
+        default=None, description="[first, last] relay port (--min-port, --max-port)"
+    )
+
+    @model_validator(mode="after")
+    def _ports(self) -> TurnLimits:
+        if self.relay_ports is not None:
+            first, last = self.relay_ports
+            if not 1024 <= first <= last <= 65535:
+                raise ValueError(
+                    f"relay_ports: [{first}, {last}] must be a range within 1024-65535, first "
+                    "not above last"
+                )
+        return self
+
+
 class ServerSpec(Strict):
     """A server on the public internet. Its service is started by the call machinery."""
 
@@ -404,9 +439,12 @@ class ServerSpec(Strict):
         description="a TURN server's label, reported as relay_region of calls it relays",
     )
     link: LinkSpec | None = None
+    limits: TurnLimits | None = Field(default=None, description="a TURN server's coturn limits")
 
     @model_validator(mode="after")
     def _region_is_turns(self) -> ServerSpec:
+        if self.limits is not None and self.kind != "turn":
+            raise ValueError(f"limits: only a TURN server has them, not a {self.kind} server")
         if self.region is not None and self.kind != "turn":
             raise ValueError(
                 f"region: only a TURN server has one (it labels the relay a call used), "

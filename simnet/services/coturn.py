@@ -171,6 +171,12 @@ class TurnConfig:
     denied_peers: tuple[IPv4Network, ...] = ()
     verbose: bool = False
     extra_args: tuple[str, ...] = ()
+    # coturn's limits (None: coturn's default, unlimited): allocations at once in total and per
+    # user, total and per-allocation bandwidth in bytes per second
+    total_quota: int | None = None
+    user_quota: int | None = None
+    bps_capacity: int | None = None
+    max_bps: int | None = None
 
     def __post_init__(self) -> None:
         if not self.realm or any(c.isspace() for c in self.realm):
@@ -287,6 +293,14 @@ def turnserver_argv(config: TurnConfig, files: CoturnFiles, binary: str = TURNSE
     if config.external_ip is not None:
         argv += ["--external-ip", str(config.external_ip)]
     argv += ["--min-port", str(config.min_relay_port), "--max-port", str(config.max_relay_port)]
+    for option, value in (
+        ("--total-quota", config.total_quota),
+        ("--user-quota", config.user_quota),
+        ("--bps-capacity", config.bps_capacity),
+        ("--max-bps", config.max_bps),
+    ):
+        if value is not None:
+            argv += [option, str(value)]
     if isinstance(config.auth, RestAuth):
         argv += ["--use-auth-secret", "--static-auth-secret", config.auth.secret]
     else:

@@ -285,3 +285,50 @@ def test_two_stacks_get_their_own_grids_and_a_side_by_side(tmp_path: Path) -> No
     assert ("symmetric", "port-restricted-cone") in differ
     assert ("open", "open") not in differ
     assert len(cells) == len(PRESETS) ** 2
+
+
+def test_load_rows_get_a_curve_of_setup_and_connected_share(tmp_path: Path) -> None:
+    """Rows of `simnet load` (a `concurrency` column): one table row per level with its
+    connected share and set-up quantiles, and a plot."""
+    rows = []
+    for level, failed in ((1, 0), (10, 1), (25, 5)):
+        for k in range(level):
+            ok = k >= failed
+            call = CallOutcome(
+                connected=ok,
+                error=None if ok else "timeout:ice",
+                path="relay" if ok else None,
+                relay_protocol="udp" if ok else None,
+                setup_ms=100.0 + level * 10 + k if ok else None,
+            )
+            cell = {"concurrency": level, "call_index": k, "start_offset_ms": 0.0}
+            rows.append(ResultRow(call=call, scenario="turn-load", scenario_hash="", seed=0,
+                                  run=k, run_id="load", wall_ms=0.0, cell=cell))  # fmt: skip
+    out = report([_store(rows, tmp_path / "results")], tmp_path / "out" / "report.html")
+    text = out.read_text()
+    assert 'id="load"' in text and (tmp_path / "out" / "report-load.png").exists()
+    table = re.search(r'<table class="load-curve">(.*?)</table>', text, re.S)
+    assert table is not None
+    cells = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table[1])]
+    by_level = {c[1]: c for c in cells if c}
+    assert by_level["1"][3] == "100 %" and by_level["10"][3] == "90 %"
+    assert by_level["25"][3] == "80 %" and by_level["25"][2] == "25"
+
+
+def test_population_rows_get_the_estimate_and_a_sensitivity_plot(tmp_path: Path) -> None:
+    """Rows of `simnet population` (class columns): the relayed share with its Wilson interval,
+    each class's part of the TURN share, and the tornado plot."""
+    rows = []
+    for k, (a, b, relayed) in enumerate([("cone", "cone", False)] * 6 + [("sym", "sym", True)] * 2
+                                        + [("cone", "sym", False)] * 2):  # fmt: skip
+        call = CallOutcome(connected=True, path="relay" if relayed else "direct",
+                           relay_protocol="udp" if relayed else None, setup_ms=100.0)  # fmt: skip
+        cell = {"population": "m", "offerer_class": a, "answerer_class": b}
+        rows.append(ResultRow(call=call, scenario="m", scenario_hash="", seed=0, run=k,
+                              run_id="pop", wall_ms=0.0, cell=cell))  # fmt: skip
+    out = report([_store(rows, tmp_path / "results")], tmp_path / "out" / "report.html")
+    text = out.read_text()
+    assert 'id="population"' in text and (tmp_path / "out" / "report-population.png").exists()
+    table = re.search(r'<table class="population">(.*?)</table>', text, re.S)
+    assert table is not None and "<td>relay</td><td>20.0 %</td>" in table[1]
+    assert '<table class="population-classes">' in text

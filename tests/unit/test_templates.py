@@ -165,14 +165,30 @@ def test_more_hosts_than_the_address_plan_holds_is_an_error_with_a_fix(
     assert info.value.fix and "count" in info.value.fix
 
 
-def test_a_run_refuses_concurrent_calls_it_cannot_make_yet() -> None:
-    from simnet.run.calls import call_of
+@pytest.mark.parametrize(
+    ("levels", "named"),
+    [([1, 5], "hosts.alice.count is 3"), ([0, 2], "at least 1 call"), ([], "at least 1 call")],
+)
+def test_a_load_larger_than_its_templates_is_one_clear_error(levels: list[int], named: str) -> None:
+    from simnet.run.load import load_pairs
 
     scenario = load(
         {"home": {}},
-        {"alice": {"behind": "home", "count": 2}, "bob": {"count": 2}},
-        {"offerer": "alice", "answerer": "bob", "concurrent": 2},
+        {"alice": {"behind": "home", "count": 3}, "bob": {"count": 4}},
+        {"offerer": "alice", "answerer": "bob"},
     )
     with pytest.raises(ScenarioError) as info:
-        call_of(scenario, "load.yaml")
-    assert "load.yaml: call.concurrent" in str(info.value)
+        load_pairs(scenario, levels, "load.yaml")
+    assert str(info.value).startswith("load.yaml: ") and named in str(info.value)
+    assert info.value.fix
+
+
+def test_a_load_takes_the_first_pairs() -> None:
+    from simnet.run.load import load_pairs
+
+    scenario = load(
+        {"home": {}},
+        {"alice": {"behind": "home", "count": 3}, "bob": {"count": 4}},
+        {"offerer": "alice", "answerer": "bob", "concurrent": 2},
+    )
+    assert load_pairs(scenario, [1, 3], "x") == [(f"alice-{i}", f"bob-{i}") for i in range(3)]

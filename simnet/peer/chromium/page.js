@@ -450,8 +450,9 @@ class Call {
     if (this.connected || this.iceDone.done) return;
     const local = this.localCandidates.length;
     if (this.gatheringComplete.done && local === 0) {
-      if (this.authFailed()) {
-        this.noPath.reject(new CallFailed('turn-auth', 'no local candidate: the TURN server answered 401'));
+      const refusal = this.turnRefusal();
+      if (refusal) {
+        this.noPath.reject(new CallFailed(refusal.kind, `no local candidate: ${refusal.detail}`));
       } else {
         const errors = this.candidateErrors.map((e) => `${e.url}: ${e.error_code} ${e.error_text}`);
         const detail = errors.length ? `: ${errors.join('; ')}` : ' gathered';
@@ -469,6 +470,17 @@ class Call {
 
   authFailed() {
     return this.candidateErrors.some((e) => e.error_code === 401);
+  }
+
+  // A TURN server's refusal, as the aiortc agent classifies it (aioice_adapter.refusal): its
+  // limits first (486 Allocation Quota Reached, 508 Insufficient Capacity), then 401.
+  turnRefusal() {
+    const quota = [...new Set(this.candidateErrors.map((e) => e.error_code).filter((c) => c === 486 || c === 508))];
+    if (quota.length) {
+      return {kind: 'turn-quota', detail: `the TURN server refused the allocation (${quota.sort().join(', ')})`};
+    }
+    if (this.authFailed()) return {kind: 'turn-auth', detail: 'the TURN server answered 401'};
+    return null;
   }
 
   // --- connection ------------------------------------------------------------------------------
@@ -567,8 +579,9 @@ class Call {
     const timeouts = this.cmd.timeouts;
     const ice = Promise.race([this.iceDone.promise, this.noPath.promise]);
     if (!(await bounded('ice', ice, timeouts.ice_s))) {
-      if (this.authFailed() && !this.localCandidates.some((c) => candidateType(c.candidate) === 'relay')) {
-        throw new CallFailed('turn-auth', 'ICE failed and the TURN server refused our credentials');
+      const refusal = this.turnRefusal();
+      if (refusal && !this.localCandidates.some((c) => candidateType(c.candidate) === 'relay')) {
+        throw new CallFailed(refusal.kind, `ICE failed and ${refusal.detail}`);
       }
       throw new CallFailed('ice-failed', 'no candidate pair succeeded');
     }

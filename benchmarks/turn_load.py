@@ -1,0 +1,108 @@
+"""The load curve through one coturn: TURN over UDP, TCP and TLS, and the same calls direct.
+
+Why: "how many relayed calls does this coturn carry before set-up time and loss blow up" is
+the question a TURN operator asks; coturn's own `turnutils_uclient` answers it for bare
+allocations, not for calls (no ICE, no DTLS, no retransmission). Here every point is real
+WebRTC calls (aiortc, audio), all through the same coturn, level after level.
+
+How: `scenarios/turn-load.yaml` (every caller and callee behind a symmetric NAT of its own),
+`simnet.run.load.run_load` with `--levels`, four variants: relay-only over TURN/UDP, TURN/TCP,
+TURN/TLS (`call.ice_policy=relay`, `call.turn_transports=[X]`), and direct (the NATs made
+full-cone, no TURN offered). Per level: connected share, set-up p50/p95, relayed Mbit/s (bytes
+coturn's interface sent), coturn CPU and memory, the peers' CPU and whether the harness or the
+emulator was the limit (`simnet.results.load_levels`).
+
+Usage: .venv/bin/python benchmarks/turn_load.py [--levels 1,10,25,50] [--ramp R]
+       [--variants udp,tcp,tls,direct] [--json]
+       (as root; on a shared machine under `flock /tmp/simnet-it.lock`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _runner import run_benchmark
+from rich.console import Console
+from rich.table import Table
+
+from simnet.run.load import run_load
+from simnet.scenario.load import load_scenario
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "turn-load.yaml"
+AUDIO = ["call.media={audio: true}", "call.duration_s=3", "call.data_bytes=100000"]
+VARIANTS: dict[str, list[str]] = {
+    "udp": ["call.ice_policy=relay", "call.turn_transports=[udp]"],
+    "tcp": ["call.ice_policy=relay", "call.turn_transports=[tcp]"],
+    "tls": ["call.ice_policy=relay", "call.turn_transports=[tls]"],
+    "direct": [
+        "nats.home.preset=full-cone",
+        "nats.office.preset=full-cone",
+        "call.turn=false",
+        "call.expect=null",
+    ],
+}
+
+
+def measure(levels: list[int], ramp: float | None, variants: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"levels": levels, "ramp_per_s": ramp, "cpus": os.cpu_count()}
+    for name in variants:
+        overrides = [*AUDIO, *VARIANTS[name], f"hosts.alice.count={max(levels)}",
+                     f"hosts.bob.count={max(levels)}"]  # fmt: skip
+        scenario = load_scenario(SCENARIO, overrides)
+        started = time.monotonic()
+        figures = run_load(scenario, levels, ramp_per_s=ramp, overrides=overrides)
+        result[name] = {
+            "wall_s": round(time.monotonic() - started, 1),
+            "levels": [f.model_dump() for f in figures],
+        }
+    return result
+
+
+def show(result: dict[str, Any], console: Console) -> None:
+    columns = (
+        ("calls", "concurrency"),
+        ("connected", "connected_share"),
+        ("p50 ms", "setup_ms_p50"),
+        ("p95 ms", "setup_ms_p95"),
+        ("relayed", "relay_share"),
+        ("alloc fails", "turn_allocation_failures"),
+        ("Mbit/s relayed", "relayed_mbps"),
+        ("coturn CPU %", "coturn_cpu_pct"),
+        ("coturn MB", "coturn_rss_mb"),
+        ("peers CPU %", "agent_cpu_pct"),
+        ("harness limit", "harness_limited"),
+        ("emulator limit", "emulator_limited"),
+    )
+    for name in (k for k in VARIANTS if k in result):
+        table = Table(title=f"{name}: {result[name]['wall_s']} s wall ({result['cpus']} CPUs)")
+        for title, _ in columns:
+            table.add_column(title)
+        for level in result[name]["levels"]:
+            table.add_row(*(str(level[key]) for _, key in columns))
+        console.print(table)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", default="1,10,25,50")
+    parser.add_argument("--ramp", type=float, default=None, help="new calls per second")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    variants = [v for v in args.variants.split(",") if v]
+    return run_benchmark(
+        lambda: measure(levels, args.ramp, variants),
+        lambda r: show(r, Console()),
+        as_json=args.json,
+        log=Console(stderr=True),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A population run's estimate: what share of a fleet's calls go direct, relayed, or fail.
+
+Pure: from the run's rows (one per sampled call, each with its `offerer_class` and
+`answerer_class`) and the mix.
+
+- The shares are the sampled calls' own outcome shares, each with a Wilson score interval
+  (95 %): a proportion's interval that stays inside [0, 1] and is honest at small counts, unlike
+  the normal approximation.
+- Relay protocol shares (of relayed calls), set-up quantiles (connected calls), and the share of
+  bytes that went through TURN: per call, the data-channel transfer plus the media each side
+  sent over the call's media window (`*_sent_kbps` x `duration_s`).
+- Each class's contribution to the TURN share, and the sensitivity table: the relay rate of each
+  pair of classes, as measured, re-weighted with each class's share moved by +-10 points (the
+  other classes of that side scaled to keep the sum 1): how much the fleet's TURN share depends
+  on each input share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from simnet.population.mix import SIDES, Mix
+
+Z_95 = 1.959963984540054
+SENSITIVITY_POINTS = 0.10
+
+
+def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (Wilson 1927); (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class Sensitivity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    side: str
+    network_class: str
+    share: float
+    relay_share_minus: float  # the fleet's TURN share with this class 10 points rarer
+    relay_share_plus: float  # ... and 10 points more common
+
+
+class PopulationEstimate(BaseModel):
+    """`simnet population --json` prints this."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: int
+    direct_share: float
+    direct_share_ci_low: float
+    direct_share_ci_high: float
+    relay_share: float
+    relay_share_ci_low: float
+    relay_share_ci_high: float
+    failed_share: float
+    failed_share_ci_low: float
+    failed_share_ci_high: float
+    relay_protocol_shares: dict[str, float]
+    relayed_bytes_share: float | None
+    setup_ms_p50: float | None
+    setup_ms_p95: float | None
+    model_relay_share: float  # the pairs' measured relay rates weighted by the mix's shares
+    contributions: dict[str, dict[str, float]]  # side -> class -> part of the TURN share
+    sensitivity: list[Sensitivity]
+
+
+def _outcome(row: Mapping[str, Any]) -> str:
+    if not row.get("connected"):
+        return "failed"
+    return "relay" if row.get("path") == "relay" else "direct"
+
+
+def _call_bytes(row: Mapping[str, Any], duration_s: float) -> float:
+    media = sum(
+        float(v) * 1000 / 8 * duration_s
+        for k, v in row.items()
+        if k.endswith("_sent_kbps") and isinstance(v, int | float) and not math.isnan(v)
+    )
+    transfer = row.get("dc_bytes")
+    return media + (float(transfer) if isinstance(transfer, int | float) else 0.0)
+
+
+def _share(count: int, n: int) -> tuple[float, float, float]:
+    low, high = wilson(count, n)
+    return (count / n if n else 0.0), low, high
+
+
+def pair_rates(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+    """The measured relay rate of each pair of classes that was drawn."""
+    counts: Counter[tuple[str, str]] = Counter()
+    relayed: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        key = (str(row["offerer_class"]), str(row["answerer_class"]))
+        counts[key] += 1
+        relayed[key] += _outcome(row) == "relay"
+    return {key: relayed[key] / n for key, n in counts.items()}
+
+
+def weighted_relay_share(
+    rates: Mapping[tuple[str, str], float],
+    offerer_shares: Mapping[str, float],
+    answerer_shares: Mapping[str, float],
+) -> float:
+    """The fleet's TURN share from pair rates and class shares; a pair never drawn takes the
+    mean rate of its offerer class's drawn pairs (else of all drawn pairs)."""
+    overall = float(np.mean(list(rates.values()))) if rates else 0.0
+    total = 0.0
+    for a, wa in offerer_shares.items():
+        known = [r for (x, _), r in rates.items() if x == a]
+        fallback = float(np.mean(known)) if known else overall
+        for b, wb in answerer_shares.items():
+            total += wa * wb * rates.get((a, b), fallback)
+    return total
+
+
+def _moved(shares: Mapping[str, float], name: str, delta: float) -> dict[str, float]:
+    """`shares` with `name`'s moved by `delta` (clipped to [0, 1]), the rest scaled to sum 1."""
+    target = min(1.0, max(0.0, shares[name] + delta))
+    rest = 1.0 - shares[name]
+    scale = (1.0 - target) / rest if rest > 0 else 0.0
+    return {k: (target if k == name else v * scale) for k, v in shares.items()}
+
+
+def estimate(rows: Sequence[Mapping[str, Any]], mix: Mix) -> PopulationEstimate:
+    n = len(rows)
+    outcomes = Counter(_outcome(r) for r in rows)
+    direct, relay, failed = (_share(outcomes[k], n) for k in ("direct", "relay", "failed"))
+    relayed_rows = [r for r in rows if _outcome(r) == "relay"]
+    protocols = Counter(str(r.get("relay_protocol")) for r in relayed_rows)
+    setups = [float(r["setup_ms"]) for r in rows if r.get("connected") and r.get("setup_ms")]
+    duration = float(mix.call.get("duration_s", 2.0))
+    total_bytes = sum(_call_bytes(r, duration) for r in rows)
+    relay_bytes = sum(_call_bytes(r, duration) for r in relayed_rows)
+    shares = {side: {c.name: c.share for c in mix.classes(side)} for side in SIDES}
+    rates = pair_rates(rows)
+    modelled = weighted_relay_share(rates, shares["offerer"], shares["answerer"])
+    contributions: dict[str, dict[str, float]] = {}
+    for side in SIDES:
+        contributions[side] = {}
+        for name, weight in shares[side].items():
+            only = {k: (v if k == name else 0.0) for k, v in shares[side].items()}
+            sides = {**shares, side: only}
+            part = weighted_relay_share(rates, sides["offerer"], sides["answerer"])
+            contributions[side][name] = round(part, 4) if weight else 0.0
+    sensitivity = []
+    for side in SIDES:
+        for name, weight in shares[side].items():
+            moved = [
+                weighted_relay_share(
+                    rates,
+                    *(_moved(shares[s], name, delta) if s == side else shares[s] for s in SIDES),
+                )
+                for delta in (-SENSITIVITY_POINTS, SENSITIVITY_POINTS)
+            ]
+            sensitivity.append(
+                Sensitivity(
+                    side=side,
+                    network_class=name,
+                    share=weight,
+                    relay_share_minus=round(moved[0], 4),
+                    relay_share_plus=round(moved[1], 4),
+                )
+            )
+    return PopulationEstimate(
+        calls=n,
+        direct_share=round(direct[0], 4),
+        direct_share_ci_low=round(direct[1], 4),
+        direct_share_ci_high=round(direct[2], 4),
+        relay_share=round(relay[0], 4),
+        relay_share_ci_low=round(relay[1], 4),
+        relay_share_ci_high=round(relay[2], 4),
+        failed_share=round(failed[0], 4),
+        failed_share_ci_low=round(failed[1], 4),
+        failed_share_ci_high=round(failed[2], 4),
+        relay_protocol_shares={k: round(v / len(relayed_rows), 4) for k, v in protocols.items()},
+        relayed_bytes_share=round(relay_bytes / total_bytes, 4) if total_bytes else None,
+        setup_ms_p50=round(float(np.quantile(setups, 0.5)), 1) if setups else None,
+        setup_ms_p95=round(float(np.quantile(setups, 0.95)), 1) if setups else None,
+        model_relay_share=round(modelled, 4),
+        contributions=contributions,
+        sensitivity=sensitivity,
+    )

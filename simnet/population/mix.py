@@ -1,0 +1,166 @@
+"""A population mix: the shares of the networks a fleet's users sit behind, as data.
+
+Why: "what share of our users' calls will need TURN" is a rate over a population of networks,
+not over repetitions of one. A mix file gives, for each side of a call, network classes with
+their shares (probabilities summing to 1) and, per class, the network: a chain of NATs from the
+user's own router outwards (each a `nats:` entry of a scenario: preset, knobs, firewall, link)
+or the open internet. `simnet population` draws calls from it (`sample`), builds each drawn pair
+of classes as a scenario (`scenario_for`) and estimates the fleet's direct / relayed / failed
+shares (`simnet.population.estimate`).
+
+```yaml
+name: field
+sides:
+  offerer:
+    - class: home-cone            # a name for the reports
+      share: 0.5                  # of all callers
+      why: "Ford et al. 2005: 82% of NATs allow hole punching"   # where the share comes from
+      nats: [{preset: port-restricted-cone}]
+    - {class: mobile-cgnat, share: 0.3, nats: [{preset: symmetric}, {preset: full-cone}]}
+    - {class: public, share: 0.2, nats: []}
+  answerer: same                  # or a list of its own
+```
+
+Pure: no kernel, no network.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simnet.errors import ScenarioError
+from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.model import Scenario
+
+SHARE_TOLERANCE = 1e-6
+ClassName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+SIDES = ("offerer", "answerer")
+
+
+class NetworkClass(BaseModel):
+    """One kind of network a side of a call can sit behind, and how common it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassName = Field(alias="class")
+    share: float = Field(gt=0, le=1)
+    why: str = Field(default="", description="where the share comes from, or 'assumption'")
+    nats: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=3, description="the user's router first, outwards"
+    )
+    link: dict[str, Any] | None = Field(default=None, description="the user's access link")
+
+
+class Mix(BaseModel):
+    """A mix file, validated: each side's classes, their shares summing to 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="mix", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    sides: dict[Literal["offerer", "answerer"], list[NetworkClass] | Literal["same"]]
+    call: dict[str, Any] = Field(
+        default_factory=dict, description="the call's settings (scenario `call:` fields)"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Mix:
+        if "offerer" not in self.sides or self.sides["offerer"] == "same":
+            raise ValueError("sides.offerer: give the offerers' classes as a list")
+        for side in SIDES:
+            classes = self.classes(side)
+            total = sum(c.share for c in classes)
+            if not math.isclose(total, 1.0, abs_tol=SHARE_TOLERANCE):
+                raise ValueError(
+                    f"sides.{side}: the shares sum to {total:g}, not 1; make them add up "
+                    "(shares are probabilities of one side's network)"
+                )
+            names = [c.name for c in classes]
+            if len(set(names)) != len(names):
+                raise ValueError(f"sides.{side}: a class name appears twice: {names}")
+        return self
+
+    def classes(self, side: str) -> list[NetworkClass]:
+        chosen = self.sides.get(side, "same")  # type: ignore[call-overload]
+        if chosen == "same":
+            chosen = self.sides["offerer"]
+        assert isinstance(chosen, list)
+        return chosen
+
+    def by_name(self, side: str, name: str) -> NetworkClass:
+        for network in self.classes(side):
+            if network.name == name:
+                return network
+        known = ", ".join(c.name for c in self.classes(side))
+        raise ScenarioError(f"sides.{side}: no class {name!r}", fix=f"one of {known}")
+
+
+def load_mix(path: str | Path) -> Mix:
+    """The mix file, or one clear error naming the file and the field (exit 2)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read the mix file ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not YAML ({exc})") from None
+    try:
+        mix = Mix.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ScenarioError(f"{path}: {where}: {first['msg']}") from None
+    for side in SIDES:  # every class must make a valid network, before anything runs
+        for network in mix.classes(side):
+            try:
+                scenario_for(mix, network, network)
+            except ScenarioError as exc:
+                raise ScenarioError(
+                    f"{path}: sides.{side}, class {network.name}: {exc.message}", fix=exc.fix
+                ) from None
+    return mix
+
+
+def sample(mix: Mix, calls: int, seed: int) -> list[tuple[str, str]]:
+    """`calls` (offerer class, answerer class) pairs, each side drawn independently with the
+    mix's shares; the same seed gives the same calls."""
+    rng = random.Random(seed)
+    offerers, answerers = mix.classes("offerer"), mix.classes("answerer")
+    a = rng.choices([c.name for c in offerers], weights=[c.share for c in offerers], k=calls)
+    b = rng.choices([c.name for c in answerers], weights=[c.share for c in answerers], k=calls)
+    return list(zip(a, b, strict=True))
+
+
+def cells(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    """How many drawn calls each pair of classes has (each pair is run as one scenario)."""
+    return Counter(pairs)
+
+
+def scenario_for(mix: Mix, offerer: NetworkClass, answerer: NetworkClass) -> Scenario:
+    """The scenario of one call between a user of class `offerer` and one of `answerer`:
+    each side's NAT chain (its router innermost), one TURN server, one signaling server."""
+    nats: dict[str, Any] = {}
+    hosts: dict[str, Any] = {}
+    for side, host, network in (("a", "alice", offerer), ("b", "bob", answerer)):
+        behind = "internet"
+        for depth, nat in reversed(list(enumerate(network.nats))):
+            name = f"{side}{depth}"
+            nats[name] = {**nat, "behind": behind}
+            behind = name
+        hosts[host] = {"behind": behind, **({"link": network.link} if network.link else {})}
+    return scenario_from_dict(
+        {
+            "name": f"{mix.name}-{offerer.name}-{answerer.name}"[:64],
+            "nats": nats,
+            "hosts": hosts,
+            "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
+            "call": {"offerer": "alice", "answerer": "bob", **mix.call},
+        }
+    )

@@ -1,0 +1,73 @@
+"""`simnet population MIX`: draw calls from a mix, make them, estimate the fleet's shares.
+
+The draw is seeded (`simnet.population.mix.sample`): the same mix, calls and seed give the same
+calls. Calls of one pair of classes share a network (one build, warm peers, `repeat` calls), so
+a 500-call population costs one build per drawn pair (24 for `scenarios/mixes/field.yaml`), not
+500. Locally the pairs run one after another; with `cluster`, each pair is a batch on the Dask
+cluster (`simnet.run.cluster`). Every row is written as its call ends, with the columns
+`population`, `offerer_class`, `answerer_class`; the estimate comes from the rows
+(`simnet.population.estimate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from simnet.population.estimate import PopulationEstimate, estimate
+from simnet.population.mix import Mix, cells, sample, scenario_for
+from simnet.results.schema import ResultRow
+
+
+def _columns(mix: Mix, offerer: str, answerer: str) -> dict[str, Any]:
+    return {"population": mix.name, "offerer_class": offerer, "answerer_class": answerer}
+
+
+def _placing(
+    sink: Callable[[ResultRow], None], columns: dict[str, Any]
+) -> Callable[[ResultRow], None]:
+    def place(row: ResultRow) -> None:
+        sink(row.placed(**columns))
+
+    return place
+
+
+def run_population(
+    mix: Mix,
+    calls: int,
+    seed: int,
+    on_row: Callable[[ResultRow], None] = lambda row: None,
+    cluster: str | None = None,
+) -> tuple[PopulationEstimate, list[ResultRow], list[str]]:
+    """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
+    call ends) and what went wrong (a cluster batch that failed: its calls have no row)."""
+    from simnet.run.calls import run_scenario
+
+    drawn = cells(sample(mix, calls, seed))
+    rows: list[ResultRow] = []
+    errors: list[str] = []
+
+    def kept(row: ResultRow) -> None:
+        rows.append(row)
+        on_row(row)
+
+    if cluster is not None:
+        from simnet.run.cluster import Batch, execute_on_cluster
+
+        batches = []
+        for (a, b), count in drawn.items():
+            scenario = scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b))
+            batches.append(
+                Batch(
+                    scenario_json=scenario.model_dump_json(),
+                    overrides=[],
+                    runs=[{"run": i, **_columns(mix, a, b)} for i in range(count)],
+                    keys=[f"{a}/{b}/{i}" for i in range(count)],
+                )
+            )
+        execute_on_cluster(cluster, batches, kept, errors)
+    else:
+        for (a, b), count in drawn.items():
+            scenario = scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b))
+            run_scenario(scenario, count, _placing(kept, _columns(mix, a, b)))
+    return estimate([r.columns() for r in rows], mix), rows, errors

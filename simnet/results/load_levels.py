@@ -1,0 +1,116 @@
+"""One level of a load curve: what N calls at once did, and what they cost the machine.
+
+Pure: the figures come from the level's result rows and from `LevelResources`, the resource
+counters the runner read around the level (`simnet.run.load`), so they can be tested without a
+network. `simnet load` prints one `LevelFigures` per level and `--json` prints it as is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+#: above this share of the machine's cores used by the peers, the harness may be what limits
+#: the calls (their set-up then measures the harness's scheduling, not the network)
+HARNESS_LIMIT_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class LevelResources:
+    """What the runner read around one level (kernel and /proc counters, not estimates)."""
+
+    wall_s: float  # first call started -> last call ended
+    coturn_cpu_s: float  # user + system CPU of every TURN server's process over the level
+    coturn_rss_mb: float  # the largest resident set seen while sampling, summed over servers
+    agent_cpu_s: float  # user + system CPU of every peer process (browsers' children too)
+    relayed_bytes: int  # bytes the TURN servers' interfaces sent over the level
+    cores: int  # CPUs of the machine
+    emulator_limited: bool  # the userspace link emulator's flag over the level
+
+
+class LevelFigures(BaseModel):
+    """A load curve's point (`simnet load --json` prints these, one per line)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    concurrency: int
+    calls: int
+    connected_share: float
+    setup_ms_p50: float | None
+    setup_ms_p95: float | None
+    relay_share: float
+    turn_allocation_failures: int
+    turn_allocation_retries: int
+    relayed_mbps: float
+    media_lost_packets_p50: float | None
+    media_jitter_ms_p50: float | None
+    coturn_cpu_pct: float
+    coturn_rss_mb: float
+    agent_cpu_pct: float
+    emulator_limited: bool
+    harness_limited: bool
+    wall_s: float
+    errors: dict[str, int]
+
+
+def _quantile(values: Sequence[float], q: float) -> float | None:
+    return None if not values else round(float(np.quantile(np.asarray(values, float), q)), 1)
+
+
+def level_figures(
+    concurrency: int, rows: Sequence[Mapping[str, Any]], resources: LevelResources
+) -> LevelFigures:
+    """The level's figures from its rows (one per call) and its resource counters.
+
+    Percentages of CPU are of one core (200 % is both cores of a 2-core machine); a TURN
+    allocation retry is a second or later attempt on the same server and transport in one call
+    (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used more than
+    `HARNESS_LIMIT_SHARE` of the machine's cores."""
+    calls = len(rows)
+    connected = [r for r in rows if r.get("connected")]
+    setups = [float(r["setup_ms"]) for r in connected if r.get("setup_ms") is not None]
+    relayed = [r for r in connected if r.get("path") == "relay"]
+    failures = retries = 0
+    for row in rows:
+        attempts = [a for a in row.get("turn_attempts") or [] if isinstance(a, Mapping)]
+        failures += sum(1 for a in attempts if not a.get("ok"))
+        seen = Counter((a.get("server"), a.get("transport")) for a in attempts)
+        retries += sum(n - 1 for n in seen.values())
+    lost, jitter = [], []
+    for row in connected:
+        lost_here = [v for k, v in row.items() if k.endswith("_recv_lost") and _number(v)]
+        if lost_here:
+            lost.append(float(sum(lost_here)))
+        jitter += [float(v) for k, v in row.items() if k.endswith("_recv_jitter_ms") and _number(v)]
+    wall = max(resources.wall_s, 1e-9)
+    agent_pct = resources.agent_cpu_s / wall * 100
+    return LevelFigures(
+        concurrency=concurrency,
+        calls=calls,
+        connected_share=round(len(connected) / calls, 4) if calls else 0.0,
+        setup_ms_p50=_quantile(setups, 0.5),
+        setup_ms_p95=_quantile(setups, 0.95),
+        relay_share=round(len(relayed) / len(connected), 4) if connected else 0.0,
+        turn_allocation_failures=failures,
+        turn_allocation_retries=retries,
+        relayed_mbps=round(resources.relayed_bytes * 8 / wall / 1e6, 3),
+        media_lost_packets_p50=_quantile(lost, 0.5),
+        media_jitter_ms_p50=_quantile(jitter, 0.5),
+        coturn_cpu_pct=round(resources.coturn_cpu_s / wall * 100, 1),
+        coturn_rss_mb=round(resources.coturn_rss_mb, 1),
+        agent_cpu_pct=round(agent_pct, 1),
+        emulator_limited=resources.emulator_limited,
+        harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100,
+        wall_s=round(resources.wall_s, 2),
+        errors=dict(Counter(str(r["error"]) for r in rows if r.get("error"))),
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

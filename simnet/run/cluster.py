@@ -1,0 +1,227 @@
+"""Sweeps on a Dask cluster: `simnet sweep FILE --cluster tcp://HOST:PORT`.
+
+Why Dask distributed: a sweep is independent runs that each return rows, which is exactly what
+its scheduler does well (placement, a lost worker's tasks rescheduled, results back to the
+client); simnet adds only what is specific to it:
+
+- **What a worker gets.** A batch (the runs of one point, as the local runner groups them,
+  `simnet.run.sweep.batches`) with the point's scenario already loaded and validated on the
+  client, as JSON: workers need simnet installed, not the scenario files.
+- **How a worker runs it.** In a child process (`python -m simnet.run.batch`), not in the
+  worker's thread: a run owns signal handlers and namespace state that belong to a main thread,
+  and the child dies with the worker (PR_SET_PDEATHSIG) if the worker is killed.
+- **Rows as each run ends.** The task relays each row through a Dask `Queue` the moment its
+  child prints it; the client writes it at once. A task rerun after a worker was lost may send
+  a repetition again: the client keeps the first row of each (point id, repetition), so the
+  sweep ends with exactly one row per planned run. Each row names its `worker` ("host/name").
+- **Nothing left behind.** A worker plugin removes dead runs (their owner gone: a killed
+  worker's) when it is registered and before each batch, and the client has every worker do so
+  once more at the end; live runs of other workers on the same machine are never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from simnet.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from simnet.results.schema import ResultRow
+    from simnet.run.sweep import Point, SweepSpec
+
+CONNECT_TIMEOUT_S = 5.0
+POLL_S = 0.2
+
+
+def encode_row(key: str, row: ResultRow) -> str:
+    """A call's key and row as one line of text (what a batch child prints, what the queue
+    carries)."""
+    return base64.b64encode(pickle.dumps((key, row))).decode()
+
+
+def decode_row(line: str | bytes) -> tuple[str, ResultRow]:
+    key, row = pickle.loads(base64.b64decode(line))  # rows of simnet's own children only
+    return str(key), row
+
+
+def remove_dead_runs() -> list[str]:
+    """On a worker's machine: remove every run whose owner has died (a killed worker's)."""
+    from simnet.cleanup import remove_run
+    from simnet.net.registry import owner_alive, read_states
+
+    removed = []
+    for state in read_states():
+        if not owner_alive(state):
+            remove_run(state)
+            removed.append(str(state.get("id")))
+    return removed
+
+
+def _cleanup_plugin() -> Any:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class SimnetCleanup(WorkerPlugin):
+        """Removes dead runs on the worker's machine when registered (a worker that died
+        before left them)."""
+
+        name = "simnet-cleanup"
+
+        def setup(self, worker: Any) -> None:
+            remove_dead_runs()
+
+    return SimnetCleanup()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Calls of one scenario to make on one worker, in one network.
+
+    `runs` holds, per call, the columns its row gets (a sweep's point and repetition, a
+    population call's classes); `keys` names each call uniquely, so a batch sent twice (its
+    worker was lost) gives each call one row."""
+
+    scenario_json: str
+    overrides: list[str]
+    runs: list[dict[str, Any]]
+    keys: list[str]
+
+
+def run_batch_task(queue_name: str, batch: Batch) -> int:
+    """On a worker: run one batch in a child process, relay each row as it comes; returns how
+    many rows were sent. A failing child is an error of the task (the client records it)."""
+    from distributed import Queue, get_worker
+
+    label = f"{socket.gethostname()}/{get_worker().name}"
+    remove_dead_runs()
+    queue = Queue(queue_name)
+    job = {
+        "scenario": json.loads(batch.scenario_json),
+        "overrides": batch.overrides,
+        "runs": [{**columns, "worker": label} for columns in batch.runs],
+        "keys": batch.keys,
+    }
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "simnet.run.batch"],
+            env={**os.environ, "SIMNET_BATCH_PARENT": str(os.getpid())},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(job))
+        child.stdin.close()
+        sent = 0
+        for line in child.stdout:
+            queue.put(line.strip())
+            sent += 1
+        if child.wait() != 0:
+            log.seek(0)
+            tail = log.read().strip().splitlines()[-3:]
+            raise RuntimeError(f"batch on {label} failed: {' | '.join(tail)}")
+    return sent
+
+
+def connect(address: str) -> Any:
+    """A client of the scheduler at `address`; an unreachable one is an environment problem
+    (exit 2) that says how to start one."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise EnvironmentProblem(
+            f"--cluster {address}: no Dask scheduler answers there ({exc})",
+            fix="start one (`dask scheduler`) and workers as root (`dask worker ADDRESS`), "
+            "or leave --cluster out to run on this machine",
+        ) from None
+
+
+def cluster_threads(address: str) -> int:
+    """How many runs the cluster at `address` takes at once (its workers' threads); an error
+    (exit 2) when it has no worker."""
+    client = connect(address)
+    try:
+        threads = sum(client.nthreads().values())
+    finally:
+        client.close()
+    if threads == 0:
+        raise EnvironmentProblem(
+            f"--cluster {address}: the scheduler has no workers",
+            fix="start workers as root on machines with simnet: `dask worker ADDRESS`",
+        )
+    return int(threads)
+
+
+def sweep_batches(sweep: SweepSpec, work: list[list[Point]]) -> list[Batch]:
+    """A sweep's batches for the cluster: each point's scenario loaded (and validated) here."""
+    from simnet.scenario.load import load_scenario
+
+    out = []
+    for runs in work:
+        overrides = runs[0].set_args()
+        scenario = load_scenario(sweep.scenario, overrides)
+        out.append(
+            Batch(
+                scenario_json=scenario.model_dump_json(),
+                overrides=overrides,
+                runs=[{"run": p.repetition, "sweep": sweep.name, **p.columns()} for p in runs],
+                keys=[f"{p.point_id}/{p.repetition}" for p in runs],
+            )
+        )
+    return out
+
+
+def execute_on_cluster(
+    address: str, batches: list[Batch], write: Callable[[ResultRow], None], errors: list[str]
+) -> None:
+    """Run `batches` on the cluster at `address`; `write` each call's row as it arrives (the
+    first one of each key: a rerun batch sends its calls again)."""
+    from distributed import Queue, as_completed
+
+    client = connect(address)
+    try:
+        client.register_plugin(_cleanup_plugin())
+        queue = Queue(f"simnet-rows-{uuid.uuid4().hex[:12]}", client=client)
+        futures = {
+            client.submit(run_batch_task, queue.name, batch, pure=False): batch for batch in batches
+        }
+        seen: set[str] = set()
+
+        def take(timeout: float) -> bool:
+            """Write the next row if one comes within `timeout`; False if none came."""
+            try:
+                line = queue.get(timeout=timeout)
+            except TimeoutError:
+                return False
+            key, row = decode_row(line)
+            if key not in seen:
+                seen.add(key)
+                write(row)
+            return True
+
+        pending = as_completed(list(futures))
+        while not pending.is_empty():
+            take(POLL_S)
+            while pending.has_ready():
+                future = next(pending)
+                if future.status == "error":
+                    batch = futures[future]
+                    errors.append(f"{batch.keys[0]}..: {future.exception()}")
+        while take(1.0):  # rows still on their way
+            pass
+        client.run(remove_dead_runs)
+    finally:
+        client.close()

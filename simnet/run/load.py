@@ -1,0 +1,277 @@
+"""`simnet load`: many calls at once through the same servers, level after level.
+
+One network is built for the largest level: the scenario's host templates (`count`, `own_nat`)
+give the pairs, instance i of the call's offerer calling instance i of its answerer
+(`simnet.scenario.templates.call_pairs`). coturn, the signaling server and every peer are
+started once and are warm before the first level; the aiortc peers share a few processes
+(`shared_processes`, default one per core: `simnet.peer.hosting`), so the harness is not the
+ceiling. A level of N calls starts the first N pairs' calls at once (or R new calls per second
+with a ramp), each in its own signaling room, and ends when every call has; its rows are
+written as each call ends (columns `concurrency`, `call_index`, `start_offset_ms`, and the
+pair's `offerer` / `answerer`), and its `LevelFigures` are computed from them and from the
+machine's counters read around the level (`simnet.results.load_levels`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+from simnet import settings
+from simnet.errors import ScenarioError
+from simnet.net import netns
+from simnet.net.builder import Network, emulated_network
+from simnet.net.impair import pressure
+from simnet.net.plan import HOST_IF, plan_network
+from simnet.peer.hosting import HostedPeer
+from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
+from simnet.results.schema import ResultRow
+from simnet.run.calls import (
+    Services,
+    call_of,
+    call_outcome,
+    one_call,
+    queue_namespaces,
+    scenario_digest,
+    start_services,
+)
+from simnet.run.owner import run_terminable
+from simnet.scenario.model import CallSpec, Scenario
+from simnet.scenario.templates import call_pairs
+
+RSS_SAMPLE_S = 0.5  # how often coturn's resident set is read during a level
+
+
+def load_pairs(scenario: Scenario, levels: Sequence[int], source: str) -> list[tuple[str, str]]:
+    """The pairs the largest level needs; an error naming the template to enlarge if the
+    scenario has fewer."""
+    if not levels or min(levels) < 1:
+        raise ScenarioError(
+            f"{source}: --calls needs levels of at least 1 call", fix="e.g. --calls 1,10,25"
+        )
+    call = call_of(scenario.model_copy(update={"call": _one(scenario)}), source)
+    pairs = call_pairs(scenario, call.model_copy(update={"concurrent": max(levels)}))
+    if len(pairs) < max(levels):
+        short = min((call.offerer, call.answerer), key=lambda h: scenario.hosts[h].count)
+        raise ScenarioError(
+            f"{source}: a level of {max(levels)} calls needs {max(levels)} pairs, but "
+            f"hosts.{short}.count is {scenario.hosts[short].count}",
+            fix=f"set hosts.{call.offerer}.count and hosts.{call.answerer}.count to at least "
+            f"{max(levels)}, or lower --calls",
+        )
+    return pairs
+
+
+def _one(scenario: Scenario) -> CallSpec:
+    """The scenario's call as one call (its `concurrent` is the load command's business)."""
+    return (scenario.call or CallSpec()).model_copy(update={"concurrent": 1})
+
+
+@dataclass
+class _Counters:
+    """CPU and bytes at one moment, for differences around a level."""
+
+    coturn_cpu_s: float
+    agent_cpu_s: float
+    relayed_bytes: int
+    t: float
+
+
+@dataclass
+class _Watch:
+    """The processes and interfaces a level is measured on."""
+
+    network: Network
+    services: Services
+    rss_peak_mb: float = 0.0
+    agent_pids: list[int] = field(default_factory=list)
+
+    def coturn(self) -> list[psutil.Process]:
+        return [_process(h.pid) for h in self.services.turn.values()]
+
+    def counters(self) -> _Counters:
+        agents = []
+        for pid in self.agent_pids:
+            with contextlib.suppress(psutil.Error):
+                top = psutil.Process(pid)
+                agents += [top, *top.children(recursive=True)]
+        return _Counters(
+            coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
+            agent_cpu_s=sum(_cpu(p) for p in agents),
+            relayed_bytes=sum(_tx_bytes(self.network.ns(name)) for name in self.services.turn),
+            t=time.monotonic(),
+        )
+
+    async def sample_rss(self) -> None:
+        while True:
+            total = 0.0
+            for process in self.coturn():
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss / 1e6
+            self.rss_peak_mb = max(self.rss_peak_mb, total)
+            await asyncio.sleep(RSS_SAMPLE_S)  # a sampling period, not a readiness wait
+
+
+def _process(pid: int) -> psutil.Process:
+    return psutil.Process(pid)
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def _tx_bytes(ns: str) -> int:
+    """Bytes sent by namespace `ns`'s interface (`/proc/thread-self/net/dev` of a thread
+    inside it: the kernel's own counter)."""
+    with netns.entered(ns), open("/proc/thread-self/net/dev") as dev:
+        for line in dev:
+            name, _, fields = line.partition(":")
+            if name.strip() == HOST_IF:
+                return int(fields.split()[8])
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _measured(watch: _Watch) -> AsyncIterator[list[_Counters]]:
+    """Counters before and after the block (appended to the yielded list), coturn's RSS
+    sampled while it runs."""
+    marks = [await asyncio.to_thread(watch.counters)]
+    watch.rss_peak_mb = 0.0
+    sampler = asyncio.ensure_future(watch.sample_rss())
+    try:
+        yield marks
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        marks.append(await asyncio.to_thread(watch.counters))
+
+
+@dataclass
+class _Level:
+    """One level in progress: its size, when it began, the rows of its finished calls."""
+
+    concurrency: int
+    t0: float
+    rows: list[ResultRow] = field(default_factory=list)
+
+
+@dataclass
+class _LoadRun:
+    """What every call of every level shares."""
+
+    network: Network
+    scenario: Scenario  # as the user wrote it (templates): names the rows
+    services: Services
+    ramp_per_s: float | None
+    on_row: Callable[[ResultRow], None]
+    overrides: Sequence[str]
+
+    async def call(self, level: _Level, k: int, pair: tuple[str, str], number: int) -> None:
+        """Call number k of the level, between `pair`; its row goes out as soon as it ends."""
+        if self.ramp_per_s:
+            # the ramp's schedule: call k starts k / R seconds into the level
+            await asyncio.sleep(max(0.0, level.t0 + k / self.ramp_per_s - time.monotonic()))
+        started = time.monotonic()
+        concrete = self.network.plan.scenario
+        spec = _one(concrete).model_copy(update={"offerer": pair[0], "answerer": pair[1]})
+        offer, answer, error = await one_call(concrete, spec, self.services, number)
+        row = ResultRow(
+            call=call_outcome(concrete, spec, self.services, offer, answer, error),
+            scenario=self.scenario.name,
+            scenario_hash=scenario_digest(self.scenario),
+            overrides=tuple(self.overrides),
+            seed=self.scenario.seed,
+            run=k,
+            run_id=self.network.run.id,
+            wall_ms=(time.monotonic() - started) * 1000,
+            cell={
+                "concurrency": level.concurrency,
+                "call_index": k,
+                "start_offset_ms": round((started - level.t0) * 1000, 1),
+                "offerer": pair[0],
+                "answerer": pair[1],
+            },
+        )
+        level.rows.append(row)
+        self.on_row(row)
+
+
+async def run_levels(
+    network: Network,
+    scenario: Scenario,
+    levels: Sequence[int],
+    pairs: list[tuple[str, str]],
+    ramp_per_s: float | None,
+    on_row: Callable[[ResultRow], None],
+    shared_processes: int,
+    overrides: Sequence[str] = (),
+) -> list[LevelFigures]:
+    """Every level in turn between warm peers (see the module's docstring)."""
+    peers = list(dict.fromkeys(p for pair in pairs for p in pair))
+    services = await start_services(network, network.plan.scenario, peers, shared_processes)
+    run = _LoadRun(network, scenario, services, ramp_per_s, on_row, overrides)
+    watch = _Watch(network, services)
+    watch.agent_pids = [h.process.pid for h in services.hosts] + [
+        a.pid for a in services.agents.values() if not isinstance(a, HostedPeer)
+    ]
+    figures: list[LevelFigures] = []
+    number = 0
+    try:
+        for concurrency in levels:
+            async with (
+                _measured(watch) as marks,
+                pressure.watched(queue_namespaces(network)) as emulator,
+            ):
+                level = _Level(concurrency, time.monotonic())
+                await asyncio.gather(
+                    *(
+                        run.call(level, k, pair, number + k)
+                        for k, pair in enumerate(pairs[:concurrency])
+                    )
+                )
+                number += concurrency
+            before, after = marks
+            resources = LevelResources(
+                wall_s=after.t - before.t,
+                coturn_cpu_s=after.coturn_cpu_s - before.coturn_cpu_s,
+                coturn_rss_mb=watch.rss_peak_mb,
+                agent_cpu_s=after.agent_cpu_s - before.agent_cpu_s,
+                relayed_bytes=after.relayed_bytes - before.relayed_bytes,
+                cores=os.cpu_count() or 1,
+                emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
+            )
+            figures.append(level_figures(concurrency, [r.columns() for r in level.rows], resources))
+    finally:
+        await services.close()
+    return figures
+
+
+def run_load(
+    scenario: Scenario,
+    levels: Sequence[int],
+    *,
+    ramp_per_s: float | None = None,
+    on_row: Callable[[ResultRow], None] = lambda row: None,
+    shared_processes: int | None = None,
+    overrides: Sequence[str] = (),
+    source: str | None = None,
+) -> list[LevelFigures]:
+    """Build `scenario` once, run each level of concurrent calls, tear everything down."""
+    pairs = load_pairs(scenario, levels, source or scenario.name)
+    settings.check_environment()
+    processes = shared_processes or os.cpu_count() or 1
+    with emulated_network(plan_network(scenario), label=f"load {scenario.name}") as network:
+        return run_terminable(
+            run_levels(network, scenario, levels, pairs, ramp_per_s, on_row, processes, overrides)
+        )

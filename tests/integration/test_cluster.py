@@ -1,0 +1,131 @@
+"""`simnet sweep --cluster` on a real Dask scheduler and two real workers on 127.0.0.1.
+
+Why: on a cluster a worker can die mid-run, and the sweep must still end with exactly one row
+per planned run (the lost batch rerun elsewhere, a repetition sent twice kept once), every row
+naming the worker that ran it, and the dead worker's network removed from its machine. Only the
+real engine shows that: its scheduler's rescheduling, its queue, its worker plugins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simnet.net import netns
+from simnet.net.registry import read_states
+from simnet.results.store import load
+from tests.integration.conftest import SIMNET, run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[2]
+DASK = str(Path(sys.executable).with_name("dask"))
+POLL_S = 0.2
+
+
+def _wait(what: str, check: object, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:g} s")
+        time.sleep(POLL_S)  # polling files another process writes
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """A scheduler and two workers (no nanny: a killed worker stays dead), one thread each."""
+    scheduler_file = tmp_path / "scheduler.json"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(name: str, *args: str) -> None:
+        with open(logs / f"{name}.log", "wb") as log:
+            processes[name] = subprocess.Popen(
+                [DASK, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0",
+          "--scheduler-file", str(scheduler_file), "--no-dashboard")  # fmt: skip
+    _wait("the scheduler's address file", scheduler_file.exists)
+    address = json.loads(scheduler_file.read_text())["address"]
+    for name in ("w1", "w2"):
+        spawn(name, "worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
+              "--no-dashboard", "--host", "127.0.0.1")  # fmt: skip
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    try:
+        yield address, processes
+    finally:  # nothing of simnet's runs in them by now: no need to wait for a polite shutdown
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _sweep_file(tmp_path: Path) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        f"name: cluster-test\nscenario: {ROOT / 'scenarios' / 'direct-lan.yaml'}\n"
+        "axes: {call.data_bytes: [10000, 20000, 30000]}\nrepeat: 2\n"
+    )
+    return path
+
+
+def _workers_in(out: Path) -> set[str]:
+    files = list(out.glob("*.parquet")) if out.exists() else []
+    if not files:
+        return set()
+    frame = pd.concat([pd.read_parquet(f, columns=["worker"]) for f in files])
+    return set(frame["worker"].dropna())
+
+
+def test_a_worker_killed_mid_sweep_costs_no_row_and_leaves_nothing(
+    cluster: tuple[str, dict[str, subprocess.Popen[bytes]]], tmp_path: Path
+) -> None:
+    address, processes = cluster
+    out = tmp_path / "results"
+    sweep = subprocess.Popen(
+        [*SIMNET, "sweep", str(_sweep_file(tmp_path)), "--cluster", address, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # both workers have delivered a row: kill w2 while its batch's second run is going
+        _wait("a row from each worker", lambda: len(_workers_in(out)) == 2, timeout_s=180)
+        processes["w2"].send_signal(signal.SIGKILL)
+        stdout, stderr = sweep.communicate(timeout=240)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+            sweep.wait()
+    assert sweep.returncode == 0, stdout + stderr
+    rows = load(out)
+    keys = list(zip(rows["point_id"], rows["repetition"], strict=True))
+    assert len(keys) == 6 and len(set(keys)) == 6  # one row per planned run, none twice
+    assert all(rows["connected"])
+    workers = set(rows["worker"])
+    assert {w.rsplit("/", 1)[1] for w in workers} == {"w1", "w2"}, workers
+    # the killed worker's run is gone from this machine: no state, namespace or process of it
+    assert not [s for s in read_states() if str(s.get("id")) in set(rows["run_id"])]
+    assert not [n for n in netns.list_names("sn-") if n.split("-")[1] in set(rows["run_id"])]
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path) -> None:
+    done = run_cli("sweep", str(_sweep_file(tmp_path)), "--cluster", "tcp://127.0.0.1:9",
+                   "--out", str(tmp_path / "out"), timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.output
+    assert "no Dask scheduler answers" in done.output and "Traceback" not in done.output

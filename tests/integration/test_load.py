@@ -1,0 +1,140 @@
+"""Many calls at once through one real coturn, between aiortc peers that share processes.
+
+Why: a load curve is only worth reading if every call in it was a real, separate call: each
+pair behind its own NATs, each peer's packets leaving through its own namespace although many
+peers share one process, the calls overlapping in time, and coturn's limits biting as
+configured (`turn-quota`, not a generic ICE failure). And a load run must leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simnet.net import netns
+from simnet.results.store import load
+from simnet.run.load import run_load
+from simnet.scenario.load import scenario_from_dict
+from tests.integration.conftest import run_cli
+from tests.integration.peerbench import run_processes
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+PAIRS = 4
+
+
+def scenario(**call: Any) -> dict[str, Any]:
+    """PAIRS callers and callees, each behind a symmetric NAT of its own: every call relays."""
+    return {
+        "name": "load-test",
+        "nats": {"home": {"preset": "symmetric"}, "office": {"preset": "symmetric"}},
+        "hosts": {
+            "alice": {"behind": "home", "count": PAIRS, "own_nat": True},
+            "bob": {"behind": "office", "count": PAIRS, "own_nat": True},
+        },
+        "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
+        "call": {"offerer": "alice", "answerer": "bob", "data_bytes": 200_000, **call},
+    }
+
+
+def _sent_bytes(ns: str) -> int:
+    with netns.entered(ns), open("/proc/thread-self/net/dev") as dev:
+        for line in dev:
+            name, _, fields = line.partition(":")
+            if name.strip() == "eth0":
+                return int(fields.split()[8])
+    raise AssertionError(f"no eth0 in {ns}")
+
+
+def test_concurrent_relayed_calls_share_processes_but_not_namespaces() -> None:
+    """Levels of 1 and PAIRS calls with audio, the peers in two processes: every call connects
+    through coturn; the PAIRS calls overlap in time; each peer's traffic leaves through its own
+    interface (a hosted peer's sockets live in its own namespace, not its process's)."""
+    rows: list[Any] = []
+    sent: dict[str, int] = {}
+    run_ids: list[str] = []
+
+    def on_row(row: Any) -> None:
+        rows.append(row)
+        run_ids.append(row["run_id"])
+        if row["concurrency"] == PAIRS:
+            for host in (row["offerer"], row["answerer"]):
+                sent[host] = _sent_bytes(f"sn-{row['run_id']}-{host}")
+
+    loaded = scenario_from_dict(scenario(media={"audio": True}, duration_s=2))
+    figures = run_load(loaded, [1, PAIRS], on_row=on_row, shared_processes=2)
+    assert [f.concurrency for f in figures] == [1, PAIRS]
+    assert len(rows) == 1 + PAIRS
+    for row in rows:
+        assert row["connected"], (row["error"], row["error_detail"])
+        assert row["path"] == "relay" and row["relay_protocol"] == "udp"
+        assert row["offerer_audio_recv_frames"] > 0 and row["answerer_audio_recv_frames"] > 0
+    big = [r for r in rows if r["concurrency"] == PAIRS]
+    assert sorted(r["call_index"] for r in big) == list(range(PAIRS))
+    assert {r["offerer"] for r in big} == {f"alice-{i}" for i in range(PAIRS)}
+    # the calls overlapped: each started before any other had ended
+    starts = [r["start_offset_ms"] for r in big]
+    ends = [r["start_offset_ms"] + r["wall_ms"] for r in big]
+    assert max(starts) < min(ends)
+    # every peer's packets left through its own interface: each caller's its transfer, each
+    # callee's its audio (a peer whose sockets sat in another namespace would send ~nothing)
+    assert len(sent) == 2 * PAIRS
+    assert all(sent[f"alice-{i}"] > 200_000 for i in range(PAIRS)), sent
+    assert all(sent[f"bob-{i}"] > 5_000 for i in range(PAIRS)), sent
+    level = figures[1]
+    assert level.connected_share == 1.0 and level.relay_share == 1.0
+    assert level.relayed_mbps > 0 and level.coturn_cpu_pct > 0 and level.agent_cpu_pct > 0
+    assert level.setup_ms_p50 is not None and level.setup_ms_p95 is not None
+    assert level.setup_ms_p50 <= level.setup_ms_p95
+    print(f"\nload levels: {[f.model_dump() for f in figures]}")
+    run_id = run_ids[0]
+    assert not netns.list_names(f"sn-{run_id}-")
+    assert not Path(f"/run/simnet/{run_id}.json").exists()
+    assert not run_processes(run_id)  # no peer host, agent or coturn outlived the run
+
+
+def test_past_coturns_allocation_quota_calls_fail_as_turn_quota() -> None:
+    """Relay-only calls, coturn allowing 2 allocations at once: each call needs 2 (one per
+    peer), so of 3 calls at once at least one is refused, and it says `turn-quota`."""
+    data = scenario(ice_policy="relay", concurrent=3, data_bytes=10_000, duration_s=0)
+    data["servers"]["turn"]["limits"] = {"max_allocations": 2}
+    rows: list[Any] = []
+    run_load(scenario_from_dict(data), [3], on_row=rows.append, shared_processes=1)
+    errors = [r["error"] for r in rows]
+    assert "turn-quota" in errors, [(r["error"], r["error_detail"]) for r in rows]
+    assert set(errors) <= {None, "turn-quota"}, [(r["error"], r["error_detail"]) for r in rows]
+
+
+def test_simnet_load_prints_one_object_per_level_and_stores_every_call(tmp_path: Path) -> None:
+    path = tmp_path / "load.yaml"
+    path.write_text(json.dumps(scenario()))
+    out = tmp_path / "results"
+    done = run_cli("load", str(path), "--calls", "1,2", "--json", "--out", str(out), timeout=240)
+    assert done.returncode == 0, done.output
+    levels = [json.loads(line) for line in done.stdout.splitlines()]
+    keys = {"concurrency", "calls", "connected_share", "setup_ms_p50", "setup_ms_p95",
+            "relay_share", "turn_allocation_failures", "relayed_mbps", "coturn_cpu_pct",
+            "agent_cpu_pct", "emulator_limited"}  # fmt: skip
+    assert [level["concurrency"] for level in levels] == [1, 2]
+    assert all(keys <= set(level) for level in levels)
+    stored = load(out)
+    assert len(stored) == 3 and set(stored["concurrency"]) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--calls", "0"], "--calls"),
+        (["--calls", "two"], "--calls"),
+        (["--calls", f"{PAIRS + 1}"], f"hosts.alice.count is {PAIRS}"),
+    ],
+)
+def test_bad_load_input_is_one_clear_error(tmp_path: Path, args: list[str], named: str) -> None:
+    path = tmp_path / "load.yaml"
+    path.write_text(json.dumps(scenario()))
+    done = run_cli("load", str(path), *args)
+    assert done.returncode == 2, done.output
+    assert named in done.output and "Traceback" not in done.output

@@ -1,0 +1,59 @@
+"""`simnet population` end to end: calls drawn from the shipped field mix, made, estimated.
+
+Why: the estimate is only as good as its calls: each must be a real call between networks of
+the classes drawn for it, stored with those classes, and the printed estimate must be the one
+its stored rows give.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simnet.population.estimate import estimate
+from simnet.population.mix import load_mix, sample
+from simnet.results.store import load
+from tests.integration.conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+FIELD = Path(__file__).resolve().parents[2] / "scenarios" / "mixes" / "field.yaml"
+CALLS = 6
+
+
+def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = run_cli("population", str(FIELD), "--calls", str(CALLS), "--seed", "3", "--json",
+                   "--out", str(out), timeout=280)  # fmt: skip
+    assert done.returncode == 0, done.output
+    printed = json.loads(done.stdout)
+    for key in ("calls", "direct_share", "relay_share", "failed_share", "relayed_bytes_share",
+                "setup_ms_p50", "setup_ms_p95"):  # fmt: skip
+        assert key in printed
+    for outcome in ("direct", "relay", "failed"):
+        assert printed[f"{outcome}_share_ci_low"] <= printed[f"{outcome}_share"]
+        assert printed[f"{outcome}_share"] <= printed[f"{outcome}_share_ci_high"]
+    rows = load(out)
+    assert printed["calls"] == len(rows) == CALLS
+    mix = load_mix(FIELD)
+    drawn = sorted(sample(mix, CALLS, 3))
+    stored = sorted(zip(rows["offerer_class"], rows["answerer_class"], strict=True))
+    assert stored == drawn  # the calls made are the calls drawn, class for class
+    assert estimate(rows.to_dict("records"), mix).model_dump() == printed
+    # ICE theory per drawn pair: a symmetric NAT facing a symmetric or port-restricted one
+    # (a home-cone router; a CGN chain, port-restricted in effect) cannot punch through
+    restricted = {"home-symmetric", "home-cone", "mobile-cgn"}
+    for row in rows.to_dict("records"):
+        pair = (row["offerer_class"], row["answerer_class"])
+        if "home-symmetric" in pair and set(pair) <= restricted:
+            assert row["path"] != "direct", row
+
+
+def test_a_mix_whose_shares_do_not_add_up_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "mix.yaml"
+    path.write_text("sides:\n  offerer: [{class: a, share: 0.6}, {class: b, share: 0.3}]\n")
+    done = run_cli("population", str(path))
+    assert done.returncode == 2, done.output
+    assert "sum to 0.9, not 1" in done.output and "Traceback" not in done.output

@@ -1,0 +1,169 @@
+"""A load level's figures, coturn's limits and how a refused allocation is classified.
+
+Why: a load curve is read as "at 50 calls, 96 % connected in 1.2 s p95, coturn at 30 % CPU":
+each of those numbers is computed here from rows and counters, so each is checked on rows whose
+answer is known. The limits are what a scenario sets to see what happens past them; a call that
+lost its only path to a quota must say `turn-quota`, not look like an ICE failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+
+from simnet.errors import ScenarioError
+from simnet.peer.aioice_adapter import TurnRecorder
+from simnet.peer.protocol import TurnAttempt
+from simnet.results.load_levels import LevelResources, level_figures
+from simnet.run.calls import spread, turn_limits
+from simnet.scenario.load import scenario_from_dict
+from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
+
+RESOURCES = LevelResources(
+    wall_s=4.0,
+    coturn_cpu_s=1.0,
+    coturn_rss_mb=12.5,
+    agent_cpu_s=7.2,
+    relayed_bytes=5_000_000,
+    cores=2,
+    emulator_limited=False,
+)
+
+
+def row(connected: bool = True, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"connected": connected, "setup_ms": 100.0, "path": "relay"}
+    if not connected:
+        base.update(setup_ms=None, path=None, error="ice-failed")
+    return {**base, **fields}
+
+
+def test_shares_quantiles_and_rates_come_from_the_rows_and_counters() -> None:
+    rows = [row(setup_ms=float(ms)) for ms in range(100, 1100, 100)]  # 10 relayed calls
+    rows[0]["path"] = "direct"
+    rows.append(row(connected=False))
+    figures = level_figures(11, rows, RESOURCES)
+    assert figures.calls == 11 and figures.concurrency == 11
+    assert figures.connected_share == pytest.approx(10 / 11, abs=1e-4)
+    assert figures.relay_share == 0.9  # of the connected calls
+    assert figures.setup_ms_p50 == 550.0 and figures.setup_ms_p95 == 955.0
+    assert figures.relayed_mbps == 10.0  # 5 MB in 4 s
+    assert figures.coturn_cpu_pct == 25.0 and figures.agent_cpu_pct == 180.0
+    assert figures.harness_limited  # 180 % of 2 cores is above 85 %
+    assert figures.errors == {"ice-failed": 1}
+
+
+def test_turn_failures_and_retries_are_counted_per_call() -> None:
+    attempts = [
+        {"server": "192.0.2.10:3478", "transport": "udp", "ok": False, "error_code": 486},
+        {"server": "192.0.2.10:3478", "transport": "udp", "ok": True},
+        {"server": "192.0.2.10:3478", "transport": "tcp", "ok": True},
+    ]
+    figures = level_figures(2, [row(turn_attempts=attempts), row()], RESOURCES)
+    assert (figures.turn_allocation_failures, figures.turn_allocation_retries) == (1, 1)
+    idle = RESOURCES.__class__(**{**RESOURCES.__dict__, "agent_cpu_s": 1.0})
+    assert not level_figures(1, [row()], idle).harness_limited  # 25 % of 2 cores
+
+
+def test_media_loss_and_jitter_are_per_call_medians() -> None:
+    rows = [
+        row(
+            offerer_audio_recv_lost=2, answerer_audio_recv_lost=1, offerer_audio_recv_jitter_ms=3.0
+        ),
+        row(
+            offerer_audio_recv_lost=0, answerer_audio_recv_lost=0, offerer_audio_recv_jitter_ms=5.0
+        ),
+        row(),
+    ]
+    figures = level_figures(3, rows, RESOURCES)
+    assert figures.media_lost_packets_p50 == 1.5  # (3 + 0) / 2: calls with media only
+    assert figures.media_jitter_ms_p50 == 4.0
+
+
+def test_an_empty_level_has_no_quantiles() -> None:
+    figures = level_figures(0, [], RESOURCES)
+    assert figures.calls == 0 and figures.setup_ms_p50 is None and figures.connected_share == 0
+
+
+@pytest.mark.parametrize(
+    ("items", "groups", "sizes"),
+    [(list("abcde"), 2, [3, 2]), (list("ab"), 4, [1, 1]), ([], 2, []), (list("abc"), 0, [])],
+)
+def test_peers_are_dealt_evenly_over_the_processes(
+    items: list[str], groups: int, sizes: list[int]
+) -> None:
+    dealt = spread(items, groups)
+    assert [len(g) for g in dealt] == sizes
+    assert [x for g in dealt for x in g] == (items if sizes else [])
+
+
+def test_limits_reach_coturns_command_line(tmp_path: Any) -> None:
+    scenario = scenario_from_dict(
+        {
+            "servers": {
+                "turn": {
+                    "kind": "turn",
+                    "limits": {"max_allocations": 4, "user_quota": 2, "bps_capacity": 10_000,
+                               "max_bps": 5_000, "relay_ports": [50000, 50009]},
+                }
+            }
+        }
+    )  # fmt: skip
+    limits = scenario.servers["turn"].limits
+    config = TurnConfig(listening_ips=(IPv4Address("192.0.2.10"),), **turn_limits(limits))
+    argv = turnserver_argv(config, CoturnFiles(tmp_path))
+    pairs = dict(itertools.pairwise(argv))
+    assert pairs["--total-quota"] == "4" and pairs["--user-quota"] == "2"
+    assert pairs["--bps-capacity"] == "10000" and pairs["--max-bps"] == "5000"
+    assert (pairs["--min-port"], pairs["--max-port"]) == ("50000", "50009")
+    assert "--total-quota" not in turnserver_argv(
+        TurnConfig(listening_ips=config.listening_ips), CoturnFiles(tmp_path)
+    )
+
+
+@pytest.mark.parametrize(
+    ("server", "named"),
+    [
+        ({"kind": "signaling", "limits": {"user_quota": 1}}, "only a TURN server"),
+        ({"kind": "turn", "limits": {"relay_ports": [60000, 50000]}}, "relay_ports"),
+        ({"kind": "turn", "limits": {"user_quota": 0}}, "user_quota"),
+        ({"kind": "turn", "limits": {"max_allocs": 3}}, "did you mean 'max_allocations'"),
+    ],
+)
+def test_bad_limits_are_one_clear_error(server: dict[str, Any], named: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({"servers": {"t": server}})
+    assert named in str(info.value)
+
+
+def attempt(code: int | None, ok: bool = False) -> TurnAttempt:
+    return TurnAttempt(
+        server="192.0.2.10:3478", transport="udp", ok=ok, error_code=code, elapsed_ms=1.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "kind"),
+    [([486], "turn-quota"), ([508, 401], "turn-quota"), ([401], "turn-auth"), ([None], None)],
+)
+def test_a_refused_allocation_is_classified_by_its_code(
+    codes: list[int | None], kind: str | None
+) -> None:
+    recorder = TurnRecorder(None)
+    recorder.attempts += [attempt(code) for code in codes]
+    refusal = recorder.refusal()
+    assert (refusal[0] if refusal else None) == kind
+
+
+def test_a_call_whose_answerer_was_refused_says_so_not_what_the_offerer_saw() -> None:
+    """The answerer got no allocation (quota); the offerer only saw a peer without candidates
+    (ice-failed): the row names the cause."""
+    from simnet.call.row import call_row
+    from simnet.peer.protocol import CallResult
+
+    offer = CallResult(role="offer", connected=False, error="ice-failed")
+    answer = CallResult(role="answer", connected=False, error="turn-quota")
+    assert call_row(offer, answer).error == "turn-quota"
+    assert call_row(offer, offer.model_copy(update={"error": "timeout:ice"})).error == "ice-failed"
