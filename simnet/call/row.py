@@ -88,5 +88,6 @@ def call_row(
         media=media,
         ice_disconnects=sum(r.disconnects for r in sides),
         ice_disconnected_ms=_ms(max((r.disconnected_s for r in sides), default=0.0)),
-        turn_attempts=[a.model_dump() for r in sides for a in r.turn_attempts],
+        # each attempt says whose it was: both sides allocate on the same servers
+        turn_attempts=[{**a.model_dump(), "side": r.role} for r in sides for a in r.turn_attempts],
     )

@@ -69,18 +69,19 @@ def level_figures(
     """The level's figures from its rows (one per call) and its resource counters.
 
     Percentages of CPU are of one core (200 % is both cores of a 2-core machine); a TURN
-    allocation retry is a second or later attempt on the same server and transport in one call
-    (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used more than
-    `HARNESS_LIMIT_SHARE` of the machine's cores."""
+    allocation retry is a second or later attempt of one side on the same server and transport
+    in one call (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used
+    more than `HARNESS_LIMIT_SHARE` of the machine's cores."""
     calls = len(rows)
-    connected = [r for r in rows if r.get("connected")]
+    # a call that connected but then failed (e.g. its data channel timed out) is not a success
+    connected = [r for r in rows if r.get("connected") and not r.get("error")]
     setups = [float(r["setup_ms"]) for r in connected if r.get("setup_ms") is not None]
     relayed = [r for r in connected if r.get("path") == "relay"]
     failures = retries = 0
     for row in rows:
         attempts = [a for a in row.get("turn_attempts") or [] if isinstance(a, Mapping)]
         failures += sum(1 for a in attempts if not a.get("ok"))
-        seen = Counter((a.get("server"), a.get("transport")) for a in attempts)
+        seen = Counter((a.get("side"), a.get("server"), a.get("transport")) for a in attempts)
         retries += sum(n - 1 for n in seen.values())
     lost, jitter = [], []
     for row in connected:

@@ -218,7 +218,9 @@ async def run_levels(
     overrides: Sequence[str] = (),
 ) -> list[LevelFigures]:
     """Every level in turn between warm peers (see the module's docstring)."""
-    peers = list(dict.fromkeys(p for pair in pairs for p in pair))
+    # offerers first, then answerers: dealt into processes in order, every call then spans
+    # two processes at every level (pairs in order would put a small level in one process)
+    peers = list(dict.fromkeys([*(o for o, _ in pairs), *(a for _, a in pairs)]))
     services = await start_services(network, network.plan.scenario, peers, shared_processes)
     run = _LoadRun(network, scenario, services, ramp_per_s, on_row, overrides)
     watch = _Watch(network, services)

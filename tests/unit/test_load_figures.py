@@ -57,10 +57,12 @@ def test_shares_quantiles_and_rates_come_from_the_rows_and_counters() -> None:
 
 def test_turn_failures_and_retries_are_counted_per_call() -> None:
     attempts = [
-        {"server": "192.0.2.10:3478", "transport": "udp", "ok": False, "error_code": 486},
-        {"server": "192.0.2.10:3478", "transport": "udp", "ok": True},
-        {"server": "192.0.2.10:3478", "transport": "tcp", "ok": True},
-    ]
+        {"side": "offer", "server": "192.0.2.10:3478", "transport": "udp", "ok": False,
+         "error_code": 486},
+        {"side": "offer", "server": "192.0.2.10:3478", "transport": "udp", "ok": True},
+        {"side": "offer", "server": "192.0.2.10:3478", "transport": "tcp", "ok": True},
+        {"side": "answer", "server": "192.0.2.10:3478", "transport": "udp", "ok": True},
+    ]  # fmt: skip
     figures = level_figures(2, [row(turn_attempts=attempts), row()], RESOURCES)
     assert (figures.turn_allocation_failures, figures.turn_allocation_retries) == (1, 1)
     idle = RESOURCES.__class__(**{**RESOURCES.__dict__, "agent_cpu_s": 1.0})
