@@ -72,9 +72,12 @@ def show(result: dict[str, Any], console: Console) -> None:
         ("relayed", "relay_share"),
         ("alloc fails", "turn_allocation_failures"),
         ("Mbit/s relayed", "relayed_mbps"),
+        ("UDP drops TURN", "turn_udp_drops"),
+        ("UDP drops peers", "peer_udp_drops"),
         ("coturn CPU %", "coturn_cpu_pct"),
         ("coturn MB", "coturn_rss_mb"),
         ("peers CPU %", "agent_cpu_pct"),
+        ("busiest %", "agent_cpu_pct_max"),
         ("harness limit", "harness_limited"),
         ("emulator limit", "emulator_limited"),
     )

@@ -18,9 +18,11 @@ COLUMNS = {
     "relayed": "relay_share",
     "TURN alloc fails": "turn_allocation_failures",
     "relayed Mbit/s": "relayed_mbps",
+    "UDP drops TURN/peers": "udp_drops",
     "coturn CPU %": "coturn_cpu_pct",
     "coturn MB": "coturn_rss_mb",
     "peers CPU %": "agent_cpu_pct",
+    "busiest process %": "agent_cpu_pct_max",
     "limited by": "limited",
 }
 
@@ -34,6 +36,7 @@ def load_table(name: str, figures: Sequence[LevelFigures], out_dir: Path) -> Tab
         limits = [w for w, on in (("harness", level.harness_limited),
                                   ("emulator", level.emulator_limited)) if on]  # fmt: skip
         data["limited"] = ", ".join(limits) or "-"
+        data["udp_drops"] = f"{level.turn_udp_drops}/{level.peer_udp_drops}"
         table.add_row(*(show.text(str(data[key])) for key in COLUMNS.values()))
     return table
 

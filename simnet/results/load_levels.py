@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-#: above this share of the machine's cores used by the peers, the harness may be what limits
-#: the calls (their set-up then measures the harness's scheduling, not the network)
+#: above this share of the machine's cores used by the peers, or of one core used by one peer
+#: process (Python runs a process's code on one core at a time), the harness may be what
+#: limits the calls: their set-up then measures the harness's scheduling, not the network
 HARNESS_LIMIT_SHARE = 0.85
+PROCESS_LIMIT_SHARE = 0.90
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,10 @@ class LevelResources:
     coturn_cpu_s: float  # user + system CPU of every TURN server's process over the level
     coturn_rss_mb: float  # the largest resident set seen while sampling, summed over servers
     agent_cpu_s: float  # user + system CPU of every peer process (browsers' children too)
+    agent_cpu_s_max: float  # ... of the busiest one (a process runs on one core at a time)
     relayed_bytes: int  # bytes the TURN servers' interfaces sent over the level
+    turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (kernel counters)
+    peer_udp_drops: int  # ... the peers' sockets dropped
     cores: int  # CPUs of the machine
     emulator_limited: bool  # the userspace link emulator's flag over the level
 
@@ -48,11 +53,14 @@ class LevelFigures(BaseModel):
     turn_allocation_failures: int
     turn_allocation_retries: int
     relayed_mbps: float
+    turn_udp_drops: int
+    peer_udp_drops: int
     media_lost_packets_p50: float | None
     media_jitter_ms_p50: float | None
     coturn_cpu_pct: float
     coturn_rss_mb: float
     agent_cpu_pct: float
+    agent_cpu_pct_max: float  # the busiest peer process
     emulator_limited: bool
     harness_limited: bool
     wall_s: float
@@ -71,7 +79,8 @@ def level_figures(
     Percentages of CPU are of one core (200 % is both cores of a 2-core machine); a TURN
     allocation retry is a second or later attempt of one side on the same server and transport
     in one call (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used
-    more than `HARNESS_LIMIT_SHARE` of the machine's cores."""
+    more than `HARNESS_LIMIT_SHARE` of the machine's cores, or one peer process more than
+    `PROCESS_LIMIT_SHARE` of a core."""
     calls = len(rows)
     # a call that connected but then failed (e.g. its data channel timed out) is not a success
     connected = [r for r in rows if r.get("connected") and not r.get("error")]
@@ -91,6 +100,7 @@ def level_figures(
         jitter += [float(v) for k, v in row.items() if k.endswith("_recv_jitter_ms") and _number(v)]
     wall = max(resources.wall_s, 1e-9)
     agent_pct = resources.agent_cpu_s / wall * 100
+    busiest = resources.agent_cpu_s_max / wall * 100
     return LevelFigures(
         concurrency=concurrency,
         calls=calls,
@@ -101,13 +111,17 @@ def level_figures(
         turn_allocation_failures=failures,
         turn_allocation_retries=retries,
         relayed_mbps=round(resources.relayed_bytes * 8 / wall / 1e6, 3),
+        turn_udp_drops=resources.turn_udp_drops,
+        peer_udp_drops=resources.peer_udp_drops,
         media_lost_packets_p50=_quantile(lost, 0.5),
         media_jitter_ms_p50=_quantile(jitter, 0.5),
         coturn_cpu_pct=round(resources.coturn_cpu_s / wall * 100, 1),
         coturn_rss_mb=round(resources.coturn_rss_mb, 1),
         agent_cpu_pct=round(agent_pct, 1),
+        agent_cpu_pct_max=round(busiest, 1),
         emulator_limited=resources.emulator_limited,
-        harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100,
+        harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
+        or busiest > PROCESS_LIMIT_SHARE * 100,
         wall_s=round(resources.wall_s, 2),
         errors=dict(Counter(str(r["error"]) for r in rows if r.get("error"))),
     )

@@ -94,12 +94,15 @@ def scenario_digest(scenario: Scenario) -> str:
 
 
 async def start_services(
-    network: Network, scenario: Scenario, peers: list[str], shared_processes: int = 0
+    network: Network,
+    scenario: Scenario,
+    peers: list[str],
+    shared: Sequence[Sequence[str]] = (),
 ) -> Services:
     """Everything the calls need, ready (each waits on its own readiness event).
 
-    With `shared_processes`, the aiortc peers are spread over that many processes, each hosting
-    several (`simnet.peer.hosting`); every other peer has a process of its own."""
+    `shared`: groups of aiortc peers, each hosted by one process (`simnet.peer.hosting`);
+    every other peer has a process of its own."""
     services = Services()
     try:
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
@@ -115,7 +118,9 @@ async def start_services(
         )
         await services.signaling.start()
         certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
-        hosted = [p for p in peers if shared_processes and scenario.hosts[p].peer == "aiortc"]
+        groups = [[p for p in group if scenario.hosts[p].peer == "aiortc"] for group in shared]
+        groups = [g for g in groups if g]
+        hosted = {p for group in groups for p in group}
         own = [p for p in peers if p not in hosted]
         agents = await asyncio.gather(
             *(
@@ -130,7 +135,6 @@ async def start_services(
             )
         )
         services.agents = dict(zip(own, agents, strict=True))
-        groups = spread(hosted, shared_processes)
         started = await asyncio.gather(
             *(
                 start_hosted(network.run, [network.ns(p) for p in group], name=f"peer-host-{i}")
@@ -163,19 +167,6 @@ def turn_limits(limits: TurnLimits | None) -> dict[str, Any]:
     if limits.relay_ports is not None:
         fields["min_relay_port"], fields["max_relay_port"] = limits.relay_ports
     return fields
-
-
-def spread(items: list[str], groups: int) -> list[list[str]]:
-    """`items` dealt into at most `groups` lists of sizes differing by at most one, in order."""
-    if groups <= 0 or not items:
-        return []
-    size, extra = divmod(len(items), min(groups, len(items)))
-    out, start = [], 0
-    for i in range(min(groups, len(items))):
-        end = start + size + (1 if i < extra else 0)
-        out.append(items[start:end])
-        start = end
-    return out
 
 
 def ice_servers(

@@ -68,6 +68,20 @@ def load_pairs(scenario: Scenario, levels: Sequence[int], source: str) -> list[t
     return pairs
 
 
+def host_groups(pairs: Sequence[tuple[str, str]], processes: int) -> list[list[str]]:
+    """Which peers each hosting process gets: call k's offerer goes to process k mod P, its
+    answerer to the next one. So at every level each process carries as many senders of the
+    data-channel transfer as receivers, and each call spans two processes (measured: with all
+    offerers in one process, that process was the bottleneck while the other idled)."""
+    if processes <= 0:
+        return []
+    groups: list[list[str]] = [[] for _ in range(processes)]
+    for k, (offerer, answerer) in enumerate(pairs):
+        groups[k % processes].append(offerer)
+        groups[(k + 1) % processes].append(answerer)
+    return [g for g in groups if g]
+
+
 def _one(scenario: Scenario) -> CallSpec:
     """The scenario's call as one call (its `concurrent` is the load command's business)."""
     return (scenario.call or CallSpec()).model_copy(update={"concurrent": 1})
@@ -78,8 +92,10 @@ class _Counters:
     """CPU and bytes at one moment, for differences around a level."""
 
     coturn_cpu_s: float
-    agent_cpu_s: float
+    agent_cpu_s: dict[int, float]  # per peer process (its children included)
     relayed_bytes: int
+    turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (buffer full)
+    peer_udp_drops: int  # ... the peers' sockets dropped
     t: float
 
 
@@ -91,20 +107,23 @@ class _Watch:
     services: Services
     rss_peak_mb: float = 0.0
     agent_pids: list[int] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)
 
     def coturn(self) -> list[psutil.Process]:
         return [_process(h.pid) for h in self.services.turn.values()]
 
     def counters(self) -> _Counters:
-        agents = []
+        agents: dict[int, float] = {}
         for pid in self.agent_pids:
             with contextlib.suppress(psutil.Error):
                 top = psutil.Process(pid)
-                agents += [top, *top.children(recursive=True)]
+                agents[pid] = sum(_cpu(p) for p in (top, *top.children(recursive=True)))
         return _Counters(
             coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
-            agent_cpu_s=sum(_cpu(p) for p in agents),
+            agent_cpu_s=agents,
             relayed_bytes=sum(_tx_bytes(self.network.ns(name)) for name in self.services.turn),
+            turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
+            peer_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.peers),
             t=time.monotonic(),
         )
 
@@ -128,6 +147,15 @@ def _cpu(process: psutil.Process) -> float:
     except psutil.Error:
         return 0.0
     return float(times.user + times.system)
+
+
+def _udp_drops(ns: str) -> int:
+    """Datagrams namespace `ns`'s UDP sockets dropped for a full receive buffer, or as errors
+    (`Udp: RcvbufErrors`, `InErrors` of /proc/thread-self/net/snmp inside it: the kernel's)."""
+    with netns.entered(ns), open("/proc/thread-self/net/snmp") as snmp:
+        lines = [line.split() for line in snmp if line.startswith("Udp:")]
+    header, values = lines[0], lines[1]
+    return sum(int(values[header.index(k)]) for k in ("RcvbufErrors", "InErrors"))
 
 
 def _tx_bytes(ns: str) -> int:
@@ -218,12 +246,11 @@ async def run_levels(
     overrides: Sequence[str] = (),
 ) -> list[LevelFigures]:
     """Every level in turn between warm peers (see the module's docstring)."""
-    # offerers first, then answerers: dealt into processes in order, every call then spans
-    # two processes at every level (pairs in order would put a small level in one process)
-    peers = list(dict.fromkeys([*(o for o, _ in pairs), *(a for _, a in pairs)]))
-    services = await start_services(network, network.plan.scenario, peers, shared_processes)
+    peers = list(dict.fromkeys(p for pair in pairs for p in pair))
+    groups = host_groups(pairs, shared_processes)
+    services = await start_services(network, network.plan.scenario, peers, groups)
     run = _LoadRun(network, scenario, services, ramp_per_s, on_row, overrides)
-    watch = _Watch(network, services)
+    watch = _Watch(network, services, peers=peers)
     watch.agent_pids = [h.process.pid for h in services.hosts] + [
         a.pid for a in services.agents.values() if not isinstance(a, HostedPeer)
     ]
@@ -248,8 +275,17 @@ async def run_levels(
                 wall_s=after.t - before.t,
                 coturn_cpu_s=after.coturn_cpu_s - before.coturn_cpu_s,
                 coturn_rss_mb=watch.rss_peak_mb,
-                agent_cpu_s=after.agent_cpu_s - before.agent_cpu_s,
+                agent_cpu_s=sum(after.agent_cpu_s.values()) - sum(before.agent_cpu_s.values()),
+                agent_cpu_s_max=max(
+                    (
+                        cpu - before.agent_cpu_s.get(pid, 0.0)
+                        for pid, cpu in after.agent_cpu_s.items()
+                    ),
+                    default=0.0,
+                ),
                 relayed_bytes=after.relayed_bytes - before.relayed_bytes,
+                turn_udp_drops=after.turn_udp_drops - before.turn_udp_drops,
+                peer_udp_drops=after.peer_udp_drops - before.peer_udp_drops,
                 cores=os.cpu_count() or 1,
                 emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
             )

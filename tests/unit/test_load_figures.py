@@ -9,6 +9,7 @@ lost its only path to a quota must say `turn-quota`, not look like an ICE failur
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -18,7 +19,8 @@ from simnet.errors import ScenarioError
 from simnet.peer.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
 from simnet.results.load_levels import LevelResources, level_figures
-from simnet.run.calls import spread, turn_limits
+from simnet.run.calls import turn_limits
+from simnet.run.load import host_groups
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
 
@@ -27,7 +29,10 @@ RESOURCES = LevelResources(
     coturn_cpu_s=1.0,
     coturn_rss_mb=12.5,
     agent_cpu_s=7.2,
+    agent_cpu_s_max=3.0,
     relayed_bytes=5_000_000,
+    turn_udp_drops=3,
+    peer_udp_drops=0,
     cores=2,
     emulator_limited=False,
 )
@@ -65,8 +70,11 @@ def test_turn_failures_and_retries_are_counted_per_call() -> None:
     ]  # fmt: skip
     figures = level_figures(2, [row(turn_attempts=attempts), row()], RESOURCES)
     assert (figures.turn_allocation_failures, figures.turn_allocation_retries) == (1, 1)
-    idle = RESOURCES.__class__(**{**RESOURCES.__dict__, "agent_cpu_s": 1.0})
+    idle = replace(RESOURCES, agent_cpu_s=1.0, agent_cpu_s_max=0.5)
     assert not level_figures(1, [row()], idle).harness_limited  # 25 % of 2 cores
+    one_busy = replace(RESOURCES, agent_cpu_s=4.0, agent_cpu_s_max=3.8)
+    figures = level_figures(1, [row()], one_busy)
+    assert figures.harness_limited and figures.agent_cpu_pct_max == 95.0  # one core at 95 %
 
 
 def test_media_loss_and_jitter_are_per_call_medians() -> None:
@@ -89,16 +97,17 @@ def test_an_empty_level_has_no_quantiles() -> None:
     assert figures.calls == 0 and figures.setup_ms_p50 is None and figures.connected_share == 0
 
 
-@pytest.mark.parametrize(
-    ("items", "groups", "sizes"),
-    [(list("abcde"), 2, [3, 2]), (list("ab"), 4, [1, 1]), ([], 2, []), (list("abc"), 0, [])],
-)
-def test_peers_are_dealt_evenly_over_the_processes(
-    items: list[str], groups: int, sizes: list[int]
-) -> None:
-    dealt = spread(items, groups)
-    assert [len(g) for g in dealt] == sizes
-    assert [x for g in dealt for x in g] == (items if sizes else [])
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_each_process_hosts_as_many_senders_as_receivers(processes: int) -> None:
+    pairs = [(f"alice-{i}", f"bob-{i}") for i in range(6)]
+    groups = host_groups(pairs, processes)
+    assert sorted(p for g in groups for p in g) == sorted(p for pair in pairs for p in pair)
+    for group in groups:
+        senders = sum(p.startswith("alice") for p in group)
+        assert senders == len(group) - senders  # as many offerers as answerers
+    if processes > 1:  # a call never has both its peers in one process
+        assert all(not ({a, b} <= set(g)) for a, b in pairs for g in groups)
+    assert host_groups(pairs, 0) == []
 
 
 def test_limits_reach_coturns_command_line(tmp_path: Any) -> None:
