@@ -56,16 +56,11 @@ def decode_row(line: str | bytes) -> tuple[str, ResultRow]:
 
 
 def remove_dead_runs() -> list[str]:
-    """On a worker's machine: remove every run whose owner has died (a killed worker's)."""
-    from simnet.cleanup import remove_run
-    from simnet.net.registry import owner_alive, read_states
+    """On a worker's machine: what `simnet cleanup` does (every run whose owner has died, a
+    killed worker's included; live runs untouched). Returns the namespaces removed."""
+    from simnet.cleanup import cleanup
 
-    removed = []
-    for state in read_states():
-        if not owner_alive(state):
-            remove_run(state)
-            removed.append(str(state.get("id")))
-    return removed
+    return cleanup().namespaces
 
 
 def _cleanup_plugin() -> Any:
