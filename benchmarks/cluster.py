@@ -13,8 +13,11 @@ runs, runs per minute, and the cluster's overhead against the local runner.
 Optionally (`--population N`) a population of N calls from `scenarios/mixes/field.yaml` on the
 two-worker cluster: wall time and calls per minute.
 
+With `--big-repeat 5`, the sweep again with 5 repetitions per point on the two-worker cluster
+(for the default sweep: the 5 x 5 NAT presets x 5, 125 runs).
+
 Usage: .venv/bin/python benchmarks/cluster.py [--sweep FILE] [--jobs 1] [--population 500]
-       [--json]   (as root; nothing else timing-sensitive on the machine)
+       [--big-repeat 5] [--json]   (as root; nothing else timing-sensitive on the machine)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from _runner import BenchmarkError, run_benchmark
 from rich.console import Console
 from rich.table import Table
@@ -99,7 +103,16 @@ def rows_in(out: Path) -> int:
     return len(load(out))
 
 
-def measure(sweep: Path, jobs: int, population: int) -> dict[str, Any]:
+def _with_repeat(sweep: Path, repeat: int) -> dict[str, Any]:
+    """The sweep file with another `repeat`, its scenario path made absolute (the copy lives
+    elsewhere)."""
+    spec = yaml.safe_load(sweep.read_text())
+    spec["scenario"] = str((sweep.parent / spec["scenario"]).resolve())
+    spec["repeat"] = repeat
+    return dict(spec)
+
+
+def measure(sweep: Path, jobs: int, population: int, big_repeat: int) -> dict[str, Any]:
     result: dict[str, Any] = {"sweep": str(sweep), "jobs": jobs, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="simnet-cluster-bench-") as tmp:
         base = Path(tmp)
@@ -124,6 +137,22 @@ def measure(sweep: Path, jobs: int, population: int) -> dict[str, Any]:
         local, one = result["local"]["wall_s"], result["cluster-1"]["wall_s"]
         result["cluster_overhead_pct"] = round((one - local) / local * 100, 1)
         result["two_workers_speedup"] = round(one / result["cluster-2"]["wall_s"], 2)
+        if big_repeat:
+            big = base / "matrix-5x5.yaml"
+            big.write_text(yaml.safe_dump(_with_repeat(sweep, big_repeat)))
+            logs = base / "big-logs"
+            logs.mkdir()
+            out = base / "big"
+            with local_cluster(2, jobs, logs) as address:
+                wall, _ = timed([SIMNET, "sweep", str(big), "--out", str(out), "--jobs",
+                                 str(jobs), "--cluster", address])  # fmt: skip
+            runs = rows_in(out)
+            result["matrix_on_two_workers"] = {
+                "repeat": big_repeat,
+                "wall_s": round(wall, 1),
+                "runs": runs,
+                "runs_per_min": round(runs / wall * 60, 1),
+            }
         if population:
             logs = base / "population-logs"
             logs.mkdir()
@@ -152,6 +181,13 @@ def show(result: dict[str, Any], console: Console) -> None:
         f"(target <= 10 %); two workers against one: x{result['two_workers_speedup']}",
         markup=False,
     )
+    if "matrix_on_two_workers" in result:
+        m = result["matrix_on_two_workers"]
+        console.print(
+            f"the sweep x{m['repeat']} on two workers: {m['runs']} runs in {m['wall_s']} s "
+            f"({m['runs_per_min']} runs/min)",
+            markup=False,
+        )
     if "population" in result:
         p = result["population"]
         e = p["estimate"]
@@ -168,10 +204,13 @@ def main() -> int:
     parser.add_argument("--sweep", type=Path, default=ROOT / "benchmarks/sweeps/nat-matrix.yaml")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--population", type=int, default=0)
+    parser.add_argument(
+        "--big-repeat", type=int, default=0, help="also the sweep with this repeat on two workers"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     return run_benchmark(
-        lambda: measure(args.sweep, args.jobs, args.population),
+        lambda: measure(args.sweep, args.jobs, args.population, args.big_repeat),
         lambda r: show(r, Console()),
         as_json=args.json,
         log=Console(stderr=True),

@@ -25,6 +25,7 @@ from simnet.run.owner import Terminated
 
 if TYPE_CHECKING:
     from simnet.results.schema import ResultRow
+    from simnet.scenario.model import PeerPair
 
 app = typer.Typer(
     add_completion=False,
@@ -40,6 +41,22 @@ SetOption = Annotated[
     typer.Option("--set", help="override a scenario field: dotted.path=value (repeatable)"),
 ]
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file")]
+
+
+PeersOption = Annotated[
+    str,
+    typer.Option(help="peer kind of both sides (aiortc, chromium), or of A and B: aiortc,chromium"),
+]
+
+
+def _peer_pair(spec: str) -> PeerPair:
+    """`--peers` parsed, or typer's usage error (exit 2) naming the option."""
+    from simnet.run.peers import peer_pair
+
+    try:
+        return peer_pair(spec)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--peers") from None
 
 
 class OutputFormat(enum.StrEnum):
@@ -428,12 +445,7 @@ def matrix(
     turn: Annotated[bool, typer.Option("--turn/--no-turn", help="offer a TURN server")] = True,
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
-    peers: Annotated[
-        str,
-        typer.Option(
-            help="peer kind of both sides (aiortc, chromium), or of A and B: aiortc,chromium"
-        ),
-    ] = "aiortc",
+    peers: PeersOption = "aiortc",
 ) -> None:
     """Call across every ordered pair of NAT presets and show the grid of outcomes."""
     from rich.progress import Progress
@@ -444,16 +456,12 @@ def matrix(
         PRESETS,
         matrix_cells,
         matrix_outcomes,
-        matrix_peers,
         matrix_scenario,
         run_matrix,
     )
     from simnet.run.peers import missing_programs
 
-    try:
-        sides = matrix_peers(peers)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--peers") from None
+    sides = _peer_pair(peers)
     scenario = matrix_scenario(turn=turn, peers=sides)
     missing_programs(scenario.hosts, list(scenario.hosts), "simnet matrix --peers")
     require_root()
@@ -598,6 +606,7 @@ def population(
     as_json: Annotated[
         bool, typer.Option("--json", help="the estimate as one JSON object")
     ] = False,
+    peers: PeersOption = "aiortc",
 ) -> None:
     """Estimate a fleet's direct / relayed / failed call shares from a mix of networks.
 
@@ -610,9 +619,15 @@ def population(
     from simnet.population.run import run_population
     from simnet.present.population import population_tables
     from simnet.results import ResultStore
+    from simnet.run.peers import missing_programs
+    from simnet.scenario.model import HostSpec
 
+    sides = _peer_pair(peers)
     loaded = load_mix(mix)
     if cluster is None:
+        # the hosts of every drawn call: alice offers, bob answers (population.mix.scenario_for)
+        stacks = {"alice": HostSpec(peer=sides[0]), "bob": HostSpec(peer=sides[1])}
+        missing_programs(stacks, list(stacks), "simnet population --peers")
         require_root()
     store = ResultStore(out_dir, loaded.name)
     with err.status(show.markup_safe(f"{loaded.name}: {calls} calls"), spinner="dots") as status:
@@ -624,7 +639,9 @@ def population(
             status.update(show.markup_safe(f"{loaded.name}: call {made[0]} of {calls}"))
 
         with _interrupts_reported():
-            result, _, errors = run_population(loaded, calls, seed, on_row, cluster=cluster)
+            result, _, errors = run_population(
+                loaded, calls, seed, on_row, cluster=cluster, peers=sides
+            )
     for line in errors:
         err.print(show.text(("failed:", "red"), f" {line}"))
     if as_json:

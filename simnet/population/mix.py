@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from simnet.errors import ScenarioError
 from simnet.scenario.load import scenario_from_dict
-from simnet.scenario.model import Scenario
+from simnet.scenario.model import PeerPair, Scenario
 
 SHARE_TOLERANCE = 1e-6
 ClassName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
@@ -143,18 +143,27 @@ def cells(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
     return Counter(pairs)
 
 
-def scenario_for(mix: Mix, offerer: NetworkClass, answerer: NetworkClass) -> Scenario:
+def scenario_for(
+    mix: Mix, offerer: NetworkClass, answerer: NetworkClass, peers: PeerPair = ("aiortc", "aiortc")
+) -> Scenario:
     """The scenario of one call between a user of class `offerer` and one of `answerer`:
-    each side's NAT chain (its router innermost), one TURN server, one signaling server."""
+    each side's NAT chain (its router innermost), one TURN server, one signaling server; the
+    offerer runs the WebRTC stack `peers[0]`, the answerer `peers[1]` (the mix says where users
+    sit, not what they run: the stack under test is the run's choice)."""
     nats: dict[str, Any] = {}
     hosts: dict[str, Any] = {}
-    for side, host, network in (("a", "alice", offerer), ("b", "bob", answerer)):
+    sides = (("a", "alice", offerer, peers[0]), ("b", "bob", answerer, peers[1]))
+    for side, host, network, peer in sides:
         behind = "internet"
         for depth, nat in reversed(list(enumerate(network.nats))):
             name = f"{side}{depth}"
             nats[name] = {**nat, "behind": behind}
             behind = name
-        hosts[host] = {"behind": behind, **({"link": network.link} if network.link else {})}
+        hosts[host] = {
+            "behind": behind,
+            "peer": peer,
+            **({"link": network.link} if network.link else {}),
+        }
     return scenario_from_dict(
         {
             "name": f"{mix.name}-{offerer.name}-{answerer.name}"[:64],

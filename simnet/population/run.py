@@ -17,6 +17,7 @@ from typing import Any
 from simnet.population.estimate import PopulationEstimate, estimate
 from simnet.population.mix import Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
+from simnet.scenario.model import PeerPair, Scenario
 
 
 def _columns(mix: Mix, offerer: str, answerer: str) -> dict[str, Any]:
@@ -38,14 +39,19 @@ def run_population(
     seed: int,
     on_row: Callable[[ResultRow], None] = lambda row: None,
     cluster: str | None = None,
+    peers: PeerPair = ("aiortc", "aiortc"),
 ) -> tuple[PopulationEstimate, list[ResultRow], list[str]]:
     """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
-    call ends) and what went wrong (a cluster batch that failed: its calls have no row)."""
+    call ends) and what went wrong (a cluster batch that failed: its calls have no row). The
+    offerers run the stack `peers[0]`, the answerers `peers[1]`."""
     from simnet.run.calls import run_scenario
 
     drawn = cells(sample(mix, calls, seed))
     rows: list[ResultRow] = []
     errors: list[str] = []
+
+    def cell_scenario(a: str, b: str) -> Scenario:
+        return scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b), peers)
 
     def kept(row: ResultRow) -> None:
         rows.append(row)
@@ -56,10 +62,9 @@ def run_population(
 
         batches = []
         for (a, b), count in drawn.items():
-            scenario = scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b))
             batches.append(
                 Batch(
-                    scenario_json=scenario.model_dump_json(),
+                    scenario_json=cell_scenario(a, b).model_dump_json(),
                     overrides=[],
                     runs=[{"run": i, **_columns(mix, a, b)} for i in range(count)],
                     keys=[f"{a}/{b}/{i}" for i in range(count)],
@@ -68,6 +73,5 @@ def run_population(
         execute_on_cluster(cluster, batches, kept, errors)
     else:
         for (a, b), count in drawn.items():
-            scenario = scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b))
-            run_scenario(scenario, count, _placing(kept, _columns(mix, a, b)))
+            run_scenario(cell_scenario(a, b), count, _placing(kept, _columns(mix, a, b)))
     return estimate([r.columns() for r in rows], mix), rows, errors

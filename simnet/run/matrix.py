@@ -13,7 +13,7 @@ from typing import Any
 
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
-from simnet.scenario.model import PEER_KINDS, CallSpec, Scenario
+from simnet.scenario.model import CallSpec, PeerPair, Scenario
 
 PRESETS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 SHORT = {
@@ -49,23 +49,8 @@ def expected_paths(nat_a: str, nat_b: str, turn: bool = True) -> frozenset[str]:
     return frozenset({"direct", "relay"} if turn else {"direct"})
 
 
-Peers = tuple[str, str]  # the peer kind of side A (the offerers) and of side B (the answerers)
-
-
-def matrix_peers(spec: str) -> Peers:
-    """`--peers`: one kind for both sides (`chromium`) or A's and B's (`aiortc,chromium`)."""
-    kinds = [k.strip() for k in spec.split(",")]
-    unknown = [k for k in kinds if k not in PEER_KINDS]
-    if unknown or not 1 <= len(kinds) <= 2:
-        raise ValueError(
-            f"--peers {spec!r}: give one peer kind for both sides or two (A's, B's) separated "
-            f"by a comma, each one of {', '.join(PEER_KINDS)}"
-        )
-    return (kinds[0], kinds[-1])
-
-
 def matrix_scenario(
-    presets: tuple[str, ...] = PRESETS, turn: bool = True, peers: Peers = ("aiortc", "aiortc")
+    presets: tuple[str, ...] = PRESETS, turn: bool = True, peers: PeerPair = ("aiortc", "aiortc")
 ) -> Scenario:
     """Side A and side B: one NAT of each preset, with one peer behind each; A's peers are of
     kind `peers[0]`, B's of `peers[1]`."""
@@ -149,7 +134,7 @@ def run_matrix(
     repeat: int = 1,
     turn: bool = True,
     on_row: Callable[[ResultRow], None] = lambda row: None,
-    peers: Peers = ("aiortc", "aiortc"),
+    peers: PeerPair = ("aiortc", "aiortc"),
 ) -> list[ResultRow]:
     """`simnet matrix`: one network, every ordered pair of presets called `repeat` times, A's
     peers offering to B's."""

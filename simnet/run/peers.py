@@ -16,10 +16,11 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from simnet.errors import EnvironmentProblem
 from simnet.peer.chromium import INSTALL_FIX, agent_argv, find_binary
-from simnet.scenario.model import ExternalPeer, HostSpec
+from simnet.scenario.model import PEER_KINDS, ExternalPeer, HostSpec, PeerPair
 
 
 def peer_argv(
@@ -67,3 +68,15 @@ def missing_programs(hosts: dict[str, HostSpec], peers: list[str], source: str) 
                 fix="give the program's path (relative to where simnet runs) and make it "
                 "executable (chmod +x), or name a program on PATH",
             )
+
+
+def peer_pair(spec: str) -> PeerPair:
+    """`--peers`: one kind for both sides (`chromium`) or A's and B's (`aiortc,chromium`)."""
+    kinds = [k.strip() for k in spec.split(",")]
+    unknown = [k for k in kinds if k not in PEER_KINDS]
+    if unknown or not 1 <= len(kinds) <= 2:
+        raise ValueError(
+            f"--peers {spec!r}: give one peer kind for both sides or two (A's, B's) separated "
+            f"by a comma, each one of {', '.join(PEER_KINDS)}"
+        )
+    return cast(PeerPair, (kinds[0], kinds[-1]))  # both checked against PEER_KINDS

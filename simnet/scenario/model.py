@@ -338,6 +338,8 @@ class ExternalPeer(Strict):
 #: Chromium, i.e. libwebrtc (simnet.peer.chromium).
 PeerKind = Literal["aiortc", "chromium"]
 PEER_KINDS: tuple[str, ...] = get_args(PeerKind)
+#: The peer kinds of a call's two sides: the offerer's (side A) and the answerer's (side B).
+PeerPair = tuple[PeerKind, PeerKind]
 
 
 def _peer_kind(value: Any) -> Any:

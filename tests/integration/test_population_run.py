@@ -51,9 +51,38 @@ def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
             assert row["path"] != "direct", row
 
 
+def test_a_population_with_chromium_peers_runs_the_drawn_calls_in_the_browser(
+    tmp_path: Path,
+) -> None:
+    """The mix says where users sit, `--peers` what they run: here Chromium on both sides.
+    Seed 4 draws three home-cone / home-cone calls: two port-restricted routers, which
+    Chromium always punches through (its controlling agent nominates only after checking;
+    aiortc's aggressive nomination sometimes settles on a relay there, see the README), so every
+    call is direct; one network and two warm browsers for all three."""
+    out = tmp_path / "results"
+    done = run_cli("population", str(FIELD), "--calls", "3", "--seed", "4", "--json",
+                   "--peers", "chromium", "--out", str(out), timeout=280)  # fmt: skip
+    assert done.returncode == 0, done.output
+    rows = load(out).to_dict("records")
+    assert len(rows) == 3
+    for row in rows:
+        assert (row["offerer_class"], row["answerer_class"]) == ("home-cone", "home-cone")
+        assert (row["offerer_peer"], row["answerer_peer"]) == ("chromium", "chromium"), row
+        assert row["answerer_peer_version"].startswith("Chromium "), row
+        assert row["connected"] and row["path"] == "direct", row
+    assert json.loads(done.stdout)["direct_share"] == 1.0
+
+
 def test_a_mix_whose_shares_do_not_add_up_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "mix.yaml"
     path.write_text("sides:\n  offerer: [{class: a, share: 0.6}, {class: b, share: 0.3}]\n")
     done = run_cli("population", str(path))
     assert done.returncode == 2, done.output
     assert "sum to 0.9, not 1" in done.output and "Traceback" not in done.output
+
+
+def test_an_unknown_peer_kind_is_one_clear_error() -> None:
+    done = run_cli("population", str(FIELD), "--peers", "safari")
+    assert done.returncode == 2, done.output
+    assert "--peers" in done.output and "aiortc, chromium" in done.output
+    assert "Traceback" not in done.output

@@ -149,21 +149,22 @@ def test_compare_fails_only_on_a_real_regression(tmp_path: Path, tools: Any) -> 
     with the exact Mann-Whitney probability: 0.43 % per metric at 6 vs 6 runs and alpha 0.01,
     about 1.7 % over the four compared distributions (seen once in five suite runs). At 10 vs 10
     runs and alpha 0.001 it is 0.036 % per metric, 0.14 % for the test, while the 20 ms delay
-    separates set-up and RTT completely (p = 1.1e-5): RTT ~1 ms against over 40 ms, set-up
-    50-600 ms against ~860 ms (measured). 20 ms, not more: a relayed call through a 100 ms link
-    takes 5.6 s, through a 20 ms one 1.6 s.
+    separates set-up and RTT completely: RTT ~1 ms against over 40 ms, set-up 50-600 ms
+    against ~860 ms (measured). Six slower runs suffice for that: 10 vs 6 runs completely apart
+    give p = 2.5e-4, under alpha even with one pair out of order (5.0e-4). 20 ms, not more: a
+    relayed call through a 100 ms link takes 5.6 s, through a 20 ms one 1.6 s.
     """
     overrides = ["call.data_bytes=20000"]
     runs = {
-        "baseline": overrides,
-        "same": overrides,
-        "slower": [*overrides, "nats.alice-home.link={delay_ms: 20}"],
+        "baseline": (overrides, 10),
+        "same": (overrides, 10),
+        "slower": ([*overrides, "nats.alice-home.link={delay_ms: 20}"], 6),
     }
-    for name, sets in runs.items():
+    for name, (sets, repeat) in runs.items():
         scenario = load_scenario(SCENARIOS / "relay-only.yaml", sets)
         store_dir = tmp_path / name
         store = ResultStore(store_dir, "relay-only")
-        rows = run_scenario(scenario, repeat=10, on_row=store.write)
+        rows = run_scenario(scenario, repeat=repeat, on_row=store.write)
         assert all(r["connected"] for r in rows), _describe(rows)
     alpha = ("--alpha", "0.001")
     same = tools.run_cli("compare", str(tmp_path / "baseline"), str(tmp_path / "same"), *alpha)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes, matrix_peers, matrix_scenario
+from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes, matrix_scenario
+from simnet.run.peers import peer_pair
 
 
 def _row(nat_a: str, nat_b: str, path: str | None, setup: float | None = 50.0) -> dict[str, Any]:
@@ -43,12 +44,12 @@ def test_without_turn_relay_is_not_allowed_and_medians_are_per_cell() -> None:
 def test_peers_option_sets_each_side_stack() -> None:
     """`--peers chromium` puts Chromium on both sides; `aiortc,chromium` makes every call an
     aiortc offerer (side A) calling a Chromium answerer (side B)."""
-    assert matrix_peers("chromium") == ("chromium", "chromium")
-    assert matrix_peers("aiortc, chromium") == ("aiortc", "chromium")
-    scenario = matrix_scenario(peers=matrix_peers("aiortc,chromium"))
+    assert peer_pair("chromium") == ("chromium", "chromium")
+    assert peer_pair("aiortc, chromium") == ("aiortc", "chromium")
+    scenario = matrix_scenario(peers=peer_pair("aiortc,chromium"))
     kinds = {name: host.peer for name, host in scenario.hosts.items()}
     assert {k for n, k in kinds.items() if n.startswith("a-")} == {"aiortc"}
     assert {k for n, k in kinds.items() if n.startswith("b-")} == {"chromium"}
     for bad in ("firefox", "aiortc,chromium,aiortc", ""):
         with pytest.raises(ValueError, match="--peers"):
-            matrix_peers(bad)
+            peer_pair(bad)

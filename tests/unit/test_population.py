@@ -41,6 +41,9 @@ def test_the_shipped_field_mix_loads_and_every_class_is_a_network() -> None:
     scenario = scenario_for(field, cgn, field.by_name("answerer", "public"))
     assert scenario.hosts["bob"].behind == "internet"  # a public class has no NAT
     assert scenario.hosts["alice"].behind == "a0"
+    assert scenario.hosts["alice"].peer == scenario.hosts["bob"].peer == "aiortc"  # the default
+    mixed = scenario_for(field, cgn, cgn, ("chromium", "aiortc"))
+    assert (mixed.hosts["alice"].peer, mixed.hosts["bob"].peer) == ("chromium", "aiortc")
 
 
 def test_a_nat_chain_is_built_from_the_users_router_outwards() -> None:
