@@ -12,8 +12,11 @@ full-cone, no TURN offered). Per level: connected share, set-up p50/p95, relayed
 coturn's interface sent), coturn CPU and memory, the peers' CPU and whether the harness or the
 emulator was the limit (`simnet.results.load_levels`).
 
+Audio is replayed by default (`--coding replay`: encoded once, counted not decoded, see
+`MediaSpec.coding`); `--coding live` encodes and decodes every frame, as a client does.
+
 Usage: .venv/bin/python benchmarks/turn_load.py [--levels 1,10,25,50] [--ramp R]
-       [--variants udp,tcp,tls,direct] [--json]
+       [--variants udp,tcp,tls,direct] [--coding replay|live] [--json]
        (as root; on a shared machine under `flock /tmp/simnet-it.lock`)
 """
 
@@ -34,7 +37,11 @@ from simnet.run.load import run_load
 from simnet.scenario.load import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "turn-load.yaml"
-AUDIO = ["call.media={audio: true}", "call.duration_s=3", "call.data_bytes=100000"]
+AUDIO = ["call.duration_s=3", "call.data_bytes=100000"]
+CODING = {  # --coding: replayed audio (the load default) or every frame encoded and decoded
+    "replay": "call.media={audio: true, coding: replay}",
+    "live": "call.media={audio: true}",
+}
 VARIANTS: dict[str, list[str]] = {
     "udp": ["call.ice_policy=relay", "call.turn_transports=[udp]"],
     "tcp": ["call.ice_policy=relay", "call.turn_transports=[tcp]"],
@@ -48,10 +55,17 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def measure(levels: list[int], ramp: float | None, variants: list[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"levels": levels, "ramp_per_s": ramp, "cpus": os.cpu_count()}
+def measure(
+    levels: list[int], ramp: float | None, variants: list[str], coding: str
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "levels": levels,
+        "ramp_per_s": ramp,
+        "coding": coding,
+        "cpus": os.cpu_count(),
+    }
     for name in variants:
-        overrides = [*AUDIO, *VARIANTS[name], f"hosts.alice.count={max(levels)}",
+        overrides = [*AUDIO, CODING[coding], *VARIANTS[name], f"hosts.alice.count={max(levels)}",
                      f"hosts.bob.count={max(levels)}"]  # fmt: skip
         scenario = load_scenario(SCENARIO, overrides)
         started = time.monotonic()
@@ -82,7 +96,10 @@ def show(result: dict[str, Any], console: Console) -> None:
         ("emulator limit", "emulator_limited"),
     )
     for name in (k for k in VARIANTS if k in result):
-        table = Table(title=f"{name}: {result[name]['wall_s']} s wall ({result['cpus']} CPUs)")
+        table = Table(
+            title=f"{name}, {result['coding']} audio: {result[name]['wall_s']} s wall "
+            f"({result['cpus']} CPUs)"
+        )
         for title, _ in columns:
             table.add_column(title)
         for level in result[name]["levels"]:
@@ -95,12 +112,13 @@ def main() -> int:
     parser.add_argument("--levels", default="1,10,25,50")
     parser.add_argument("--ramp", type=float, default=None, help="new calls per second")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--coding", choices=sorted(CODING), default="replay")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     variants = [v for v in args.variants.split(",") if v]
     return run_benchmark(
-        lambda: measure(levels, args.ramp, variants),
+        lambda: measure(levels, args.ramp, variants, args.coding),
         lambda r: show(r, Console()),
         as_json=args.json,
         log=Console(stderr=True),

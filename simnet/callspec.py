@@ -129,11 +129,31 @@ class VideoSpec(Strict):
     fps: int = Field(default=30, ge=1, le=60, description="frames per second")
 
 
+#: How a peer's media is coded: every frame encoded and decoded (live), or encoded once and
+#: replayed, received frames counted without decoding (replay; `MediaSpec.coding`).
+MediaCoding = Literal["live", "replay"]
+
+
 class MediaSpec(Strict):
     """Media each peer sends to the other (both directions, same spec)."""
 
     audio: bool = Field(default=False, description="a 48 kHz Opus tone")
     video: VideoSpec | None = Field(default=None, description="VP8 frames of a moving pattern")
+    coding: MediaCoding = Field(
+        default="live",
+        description="live: each peer encodes what it sends and decodes what it receives, as a "
+        "client does; replay: the tone is Opus-encoded once per process and its packets "
+        "replayed, received frames are counted, not decoded (the same packets on the wire for "
+        "a fraction of the CPU: many calls on one machine; audio only, aiortc peers only)",
+    )
+
+    @model_validator(mode="after")
+    def _replay_is_audio(self) -> MediaSpec:
+        if self.coding == "replay" and (not self.audio or self.video is not None):
+            raise ValueError(
+                "coding: replay replays audio only; set audio: true and no video, or coding: live"
+            )
+        return self
 
     @property
     def kinds(self) -> list[str]:

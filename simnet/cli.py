@@ -510,8 +510,18 @@ class LoadMedia(enum.StrEnum):
     """What each call of `simnet load` carries besides its data-channel transfer."""
 
     none = "none"
-    audio = "audio"
+    audio = "audio"  # replayed: encoded once, counted not decoded (MediaSpec.coding)
+    audio_live = "audio-live"
     video = "video"
+
+
+#: `simnet load --media X` as a scenario override
+LOAD_MEDIA = {
+    LoadMedia.none: "call.media={}",
+    LoadMedia.audio: "call.media={audio: true, coding: replay}",
+    LoadMedia.audio_live: "call.media={audio: true}",
+    LoadMedia.video: "call.media={audio: true, video: {width: 320, height: 240}}",
+}
 
 
 def _levels(spec: str) -> list[int]:
@@ -539,7 +549,15 @@ def load(
         float | None,
         typer.Option(min=0.001, help="start this many new calls per second (default: at once)"),
     ] = None,
-    media: Annotated[LoadMedia, typer.Option(help="media each call carries")] = LoadMedia.none,
+    media: Annotated[
+        LoadMedia | None,
+        typer.Option(
+            help="media each call carries (default: the scenario's): audio is an Opus tone "
+            "encoded once and replayed, received frames counted, not decoded (the packets of "
+            "a call for a fraction of the CPU); audio-live and video encode and decode every "
+            "frame"
+        ),
+    ] = None,
     processes: Annotated[
         int | None,
         typer.Option(min=1, help="processes the aiortc peers share (default: one per CPU)"),
@@ -560,10 +578,8 @@ def load(
     from simnet.scenario.load import source_of
 
     overrides = list(set_ or [])
-    if media is LoadMedia.audio:
-        overrides.append("call.media.audio=true")
-    elif media is LoadMedia.video:
-        overrides += ["call.media.audio=true", "call.media.video={width: 320, height: 240}"]
+    if media is not None:
+        overrides.append(LOAD_MEDIA[media])
     loaded = _scenario(scenario, overrides)
     source = source_of(scenario, overrides)
     levels = _levels(calls) if calls else [loaded.call.concurrent if loaded.call else 1]

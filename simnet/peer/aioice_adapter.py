@@ -26,6 +26,10 @@ What aiortc does not tell, and simnet needs:
   socket inside a namespace): `turn_connect` does what `create_turn_endpoint` does after making
   its own socket. This module imports aiortc and simnet's call protocol only inside the
   functions that need them, so the orchestrator's TURN client pays for neither.
+- Received media counted without decoding (`count_without_decoding`, for `MediaSpec.coding:
+  replay`): the receiver's private decoder queue (`_RTCRtpReceiver__decoder_queue`), its
+  decoder thread's module-level function (`aiortc.rtcrtpreceiver.decoder_worker`) and the
+  track's private `_queue`.
 - Liveness checks (`simnet.peer.liveness`): the nominated pairs (`nominated_pairs`), a hook on
   what the pair's socket receives (`hook_received`), and a STUN check sent on that socket whose
   answer is waited for as long as the caller wants (`send_check`; aioice's own transactions
@@ -38,6 +42,7 @@ import asyncio
 import contextlib
 import contextvars
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -52,6 +57,7 @@ from simnet.callspec import TURN_QUOTA_CODES, TurnTransport
 
 if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
     from aiortc import RTCPeerConnection
+    from aiortc.mediastreams import MediaStreamTrack
 
     from simnet.peer.protocol import IceServer, RelayInfo, SelectedPair, TurnAttempt
 
@@ -346,3 +352,50 @@ def bind_host_addresses(
     wrapped = wrap(original)
     wrapped.__wrapped_by_simnet__ = True  # type: ignore[attr-defined]
     aioice_ice.get_host_addresses = wrapped
+
+
+# --- received frames counted, not decoded (`MediaSpec.coding: replay`) -------------------------
+
+
+class _CountedFrames:
+    """Stands in for a receiver's decoder queue: each reassembled frame goes to the track as it
+    is, on the event loop's thread (aiortc puts frames there from `_handle_rtp_packet`, and the
+    end-of-track None from `stop`, both on the loop)."""
+
+    def __init__(self, track_queue: asyncio.Queue[Any]) -> None:
+        self._track_queue = track_queue
+
+    def put(self, item: tuple[Any, Any] | None) -> None:
+        self._track_queue.put_nowait(None if item is None else item[1])
+
+
+def count_without_decoding(pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+    """Deliver the reassembled, still encoded frames of remote `track` instead of decoded ones.
+
+    aiortc decodes every received frame in a thread per receiver (`decoder_worker`, started by
+    `RTCRtpReceiver.receive` once DTLS is up, after the "track" event that calls this), fed
+    through a `queue.Queue`: each frame costs a decode and a hand-off to that thread and back,
+    and with dozens of receivers in one process the threads' turns at the GIL delayed the
+    event loop by tens of milliseconds (measured: `socket.send` and `srtp_unprotect` at 30-70
+    µs a call under a profiler, ~2 µs alone). Here the receiver's queue is replaced by one that
+    hands each frame to the track directly, and aiortc's worker, started for that queue, returns
+    at once; every other receiver in the process keeps aiortc's decoder."""
+    from aiortc import rtcrtpreceiver
+
+    if not getattr(rtcrtpreceiver.decoder_worker, "__wrapped_by_simnet__", False):
+        original = rtcrtpreceiver.decoder_worker
+
+        def worker(
+            loop: asyncio.AbstractEventLoop,
+            input_q: Any,
+            output_q: asyncio.Queue[Any],
+            decode_error: threading.Event,
+        ) -> None:
+            if not isinstance(input_q, _CountedFrames):
+                original(loop, input_q, output_q, decode_error)
+
+        worker.__wrapped_by_simnet__ = True  # type: ignore[attr-defined]
+        rtcrtpreceiver.decoder_worker = worker
+    receiver = next(r for r in pc.getReceivers() if r.track is track)
+    counted = _CountedFrames(track._queue)  # type: ignore[attr-defined]  # a RemoteStreamTrack
+    receiver._RTCRtpReceiver__decoder_queue = counted  # type: ignore[attr-defined]

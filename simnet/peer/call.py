@@ -12,7 +12,8 @@ Run by the agent inside a host's namespace. The phases, and what ends each one:
 4. data channel: open; `rtt_probes` application echoes (offerer → answerer → offerer);
    `data_bytes` sent offerer → answerer, timed from the sender's start to the receiver's last
    byte (one shared clock, so no clock sync is needed);
-5. media: the first decoded frame of every expected kind arrives, then `duration_s` of media
+5. media: the first decoded frame of every expected kind arrives (with `coding: replay`, the
+   first reassembled one: replayed media is counted, not decoded), then `duration_s` of media
    measured with `getStats()` samples;
 6. a "done" exchange over the data channel, so neither peer closes (and turns the other's
    statistics into a teardown) before both have measured; then the peer connection is closed.
@@ -51,13 +52,14 @@ from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
 from simnet.peer.aioice_adapter import (
     TurnRecorder,
     candidate_counts,
+    count_without_decoding,
     ice_connection,
     recording_turn,
     selected_pair,
     used_turn_url,
 )
 from simnet.peer.liveness import LivenessMonitor
-from simnet.peer.media import FrameSink, PatternTrack, ToneTrack
+from simnet.peer.media import FrameSink, PatternTrack, ReplayedToneTrack, ToneTrack
 from simnet.peer.protocol import (
     CallCommand,
     CallResult,
@@ -407,6 +409,8 @@ class Call:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind in self.cmd.media.kinds and track.kind not in self.sinks:
+                if self.cmd.media.coding == "replay":
+                    count_without_decoding(pc, track)
                 self.sinks[track.kind] = FrameSink(track, self._first_received)
 
     def _watch_liveness(self, pc: RTCPeerConnection) -> None:
@@ -580,7 +584,8 @@ class Call:
     def _add_tracks(self, pc: RTCPeerConnection) -> None:
         spec = self.cmd.media
         if spec.audio:
-            self.tracks.append(ToneTrack(on_first=self._first_sent))
+            tone = ReplayedToneTrack if spec.coding == "replay" else ToneTrack
+            self.tracks.append(tone(on_first=self._first_sent))
         if spec.video is not None:
             video = spec.video
             self.tracks.append(

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from simnet.peer.namespaced import bound, install
+from simnet.peer.namespaced import CURRENT, bound, install
 from simnet.peer.serve import EventWriter, serve, stdin_lines
 
 
@@ -34,6 +34,12 @@ def _channel(value: str) -> tuple[str, int, int]:
         return name, int(read_fd), int(write_fd)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not NS:IN_FD:OUT_FD") from None
+
+
+def _name_the_peer(record: logging.LogRecord) -> bool:
+    """Say whose log line it is: every hosted peer writes to the same log."""
+    record.peer = CURRENT.get() or "-"
+    return True
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        format="%(asctime)s %(peer)s %(name)s %(levelname)s %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_name_the_peer)
     import aiortc  # noqa: F401  paid once for every hosted peer, before any clock starts
 
     imported = time.monotonic()

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 from av.frame import Frame
+from av.packet import Packet
 
 AUDIO_SAMPLE_RATE = 48_000
 AUDIO_PTIME_S = 0.020
+AUDIO_FRAME_SAMPLES = int(AUDIO_SAMPLE_RATE * AUDIO_PTIME_S)
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_SAMPLE_RATE)
+TONE_HZ = 440.0
+REPLAY_FRAMES = 50  # a second of the tone, replayed in a loop
 VIDEO_CLOCK_RATE = 90_000
 
 FirstFrame = Callable[[str], None]
@@ -54,26 +61,65 @@ class _PacedTrack(MediaStreamTrack):
         return self._index
 
 
+def tone_frame(index: int, frequency_hz: float = TONE_HZ) -> AudioFrame:
+    """Frame `index` of a sine tone: 20 ms, 48 kHz mono (what Opus packetises)."""
+    first = index * AUDIO_FRAME_SAMPLES
+    step = 2 * math.pi * frequency_hz / AUDIO_SAMPLE_RATE
+    pcm = (np.sin(step * np.arange(first, first + AUDIO_FRAME_SAMPLES)) * 8000).astype(np.int16)
+    frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = AUDIO_SAMPLE_RATE
+    frame.pts = first
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
+
+
 class ToneTrack(_PacedTrack):
-    """A 440 Hz sine tone, 48 kHz mono, in 20 ms frames (what Opus packetises)."""
+    """A 440 Hz sine tone, frame after frame, encoded by aiortc as the call goes."""
 
     kind = "audio"
 
-    def __init__(self, frequency_hz: float = 440.0, on_first: FirstFrame | None = None) -> None:
+    def __init__(self, on_first: FirstFrame | None = None) -> None:
         super().__init__(AUDIO_PTIME_S, on_first)
-        self._samples = int(AUDIO_SAMPLE_RATE * AUDIO_PTIME_S)
-        self._step = 2 * math.pi * frequency_hz / AUDIO_SAMPLE_RATE
 
     async def recv(self) -> Frame:
+        return tone_frame(await self._next_index())
+
+
+@functools.cache
+def encoded_tone() -> tuple[bytes, ...]:
+    """One second of the tone, Opus-encoded once per process by aiortc's own encoder (the
+    settings a live call's encoder has), one payload per 20 ms."""
+    from aiortc.codecs.opus import OpusEncoder
+
+    encoder, index = OpusEncoder(), 0
+    payloads: list[bytes] = []
+    while len(payloads) < REPLAY_FRAMES:
+        encoded, _ = encoder.encode(tone_frame(index))
+        payloads += encoded
+        index += 1
+    return tuple(payloads[:REPLAY_FRAMES])
+
+
+class ReplayedToneTrack(_PacedTrack):
+    """The tone's Opus packets, encoded once (`encoded_tone`) and replayed at 20 ms pacing.
+
+    Why: encoding costs ~0.3 ms of CPU per frame here, 1.5 % of a core per peer; a hundred
+    peers on two cores would spend the machine on it and make the harness the ceiling of a
+    load run. aiortc sends a track's `av.Packet`s as they are (the encoder's `pack`), so the
+    wire carries the same Opus packets at the same rate, looping every second."""
+
+    kind = "audio"
+
+    def __init__(self, on_first: FirstFrame | None = None) -> None:
+        super().__init__(AUDIO_PTIME_S, on_first)
+        self._payloads = encoded_tone()
+
+    async def recv(self) -> Packet[Any]:  # aiortc sends a track's Packets as they are
         index = await self._next_index()
-        first = index * self._samples
-        phase = self._step * np.arange(first, first + self._samples)
-        pcm = (np.sin(phase) * 8000).astype(np.int16).reshape(1, -1)
-        frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = AUDIO_SAMPLE_RATE
-        frame.pts = first
-        frame.time_base = fractions.Fraction(1, AUDIO_SAMPLE_RATE)
-        return frame
+        packet = Packet(self._payloads[index % len(self._payloads)])
+        packet.pts = index * AUDIO_FRAME_SAMPLES
+        packet.time_base = AUDIO_TIME_BASE
+        return packet
 
 
 class PatternTrack(_PacedTrack):
@@ -109,10 +155,10 @@ class PatternTrack(_PacedTrack):
 
 
 class FrameSink:
-    """Pulls decoded frames from a remote track, as a renderer would, and counts them.
+    """Pulls frames from a remote track, as a renderer would, and counts them.
 
-    aiortc decodes only what is pulled, so without a consumer no frame is "received" in the
-    application's sense; the first frame's time is the media set-up figure a user sees.
+    The first frame's time is the media set-up figure a user sees. Frames are decoded ones, or,
+    with `coding: replay`, the reassembled encoded ones (`aioice_adapter.count_without_decoding`).
     """
 
     def __init__(self, track: MediaStreamTrack, on_first: FirstFrame) -> None:

@@ -199,7 +199,10 @@ class ReceivedStats(_Model):
     packets: int
     packets_lost: int
     jitter_ms: float
-    frames: int = Field(description="decoded frames delivered to the application in the window")
+    frames: int = Field(
+        description="frames delivered to the application in the window (decoded; with "
+        "coding: replay, reassembled and not decoded)"
+    )
     fps: float
     bitrate_kbps: float | None = Field(
         description="from the sender's RTCP sender reports; null when fewer than two arrived"

@@ -742,6 +742,15 @@ class Scenario(Strict):
                 problems.append(f"call.{role}: '{peer}' is not a host; hosts: {known}")
         if call.offerer == call.answerer:
             problems.append("call: offerer and answerer must be different hosts")
+        if call.media.coding == "replay":
+            for role in ("offerer", "answerer"):
+                host = self.hosts.get(getattr(call, role))
+                if host is not None and host.peer != "aiortc":
+                    problems.append(
+                        f"call.media.coding: replay is simnet's aiortc peer's, but the "
+                        f"{role}'s peer (hosts.{getattr(call, role)}.peer) is "
+                        f"{host.peer_kind}; use coding: live"
+                    )
         if call.concurrent > 1:
             for role in ("offerer", "answerer"):
                 host = self.hosts.get(getattr(call, role))

@@ -30,6 +30,13 @@ def packets(path: Path) -> list[bytes]:
 
 def udp_ends(packet: bytes) -> tuple[str, str, bytes] | None:
     """(source, destination, payload) of an Ethernet/IPv4/UDP packet, else None."""
+    parsed = udp_packet(packet)
+    return None if parsed is None else (parsed[0], parsed[2], parsed[4])
+
+
+def udp_packet(packet: bytes) -> tuple[str, int, str, int, bytes] | None:
+    """(source, source port, destination, destination port, payload) of an Ethernet/IPv4/UDP
+    packet, else None."""
     if len(packet) < 14 + 20 + 8 or packet[12:14] != b"\x08\x00":
         return None
     ip = packet[14:]
@@ -38,7 +45,8 @@ def udp_ends(packet: bytes) -> tuple[str, str, bytes] | None:
         return None
     source = str(ipaddress.IPv4Address(ip[12:16]))
     destination = str(ipaddress.IPv4Address(ip[16:20]))
-    return source, destination, ip[header + 8 :]
+    source_port, destination_port = struct.unpack("!HH", ip[header : header + 4])
+    return source, source_port, destination, destination_port, ip[header + 8 :]
 
 
 def is_stun(payload: bytes) -> bool:

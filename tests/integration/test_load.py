@@ -109,10 +109,13 @@ def test_past_coturns_allocation_quota_calls_fail_as_turn_quota() -> None:
 
 
 def test_simnet_load_prints_one_object_per_level_and_stores_every_call(tmp_path: Path) -> None:
+    """`--media audio` replays the tone (encoded once, counted not decoded): the calls still
+    carry Opus at 50 packets a second each way, and each side counts what arrived."""
     path = tmp_path / "load.yaml"
     path.write_text(json.dumps(scenario()))
     out = tmp_path / "results"
-    done = run_cli("load", str(path), "--calls", "1,2", "--json", "--out", str(out), timeout=240)
+    done = run_cli("load", str(path), "--calls", "1,2", "--media", "audio", "--json",
+                   "--out", str(out), timeout=240)  # fmt: skip
     assert done.returncode == 0, done.output
     levels = [json.loads(line) for line in done.stdout.splitlines()]
     keys = {"concurrency", "calls", "connected_share", "setup_ms_p50", "setup_ms_p95",
@@ -122,6 +125,12 @@ def test_simnet_load_prints_one_object_per_level_and_stores_every_call(tmp_path:
     assert all(keys <= set(level) for level in levels)
     stored = load(out)
     assert len(stored) == 3 and set(stored["concurrency"]) == {1, 2}
+    for row in stored.to_dict("records"):
+        assert row["connected"] and row["error"] is None, (row["error"], row["error_detail"])
+        for side in ("offerer", "answerer"):
+            # the 2 s media window at 50 frames a second, a frame or two at its edges aside
+            assert row[f"{side}_audio_recv_frames"] >= 90, row
+            assert row[f"{side}_audio_recv_lost"] == 0, row
 
 
 @pytest.mark.parametrize(

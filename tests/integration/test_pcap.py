@@ -8,10 +8,8 @@ is 24 bytes of header, then a 16-byte header per packet), not with simnet's own 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,28 +17,19 @@ from pathlib import Path
 import pytest
 
 from simnet.results.store import load
+from tests.integration.pcapfile import is_stun, udp_packet
 from tests.integration.pcapfile import packets as _packets
 
 pytestmark = pytest.mark.integration
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "home-vs-carrier.yaml"
-STUN_COOKIE = 0x2112A442
 
 
 def _stun_to(packet: bytes, server: tuple[str, int]) -> bool:
     """An IPv4/UDP packet to `server` whose payload is a STUN message (TURN runs over STUN:
     Allocate, Refresh, ChannelBind, Send; ChannelData is not STUN and is not counted)."""
-    if len(packet) < 14 + 20 + 8 + 8 or packet[12:14] != b"\x08\x00":
-        return False
-    ip = packet[14:]
-    header = (ip[0] & 0x0F) * 4
-    if ip[9] != 17:  # UDP
-        return False
-    destination = str(ipaddress.IPv4Address(ip[16:20]))
-    port = struct.unpack("!H", ip[header + 2 : header + 4])[0]
-    payload = ip[header + 8 :]
-    cookie = struct.unpack("!I", payload[4:8])[0] if len(payload) >= 8 else 0
-    return (destination, port) == server and cookie == STUN_COOKIE
+    parsed = udp_packet(packet)
+    return parsed is not None and parsed[2:4] == server and is_stun(parsed[4])
 
 
 def _tcpdumps_writing_to(directory: Path) -> list[int]:
