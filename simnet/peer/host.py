@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+from simnet.peer.datagrams import DrainingEventLoop
 from simnet.peer.namespaced import CURRENT, bound, install
 from simnet.peer.serve import EventWriter, serve, stdin_lines
 
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     import aiortc  # noqa: F401  paid once for every hosted peer, before any clock starts
 
     imported = time.monotonic()
-    return asyncio.run(_serve(args.channel, started, imported))
+    # many peers' sockets, thousands of datagrams a second: read them in batches
+    with asyncio.Runner(loop_factory=DrainingEventLoop) as runner:
+        return runner.run(_serve(args.channel, started, imported))
 
 
 if __name__ == "__main__":
