@@ -375,9 +375,9 @@ def count_without_decoding(pc: RTCPeerConnection, track: MediaStreamTrack) -> No
     aiortc decodes every received frame in a thread per receiver (`decoder_worker`, started by
     `RTCRtpReceiver.receive` once DTLS is up, after the "track" event that calls this), fed
     through a `queue.Queue`: each frame costs a decode and a hand-off to that thread and back,
-    and with dozens of receivers in one process the threads' turns at the GIL delayed the
-    event loop by tens of milliseconds (measured: `socket.send` and `srtp_unprotect` at 30-70
-    µs a call under a profiler, ~2 µs alone). Here the receiver's queue is replaced by one that
+    and with dozens of receivers in one process the event loop waits for the threads' turns at
+    the GIL (profiled with 25 calls per process: `socket.send` and `srtp_unprotect`, which
+    release the GIL, took 72 and 65 µs a call). Here the receiver's queue is replaced by one that
     hands each frame to the track directly, and aiortc's worker, started for that queue, returns
     at once; every other receiver in the process keeps aiortc's decoder."""
     from aiortc import rtcrtpreceiver
