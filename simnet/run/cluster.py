@@ -8,8 +8,9 @@ client); simnet adds only what is specific to it:
   `simnet.run.sweep.batches`) with the point's scenario already loaded and validated on the
   client, as JSON: workers need simnet installed, not the scenario files.
 - **How a worker runs it.** In a child process (`python -m simnet.run.batch`), not in the
-  worker's thread: a run owns signal handlers and namespace state that belong to a main thread,
-  and the child dies with the worker (PR_SET_PDEATHSIG) if the worker is killed.
+  worker's thread: a run owns signal handlers and namespace state that belong to a main thread.
+  The worker keeps its children between batches (imports paid once, as in the local runner's
+  pool), and a child dies with the worker if the worker is killed.
 - **Rows as each run ends.** The task relays each row through a Dask `Queue` the moment its
   child prints it; the client writes it at once. A task rerun after a worker was lost may send
   a repetition again: the client keeps the first row of each (point id, repetition), so the
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,9 +94,82 @@ class Batch:
     keys: list[str]
 
 
+class BatchChild:
+    """A long-lived `python -m simnet.run.batch` on a worker, handed one batch at a time."""
+
+    def __init__(self) -> None:
+        from simnet.run.batch import LIFELINE_ENV
+
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the child)
+        read, self.lifeline = os.pipe()  # the write end stays here, never written to
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "simnet.run.batch"],
+                env={**os.environ, LIFELINE_ENV: str(read)},
+                pass_fds=(read,),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                text=True,
+            )
+        finally:
+            os.close(read)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, job: dict[str, Any], relay: Callable[[str], None]) -> int:
+        """Send `job`, `relay` each row line until the job's end; how many rows came. A child
+        that dies first is an error naming the last lines of its log."""
+        from simnet.run.batch import END
+
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        sent = 0
+        try:
+            stdin.write(json.dumps(job) + "\n")
+            stdin.flush()
+            while line := stdout.readline():
+                if line.strip() == END:
+                    return sent
+                relay(line.strip())
+                sent += 1
+        except BrokenPipeError:
+            pass
+        self.close()
+        self.log.seek(0)
+        tail = self.log.read().strip().splitlines()[-3:]
+        raise RuntimeError(" | ".join(tail) or f"exit {self.process.returncode}")
+
+    def close(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        os.close(self.lifeline)
+        self.log.close()
+
+
+_idle: list[BatchChild] = []  # this worker's batch processes between two batches
+_idle_lock = threading.Lock()
+
+
+def _idle_child() -> BatchChild | None:
+    with _idle_lock:
+        while _idle:
+            child = _idle.pop()
+            if child.alive():
+                return child
+            child.close()
+    return None
+
+
 def run_batch_task(queue_name: str, batch: Batch) -> int:
-    """On a worker: run one batch in a child process, relay each row as it comes; returns how
-    many rows were sent. A failing child is an error of the task (the client records it)."""
+    """On a worker: run one batch in one of the worker's batch processes (a new one if none is
+    idle), relay each row as it comes; returns how many rows were sent. A failing child is an
+    error of the task (the client records it)."""
     from distributed import Queue, get_worker
 
     label = f"{socket.gethostname()}/{get_worker().name}"
@@ -106,26 +181,13 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
         "runs": [{**columns, "worker": label} for columns in batch.runs],
         "keys": batch.keys,
     }
-    with tempfile.TemporaryFile("w+") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "simnet.run.batch"],
-            env={**os.environ, "SIMNET_BATCH_PARENT": str(os.getpid())},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(json.dumps(job))
-        child.stdin.close()
-        sent = 0
-        for line in child.stdout:
-            queue.put(line.strip())
-            sent += 1
-        if child.wait() != 0:
-            log.seek(0)
-            tail = log.read().strip().splitlines()[-3:]
-            raise RuntimeError(f"batch on {label} failed: {' | '.join(tail)}")
+    child = _idle_child() or BatchChild()
+    try:
+        sent = child.run(job, queue.put)
+    except RuntimeError as exc:
+        raise RuntimeError(f"batch on {label} failed: {exc}") from None
+    with _idle_lock:
+        _idle.append(child)
     return sent
 
 

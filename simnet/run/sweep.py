@@ -35,6 +35,7 @@ removes them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import itertools
 import json
@@ -235,14 +236,21 @@ def batches(runs: Sequence[Point], jobs: int) -> list[list[Point]]:
 # --- workers ------------------------------------------------------------------------------------
 
 _rows: Any = None  # the worker's end of the row queue, set by _worker_init
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (even by SIGKILL)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker_init(rows: Any, parent: int) -> None:
     """Tie the worker to the parent: if the parent dies, even by SIGKILL, the kernel kills the
     worker too, so no orphan goes on making calls behind a resumed sweep's back; its network is
     then a dead run's leftovers, which `simnet cleanup` removes."""
-    from simnet.run.batch import die_with_parent
-
     global _rows
     _rows = rows
     die_with_parent(parent)

@@ -104,7 +104,8 @@ def udp_allowed(plan: NetworkPlan, node: str) -> bool:
 async def classify_all(
     network: Network, layout: ProbeLayout, lifetime_max_s: float | None
 ) -> dict[str, NatObservation | None]:
-    """Probe every NAT (one at a time: a shared upstream NAT's allocation must not interleave)."""
+    """Probe every NAT: NATs that share a translating router one at a time (the shared NAT's
+    port allocation must not interleave between them), the others at once."""
     addresses = layout.plan.nodes[layout.server].all_addresses()
     probe_server = ProbeServer(network.ns(layout.server), addresses)
     await probe_server.start()
@@ -119,13 +120,18 @@ async def classify_all(
             )
             for nat, (probe, neighbour) in layout.hosts.items()
         }
-        for nat, prober in list(probers.items()):
-            try:
-                observed[nat] = await prober.observe(network.address(layout.hosts[nat][0]))
-            except ProbeFailed:
-                observed[nat] = None
-                prober.close()
-                del probers[nat]
+
+        async def observe_in_turn(nats: list[str]) -> None:
+            for nat in nats:
+                try:
+                    observed[nat] = await probers[nat].observe(
+                        network.address(layout.hosts[nat][0])
+                    )
+                except ProbeFailed:
+                    observed[nat] = None
+                    probers.pop(nat).close()
+
+        await asyncio.gather(*map(observe_in_turn, sharing_a_translator(layout)))
         if lifetime_max_s:
             bounds = await asyncio.gather(*(p.lifetime(lifetime_max_s) for p in probers.values()))
             for prober in probers.values():
@@ -138,6 +144,21 @@ async def classify_all(
         return observed
     finally:
         probe_server.close()
+
+
+def sharing_a_translator(layout: ProbeLayout) -> list[list[str]]:
+    """The probed NATs, grouped so that two NATs whose probes cross a common translating router
+    share a group. In a tree of routers two chains that meet continue to the internet together,
+    so the outermost translating router names the group; a chain with none is alone."""
+    groups: dict[str, list[str]] = {}
+    for nat, (probe, _) in layout.hosts.items():
+        translating = [
+            name
+            for name in layout.plan.chain(probe)
+            if (router := layout.plan.nodes[name].router) is not None and router.behavior.translates
+        ]
+        groups.setdefault(translating[-1] if translating else nat, []).append(nat)
+    return list(groups.values())
 
 
 def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatVerdict]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from simnet.net import netns
@@ -106,7 +107,16 @@ def test_a_worker_killed_mid_sweep_costs_no_row_and_leaves_nothing(
     try:
         # both workers have delivered a row: kill w2 while its batch's second run is going
         _wait("a row from each worker", lambda: len(_workers_in(out)) == 2, timeout_s=180)
+        batch_children = [
+            child
+            for child in psutil.Process(processes["w2"].pid).children()
+            if "simnet.run.batch" in child.cmdline()
+        ]
+        assert batch_children, "w2 runs its batch in a child process"
         processes["w2"].send_signal(signal.SIGKILL)
+        # the child mid-batch dies with its worker (it holds a pipe only the worker writes to)
+        _, alive = psutil.wait_procs(batch_children, timeout=10)
+        assert not alive, f"w2's batch process outlived it: {alive}"
         stdout, stderr = sweep.communicate(timeout=240)
     finally:
         if sweep.poll() is None:
