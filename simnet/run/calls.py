@@ -26,7 +26,7 @@ from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
 from simnet.peer.control import PeerAgent, PeerAgentError, result_of
 from simnet.peer.hosting import PeerHost, start_hosted
-from simnet.peer.protocol import CallCommand, CallResult, IceServer
+from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome, EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
 from simnet.run.peers import missing_programs, peer_argv
@@ -290,13 +290,27 @@ async def one_call(
     return results[0], results[1], agent_error
 
 
-def relay_region(scenario: Scenario, services: Services, relay_server: str | None) -> str | None:
-    """The `region` of the TURN server whose address relayed the call ("ip:port"), if any."""
-    if not relay_server:
+def turn_addresses(services: Services) -> dict[str, set[str]]:
+    """Each TURN server's addresses: where it listens and where it relays from."""
+    return {
+        name: {str(ip) for ip in (*h.config.listening_ips, *h.config.effective_relay_ips)}
+        for name, h in services.turn.items()
+    }
+
+
+def relay_region(
+    scenario: Scenario, addresses: dict[str, set[str]], pair: SelectedPair | None
+) -> str | None:
+    """The `region` of the TURN server the call went through, read from the relay candidate of
+    the offerer's selected pair: its address is one of that server's relay addresses, whichever
+    side allocated it. Not from the allocating side's report of its relay: the answerer's
+    nominated pair can differ from the offerer's (aiortc nominates aggressively), and a call
+    whose offerer sent from its host candidate to the answerer's relay once named no region."""
+    if pair is None:
         return None
-    host = relay_server.rsplit(":", 1)[0]
-    for name, handle in services.turn.items():
-        if host in {str(ip) for ip in handle.config.listening_ips}:
+    relayed = {c.address for c in (pair.local, pair.remote) if c.type == "relay"}
+    for name, ips in addresses.items():
+        if relayed & ips:
             return scenario.servers[name].region
     return None
 
@@ -313,7 +327,9 @@ def call_outcome(
     outcome = call_row(offer, answer, agent_error)
     outcome = outcome.model_copy(
         update={
-            "relay_region": relay_region(scenario, services, outcome.relay_server),
+            "relay_region": relay_region(
+                scenario, turn_addresses(services), offer.selected_pair if offer else None
+            ),
             **services.peer_columns(scenario, call),
         }
     )
