@@ -112,6 +112,19 @@ def _preset_name(value: str) -> str:
     return value
 
 
+def _network_text(value: Any) -> Any:
+    """Refuse a number where an address range belongs.
+
+    pydantic hands any int to `IPv4Network`, and YAML's `true` is one: `block: [true]` would
+    otherwise become a rule against 0.0.0.1/32 instead of an error.
+    """
+    if isinstance(value, int):
+        raise ValueError(
+            f"{value!r} is not an address range; write one as text, e.g. '203.0.113.0/24'"
+        )
+    return value
+
+
 def _lan_network(net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
     if not (any(net.subnet_of(p) for p in PRIVATE_LANS) or net.subnet_of(SHARED_CGNAT)):
         raise ValueError(
@@ -125,7 +138,8 @@ def _lan_network(net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 MappingField = Annotated[Mapping, _alias(MAPPING_ALIASES)]
 FilteringField = Annotated[Filtering, _alias(FILTERING_ALIASES)]
-LanField = Annotated[ipaddress.IPv4Network, AfterValidator(_lan_network)]
+NetworkField = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
+LanField = Annotated[NetworkField, AfterValidator(_lan_network)]
 PortRule = Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}$")]
 
 
@@ -272,7 +286,7 @@ class FirewallSpec(Strict):
         default_factory=list,
         description="if non-empty, only these destination ports may be used, e.g. ['tcp/443']",
     )
-    block: list[ipaddress.IPv4Network] = Field(default_factory=list)
+    block: list[NetworkField] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ports_in_range(self) -> FirewallSpec:

@@ -230,9 +230,9 @@ FIELD_VALUES: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
         st.dictionaries(letters, scalars, min_size=1, max_size=2),
     ),
     ("nats", "home", "firewall", "block"): st.one_of(
-        st.one_of(st.sampled_from(BAD_BLOCKS), letters, containers).map(
-            lambda n: ["10.9.0.0/16", n]
-        ),
+        st.one_of(
+            st.sampled_from(BAD_BLOCKS), letters, containers, st.booleans(), st.integers()
+        ).map(lambda n: ["10.9.0.0/16", n]),
         st.integers(),
         letters,
     ),
@@ -718,6 +718,14 @@ def test_seed_out_of_range(tmp: Path, seed: int) -> None:
 
 def test_largest_seed_is_valid(tmp: Path) -> None:
     assert load_scenario(write(tmp, f"seed: {2**63 - 1}\n")).seed == 2**63 - 1
+
+
+@pytest.mark.parametrize("value", ["true", "false", "1", "167772160"])
+@pytest.mark.parametrize("field", ["firewall: {{block: [{}]}}", "lan: {}"])
+def test_a_number_is_not_an_address_range(tmp: Path, field: str, value: str) -> None:
+    """YAML's `true` is the integer 1 to `IPv4Network`: it must not become 0.0.0.1/32."""
+    exc = assert_scenario_error(write(tmp, f"nats:\n  home:\n    {field.format(value)}\n"))
+    assert field.split(":")[0] in exc.message and "is not an address range" in exc.message
 
 
 @pytest.mark.parametrize(
