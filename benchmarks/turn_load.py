@@ -92,6 +92,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         ("coturn MB", "coturn_rss_mb"),
         ("peers CPU %", "agent_cpu_pct"),
         ("busiest %", "agent_cpu_pct_max"),
+        ("busiest 1 s %", "agent_cpu_pct_peak"),
         ("harness limit", "harness_limited"),
         ("emulator limit", "emulator_limited"),
     )

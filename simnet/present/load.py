@@ -23,6 +23,7 @@ COLUMNS = {
     "coturn MB": "coturn_rss_mb",
     "peers CPU %": "agent_cpu_pct",
     "busiest process %": "agent_cpu_pct_max",
+    "its busiest 1 s %": "agent_cpu_pct_peak",
     "limited by": "limited",
 }
 

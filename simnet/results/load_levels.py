@@ -32,6 +32,7 @@ class LevelResources:
     coturn_rss_mb: float  # the largest resident set seen while sampling, summed over servers
     agent_cpu_s: float  # user + system CPU of every peer process (browsers' children too)
     agent_cpu_s_max: float  # ... of the busiest one (a process runs on one core at a time)
+    agent_cpu_pct_peak: float  # the busiest peer process in its busiest second, % of a core
     relayed_bytes: int  # bytes the TURN servers' interfaces sent over the level
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (kernel counters)
     peer_udp_drops: int  # ... the peers' sockets dropped
@@ -60,7 +61,8 @@ class LevelFigures(BaseModel):
     coturn_cpu_pct: float
     coturn_rss_mb: float
     agent_cpu_pct: float
-    agent_cpu_pct_max: float  # the busiest peer process
+    agent_cpu_pct_max: float  # the busiest peer process, over the level
+    agent_cpu_pct_peak: float  # the busiest peer process in its busiest second
     emulator_limited: bool
     harness_limited: bool
     wall_s: float
@@ -119,6 +121,8 @@ def level_figures(
         coturn_rss_mb=round(resources.coturn_rss_mb, 1),
         agent_cpu_pct=round(agent_pct, 1),
         agent_cpu_pct_max=round(busiest, 1),
+        # a level shorter than the sampling window has only its average
+        agent_cpu_pct_peak=round(max(resources.agent_cpu_pct_peak, busiest), 1),
         emulator_limited=resources.emulator_limited,
         harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
         or busiest > PROCESS_LIMIT_SHARE * 100,

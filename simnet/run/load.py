@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +46,8 @@ from simnet.run.owner import run_terminable
 from simnet.scenario.model import CallSpec, Scenario
 from simnet.scenario.templates import call_pairs
 
-RSS_SAMPLE_S = 0.5  # how often coturn's resident set is read during a level
+SAMPLE_S = 0.5  # how often coturn's resident set and the peers' CPU are read during a level
+CPU_WINDOW_S = 1.0  # the span a peer process's peak CPU share is measured over
 
 
 def load_pairs(scenario: Scenario, levels: Sequence[int], source: str) -> list[tuple[str, str]]:
@@ -106,6 +108,7 @@ class _Watch:
     network: Network
     services: Services
     rss_peak_mb: float = 0.0
+    cpu_peak_pct: float = 0.0  # the busiest peer process in its busiest window (% of a core)
     agent_pids: list[int] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
 
@@ -113,28 +116,43 @@ class _Watch:
         return [_process(h.pid) for h in self.services.turn.values()]
 
     def counters(self) -> _Counters:
-        agents: dict[int, float] = {}
-        for pid in self.agent_pids:
-            with contextlib.suppress(psutil.Error):
-                top = psutil.Process(pid)
-                agents[pid] = sum(_cpu(p) for p in (top, *top.children(recursive=True)))
         return _Counters(
             coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
-            agent_cpu_s=agents,
+            agent_cpu_s=self.agent_cpu(),
             relayed_bytes=sum(_tx_bytes(self.network.ns(name)) for name in self.services.turn),
             turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
             peer_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.peers),
             t=time.monotonic(),
         )
 
-    async def sample_rss(self) -> None:
+    def agent_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each peer process, its children included."""
+        agents: dict[int, float] = {}
+        for pid in self.agent_pids:
+            with contextlib.suppress(psutil.Error):
+                top = psutil.Process(pid)
+                agents[pid] = sum(_cpu(p) for p in (top, *top.children(recursive=True)))
+        return agents
+
+    async def sample(self) -> None:
+        """coturn's resident set, and the busiest peer process's CPU over each `CPU_WINDOW_S`.
+
+        Why a window: a level's average hides the seconds when all its calls set up at once,
+        and those are when a saturated process delays every call's packets."""
+        window: deque[tuple[float, dict[int, float]]] = deque()
         while True:
             total = 0.0
             for process in self.coturn():
                 with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss / 1e6
             self.rss_peak_mb = max(self.rss_peak_mb, total)
-            await asyncio.sleep(RSS_SAMPLE_S)  # a sampling period, not a readiness wait
+            t, cpu = time.monotonic(), self.agent_cpu()
+            window.append((t, cpu))
+            while t - window[0][0] > CPU_WINDOW_S:
+                t0, cpu0 = window.popleft()
+                busiest = max((c - cpu0.get(pid, c) for pid, c in cpu.items()), default=0.0)
+                self.cpu_peak_pct = max(self.cpu_peak_pct, busiest / (t - t0) * 100)
+            await asyncio.sleep(SAMPLE_S)  # a sampling period, not a readiness wait
 
 
 def _process(pid: int) -> psutil.Process:
@@ -171,11 +189,11 @@ def _tx_bytes(ns: str) -> int:
 
 @contextlib.asynccontextmanager
 async def _measured(watch: _Watch) -> AsyncIterator[list[_Counters]]:
-    """Counters before and after the block (appended to the yielded list), coturn's RSS
-    sampled while it runs."""
+    """Counters before and after the block (appended to the yielded list), coturn's RSS and
+    the peers' peak CPU sampled while it runs."""
     marks = [await asyncio.to_thread(watch.counters)]
-    watch.rss_peak_mb = 0.0
-    sampler = asyncio.ensure_future(watch.sample_rss())
+    watch.rss_peak_mb = watch.cpu_peak_pct = 0.0
+    sampler = asyncio.ensure_future(watch.sample())
     try:
         yield marks
     finally:
@@ -283,6 +301,7 @@ async def run_levels(
                     ),
                     default=0.0,
                 ),
+                agent_cpu_pct_peak=watch.cpu_peak_pct,
                 relayed_bytes=after.relayed_bytes - before.relayed_bytes,
                 turn_udp_drops=after.turn_udp_drops - before.turn_udp_drops,
                 peer_udp_drops=after.peer_udp_drops - before.peer_udp_drops,

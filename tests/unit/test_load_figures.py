@@ -30,6 +30,7 @@ RESOURCES = LevelResources(
     coturn_rss_mb=12.5,
     agent_cpu_s=7.2,
     agent_cpu_s_max=3.0,
+    agent_cpu_pct_peak=80.0,
     relayed_bytes=5_000_000,
     turn_udp_drops=3,
     peer_udp_drops=0,

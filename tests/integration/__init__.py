@@ -1,0 +1,1 @@
+"""Tests on the real thing: namespaces, nftables, coturn, aiortc, Chromium, Dask."""

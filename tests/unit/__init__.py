@@ -1,0 +1,1 @@
+"""Tests of pure logic; the integration tests run the real thing."""
