@@ -76,6 +76,17 @@ def test_turn_failures_and_retries_are_counted_per_call() -> None:
     one_busy = replace(RESOURCES, agent_cpu_s=4.0, agent_cpu_s_max=3.8)
     figures = level_figures(1, [row()], one_busy)
     assert figures.harness_limited and figures.agent_cpu_pct_max == 95.0  # one core at 95 %
+    assert figures.agent_cpu_pct_peak == 95.0  # no second busier than the level's average
+
+
+def test_one_saturated_second_limits_the_harness_though_the_average_does_not() -> None:
+    """50 calls set up at once: a process's average 73 % of a core, its busiest second 92 %."""
+    burst = replace(RESOURCES, agent_cpu_s=5.8, agent_cpu_s_max=2.92, agent_cpu_pct_peak=92.0)
+    figures = level_figures(50, [row()], burst)
+    assert figures.agent_cpu_pct_max == 73.0 and figures.agent_cpu_pct_peak == 92.0
+    assert figures.harness_limited
+    calm = replace(burst, agent_cpu_pct_peak=83.0)  # 25 calls: 62 % on average, 83 % at most
+    assert not level_figures(25, [row()], calm).harness_limited
 
 
 def test_media_loss_and_jitter_are_per_call_medians() -> None:
