@@ -139,20 +139,35 @@ class _Watch:
 
         Why a window: a level's average hides the seconds when all its calls set up at once,
         and those are when a saturated process delays every call's packets."""
-        window: deque[tuple[float, dict[int, float]]] = deque()
+        peak = PeakShare(CPU_WINDOW_S)
         while True:
             total = 0.0
             for process in self.coturn():
                 with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss / 1e6
             self.rss_peak_mb = max(self.rss_peak_mb, total)
-            t, cpu = time.monotonic(), self.agent_cpu()
-            window.append((t, cpu))
-            while t - window[0][0] > CPU_WINDOW_S:
-                t0, cpu0 = window.popleft()
-                busiest = max((c - cpu0.get(pid, c) for pid, c in cpu.items()), default=0.0)
-                self.cpu_peak_pct = max(self.cpu_peak_pct, busiest / (t - t0) * 100)
+            self.cpu_peak_pct = peak.add(time.monotonic(), self.agent_cpu())
             await asyncio.sleep(SAMPLE_S)  # a sampling period, not a readiness wait
+
+
+class PeakShare:
+    """The largest share of a core any one process used over a window of at least `window_s`,
+    from cumulative CPU-seconds sampled per process (a process absent from the earlier sample
+    counts from the later one: it is new, its earlier CPU is not the window's)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.samples: deque[tuple[float, dict[int, float]]] = deque()
+        self.peak_pct = 0.0
+
+    def add(self, t: float, cpu_s: dict[int, float]) -> float:
+        """Take a sample at time `t`; the peak so far, in % of one core."""
+        self.samples.append((t, cpu_s))
+        while t - self.samples[0][0] >= self.window_s:
+            t0, before = self.samples.popleft()
+            busiest = max((c - before.get(pid, c) for pid, c in cpu_s.items()), default=0.0)
+            self.peak_pct = max(self.peak_pct, busiest / (t - t0) * 100)
+        return self.peak_pct
 
 
 def _process(pid: int) -> psutil.Process:

@@ -20,7 +20,7 @@ from simnet.peer.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
 from simnet.results.load_levels import LevelResources, level_figures
 from simnet.run.calls import turn_limits
-from simnet.run.load import host_groups
+from simnet.run.load import PeakShare, host_groups
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
 
@@ -190,3 +190,21 @@ def test_a_call_whose_answerer_was_refused_says_so_not_what_the_offerer_saw() ->
     answer = CallResult(role="answer", connected=False, error="turn-quota")
     assert call_row(offer, answer).error == "turn-quota"
     assert call_row(offer, offer.model_copy(update={"error": "timeout:ice"})).error == "ice-failed"
+
+
+def test_the_peak_share_is_the_busiest_process_in_its_busiest_window() -> None:
+    """Samples every 0.5 s: process 1 runs a core flat out for one second only, process 2
+    steadily at half a core; a process first seen late counts from when it was first seen."""
+    peak = PeakShare(1.0)
+    samples = [
+        (0.0, {1: 0.0, 2: 0.0}),
+        (0.5, {1: 0.1, 2: 0.25}),
+        (1.0, {1: 0.2, 2: 0.5}),  # window 0-1 s: 1 -> 20 %, 2 -> 50 %
+        (1.5, {1: 0.7, 2: 0.75, 3: 9.0}),
+        (2.0, {1: 1.2, 2: 1.0, 3: 9.1}),  # window 1-2 s: 1 -> 100 %; 3 had no sample at 1 s
+        (2.5, {1: 1.25, 2: 1.25, 3: 9.2}),
+    ]
+    seen = [peak.add(t, cpu) for t, cpu in samples]
+    assert seen[:2] == [0.0, 0.0]  # no window of a second yet
+    assert seen[2] == pytest.approx(50.0)
+    assert seen[4] == pytest.approx(100.0) and seen[5] == pytest.approx(100.0)
