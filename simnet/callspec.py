@@ -55,7 +55,9 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 # user's quota; 508 Insufficient Capacity: the server's total quota or bandwidth capacity) and
 # no path was left;
 # "ice-failed" no candidate pair worked (or none could be formed); "signaling" the channel could
-# not be opened or broke; "dtls" the handshake failed; "media" no frames in the media window;
+# not be opened or broke; "dtls" the handshake failed; "datachannel" the data channel closed
+# before its exchange ended (the other side gave up, or SCTP did); "media" no frames in the
+# media window;
 # "agent" an unexpected exception inside the agent (details in error_detail and its log);
 # "browser" a browser peer's page crashed (the renderer died, its DevTools connection closed)
 # or stopped answering (the agent's watchdog), reported within the phase timeout.
@@ -65,6 +67,7 @@ ERROR_KINDS: tuple[str, ...] = (
     "turn-quota",
     "signaling",
     "dtls",
+    "datachannel",
     "media",
     "agent",
     "browser",

@@ -44,6 +44,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
@@ -532,6 +533,17 @@ class Call:
         _settle(self.bulk_done, report)
 
     async def _datachannel(self) -> None:
+        try:
+            await self._exchange()
+        except InvalidStateError:
+            # aiortc refuses to send on a closed channel: the other side gave up on the call
+            # (at 60 calls at once, its own data-channel timeout), or SCTP did. Not a bug here.
+            raise CallFailed(
+                "datachannel", "the data channel closed before its exchange ended"
+            ) from None
+
+    async def _exchange(self) -> None:
+        """RTT probes, the bulk transfer and the summary, each bounded by the phase's limit."""
         limit = self.cmd.timeouts.datachannel_s
         await self._bounded("datachannel", self.dc_open, limit)
         if self.cmd.role == "offer":
