@@ -84,7 +84,7 @@ def level_figures(
     more than `HARNESS_LIMIT_SHARE` of the machine's cores over the level, or one peer process
     more than `PROCESS_LIMIT_SHARE` of a core in its busiest second (its queue of callbacks then
     delays every call it hosts, which the level's average hides: measured at 50 relayed calls,
-    a process's average 73 % of a core, its busiest second 89-93 %)."""
+    a process's average 70-75 % of a core, its busiest second 89-94 %)."""
     calls = len(rows)
     # a call that connected but then failed (e.g. its data channel timed out) is not a success
     connected = [r for r in rows if r.get("connected") and not r.get("error")]
