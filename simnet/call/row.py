@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from simnet.callspec import ROW_MILESTONES
-from simnet.peer.protocol import CallResult
+from simnet.peer.protocol import CallResult, CandidateInfo
 from simnet.results.schema import CallOutcome
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _same(a: CandidateInfo, b: CandidateInfo) -> bool:
+    """One candidate as each side names it: the same transport address."""
+    return (a.address, a.port) == (b.address, b.port)
 
 
 #: errors that name why a call had no path, where the other side only sees that it had none
@@ -38,11 +43,14 @@ def call_row(
     pair = offer.selected_pair if offer else None
     local = pair.local.type if pair else None
     remote = pair.remote.type if pair else None
-    # The relay is the offerer's own (local relay) or the answerer's (remote relay); the two
-    # peers' nominations can differ under loss, so only the side the offerer's pair uses counts.
+    # The relay is the offerer's own (local relay) or the answerer's (remote relay). The two
+    # peers' pairs can differ (under loss; for a moment after a browser moves to a better pair:
+    # the offerer on the eu relay, the answerer still sending through us, in a clean-clone run),
+    # so the answerer's report counts only for the very relay candidate the offerer's pair uses.
     relay = pair.relay if pair and local == "relay" else None
-    if remote == "relay" and answer and answer.selected_pair and answer.selected_pair.relay:
-        relay = relay or answer.selected_pair.relay
+    theirs = answer.selected_pair if answer else None
+    if remote == "relay" and pair and theirs and theirs.relay and _same(theirs.local, pair.remote):
+        relay = relay or theirs.relay
     phases = offer.phase_t if offer else {}
     start = phases.get("offer_created")
     checking = phases.get("ice_checking") or phases.get("answer_received")

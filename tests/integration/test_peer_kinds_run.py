@@ -63,24 +63,28 @@ def test_mixed_relay_only_calls_go_through_turn(offerer: str, answerer: str) -> 
     _check_stacks(row, offerer, answerer)
 
 
-def _last_relayed(pcap: Path, servers: set[str], count: int) -> list[str]:
-    """The server address of each of the last `count` packets of the call's own traffic (not
-    STUN: no check, no TURN allocation or its release at the end) a host exchanged with one of
-    `servers`, from its capture: the kernel's record, not the browser's."""
-    seen = []
+def _last_sent_to(pcap: Path, servers: set[str]) -> str | None:
+    """The server the last packet of the call's own traffic (not STUN: no check, no TURN
+    allocation or its release at the end) a host sent to one of `servers` went to, from its
+    capture: the kernel's record, not the browser's."""
+    last = None
     for packet in packets(pcap):
         ends = udp_ends(packet)
-        if ends is not None and not is_stun(ends[2]):
-            seen += list({ends[0], ends[1]} & servers)
-    return seen[-count:]
+        if ends is not None and ends[1] in servers and not is_stun(ends[2]):
+            last = ends[1]
+    return last
 
 
 def test_a_browser_picks_one_of_two_turn_regions_and_the_row_says_which(tmp_path: Path) -> None:
     """Both sides behind symmetric NATs: every call is relayed. A browser gets both regions'
-    TURN servers (all transports); the row's relay_region names the server its packets went
-    through at the end of the call. eu, the first server listed, is 40 ms farther away: the
-    near relay (us) answers its checks first, and libwebrtc may move the call to eu once eu's
-    checks succeed (a higher-priority pair), so the pair at the end is not the first pair."""
+    TURN servers (all transports); the row's relay_region names the server the offerer's
+    packets went through at the end of the call. eu, the first server listed, is 40 ms farther
+    away: the near relay (us) answers its checks first, and libwebrtc may move the call to eu
+    once eu's checks succeed (a higher-priority pair), so the pair at the end is not the first
+    pair. Each side sends on its own selected pair, and for a moment after a move the two differ
+    (seen in a clean-clone run: alice sending to bob's eu relay, bob still sending through us),
+    so the row, which is the offerer's view, is held to what the offerer sent; a relay server it
+    names is the region's."""
     sets = [*_peers("chromium", "chromium"), "call.data_bytes=100000"]
     sets.append("servers.turn-eu.link.delay_ms=40")
     out = tmp_path / "results"
@@ -96,9 +100,12 @@ def test_a_browser_picks_one_of_two_turn_regions_and_the_row_says_which(tmp_path
         pair = {k: row[k] for k in ("local_candidate", "remote_candidate", "relay_server",
                                     "relay_protocol", "relay_region")}  # fmt: skip
         assert row["path"] == "relay" and row["relay_region"] in ("eu", "us"), pair
-        assert str(row["relay_server"]).split(":")[0] in servers, pair
-        for host in ("alice", "bob"):
-            pcap = out / json.loads(row["pcap_files"])[host]
-            last = _last_relayed(pcap, set(servers), 10)
-            assert last and {servers[ip] for ip in last} == {row["relay_region"]}, (host, pair)
+        if row["relay_server"] is not None:
+            server = str(row["relay_server"]).split(":")[0]
+            assert servers.get(server) == row["relay_region"], pair
+        pcap = out / json.loads(row["pcap_files"])["alice"]  # the scenario's offerer
+        # the last of the call's packets the offerer sent went out on its final pair (a move
+        # can come a few packets before the end: in that run, the last 4 of 10 went to eu)
+        last = _last_sent_to(pcap, set(servers))
+        assert last is not None and servers[last] == row["relay_region"], pair
     print("\nChromium relay regions:", [(r["relay_region"], r["relay_protocol"]) for r in rows])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simnet.peer.protocol import CandidateInfo, SelectedPair
+from simnet.call.row import call_row
+from simnet.peer.protocol import CallResult, CandidateInfo, RelayInfo, SelectedPair
 from simnet.run.calls import relay_region
 from simnet.scenario.load import load_scenario
 
@@ -39,3 +40,25 @@ def test_a_direct_call_or_no_pair_has_no_region() -> None:
     direct = _pair(("srflx", "203.0.113.4"), ("srflx", "203.0.113.5"))
     assert relay_region(SCENARIO, ADDRESSES, direct) is None
     assert relay_region(SCENARIO, ADDRESSES, None) is None
+
+
+def test_the_answerers_relay_report_counts_only_for_the_candidate_the_offerer_uses() -> None:
+    """Seen in a clean-clone run: the offerer (Chromium) had moved to the answerer's eu relay,
+    the answerer still sent through its us relay; the row said region eu and server us."""
+    offer_pair = _pair(("prflx", "203.0.113.5"), ("relay", "192.0.2.10"))
+    on_eu = _pair(("relay", "192.0.2.10"), ("prflx", "203.0.113.5"))
+    on_us = _pair(("relay", "192.0.2.11"), ("prflx", "203.0.113.5"))
+
+    def row(answer_pair: SelectedPair, server: str) -> tuple[str | None, str | None]:
+        relay = RelayInfo(server_url=None, server=server, transport="udp")
+        offer = CallResult(role="offer", connected=True, selected_pair=offer_pair)
+        answer = CallResult(
+            role="answer",
+            connected=True,
+            selected_pair=answer_pair.model_copy(update={"relay": relay}),
+        )
+        outcome = call_row(offer, answer)
+        return outcome.relay_server, outcome.relay_protocol
+
+    assert row(on_eu, "192.0.2.10:3478") == ("192.0.2.10:3478", "udp")
+    assert row(on_us, "192.0.2.11:3478") == (None, None)  # not the relay the offerer used
