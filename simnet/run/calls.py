@@ -333,14 +333,24 @@ def call_outcome(
             **services.peer_columns(scenario, call),
         }
     )
-    if outcome.path == "relay" and outcome.relay_protocol is None:
-        # The relayed side read no TURN client. Seen once, before agents kept the pair from
-        # ICE completion (a peer closed first forgets it); the call had exactly one TURN URL,
-        # so its transport is known. Flagged as inferred.
-        outcome = outcome.model_copy(
-            update={"relay_protocol": call.turn_transports[0], "relay_protocol_inferred": True}
-        )
-    return outcome
+    return inferred_relay_protocol(outcome, call)
+
+
+def inferred_relay_protocol(outcome: CallOutcome, call: CallSpec) -> CallOutcome:
+    """A relayed row no report gave the relay's transport: the call's, flagged as inferred,
+    when it offered only one; else left unknown.
+
+    No report gives it when the relayed side read no TURN client (seen once, before agents kept
+    the pair from ICE completion), or when the answerer's pair used another relay than the
+    offerer's (`call_row`). aiortc takes one TURN URL, but a browser gets every listed transport,
+    so with several listed the first is only a guess."""
+    if outcome.path != "relay" or outcome.relay_protocol is not None:
+        return outcome
+    if len(call.turn_transports) != 1:
+        return outcome
+    return outcome.model_copy(
+        update={"relay_protocol": call.turn_transports[0], "relay_protocol_inferred": True}
+    )
 
 
 def queue_namespaces(network: Network) -> list[str]:

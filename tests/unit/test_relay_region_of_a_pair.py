@@ -12,8 +12,10 @@ from pathlib import Path
 
 from simnet.call.row import call_row
 from simnet.peer.protocol import CallResult, CandidateInfo, RelayInfo, SelectedPair
-from simnet.run.calls import relay_region
+from simnet.results.schema import CallOutcome
+from simnet.run.calls import inferred_relay_protocol, relay_region
 from simnet.scenario.load import load_scenario
+from simnet.scenario.model import CallSpec
 
 SCENARIO = load_scenario(Path(__file__).resolve().parents[2] / "scenarios/two-turn-regions.yaml")
 ADDRESSES = {"turn-eu": {"192.0.2.10"}, "turn-us": {"192.0.2.11"}}
@@ -62,3 +64,15 @@ def test_the_answerers_relay_report_counts_only_for_the_candidate_the_offerer_us
 
     assert row(on_eu, "192.0.2.10:3478") == ("192.0.2.10:3478", "udp")
     assert row(on_us, "192.0.2.11:3478") == (None, None)  # not the relay the offerer used
+
+
+def test_a_relay_transport_is_inferred_only_from_a_single_offered_transport() -> None:
+    """aiortc takes one TURN URL; a browser gets every listed transport, so with udp and tcp
+    listed the first would be a guess."""
+    unknown = CallOutcome(connected=True, path="relay")
+    one = inferred_relay_protocol(unknown, CallSpec(turn_transports=["tcp"]))
+    assert (one.relay_protocol, one.relay_protocol_inferred) == ("tcp", True)
+    several = inferred_relay_protocol(unknown, CallSpec(turn_transports=["udp", "tcp"]))
+    assert (several.relay_protocol, several.relay_protocol_inferred) == (None, False)
+    known = unknown.model_copy(update={"relay_protocol": "udp"})
+    assert inferred_relay_protocol(known, CallSpec(turn_transports=["tcp"])) == known

@@ -130,6 +130,9 @@ class StampedSocket:
             self.sock.close()
             raise
         self.port = int(self.sock.getsockname()[1])
+        # registered once: `send` checks the error queue after every datagram
+        self._errors = select.poll()
+        self._errors.register(self.sock, 0)  # no event asked for: POLLERR comes regardless
         self.user_sent: list[int] = []  # per send() call, CLOCK_MONOTONIC ns
         self._keyed: list[int] = []  # send index of each send the kernel accepted, by its key
         self._kernel_sent: dict[int, int] = {}  # send index -> kernel stamp
@@ -156,11 +159,11 @@ class StampedSocket:
             return
         deadline = time.monotonic() + wait_s
         while True:
-            if not _error_queued(self.sock, 0.0):
+            if not self._error_queued(0.0):
                 left = deadline - time.monotonic()
                 if left <= 0 or len(self._kernel_sent) >= len(self._keyed):
                     return
-                _error_queued(self.sock, left)
+                self._error_queued(left)
                 continue
             try:
                 _, ancillary, _, _ = self.sock.recvmsg(
@@ -173,6 +176,15 @@ class StampedSocket:
                 # the first stamp of a key is the send: a bridged packet keeps its socket and
                 # is stamped again by each bridge it leaves (after a delay line held it there)
                 self._kernel_sent.setdefault(self._keyed[stamped[0]], stamped[1])
+
+    def _error_queued(self, wait_s: float) -> bool:
+        """Whether the error queue holds something (a transmit stamp), waiting up to `wait_s`.
+
+        Polled for POLLERR, which the kernel reports while that queue is not empty (`select`'s
+        exception set never shows it without SO_SELECT_ERR_QUEUE). Not found by a blind
+        MSG_DONTWAIT read: on a socket with a timeout, Python waits for incoming data before any
+        read, so every send waited out the timeout (0.5 s per probe, 25 s of a 27 s test)."""
+        return bool(self._errors.poll(max(0.0, wait_s) * 1000))
 
     def sent_ns(self) -> list[int]:
         """Per send, the kernel's stamp where it gave one during the send call, else the
@@ -202,18 +214,6 @@ class StampedSocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def _error_queued(sock: socket.socket, wait_s: float) -> bool:
-    """Whether `sock`'s error queue holds something (a transmit stamp), waiting up to `wait_s`.
-
-    Polled for POLLERR, which the kernel reports while that queue is not empty (`select`'s
-    exception set never shows it without SO_SELECT_ERR_QUEUE). Not found by a blind
-    MSG_DONTWAIT read: on a socket with a timeout, Python waits for incoming data before any
-    read, so every send waited out the timeout (0.5 s per probe, 25 s of a 27 s test)."""
-    poller = select.poll()
-    poller.register(sock, 0)  # no event asked for: POLLERR is reported regardless
-    return bool(poller.poll(max(0.0, wait_s) * 1000))
 
 
 def _try_setsockopt(sock: socket.socket, option: int, value: int | bytes) -> bool:
