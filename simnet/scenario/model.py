@@ -160,8 +160,12 @@ class LossBurst(Strict):
 
     p_pct: float = Field(gt=0, le=100, description="chance per packet of going good -> bad")
     r_pct: float = Field(gt=0, le=100, description="chance per packet of going bad -> good")
-    loss_in_bad_pct: float = Field(default=100.0, ge=0, le=100)
-    loss_in_good_pct: float = Field(default=0.0, ge=0, le=100)
+    loss_in_bad_pct: float = Field(
+        default=100.0, ge=0, le=100, description="loss in the bad state, % per packet"
+    )
+    loss_in_good_pct: float = Field(
+        default=0.0, ge=0, le=100, description="loss in the good state, % per packet"
+    )
 
     @property
     def bad_share(self) -> float:
@@ -193,15 +197,31 @@ class Impairment(Strict):
     (ARP is left alone, so neighbours stay resolvable).
     """
 
-    delay_ms: float = Field(default=0, ge=0, le=10_000)
-    jitter_ms: float = Field(default=0, ge=0, le=10_000)
-    jitter_distribution: JitterDistribution = "uniform"
-    loss_pct: float = Field(default=0, ge=0, le=100)
-    loss_burst: LossBurst | None = None
-    duplicate_pct: float = Field(default=0, ge=0, le=100)
-    reorder: bool = False
-    rate_kbit: int | None = Field(default=None, gt=0, le=100_000_000)
-    queue_packets: int = Field(default=DEFAULT_QUEUE_PACKETS, ge=1, le=1_000_000)
+    delay_ms: float = Field(default=0, ge=0, le=10_000, description="one-way delay added")
+    jitter_ms: float = Field(
+        default=0, ge=0, le=10_000, description="spread of the delay (see jitter_distribution)"
+    )
+    jitter_distribution: JitterDistribution = Field(
+        default="uniform",
+        description="uniform: within ±jitter_ms; normal: sigma = jitter_ms; pareto: heavy tail",
+    )
+    loss_pct: float = Field(default=0, ge=0, le=100, description="independent random loss, %")
+    loss_burst: LossBurst | None = Field(
+        default=None, description="Gilbert-Elliott (bursty) loss instead of loss_pct"
+    )
+    duplicate_pct: float = Field(default=0, ge=0, le=100, description="packets sent twice, %")
+    reorder: bool = Field(
+        default=False, description="let a packet overtake others when its own delay says so"
+    )
+    rate_kbit: int | None = Field(
+        default=None, gt=0, le=100_000_000, description="rate limit, kbit/s of layer-2 bytes"
+    )
+    queue_packets: int = Field(
+        default=DEFAULT_QUEUE_PACKETS,
+        ge=1,
+        le=1_000_000,
+        description="packets held at most (delay line, rate limiter); beyond it they drop",
+    )
 
     @model_validator(mode="after")
     def _one_loss_model(self) -> Impairment:
@@ -243,9 +263,15 @@ class LinkSpec(Impairment):
     any field for one direction. `mtu` is the link's, so it cannot differ per direction.
     """
 
-    mtu: int | None = Field(default=None, ge=576, le=65535)
-    up: Impairment | None = None
-    down: Impairment | None = None
+    mtu: int | None = Field(
+        default=None, ge=576, le=65535, description="the link's MTU (both directions)"
+    )
+    up: Impairment | None = Field(
+        default=None, description="overrides for the direction from the node towards the network"
+    )
+    down: Impairment | None = Field(
+        default=None, description="overrides for the direction towards the node"
+    )
 
     @model_validator(mode="after")
     def _directions_valid(self) -> LinkSpec:
@@ -281,12 +307,15 @@ class FirewallSpec(Strict):
     Only traffic leaving the LAN is judged; unsolicited inbound traffic is the NAT's business.
     """
 
-    block_udp: bool = False
+    block_udp: bool = Field(default=False, description="drop all UDP leaving the LAN")
     allow: list[PortRule] = Field(
         default_factory=list,
         description="if non-empty, only these destination ports may be used, e.g. ['tcp/443']",
     )
-    block: list[NetworkField] = Field(default_factory=list)
+    block: list[NetworkField] = Field(
+        default_factory=list,
+        description="destination ranges dropped, as text, e.g. ['192.0.2.10/32']",
+    )
 
     @model_validator(mode="after")
     def _ports_in_range(self) -> FirewallSpec:
@@ -300,16 +329,34 @@ class FirewallSpec(Strict):
 class NatSpec(Strict):
     """A router. Its behaviour starts from `preset`; each knob set here overrides the preset."""
 
-    preset: Annotated[str, AfterValidator(_preset_name)] = "port-restricted-cone"
-    mapping: MappingField | None = None
-    filtering: FilteringField | None = None
-    port_allocation: PortAllocation | None = None
-    hairpin: bool | None = None
-    udp_timeout_s: int | None = Field(default=None, ge=1, le=86400)
-    behind: Name = INTERNET
-    lan: LanField | None = None
-    firewall: FirewallSpec | None = None
-    link: LinkSpec | None = None
+    preset: Annotated[str, AfterValidator(_preset_name)] = Field(
+        default="port-restricted-cone",
+        description="open (a router, no translation), full-cone, restricted-cone, "
+        "port-restricted-cone, symmetric, or cgnat (this NAT behind a carrier NAT NAME-carrier "
+        "on 100.64.0.0/10, so NAME has at most 12 characters)",
+    )
+    mapping: MappingField | None = Field(
+        default=None, description="when a new external port is used (or EIM, ADM, APDM)"
+    )
+    filtering: FilteringField | None = Field(
+        default=None, description="which unsolicited packets reach a mapping (or EIF, ADF, APDF)"
+    )
+    port_allocation: PortAllocation | None = Field(
+        default=None, description="preserve (keep the host's port when free), sequential, random"
+    )
+    hairpin: bool | None = Field(
+        default=None, description="loop packets to the NAT's own public address back into the LAN"
+    )
+    udp_timeout_s: int | None = Field(
+        default=None, ge=1, le=86400, description="binding timeout (mappings and conntrack)"
+    )
+    behind: Name = Field(default=INTERNET, description="internet, or another NAT (NATs chain)")
+    lan: LanField | None = Field(
+        default=None,
+        description="the LAN's private range (default: 192.168.N.0/24; 100.64.N.0/24 for carriers)",
+    )
+    firewall: FirewallSpec | None = Field(default=None, description="outbound policy")
+    link: LinkSpec | None = Field(default=None, description="impairment of the NAT's WAN link")
 
     @model_validator(mode="after")
     def _open_has_no_knobs(self) -> NatSpec:
@@ -337,11 +384,13 @@ def _command(value: str) -> str:
 
 
 class ExternalPeer(Strict):
-    """A peer program of the user's own that speaks simnet's peer protocol (README, "Peer
-    protocol"; docs/peer-protocol.md). The line is split like a shell line (no shell runs it)
+    """A peer program of the user's own that speaks simnet's peer protocol
+    (docs/peer-protocol.md). The line is split like a shell line (no shell runs it)
     and started inside the host's namespace, from the directory simnet runs in."""
 
-    command: Annotated[str, AfterValidator(_command)]
+    command: Annotated[str, AfterValidator(_command)] = Field(
+        description="the program and its arguments, e.g. './my-client --flag'"
+    )
 
     @property
     def argv(self) -> list[str]:
@@ -376,8 +425,10 @@ PeerSpec = Annotated[
 class HostSpec(Strict):
     """An end host (a WebRTC peer, a probe client) on a LAN or directly on the internet."""
 
-    behind: Name = INTERNET
-    link: LinkSpec | None = None
+    behind: Name = Field(
+        default=INTERNET, description="a NAT, or internet for a host with a public address"
+    )
+    link: LinkSpec | None = Field(default=None, description="impairment of the host's link")
     peer: PeerSpec = Field(
         default="aiortc",
         description="the WebRTC stack of this host's peer: aiortc, chromium or {command: ...}",
@@ -445,16 +496,21 @@ class TurnLimits(Strict):
 class ServerSpec(Strict):
     """A server on the public internet. Its service is started by the call machinery."""
 
-    kind: Literal["stun", "turn", "signaling", "probe"]
-    addresses: int = Field(default=1, ge=1, le=4)
+    kind: Literal["stun", "turn", "signaling", "probe"] = Field(
+        description="turn: coturn, STUN and TURN over UDP and TCP on 3478, TLS on 5349, all three "
+        "on 443; stun: coturn, STUN only; signaling: the WebSocket/HTTP signaling server; probe: "
+        "verify-nat's echo server"
+    )
+    addresses: int = Field(default=1, ge=1, le=4, description="public addresses of the server")
     auth: Literal["long-term", "rest"] = Field(
         default="long-term", description="TURN credentials: static user or TURN REST secret"
     )
     region: Annotated[str, AfterValidator(_region)] | None = Field(
         default=None,
-        description="a TURN server's label, reported as relay_region of calls it relays",
+        description="a TURN server's label (lower-case letters, digits, -), reported as the "
+        "relay_region of calls it relays",
     )
-    link: LinkSpec | None = None
+    link: LinkSpec | None = Field(default=None, description="impairment of the server's link")
     limits: TurnLimits | None = Field(default=None, description="a TURN server's coturn limits")
 
     @model_validator(mode="after")
@@ -474,12 +530,14 @@ class Expectation(Strict):
     does not, so a scenario file is a connectivity regression test by itself (the test suite
     runs every shipped scenario against its own expectation)."""
 
-    connected: bool = True
+    connected: bool = Field(default=True, description="the call connects")
     error: str | None = Field(
         default=None, description="with connected: false, the failure, e.g. timeout:ice"
     )
-    path: Literal["direct", "relay"] | None = None
-    relay_protocol: TurnTransport | None = None
+    path: Literal["direct", "relay"] | None = Field(default=None, description="the path taken")
+    relay_protocol: TurnTransport | None = Field(
+        default=None, description="the transport to the TURN server of a relayed call"
+    )
     rtt_ms: tuple[float, float] | None = Field(
         default=None, description="[min, max] of the data-channel RTT"
     )
@@ -521,12 +579,12 @@ class TimelineEvent(Strict):
     (`target`, which may be left out) restarts ICE, as an app does after a network change.
     """
 
-    at_s: float = Field(ge=0, le=3600)
-    action: TimelineAction
+    at_s: float = Field(ge=0, le=3600, description="seconds after the data channel opens")
+    action: TimelineAction = Field(description="what changes (see the model's text above)")
     target: Name | None = Field(
         default=None, description="the node changed; ice-restart: the offerer (may be omitted)"
     )
-    link: LinkSpec | None = None
+    link: LinkSpec | None = Field(default=None, description="link: the new impairment (no mtu)")
     to: Name | None = Field(
         default=None, description="move: the NAT the host is attached behind next, or internet"
     )
@@ -563,26 +621,50 @@ def own_nat_name(instance: str) -> str:
 class CallSpec(Strict):
     """The WebRTC call a run makes: who calls whom, through which servers, carrying what."""
 
-    offerer: Name = "alice"
-    answerer: Name = "bob"
-    ice_policy: IcePolicy = "all"
+    offerer: Name = Field(default="alice", description="the host that makes the offer")
+    answerer: Name = Field(default="bob", description="the host that answers")
+    ice_policy: IcePolicy = Field(default="all", description="all candidates, or relay: TURN only")
     stun: bool = Field(default=True, description="give the peers STUN (server-reflexive)")
     turn: bool = Field(default=True, description="give the peers the scenario's TURN servers")
     turn_transports: list[TurnTransport] = Field(
         default_factory=lambda: list(TURN_TRANSPORTS),
         min_length=1,
-        description="aiortc uses one TURN URL: the first transport listed",
+        description="the TURN URLs' transports: aiortc uses one URL, the first transport "
+        "listed; a Chromium or external peer gets every one",
     )
-    turn_port: int | None = Field(default=None, ge=1, le=65535, description="e.g. 443")
-    turn_server: Name | None = Field(default=None, description="default: the first TURN server")
+    turn_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="the TURN URLs' port, one coturn serves for the first transport listed "
+        "(udp, tcp: 3478 or 443; tls: 5349 or 443); default: 3478, or 5349 for tls",
+    )
+    turn_server: Name | None = Field(
+        default=None,
+        description="the TURN server whose URLs the peers get (default: aiortc the first, a "
+        "Chromium or external peer every one)",
+    )
     wrong_credentials: bool = Field(
-        default=False, description="hand out wrong TURN credentials (tests failure reporting)"
+        default=False,
+        description="give the peers wrong TURN credentials, to see how a refused TURN login "
+        "(turn-auth) is reported",
     )
-    signaling: SignalingKind = "ws"
-    data_bytes: int = Field(default=1_000_000, ge=0, le=1_000_000_000)
-    media: MediaSpec = Field(default_factory=MediaSpec)
-    duration_s: float = Field(default=2.0, ge=0, le=3600)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+    signaling: SignalingKind = Field(
+        default="ws", description="ws: WebSocket; http: POST and long-poll"
+    )
+    data_bytes: int = Field(
+        default=1_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="bytes sent over the data channel, measured as goodput (0: none)",
+    )
+    media: MediaSpec = Field(
+        default_factory=MediaSpec, description="synthetic audio and video, both ways"
+    )
+    duration_s: float = Field(
+        default=2.0, ge=0, le=3600, description="media time measured (and the timeline's span)"
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="the bound of each phase")
     liveness: Liveness | None = Field(
         default_factory=Liveness, description="null: report aiortc's own ICE states only"
     )
@@ -656,13 +738,21 @@ class Router(BaseModel):
 class Scenario(Strict):
     """A whole emulated network."""
 
-    name: Annotated[str, AfterValidator(_scenario_name)] = "scenario"
-    description: str = ""
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    nats: dict[Name, NatSpec] = Field(default_factory=dict)
-    hosts: dict[Name, HostSpec] = Field(default_factory=dict)
-    servers: dict[Name, ServerSpec] = Field(default_factory=dict)
-    call: CallSpec | None = None
+    name: Annotated[str, AfterValidator(_scenario_name)] = Field(
+        default="scenario",
+        description="labels rows and names result files: letters, digits, ._- (at most 64); "
+        "a file without one is named after the file",
+    )
+    description: str = Field(default="", description="free text")
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="the seed of every random draw")
+    nats: dict[Name, NatSpec] = Field(default_factory=dict, description="routers, by name")
+    hosts: dict[Name, HostSpec] = Field(default_factory=dict, description="end hosts, by name")
+    servers: dict[Name, ServerSpec] = Field(
+        default_factory=dict, description="servers on the internet, by name"
+    )
+    call: CallSpec | None = Field(
+        default=None, description="the call (default: alice calls bob with every default)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
