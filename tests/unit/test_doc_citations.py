@@ -58,3 +58,57 @@ def test_every_cited_section_exists() -> None:
     }
     assert len(cited) >= 5  # the notes are cited from code, tests and the README
     assert [c for c in cited if c[1] not in headings] == []
+
+
+# The user documentation: README, docs/, the benchmarks' README and the changelog.
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "benchmarks" / "README.md"]
+DOCS += sorted((ROOT / "docs").rglob("*.md"))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+REPO_PATH = re.compile(
+    r"`((?:simnet|tests|benchmarks|scenarios|examples|docs)/[\w./-]+?)(?:::[\w\[\]-]+|:\w+)?`"
+)
+
+
+def headings(path: Path) -> set[str]:
+    lines = path.read_text().splitlines()
+    return {anchor(line.lstrip("#")) for line in lines if line.startswith("#")}
+
+
+def test_every_link_between_documents_resolves() -> None:
+    """A renamed file or heading breaks every link that names it; this finds them."""
+    broken = []
+    for doc in DOCS:
+        for target in LINK.findall(doc.read_text()):
+            if "://" in target:
+                continue
+            file_part, _, section = target.partition("#")
+            linked = (doc.parent / file_part).resolve() if file_part else doc
+            if not linked.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+            elif section and linked.suffix == ".md" and section not in headings(linked):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such section)")
+    assert broken == []
+
+
+def test_every_file_the_documents_name_exists() -> None:
+    """Paths written as `simnet/...`, `tests/...` (with an optional `::test` or `:name`) are
+    files of the repository, so a moved module shows up here, not in a reader's shell."""
+    missing = [
+        f"{doc.relative_to(ROOT)}: {path}"
+        for doc in DOCS
+        for path in REPO_PATH.findall(doc.read_text())
+        if "…" not in path and not (ROOT / path).exists()
+    ]
+    assert missing == []
+
+
+def test_the_documented_schema_version_is_the_one_written() -> None:
+    from simnet.results.schema import SCHEMA_VERSION
+
+    said = {
+        (str(doc.relative_to(ROOT)), int(version))
+        for doc in DOCS
+        for version in re.findall(r"`schema_version` \((\d+) now\)", doc.read_text())
+    }
+    assert said, "the README says which schema version rows carry"
+    assert {version for _, version in said} == {SCHEMA_VERSION}, said
