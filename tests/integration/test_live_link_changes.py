@@ -10,7 +10,7 @@ started during the call (a link without one, a direction without one, a LAN memb
 direction is queued by MAC at its router), and one given up (kept as a pass-through). A dense
 stream across a delay decrease checks that no packet overtakes one sent before it.
 
-Printed (`-s`): the figures measured, for the README and the report.
+Printed (`-s`): the figures measured, for docs/guides/impairments.md and the report.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_a_population_with_chromium_peers_runs_the_drawn_calls_in_the_browser(
     """The mix says where users sit, `--peers` what they run: here Chromium on both sides.
     Seed 4 draws three home-cone / home-cone calls: two port-restricted routers, which
     Chromium always punches through (its controlling agent nominates only after checking;
-    aiortc's aggressive nomination sometimes settles on a relay there, see the README), so every
+    aiortc's aggressive nomination sometimes settles on a relay there, see docs/limits.md), so every
     call is direct; one network and two warm browsers for all three."""
     out = tmp_path / "results"
     done = run_cli("population", str(FIELD), "--calls", "3", "--seed", "4", "--json",

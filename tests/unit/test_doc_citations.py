@@ -56,7 +56,7 @@ def test_every_cited_section_exists() -> None:
         for p, text in repo_texts().items()
         for section in CITATION.findall(text)
     }
-    assert len(cited) >= 5  # the notes are cited from code, tests and the README
+    assert len(cited) >= 5  # the notes are cited from code, tests and the docs
     assert [c for c in cited if c[1] not in headings] == []
 
 
