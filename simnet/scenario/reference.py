@@ -86,16 +86,18 @@ def type_name(annotation: Any, metadata: list[Any] | None = None) -> str:
         return _anchor(annotation)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return " \\| ".join(json.dumps(member.value) for member in annotation)
-    if annotation is ipaddress.IPv4Network:
+    if annotation in (ipaddress.IPv4Network, ipaddress.IPv6Network):
         return "address range (text, e.g. `192.0.2.0/24`)"
+    if annotation in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+        return "address (text, e.g. `192.0.2.10`)"
     simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if annotation in simple:
         return simple[annotation]
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
         return " \\| ".join(json.dumps(a) for a in args)
-    if origin in (Union, types.UnionType):
-        return " \\| ".join(type_name(a) for a in args)
+    if origin in (Union, types.UnionType):  # each word once: IPv4 | IPv6 is one "address range"
+        return " \\| ".join(dict.fromkeys(type_name(a) for a in args))
     if origin is list:
         return f"list of {type_name(args[0])}"
     if origin is tuple:
