@@ -1,6 +1,6 @@
-"""What simnet builds for a scenario stays what it was: the plan, the nftables rulesets, the
-turnserver command lines and the link impairments' rules of a few scenarios, compared with the
-renderings kept in `tests/unit/data/rendered/` (see `tests.unit.rendered_network`)."""
+"""What simnet builds for a scenario is pinned: the plan, the nftables rulesets, the turnserver
+command lines and the link impairments' rules of a few scenarios are compared with the renderings
+kept in `tests/unit/data/rendered/` (see `tests.unit.rendered_network`)."""
 
 from __future__ import annotations
 
