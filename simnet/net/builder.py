@@ -169,7 +169,9 @@ def _base_sysctls(node: Node) -> None:
     """Per-namespace settings, made before any interface exists so they apply to all.
 
     IPv6 is on only in a namespace whose node has IPv6 addresses (`Node.families`): elsewhere
-    its link-local addresses would only give ICE candidates that lead nowhere."""
+    its link-local addresses would only give ICE candidates that lead nowhere. Where it is on,
+    duplicate address detection is off: no address of a plan is duplicated, and an address is
+    usable at once instead of tentative for a second or more."""
     ipv6 = IPV6 in node.families
     netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", 0 if ipv6 else 1)
     netns.write_sysctl("net.ipv6.conf.default.disable_ipv6", 0 if ipv6 else 1)
@@ -178,6 +180,8 @@ def _base_sysctls(node: Node) -> None:
     netns.write_sysctl("net.ipv4.ip_forward", 1 if node.forwarding else 0)
     if ipv6:
         netns.write_sysctl("net.ipv6.conf.all.forwarding", 1 if node.forwarding else 0)
+        netns.write_sysctl("net.ipv6.conf.all.accept_dad", 0)
+        netns.write_sysctl("net.ipv6.conf.default.accept_dad", 0)
     # Where br_netfilter is loaded, bridged frames would traverse the IP hooks of our NATs: a
     # hairpinned packet is then sent back out the bridge port it came in on and dropped.
     for key in ("iptables", "ip6tables", "arptables"):

@@ -21,7 +21,10 @@ then lose its preserved port.
 
 Rules are written for the router's address family: `ip`/`ip6` match keywords, `ipv4_addr`/
 `ipv6_addr` state types and ICMP/ICMPv6 echo. The table is `ip` for an IPv4 router, `ip6` for an
-IPv6 one and `inet` for a router that has both (`table_family`).
+IPv6 one and `inet` for a router that has both (`table_family`). nftables 1.0.6 (Debian 12)
+aborts on the eim and adm updates of an IPv6 NAT (an assertion in netlink_linearize.c, for
+`ct original ip6 saddr . ct original proto-src` as a map key); `nft -c` accepts every other IPv6
+ruleset rendered here.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Pure data, computed from the scenario; the builder applies it. The emulated internet is a core
 router with a point-to-point link to every public node (servers, NAT WAN sides, hosts on the
-internet). Each public node has one /32 address and routes through the core, which silently drops
-private and unassigned destinations, as the real internet does (without that, coturn's relay gets
-ENETUNREACH and closes the allocation: docs/kernel-notes.md#core-router-blackholes).
+internet). Each public node has one host address (a /32 or a /128) and routes through the core,
+which silently drops private and unassigned destinations, as the real internet does (without
+that, coturn's relay gets ENETUNREACH and closes the allocation:
+docs/kernel-notes.md#core-router-blackholes).
 
 A plan is laid out in one address family, from that family's `Addressing`; every scenario is
 planned in IPv4 (`IPV4_ADDRESSING`). Nodes, routes and renderers take addresses of either family,
