@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 
 import nftables
 from pyroute2 import IPRoute
 
+from simnet.addresses import IPV6, IPAddress, socket_family
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.impair.chooser import apply_links
@@ -101,7 +101,7 @@ class Network:
             )
         return self.run.ns_name(node)
 
-    def address(self, node: str) -> IPv4Address:
+    def address(self, node: str) -> IPAddress:
         return self.plan.nodes[node].address
 
 
@@ -166,12 +166,22 @@ def _handles() -> Iterator[dict[str, IPRoute]]:
 
 
 def _base_sysctls(node: Node) -> None:
-    """Per-namespace settings, made before any interface exists so they apply to all."""
-    netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", 1)  # no IPv6 candidates to confuse ICE
-    netns.write_sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+    """Per-namespace settings, made before any interface exists so they apply to all.
+
+    IPv6 is on only in a namespace whose node has IPv6 addresses (`Node.families`): elsewhere
+    its link-local addresses would only give ICE candidates that lead nowhere. Where it is on,
+    duplicate address detection is off: no address of a plan is duplicated, and an address is
+    usable at once instead of tentative for a second or more."""
+    ipv6 = IPV6 in node.families
+    netns.write_sysctl("net.ipv6.conf.all.disable_ipv6", 0 if ipv6 else 1)
+    netns.write_sysctl("net.ipv6.conf.default.disable_ipv6", 0 if ipv6 else 1)
     netns.write_sysctl("net.ipv4.conf.all.rp_filter", 0)
     netns.write_sysctl("net.ipv4.conf.default.rp_filter", 0)
     netns.write_sysctl("net.ipv4.ip_forward", 1 if node.forwarding else 0)
+    if ipv6:
+        netns.write_sysctl("net.ipv6.conf.all.forwarding", 1 if node.forwarding else 0)
+        netns.write_sysctl("net.ipv6.conf.all.accept_dad", 0)
+        netns.write_sysctl("net.ipv6.conf.default.accept_dad", 0)
     # Where br_netfilter is loaded, bridged frames would traverse the IP hooks of our NATs: a
     # hairpinned packet is then sent back out the bridge port it came in on and dropped.
     for key in ("iptables", "ip6tables", "arptables"):
@@ -207,6 +217,7 @@ def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
                 ipr.addr(
                     "add",
                     index=index,
+                    family=socket_family(address.ip),
                     address=str(address.ip),
                     prefixlen=address.network.prefixlen,
                 )
@@ -216,7 +227,10 @@ def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
 
 def _configure_routes(ipr: IPRoute, node: Node) -> None:
     for route in node.routes:
-        spec: dict[str, object] = {"dst": str(route.dst)}
+        spec: dict[str, object] = {
+            "family": socket_family(route.dst.network_address),
+            "dst": str(route.dst),
+        }
         if route.blackhole:
             spec["type"] = "blackhole"
         else:

@@ -18,12 +18,20 @@ Unsolicited inbound packets are decided at prerouting priority -150, before conn
 an entry for them. Letting conntrack keep such an entry is the simultaneous-open trap
 (docs/kernel-notes.md#simultaneous-open-pitfall): the local peer's later outbound packet would
 then lose its preserved port.
+
+Rules are written for the router's address family: `ip`/`ip6` match keywords, `ipv4_addr`/
+`ipv6_addr` state types and ICMP/ICMPv6 echo. The table is `ip` for an IPv4 router, `ip6` for an
+IPv6 one and `inet` for a router that has both (`table_family`). nftables 1.0.6 (Debian 12)
+aborts on the eim and adm updates of an IPv6 NAT (an assertion in netlink_linearize.c, for
+`ct original ip6 saddr . ct original proto-src` as a map key); `nft -c` accepts every other IPv6
+ruleset rendered here.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
+from simnet.addresses import IPV4, IPV6, Family, IPAddress, IPNetwork
 from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
 from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
@@ -33,8 +41,11 @@ SEQUENTIAL_BASE = 20000  # sequential allocation hands out 20000, 20001, ... 210
 SEQUENTIAL_SPAN = 1024
 
 
+TableFamily = Literal["ip", "ip6", "inet"]
+
+
 def render_router(router: RouterPlan) -> str:
-    """The whole `table ip simnet` for one router."""
+    """The whole `table <family> simnet` for one router."""
     body: list[str] = []
     if router.behavior.translates:
         body += _nat(router.behavior, router.wan_address, router.lan)
@@ -42,48 +53,67 @@ def render_router(router: RouterPlan) -> str:
         body += _firewall(router.firewall)
     if not body:
         return ""
-    return f"table ip {TABLE} {{\n" + "\n".join(body) + "\n}\n"
+    return f"table {table_family(router)} {TABLE} {{\n" + "\n".join(body) + "\n}\n"
 
 
-def _state(behavior: NatBehavior) -> list[str]:
+def table_family(router: RouterPlan) -> TableFamily:
+    """The nftables family of `router`'s table: that of its addresses and blocked ranges,
+    `inet` if they are of both families."""
+    families = {router.wan_address.version, router.lan.version}
+    if router.firewall is not None:
+        families |= {network.version for network in router.firewall.block}
+    if families == {IPV4}:
+        return "ip"
+    if families == {IPV6}:
+        return "ip6"
+    return "inet"
+
+
+def match(family: Family) -> Literal["ip", "ip6"]:
+    """The keyword of an address match (`ip saddr`, `ct original ip6 daddr`, `snat ip to`)."""
+    return "ip" if family == IPV4 else "ip6"
+
+
+def _state(behavior: NatBehavior, family: Family) -> list[str]:
     timeout = f"flags dynamic,timeout; timeout {behavior.udp_timeout_s}s;"
+    addr = "ipv4_addr" if family == IPV4 else "ipv6_addr"
     sets = {
         "used": "inet_service",
-        "rev_addr": "inet_service : ipv4_addr",
+        "rev_addr": f"inet_service : {addr}",
         "rev_port": "inet_service : inet_service",
     }
     if behavior.mapping is Mapping.EIM:
-        sets["eim"] = "ipv4_addr . inet_service : inet_service"
+        sets["eim"] = f"{addr} . inet_service : inet_service"
     elif behavior.mapping is Mapping.ADM:
-        sets["adm"] = "ipv4_addr . inet_service . ipv4_addr : inet_service"
+        sets["adm"] = f"{addr} . inet_service . {addr} : inet_service"
     else:
-        sets["busy"] = "ipv4_addr . inet_service"
+        sets["busy"] = f"{addr} . inet_service"
     if behavior.filtering is Filtering.ADF:
-        sets["adf"] = "inet_service . ipv4_addr"
+        sets["adf"] = f"inet_service . {addr}"
     return [
         f"  {'map' if ':' in kind else 'set'} {name} {{ type {kind}; {timeout} }}"
         for name, kind in sets.items()
     ]
 
 
-def _fresh_port(behavior: NatBehavior, to: str) -> list[str]:
-    """Rules that pick the external port of a new mapping."""
+def _fresh_port(behavior: NatBehavior, ip: str, to: str) -> list[str]:
+    """Rules that pick the external port of a new mapping (`ip`: the match keyword)."""
     match behavior.port_allocation:
         case PortAllocation.PRESERVE:
             return [
-                f"    udp sport @used snat ip to {to} random",  # taken: like a collision
-                f"    snat ip to {to}",  # conntrack keeps the source port when it is free
+                f"    udp sport @used snat {ip} to {to} random",  # taken: like a collision
+                f"    snat {ip} to {to}",  # conntrack keeps the source port when it is free
             ]
         case PortAllocation.SEQUENTIAL:
             # numgen's counter is host byte order and a port is network order, and nft has no
             # conversion: a literal map from counter to port does it (measured: +256 steps without).
             ports = ", ".join(f"{i} : {SEQUENTIAL_BASE + i}" for i in range(SEQUENTIAL_SPAN))
             return [
-                f"    meta l4proto udp snat ip to {to} : "
+                f"    meta l4proto udp snat {ip} to {to} : "
                 f"numgen inc mod {SEQUENTIAL_SPAN} map {{ {ports} }}"
             ]
         case PortAllocation.RANDOM:
-            return [f"    snat ip to {to} random"]
+            return [f"    snat {ip} to {to} random"]
 
 
 def _record(behavior: NatBehavior, internal: str, external: str, remote: str) -> list[str]:
@@ -104,27 +134,29 @@ def _record(behavior: NatBehavior, internal: str, external: str, remote: str) ->
     return rules
 
 
-def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]:
-    to = str(wan)
+def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
+    ip = match(wan.version)
+    to = str(wan) if wan.version == IPV4 else f"[{wan}]"  # an IPv6 one bracketed before a port
+    echo = "icmp type echo-request" if wan.version == IPV4 else "icmpv6 type echo-request"
     unsolicited = {
         Filtering.EIF: ["    udp dport @used accept"],
-        Filtering.ADF: ["    udp dport . ip saddr @adf accept"],
+        Filtering.ADF: [f"    udp dport . {ip} saddr @adf accept"],
         Filtering.APDF: [],
     }[behavior.filtering]
-    deliver = "udp dport @used dnat ip to udp dport map @rev_addr : udp dport map @rev_port"
+    deliver = f"udp dport @used dnat {ip} to udp dport map @rev_addr : udp dport map @rev_port"
     reuse = {
         Mapping.EIM: [
-            f"    ip saddr . udp sport @eim snat ip to {to} : ip saddr . udp sport map @eim"
+            f"    {ip} saddr . udp sport @eim snat {ip} to {to} : {ip} saddr . udp sport map @eim"
         ],
         Mapping.ADM: [
-            f"    ip saddr . udp sport . ip daddr @adm snat ip to {to} : "
-            "ip saddr . udp sport . ip daddr map @adm"
+            f"    {ip} saddr . udp sport . {ip} daddr @adm snat {ip} to {to} : "
+            f"{ip} saddr . udp sport . {ip} daddr map @adm"
         ],
-        Mapping.APDM: [f"    ip saddr . udp sport @busy snat ip to {to} random"],
+        Mapping.APDM: [f"    {ip} saddr . udp sport @busy snat {ip} to {to} random"],
     }[behavior.mapping]
-    hairpin_in = [f'    iifname "{LAN_IF}" ip daddr {to} {deliver}'] if behavior.hairpin else []
+    hairpin_in = [f'    iifname "{LAN_IF}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
     hairpin_out = (
-        [f'    oifname "{LAN_IF}" ct status dnat ip saddr {lan} jump translate']
+        [f'    oifname "{LAN_IF}" ct status dnat {ip} saddr {lan} jump translate']
         if behavior.hairpin
         else []
     )
@@ -133,24 +165,24 @@ def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]
     )
     original = _record(
         behavior,
-        "ct original ip saddr . ct original proto-src",
+        f"ct original {ip} saddr . ct original proto-src",
         "ct reply proto-dst",
-        "ct original ip daddr",
+        f"ct original {ip} daddr",
     )
     reply = _record(
         behavior,
-        "ct reply ip saddr . ct reply proto-src",
+        f"ct reply {ip} saddr . ct reply proto-src",
         "ct original proto-dst",
-        "ct reply ip daddr",
+        f"ct reply {ip} daddr",
     )
     return [
-        *_state(behavior),
+        *_state(behavior, wan.version),
         "  chain inbound {",
         "    type filter hook prerouting priority -150; policy accept;",
         f'    iifname "{WAN_IF}" ct state new jump unsolicited',
         "  }",
         "  chain unsolicited {",
-        "    fib daddr type local icmp type echo-request accept",
+        f"    fib daddr type local {echo} accept",
         *unsolicited,
         "    drop",
         "  }",
@@ -165,9 +197,9 @@ def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]
         *hairpin_out,
         "  }",
         "  chain translate {",
-        f"    meta l4proto != udp snat ip to {to}",
+        f"    meta l4proto != udp snat {ip} to {to}",
         *reuse,
-        *_fresh_port(behavior, to),
+        *_fresh_port(behavior, ip, to),
         "  }",
         "  chain record {",
         "    type filter hook postrouting priority 200; policy accept;",
@@ -186,9 +218,10 @@ def _nat(behavior: NatBehavior, wan: IPv4Address, lan: IPv4Network) -> list[str]
 def _firewall(firewall: FirewallSpec) -> list[str]:
     """Outbound policy; what comes back on an allowed flow is let through."""
     rules = []
-    if firewall.block:
-        blocked = ", ".join(str(n) for n in firewall.block)
-        rules += [f"    ip daddr {{ {blocked} }} drop", f"    ip saddr {{ {blocked} }} drop"]
+    for family in sorted({network.version for network in firewall.block}):
+        ip = match(family)
+        blocked = ", ".join(str(n) for n in firewall.block if n.version == family)
+        rules += [f"    {ip} daddr {{ {blocked} }} drop", f"    {ip} saddr {{ {blocked} }} drop"]
     if firewall.block_udp:
         rules.append("    meta l4proto udp drop")
     rules.append("    ct state established,related accept")

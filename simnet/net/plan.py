@@ -2,25 +2,50 @@
 
 Pure data, computed from the scenario; the builder applies it. The emulated internet is a core
 router with a point-to-point link to every public node (servers, NAT WAN sides, hosts on the
-internet). Each public node has one /32 address and routes through the core, which silently drops
-private and unassigned destinations, as the real internet does (without that, coturn's relay gets
-ENETUNREACH and closes the allocation: docs/kernel-notes.md#core-router-blackholes).
+internet). Each public node has one host address (a /32 or a /128) and routes through the core,
+which silently drops private and unassigned destinations, as the real internet does (without
+that, coturn's relay gets ENETUNREACH and closes the allocation:
+docs/kernel-notes.md#core-router-blackholes).
 
-Address ranges (RFC 5737 documentation ranges are the "public internet"):
+A plan is laid out in one address family, from that family's `Addressing`; every scenario is
+planned in IPv4 (`IPV4_ADDRESSING`). Nodes, routes and renderers take addresses of either family,
+and a node's `families` are what the builder enables in its namespace.
+
+IPv4 address ranges (RFC 5737 documentation ranges are the "public internet"):
   192.0.2.0/24     the core (192.0.2.1) and servers
   198.51.100.0/24  NAT WAN addresses on the internet
   203.0.113.0/25   hosts directly on the internet
   203.0.113.128/25 LANs of non-translating (`open`) routers, a /28 each
   100.64.0.0/10    LANs of carrier-grade NATs (RFC 6598)
   192.168.0.0/16   LANs of other NATs, unless a scenario sets its own private `lan`
+
+IPv6 address ranges (RFC 3849's 2001:db8::/32 is the "public internet", RFC 4193 unique local
+addresses are the private LANs behind NATs), a /64 per LAN:
+  2001:db8::/64       the core (2001:db8::1) and servers
+  2001:db8:0:1::/64   NAT WAN addresses on the internet
+  2001:db8:0:2::/64   hosts directly on the internet
+  2001:db8:1::/48     LANs of non-translating (`open`) routers
+  fd00:64::/48        LANs of carrier-grade NATs
+  fd00:168::/48       LANs of other NATs
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from simnet.addresses import (
+    IPV4,
+    Family,
+    IPAddress,
+    IPInterface,
+    IPNetwork,
+    default_route,
+    host_network,
+    interface,
+)
 from simnet.errors import ScenarioError
 from simnet.scenario.model import INTERNET, FirewallSpec, LinkSpec, Router, Scenario
 from simnet.scenario.nat import NatBehavior, effective_behavior
@@ -39,6 +64,57 @@ BOGONS = tuple(
 )
 FIRST_MEMBER = 10  # LAN members and public nodes are numbered from .10 (gateways sit at .1)
 
+
+@dataclass(frozen=True)
+class Addressing:
+    """Where one address family's addresses come from (the module's docstring lists both).
+
+    Public nodes take one address each from their pool; a router's LAN is a subnet of one of
+    the LAN pools (of `open_lan_prefix` for a non-translating router, `lan_prefix` for a NAT),
+    and its members are numbered from `FIRST_MEMBER` with the gateway first. The core drops
+    what is sent to a `bogons` range or to no one, as the real internet does."""
+
+    core: IPAddress
+    servers: IPNetwork
+    nat_wans: IPNetwork
+    hosts: IPNetwork
+    open_lans: IPNetwork
+    open_lan_prefix: int
+    carrier_lans: IPNetwork
+    home_lans: IPNetwork
+    lan_prefix: int
+    bogons: tuple[IPNetwork, ...]
+
+    @property
+    def family(self) -> Family:
+        return self.core.version
+
+
+IPV4_ADDRESSING = Addressing(
+    core=CORE_ADDRESS,
+    servers=SERVER_POOL,
+    nat_wans=NAT_WAN_POOL,
+    hosts=HOST_POOL,
+    open_lans=OPEN_LAN_POOL,
+    open_lan_prefix=28,
+    carrier_lans=CARRIER_LAN_POOL,
+    home_lans=HOME_LAN_POOL,
+    lan_prefix=24,
+    bogons=BOGONS,
+)
+IPV6_ADDRESSING = Addressing(
+    core=IPv6Address("2001:db8::1"),
+    servers=IPv6Network("2001:db8::/64"),
+    nat_wans=IPv6Network("2001:db8:0:1::/64"),
+    hosts=IPv6Network("2001:db8:0:2::/64"),
+    open_lans=IPv6Network("2001:db8:1::/48"),
+    open_lan_prefix=64,
+    carrier_lans=IPv6Network("fd00:64::/48"),
+    home_lans=IPv6Network("fd00:168::/48"),
+    lan_prefix=64,
+    bogons=(IPv6Network("fc00::/7"),),
+)
+
 WAN_IF = "wan"
 LAN_IF = "lan"
 HOST_IF = "eth0"
@@ -55,9 +131,9 @@ class Role(StrEnum):
 class Route:
     """`dst` via `via` on `dev`; `via=None` means on-link; `blackhole` drops silently."""
 
-    dst: IPv4Network
+    dst: IPNetwork
     dev: str | None = None
-    via: IPv4Address | None = None
+    via: IPAddress | None = None
     blackhole: bool = False
 
 
@@ -88,8 +164,8 @@ class Attachment:
 
     network: str  # the router it hangs off, or CORE
     veth: Veth
-    address: IPv4Interface
-    gateway: IPv4Address
+    address: IPInterface
+    gateway: IPAddress
 
 
 @dataclass(frozen=True)
@@ -97,8 +173,8 @@ class RouterPlan:
     """What a router translates and filters: its own behaviour, not the chain's."""
 
     behavior: NatBehavior
-    wan_address: IPv4Address
-    lan: IPv4Network
+    wan_address: IPAddress
+    lan: IPNetwork
     firewall: FirewallSpec | None
 
 
@@ -106,7 +182,7 @@ class RouterPlan:
 class Node:
     name: str
     role: Role
-    addresses: dict[str, list[IPv4Interface]] = field(default_factory=dict)
+    addresses: dict[str, list[IPInterface]] = field(default_factory=dict)
     bridges: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     router: RouterPlan | None = None
@@ -117,14 +193,20 @@ class Node:
         return self.role in (Role.CORE, Role.ROUTER)
 
     @property
-    def address(self) -> IPv4Address:
+    def families(self) -> frozenset[Family]:
+        """The address families this node has addresses of: the builder enables these, and
+        only these, in its namespace."""
+        return frozenset(a.version for addrs in self.addresses.values() for a in addrs)
+
+    @property
+    def address(self) -> IPAddress:
         """The node's primary address: its WAN/eth0 address, where others reach it."""
         for ifname in (WAN_IF, HOST_IF):
             if self.addresses.get(ifname):
                 return self.addresses[ifname][0].ip
         raise KeyError(f"{self.name} has no primary address")
 
-    def all_addresses(self) -> list[IPv4Address]:
+    def all_addresses(self) -> list[IPAddress]:
         ifname = WAN_IF if WAN_IF in self.addresses else HOST_IF
         return [a.ip for a in self.addresses.get(ifname, [])]
 
@@ -137,6 +219,11 @@ class NetworkPlan:
     #: host -> network -> where it sits there, for the hosts a timeline moves (their first
     #: network included), so a move and the move back know both ends
     attachments: dict[str, dict[str, Attachment]] = field(default_factory=dict)
+
+    @property
+    def families(self) -> frozenset[Family]:
+        """The address families of the whole network."""
+        return frozenset(f for node in self.nodes.values() for f in node.families)
 
     def chain(self, node: str) -> list[str]:
         """Routers between `node` and the internet, innermost first."""
@@ -158,7 +245,7 @@ class NetworkPlan:
 
 class _Pool:
     def __init__(
-        self, network: IPv4Network, first: int = FIRST_MEMBER, what: str = "", fix: str = ""
+        self, network: IPNetwork, first: int = FIRST_MEMBER, what: str = "", fix: str = ""
     ) -> None:
         self.network = network
         self.first = first
@@ -166,12 +253,13 @@ class _Pool:
         self.what = what or str(network)
         self.fix = fix
 
-    def take(self) -> IPv4Address:
+    def take(self) -> IPAddress:
         if self.next >= self.network.num_addresses - 1:
             room = max(self.network.num_addresses - 1 - self.first, 0)
+            first = f".{self.first}" if self.network.version == IPV4 else f"::{self.first:x}"
             raise ScenarioError(
                 f"too many {self.what}: {self.network} is exhausted (it holds {room}, "
-                f"numbered from .{self.first})",
+                f"numbered from {first})",
                 fix=self.fix or None,
             )
         address = self.network.network_address + self.next
@@ -180,21 +268,25 @@ class _Pool:
 
 
 class _Subnets:
-    def __init__(self, pool: IPv4Network, prefix: int, first: int = 0) -> None:
-        self.iterator = pool.subnets(new_prefix=prefix)
+    def __init__(self, pool: IPNetwork, prefix: int, first: int = 0) -> None:
+        self.iterator: Iterator[IPNetwork] = iter(pool.subnets(new_prefix=prefix))
         for _ in range(first):
             next(self.iterator)
         self.pool = pool
 
-    def take(self, what: str) -> IPv4Network:
+    def take(self, what: str) -> IPNetwork:
         try:
             return next(self.iterator)
         except StopIteration:
             raise ScenarioError(f"too many {what}: {self.pool} is exhausted") from None
 
 
-def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) -> NetworkPlan:
-    """Lay out nodes, cables, addresses and routes for `scenario`.
+def plan_network(
+    scenario: Scenario,
+    extra_hosts: dict[str, str] | None = None,
+    addressing: Addressing = IPV4_ADDRESSING,
+) -> NetworkPlan:
+    """Lay out nodes, cables, addresses and routes for `scenario`, with `addressing`'s family.
 
     `extra_hosts` (name -> behind) adds hosts the caller needs, e.g. NAT probe clients. Host
     templates (`count`, `own_nat`) are written out first (`simnet.scenario.templates`): the
@@ -204,25 +296,27 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
     nodes: dict[str, Node] = {CORE: Node(CORE, Role.CORE)}
     veths: list[Veth] = []
     core = nodes[CORE]
-    core.routes += [Route(b, blackhole=True) for b in BOGONS]
-    core.routes.append(Route(IPv4Network("0.0.0.0/0"), blackhole=True))
+    core_address = addressing.core
+    everywhere = default_route(addressing.family)
+    core.routes += [Route(b, blackhole=True) for b in addressing.bogons]
+    core.routes.append(Route(everywhere, blackhole=True))
     pools = {
-        Role.SERVER: _Pool(SERVER_POOL, what="servers"),
+        Role.SERVER: _Pool(addressing.servers, what="servers"),
         Role.ROUTER: _Pool(
-            NAT_WAN_POOL,
+            addressing.nat_wans,
             what="NATs on the internet",
             fix="lower the count of the hosts with own_nat (each has a NAT of its own), or "
             "put NATs behind a shared carrier NAT",
         ),
         Role.HOST: _Pool(
-            HOST_POOL,
+            addressing.hosts,
             what="hosts on the internet",
             fix="lower the hosts' count, or put them behind a NAT",
         ),
     }
-    open_lans = _Subnets(OPEN_LAN_POOL, 28)
-    carrier_lans = _Subnets(CARRIER_LAN_POOL, 24)
-    home_lans = _Subnets(HOME_LAN_POOL, 24, first=1)
+    open_lans = _Subnets(addressing.open_lans, addressing.open_lan_prefix)
+    carrier_lans = _Subnets(addressing.carrier_lans, addressing.lan_prefix)
+    home_lans = _Subnets(addressing.home_lans, addressing.lan_prefix, first=1)
     lan_members: dict[str, _Pool] = {}
 
     def attach(
@@ -233,7 +327,7 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         count: int,
         link: LinkSpec | None,
         standby: bool = False,
-    ) -> list[IPv4Interface]:
+    ) -> list[IPInterface]:
         """Cable `name` to the core or to router `behind`'s LAN bridge; returns its addresses.
 
         `link` impairs this cable (applied by `simnet.net.impair` after the build). A `standby`
@@ -246,14 +340,14 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
             addresses = [pools[role].take() for _ in range(count)]
             core_if = f"p{len(veths)}"
             veths.append(Veth(name, ifname, CORE, core_if, link=link, standby=standby))
-            core.addresses[core_if] = [IPv4Interface(f"{CORE_ADDRESS}/32")]
-            core.routes += [Route(IPv4Network(f"{a}/32"), dev=core_if) for a in addresses]
-            interfaces = [IPv4Interface(f"{a}/32") for a in addresses]
+            core.addresses[core_if] = [interface(core_address)]
+            core.routes += [Route(host_network(a), dev=core_if) for a in addresses]
+            interfaces = [interface(a) for a in addresses]
             if not standby:
                 node.addresses[ifname] = interfaces
                 node.routes += [
-                    Route(IPv4Network(f"{CORE_ADDRESS}/32"), dev=ifname),
-                    Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=CORE_ADDRESS),
+                    Route(host_network(core_address), dev=ifname),
+                    Route(everywhere, dev=ifname, via=core_address),
                 ]
             return interfaces
         parent = nodes[behind]
@@ -262,23 +356,22 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         addresses = [lan_members[behind].take() for _ in range(count)]
         port = f"l{len(veths)}"
         veths.append(Veth(name, ifname, behind, port, b_bridge=LAN_IF, link=link, standby=standby))
-        interfaces = [IPv4Interface(f"{a}/{lan.prefixlen}") for a in addresses]
+        interfaces = [interface(a, lan.prefixlen) for a in addresses]
         if not standby:
             node.addresses[ifname] = interfaces
-            node.routes.append(
-                Route(IPv4Network("0.0.0.0/0"), dev=ifname, via=lan.network_address + 1)
-            )
+            node.routes.append(Route(everywhere, dev=ifname, via=lan.network_address + 1))
         return interfaces
 
     for router in scenario.routers():
         nodes[router.name] = Node(router.name, Role.ROUTER)
         wan = attach(router.name, Role.ROUTER, router.behind, WAN_IF, 1, router.link)[0].ip
         lan = router.lan or _default_lan(router, open_lans, carrier_lans, home_lans)
+        _check_family(router, lan, addressing)
         _check_nesting(router, lan, nodes)
         node = nodes[router.name]
         node.router = RouterPlan(router.behavior, wan, lan, router.firewall)
         node.bridges.append(LAN_IF)
-        node.addresses[LAN_IF] = [IPv4Interface(f"{lan.network_address + 1}/{lan.prefixlen}")]
+        node.addresses[LAN_IF] = [interface(lan.network_address + 1, lan.prefixlen)]
         lan_members[router.name] = _Pool(
             lan,
             what=f"hosts behind {router.name}",
@@ -306,7 +399,7 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
             continue  # moving back: the host's interface and address there are kept
         ifname = f"eth{len(known)}"
         address = attach(host, Role.HOST, where, ifname, 1, None, standby=True)[0]
-        gateway = CORE_ADDRESS if where == CORE else address.network.network_address + 1
+        gateway = core_address if where == CORE else address.network.network_address + 1
         known[where] = Attachment(where, veths[-1], address, gateway)
     return NetworkPlan(scenario, nodes, veths, attachments)
 
@@ -331,7 +424,7 @@ def _attachment_of(nodes: dict[str, Node], veths: list[Veth], host: str) -> Atta
 
 
 def _route_public_lan(
-    nodes: dict[str, Node], lan: IPv4Network, upstream: str, via: IPv4Address
+    nodes: dict[str, Node], lan: IPNetwork, upstream: str, via: IPAddress
 ) -> None:
     """An `open` router's LAN is public: every router up to the core or to the first NAT
     (which hides it anyway) needs a route to it."""
@@ -346,7 +439,7 @@ def _route_public_lan(
 
 def _default_lan(
     router: Router, open_lans: _Subnets, carrier_lans: _Subnets, home_lans: _Subnets
-) -> IPv4Network:
+) -> IPNetwork:
     if not router.behavior.translates:
         return open_lans.take("open routers")
     if router.carrier:
@@ -354,7 +447,17 @@ def _default_lan(
     return home_lans.take("NAT LANs")
 
 
-def _check_nesting(router: Router, lan: IPv4Network, nodes: dict[str, Node]) -> None:
+def _check_family(router: Router, lan: IPNetwork, addressing: Addressing) -> None:
+    """A LAN of the other family than the plan's cannot be routed in it."""
+    if lan.version != addressing.family:
+        raise ScenarioError(
+            f"nats.{router.name}.lan: {lan} is an IPv{lan.version} range, but the network is "
+            f"planned in IPv{addressing.family}",
+            fix=f"give nats.{router.name}.lan an IPv{addressing.family} range",
+        )
+
+
+def _check_nesting(router: Router, lan: IPNetwork, nodes: dict[str, Node]) -> None:
     current = router.behind
     while current != CORE:
         parent = nodes[current].router

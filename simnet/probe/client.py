@@ -10,9 +10,9 @@ import asyncio
 import json
 import secrets
 import socket
-from ipaddress import IPv4Address
 from typing import Any
 
+from simnet.addresses import IPAddress
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
@@ -119,7 +119,7 @@ class NatProber:
     def __init__(
         self,
         ns: str,
-        server: list[IPv4Address],
+        server: list[IPAddress],
         neighbour_ns: str | None = None,
         race: bool = True,
     ) -> None:
@@ -217,7 +217,7 @@ class NatProber:
         results = await asyncio.gather(*(one(s, d) for s, d in zip(sockets, delays, strict=True)))
         return lifetime_bounds(results)
 
-    async def observe(self, local_address: IPv4Address) -> NatObservation:
+    async def observe(self, local_address: IPAddress) -> NatObservation:
         """Everything but the binding lifetime (see `lifetime`)."""
         other_address, other_port = await self.filtering()
         filtering = classify_filtering(other_address, other_port)

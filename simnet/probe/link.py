@@ -32,10 +32,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Literal
 
+from simnet.addresses import IPAddress
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.builder import Network
@@ -431,7 +431,7 @@ def _read_all(sock: StampedSocket, take: Callable[[bytes, tuple[str, int], int],
 async def echo_probe(
     client_ns: str,
     server_ns: str,
-    server_address: IPv4Address,
+    server_address: IPAddress,
     port: int,
     count: int,
     interval_s: float,
@@ -557,7 +557,7 @@ def iperf_server(network: Network, node: str, port: int) -> Iterator[None]:
 def run_iperf(
     network: Network,
     client: str,
-    server_address: IPv4Address,
+    server_address: IPAddress,
     port: int,
     protocol: Protocol,
     *,

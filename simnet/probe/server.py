@@ -19,9 +19,9 @@ import contextlib
 import functools
 import json
 import socket
-from ipaddress import IPv4Address
 from typing import Any, cast
 
+from simnet.addresses import IPAddress, socket_family
 from simnet.net import netns
 
 PORTS = (3478, 3479)
@@ -43,7 +43,7 @@ class _Endpoint(asyncio.DatagramProtocol):
 class ProbeServer:
     """Listens on every (address, port) pair; created inside the server's namespace."""
 
-    def __init__(self, ns: str, addresses: list[IPv4Address]) -> None:
+    def __init__(self, ns: str, addresses: list[IPAddress]) -> None:
         if len(addresses) < 2:
             raise ValueError("an RFC 5780 probe server needs two addresses")
         self.ns = ns
@@ -55,7 +55,7 @@ class ProbeServer:
         loop = asyncio.get_running_loop()
         for a, address in enumerate(self.addresses):
             for p, port in enumerate(PORTS):
-                sock = netns.socket_in(self.ns, socket.AF_INET, socket.SOCK_DGRAM)
+                sock = netns.socket_in(self.ns, socket_family(address), socket.SOCK_DGRAM)
                 sock.bind((str(address), port))
                 sock.setblocking(False)
                 factory = functools.partial(_Endpoint, self, (a, p))

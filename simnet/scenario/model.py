@@ -20,9 +20,14 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from simnet.addresses import IPNetwork
 from simnet.callspec import (
     ERROR_KINDS,
     TURN_TRANSPORTS,
@@ -125,8 +130,29 @@ def _network_text(value: Any) -> Any:
     return value
 
 
-def _lan_network(net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-    if not (any(net.subnet_of(p) for p in PRIVATE_LANS) or net.subnet_of(SHARED_CGNAT)):
+def _one_network(value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
+    """An address range of either family, or the one error a range that is neither gets."""
+    try:
+        return parse(value)
+    except ValidationError:
+        raise PydanticCustomError("ip_v4_network", "Input is not a valid IPv4 network") from None
+
+
+def _built_family(net: IPNetwork) -> IPNetwork:
+    """Refuse a range of a family the network cannot be built in (every network is IPv4)."""
+    if net.version != 4:
+        raise ValueError(
+            f"{net}: IPv6 ranges are not supported yet (the emulated network is IPv4 only); "
+            "use an IPv4 range"
+        )
+    return net
+
+
+def _lan_network(net: IPNetwork) -> IPNetwork:
+    private = isinstance(net, ipaddress.IPv4Network) and (
+        any(net.subnet_of(p) for p in PRIVATE_LANS) or net.subnet_of(SHARED_CGNAT)
+    )
+    if not private:
         raise ValueError(
             f"{net} is not a private (10/8, 172.16/12, 192.168/16) or CGNAT (100.64/10) range"
         )
@@ -138,7 +164,13 @@ def _lan_network(net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 MappingField = Annotated[Mapping, _alias(MAPPING_ALIASES)]
 FilteringField = Annotated[Filtering, _alias(FILTERING_ALIASES)]
-NetworkField = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
+# Either family's type; `_built_family` admits the families a network can be built in.
+NetworkField = Annotated[
+    IPNetwork,
+    WrapValidator(_one_network),
+    BeforeValidator(_network_text),
+    AfterValidator(_built_family),
+]
 LanField = Annotated[NetworkField, AfterValidator(_lan_network)]
 PortRule = Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}$")]
 
@@ -729,7 +761,7 @@ class Router(BaseModel):
     name: str
     behavior: NatBehavior
     behind: str
-    lan: ipaddress.IPv4Network | None
+    lan: IPNetwork | None
     firewall: FirewallSpec | None
     link: LinkSpec | None
     carrier: bool = False

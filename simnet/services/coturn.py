@@ -26,6 +26,10 @@ Choices, and why:
   over a denied one in coturn): they stay reachable even when a scenario denies private
   (`PRIVATE_PEER_RANGES`) or all ranges, as hardened production servers do.
 - `--fingerprint` because browsers and aioice send FINGERPRINT and coturn then answers with it.
+- Addresses of either family are rendered as coturn takes them: an IPv6 listening or relay
+  address as it is, an `--aux-server` endpoint as `[address]:port`, a peer range as
+  'first-last'. The default allowed peer ranges are the emulated internet's IPv4 ones (a plan is
+  laid out in IPv4); `IPV6_PUBLIC_PEER_RANGES` is IPv6's (`simnet.net.plan.IPV6_ADDRESSING`).
 - coturn also tries SCTP listeners; kernels without SCTP make it print "socket: Protocol not
   supported" on its console, which is harmless.
 """
@@ -44,10 +48,11 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
+from simnet.addresses import IPAddress, IPNetwork, socket_family, url_host
 from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
@@ -64,13 +69,14 @@ FIREWALL_FRIENDLY_PORT = 443
 
 # The emulated public internet (see simnet.net.plan): servers, NAT WAN sides, public hosts and
 # the LANs of non-translating routers. TURN must always be allowed to relay to these.
-PUBLIC_PEER_RANGES: tuple[IPv4Network, ...] = (
+PUBLIC_PEER_RANGES: tuple[IPNetwork, ...] = (
     IPv4Network("192.0.2.0/24"),
     IPv4Network("198.51.100.0/24"),
     IPv4Network("203.0.113.0/24"),
 )
+IPV6_PUBLIC_PEER_RANGES: tuple[IPNetwork, ...] = (IPv6Network("2001:db8::/32"),)
 # What hardened coturn deployments deny (coturn's example turnserver.conf list, IPv4 part).
-PRIVATE_PEER_RANGES: tuple[IPv4Network, ...] = (
+PRIVATE_PEER_RANGES: tuple[IPNetwork, ...] = (
     IPv4Network("0.0.0.0/8"),
     IPv4Network("10.0.0.0/8"),
     IPv4Network("100.64.0.0/10"),
@@ -159,16 +165,16 @@ class TurnConfig:
 
     realm: str = "simnet.test"
     auth: TurnAuth = field(default_factory=LongTermAuth)
-    listening_ips: tuple[IPv4Address, ...] = ()
-    relay_ips: tuple[IPv4Address, ...] = ()
-    external_ip: IPv4Address | None = None  # only for a server behind a NAT (not the default)
+    listening_ips: tuple[IPAddress, ...] = ()
+    relay_ips: tuple[IPAddress, ...] = ()
+    external_ip: IPAddress | None = None  # only for a server behind a NAT (not the default)
     port: int = DEFAULT_PORT
     tls_port: int | None = DEFAULT_TLS_PORT
     extra_ports: tuple[int, ...] = (FIREWALL_FRIENDLY_PORT,)
     min_relay_port: int = 49152
     max_relay_port: int = 65535
-    allowed_peers: tuple[IPv4Network, ...] = PUBLIC_PEER_RANGES
-    denied_peers: tuple[IPv4Network, ...] = ()
+    allowed_peers: tuple[IPNetwork, ...] = PUBLIC_PEER_RANGES
+    denied_peers: tuple[IPNetwork, ...] = ()
     verbose: bool = False
     extra_args: tuple[str, ...] = ()
     # coturn's limits (None: coturn's default, unlimited): allocations at once in total and per
@@ -222,7 +228,7 @@ class TurnConfig:
         return () if self.tls_port is None else (self.tls_port, *self.extra_ports)
 
     @property
-    def effective_relay_ips(self) -> tuple[IPv4Address, ...]:
+    def effective_relay_ips(self) -> tuple[IPAddress, ...]:
         return self.relay_ips or self.listening_ips
 
 
@@ -258,7 +264,7 @@ class CoturnFiles:
         return self.workdir / "pkey.pem"
 
 
-def _range(network: IPv4Network) -> str:
+def _range(network: IPNetwork) -> str:
     """coturn 4.6.1 takes peer ranges as 'first-last', not CIDR."""
     return f"{network.network_address}-{network.broadcast_address}"
 
@@ -320,7 +326,7 @@ def turnserver_argv(config: TurnConfig, files: CoturnFiles, binary: str = TURNSE
         ]
     for port in config.extra_ports:
         for ip in config.listening_ips:
-            argv += ["--aux-server", f"{ip}:{port}"]
+            argv += ["--aux-server", f"{url_host(ip)}:{port}"]
     for network in config.allowed_peers:
         argv.append(f"--allowed-peer-ip={_range(network)}")
     for network in config.denied_peers:
@@ -362,7 +368,7 @@ def turn_credentials(
 
 
 def write_self_signed_cert(
-    cert_path: Path, key_path: Path, addresses: Sequence[IPv4Address], name: str
+    cert_path: Path, key_path: Path, addresses: Sequence[IPAddress], name: str
 ) -> None:
     """A throwaway P-256 certificate for TURN over TLS, valid for `addresses` for two days.
 
@@ -437,7 +443,7 @@ class CoturnHandle:
         return self.process.pid
 
     @property
-    def address(self) -> IPv4Address:
+    def address(self) -> IPAddress:
         """The primary public address clients use (and the relay address)."""
         return self.config.listening_ips[0]
 
@@ -448,7 +454,7 @@ class CoturnHandle:
 
     def urls(self) -> list[str]:
         """ICE server URLs (RFC 7065) for every endpoint this coturn serves."""
-        host = str(self.address)
+        host = url_host(self.address)
         out = [f"turn:{host}:{p}?transport=udp" for p in self.config.udp_ports]
         plain_tcp = (self.config.port, *self.config.extra_ports)
         out += [f"turn:{host}:{p}?transport=tcp" for p in plain_tcp]
@@ -538,7 +544,7 @@ async def start_coturn(
 async def _wait_ready(handle: CoturnHandle, deadline: float) -> None:
     """Poll every endpoint until all answer, the process dies, or the deadline passes."""
     config = handle.config
-    pending: list[tuple[str, IPv4Address, int]] = [
+    pending: list[tuple[str, IPAddress, int]] = [
         ("udp", ip, port) for ip in config.listening_ips for port in config.udp_ports
     ]
     pending += [("tcp", ip, port) for ip in config.listening_ips for port in config.tcp_ports]
@@ -550,40 +556,41 @@ async def _wait_ready(handle: CoturnHandle, deadline: float) -> None:
                 f"turnserver exited during start-up (exit code {handle.process.exit_status()})",
             )
         if time.monotonic() > deadline:
-            waiting = ", ".join(f"{kind} {ip}:{port}" for kind, ip, port in pending)
+            waiting = ", ".join(f"{kind} {url_host(ip)}:{port}" for kind, ip, port in pending)
             raise _startup_error(
                 handle, f"turnserver did not answer within the deadline on {waiting} ({last_error})"
             )
-        still: list[tuple[str, IPv4Address, int]] = []
+        still: list[tuple[str, IPAddress, int]] = []
         for kind, ip, port in pending:
             try:
                 if kind == "udp":
-                    await _probe_udp(handle.ns, (str(ip), port))
+                    await _probe_udp(handle.ns, ip, port)
                 else:
-                    await _probe_tcp(handle.ns, (str(ip), port))
+                    await _probe_tcp(handle.ns, ip, port)
             except (OSError, TimeoutError, ValueError) as exc:
-                last_error = f"{kind} {ip}:{port}: {exc or type(exc).__name__}"
+                last_error = f"{kind} {url_host(ip)}:{port}: {exc or type(exc).__name__}"
                 still.append((kind, ip, port))
         pending = still
         if pending:
             await handle.process.await_exited(POLL_S)  # the poll interval, or its exit
 
 
-async def _probe_udp(ns: str, server: tuple[str, int]) -> None:
-    sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+async def _probe_udp(ns: str, ip: IPAddress, port: int) -> None:
+    sock = netns.socket_in(ns, socket_family(ip), socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
-        sock.connect(server)
+        sock.connect((str(ip), port))
         await stun_binding(sock, PROBE_TIMEOUT_S)
     finally:
         sock.close()
 
 
-async def _probe_tcp(ns: str, server: tuple[str, int]) -> None:
-    sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+async def _probe_tcp(ns: str, ip: IPAddress, port: int) -> None:
+    sock = netns.socket_in(ns, socket_family(ip), socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        await within(asyncio.get_running_loop().sock_connect(sock, server), PROBE_TIMEOUT_S)
+        connect = asyncio.get_running_loop().sock_connect(sock, (str(ip), port))
+        await within(connect, PROBE_TIMEOUT_S)
     finally:
         sock.close()
 

@@ -40,12 +40,12 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from types import TracebackType
 from typing import Literal
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from simnet.addresses import IPAddress, socket_family, url_host
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
@@ -157,7 +157,7 @@ class SignalingServer:
     `close()` and `await wait_closed()`. `port=0` picks a free port (see `port` after start).
     """
 
-    def __init__(self, ns: str, address: IPv4Address, port: int = 8080) -> None:
+    def __init__(self, ns: str, address: IPAddress, port: int = 8080) -> None:
         self.ns = ns
         self.address = address
         self.port = port
@@ -181,14 +181,15 @@ class SignalingServer:
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
-        sock = netns.socket_in(self.ns, socket.AF_INET, socket.SOCK_STREAM)
+        sock = netns.socket_in(self.ns, socket_family(self.address), socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((str(self.address), self.port))
             except OSError as exc:
                 raise SimnetError(
-                    f"signaling server cannot listen on {self.address}:{self.port} in namespace "
+                    f"signaling server cannot listen on {url_host(self.address)}:{self.port} in "
+                    f"namespace "
                     f"{self.ns}: {exc.strerror}",
                     fix="give it a free port, or an address that node has",
                 ) from None
@@ -249,12 +250,12 @@ class SignalingServer:
     @property
     def base_url(self) -> str:
         """`http://ADDR:PORT`: what `open_channel` takes as `url_base`, for either transport."""
-        return f"http://{self.address}:{self.port}"
+        return f"http://{url_host(self.address)}:{self.port}"
 
     def url(self, kind: Transport, room: str, peer: str) -> str:
         """The full URL peer `peer` of `room` uses with transport `kind`."""
         scheme = "ws" if kind == "ws" else "http"
-        return f"{scheme}://{self.address}:{self.port}/{kind}/{room}/{peer}"
+        return f"{scheme}://{url_host(self.address)}:{self.port}/{kind}/{room}/{peer}"
 
     def rooms(self) -> list[str]:
         return list(self._rooms)

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from ipaddress import IPv4Address
 from typing import Any
 
 import nftables
 from pyroute2 import Conntrack, IPRoute
 
+from simnet.addresses import IPAddress, default_route, host_network, socket_family
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.impair.chooser import choose_backend, link_target
@@ -42,7 +42,7 @@ from simnet.net.impair.kernel import clear_egress, nft, tc_batch
 from simnet.net.impair.nfqueue import relink
 from simnet.net.impair.rules import NFT_TABLE, netem_batch
 from simnet.net.nftables import TABLE as NAT_TABLE
-from simnet.net.plan import CORE, CORE_ADDRESS, Attachment, NetworkPlan, Veth
+from simnet.net.plan import CORE, Attachment, NetworkPlan, Veth
 from simnet.scenario.model import DIRECTIONS, LinkSpec
 
 CUT_TABLE = "simnet_cut"
@@ -112,9 +112,10 @@ def nat_flush(ns: str, name: str) -> None:
     with netns.entered(ns):
         done = subprocess.run(["conntrack", "-F"], capture_output=True, text=True)
         lib = nftables.Nftables()
-        for state in NAT_STATE:
+        family = _nat_table_family(lib)
+        for state in NAT_STATE if family else ():
             for kind in ("set", "map"):
-                rc, _, _ = lib.cmd(f"flush {kind} ip {NAT_TABLE} {state}")
+                rc, _, _ = lib.cmd(f"flush {kind} {family} {NAT_TABLE} {state}")
                 if rc == 0:
                     break
     if done.returncode != 0:
@@ -131,13 +132,24 @@ def move(ns_of: dict[str, str], host: str, old: Attachment, new: Attachment) -> 
     with netns.entered(ns_of[host]), IPRoute() as ipr:
         before, after = _index(ipr, old.veth.a_if), _index(ipr, new.veth.a_if)
         ipr.flush_routes(oif=before)  # the default route, and a host's on-link core route
-        ipr.addr("del", index=before, address=str(old.address.ip), prefixlen=_prefix(old))
+        ipr.addr(
+            "del",
+            index=before,
+            family=socket_family(old.address.ip),
+            address=str(old.address.ip),
+            prefixlen=_prefix(old),
+        )
         ipr.link("set", index=before, state="down")
         ipr.link("set", index=after, state="up")
-        ipr.addr("add", index=after, address=str(new.address.ip), prefixlen=_prefix(new))
+        family = socket_family(new.address.ip)
+        ipr.addr(
+            "add", index=after, family=family, address=str(new.address.ip), prefixlen=_prefix(new)
+        )
         if new.network == CORE:  # a public host reaches its gateway (the core) on-link
-            ipr.route("add", dst=f"{CORE_ADDRESS}/32", oif=after, scope=ROUTE_SCOPE_LINK)
-        ipr.route("add", dst="0.0.0.0/0", gateway=str(new.gateway), oif=after)
+            gateway_route = str(host_network(new.gateway))
+            ipr.route("add", family=family, dst=gateway_route, oif=after, scope=ROUTE_SCOPE_LINK)
+        everywhere = str(default_route(new.gateway.version))
+        ipr.route("add", family=family, dst=everywhere, gateway=str(new.gateway), oif=after)
     if old.network == CORE:
         return 0  # a public address: no NAT held anything for it
     return forget_host(ns_of[old.network], old.address.ip)
@@ -157,7 +169,7 @@ def _index(ipr: IPRoute, ifname: str) -> int:
     return int(found[0])
 
 
-def forget_host(ns: str, address: IPv4Address) -> int:
+def forget_host(ns: str, address: IPAddress) -> int:
     """Make the router in namespace `ns` forget `address` (a host that left its LAN): delete
     every conntrack entry from or to it, and every element of simnet's NAT state that maps or
     permits it. Returns the number of conntrack entries deleted."""
@@ -182,15 +194,29 @@ def forget_host(ns: str, address: IPv4Address) -> int:
     return deleted
 
 
-def _forget_nat_state(lib: nftables.Nftables, address: IPv4Address) -> None:
+def _nat_table_family(lib: nftables.Nftables) -> str | None:
+    """The family (`ip`, `ip6`, `inet`) of the namespace's NAT table (`simnet.net.nftables`
+    chooses it by the router's addresses), None if it has none."""
+    rc, output, _ = lib.cmd("list tables")
+    for line in str(output).splitlines() if rc == 0 else ():
+        words = line.split()
+        if len(words) == 3 and words[0] == "table" and words[2] == NAT_TABLE:
+            return str(words[1])
+    return None
+
+
+def _forget_nat_state(lib: nftables.Nftables, address: IPAddress) -> None:
     """Delete `address`'s elements from the NAT table's sets and maps (`simnet.net.nftables`):
     those keyed by it (eim, adm, busy) and, through rev_addr, the external ports mapped to it
     (used, rev_addr, rev_port, adf). A router without the table (no NAT) has nothing to do."""
+    family = _nat_table_family(lib)
+    if family is None:
+        return
     lib.set_json_output(True)
     state: dict[str, list[Any]] = {}
     for name in NAT_STATE:
         for kind in ("map", "set"):
-            rc, output, _ = lib.cmd(f"list {kind} ip {NAT_TABLE} {name}")
+            rc, output, _ = lib.cmd(f"list {kind} {family} {NAT_TABLE} {name}")
             if rc == 0:
                 state[name] = _elements(output)
                 break
@@ -212,7 +238,7 @@ def _forget_nat_state(lib: nftables.Nftables, address: IPv4Address) -> None:
     for name, keys in doomed.items():
         # one element at a time: one that timed out meanwhile must not keep the rest
         for key in keys:
-            lib.cmd(f"delete element ip {NAT_TABLE} {name} {{ {key} }}")
+            lib.cmd(f"delete element {family} {NAT_TABLE} {name} {{ {key} }}")
 
 
 def _elements(output: str) -> list[Any]:

@@ -37,8 +37,8 @@ import math
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
 
+from simnet.addresses import IPAddress, IPNetwork, host_network
 from simnet.net.impair.shaping import DirectionConfig
 from simnet.scenario.model import DIRECTIONS, Direction, Impairment, LinkSpec
 
@@ -63,8 +63,8 @@ class LinkTarget:
     index: int = 0  # numbers its queues, unique among the run's links
     forwards_from: str | None = None  # a router's LAN: what it forwards out of `a_if`
     b_bridge: str | None = None  # the LAN bridge `b_if` is a port of (None: `b` routes)
-    lan: IPv4Network | None = None  # that LAN and its gateway (`b`'s address on it)
-    gateway: IPv4Address | None = None
+    lan: IPNetwork | None = None  # that LAN and its gateway (`b`'s address on it)
+    gateway: IPAddress | None = None
     seed: int = 0
 
     def impairment(self, direction: Direction) -> Impairment:
@@ -287,7 +287,10 @@ def queue_rules(
             hooks.append(f"PREROUTING -i {t.forwards_from}")
         for hook in hooks:
             own.setdefault(t.a_ns, []).extend(
-                [f"-A {hook} -d {t.gateway}/32 -j RETURN", f"-A {hook} -d {t.lan} {jump}"]
+                [
+                    f"-A {hook} -d {host_network(t.gateway)} -j RETURN",
+                    f"-A {hook} -d {t.lan} {jump}",
+                ]
             )
     out = {}
     for ns in dict.fromkeys([*arriving, *own]):
