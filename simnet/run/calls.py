@@ -24,8 +24,8 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.capture import hosts_of, start_captures, stop_captures
 from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.hosting import PeerHost, start_hosted
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.hosting import PeerHost, start_hosted
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome, EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
@@ -101,7 +101,7 @@ async def start_services(
 ) -> Services:
     """Everything the calls need, ready (each waits on its own readiness event).
 
-    `shared`: groups of aiortc peers, each hosted by one process (`simnet.peer.hosting`);
+    `shared`: groups of aiortc peers, each hosted by one process (`simnet.peer.control.hosting`);
     every other peer has a process of its own."""
     services = Services()
     try:

@@ -348,7 +348,7 @@ class ExternalPeer(Strict):
         return shlex.split(self.command)
 
 
-#: The WebRTC stacks simnet ships a peer for: aiortc (Python, simnet.peer.agent) and headless
+#: The WebRTC stacks simnet ships a peer for: aiortc (Python, simnet.peer.aiortc.agent) and headless
 #: Chromium, i.e. libwebrtc (simnet.peer.chromium).
 PeerKind = Literal["aiortc", "chromium"]
 PEER_KINDS: tuple[str, ...] = get_args(PeerKind)

@@ -25,7 +25,7 @@ import pytest
 
 from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec
 from simnet.net.builder import Network
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import PROTOCOL_VERSION
 from tests.integration.peerbench import (
     ALICE_BEHIND_NAT,
@@ -183,7 +183,7 @@ async def test_a_midcall_command_is_answered_and_never_ends_the_call(network: Ne
     `error` is the command's answer (marked with it), not a rejection of the call."""
     import asyncio
 
-    from simnet.peer.agent import NO_ICE_RESTART
+    from simnet.peer.aiortc.agent import NO_ICE_RESTART
 
     sent: list[asyncio.Future[None]] = []
 

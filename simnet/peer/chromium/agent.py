@@ -1,9 +1,9 @@
 """The Chromium peer agent: `python -m simnet.peer.chromium --netns NS --profile DIR`.
 
 It speaks simnet's peer protocol (`simnet.peer.protocol`, version 1) exactly like the aiortc
-agent (`simnet.peer.agent`), so the controller drives it the same way: JSON commands on stdin,
-JSON events on stdout, each stamped with `"t"` = `time.monotonic()`, the clock every namespace
-shares. What differs is behind the protocol: the call runs in a headless Chromium page
+agent (`simnet.peer.aiortc.agent`), so the controller drives it the same way: JSON commands on
+stdin, JSON events on stdout, each stamped with `"t"` = `time.monotonic()`, the clock every
+namespace shares. What differs is behind the protocol: the call runs in a headless Chromium page
 (libwebrtc), driven over the DevTools protocol.
 
 Start-up, before "ready" (off any call's clock): enter the namespace (so the browser, a child,

@@ -1,4 +1,5 @@
-"""One process hosting many aiortc peers: `python -m simnet.peer.host --channel NS:IN:OUT ...`.
+"""One process hosting many aiortc peers:
+`python -m simnet.peer.aiortc.host --channel NS:IN:OUT ...`.
 
 Why: a load run needs a hundred peers on a 2-core machine; a process per peer spends ~100 MB and
 ~1 s of CPU on Python and aiortc each before any call (the harness would be the ceiling). Here
@@ -6,11 +7,11 @@ one interpreter imports aiortc once and one event loop runs every hosted peer's 
 
 Each `--channel NS:IN:OUT` is one peer: namespace NS (by name in /run/netns), the descriptor IN
 it reads commands from and OUT it writes events to (pipes the controller passes in,
-`simnet.peer.hosting`). On each channel the process speaks the peer protocol exactly as the
+`simnet.peer.control.hosting`). On each channel the process speaks the peer protocol exactly as the
 single-peer agent does on stdin/stdout (`simnet.peer.serve`: the same loop, the same aiortc
 backend), so the controller drives a hosted peer like any other; its ready event adds
 `"hosted": N`, the number of peers in the process. Every socket a peer makes lives in its
-namespace (`simnet.peer.namespaced`); the process itself is started in the first channel's
+namespace (`simnet.peer.aiortc.namespaced`); the process itself is started in the first channel's
 namespace, so nothing it does unattributed ever touches the host's. It ends when every channel
 has ended (`exit`, or its command pipe closing).
 """
@@ -24,8 +25,8 @@ import os
 import sys
 import time
 
-from simnet.peer.datagrams import DrainingEventLoop
-from simnet.peer.namespaced import CURRENT, bound, install
+from simnet.peer.aiortc.datagrams import DrainingEventLoop
+from simnet.peer.aiortc.namespaced import CURRENT, bound, install
 from simnet.peer.serve import EventWriter, serve, stdin_lines
 
 
@@ -44,7 +45,7 @@ def _name_the_peer(record: logging.LogRecord) -> bool:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m simnet.peer.host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.aiortc.host", description=__doc__)
     parser.add_argument("--channel", type=_channel, action="append", required=True)
     parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
     return parser.parse_args(argv)
@@ -52,7 +53,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _peer(name: str, read_fd: int, write_fd: int, ready: dict[str, object]) -> None:
     """One hosted peer: announce it on its channel, then serve its commands."""
-    from simnet.peer.agent import AiortcBackend
+    from simnet.peer.aiortc.agent import AiortcBackend
 
     emit = EventWriter(write_fd)
     reader = await stdin_lines(read_fd)
@@ -66,8 +67,8 @@ async def _peer(name: str, read_fd: int, write_fd: int, ready: dict[str, object]
 async def _serve(channels: list[tuple[str, int, int]], started: float, imported: float) -> int:
     import aiortc
 
-    import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
-    from simnet.peer.agent import warm_up
+    import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
+    from simnet.peer.aiortc.agent import warm_up
     from simnet.peer.protocol import PROTOCOL_VERSION
 
     install()
@@ -89,7 +90,7 @@ async def _serve(channels: list[tuple[str, int, int]], started: float, imported:
     results = await asyncio.gather(*peers, return_exceptions=True)
     for (name, _, _), result in zip(channels, results, strict=True):
         if isinstance(result, BaseException):
-            logging.getLogger("simnet.peer.host").error("peer in %s ended: %r", name, result)
+            logging.getLogger("simnet.peer.aiortc.host").error("peer in %s ended: %r", name, result)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The warm peer agent: `python -m simnet.peer.agent --netns NS`.
+"""The warm peer agent: `python -m simnet.peer.aiortc.agent --netns NS`.
 
 Why a long-lived process per peer: starting Python and importing aiortc costs about a second,
 which would otherwise land inside every measured call. The agent pays it once, before the clock
@@ -46,7 +46,7 @@ NO_ICE_RESTART = "aiortc has no ICE restart (RTCPeerConnection.restartIce is not
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m simnet.peer.agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.aiortc.agent", description=__doc__)
     parser.add_argument(
         "--netns",
         help="network namespace to live in (omitted: stay in the caller's)",
@@ -101,7 +101,7 @@ class AiortcBackend:
 async def _serve(emit: EventWriter, started: float, imported: float) -> int:
     import aiortc
 
-    import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
+    import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
     from simnet.peer.protocol import PROTOCOL_VERSION
 
     await warm_up()
@@ -126,13 +126,13 @@ async def _serve(emit: EventWriter, started: float, imported: float) -> int:
 async def _call(cmd: CallCommand, emit: EventWriter) -> None:
     """Run one call and emit its result; a crash still ends in a result, so the controller
     never waits for one that will not come."""
-    from simnet.peer.call import run_call
+    from simnet.peer.aiortc.call import run_call
     from simnet.peer.protocol import CallResult
 
     try:
         result = await run_call(cmd, emit)
     except Exception as exc:
-        logging.getLogger("simnet.peer.agent").exception("call crashed")
+        logging.getLogger("simnet.peer.aiortc.agent").exception("call crashed")
         result = CallResult(role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}")
     emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
 

@@ -40,7 +40,7 @@ from simnet.peer.protocol import (
     ready_problem,
 )
 
-log = logging.getLogger("simnet.peer.control")
+log = logging.getLogger("simnet.peer.control.agent")
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
 CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
@@ -109,11 +109,11 @@ class PeerAgent:
         """Spawn a peer process in namespace `ns` and wait for its ready event.
 
         `argv` is any program that speaks `simnet.peer.protocol` (default: simnet's aiortc
-        agent, `python -m simnet.peer.agent --netns NS`); it starts inside `ns`, in its own
+        agent, `python -m simnet.peer.aiortc.agent --netns NS`); it starts inside `ns`, in its own
         session, as a managed process of `run`."""
         log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
         if argv is None:  # it enters `ns` itself, and says so in its log if it cannot
-            argv = [sys.executable, "-m", "simnet.peer.agent", "--netns", ns]
+            argv = [sys.executable, "-m", "simnet.peer.aiortc.agent", "--netns", ns]
         spawned = time.monotonic()
         try:
             with open(log_path, "ab") as log:

@@ -1,4 +1,4 @@
-"""The controller's side of a process hosting many peers (`simnet.peer.host`).
+"""The controller's side of a process hosting many peers (`simnet.peer.aiortc.host`).
 
 `start_hosted(run, namespaces)` starts one such process (a managed process of the run, like
 every agent) with a pair of pipes per peer, and returns a `HostedPeer` per namespace once each
@@ -23,7 +23,7 @@ from pathlib import Path
 from simnet.aio import within
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
-from simnet.peer.control import (
+from simnet.peer.control.agent import (
     CLOSE_TIMEOUT_S,
     READY_TIMEOUT_S,
     STREAM_LIMIT_BYTES,
@@ -82,7 +82,7 @@ async def start_hosted(
         raise ValueError("a hosting process needs at least one namespace")
     log_path = (log_dir or run.workdir) / f"{name}.log"
     pipes = [(os.pipe(), os.pipe()) for _ in namespaces]  # (commands, events) per peer
-    argv = [sys.executable, "-m", "simnet.peer.host"]
+    argv = [sys.executable, "-m", "simnet.peer.aiortc.host"]
     for ns, ((command_r, _), (_, event_w)) in zip(namespaces, pipes, strict=True):
         argv += ["--channel", f"{ns}:{command_r}:{event_w}"]
     child_fds = [fd for (command_r, _), (_, event_w) in pipes for fd in (command_r, event_w)]
