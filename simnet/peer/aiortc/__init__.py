@@ -6,5 +6,18 @@
   `signaling_router`), ICE plumbing (`aioice_adapter`), liveness checks (`liveness`),
   media (`media`) and batched datagram reads (`datagrams`).
 
-Importing this package imports nothing: aiortc is imported by the agent process only.
+This module is the kind's hook in the registry (`simnet.peerkinds`): `agent_argv`. Importing it
+imports nothing else: aiortc is imported by the agent process only.
 """
+
+from __future__ import annotations
+
+import sys
+
+from simnet.peerkinds import Launch
+
+
+def agent_argv(launch: Launch) -> list[str]:
+    """The command line of an aiortc peer agent living in namespace `launch.ns` (it enters the
+    namespace itself, and says so in its log if it cannot)."""
+    return [sys.executable, "-m", "simnet.peer.aiortc", "--netns", launch.ns]

@@ -19,13 +19,13 @@ import json
 import logging
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from simnet import peerkinds
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
@@ -39,6 +39,7 @@ from simnet.peer.protocol import (
     midcall_line,
     ready_problem,
 )
+from simnet.peerkinds import Launch
 
 log = logging.getLogger("simnet.peer.control.agent")
 
@@ -108,12 +109,13 @@ class PeerAgent:
     ) -> PeerAgent:
         """Spawn a peer process in namespace `ns` and wait for its ready event.
 
-        `argv` is any program that speaks `simnet.peer.protocol` (default: simnet's aiortc
-        agent, `python -m simnet.peer.aiortc.agent --netns NS`); it starts inside `ns`, in its own
+        `argv` is any program that speaks `simnet.peer.protocol` (default: the registry's
+        default kind, `simnet.peerkinds.DEFAULT_KIND`); it starts inside `ns`, in its own
         session, as a managed process of `run`."""
         log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
-        if argv is None:  # it enters `ns` itself, and says so in its log if it cannot
-            argv = [sys.executable, "-m", "simnet.peer.aiortc.agent", "--netns", ns]
+        if argv is None:
+            kind = peerkinds.kind(peerkinds.DEFAULT_KIND)
+            argv = peerkinds.agent_argv(kind, Launch(ns, run.workdir / f"{kind.name}-{ns}"))
         spawned = time.monotonic()
         try:
             with open(log_path, "ab") as log:
