@@ -893,12 +893,14 @@ def main() -> None:
         err.print(show.text(f"terminated ({exc}); everything this run created was removed"))
         sys.exit(143)
     except Exception as exc:  # a bug in simnet: say so, briefly, unless debugging
-        if os.environ.get("SIMNET_DEBUG"):
+        from simnet import settings
+
+        if settings.debug():
             raise
         err.print(
             show.error(
                 f"{type(exc).__name__}: {exc}\n"
-                "  (set SIMNET_DEBUG=1 for the traceback and please report it)",
+                f"  (set {settings.DEBUG_ENV}=1 for the traceback and please report it)",
                 label="internal error:",
             ),
             highlight=False,

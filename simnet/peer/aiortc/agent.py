@@ -34,8 +34,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from simnet import settings
 from simnet.net import netns
-from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
+from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
     from simnet.peer.protocol import CallCommand
@@ -51,7 +52,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--netns",
         help="network namespace to live in (omitted: stay in the caller's)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
@@ -143,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns:
         netns.enter_for_good(args.netns)  # before any thread, socket or import that makes one
     emit = EventWriter()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level)
     import aiortc  # noqa: F401  the point of a warm agent: pay for this before the clock starts
 
     imported = time.monotonic()

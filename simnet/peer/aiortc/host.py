@@ -25,9 +25,10 @@ import os
 import sys
 import time
 
+from simnet import settings
 from simnet.peer.aiortc.datagrams import DrainingEventLoop
 from simnet.peer.aiortc.namespaced import CURRENT, bound, install
-from simnet.peer.serve import EventWriter, serve, stdin_lines
+from simnet.peer.serve import EventWriter, configure_logging, serve, stdin_lines
 
 
 def _channel(value: str) -> tuple[str, int, int]:
@@ -47,7 +48,7 @@ def _name_the_peer(record: logging.LogRecord) -> bool:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m simnet.peer.aiortc.host", description=__doc__)
     parser.add_argument("--channel", type=_channel, action="append", required=True)
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
@@ -98,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parse_args(argv)
     os.dup2(2, 1)  # stray prints land in the log; events go to each channel's own descriptor
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(peer)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level, "%(asctime)s %(peer)s %(name)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_name_the_peer)
     import aiortc  # noqa: F401  paid once for every hosted peer, before any clock starts

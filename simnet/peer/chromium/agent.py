@@ -27,14 +27,14 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net import netns
-from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
+from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
     from simnet.peer.protocol import CallCommand
@@ -57,7 +57,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "INFO"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
@@ -226,11 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns:
         netns.enter_for_good(args.netns)  # before the browser, a child, is started
     emit = EventWriter()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level)
     try:
         return asyncio.run(_serve(args, emit, started))
     except SimnetError as exc:  # e.g. no browser: one line, how to fix it, in the agent's log
