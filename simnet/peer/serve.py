@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from simnet.net import netns
 
 if TYPE_CHECKING:
-    from simnet.peer.protocol import CallCommand
+    from simnet.peer.protocol import CallCommand, Event
 
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
@@ -57,7 +57,7 @@ class EventWriter:
         os.dup2(2, 1)
         os.set_inheritable(self._fd, False)
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         data = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
         view = memoryview(data)
         while view:

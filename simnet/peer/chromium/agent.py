@@ -37,7 +37,7 @@ from simnet.net import netns
 from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
-    from simnet.peer.protocol import CallCommand
+    from simnet.peer.protocol import CallCommand, Event
 
 log = logging.getLogger("simnet.peer.chromium.agent")
 
@@ -160,7 +160,7 @@ class Agent:
         """Answer `{"cmd": "ice-restart"}`: the page restarts ICE if it can (simnetIceRestart)
         and reports the restart's events itself; the answer says whether it does."""
         t = time.monotonic()
-        answer: dict[str, Any] = {"supported": False, "reason": "no call in progress"}
+        answer: Event = {"supported": False, "reason": "no call in progress"}
         if in_call and self.page is not None:
             try:
                 value = await self.page.evaluate("simnetIceRestart()")

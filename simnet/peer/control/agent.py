@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 from simnet import peerkinds
 from simnet.aio import within
@@ -34,6 +34,7 @@ from simnet.peer.protocol import (
     MIDCALL_COMMANDS,
     CallCommand,
     CallResult,
+    Event,
     command_line,
     exit_line,
     midcall_line,
@@ -82,8 +83,8 @@ class PeerAgent:
         self.log_path = log_path
         self.spawned_t = spawned_t  # time.monotonic() just before the spawn
         self.ready_t: float | None = None  # the agent's own "ready" timestamp
-        self.ready_event: dict[str, Any] = {}
-        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.ready_event: Event = {}
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._busy = False
         self._pending: collections.deque[str] = collections.deque()  # mid-call commands sent
@@ -171,7 +172,7 @@ class PeerAgent:
         finally:
             self._events.put_nowait(None)  # end of stream
 
-    async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> dict[str, Any]:
+    async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> Event:
         try:
             event = await within(self._events.get(), timeout_s)
         except TimeoutError:
@@ -193,8 +194,8 @@ class PeerAgent:
         self,
         cmd: CallCommand,
         timeout_s: float | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any]]:
+        on_event: Callable[[Event], None] | None = None,
+    ) -> list[Event]:
         """Run `cmd`; every event of the call, ending with the "result" event. `on_event` sees
         each event as it arrives (a call's timeline starts when the data channel opens).
 
@@ -210,7 +211,7 @@ class PeerAgent:
         self._drop_stale_events()
         try:
             await self._write(command_line(cmd))
-            events: list[dict[str, Any]] = []
+            events: list[Event] = []
             deadline = time.monotonic() + timeout_s
             while True:
                 remaining = deadline - time.monotonic()
@@ -267,7 +268,7 @@ class PeerAgent:
     def _drop_stale_events(self) -> None:
         """Events that arrived between calls (a late answer to a mid-call command) belong to
         no call: they must not be read as the next call's (an "error" would reject it)."""
-        kept: list[dict[str, Any] | None] = []
+        kept: list[Event | None] = []
         while not self._events.empty():
             event = self._events.get_nowait()
             if event is None:
@@ -357,7 +358,7 @@ def _shown(argv: list[str], limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def result_of(events: list[dict[str, Any]]) -> CallResult:
+def result_of(events: list[Event]) -> CallResult:
     """The `CallResult` in a call's events (the last one, "result")."""
     for event in reversed(events):
         if event.get("event") == "result":
