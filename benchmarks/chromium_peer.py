@@ -48,7 +48,7 @@ from simnet.callspec import MediaSpec, Timeouts, VideoSpec
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import plan_network
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control import PeerAgent, result_of
+from simnet.peer.control.agent import PeerAgent, result_of
 from simnet.peer.protocol import CallCommand, CallResult, IceServer
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn

@@ -208,8 +208,8 @@ class Timeouts(Strict):
 class Liveness(Strict):
     """When a peer calls its ICE connection "disconnected" (and "connected" again), as a browser
     does: aiortc itself only reports "failed", ~30 s into a dead path (see
-    `simnet.peer.liveness`). The 2.5 s default follows libwebrtc's receive timeout (not compared
-    with a real browser here)."""
+    `simnet.peer.aiortc.liveness`). The 2.5 s default follows libwebrtc's receive timeout (not
+    compared with a real browser here)."""
 
     check_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="connectivity checks on the selected pair"

@@ -21,11 +21,12 @@ from rich.text import Text
 from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.registry import owner_alive, read_states
+from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS
 from simnet.run.owner import Terminated
 
 if TYPE_CHECKING:
+    from simnet.peerkinds import PeerPair
     from simnet.results.schema import ResultRow
-    from simnet.scenario.model import PeerPair
 
 app = typer.Typer(
     add_completion=False,
@@ -45,7 +46,10 @@ ScenarioArg = Annotated[Path, typer.Argument(help="scenario YAML file")]
 
 PeersOption = Annotated[
     str,
-    typer.Option(help="peer kind of both sides (aiortc, chromium), or of A and B: aiortc,chromium"),
+    typer.Option(
+        help=f"peer kind of both sides ({', '.join(NAMED_KINDS)}), or of A and B: "
+        f"{','.join(NAMED_KINDS[:2])}"
+    ),
 ]
 
 
@@ -445,7 +449,7 @@ def matrix(
     turn: Annotated[bool, typer.Option("--turn/--no-turn", help="offer a TURN server")] = True,
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
-    peers: PeersOption = "aiortc",
+    peers: PeersOption = DEFAULT_KIND,
 ) -> None:
     """Call across every ordered pair of NAT presets and show the grid of outcomes."""
     from rich.progress import Progress
@@ -622,7 +626,7 @@ def population(
     as_json: Annotated[
         bool, typer.Option("--json", help="the estimate as one JSON object")
     ] = False,
-    peers: PeersOption = "aiortc",
+    peers: PeersOption = DEFAULT_KIND,
 ) -> None:
     """Estimate a fleet's direct / relayed / failed call shares from a mix of networks.
 
@@ -889,12 +893,14 @@ def main() -> None:
         err.print(show.text(f"terminated ({exc}); everything this run created was removed"))
         sys.exit(143)
     except Exception as exc:  # a bug in simnet: say so, briefly, unless debugging
-        if os.environ.get("SIMNET_DEBUG"):
+        from simnet import settings
+
+        if settings.debug():
             raise
         err.print(
             show.error(
                 f"{type(exc).__name__}: {exc}\n"
-                "  (set SIMNET_DEBUG=1 for the traceback and please report it)",
+                f"  (set {settings.DEBUG_ENV}=1 for the traceback and please report it)",
                 label="internal error:",
             ),
             highlight=False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from simnet.errors import EnvironmentProblem
 from simnet.net import netns
+from simnet.peerkinds import KINDS, find_program
 
 APT_FIX = "run ./setup.sh (or: apt-get install {pkg})"
 
@@ -164,19 +165,24 @@ def _nfqueue_check() -> Check:
     )
 
 
-def _chromium_check() -> Check:
-    """Chromium peers (`peer: chromium`) need Debian's browser; aiortc peers do not."""
-    from simnet.peer.chromium import INSTALL_FIX, find_binary
-
-    found = find_binary()
-    detail = str(found) if found else "missing (Chromium peers: peer: chromium)"
-    return Check("browser chromium", found is not None, detail, INSTALL_FIX, required=False)
+def _peer_kind_checks() -> list[Check]:
+    """What each peer kind of the registry (`simnet.peerkinds`) needs on this machine; optional,
+    since a run needs only the kinds its hosts name (aiortc, simnet's own dependency, none)."""
+    checks = []
+    for kind in KINDS.values():
+        needed = kind.requirement
+        if needed is None:
+            continue
+        found = find_program(needed.binaries)
+        detail = str(found) if found else f"missing ({kind.title} peers: peer: {kind.name})"
+        checks.append(Check(needed.check, found is not None, detail, needed.fix, required=False))
+    return checks
 
 
 def run_checks() -> list[Check]:
     checks = [Check("root", os.geteuid() == 0, f"uid {os.geteuid()}", "run as root")]
     checks += _binary_checks()
-    checks.append(_chromium_check())
+    checks += _peer_kind_checks()
     if os.geteuid() == 0:
         checks += _kernel_checks()
     return checks

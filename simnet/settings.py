@@ -1,9 +1,23 @@
 """Settings taken from the environment, each checked: a bad value is an error, never a default.
 
-`SIMNET_LINK_BACKEND`, `SIMNET_LINK_RT_PRIORITY` and `SIMNET_EMULATOR_LIMIT_PPS` used to fall back
-to their defaults without a word when mistyped, so a user who set one believed it in force. The
-CLI checks them all before it starts anything (`check_environment`), so a bad value costs no run
-and never surfaces after a call (the emulator limit is only read once a call has ended).
+Every environment variable a user may set, with its one default:
+
+- `SIMNET_LINK_BACKEND`: how links are emulated, auto (default), netem or nfqueue;
+- `SIMNET_LINK_RT_PRIORITY`: the delay-line helpers' SCHED_FIFO priority, 0 for none
+  (default 10);
+- `SIMNET_EMULATOR_LIMIT_PPS`: packets/s above which a run is flagged emulator_limited
+  (default 40000);
+- `SIMNET_AGENT_LOG`: what peer agents log to their log file in the run's work directory, a
+  `logging` level name (default WARNING); simnet's own agent messages (a browser's launches,
+  console and stderr) are kept from INFO up whatever the level;
+- `SIMNET_DEBUG`: set (to anything but empty), the CLI shows an internal error's traceback.
+
+A mistyped value would otherwise fall back to its default without a word, and a user who set
+one would believe it in force. The CLI checks them all before it starts anything
+(`check_environment`), so a bad value costs no run and never surfaces after a call (the
+emulator limit is only read once a call has ended, the agent log level inside each agent).
+Variables simnet sets for its own processes (`SIMNET_RUN`, `SIMNET_PROCESS`: the run tag,
+`simnet.net.process`; `SIMNET_BATCH_LIFELINE`: `simnet.run.batch`) are not settings.
 """
 
 from __future__ import annotations
@@ -20,6 +34,10 @@ RT_PRIORITY_RANGE = (0, 99)  # SCHED_FIFO's priorities (sched_get_priority_max i
 LIMIT_ENV = "SIMNET_EMULATOR_LIMIT_PPS"
 DEFAULT_LIMIT_PPS = 40_000
 LIMIT_PPS_RANGE = (1, 100_000_000)
+AGENT_LOG_ENV = "SIMNET_AGENT_LOG"
+DEFAULT_AGENT_LOG = "WARNING"
+AGENT_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEBUG_ENV = "SIMNET_DEBUG"
 
 
 class SettingError(SimnetError):
@@ -51,11 +69,30 @@ def emulator_limit_pps() -> int:
     return _int(LIMIT_ENV, DEFAULT_LIMIT_PPS, *LIMIT_PPS_RANGE, "packets per second")
 
 
+def agent_log_level() -> str:
+    """`SIMNET_AGENT_LOG`: the peer agents' log level, one of `AGENT_LOG_LEVELS`."""
+    raw = os.environ.get(AGENT_LOG_ENV, "")
+    wanted = raw.strip().upper() or DEFAULT_AGENT_LOG
+    if wanted not in AGENT_LOG_LEVELS:
+        raise SettingError(
+            f"environment variable {AGENT_LOG_ENV}={raw!r} is not a log level; "
+            f"allowed: {', '.join(AGENT_LOG_LEVELS)}",
+            fix=f"set {AGENT_LOG_ENV} to one of them, or unset it (default: {DEFAULT_AGENT_LOG})",
+        )
+    return wanted
+
+
+def debug() -> bool:
+    """`SIMNET_DEBUG`: whether an internal error shows its traceback (set and not empty)."""
+    return bool(os.environ.get(DEBUG_ENV))
+
+
 def check_environment() -> None:
     """Raise `SettingError` for the first bad setting (all are read, none is applied)."""
     link_backend()
     rt_priority()
     emulator_limit_pps()
+    agent_log_level()
 
 
 def _int(name: str, default: int, low: int, high: int, meaning: str) -> int:

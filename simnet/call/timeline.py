@@ -30,7 +30,7 @@ received after ICE came back: media flows both ways again) and `restart_failed` 
 when the offerer reports the restart failed), all relative to the command.
 
 Besides aiortc's own states, each agent reports ICE "disconnected"/"connected" as a browser
-would (`simnet.peer.liveness`: 2.5 s without a packet from the peer by default), so a cut is
+would (`simnet.peer.aiortc.liveness`: 2.5 s without a packet from the peer by default), so a cut is
 noticed within seconds and a restore shows as "recovered". aioice's consent freshness still
 closes the ICE connection after ~30 s of a dead path ("failed"/"closed", `failed_ms`), and
 aiortc has no ICE restart: a call whose ICE failed never recovers.
@@ -60,7 +60,8 @@ CALM_ACTIONS = frozenset({"restore", "ice-restart"})
 
 @dataclass(frozen=True)
 class Check:
-    """A liveness check (`simnet.peer.liveness`): when it was sent, its round trip or None."""
+    """A liveness check (`simnet.peer.aiortc.liveness`): when it was sent, its round trip or
+    None."""
 
     t: float
     peer: str

@@ -48,6 +48,13 @@ Role = Literal["offer", "answer"]
 PROTOCOL_VERSION = 1
 
 
+#: One line of a peer's event stream, parsed: a JSON object with `"event"` (its name) and `"t"`
+#: (CLOCK_MONOTONIC seconds). The stream is the protocol's open end (a peer may send events of
+#: its own, and any event may carry more fields), so a line stays JSON; what the controller
+#: relies on is read into models: the ready event (`ReadyEvent`), the result (`CallResult`).
+Event = dict[str, Any]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -267,7 +274,7 @@ class CallResult(_Model):
         return error
 
 
-def ready_problem(event: dict[str, Any]) -> str | None:
+def ready_problem(event: Event) -> str | None:
     """Why a peer's first event does not start a session of this protocol (None: it does).
 
     The version rule: a peer says which version it speaks, and only the same version is

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -25,7 +26,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 from simnet.net import netns
 
 if TYPE_CHECKING:
-    from simnet.peer.protocol import CallCommand
+    from simnet.peer.protocol import CallCommand, Event
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def configure_logging(level: str, fmt: str = LOG_FORMAT) -> None:
+    """Log to stderr (the agent's log file) at `level` (`simnet.settings.agent_log_level`),
+    simnet's own loggers from INFO up whatever the level: what an agent says of itself (a
+    browser's launch, its console) is worth its lines, a library's INFO chatter is not."""
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=fmt)
+    own = logging.getLogger("simnet")
+    own.setLevel(min(own.getEffectiveLevel(), logging.INFO))
 
 
 class EventWriter:
@@ -45,7 +57,7 @@ class EventWriter:
         os.dup2(2, 1)
         os.set_inheritable(self._fd, False)
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         data = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
         view = memoryview(data)
         while view:

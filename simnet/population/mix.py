@@ -36,8 +36,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simnet.errors import ScenarioError
+from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.scenario.load import scenario_from_dict
-from simnet.scenario.model import PeerPair, Scenario
+from simnet.scenario.model import Scenario
 
 SHARE_TOLERANCE = 1e-6
 ClassName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
@@ -144,7 +145,7 @@ def cells(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
 
 
 def scenario_for(
-    mix: Mix, offerer: NetworkClass, answerer: NetworkClass, peers: PeerPair = ("aiortc", "aiortc")
+    mix: Mix, offerer: NetworkClass, answerer: NetworkClass, peers: PeerPair = DEFAULT_PAIR
 ) -> Scenario:
     """The scenario of one call between a user of class `offerer` and one of `answerer`:
     each side's NAT chain (its router innermost), one TURN server, one signaling server; the

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.population.estimate import PopulationEstimate, estimate
 from simnet.population.mix import Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
-from simnet.scenario.model import PeerPair, Scenario
+from simnet.scenario.model import Scenario
 
 
 def _columns(mix: Mix, offerer: str, answerer: str) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def run_population(
     seed: int,
     on_row: Callable[[ResultRow], None] = lambda row: None,
     cluster: str | None = None,
-    peers: PeerPair = ("aiortc", "aiortc"),
+    peers: PeerPair = DEFAULT_PAIR,
 ) -> tuple[PopulationEstimate, list[ResultRow], list[str]]:
     """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
     call ends) and what went wrong (a cluster batch that failed: its calls have no row). The

@@ -45,6 +45,7 @@ import pandas as pd
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
+from simnet.peerkinds import DEFAULT_KIND
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -108,7 +109,7 @@ def stack_labels(frame: pd.DataFrame) -> pd.Series:
 
     def kind(column: str) -> pd.Series:
         values = frame[column] if column in frame.columns else pd.Series(None, index=frame.index)
-        return values.astype(object).where(values.notna(), "aiortc").astype(str)
+        return values.astype(object).where(values.notna(), DEFAULT_KIND).astype(str)
 
     offerer, answerer = kind("offerer_peer"), kind("answerer_peer")
     return pd.Series(
@@ -339,7 +340,7 @@ def _stacks_side_by_side(
 ) -> Section:
     """Per matrix cell, what each stack did: path and median set-up, cells where the stacks
     took different paths marked, so a difference of behaviour is one look away."""
-    stacks = sorted(rows["stack"].unique(), key=lambda s: (s != "aiortc", s))
+    stacks = sorted(rows["stack"].unique(), key=lambda s: (s != DEFAULT_KIND, s))
     header = [label_a, label_b, *(f"{s}: path, median set-up" for s in stacks), "paths differ"]
     lines = []
     for a in _ordered(list(rows[col_a])):

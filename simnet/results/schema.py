@@ -17,9 +17,10 @@ flattens them to the stored column names, which are unchanged (users have result
 
 Versions: 1 is every row written before the column existed (they have the same columns); 3
 added which peer each side was (`offerer_peer`, `answerer_peer` and their `_version`s), which
-older rows get as "aiortc" when read; `SCHEMA_VERSION` is what this simnet writes.
-`check_version` (used by `simnet.results.load`) gives old rows their version and refuses rows
-of a newer simnet than this one, instead of misreading them.
+older rows get as the default kind (`simnet.peerkinds.DEFAULT_KIND`, aiortc) when read;
+`SCHEMA_VERSION` is what this simnet writes. `check_version` (used by `simnet.results.load`)
+gives old rows their version and refuses rows of a newer simnet than this one, instead of
+misreading them.
 
 Imports no runtime code: readers of stored results need neither root nor aiortc.
 """
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.callspec import ROW_MILESTONES, TurnTransport
 from simnet.errors import SimnetError
+from simnet.peerkinds import DEFAULT_KIND
 
 SCHEMA_VERSION = 3
 LEGACY_VERSION = 1  # rows stored before `schema_version` existed
@@ -227,7 +229,7 @@ def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
         filled = {
             column: (frame[column] if column in frame.columns else pd.Series(None, frame.index))
             .astype(object)
-            .where(~older, "aiortc")
+            .where(~older, DEFAULT_KIND)
             for column in PEER_KIND_COLUMNS
         }
         frame = frame.assign(**filled)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats as sps
 
+from simnet.peerkinds import DEFAULT_KIND
 from simnet.results.schema import PEER_KIND_COLUMNS
 
 #: The per-run measurements summarised and compared, in display order.
@@ -29,7 +30,7 @@ METRICS: tuple[str, ...] = ("setup_ms", "ice_connect_ms", "dc_goodput_mbps", "rt
 #: Columns that identify a cell when present; sweep axes (`axis.*`) are added after them.
 #: The peer kinds are part of a cell: an aiortc call and a Chromium call are never pooled.
 CELL_COLUMNS: tuple[str, ...] = ("scenario", "nat_a", "nat_b", *PEER_KIND_COLUMNS)
-DEFAULT_PEER = "aiortc"
+DEFAULT_PEER = DEFAULT_KIND  # rows from before peer kinds
 AXIS_PREFIX = "axis."
 
 #: Bootstrap resamples: 4999 keeps the Monte Carlo error of a 95% percentile bound well below the

@@ -22,6 +22,7 @@ from pyarrow import ArrowException
 
 from simnet import __version__
 from simnet.errors import SimnetError
+from simnet.peerkinds import KINDS
 from simnet.results.schema import ResultRow, check_version
 
 
@@ -30,7 +31,11 @@ def environment() -> dict[str, str]:
     """Versions and machine facts that make a result reproducible, computed once per process."""
     return {
         "simnet_version": __version__,
-        "aiortc_version": _package_version("aiortc"),
+        **{
+            f"{kind.name}_version": _package_version(kind.package)
+            for kind in KINDS.values()
+            if kind.package is not None
+        },
         "aioice_version": _package_version("aioice"),
         "coturn_version": _coturn_version(),
         "kernel": platform.release(),

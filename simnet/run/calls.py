@@ -24,12 +24,12 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.capture import hosts_of, start_captures, stop_captures
 from simnet.net.impair import pressure
 from simnet.net.plan import plan_network
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
-from simnet.peer.hosting import PeerHost, start_hosted
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.hosting import PeerHost, start_hosted
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome, EmulatorFigures, ResultRow
 from simnet.run.owner import run_terminable
-from simnet.run.peers import missing_programs, peer_argv
+from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -101,8 +101,9 @@ async def start_services(
 ) -> Services:
     """Everything the calls need, ready (each waits on its own readiness event).
 
-    `shared`: groups of aiortc peers, each hosted by one process (`simnet.peer.hosting`);
-    every other peer has a process of its own."""
+    `shared`: groups of peers, each group's peers of a kind that can share a process
+    (`simnet.peerkinds.Capabilities.shared_process`) hosted by one process of that kind
+    (`simnet.peer.control.hosting`); every other peer has a process of its own."""
     services = Services()
     try:
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
@@ -118,8 +119,7 @@ async def start_services(
         )
         await services.signaling.start()
         certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
-        groups = [[p for p in group if scenario.hosts[p].peer == "aiortc"] for group in shared]
-        groups = [g for g in groups if g]
+        groups = _hosted_groups(scenario, shared)
         hosted = {p for group in groups for p in group}
         own = [p for p in peers if p not in hosted]
         agents = await asyncio.gather(
@@ -137,7 +137,12 @@ async def start_services(
         services.agents = dict(zip(own, agents, strict=True))
         started = await asyncio.gather(
             *(
-                start_hosted(network.run, [network.ns(p) for p in group], name=f"peer-host-{i}")
+                start_hosted(
+                    network.run,
+                    [network.ns(p) for p in group],
+                    hosted_argv(kind_of(scenario.hosts[group[0]])),
+                    name=f"peer-host-{i}",
+                )
                 for i, group in enumerate(groups)
             ),
             return_exceptions=True,  # every host that did start is closed below on a failure
@@ -152,6 +157,19 @@ async def start_services(
         await services.close()
         raise
     return services
+
+
+def _hosted_groups(scenario: Scenario, shared: Sequence[Sequence[str]]) -> list[list[str]]:
+    """`shared`'s groups, each split by kind, of the peers whose kind can share a process."""
+    groups: list[list[str]] = []
+    for group in shared:
+        by_kind: dict[str, list[str]] = {}
+        for peer in group:
+            kind = kind_of(scenario.hosts[peer])
+            if kind.capabilities.shared_process:
+                by_kind.setdefault(kind.name, []).append(peer)
+        groups += by_kind.values()
+    return groups
 
 
 def turn_limits(limits: TurnLimits | None) -> dict[str, Any]:
@@ -228,7 +246,7 @@ def _commands(
     }
 
     def servers_for(peer: str) -> dict[str, Any]:
-        every = scenario.hosts[peer].peer != "aiortc"
+        every = kind_of(scenario.hosts[peer]).capabilities.several_turn_urls
         servers, ca_file = ice_servers(scenario, call, services, every=every)
         return {"ice_servers": servers, "ca_file": ca_file}
 

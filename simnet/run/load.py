@@ -4,7 +4,7 @@ One network is built for the largest level: the scenario's host templates (`coun
 give the pairs, instance i of the call's offerer calling instance i of its answerer
 (`simnet.scenario.templates.call_pairs`). coturn, the signaling server and every peer are
 started once and are warm before the first level; the aiortc peers share a few processes
-(`shared_processes`, default one per core: `simnet.peer.hosting`), so the harness is not the
+(`shared_processes`, default one per core: `simnet.peer.control.hosting`), so the harness is not the
 ceiling. A level of N calls starts the first N pairs' calls at once (or R new calls per second
 with a ramp), each in its own signaling room, and ends when every call has; its rows are
 written as each call ends (columns `concurrency`, `call_index`, `start_offset_ms`, and the
@@ -30,7 +30,7 @@ from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.plan import HOST_IF, plan_network
-from simnet.peer.hosting import HostedPeer
+from simnet.peer.control.hosting import HostedPeer
 from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
 from simnet.results.schema import ResultRow
 from simnet.run.calls import (

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
-from simnet.scenario.model import CallSpec, PeerPair, Scenario
+from simnet.scenario.model import CallSpec, Scenario
 
 PRESETS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 SHORT = {
@@ -50,7 +51,7 @@ def expected_paths(nat_a: str, nat_b: str, turn: bool = True) -> frozenset[str]:
 
 
 def matrix_scenario(
-    presets: tuple[str, ...] = PRESETS, turn: bool = True, peers: PeerPair = ("aiortc", "aiortc")
+    presets: tuple[str, ...] = PRESETS, turn: bool = True, peers: PeerPair = DEFAULT_PAIR
 ) -> Scenario:
     """Side A and side B: one NAT of each preset, with one peer behind each; A's peers are of
     kind `peers[0]`, B's of `peers[1]`."""
@@ -134,7 +135,7 @@ def run_matrix(
     repeat: int = 1,
     turn: bool = True,
     on_row: Callable[[ResultRow], None] = lambda row: None,
-    peers: PeerPair = ("aiortc", "aiortc"),
+    peers: PeerPair = DEFAULT_PAIR,
 ) -> list[ResultRow]:
     """`simnet matrix`: one network, every ordered pair of presets called `repeat` times, A's
     peers offering to B's."""

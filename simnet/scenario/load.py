@@ -224,7 +224,7 @@ def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid scenario"]
     for error in exc.errors(include_url=False):
         parts = error["loc"]
-        # a tagged union's branch name (hosts.X.peer.kind / .external) is not a field to fix
+        # a tagged union's branch name (hosts.X.peer.named / .command) is not a field to fix
         shown_parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "peer")]
         loc = ".".join(printable(p, newlines=False) for p in shown_parts)
         message = error["msg"].removeprefix("Value error, ")

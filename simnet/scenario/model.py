@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +39,7 @@ from simnet.callspec import (
     Timeouts,
     TurnTransport,
 )
+from simnet.peerkinds import DEFAULT_KIND, EXTERNAL_KIND, KINDS, NAMED_KINDS, PeerKind, kind
 from simnet.scenario.nat import (
     CHAINED_PRESETS,
     FILTERING_ALIASES,
@@ -429,28 +430,21 @@ class ExternalPeer(Strict):
         return shlex.split(self.command)
 
 
-#: The WebRTC stacks simnet ships a peer for: aiortc (Python, simnet.peer.agent) and headless
-#: Chromium, i.e. libwebrtc (simnet.peer.chromium).
-PeerKind = Literal["aiortc", "chromium"]
-PEER_KINDS: tuple[str, ...] = get_args(PeerKind)
-#: The peer kinds of a call's two sides: the offerer's (side A) and the answerer's (side B).
-PeerPair = tuple[PeerKind, PeerKind]
-
-
+# Which kinds a host's `peer:` may name, and what each can do: the registry, `simnet.peerkinds`.
 def _peer_kind(value: Any) -> Any:
-    if isinstance(value, str) and value not in PEER_KINDS:
+    if isinstance(value, str) and value not in NAMED_KINDS:
         raise ValueError(
-            f"'{value}' is not a peer kind; use one of {', '.join(PEER_KINDS)} or "
+            f"'{value}' is not a peer kind; use one of {', '.join(NAMED_KINDS)} or "
             "{command: './my-client'} for a program that speaks simnet's peer protocol"
         )
     return value
 
 
-# A string is a kind, a mapping an external program: only that branch's error is reported.
+# A string names a kind, a mapping gives a command: only that branch's error is reported.
 PeerSpec = Annotated[
-    Annotated[PeerKind, BeforeValidator(_peer_kind), Tag("kind")]
-    | Annotated[ExternalPeer, Tag("external")],
-    Discriminator(lambda value: "kind" if isinstance(value, str) else "external"),
+    Annotated[PeerKind, BeforeValidator(_peer_kind), Tag("named")]
+    | Annotated[ExternalPeer, Tag("command")],
+    Discriminator(lambda value: "named" if isinstance(value, str) else "command"),
 ]
 
 
@@ -462,8 +456,9 @@ class HostSpec(Strict):
     )
     link: LinkSpec | None = Field(default=None, description="impairment of the host's link")
     peer: PeerSpec = Field(
-        default="aiortc",
-        description="the WebRTC stack of this host's peer: aiortc, chromium or {command: ...}",
+        default=DEFAULT_KIND,
+        description=f"the WebRTC stack of this host's peer: {', '.join(NAMED_KINDS)} or "
+        "{command: ...}",
     )
     count: int = Field(
         default=1,
@@ -486,8 +481,8 @@ class HostSpec(Strict):
 
     @property
     def peer_kind(self) -> str:
-        """The row's name for this host's peer: aiortc, chromium or external."""
-        return self.peer if isinstance(self.peer, str) else "external"
+        """The row's name for this host's peer: its kind in the registry (`simnet.peerkinds`)."""
+        return self.peer if isinstance(self.peer, str) else EXTERNAL_KIND
 
 
 class TurnLimits(Strict):
@@ -881,10 +876,11 @@ class Scenario(Strict):
         if call.media.coding == "replay":
             for role in ("offerer", "answerer"):
                 host = self.hosts.get(getattr(call, role))
-                if host is not None and host.peer != "aiortc":
+                if host is not None and not kind(host.peer_kind).capabilities.replayed_media:
+                    able = [k.name for k in KINDS.values() if k.capabilities.replayed_media]
                     problems.append(
-                        f"call.media.coding: replay is simnet's aiortc peer's, but the "
-                        f"{role}'s peer (hosts.{getattr(call, role)}.peer) is "
+                        f"call.media.coding: replay is simnet's {' and '.join(able)} peer's, "
+                        f"but the {role}'s peer (hosts.{getattr(call, role)}.peer) is "
                         f"{host.peer_kind}; use coding: live"
                     )
         if call.concurrent > 1:

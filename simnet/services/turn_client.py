@@ -40,7 +40,7 @@ from simnet.aio import within
 from simnet.callspec import TurnTransport as TurnTransportKind
 from simnet.errors import SimnetError
 from simnet.net import netns
-from simnet.peer.aioice_adapter import turn_connect
+from simnet.peer.aiortc.aioice_adapter import turn_connect
 
 Address = tuple[str, int]
 ErrorKind = Literal["unauthorized", "forbidden", "rejected", "timeout", "refused", "network"]

@@ -25,7 +25,7 @@ from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control import PeerAgent
+from simnet.peer.control.agent import PeerAgent
 from simnet.peer.protocol import CallCommand, IceServer
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnHandle, LongTermAuth, TurnConfig, start_coturn

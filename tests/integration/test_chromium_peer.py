@@ -30,7 +30,7 @@ from simnet.callspec import MediaSpec, VideoSpec
 from simnet.net import netns
 from simnet.net.builder import Network, apply_nft
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallResult, IceServer
 from tests.integration.peerbench import (
     COUNTER_TABLE,
@@ -380,7 +380,7 @@ import asyncio, json, sys
 from simnet.net.builder import emulated_network
 from simnet.net.plan import plan_network
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control import PeerAgent
+from simnet.peer.control.agent import PeerAgent
 from simnet.scenario.load import scenario_from_dict
 
 async def hold(net):

@@ -16,6 +16,7 @@ port-restricted-cone NAT, bob public, coturn and the signaling server public.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,8 +26,13 @@ import pytest
 
 from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec
 from simnet.net.builder import Network
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import PROTOCOL_VERSION
+from simnet.peerkinds import DEFAULT_KIND, EXTERNAL_KIND
+from simnet.run.calls import run_scenario
+from simnet.run.peers import peer_argv
+from simnet.scenario import load_scenario
+from simnet.scenario.model import ExternalPeer, HostSpec
 from tests.integration.peerbench import (
     ALICE_BEHIND_NAT,
     DATA_BYTES,
@@ -44,6 +50,7 @@ from tests.integration.peerbench import services as start_services
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
 MINIMAL_PEER = [sys.executable, str(ROOT / "examples" / "peers" / "minimal_peer.py")]
 
 
@@ -60,13 +67,29 @@ async def services(network: Network) -> AsyncIterator[Services]:
 
 
 def minimal_peer(*flags: str) -> AgentStarter:
-    """Starts the example peer on a host, as a team's own peer would be started."""
+    """Starts the example peer on a host, as a team's own peer would be started: as a host
+    whose `peer: {command: ...}` names it, through the registry's external kind."""
 
     async def start(services: Services, host: str) -> PeerAgent:
         net = services.net
-        return await PeerAgent.start(net.run, net.ns(host), argv=[*MINIMAL_PEER, *flags])
+        spec = HostSpec(peer=ExternalPeer(command=shlex.join([*MINIMAL_PEER, *flags])))
+        argv = peer_argv(spec, net.ns(host), net.run.workdir, host)
+        assert argv[1:] == [*MINIMAL_PEER[1:], *flags]  # the program found, its arguments kept
+        return await PeerAgent.start(net.run, net.ns(host), argv=argv)
 
     return start
+
+
+def test_simnet_run_calls_the_example_named_by_a_scenario() -> None:
+    """A scenario's `hosts.bob.peer: {command: ...}` is enough: `run_scenario` starts the
+    example through the registry's external kind, calls it and says so in the row."""
+    command = shlex.join(MINIMAL_PEER)
+    scenario = load_scenario(SCENARIOS / "direct-lan.yaml", [f"hosts.bob.peer.command={command}"])
+    assert scenario.hosts["bob"].peer_kind == EXTERNAL_KIND
+    (row,) = run_scenario(scenario)
+    assert row["connected"] and row["error"] is None, (row["error"], row["error_detail"])
+    assert row["path"] == "direct"
+    assert (row["offerer_peer"], row["answerer_peer"]) == (DEFAULT_KIND, EXTERNAL_KIND)
 
 
 def _assert_measured(events: list[dict[str, Any]], milestones: tuple[str, ...]) -> None:
@@ -183,7 +206,7 @@ async def test_a_midcall_command_is_answered_and_never_ends_the_call(network: Ne
     `error` is the command's answer (marked with it), not a rejection of the call."""
     import asyncio
 
-    from simnet.peer.agent import NO_ICE_RESTART
+    from simnet.peer.aiortc.agent import NO_ICE_RESTART
 
     sent: list[asyncio.Future[None]] = []
 

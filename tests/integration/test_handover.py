@@ -29,7 +29,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import live
 from simnet.net.nftables import TABLE
 from simnet.net.plan import plan_network
-from simnet.peer.agent import NO_ICE_RESTART
+from simnet.peer.aiortc.agent import NO_ICE_RESTART
 from simnet.run.calls import run_scenario
 from simnet.scenario.load import scenario_from_dict
 

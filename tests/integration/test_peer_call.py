@@ -23,7 +23,7 @@ import pytest
 
 from simnet.callspec import ANSWERER_MILESTONES, OFFERER_MILESTONES, MediaSpec, VideoSpec
 from simnet.net.builder import Network
-from simnet.peer.control import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.protocol import CallResult
 from simnet.services.signaling import SignalingServer
 from tests.integration.peerbench import (

@@ -24,7 +24,7 @@ import pytest
 from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import plan_network
-from simnet.peer.signaling_client import Transport
+from simnet.peer.aiortc.signaling_client import Transport
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.signaling import SignalingServer
 
@@ -45,7 +45,7 @@ PEER_DEADLINE_S = 30.0  # a loaded CI machine may take a while to start Python a
 # One peer of the exchange, run in its host's namespace: prints what it received as JSON.
 PEER = """
 import asyncio, json, sys
-from simnet.peer.signaling_client import open_channel
+from simnet.peer.aiortc.signaling_client import open_channel
 
 async def main(kind, base, room, me):
     async with await open_channel(kind, base, room, me, 10.0) as channel:

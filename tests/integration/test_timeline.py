@@ -1,9 +1,9 @@
 """A call's timeline against a real call: link cuts during the call, as the peers experience them.
 
 Each peer's agent reports ICE "disconnected" after 2.5 s without hearing its peer and
-"connected" as soon as packets flow again, as a browser does (`simnet.peer.liveness`); aioice's
-own consent freshness (a check every 5 s x0.8-1.2, 6 failures in a row) still closes the ICE
-connection after ~30 s, and aiortc has no ICE restart. So a short cut is noticed and recovered
+"connected" as soon as packets flow again, as a browser does (`simnet.peer.aiortc.liveness`);
+aioice's own consent freshness (a check every 5 s x0.8-1.2, 6 failures in a row) still closes the
+ICE connection after ~30 s, and aiortc has no ICE restart. So a short cut is noticed and recovered
 from, while a long one fails the call for good, even once the link is back. One call shows
 both: a 4 s cut, then a cut that lasts until 42 s.
 """

@@ -17,8 +17,8 @@ from aioice import turn as aioice_turn
 from aioice.ice import Connection
 
 import simnet
-from simnet.peer import aioice_adapter
-from simnet.peer.aioice_adapter import nominated_pairs
+from simnet.peer.aiortc import aioice_adapter
+from simnet.peer.aiortc.aioice_adapter import nominated_pairs
 
 ADAPTER = Path(aioice_adapter.__file__).resolve()
 PACKAGE = Path(simnet.__file__).resolve().parent

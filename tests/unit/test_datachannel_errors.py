@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiortc.exceptions import InvalidStateError
 
-from simnet.peer.call import Call, CallFailed
+from simnet.peer.aiortc.call import Call, CallFailed
 from simnet.peer.protocol import CallCommand
 
 

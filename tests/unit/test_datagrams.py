@@ -1,9 +1,9 @@
 """The hosting process's event loop reads a ready UDP socket's datagrams in one callback.
 
 Why: with asyncio's one datagram per turn of the loop, a process hosting 50 calls' peers fell
-seconds behind its sockets (see `simnet.peer.datagrams`). What must hold: every waiting datagram
-is delivered, in order, up to the bound, and the rest on the next turn; nothing else about the
-transport changes. Loopback sockets of the test's own process: no namespace is touched.
+seconds behind its sockets (see `simnet.peer.aiortc.datagrams`). What must hold: every waiting
+datagram is delivered, in order, up to the bound, and the rest on the next turn; nothing else
+about the transport changes. Loopback sockets of the test's own process: no namespace is touched.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import socket
 from typing import Any
 
-from simnet.peer.datagrams import DRAIN_DATAGRAMS, DrainingEventLoop
+from simnet.peer.aiortc.datagrams import DRAIN_DATAGRAMS, DrainingEventLoop
 
 
 class _Collect(asyncio.DatagramProtocol):

@@ -109,7 +109,7 @@ def test_call_settings_import_no_kernel_code_and_no_aiortc() -> None:
 def test_the_walk_finds_a_forbidden_import() -> None:
     """The check can fail: the peer protocol is known to reach the call settings, and the
     controller reaches the kernel side (simnet.net) through its run registry."""
-    closure = import_closure(["simnet.peer.control"])
+    closure = import_closure(["simnet.peer.control.agent"])
     assert "simnet.callspec" in closure
     assert _forbidden(closure, ("simnet.net",)) != []
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from simnet.errors import ScenarioError
-from simnet.peer.aioice_adapter import TurnRecorder
+from simnet.peer.aiortc.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
 from simnet.results.load_levels import LevelResources, level_figures
 from simnet.run.calls import turn_limits

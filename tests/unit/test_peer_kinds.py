@@ -6,14 +6,16 @@ one clear error before anything is built, and results of two stacks must never b
 
 from __future__ import annotations
 
+import dataclasses
 import stat
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from simnet import peerkinds
 from simnet.errors import EnvironmentProblem, ScenarioError
-from simnet.peer import chromium
 from simnet.results.stats import cell_columns
 from simnet.run.peers import missing_programs, peer_argv
 from simnet.scenario.load import scenario_from_dict
@@ -57,7 +59,8 @@ def test_each_kind_runs_its_program(tmp_path: Path) -> None:
     scenario = scenario_from_dict(
         {"hosts": {"a": {}, "b": {"peer": {"command": f"{client} --x 1"}}}}
     )
-    assert peer_argv(scenario.hosts["a"], "ns", tmp_path, "a") is None  # the aiortc agent
+    aiortc = peer_argv(scenario.hosts["a"], "ns", tmp_path, "a")
+    assert aiortc == [sys.executable, "-m", "simnet.peer.aiortc", "--netns", "ns"]
     assert peer_argv(scenario.hosts["b"], "ns", tmp_path, "b") == [str(client), "--x", "1"]
     missing_programs(scenario.hosts, ["a", "b"], "s.yaml")  # nothing missing: no error
     # a symlink is run as named: a venv's bin/python resolved to the base interpreter would
@@ -91,7 +94,12 @@ def test_a_missing_program_is_an_exit_2_error_with_the_fix(
         assert f"s.yaml: hosts.{host}.peer.command" in caught.value.message
         assert words in caught.value.message and caught.value.exit_code == 2
     # a machine without Chromium: neither Debian's binary nor a launcher on PATH
-    monkeypatch.setattr(chromium, "BINARY", tmp_path / "no-chromium")
+    spec = peerkinds.KINDS["chromium"]
+    assert spec.requirement is not None
+    gone = dataclasses.replace(
+        spec.requirement, binaries=(str(tmp_path / "no-chromium"), "chromium")
+    )
+    monkeypatch.setitem(peerkinds.KINDS, "chromium", dataclasses.replace(spec, requirement=gone))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EnvironmentProblem) as caught:
         missing_programs(scenario.hosts, ["c"], "s.yaml")

@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from simnet.callspec import ERROR_KINDS, MediaSpec, Timeouts, VideoSpec
-from simnet.peer.aioice_adapter import used_turn_url
-from simnet.peer.control import result_of
+from simnet.peer.aiortc.aioice_adapter import used_turn_url
+from simnet.peer.control.agent import result_of
 from simnet.peer.protocol import (
     COMMAND_MODELS,
     DOCUMENTED_MODELS,

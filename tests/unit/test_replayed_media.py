@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from simnet.callspec import MediaSpec
 from simnet.errors import ScenarioError
-from simnet.peer.aioice_adapter import count_without_decoding
-from simnet.peer.media import (
+from simnet.peer.aiortc.aioice_adapter import count_without_decoding
+from simnet.peer.aiortc.media import (
     AUDIO_FRAME_SAMPLES,
     REPLAY_FRAMES,
     ReplayedToneTrack,

@@ -6,10 +6,16 @@ default without a word, so a user believed their setting in force.
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from simnet import settings
 from simnet.settings import SettingError
+
+SIMNET = Path(__file__).resolve().parents[2] / "simnet"
 
 
 @pytest.mark.parametrize(
@@ -23,6 +29,7 @@ from simnet.settings import SettingError
         (settings.LIMIT_ENV, "0", "from 1 to 100000000"),
         (settings.LIMIT_ENV, "1e5", "from 1 to 100000000"),
         (settings.BACKEND_ENV, "tc", "allowed: auto, netem, nfqueue"),
+        (settings.AGENT_LOG_ENV, "loud", "allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_allowed(
@@ -36,11 +43,18 @@ def test_a_bad_value_names_the_variable_and_what_is_allowed(
 
 
 def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (settings.RT_PRIORITY_ENV, settings.LIMIT_ENV, settings.BACKEND_ENV):
+    for name in (
+        settings.RT_PRIORITY_ENV,
+        settings.LIMIT_ENV,
+        settings.BACKEND_ENV,
+        settings.AGENT_LOG_ENV,
+        settings.DEBUG_ENV,
+    ):
         monkeypatch.delenv(name, raising=False)
     assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
     assert settings.emulator_limit_pps() == settings.DEFAULT_LIMIT_PPS
     assert settings.link_backend() == "auto"
+    assert settings.agent_log_level() == "WARNING" and not settings.debug()
     monkeypatch.setenv(settings.RT_PRIORITY_ENV, " ")
     assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
 
@@ -49,9 +63,28 @@ def test_good_values_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.RT_PRIORITY_ENV, "0")
     monkeypatch.setenv(settings.LIMIT_ENV, " 5000 ")
     monkeypatch.setenv(settings.BACKEND_ENV, "NFQueue")
+    monkeypatch.setenv(settings.AGENT_LOG_ENV, "info")
+    monkeypatch.setenv(settings.DEBUG_ENV, "1")
     assert settings.rt_priority() == 0
     assert settings.emulator_limit_pps() == 5000
     assert settings.link_backend() == "nfqueue"
+    assert settings.agent_log_level() == "INFO" and settings.debug()
+
+
+def test_every_variable_is_read_in_settings_alone() -> None:
+    """A `SIMNET_*` name (a string of its own: a variable's key) elsewhere in simnet/ is one of
+    the tags simnet sets for its own processes, never a knob read with a default of its own."""
+    own_tags = {"SIMNET_RUN", "SIMNET_PROCESS", "SIMNET_BATCH_LIFELINE"}
+    found = []
+    for path in sorted(SIMNET.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == SIMNET:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.value if isinstance(node, ast.Constant) else None
+            knob = isinstance(name, str) and re.fullmatch("SIMNET_[A-Z_]+", name)
+            if knob and name not in own_tags:
+                found.append(f"{path.relative_to(SIMNET.parent)}:{node.lineno} {name}")
+    assert found == []
 
 
 def test_the_helper_gets_the_priority_set(monkeypatch: pytest.MonkeyPatch) -> None:

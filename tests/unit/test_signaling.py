@@ -25,7 +25,7 @@ import pytest
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.registry import Run
-from simnet.peer.signaling_client import Channel, SignalingError, Transport, open_channel
+from simnet.peer.aiortc.signaling_client import Channel, SignalingError, Transport, open_channel
 from simnet.services import signaling
 from simnet.services.signaling import MAX_MESSAGE_BYTES, SignalingServer
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from simnet.peer.signaling_router import (
+from simnet.peer.aiortc.signaling_router import (
     BadMessage,
     ChannelEnded,
     Description,

@@ -2,38 +2,37 @@
 protocol, so the controller drives it exactly like the aiortc agent.
 
 `agent_argv(ns, profile_dir)` is the command the controller hands `PeerAgent.start(run, ns,
-argv=...)`; the agent (`simnet.peer.chromium.agent`) enters `ns` itself. This module imports
-nothing else of the package: the controller pays for no browser code.
+argv=...)`; the agent (`simnet.peer.chromium.agent`) enters `ns` itself. `launch_argv` is the
+kind's hook in the registry (`simnet.peerkinds`). This module imports nothing else of the
+package: the controller pays for no browser code.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from simnet.errors import EnvironmentProblem
+from simnet.peerkinds import Launch, PeerKindSpec, Requirement, find_program, kind
 
-PEER_KIND = "chromium"
-BINARY = Path("/usr/lib/chromium/chromium")  # Debian's `chromium` package
-LAUNCHER = "chromium"  # a launcher on PATH: Debian's wrapper script, or another installation
-INSTALL_FIX = "run ./setup.sh (or: apt-get install chromium); simnet never downloads a browser"
+PEER_KIND: PeerKindSpec = kind("chromium")
+_REQUIRED = PEER_KIND.requirement
+if _REQUIRED is None:
+    raise ImportError("the registry's chromium kind names no browser to look for")
+REQUIREMENT: Requirement = _REQUIRED
+BINARY = Path(REQUIREMENT.binaries[0])  # Debian's `chromium` package
+INSTALL_FIX = REQUIREMENT.fix
 
 
 def find_binary(explicit: str | None = None) -> Path | None:
-    """The Chromium executable: `explicit`, else Debian's binary, else `chromium` on PATH.
-
-    Debian's binary is preferred to its `/usr/bin/chromium` wrapper, which exports Debian's
-    Google API keys and loads system extensions: neither belongs in a measured peer."""
+    """The Chromium executable: `explicit`, else the registry's (`simnet.peerkinds`): Debian's
+    binary, else `chromium` on PATH."""
     if explicit:
         path = Path(explicit)
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    if BINARY.is_file() and os.access(BINARY, os.X_OK):
-        return BINARY
-    found = shutil.which(LAUNCHER)
-    return Path(found) if found else None
+    return find_program(REQUIREMENT.binaries)
 
 
 def require_chromium(explicit: str | None = None) -> Path:
@@ -75,3 +74,9 @@ def agent_argv(
     for path in trust:
         argv += ["--trust", str(path)]
     return argv
+
+
+def launch_argv(launch: Launch) -> list[str]:
+    """The registry's hook: a Chromium peer with its profile in `launch.scratch`, trusting
+    `launch.trust` from its start."""
+    return agent_argv(launch.ns, launch.scratch, trust=launch.trust)

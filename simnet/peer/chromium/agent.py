@@ -1,9 +1,9 @@
 """The Chromium peer agent: `python -m simnet.peer.chromium --netns NS --profile DIR`.
 
 It speaks simnet's peer protocol (`simnet.peer.protocol`, version 1) exactly like the aiortc
-agent (`simnet.peer.agent`), so the controller drives it the same way: JSON commands on stdin,
-JSON events on stdout, each stamped with `"t"` = `time.monotonic()`, the clock every namespace
-shares. What differs is behind the protocol: the call runs in a headless Chromium page
+agent (`simnet.peer.aiortc.agent`), so the controller drives it the same way: JSON commands on
+stdin, JSON events on stdout, each stamped with `"t"` = `time.monotonic()`, the clock every
+namespace shares. What differs is behind the protocol: the call runs in a headless Chromium page
 (libwebrtc), driven over the DevTools protocol.
 
 Start-up, before "ready" (off any call's clock): enter the namespace (so the browser, a child,
@@ -27,17 +27,17 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net import netns
-from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
+from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
-    from simnet.peer.protocol import CallCommand
+    from simnet.peer.protocol import CallCommand, Event
 
 log = logging.getLogger("simnet.peer.chromium.agent")
 
@@ -57,7 +57,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "INFO"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
@@ -160,7 +160,7 @@ class Agent:
         """Answer `{"cmd": "ice-restart"}`: the page restarts ICE if it can (simnetIceRestart)
         and reports the restart's events itself; the answer says whether it does."""
         t = time.monotonic()
-        answer: dict[str, Any] = {"supported": False, "reason": "no call in progress"}
+        answer: Event = {"supported": False, "reason": "no call in progress"}
         if in_call and self.page is not None:
             try:
                 value = await self.page.evaluate("simnetIceRestart()")
@@ -226,11 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns:
         netns.enter_for_good(args.netns)  # before the browser, a child, is started
     emit = EventWriter()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level)
     try:
         return asyncio.run(_serve(args, emit, started))
     except SimnetError as exc:  # e.g. no browser: one line, how to fix it, in the agent's log

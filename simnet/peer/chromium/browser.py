@@ -41,7 +41,20 @@ from pathlib import Path
 from typing import Any
 
 from simnet.aio import within
-from simnet.peer.chromium.cdp import CdpClosed, CdpConnection, CdpError
+from simnet.peer.chromium.cdp import CdpClosed, CdpConnection, CdpError, Result
+from simnet.peer.chromium.cdp_types import (
+    AttachedTarget,
+    BindingCalled,
+    BrowserVersion,
+    ConsoleCalled,
+    CreatedTarget,
+    Evaluated,
+    ExceptionThrown,
+    JsonObject,
+    Navigated,
+    TargetEvent,
+    Targets,
+)
 
 log = logging.getLogger("simnet.peer.chromium.browser")
 
@@ -178,56 +191,67 @@ class Page:
         self.loaded = asyncio.Event()
         self.sink: Callable[[str], None] | None = None
 
-    def on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
-        if method == "Target.targetCrashed" and params.get("targetId") == self.target_id:
-            self._crash(f"the page's renderer crashed ({params.get('status')})")
-        elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session_id:
+    def on_event(self, method: str, params: JsonObject, session_id: str | None) -> None:
+        if method == "Target.targetCrashed":
+            crashed = TargetEvent.model_validate(params)
+            if crashed.target_id == self.target_id:
+                self._crash(f"the page's renderer crashed ({crashed.status})")
+        elif (
+            method == "Target.detachedFromTarget"
+            and TargetEvent.model_validate(params).session_id == self.session_id
+        ):
             self._crash("the page's DevTools session ended")
         if session_id != self.session_id:
             return
-        if method == "Runtime.bindingCalled" and params.get("name") == BINDING:
-            if self.sink is not None:
-                self.sink(str(params.get("payload", "")))
+        if method == "Runtime.bindingCalled":
+            called = BindingCalled.model_validate(params)
+            if called.name == BINDING and self.sink is not None:
+                self.sink(called.payload)
         elif method == "Inspector.targetCrashed":
             self._crash("the page's renderer crashed")
         elif method == "Page.loadEventFired":
             self.loaded.set()
         elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            text = details.get("exception", {}).get("description") or details.get("text")
-            log.warning("page exception: %s", text)
+            thrown = ExceptionThrown.model_validate(params)
+            log.warning("page exception: %s", thrown.exception_details.shown)
         elif method == "Runtime.consoleAPICalled":
+            console = ConsoleCalled.model_validate(params)
             args = " ".join(
-                str(a.get("value", a.get("description", ""))) for a in params.get("args", [])
+                str(a.value if a.value is not None else a.description or "") for a in console.args
             )
-            log.info("page console.%s: %s", params.get("type"), args)
+            log.info("page console.%s: %s", console.type, args)
 
     def _crash(self, reason: str) -> None:
         if not self.crashed.done():
             self.crashed.set_result(reason)
 
     async def send(
-        self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 10.0
-    ) -> dict[str, Any]:
+        self, method: str, params: JsonObject | None = None, timeout_s: float = 10.0
+    ) -> JsonObject:
         return await self.browser.cdp.send(
             method, params, session_id=self.session_id, timeout_s=timeout_s
         )
+
+    async def call(
+        self, method: str, result: type[Result], params: JsonObject | None = None
+    ) -> Result:
+        """`send`, its answer read as `result`."""
+        return await self.browser.cdp.call(method, result, params, session_id=self.session_id)
 
     async def evaluate(
         self, expression: str, *, await_promise: bool = False, timeout_s: float = 10.0
     ) -> Any:
         """The value of `expression` in the page (JSON-serialisable); a thrown exception is a
         `BrowserError`."""
-        result = await self.send(
+        answer = await self.send(
             "Runtime.evaluate",
             {"expression": expression, "returnByValue": True, "awaitPromise": await_promise},
             timeout_s,
         )
-        if "exceptionDetails" in result:
-            details = result["exceptionDetails"]
-            text = details.get("exception", {}).get("description") or details.get("text")
-            raise BrowserError(f"page script failed: {text}")
-        return result.get("result", {}).get("value")
+        evaluated = Evaluated.model_validate(answer)
+        if evaluated.exception_details is not None:
+            raise BrowserError(f"page script failed: {evaluated.exception_details.shown}")
+        return evaluated.result.value
 
     async def close(self) -> None:
         with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
@@ -300,30 +324,30 @@ class Browser:
         stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
         try:
             cdp = await CdpConnection.connect(devtools)
-            version = await cdp.send("Browser.getVersion")
+            version = await cdp.call("Browser.getVersion", BrowserVersion)
             await cdp.send("Target.setDiscoverTargets", {"discover": True})
         except BaseException:
             stderr_task.cancel()
             await _kill(process)
             raise
         # "Chrome/156.0.8078.108" even for Chromium: the binary says which it is
-        number = str(version.get("product", "")).rpartition("/")[2]
+        number = version.product.rpartition("/")[2]
         name = "Chromium" if "chromium" in binary.name.lower() else "Chrome"
         browser = cls(process, cdp, f"{name} {number}", spki, stderr_task)
         browser.start_s = time.monotonic() - spawned
         return browser
 
-    def _dispatch(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
+    def _dispatch(self, method: str, params: JsonObject, session_id: str | None) -> None:
         for page in list(self._pages):
             page.on_event(method, params, session_id)
 
     async def first_page(self, url: str) -> Page:
         """The page the browser was started with (at `url`), once it has loaded; a new page if
         the browser shows no such page."""
-        targets = await self.cdp.send("Target.getTargets")
-        for info in targets.get("targetInfos", []):
-            if info.get("type") == "page" and info.get("url") == url:
-                page = await self._attach(str(info["targetId"]))
+        targets = await self.cdp.call("Target.getTargets", Targets)
+        for info in targets.target_infos:
+            if info.type == "page" and info.url == url:
+                page = await self._attach(info.target_id)
                 try:
                     await within(_loaded(page, url), PAGE_TIMEOUT_S)
                 except BaseException:
@@ -334,13 +358,13 @@ class Browser:
 
     async def new_page(self, url: str) -> Page:
         """A new page at `url`, with the event binding installed before its scripts run."""
-        created = await self.cdp.send("Target.createTarget", {"url": "about:blank"})
-        page = await self._attach(str(created["targetId"]))
+        created = await self.cdp.call("Target.createTarget", CreatedTarget, {"url": "about:blank"})
+        page = await self._attach(created.target_id)
         try:
             page.loaded.clear()
-            navigated = await page.send("Page.navigate", {"url": url})
-            if navigated.get("errorText"):
-                raise BrowserError(f"cannot load {url}: {navigated['errorText']}")
+            navigated = await page.call("Page.navigate", Navigated, {"url": url})
+            if navigated.error_text:
+                raise BrowserError(f"cannot load {url}: {navigated.error_text}")
             await within(page.loaded.wait(), PAGE_TIMEOUT_S)
         except BaseException:
             await self._drop(page)
@@ -349,10 +373,10 @@ class Browser:
 
     async def _attach(self, target_id: str) -> Page:
         """A flat session on target `target_id`, its domains on and the event binding in."""
-        attached = await self.cdp.send(
-            "Target.attachToTarget", {"targetId": target_id, "flatten": True}
+        attached = await self.cdp.call(
+            "Target.attachToTarget", AttachedTarget, {"targetId": target_id, "flatten": True}
         )
-        page = Page(self, target_id, str(attached["sessionId"]))
+        page = Page(self, target_id, attached.session_id)
         self._pages.append(page)
         try:
             for method in ("Runtime.enable", "Page.enable", "Inspector.enable"):
@@ -373,11 +397,11 @@ class Browser:
 
     async def close_other_pages(self, keep: Page) -> None:
         """Close every other page (one renderer less each)."""
-        targets = await self.cdp.send("Target.getTargets")
-        for info in targets.get("targetInfos", []):
-            if info.get("type") == "page" and info.get("targetId") != keep.target_id:
+        targets = await self.cdp.call("Target.getTargets", Targets)
+        for info in targets.target_infos:
+            if info.type == "page" and info.target_id != keep.target_id:
                 with contextlib.suppress(CdpError):
-                    await self.cdp.send("Target.closeTarget", {"targetId": info["targetId"]})
+                    await self.cdp.send("Target.closeTarget", {"targetId": info.target_id})
 
     def alive(self) -> bool:
         return self.process.returncode is None and not self.cdp.closed.done()

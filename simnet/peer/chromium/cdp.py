@@ -25,17 +25,20 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, cast
 
 import websockets
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection
 
 from simnet.aio import within
+from simnet.peer.chromium.cdp_types import Command, ErrorBody, JsonObject, Message
 
 log = logging.getLogger("simnet.peer.chromium.cdp")
 
 #: event method, params, session id (None: the browser target's own events)
-Listener = Callable[[str, dict[str, Any], str | None], None]
+Listener = Callable[[str, JsonObject, str | None], None]
+Result = TypeVar("Result", bound=BaseModel)
 
 COMMAND_TIMEOUT_S = 10.0  # a command's default bound: the browser answers in milliseconds
 
@@ -43,7 +46,7 @@ COMMAND_TIMEOUT_S = 10.0  # a command's default bound: the browser answers in mi
 class CdpError(Exception):
     """The browser answered a command with an error."""
 
-    def __init__(self, method: str, error: dict[str, Any]) -> None:
+    def __init__(self, method: str, error: ErrorBody) -> None:
         super().__init__(f"{method}: {error.get('message', error)} (code {error.get('code')})")
         self.method = method
         self.code = error.get("code")
@@ -59,7 +62,7 @@ class CdpConnection:
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future[JsonObject]]] = {}
         self._listeners: list[Listener] = []
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._reader = asyncio.ensure_future(self._read())
@@ -79,22 +82,39 @@ class CdpConnection:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    async def send(
+    async def call(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        result: type[Result],
+        params: JsonObject | None = None,
         *,
         session_id: str | None = None,
         timeout_s: float = COMMAND_TIMEOUT_S,
-    ) -> dict[str, Any]:
-        """Run one command; its `result` object."""
+    ) -> Result:
+        """Run one command; its `result` object read as `result` (`simnet.peer.chromium.
+        cdp_types`). An answer without the fields the model needs is a `CdpError`."""
+        answer = await self.send(method, params, session_id=session_id, timeout_s=timeout_s)
+        try:
+            return result.model_validate(answer)
+        except ValidationError as exc:
+            raise CdpError(method, {"code": 0, "message": f"unexpected answer: {exc}"}) from None
+
+    async def send(
+        self,
+        method: str,
+        params: JsonObject | None = None,
+        *,
+        session_id: str | None = None,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+    ) -> JsonObject:
+        """Run one command; its `result` object, as JSON (`call` reads it as a model)."""
         if self.closed.done():
             raise CdpClosed(self.closed.result())
         command_id = next(self._ids)
-        message: dict[str, Any] = {"id": command_id, "method": method, "params": params or {}}
+        message: Command = {"id": command_id, "method": method, "params": params or {}}
         if session_id is not None:
             message["sessionId"] = session_id
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = (method, future)
         try:
             try:
@@ -109,19 +129,16 @@ class CdpConnection:
         reason = "DevTools connection closed by the browser"
         try:
             async for raw in self._ws:
-                message = json.loads(raw)
+                message = cast(Message, json.loads(raw))  # CDP's own shape: read, not trusted
                 if "id" in message:
                     self._answer(message)
                 elif "method" in message:
+                    method = message["method"]
                     for listener in list(self._listeners):
                         try:
-                            listener(
-                                message["method"],
-                                message.get("params", {}),
-                                message.get("sessionId"),
-                            )
+                            listener(method, message.get("params", {}), message.get("sessionId"))
                         except Exception:  # a listener's bug must not stop the reader
-                            log.exception("CDP listener failed on %s", message["method"])
+                            log.exception("CDP listener failed on %s", method)
         except websockets.ConnectionClosed as exc:
             reason = f"DevTools connection lost: {exc}"
         except Exception as exc:
@@ -129,7 +146,7 @@ class CdpConnection:
         finally:
             self._end(reason)
 
-    def _answer(self, message: dict[str, Any]) -> None:
+    def _answer(self, message: Message) -> None:
         entry = self._pending.get(message["id"])
         if entry is None:
             return  # its sender timed out and left

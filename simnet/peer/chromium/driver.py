@@ -32,11 +32,11 @@ from simnet.peer.chromium.browser import Page
 from simnet.peer.chromium.cdp import CdpClosed, CdpError
 from simnet.peer.chromium.clock import ClockMapping, Sample, mapping_from
 from simnet.peer.chromium.results import build_result
-from simnet.peer.protocol import CallCommand, CallResult
+from simnet.peer.protocol import CallCommand, CallResult, Event
 
 log = logging.getLogger("simnet.peer.chromium.driver")
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
 
 CLOCK_SAMPLES = 5  # Runtime.evaluate round trips per calibration (0.7-1 ms each here)
 CLOCK_MAX_SAMPLES = 20  # ...and more, up to this many, while the bound is above the target

@@ -2,7 +2,7 @@
 //
 // The page is a small web app: it speaks simnet's WebSocket signaling (ws://HOST:PORT/ws/ROOM/PEER,
 // JSON objects relayed to the other peer of the room), trickles its ICE candidates, and runs the
-// same data-channel application protocol as simnet/peer/call.py (label "simnet", ordered; JSON
+// same data-channel application protocol as simnet/peer/aiortc/call.py (label "simnet", ordered; JSON
 // text ping/pong, bulk/bulk-done, summary, done; binary bulk chunks under the same flow control),
 // so it can call an aiortc peer as well as another Chromium peer. Phases and their timeouts are
 // call.py's; a failure is a classified error (simnet.callspec.ERROR_KINDS).

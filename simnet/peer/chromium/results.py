@@ -3,7 +3,7 @@
 The page sends its raw material (its phase times on its own clock, the candidates it gathered
 and received, `icecandidateerror` events, the data-channel figures and `getStats()` snapshots);
 the figures are computed here, in Python, so they are unit-tested without a browser and follow
-the same definitions as the aiortc agent's (`simnet.peer.call`):
+the same definitions as the aiortc agent's (`simnet.peer.aiortc.call`):
 
 - selected pair: the `transport` stats' `selectedCandidatePairId` -> candidate-pair -> its
   local and remote candidates (type, protocol, address, port); a relayed local candidate adds

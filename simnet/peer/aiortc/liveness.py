@@ -21,7 +21,7 @@ the agent watches the aioice connection the same way:
 aioice's own consent freshness is untouched and still closes the connection after ~30 s without
 an answer to its checks (RFC 7675's expiry): then aiortc reports "failed" and this monitor stops.
 What it needs of aioice's internals (the nominated pairs, a hook on their sockets, a check
-whose answer is awaited longer than aioice would) comes from `simnet.peer.aioice_adapter`.
+whose answer is awaited longer than aioice would) comes from `simnet.peer.aiortc.aioice_adapter`.
 
 The round trips are stamped in user space (`time.monotonic()` before the check is sent and
 when the answer reaches the hook), unlike simnet's probes (`simnet.net.impair.measure`), which
@@ -44,7 +44,7 @@ from typing import Any
 
 from aioice.ice import CandidatePair, Connection
 
-from simnet.peer.aioice_adapter import (
+from simnet.peer.aiortc.aioice_adapter import (
     Unhook,
     hook_received,
     nominated_pairs,

@@ -11,7 +11,7 @@ whose stream hands over many frames per read, all 50 connected. Reading up to `D
 per callback (what a C media stack does with `recvmmsg`), all 50 connected over UDP too.
 
 The bound keeps one busy socket from starving the others: after it, the socket waits for the
-loop's next turn like any other. Used by the process hosting many peers (`simnet.peer.host`).
+loop's next turn like any other. Used by the process hosting many peers (`simnet.peer.aiortc.host`).
 """
 
 from __future__ import annotations

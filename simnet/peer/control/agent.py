@@ -19,13 +19,13 @@ import json
 import logging
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
+from simnet import peerkinds
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net.process import ManagedProcess, start
@@ -34,13 +34,15 @@ from simnet.peer.protocol import (
     MIDCALL_COMMANDS,
     CallCommand,
     CallResult,
+    Event,
     command_line,
     exit_line,
     midcall_line,
     ready_problem,
 )
+from simnet.peerkinds import Launch
 
-log = logging.getLogger("simnet.peer.control")
+log = logging.getLogger("simnet.peer.control.agent")
 
 READY_TIMEOUT_S = 30.0  # a loaded 2-core machine imports aiortc in 1-3 s; this is the ceiling
 CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded machine
@@ -81,8 +83,8 @@ class PeerAgent:
         self.log_path = log_path
         self.spawned_t = spawned_t  # time.monotonic() just before the spawn
         self.ready_t: float | None = None  # the agent's own "ready" timestamp
-        self.ready_event: dict[str, Any] = {}
-        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.ready_event: Event = {}
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._busy = False
         self._pending: collections.deque[str] = collections.deque()  # mid-call commands sent
@@ -108,12 +110,13 @@ class PeerAgent:
     ) -> PeerAgent:
         """Spawn a peer process in namespace `ns` and wait for its ready event.
 
-        `argv` is any program that speaks `simnet.peer.protocol` (default: simnet's aiortc
-        agent, `python -m simnet.peer.agent --netns NS`); it starts inside `ns`, in its own
+        `argv` is any program that speaks `simnet.peer.protocol` (default: the registry's
+        default kind, `simnet.peerkinds.DEFAULT_KIND`); it starts inside `ns`, in its own
         session, as a managed process of `run`."""
         log_path = (log_dir or run.workdir) / f"agent-{ns}.log"
-        if argv is None:  # it enters `ns` itself, and says so in its log if it cannot
-            argv = [sys.executable, "-m", "simnet.peer.agent", "--netns", ns]
+        if argv is None:
+            kind = peerkinds.kind(peerkinds.DEFAULT_KIND)
+            argv = peerkinds.agent_argv(kind, Launch(ns, run.workdir / f"{kind.name}-{ns}"))
         spawned = time.monotonic()
         try:
             with open(log_path, "ab") as log:
@@ -169,7 +172,7 @@ class PeerAgent:
         finally:
             self._events.put_nowait(None)  # end of stream
 
-    async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> dict[str, Any]:
+    async def _next_event(self, timeout_s: float, phase: AgentErrorKind) -> Event:
         try:
             event = await within(self._events.get(), timeout_s)
         except TimeoutError:
@@ -191,8 +194,8 @@ class PeerAgent:
         self,
         cmd: CallCommand,
         timeout_s: float | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any]]:
+        on_event: Callable[[Event], None] | None = None,
+    ) -> list[Event]:
         """Run `cmd`; every event of the call, ending with the "result" event. `on_event` sees
         each event as it arrives (a call's timeline starts when the data channel opens).
 
@@ -208,7 +211,7 @@ class PeerAgent:
         self._drop_stale_events()
         try:
             await self._write(command_line(cmd))
-            events: list[dict[str, Any]] = []
+            events: list[Event] = []
             deadline = time.monotonic() + timeout_s
             while True:
                 remaining = deadline - time.monotonic()
@@ -265,7 +268,7 @@ class PeerAgent:
     def _drop_stale_events(self) -> None:
         """Events that arrived between calls (a late answer to a mid-call command) belong to
         no call: they must not be read as the next call's (an "error" would reject it)."""
-        kept: list[dict[str, Any] | None] = []
+        kept: list[Event | None] = []
         while not self._events.empty():
             event = self._events.get_nowait()
             if event is None:
@@ -355,7 +358,7 @@ def _shown(argv: list[str], limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def result_of(events: list[dict[str, Any]]) -> CallResult:
+def result_of(events: list[Event]) -> CallResult:
     """The `CallResult` in a call's events (the last one, "result")."""
     for event in reversed(events):
         if event.get("event") == "result":

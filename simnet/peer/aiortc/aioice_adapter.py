@@ -30,8 +30,8 @@ What aiortc does not tell, and simnet needs:
   replay`): the receiver's private decoder queue (`_RTCRtpReceiver__decoder_queue`), its
   decoder thread's module-level function (`aiortc.rtcrtpreceiver.decoder_worker`) and the
   track's private `_queue`.
-- Liveness checks (`simnet.peer.liveness`): the nominated pairs (`nominated_pairs`), a hook on
-  what the pair's socket receives (`hook_received`), and a STUN check sent on that socket whose
+- Liveness checks (`simnet.peer.aiortc.liveness`): the nominated pairs (`nominated_pairs`), a hook
+  on what the pair's socket receives (`hook_received`), and a STUN check sent on that socket whose
   answer is waited for as long as the caller wants (`send_check`; aioice's own transactions
   give up after 0.5 s).
 """
@@ -93,7 +93,7 @@ class TurnRecorder:
 
 
 # The recorder of the call whose code is running: a context variable, not a global, because one
-# process may run many calls at once (`simnet.peer.host`); aioice's gathering tasks, started
+# process may run many calls at once (`simnet.peer.aiortc.host`); aioice's gathering tasks, started
 # inside a call, inherit the call's context and with it its recorder.
 _current: contextvars.ContextVar[TurnRecorder | None] = contextvars.ContextVar(
     "simnet_turn_recorder", default=None
@@ -343,7 +343,7 @@ async def turn_connect(turn: aioice_turn.TurnTransport, protocol: asyncio.Datagr
 def bind_host_addresses(
     wrap: Callable[[Callable[..., list[str]]], Callable[..., list[str]]],
 ) -> None:
-    """Make aioice enumerate host addresses through `wrap` (`simnet.peer.namespaced`: in the
+    """Make aioice enumerate host addresses through `wrap` (`simnet.peer.aiortc.namespaced`: in the
     namespace of the peer that gathers). aioice calls `aioice.ice.get_host_addresses` by its
     module-level name while gathering, so replacing that name is enough."""
     original = aioice_ice.get_host_addresses

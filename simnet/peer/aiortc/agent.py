@@ -1,4 +1,4 @@
-"""The warm peer agent: `python -m simnet.peer.agent --netns NS`.
+"""The warm peer agent: `python -m simnet.peer.aiortc.agent --netns NS`.
 
 Why a long-lived process per peer: starting Python and importing aiortc costs about a second,
 which would otherwise land inside every measured call. The agent pays it once, before the clock
@@ -34,8 +34,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from simnet import settings
 from simnet.net import netns
-from simnet.peer.serve import EventWriter, current_netns, serve, stdin_lines
+from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
     from simnet.peer.protocol import CallCommand
@@ -46,12 +47,12 @@ NO_ICE_RESTART = "aiortc has no ICE restart (RTCPeerConnection.restartIce is not
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m simnet.peer.agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.aiortc.agent", description=__doc__)
     parser.add_argument(
         "--netns",
         help="network namespace to live in (omitted: stay in the caller's)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
@@ -101,7 +102,7 @@ class AiortcBackend:
 async def _serve(emit: EventWriter, started: float, imported: float) -> int:
     import aiortc
 
-    import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
+    import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
     from simnet.peer.protocol import PROTOCOL_VERSION
 
     await warm_up()
@@ -126,13 +127,13 @@ async def _serve(emit: EventWriter, started: float, imported: float) -> int:
 async def _call(cmd: CallCommand, emit: EventWriter) -> None:
     """Run one call and emit its result; a crash still ends in a result, so the controller
     never waits for one that will not come."""
-    from simnet.peer.call import run_call
+    from simnet.peer.aiortc.call import run_call
     from simnet.peer.protocol import CallResult
 
     try:
         result = await run_call(cmd, emit)
     except Exception as exc:
-        logging.getLogger("simnet.peer.agent").exception("call crashed")
+        logging.getLogger("simnet.peer.aiortc.agent").exception("call crashed")
         result = CallResult(role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}")
     emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
 
@@ -143,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns:
         netns.enter_for_good(args.netns)  # before any thread, socket or import that makes one
     emit = EventWriter()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level)
     import aiortc  # noqa: F401  the point of a warm agent: pay for this before the clock starts
 
     imported = time.monotonic()

@@ -1,6 +1,7 @@
-"""The controller's side of a process hosting many peers (`simnet.peer.host`).
+"""The controller's side of a process hosting many peers (a kind's `hosted_module` in the
+registry, `simnet.peerkinds`: for aiortc, `simnet.peer.aiortc.host`).
 
-`start_hosted(run, namespaces)` starts one such process (a managed process of the run, like
+`start_hosted(run, namespaces, program)` starts one such process (a managed process of the run, like
 every agent) with a pair of pipes per peer, and returns a `HostedPeer` per namespace once each
 has said ready. A `HostedPeer` is a `PeerAgent`: calls, mid-call commands and events work the
 same, over its own pipes. What differs is the process they share: closing a hosted peer ends
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from pathlib import Path
 from simnet.aio import within
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
-from simnet.peer.control import (
+from simnet.peer.control.agent import (
     CLOSE_TIMEOUT_S,
     READY_TIMEOUT_S,
     STREAM_LIMIT_BYTES,
@@ -72,17 +72,21 @@ class PeerHost:
 async def start_hosted(
     run: Run,
     namespaces: list[str],
+    program: list[str],
     *,
     name: str = "peer-host",
     timeout_s: float = READY_TIMEOUT_S,
     log_dir: Path | None = None,
 ) -> PeerHost:
-    """One process hosting an aiortc peer in each of `namespaces`, every one of them ready."""
+    """One process hosting a peer in each of `namespaces`, every one of them ready.
+
+    `program`: the hosting process's command line (a kind's `hosted_module` run with
+    `python -m`), to which one `--channel NS:IN:OUT` per namespace is added."""
     if not namespaces:
         raise ValueError("a hosting process needs at least one namespace")
     log_path = (log_dir or run.workdir) / f"{name}.log"
     pipes = [(os.pipe(), os.pipe()) for _ in namespaces]  # (commands, events) per peer
-    argv = [sys.executable, "-m", "simnet.peer.host"]
+    argv = list(program)
     for ns, ((command_r, _), (_, event_w)) in zip(namespaces, pipes, strict=True):
         argv += ["--channel", f"{ns}:{command_r}:{event_w}"]
     child_fds = [fd for (command_r, _), (_, event_w) in pipes for fd in (command_r, event_w)]

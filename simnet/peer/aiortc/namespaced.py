@@ -15,7 +15,7 @@ call and comes back (`simnet.net.netns.entered`: no await in between, so no othe
 run in that namespace meanwhile); asyncio's `create_datagram_endpoint` / `create_connection`
 and aioice's TURN client all make their sockets through `socket.socket`. aioice enumerates host
 addresses with `ifaddr` (getifaddrs of the calling thread's namespace): that call is wrapped the
-same way (`simnet.peer.aioice_adapter.bind_host_addresses`). Sockets made from a socket
+same way (`simnet.peer.aiortc.aioice_adapter.bind_host_addresses`). Sockets made from a socket
 descriptor (accept, dup) are left as they are. `isinstance(x, socket.socket)` still holds for
 every socket, the subclass's included (its metaclass asks the original class).
 """
@@ -78,7 +78,7 @@ def in_current(function: Callable[..., _T]) -> Callable[..., _T]:
 
 def install() -> None:
     """Bind sockets and host addresses to the current peer's namespace, process-wide."""
-    from simnet.peer.aioice_adapter import bind_host_addresses
+    from simnet.peer.aiortc.aioice_adapter import bind_host_addresses
 
     socket.socket = NamespacedSocket  # type: ignore[misc]
     bind_host_addresses(in_current)

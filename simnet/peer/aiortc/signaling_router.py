@@ -33,9 +33,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from simnet.aio import within
+
+if TYPE_CHECKING:
+    from simnet.peer.aiortc.signaling_client import SignalingMessage
 
 log = logging.getLogger("simnet.peer.signaling")
 
@@ -77,7 +80,7 @@ class BadMessage(ValueError):
     """A message of a known type that does not follow the schema."""
 
 
-def parse(message: dict[str, Any], peer: str, remote_peer: str) -> Message | None:
+def parse(message: SignalingMessage, peer: str, remote_peer: str) -> Message | None:
     """What `message` means to `peer` in a call with `remote_peer`; None: not for us or not a
     type we know. Raises BadMessage for a malformed message of a known type.
 
@@ -135,7 +138,7 @@ class SignalingRouter:
 
     def __init__(
         self,
-        receive: Callable[[], Awaitable[dict[str, Any]]],
+        receive: Callable[[], Awaitable[SignalingMessage]],
         peer: str,
         remote_peer: str,
         apply: Callable[[RemoteCandidate | EndOfCandidates], Awaitable[None]],
@@ -164,7 +167,7 @@ class SignalingRouter:
         except Exception as exc:  # the channel ended: whoever still waits hears why
             self._fail(ChannelEnded(exc))
 
-    def deliver(self, message: dict[str, Any]) -> None:
+    def deliver(self, message: SignalingMessage) -> None:
         """Dispatch one message (the reader's step; synchronous, so the order is the
         channel's)."""
         try:

@@ -1,4 +1,5 @@
-"""One process hosting many aiortc peers: `python -m simnet.peer.host --channel NS:IN:OUT ...`.
+"""One process hosting many aiortc peers:
+`python -m simnet.peer.aiortc.host --channel NS:IN:OUT ...`.
 
 Why: a load run needs a hundred peers on a 2-core machine; a process per peer spends ~100 MB and
 ~1 s of CPU on Python and aiortc each before any call (the harness would be the ceiling). Here
@@ -6,11 +7,11 @@ one interpreter imports aiortc once and one event loop runs every hosted peer's 
 
 Each `--channel NS:IN:OUT` is one peer: namespace NS (by name in /run/netns), the descriptor IN
 it reads commands from and OUT it writes events to (pipes the controller passes in,
-`simnet.peer.hosting`). On each channel the process speaks the peer protocol exactly as the
+`simnet.peer.control.hosting`). On each channel the process speaks the peer protocol exactly as the
 single-peer agent does on stdin/stdout (`simnet.peer.serve`: the same loop, the same aiortc
 backend), so the controller drives a hosted peer like any other; its ready event adds
 `"hosted": N`, the number of peers in the process. Every socket a peer makes lives in its
-namespace (`simnet.peer.namespaced`); the process itself is started in the first channel's
+namespace (`simnet.peer.aiortc.namespaced`); the process itself is started in the first channel's
 namespace, so nothing it does unattributed ever touches the host's. It ends when every channel
 has ended (`exit`, or its command pipe closing).
 """
@@ -24,9 +25,10 @@ import os
 import sys
 import time
 
-from simnet.peer.datagrams import DrainingEventLoop
-from simnet.peer.namespaced import CURRENT, bound, install
-from simnet.peer.serve import EventWriter, serve, stdin_lines
+from simnet import settings
+from simnet.peer.aiortc.datagrams import DrainingEventLoop
+from simnet.peer.aiortc.namespaced import CURRENT, bound, install
+from simnet.peer.serve import EventWriter, configure_logging, serve, stdin_lines
 
 
 def _channel(value: str) -> tuple[str, int, int]:
@@ -44,15 +46,15 @@ def _name_the_peer(record: logging.LogRecord) -> bool:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m simnet.peer.host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simnet.peer.aiortc.host", description=__doc__)
     parser.add_argument("--channel", type=_channel, action="append", required=True)
-    parser.add_argument("--log-level", default=os.environ.get("SIMNET_AGENT_LOG", "WARNING"))
+    parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
 
 async def _peer(name: str, read_fd: int, write_fd: int, ready: dict[str, object]) -> None:
     """One hosted peer: announce it on its channel, then serve its commands."""
-    from simnet.peer.agent import AiortcBackend
+    from simnet.peer.aiortc.agent import AiortcBackend
 
     emit = EventWriter(write_fd)
     reader = await stdin_lines(read_fd)
@@ -66,8 +68,8 @@ async def _peer(name: str, read_fd: int, write_fd: int, ready: dict[str, object]
 async def _serve(channels: list[tuple[str, int, int]], started: float, imported: float) -> int:
     import aiortc
 
-    import simnet.peer.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
-    from simnet.peer.agent import warm_up
+    import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
+    from simnet.peer.aiortc.agent import warm_up
     from simnet.peer.protocol import PROTOCOL_VERSION
 
     install()
@@ -89,7 +91,7 @@ async def _serve(channels: list[tuple[str, int, int]], started: float, imported:
     results = await asyncio.gather(*peers, return_exceptions=True)
     for (name, _, _), result in zip(channels, results, strict=True):
         if isinstance(result, BaseException):
-            logging.getLogger("simnet.peer.host").error("peer in %s ended: %r", name, result)
+            logging.getLogger("simnet.peer.aiortc.host").error("peer in %s ended: %r", name, result)
     return 0
 
 
@@ -97,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parse_args(argv)
     os.dup2(2, 1)  # stray prints land in the log; events go to each channel's own descriptor
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(peer)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(args.log_level, "%(asctime)s %(peer)s %(name)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_name_the_peer)
     import aiortc  # noqa: F401  paid once for every hosted peer, before any clock starts

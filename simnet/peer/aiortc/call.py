@@ -4,7 +4,7 @@ Run by the agent inside a host's namespace. The phases, and what ends each one:
 
 1. signaling channel open, then offer/answer (aiortc gathers every candidate inside
    `setLocalDescription`, so the description it sends carries them all: it never trickles).
-   The remote peer may trickle: one reader (`simnet.peer.signaling_router`) takes every
+   The remote peer may trickle: one reader (`simnet.peer.aiortc.signaling_router`) takes every
    message the call gets, and trickled candidates are added to the peer connection, in the
    order they came, from the moment the remote description is set;
 2. ICE: the ICE connection state reaches "completed" (a pair is nominated) or "failed";
@@ -50,7 +50,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
 from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
-from simnet.peer.aioice_adapter import (
+from simnet.peer.aiortc.aioice_adapter import (
     TurnRecorder,
     candidate_counts,
     count_without_decoding,
@@ -59,8 +59,16 @@ from simnet.peer.aioice_adapter import (
     selected_pair,
     used_turn_url,
 )
-from simnet.peer.liveness import LivenessMonitor
-from simnet.peer.media import FrameSink, PatternTrack, ReplayedToneTrack, ToneTrack
+from simnet.peer.aiortc.liveness import LivenessMonitor
+from simnet.peer.aiortc.media import FrameSink, PatternTrack, ReplayedToneTrack, ToneTrack
+from simnet.peer.aiortc.signaling_client import Channel, SignalingError, open_channel
+from simnet.peer.aiortc.signaling_router import (
+    ChannelEnded,
+    DescriptionKind,
+    EndOfCandidates,
+    RemoteCandidate,
+    SignalingRouter,
+)
 from simnet.peer.protocol import (
     CallCommand,
     CallResult,
@@ -69,16 +77,8 @@ from simnet.peer.protocol import (
     SelectedPair,
     SentStats,
 )
-from simnet.peer.signaling_client import Channel, SignalingError, open_channel
-from simnet.peer.signaling_router import (
-    ChannelEnded,
-    DescriptionKind,
-    EndOfCandidates,
-    RemoteCandidate,
-    SignalingRouter,
-)
 
-log = logging.getLogger("simnet.peer.call")
+log = logging.getLogger("simnet.peer.aiortc.call")
 
 Emit = Callable[[dict[str, Any]], None]
 _T = TypeVar("_T")

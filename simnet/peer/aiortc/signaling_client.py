@@ -65,7 +65,12 @@ def _endpoint(kind: Transport, url_base: str, room: str, peer: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def _decode(text: str) -> dict[str, Any] | None:
+#: A message on the channel, as JSON: the channel relays whatever object a peer sends (the
+#: server adds `from`); `simnet.peer.aiortc.signaling_router.parse` reads it into a typed message.
+SignalingMessage = dict[str, Any]
+
+
+def _decode(text: str) -> SignalingMessage | None:
     try:
         message = json.loads(text)
     except ValueError:
@@ -81,7 +86,7 @@ class Channel(ABC):
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self.url = url
         self._session = session
-        self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[SignalingMessage | None] = asyncio.Queue()
         self._failure: SignalingError | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -108,10 +113,10 @@ class Channel(ABC):
         """Put every message from the server into `_inbox` until the channel ends."""
 
     @abstractmethod
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: SignalingMessage) -> None:
         """Deliver `message` to the other peer(s) of the room (buffered there if absent)."""
 
-    async def receive(self, timeout_s: float) -> dict[str, Any]:
+    async def receive(self, timeout_s: float) -> SignalingMessage:
         """The next message from the other peer; SignalingError("timeout") after `timeout_s`."""
         try:
             item = await within(self._inbox.get(), timeout_s)
@@ -182,7 +187,7 @@ class _WsChannel(Channel):
                 code = self._ws.close_code
                 raise SignalingError(f"signaling WebSocket closed (code {code})", kind="closed")
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: SignalingMessage) -> None:
         self._check_open()
         try:
             await self._ws.send_str(json.dumps(message))
@@ -220,7 +225,7 @@ class _HttpChannel(Channel):
         while True:
             await self.poll(POLL_S, POLL_S + POLL_GRACE_S, "closed")
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: SignalingMessage) -> None:
         self._check_open()
         timeout = self._request_timeout_s
         try:
