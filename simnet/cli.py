@@ -21,7 +21,7 @@ from rich.text import Text
 from simnet import show
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.registry import owner_alive, read_states
-from simnet.run.owner import Terminated
+from simnet.signals import Terminated
 
 if TYPE_CHECKING:
     from simnet.results.schema import ResultRow
@@ -401,7 +401,8 @@ def run(
 
     from simnet.doctor import require_root
     from simnet.results import ResultStore
-    from simnet.run.calls import call_of, run_scenario
+    from simnet.run.calls import run_scenario
+    from simnet.run.one_call import call_of
     from simnet.scenario.load import source_of
 
     loaded = _scenario(scenario, set_)

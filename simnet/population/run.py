@@ -17,6 +17,8 @@ from typing import Any
 from simnet.population.estimate import PopulationEstimate, estimate
 from simnet.population.mix import Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
+from simnet.run.calls import run_scenario
+from simnet.run.cluster import Batch, execute_on_cluster
 from simnet.scenario.model import PeerPair, Scenario
 
 
@@ -44,8 +46,6 @@ def run_population(
     """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
     call ends) and what went wrong (a cluster batch that failed: its calls have no row). The
     offerers run the stack `peers[0]`, the answerers `peers[1]`."""
-    from simnet.run.calls import run_scenario
-
     drawn = cells(sample(mix, calls, seed))
     rows: list[ResultRow] = []
     errors: list[str] = []
@@ -58,8 +58,6 @@ def run_population(
         on_row(row)
 
     if cluster is not None:
-        from simnet.run.cluster import Batch, execute_on_cluster
-
         batches = []
         for (a, b), count in drawn.items():
             batches.append(

@@ -28,8 +28,9 @@ from rich.table import Table
 from simnet import show
 from simnet.errors import SimnetError
 from simnet.results import load
-from simnet.run.owner import Terminated
-from simnet.run.sweep import ProgressSink, load_sweep, plan_sweep, run_sweep
+from simnet.run.sweep import ProgressSink, run_sweep
+from simnet.run.sweep_plan import load_sweep, plan_sweep
+from simnet.signals import Terminated
 
 
 @contextlib.contextmanager

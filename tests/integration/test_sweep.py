@@ -20,7 +20,8 @@ import pytest
 
 from simnet.errors import SimnetError
 from simnet.results import load
-from simnet.run.sweep import load_sweep, plan_sweep, run_sweep
+from simnet.run.sweep import run_sweep
+from simnet.run.sweep_plan import load_sweep, plan_sweep
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
