@@ -801,9 +801,12 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
-    from simnet.present.report import report_command
+    # matplotlib and pandas: about 1 s, paid by this command alone
+    from simnet.present.report.page import say_written, write_report
+    from simnet.results.store import load_results
 
-    raise typer.Exit(report_command(results, out))
+    rows = load_results(results)
+    say_written(Console(), write_report(rows, results, out))
 
 
 def _summary(name: str, rows: list[ResultRow], out_dir: Path) -> None:
