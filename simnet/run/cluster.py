@@ -52,7 +52,7 @@ def remove_dead_runs() -> list[str]:
 
 
 def _cleanup_plugin() -> Any:
-    from distributed.diagnostics.plugin import WorkerPlugin
+    from distributed.diagnostics.plugin import WorkerPlugin  # Dask: about 1 s, --cluster only
 
     class SimnetCleanup(WorkerPlugin):
         """Removes dead runs on the worker's machine when registered (a worker that died
@@ -152,7 +152,7 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
     """On a worker: run one batch in one of the worker's batch processes (a new one if none is
     idle), relay each row as it comes; returns how many rows were sent. A failing child is an
     error of the task (the client records it)."""
-    from distributed import Queue, get_worker
+    from distributed import Queue, get_worker  # Dask: about 1 s, --cluster only
 
     label = f"{socket.gethostname()}/{get_worker().name}"
     remove_dead_runs()
@@ -176,7 +176,7 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
 def connect(address: str) -> Any:
     """A client of the scheduler at `address`; an unreachable one is an environment problem
     (exit 2) that says how to start one."""
-    from distributed import Client
+    from distributed import Client  # Dask: about 1 s, paid only by runs with --cluster
 
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S)
@@ -226,7 +226,7 @@ def execute_on_cluster(
 ) -> None:
     """Run `batches` on the cluster at `address`; `write` each call's row as it arrives (the
     first one of each key: a rerun batch sends its calls again)."""
-    from distributed import Queue, as_completed
+    from distributed import Queue, as_completed  # Dask: about 1 s, --cluster only
 
     client = connect(address)
     try:
