@@ -1,5 +1,5 @@
-"""The package layering, proved from the source (the table is also in docs/architecture.md,
-"Layers").
+"""The package layering, proved from the source (the same table is in docs/architecture.md,
+"Layers", and a test below keeps the two alike).
 
 Every simnet module sits on one floor, and imports only from its own floor or the floors below:
 
@@ -33,6 +33,7 @@ the floor and circle checks (a package's `__init__` is on its package's floor).
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -309,6 +310,19 @@ def test_an_unlisted_top_level_module_is_on_the_ground_floor() -> None:
     assert upward_imports(graph, floor) == [
         "simnet.newleaf (floor 0) imports simnet.scenario.model (floor 1)"
     ]
+
+
+def test_the_architecture_doc_shows_the_same_floors() -> None:
+    """docs/architecture.md, section "Layers": one table row per floor, naming its modules."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    floors = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].split(" ")[0].isdigit():
+            names = re.findall(r"`([^`]+)`", cells[1])
+            floors.append(tuple("simnet" if n == "simnet" else f"simnet.{n}" for n in names))
+    assert floors == LAYERS
 
 
 # --- what the declarative side reaches --------------------------------------------------------
