@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 
 from simnet.errors import SimnetError
-from simnet.run.owner import Terminated
+from simnet.signals import Terminated
 
 SUMMARY_KEYS = ("median", "p10", "p25", "p75", "p90", "iqr", "mean", "min", "max")
 

@@ -37,10 +37,10 @@ from rich.table import Table
 
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import plan_network
-from simnet.run.calls import one_call, start_services
-from simnet.run.owner import run_terminable
+from simnet.run.one_call import one_call, start_services
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import CallSpec, Scenario
+from simnet.signals import run_terminable
 
 CELLS = [
     ("full-cone", "restricted-cone"),

@@ -22,10 +22,11 @@ targets are checked on the machine this runs on:
     from outside, as the first row's arrival minus the start minus that call's own wall time.
 
 How phases are timed: from outside simnet, without changing it. For the duration of a run this
-script wraps three names `simnet.run.calls` looks up when it runs (`start_services`,
-`start_coturn`, `call_row`), recording a time stamp around each and keeping the two peers'
-`CallResult`s, and restores them afterwards. The wrappers add a few microseconds per call. If
-simnet renames one of them, the breakdown is left out and the headline figures still come.
+script wraps three names simnet looks up when it runs (`start_services` in `simnet.run.calls`,
+`start_coturn` and `call_row` in `simnet.run.one_call`), recording a time stamp around each and
+keeping the two peers' `CallResult`s, and restores them afterwards. The wrappers add a few
+microseconds per call. If simnet renames one of them, the breakdown is left out and the headline
+figures still come.
 
 The first call of a run between fresh agents is a little slower (measured here: set-up ~1.5x a
 later call's), so (a) makes `--warmup` calls first and leaves them out of the statistics (they
@@ -55,6 +56,7 @@ from rich.console import Console
 from rich.table import Table
 
 import simnet.run.calls as session
+import simnet.run.one_call as one_call
 from simnet.peer.protocol import CallResult
 from simnet.run.calls import Row, run_scenario
 from simnet.run.matrix import expected_paths, matrix_cells, matrix_scenario
@@ -105,9 +107,10 @@ class Timeline:
 
 @contextlib.contextmanager
 def instrumented(timeline: Timeline) -> Iterator[None]:
-    """Wrap `start_services`, `start_coturn` and `call_row` in `simnet.run.calls`."""
-    names = ("start_services", "start_coturn", "call_row")
-    originals = {name: getattr(session, name, None) for name in names}
+    """Wrap `start_services` in `simnet.run.calls`, `start_coturn` and `call_row` in
+    `simnet.run.one_call` (where each is looked up)."""
+    modules = {"start_services": session, "start_coturn": one_call, "call_row": one_call}
+    originals = {name: getattr(module, name, None) for name, module in modules.items()}
     if any(f is None for f in originals.values()):
         yield  # simnet changed: no breakdown, the headline figures still work
         return
@@ -166,14 +169,14 @@ def instrumented(timeline: Timeline) -> Iterator[None]:
         return call_row(offer, answer, *args, **kwargs)
 
     setattr(session, "start_services", timed_services)  # noqa: B010
-    setattr(session, "start_coturn", timed_coturn)  # noqa: B010
-    setattr(session, "call_row", kept_row)  # noqa: B010
+    setattr(one_call, "start_coturn", timed_coturn)  # noqa: B010
+    setattr(one_call, "call_row", kept_row)  # noqa: B010
     timeline.instrumented = True
     try:
         yield
     finally:
         for name, original in originals.items():
-            setattr(session, name, original)
+            setattr(modules[name], name, original)
 
 
 def timed_run(run: Callable[[Callable[[Row], None]], list[Row]]) -> Timeline:

@@ -48,7 +48,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.impair.chooser import link_targets
 from simnet.net.impair.measure import Probes, probe
 from simnet.net.plan import plan_network
-from simnet.net.registry import spawn
+from simnet.net.process import spawn
 from simnet.scenario import scenario_from_dict
 
 DELAYS_MS = (1, 5, 20, 100, 300)

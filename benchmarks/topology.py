@@ -68,8 +68,8 @@ from simnet.net.builder import build, timing_build
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.net.registry import PREFIX, STATE_DIR, Run, remove_namespaces
-from simnet.run.owner import signals_deferred, sigterm_raises
 from simnet.scenario import scenario_from_dict
+from simnet.signals import signals_deferred, sigterm_raises
 
 SCENARIO: dict[str, Any] = {
     "name": "bench-two-nats",

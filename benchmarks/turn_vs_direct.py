@@ -59,7 +59,8 @@ from rich.console import Console
 from rich.table import Table
 
 from simnet.results.schema import ResultRow
-from simnet.run.calls import Cell, call_of, run_scenario
+from simnet.run.calls import Cell, run_scenario
+from simnet.run.one_call import call_of
 from simnet.scenario import load_scenario
 from simnet.scenario.model import Scenario
 

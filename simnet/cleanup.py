@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simnet.net import netns, process
+from simnet.net import netns
 from simnet.net.registry import (
     PREFIX,
     STATE_DIR,
@@ -22,6 +22,7 @@ from simnet.net.registry import (
     recorded_pids,
     remove_namespaces,
 )
+from simnet.net.run_tag import tagged_pids
 
 
 @dataclass
@@ -46,7 +47,7 @@ def remove_run(
     run_id = str(state.get("id"))
     recorded = recorded_pids(state)
     # a process whose pid never reached the state file is found by the run id it carries
-    tagged = [p for p in process.tagged_pids(run_id) if p not in recorded]
+    tagged = [p for p in tagged_pids(run_id) if p not in recorded]
     pids = [p for p in recorded + tagged if p != os.getpid()] + list(extra_pids)
     kill_processes(pids)
     names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))

@@ -9,20 +9,24 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from rich.progress import Progress
 
-from simnet import show
+from simnet import __version__, show
+from simnet.cleanup import cleanup as remove_dead_runs
+from simnet.doctor import require_root, run_checks
 from simnet.errors import ScenarioError, SimnetError
+from simnet.net import netns
 from simnet.net.registry import owner_alive, read_states
 from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS
-from simnet.run.owner import Terminated
+from simnet.present.doctor import checks_table
+from simnet.settings import check_environment
+from simnet.signals import Terminated
 
 if TYPE_CHECKING:
     from simnet.peerkinds import PeerPair
@@ -55,7 +59,7 @@ PeersOption = Annotated[
 
 def _peer_pair(spec: str) -> PeerPair:
     """`--peers` parsed, or typer's usage error (exit 2) naming the option."""
-    from simnet.run.peers import peer_pair
+    from simnet.run.peers import peer_pair  # the scenario models: about 0.3 s
 
     try:
         return peer_pair(spec)
@@ -72,8 +76,6 @@ class OutputFormat(enum.StrEnum):
 
 def _version(value: bool) -> None:
     if value:
-        from simnet import __version__
-
         out.print(show.text(f"simnet {__version__}"))
         raise typer.Exit()
 
@@ -85,8 +87,6 @@ def _root(
     ] = False,
 ) -> None:
     """Emulated networks for WebRTC: build, poke, verify."""
-    from simnet.settings import check_environment
-
     check_environment()  # a mistyped SIMNET_* variable is an error before anything starts
 
 
@@ -103,6 +103,7 @@ def _interrupts_reported() -> Iterator[None]:
 def _scenario(path: Path, overrides: list[str] | None) -> Any:
     """The scenario file with its overrides, validated and planned (addresses, LANs): every
     error, the planner's too, starts with the file and the `--set`s it came from."""
+    # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
     from simnet.scenario.load import load_scenario, source_of
 
@@ -116,72 +117,31 @@ def _scenario(path: Path, overrides: list[str] | None) -> Any:
     return loaded
 
 
-def _print_network(network: Any) -> None:
-    from simnet.net.plan import Role
-
-    table = Table(title=show.text(f"run {network.run.id}: {network.plan.scenario.name}"))
-    for column in ("node", "role", "namespace", "addresses", "behind"):
-        table.add_column(column)
-    for node in network.plan.nodes.values():
-        addresses = ", ".join(
-            f"{ifname} {a}" for ifname, addrs in node.addresses.items() for a in addrs
-        )
-        if node.role is Role.CORE:
-            addresses = "192.0.2.1 (core router of the emulated internet)"
-        cells = (node.name, node.role.value, network.ns(node.name), addresses, node.behind or "")
-        table.add_row(*map(show.text, cells))
-    out.print(table)
-
-
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Check a scenario file and show the network it would build (no root needed)."""
+    # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
+    from simnet.present.network import default_call_note, plan_lines
+    from simnet.scenario.model import CallSpec
 
     loaded = _scenario(scenario, set_)
-    plan = plan_network(loaded)
-    for node in plan.nodes.values():
-        addresses = ", ".join(
-            dict.fromkeys(str(a) for addrs in node.addresses.values() for a in addrs)
-        )
-        behaviour = ""
-        if node.router is not None:
-            b = node.router.behavior
-            behaviour = (
-                f" nat: {b.mapping.value} mapping, {b.filtering.value} filtering, "
-                f"{b.port_allocation.value} ports, hairpin {b.hairpin}, {b.udp_timeout_s}s"
-                if b.translates
-                else " (routes, no NAT)"
-            )
-        moves = [
-            f"{a.address} behind {a.network}"
-            for a in plan.attachments.get(node.name, {}).values()
-            if a.veth.standby
-        ]
-        if moves:  # the interfaces a timeline moves the host onto
-            behaviour += f" (moves to {', '.join(moves)})"
-        out.print(show.text(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}"))
+    for line in plan_lines(plan_network(loaded)):
+        out.print(line)
     if loaded.call is None:
-        from simnet.scenario.model import CallSpec
-
         problems = loaded.call_problems(CallSpec())
         if problems:
-            out.print(
-                show.text(
-                    ("note:", "yellow"),
-                    " no `call:` section, so `simnet run` would make the default call, which "
-                    f"cannot be made here: {problems[0]}",
-                )
-            )
+            out.print(default_call_note(problems[0]))
     out.print(show.text((f"{scenario}: valid", "green")))
 
 
 @app.command()
 def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Build a scenario's network and hold it until Ctrl-C or `simnet down`."""
-    from simnet.doctor import require_root
+    # the planner and the builder (pyroute2): about 0.5 s, paid by this command alone
     from simnet.net.builder import emulated_network
     from simnet.net.plan import plan_network
+    from simnet.present.network import network_table
 
     loaded = _scenario(scenario, set_)
     require_root()
@@ -191,7 +151,7 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
         _interrupts_reported(),
         emulated_network(plan, label=f"up {loaded.name}", hold_info=info) as network,
     ):
-        _print_network(network)
+        out.print(network_table(network))
         out.print(
             show.text(
                 f"holding run {network.run.id}; poke it with `simnet exec HOST -- CMD`, "
@@ -207,8 +167,6 @@ def down(
     run_id: Annotated[str | None, typer.Argument(help="run id (default: all)")] = None,
 ) -> None:
     """Stop networks held by `simnet up` (they tear themselves down)."""
-    from simnet.cleanup import cleanup
-
     targets = [s for s in read_states() if s.get("holding") and run_id in (None, s.get("id"))]
     if not targets:
         raise SimnetError("no network is being held" + (f" with run id {run_id}" if run_id else ""))
@@ -218,7 +176,7 @@ def down(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(owner_alive(s) for s in targets):
         time.sleep(0.05)
-    cleanup()
+    remove_dead_runs()
     out.print(show.text(f"stopped {', '.join(str(s.get('id')) for s in targets)}"))
 
 
@@ -229,8 +187,6 @@ def exec_(
     run_id: Annotated[str | None, typer.Option("--run", help="run id if several are up")] = None,
 ) -> None:
     """Run a command inside a host of a held network: simnet exec alice -- ping 192.0.2.10."""
-    from simnet.net import netns
-
     command = list(ctx.args)
     if not command:
         raise SimnetError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
@@ -261,11 +217,8 @@ def cleanup(
     ] = False,
 ) -> None:
     """Remove namespaces, processes and state left by runs that were killed."""
-    from simnet.cleanup import cleanup as do_cleanup
-    from simnet.doctor import require_root
-
     require_root()
-    report = do_cleanup(everything)
+    report = remove_dead_runs(everything)
     out.print(
         show.text(
             f"removed {len(report.namespaces)} namespaces, {len(report.processes)} processes, "
@@ -282,25 +235,8 @@ def cleanup(
 @app.command()
 def doctor() -> None:
     """Check the kernel features and programs simnet needs, and say how to get what is missing."""
-    from simnet.doctor import run_checks
-
     checks = run_checks()
-    table = Table(title="simnet doctor")
-    for column in ("check", "status", "detail", "fix"):
-        table.add_column(column)
-    for check in checks:
-        status = (
-            ("ok", "green")
-            if check.ok
-            else (("missing", "red") if check.required else ("optional", "yellow"))
-        )
-        table.add_row(
-            show.text(check.name),
-            show.text(status),
-            show.text(check.detail),
-            show.text("" if check.ok else check.fix),
-        )
-    out.print(table)
+    out.print(checks_table(checks))
     if any(c.required and not c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -316,7 +252,8 @@ def verify_nat(
     set_: SetOption = None,
 ) -> None:
     """Measure each NAT's mapping, filtering, port allocation, hairpinning and binding lifetime."""
-    from simnet.doctor import require_root
+    # the probes and the builder: about 0.7 s, paid by this command alone
+    from simnet.present.nat import verdicts_table
     from simnet.run.verify_nat import preset_scenario, verify
     from simnet.scenario.load import scenario_from_dict
     from simnet.scenario.nat import PRESET_NAMES
@@ -339,47 +276,9 @@ def verify_nat(
         for each in verdicts:
             print(json.dumps(each.as_json()))
     else:
-        table = Table(title=show.text(f"NAT behaviour, measured: {scenario.name}"))
-        for column in ("nat", "mapping", "filtering", "ports", "hairpin", "lifetime", "verdict"):
-            table.add_column(column)
-        for v in verdicts:
-            o = v.observed
-            if o is None:
-                verdict = show.text(
-                    ("UDP blocked, as configured", "green")
-                    if v.as_configured
-                    else ("unreachable", "red")
-                )
-                table.add_row(show.text(v.nat), "-", "-", "-", "-", "-", verdict)
-                continue
-            lifetime = "-"
-            if o.lifetime_upper_s is not None:
-                lifetime = f"{o.lifetime_lower_s:g}-{o.lifetime_upper_s:g} s"
-            elif lifetime_max:
-                lifetime = f"> {lifetime_max:g} s"
-            verdict = show.text(
-                ("as configured", "green") if v.as_configured else ("; ".join(v.mismatches), "red")
-            )
-            mapping = o.mapping.short if o.translates else "no NAT"
-            cells = (
-                v.nat,
-                mapping,
-                o.filtering.short,
-                o.port_allocation.value,
-                str(o.hairpin).lower(),
-                lifetime,
-            )
-            table.add_row(*map(show.text, cells), verdict)
-        out.print(table)
+        out.print(verdicts_table(scenario.name, verdicts, lifetime_max))
     if not all(v.as_configured for v in verdicts):
         raise typer.Exit(1)
-
-
-JSON_KEYS = (
-    "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
-    "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
-    "ice_disconnects", "recovered", "timeline_error", "relay_region", "run_id",
-)  # fmt: skip
 
 
 @app.command()
@@ -401,11 +300,12 @@ def run(
 
     Exits 1 when a call breaks the scenario's `call.expect` (without one: when a call fails:
     no connection, any error, or a timeline change that could not be made)."""
-    from rich.progress import Progress
-
-    from simnet.doctor import require_root
+    # the run machinery, aiortc's controller side and pandas: about 2 s, paid by this command
+    from simnet.call.expect import unmet
+    from simnet.present.calls import calls_summary, json_line
     from simnet.results import ResultStore
-    from simnet.run.calls import call_of, run_scenario
+    from simnet.run.calls import run_scenario
+    from simnet.run.one_call import call_of
     from simnet.scenario.load import source_of
 
     loaded = _scenario(scenario, set_)
@@ -419,7 +319,7 @@ def run(
         def on_row(row: ResultRow) -> None:
             rows.append(row)
             if as_json:
-                print(json.dumps({k: row.get(k) for k in JSON_KEYS}), flush=True)
+                print(json_line(row), flush=True)
             store.write(row)
             description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
             progress.update(task, advance=1, description=description)
@@ -429,9 +329,8 @@ def run(
                 loaded, repeat, on_row, overrides=set_ or [], pcap_dir=out_dir if pcap else None
             )
     if not as_json:
-        _summary(loaded.name, rows, out_dir)
-    from simnet.call.expect import unmet
-
+        for part in calls_summary(loaded.name, rows, out_dir):
+            out.print(part)
     expect = loaded.call.expect if loaded.call else None
     misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
     label = "failed:" if expect is None else "unexpected:"
@@ -452,17 +351,11 @@ def matrix(
     peers: PeersOption = DEFAULT_KIND,
 ) -> None:
     """Call across every ordered pair of NAT presets and show the grid of outcomes."""
-    from rich.progress import Progress
-
-    from simnet.doctor import require_root
+    # the run machinery and pandas: about 2 s, paid by this command alone
+    from simnet.present.calls import JSON_KEYS, json_line
+    from simnet.present.matrix import matrix_grid
     from simnet.results import ResultStore
-    from simnet.run.matrix import (
-        PRESETS,
-        matrix_cells,
-        matrix_outcomes,
-        matrix_scenario,
-        run_matrix,
-    )
+    from simnet.run.matrix import matrix_cells, matrix_outcomes, matrix_scenario, run_matrix
     from simnet.run.peers import missing_programs
 
     sides = _peer_pair(peers)
@@ -479,8 +372,7 @@ def matrix(
             rows.append(row)
             store.write(row)
             if as_json:
-                keys = (*JSON_KEYS, "nat_a", "nat_b")
-                print(json.dumps({k: row.get(k) for k in keys}), flush=True)
+                print(json_line(row, (*JSON_KEYS, "nat_a", "nat_b")), flush=True)
             description = show.markup_safe(f"{row['nat_a']} -> {row['nat_b']}")
             progress.update(task, advance=1, description=description)
 
@@ -488,20 +380,7 @@ def matrix(
             run_matrix(repeat, turn, on_row, peers=sides)
     outcomes = matrix_outcomes(rows, turn)
     wrong = [o.mismatch() for o in outcomes if not o.ok]
-    stacks = sides[0] if sides[0] == sides[1] else f"{sides[0]} -> {sides[1]}"
-    grid = Table(
-        title=f"NAT matrix, {stacks} ({'with' if turn else 'without'} TURN): outcome, median set-up"
-    )
-    grid.add_column("A \\ B")
-    for preset in PRESETS:
-        grid.add_column(preset)
-    for nat_a in PRESETS:
-        cells_out: list[Text] = []
-        for o in (o for o in outcomes if o.nat_a == nat_a):
-            color = {"direct": "green", "relay": "yellow"}.get(o.outcome, "red")
-            median = "" if o.setup_ms_median is None else f" {o.setup_ms_median:.0f} ms"
-            cells_out.append(show.text((o.outcome, color), median))
-        grid.add_row(show.text(nat_a), *cells_out)
+    grid = matrix_grid(outcomes, sides, turn)
     if not as_json:
         out.print(grid)
         for line in wrong:
@@ -575,7 +454,7 @@ def load(
     The scenario's host templates (`hosts.NAME.count`) give the pairs: instance i of the call's
     offerer calls instance i of its answerer. Each call's row is stored as it ends; each level
     is printed (or, with --json, one object per level)."""
-    from simnet.doctor import require_root
+    # the run machinery and pandas: about 2 s, paid by this command alone
     from simnet.present.load import load_errors, load_table
     from simnet.results import ResultStore
     from simnet.run.load import load_pairs, run_load
@@ -634,7 +513,7 @@ def population(
     (calls of one pair of classes share a network), and prints the shares with 95 % Wilson
     intervals, the relay protocols, set-up times, the bytes through TURN, each class's part of
     the TURN share and how that share moves when a class's share moves by 10 points."""
-    from simnet.doctor import require_root
+    # the run machinery and pandas: about 2.5 s, paid by this command alone
     from simnet.population.mix import load_mix
     from simnet.population.run import run_population
     from simnet.present.population import population_tables
@@ -695,7 +574,8 @@ def probe_link(
     set_: SetOption = None,
 ) -> None:
     """Measure RTT, one-way delay and loss per direction, and TCP/UDP throughput from A to B."""
-    from simnet.doctor import require_root
+    # the probes and the builder: about 0.7 s, paid by this command alone
+    from simnet.present.link import link_table
     from simnet.run.link import LinkProbeOptions, plan_link
     from simnet.run.link import probe_link as measure_link
 
@@ -720,38 +600,7 @@ def probe_link(
     if as_json:
         print(json.dumps(data))
     else:
-
-        def num(value: Any, digits: int = 3) -> str:
-            return "-" if value is None else f"{value:.{digits}f}"
-
-        a, b = host_a, host_b
-        table = Table(
-            title=show.text(
-                f"{data['scenario']} (run {data['run_id']}): {a} <-> {b}, "
-                f"{data['probes']} probes, {data['server']} serving at {data['target']}"
-            )
-        )
-        for column in ("", f"{a} -> {b}", f"{b} -> {a}", "round trip"):
-            table.add_column(show.text(column), justify="right")
-        delays = (*report.one_way_ms, report.echo.rtt_ms)
-        for stat in ("median", "p95", "min", "max"):
-            table.add_row(f"delay {stat} ms", *(num(getattr(d, stat, None)) for d in delays))
-        table.add_row("jitter ms", num(data["jitter_ms_ab"]), num(data["jitter_ms_ba"]), "")
-        table.add_row(
-            "loss %",
-            num(data["loss_pct_ab"], 1),
-            num(data["loss_pct_ba"], 1),
-            num(data["loss_pct"], 1),
-        )
-        if report.tcp is not None:
-            tcp = "failed" if report.tcp.error else num(data["throughput_mbps"], 1)
-            table.add_row("TCP Mbit/s", tcp, "", "")
-        if report.udp is not None:
-            udp = f"{num(data['udp_throughput_mbps'], 1)}, {num(data['udp_loss_pct'], 1)} % lost"
-            table.add_row(
-                f"UDP Mbit/s at {udp_rate}", "failed" if report.udp.error else udp, "", ""
-            )
-        out.print(table)
+        out.print(link_table(report, host_a, host_b, udp_rate))
         for note in report.notes:
             out.print(show.text(f"note: {note}"), highlight=False)
         for problem in report.errors:
@@ -773,9 +622,16 @@ def compare(
     alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
 ) -> None:
     """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
-    from simnet.present.compare import compare_command
+    # pandas and scipy: about 1.5 s, paid by this command alone
+    from simnet.present.compare import print_comparison, say_benchmark_written
+    from simnet.results.compare_files import load_comparison, write_github_benchmark
 
-    raise typer.Exit(compare_command(baseline, current, as_json, markdown, github_benchmark, alpha))
+    comparison = load_comparison(baseline, current, alpha)
+    if github_benchmark is not None:
+        bigger = write_github_benchmark(comparison, github_benchmark)
+        say_benchmark_written(github_benchmark, bigger)
+    print_comparison(comparison, baseline, current, as_json=as_json, markdown=markdown)
+    raise typer.Exit(1 if comparison.regressions else 0)
 
 
 @app.command()
@@ -790,12 +646,29 @@ def sweep(
     ] = None,
 ) -> None:
     """Run every point of a parameter sweep; resumable, since every run is stored as it ends."""
-    from simnet.doctor import require_root
-    from simnet.present.sweep import sweep_command
+    # the run machinery and pandas: about 2 s, paid by this command alone
+    from simnet.present.sweep import print_sweep, progress_bar, say_interrupted
+    from simnet.run.sweep import run_sweep
+    from simnet.run.sweep_plan import load_sweep, plan_sweep
+    from simnet.run.sweep_points import point_results
 
     if cluster is None:
         require_root()  # with a cluster, the workers need root, not this client
-    raise typer.Exit(sweep_command(file, out_dir, jobs, resume, cluster))
+    try:
+        with progress_bar(err) as on_progress:
+            summary = run_sweep(
+                file, out_dir, jobs, resume, on_progress=on_progress, cluster=cluster
+            )
+        sweep = load_sweep(file)
+        planned = plan_sweep(sweep)
+    except KeyboardInterrupt:
+        say_interrupted()
+        raise typer.Exit(130) from None
+    except Terminated as exc:
+        say_interrupted(str(exc))
+        raise typer.Exit(143) from None
+    print_sweep(sweep, planned, point_results(sweep, planned, out_dir), summary, jobs)
+    raise typer.Exit(0 if summary.complete else 1)
 
 
 @app.command()
@@ -804,79 +677,12 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
 ) -> None:
     """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
-    from simnet.present.report import report_command
+    # matplotlib and pandas: about 1 s, paid by this command alone
+    from simnet.present.report.page import say_written, write_report
+    from simnet.results.store import load_results
 
-    raise typer.Exit(report_command(results, out))
-
-
-def _summary(name: str, rows: list[ResultRow], out_dir: Path) -> None:
-    table = Table(title=show.text(f"{name}: {len(rows)} call(s), results in {out_dir}/"))
-    for column in ("run", "outcome", "pair", "ICE ms", "set-up ms", "goodput Mbit/s", "RTT ms"):
-        table.add_column(column)
-
-    def num(value: Any) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    for row in rows:
-        outcome = show.text((row["path"], "green") if row["connected"] else (row["error"], "red"))
-        pair = f"{row['local_candidate']}/{row['remote_candidate']}"
-        if row.get("relay_protocol"):
-            pair += f" via TURN/{row['relay_protocol']}"
-        table.add_row(
-            str(row["run"]), outcome, show.text(pair), num(row["ice_connect_ms"]),
-            num(row["setup_ms"]), num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
-        )  # fmt: skip
-    out.print(table)
-    for row in rows:
-        if "event0_action" in row:
-            _timeline_summary(row, num)
-
-
-def _timeline_summary(row: ResultRow, num: Callable[[Any], str]) -> None:
-    """Per timeline event: when, what the peers noticed and when they were back, and what the
-    call's own checks saw of the path until the next event."""
-    table = Table(title=f"call {row['run']}: timeline (ms after the data channel opened)")
-    for column in ("at", "event", "noticed", "recovered", "path RTT ms", "path loss %"):
-        table.add_column(column)
-    table.add_row(
-        "", "(before)", "", "", num(row.get("path_rtt_ms_before")),
-        num(row.get("path_loss_pct_before")),
-    )  # fmt: skip
-    i = 0
-    while f"event{i}_action" in row:
-        e = f"event{i}"
-        noticed = row.get(f"{e}_noticed_ms")
-        noticed_text = "-" if noticed is None else f"+{noticed:.0f} {row[f'{e}_noticed_state']}"
-        recovered = row.get(f"{e}_recovered_ms")
-        recovered_text: str | Text = "-" if recovered is None else f"+{recovered:.0f}"
-        if row.get(f"{e}_recovery_ms") is not None:
-            recovered_text += f" ({row[f'{e}_recovery_ms']:.0f} after restore)"
-        if row.get(f"{e}_failed_ms") is not None:
-            recovered_text = show.text((f"failed +{row[f'{e}_failed_ms']:.0f}", "red"))
-        what = f"{row[f'{e}_action']} {row[f'{e}_target']}"
-        if row.get(f"{e}_to") is not None:
-            what += f" -> {row[f'{e}_to']} ({row.get(f'{e}_address')})"
-        if row.get(f"{e}_restart_connected_ms") is not None:  # an ICE restart that was made
-            steps = (("started", "restart_started_ms"), ("connected", "restart_connected_ms"),
-                     ("media", "media_flowing_ms"))  # fmt: skip
-            recovered_text = ", ".join(
-                f"{label} +{row[f'{e}_{key}']:.0f}"
-                for label, key in steps
-                if row.get(f"{e}_{key}") is not None
-            )
-        elif row.get(f"{e}_error") is not None:
-            recovered_text = show.text((str(row[f"{e}_error"]), "red"))
-        table.add_row(
-            num(row.get(f"{e}_at_ms")), show.text(what),
-            show.text(noticed_text), recovered_text, num(row.get(f"{e}_path_rtt_ms")),
-            num(row.get(f"{e}_path_loss_pct")),
-        )  # fmt: skip
-        i += 1
-    out.print(table)
-    verdict = ("recovered", "green") if row.get("recovered") else ("not recovered", "red")
-    out.print(
-        show.text("at the end: ", verdict, f"; ICE disconnections: {row.get('ice_disconnects', 0)}")
-    )
+    rows = load_results(results)
+    say_written(Console(), write_report(rows, results, out))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from simnet.net.impair.chooser import apply_links
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
 from simnet.net.registry import Run
-from simnet.run.owner import signals_held, sigterm_raises
+from simnet.signals import signals_held, sigterm_raises
 
 ROUTE_SCOPE_LINK = 253
 BODY = " / inside"  # suffix: what ran inside an enclosing operation (taken out of it)

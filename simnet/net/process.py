@@ -10,7 +10,7 @@ the same five things, and each got them slightly differently before:
    process *before* the fork, and the child carries `SIMNET_RUN=ID` in its environment. A pid can
    only be written after the fork, so an owner killed with SIGKILL between the fork and that write
    would otherwise leave an unknown process; `simnet cleanup` finds it by the environment tag
-   instead (`tagged_pids`), and also every process it forked.
+   instead (`simnet.net.run_tag`), and also every process it forked.
 3. **Wait for readiness on a real event**: a line on one of its pipes (`wait_line`,
    `await_line`) or a condition of the system polled until it holds (`wait_until`, e.g. a
    listening socket); never a sleep guessing at start-up time. A process that exits first ends the
@@ -19,7 +19,7 @@ the same five things, and each got them slightly differently before:
    grace, then whatever is left of the group (children the leader did not take down) is killed too.
 5. **Reap**: the leader is always waited for, so no zombie stays and `returncode` is set.
 
-Nothing here imports the rest of simnet except `netns` (and `Run` for its type).
+Nothing here imports the rest of simnet except `netns`, the run's registry and its tag.
 """
 
 from __future__ import annotations
@@ -35,17 +35,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.net.registry import Run
+from simnet.net.run_tag import NAME_ENV, RUN_ENV
 
-if TYPE_CHECKING:
-    from simnet.net.registry import Run
-
-RUN_ENV = "SIMNET_RUN"  # the owning run's id, in every managed process's environment
-NAME_ENV = "SIMNET_PROCESS"  # the process's name within its run
 STOP_GRACE_S = 2.0
 POLL_S = 0.01  # the interval of `wait_until` polls (the exit of the process ends it sooner)
 Stream = Literal["stdout", "stderr"]
@@ -355,6 +352,12 @@ def start(
     return ManagedProcess(name, ns, list(argv), popen, log=log, started_t=started)
 
 
+def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a process inside namespace `ns`, in its own process group, owned by `run`
+    (`start`, for a caller that only needs the `Popen`)."""
+    return start(run, Path(argv[0]).name, argv, ns=ns, **kwargs).popen
+
+
 def log_tail(log: Path | None, lines: int = 20) -> str:
     """The last lines of a log file, formatted to end an error message ('' if none)."""
     if log is None:
@@ -366,28 +369,6 @@ def log_tail(log: Path | None, lines: int = 20) -> str:
     if not text:
         return f" (log {log} is empty)"
     return f"\n  last lines of {log}:\n    " + "\n    ".join(text.splitlines()[-lines:])
-
-
-def tagged_pids(run_id: str) -> list[int]:
-    """Live processes that carry `SIMNET_RUN=run_id` in their environment (found in /proc).
-
-    This finds a managed process whose pid never reached the state file (its owner was killed
-    right after the fork) and every process such a process forked.
-    """
-    tag = f"{RUN_ENV}={run_id}".encode()
-    found = []
-    own = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == own:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if tag in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
 
 
 def group_members(pgid: int) -> list[int]:

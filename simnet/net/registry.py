@@ -17,14 +17,14 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simnet.net import netns, process
-from simnet.run.owner import signals_deferred
+from simnet.net import netns
+from simnet.net.run_tag import tagged_pids
+from simnet.signals import signals_deferred
 
 PREFIX = "sn-"
 STATE_DIR = Path("/run/simnet")
@@ -53,7 +53,7 @@ class Run:
         self.save()
 
     def register_pending(self, name: str, ns: str | None, argv: list[str]) -> None:
-        """Name a process in the state file before it is forked (`process.start`): a dead
+        """Name a process in the state file before it is forked (`simnet.net.process.start`): a dead
         owner's state then shows what it was starting, and cleanup finds the process by the
         run id in its environment even if its pid was never written."""
         self.processes.append({"name": name, "ns": ns, "argv": argv, "pid": None})
@@ -109,7 +109,7 @@ class Run:
         if self.closed:
             return
         with signals_deferred():
-            kill_processes([*self.pids, *process.tagged_pids(self.id)])
+            kill_processes([*self.pids, *tagged_pids(self.id)])
             remove_namespaces(self.namespaces)
             shutil.rmtree(STATE_DIR / f"{self.id}.d", ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
@@ -200,9 +200,3 @@ def read_states() -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
     return states
-
-
-def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start a process inside namespace `ns`, in its own process group, owned by `run`
-    (`process.start`, for a caller that only needs the `Popen`)."""
-    return process.start(run, Path(argv[0]).name, argv, ns=ns, **kwargs).popen

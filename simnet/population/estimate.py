@@ -192,3 +192,16 @@ def estimate(rows: Sequence[Mapping[str, Any]], mix: Mix) -> PopulationEstimate:
         contributions=contributions,
         sensitivity=sensitivity,
     )
+
+
+def estimate_of_rows(rows: Sequence[Mapping[str, Any]]) -> PopulationEstimate:
+    """The estimate of population rows without their mix file: each side's class shares are the
+    rows' own class frequencies (`offerer_class`, `answerer_class`)."""
+    sides = {
+        side: [
+            {"class": name, "share": count / len(rows)}
+            for name, count in Counter(str(r[f"{side}_class"]) for r in rows).most_common()
+        ]
+        for side in SIDES
+    }
+    return estimate(rows, Mix.model_validate({"sides": sides}))

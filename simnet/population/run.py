@@ -18,6 +18,8 @@ from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.population.estimate import PopulationEstimate, estimate
 from simnet.population.mix import Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
+from simnet.run.calls import run_scenario
+from simnet.run.cluster import Batch, execute_on_cluster
 from simnet.scenario.model import Scenario
 
 
@@ -45,8 +47,6 @@ def run_population(
     """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
     call ends) and what went wrong (a cluster batch that failed: its calls have no row). The
     offerers run the stack `peers[0]`, the answerers `peers[1]`."""
-    from simnet.run.calls import run_scenario
-
     drawn = cells(sample(mix, calls, seed))
     rows: list[ResultRow] = []
     errors: list[str] = []
@@ -59,8 +59,6 @@ def run_population(
         on_row(row)
 
     if cluster is not None:
-        from simnet.run.cluster import Batch, execute_on_cluster
-
         batches = []
         for (a, b), count in drawn.items():
             batches.append(

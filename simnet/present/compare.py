@@ -1,5 +1,5 @@
-"""`simnet compare`'s presentation: the terminal table, the Markdown pull-request comment and
-the github-action-benchmark files, from the `Comparison` that `simnet.results.compare` returns.
+"""`simnet compare`'s presentation: the terminal table, the Markdown pull-request comment or
+the JSON, from the `Comparison` that `simnet.results.compare_files.load_comparison` returns.
 Imported by the CLI alone.
 """
 
@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from simnet import show
-from simnet.results.compare import METRIC_SPECS, Change, Comparison, compare
-from simnet.results.store import load
+from simnet.results.compare import METRIC_SPECS, Change, Comparison
 
 
 def markdown_comment(comparison: Comparison) -> str:
@@ -137,72 +135,26 @@ def _markdown_table(changes: list[Change], *, verdict: bool) -> list[str]:
     return lines
 
 
-def bigger_is_better_path(path: Path) -> Path:
-    """Where `compare_command` writes the bigger-is-better half of `--github-benchmark PATH`."""
-    return path.with_name(f"{path.stem}-bigger{path.suffix or '.json'}")
+def say_benchmark_written(smaller: Path, bigger: Path) -> None:
+    """Where `--github-benchmark` wrote its two files (on stderr: stdout may be a PR comment)."""
+    Console(stderr=True).print(
+        show.text(f"wrote {smaller} (customSmallerIsBetter) and {bigger} (customBiggerIsBetter)"),
+        highlight=False,
+    )
 
 
-def compare_command(
+def print_comparison(
+    comparison: Comparison,
     baseline: Path,
     current: Path,
+    *,
     as_json: bool,
     markdown: bool,
-    github_benchmark: Path | None,
-    alpha: float,
-) -> int:
-    """`simnet compare BASELINE CURRENT`: load both result sets, print the comparison, write the
-    github-action-benchmark files if asked; return the exit code (1: a significant regression,
-    0: none, 2: a path holds no results, the two have no cell in common, or alpha is invalid).
-
-    Output goes to stdout (JSON if `as_json`, else Markdown if `markdown`, else a table); messages
-    go to stderr so stdout can be redirected into a PR comment. With `github_benchmark`, the
-    smaller-is-better entries are written to that path and the bigger-is-better ones next to it
-    (`bench.json` -> `bench-bigger.json`), one file per tool of the action.
-    """
-    err = Console(stderr=True)
-
-    def fail(message: str, fix: str) -> int:
-        err.print(show.error(f"{message}\n  fix: {fix}"), highlight=False, soft_wrap=True)
-        return 2
-
-    if not 0 < alpha < 1:
-        return fail(f"--alpha must be between 0 and 1, got {alpha:g}", "e.g. --alpha 0.01")
-    frames: list[pd.DataFrame] = []
-    for role, path in (("baseline", baseline), ("current", current)):
-        fix = f"point at a directory of simnet results (e.g. written by `simnet run --out {path}`)"
-        if not path.exists():
-            return fail(f"{role} {path} does not exist", fix)
-        try:
-            frame = load(path)
-        except (OSError, ValueError) as exc:
-            return fail(f"{role} {path} cannot be read as Parquet results: {exc}", fix)
-        if frame.empty or "connected" not in frame.columns:
-            return fail(f"{role} {path} holds no simnet results (no *.parquet result rows)", fix)
-        frames.append(frame)
-    comparison = compare(frames[0], frames[1], alpha=alpha)
-    if not comparison.changes:
-        # Passing a gate that compared nothing would hide a misconfigured baseline.
-        return fail(
-            f"no cell is in both {baseline} and {current} (baseline: "
-            f"{', '.join(comparison.only_in_baseline)}; current: "
-            f"{', '.join(comparison.only_in_current)})",
-            "compare results of the same scenarios, matrix cells and sweep axes",
-        )
-
-    if github_benchmark is not None:
-        github_benchmark.parent.mkdir(parents=True, exist_ok=True)
-        bigger = bigger_is_better_path(github_benchmark)
-        for target, direction in ((github_benchmark, False), (bigger, True)):
-            entries = comparison.as_github_benchmark(bigger_is_better=direction)
-            target.write_text(json.dumps(entries, indent=2) + "\n")
-        err.print(
-            show.text(
-                f"wrote {github_benchmark} (customSmallerIsBetter) and {bigger} "
-                "(customBiggerIsBetter)"
-            ),
-            highlight=False,
-        )
-
+) -> None:
+    """The comparison on stdout: JSON if `as_json`, else Markdown if `markdown`, else a table
+    with the regressions and improvements, a count of the unchanged, and a line per cell without
+    enough data."""
+    alpha = comparison.alpha
     if as_json:
         print(json.dumps(comparison.as_json(), indent=2))
     elif markdown:
@@ -260,4 +212,3 @@ def compare_command(
             )
         else:
             out.print("[green]no significant regression[/]")
-    return 1 if comparison.regressions else 0

@@ -88,7 +88,7 @@ class CallOutcome(_Part):
     relay_protocol: TurnTransport | None = None
     relay_server: str | None = None
     # The relayed side read no TURN client and the transport was taken from the call's only
-    # TURN URL (see simnet.run.calls).
+    # TURN URL (see simnet.run.one_call).
     relay_protocol_inferred: bool = False
     ice_connect_ms: float | None = None
     setup_ms: float | None = None
@@ -100,7 +100,9 @@ class CallOutcome(_Part):
     ice_disconnects: int = 0
     ice_disconnected_ms: float | None = None
     turn_attempts: list[dict[str, Any]] = Field(default_factory=list)
-    relay_region: str | None = None  # `region` of the TURN server that relayed (simnet.run.calls)
+    relay_region: str | None = (
+        None  # `region` of the TURN server that relayed (simnet.run.one_call)
+    )
     # Which WebRTC stack each side was (`hosts.X.peer`: aiortc, chromium, external) and the
     # version its peer announced (e.g. "aiortc 1.16.0", "Chromium 156.0.8078.108"). Rows of
     # schema version 1 and 2 were all aiortc (`check_version` says so).

@@ -12,7 +12,7 @@ import json
 import platform
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -148,3 +148,18 @@ def load(*paths: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return check_version(frame, ", ".join(map(str, paths)))
+
+
+def load_results(paths: Sequence[Path | str]) -> pd.DataFrame:
+    """The rows under `paths` (`load`), for a command that needs some: a path that does not
+    exist, or no row at all, is a `SimnetError` naming the paths."""
+    sources = [Path(p) for p in paths]
+    if missing := [str(p) for p in sources if not p.exists()]:
+        raise SimnetError(f"no such results: {', '.join(missing)}")
+    rows = load(*sources)
+    if rows.empty:
+        raise SimnetError(
+            f"no result rows in {', '.join(map(str, sources))}",
+            fix="run `simnet run`, `simnet matrix` or a sweep with --out DIR first",
+        )
+    return rows

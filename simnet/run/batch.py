@@ -9,7 +9,7 @@ cluster path 53 % slower than the local runner (the same 75 runs in 165 s agains
 
 A job holds the scenario (validated JSON), its overrides, and per call the columns its row gets
 (a sweep's point and repetition, a population call's classes, the `worker`) and its key; each
-row is printed as one line (`cluster.encode_row`) the moment its call ends, and `END` after the
+row is printed as one line (`batch_stream.encode_row`) the moment its call ends, and `END` after the
 job's last row. A job that fails ends the process (its log says why).
 
 The process dies with its worker: it holds the read end of a pipe (`SIMNET_BATCH_LIFELINE`)
@@ -27,8 +27,7 @@ import sys
 import threading
 from typing import Any
 
-END = "END"
-LIFELINE_ENV = "SIMNET_BATCH_LIFELINE"
+from simnet.run.batch_stream import END, LIFELINE_ENV, encode_row
 
 
 def die_with_lifeline(fd: int) -> None:
@@ -45,9 +44,10 @@ def die_with_lifeline(fd: int) -> None:
 
 def main() -> int:
     die_with_lifeline(int(os.environ[LIFELINE_ENV]))
+    # Imported once the lifeline is watched: a worker killed during these imports (pandas,
+    # pydantic, the run machinery: about 2 s) still takes this process with it.
     from simnet.results.schema import ResultRow
     from simnet.run.calls import run_scenario
-    from simnet.run.cluster import encode_row
     from simnet.scenario.model import Scenario
 
     for line in sys.stdin:

@@ -5,7 +5,7 @@ its scheduler does well (placement, a lost worker's tasks rescheduled, results b
 client); simnet adds only what is specific to it:
 
 - **What a worker gets.** A batch (the runs of one point, as the local runner groups them,
-  `simnet.run.sweep.batches`) with the point's scenario already loaded and validated on the
+  `simnet.run.sweep_plan.batches`) with the point's scenario already loaded and validated on the
   client, as JSON: workers need simnet installed, not the scenario files.
 - **How a worker runs it.** In a child process (`python -m simnet.run.batch`), not in the
   worker's thread: a run owns signal handlers and namespace state that belong to a main thread.
@@ -22,10 +22,8 @@ client); simnet adds only what is specific to it:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -34,39 +32,27 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from simnet.cleanup import cleanup
 from simnet.errors import EnvironmentProblem
-
-if TYPE_CHECKING:
-    from simnet.results.schema import ResultRow
-    from simnet.run.sweep import Point, SweepSpec
+from simnet.results.schema import ResultRow
+from simnet.run.batch_stream import END, LIFELINE_ENV, decode_row
+from simnet.run.sweep_plan import Point, SweepSpec
+from simnet.scenario.load import load_scenario
 
 CONNECT_TIMEOUT_S = 5.0
 POLL_S = 0.2
 
 
-def encode_row(key: str, row: ResultRow) -> str:
-    """A call's key and row as one line of text (what a batch child prints, what the queue
-    carries)."""
-    return base64.b64encode(pickle.dumps((key, row))).decode()
-
-
-def decode_row(line: str | bytes) -> tuple[str, ResultRow]:
-    key, row = pickle.loads(base64.b64decode(line))  # rows of simnet's own children only
-    return str(key), row
-
-
 def remove_dead_runs() -> list[str]:
     """On a worker's machine: what `simnet cleanup` does (every run whose owner has died, a
     killed worker's included; live runs untouched). Returns the namespaces removed."""
-    from simnet.cleanup import cleanup
-
     return cleanup().namespaces
 
 
 def _cleanup_plugin() -> Any:
-    from distributed.diagnostics.plugin import WorkerPlugin
+    from distributed.diagnostics.plugin import WorkerPlugin  # Dask: about 1 s, --cluster only
 
     class SimnetCleanup(WorkerPlugin):
         """Removes dead runs on the worker's machine when registered (a worker that died
@@ -98,8 +84,6 @@ class BatchChild:
     """A long-lived `python -m simnet.run.batch` on a worker, handed one batch at a time."""
 
     def __init__(self) -> None:
-        from simnet.run.batch import LIFELINE_ENV
-
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the child)
         read, self.lifeline = os.pipe()  # the write end stays here, never written to
         try:
@@ -121,8 +105,6 @@ class BatchChild:
     def run(self, job: dict[str, Any], relay: Callable[[str], None]) -> int:
         """Send `job`, `relay` each row line until the job's end; how many rows came. A child
         that dies first is an error naming the last lines of its log."""
-        from simnet.run.batch import END
-
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         sent = 0
@@ -170,7 +152,7 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
     """On a worker: run one batch in one of the worker's batch processes (a new one if none is
     idle), relay each row as it comes; returns how many rows were sent. A failing child is an
     error of the task (the client records it)."""
-    from distributed import Queue, get_worker
+    from distributed import Queue, get_worker  # Dask: about 1 s, --cluster only
 
     label = f"{socket.gethostname()}/{get_worker().name}"
     remove_dead_runs()
@@ -194,7 +176,7 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
 def connect(address: str) -> Any:
     """A client of the scheduler at `address`; an unreachable one is an environment problem
     (exit 2) that says how to start one."""
-    from distributed import Client
+    from distributed import Client  # Dask: about 1 s, paid only by runs with --cluster
 
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S)
@@ -224,8 +206,6 @@ def cluster_threads(address: str) -> int:
 
 def sweep_batches(sweep: SweepSpec, work: list[list[Point]]) -> list[Batch]:
     """A sweep's batches for the cluster: each point's scenario loaded (and validated) here."""
-    from simnet.scenario.load import load_scenario
-
     out = []
     for runs in work:
         overrides = runs[0].set_args()
@@ -246,7 +226,7 @@ def execute_on_cluster(
 ) -> None:
     """Run `batches` on the cluster at `address`; `write` each call's row as it arrives (the
     first one of each key: a rerun batch sends its calls again)."""
-    from distributed import Queue, as_completed
+    from distributed import Queue, as_completed  # Dask: about 1 s, --cluster only
 
     client = connect(address)
     try:

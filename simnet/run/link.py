@@ -25,8 +25,8 @@ from simnet.probe.link import (
     iperf_server,
     run_iperf,
 )
-from simnet.run.owner import run_terminable
 from simnet.scenario.model import Scenario
+from simnet.signals import run_terminable
 
 _T = TypeVar("_T")
 

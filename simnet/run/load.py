@@ -33,7 +33,7 @@ from simnet.net.plan import HOST_IF, plan_network
 from simnet.peer.control.hosting import HostedPeer
 from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
 from simnet.results.schema import ResultRow
-from simnet.run.calls import (
+from simnet.run.one_call import (
     Services,
     call_of,
     call_outcome,
@@ -42,9 +42,9 @@ from simnet.run.calls import (
     scenario_digest,
     start_services,
 )
-from simnet.run.owner import run_terminable
 from simnet.scenario.model import CallSpec, Scenario
 from simnet.scenario.templates import call_pairs
+from simnet.signals import run_terminable
 
 SAMPLE_S = 0.5  # how often coturn's resident set and the peers' CPU are read during a level
 CPU_WINDOW_S = 1.0  # the span a peer process's peak CPU share is measured over

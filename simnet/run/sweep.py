@@ -15,12 +15,8 @@ points:                                           # ... or list the points inste
 repeat: 3                                         # runs per point
 ```
 
-Planning is pure (`plan_sweep`), so what a sweep will do can be checked and tested without root.
-Each planned run is a `Point`: its overrides, a point id hashed from them (stable across
-processes, machines and Python versions, unlike `hash()`) and a repetition index. Those two
-identify a run in the results, which is what makes resuming exact: `pending_runs` drops every
-(point id, repetition) already stored, so an interrupted sweep, resumed, ends with one row per
-planned run.
+What a sweep runs is planned by `simnet.run.sweep_plan` (the sweep file, its points, what is
+still to do).
 
 Running (`run_sweep`) hands batches of runs to worker processes started with the "spawn" method
 (a fresh interpreter: no inherited event loops, netlink sockets or signal handlers). Each batch
@@ -36,9 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import itertools
-import json
 import multiprocessing
 import os
 import queue as queue_module
@@ -48,190 +41,31 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
+from simnet.cleanup import remove_run
+from simnet.doctor import require_root
 from simnet.errors import ScenarioError, SimnetError
+from simnet.net.registry import owner_alive, read_states
+from simnet.results import ResultStore, load
+from simnet.results.schema import ResultRow
+from simnet.run.calls import run_scenario
+from simnet.run.cluster import cluster_threads, execute_on_cluster, sweep_batches
+from simnet.run.one_call import call_of
+from simnet.run.sweep_plan import (
+    Point,
+    SweepSpec,
+    batches,
+    load_sweep,
+    pending_runs,
+    plan_sweep,
+)
+from simnet.scenario.load import load_scenario
+from simnet.signals import sigterm_raises
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from simnet.results.schema import ResultRow
-
-DOTTED_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 SHUTDOWN_DEADLINE_S = 10.0  # for a killed worker to be reaped
 POLL_S = 0.1
 LATE_ROWS_S = 10.0  # how long rows a finished batch sent may take to arrive through the queue
-
-DottedPath = Annotated[str, Field(pattern=DOTTED_PATH)]
-
-
-# --- the sweep file ---------------------------------------------------------------------------
-
-
-class SweepSpec(BaseModel):
-    """A sweep file, validated. `scenario` is resolved against the sweep file's folder on load."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    description: str = ""
-    scenario: Path
-    set: dict[DottedPath, Any] = Field(
-        default_factory=dict, description="overrides applied to every point"
-    )
-    axes: dict[DottedPath, Annotated[list[Any], Field(min_length=1)]] = Field(
-        default_factory=dict, description="every combination of these values is a point"
-    )
-    points: list[dict[DottedPath, Any]] | None = Field(
-        default=None, min_length=1, description="explicit points instead of the product of axes"
-    )
-    repeat: int = Field(default=1, ge=1, le=10_000)
-
-    @model_validator(mode="after")
-    def _one_way_to_vary(self) -> SweepSpec:
-        if self.points is not None and self.axes:
-            raise ValueError("give either `axes` (their product) or explicit `points`, not both")
-        if self.points is None and not self.axes:
-            raise ValueError("nothing varies: give `axes` or `points`")
-        for path, values in self.axes.items():
-            seen: set[str] = set()
-            for value in values:
-                if _canonical(value) in seen:
-                    raise ValueError(f"axis {path} lists {value!r} twice")
-                seen.add(_canonical(value))
-        for i, point in enumerate(self.points or []):
-            if not point:
-                raise ValueError(f"points[{i}] is empty")
-        varied = set(self.axes) | {k for p in self.points or [] for k in p}
-        if both := sorted(varied & set(self.set)):
-            raise ValueError(f"{', '.join(both)}: both fixed in `set` and varied")
-        return self
-
-
-@dataclass(frozen=True)
-class Point:
-    """One planned run: which overrides, under which point id, and which repetition."""
-
-    point_id: str
-    repetition: int
-    axes: dict[str, Any]  # what this point varies: stored as `axis.<path>` columns
-    overrides: dict[str, Any]  # everything laid over the base scenario (`set` and `axes`)
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.point_id, self.repetition)
-
-    def columns(self) -> dict[str, Any]:
-        """The columns a sweep adds to this run's row."""
-        return {
-            "point_id": self.point_id,
-            "repetition": self.repetition,
-            **{f"axis.{path}": value for path, value in self.axes.items()},
-        }
-
-    def set_args(self) -> list[str]:
-        """The overrides as `--set` strings; JSON is YAML, so every value round-trips."""
-        return [f"{path}={json.dumps(value)}" for path, value in self.overrides.items()]
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def point_id(overrides: dict[str, Any]) -> str:
-    """A short id that depends only on the overrides' content (not their order)."""
-    return hashlib.sha256(_canonical(overrides).encode()).hexdigest()[:10]
-
-
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep file; every mistake is one `ScenarioError` naming the file."""
-    from simnet.scenario.load import parse_yaml, read_text_file
-    from simnet.scenario.model import name_from_stem
-
-    path = Path(path)
-    try:  # (the scenario loader's checks: not a FIFO or device, 1 MiB, duplicate keys)
-        data = parse_yaml(read_text_file(path, "sweep file"), str(path))
-    except ScenarioError as exc:
-        fix = "see benchmarks/sweeps/ for examples" if "no such" in exc.message else exc.fix
-        raise ScenarioError(exc.message, fix=fix) from None
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            f"{path}: a sweep must be a mapping (scenario, axes or points, repeat)",
-            fix="see benchmarks/sweeps/ for examples",
-        )
-    data.setdefault("name", name_from_stem(path.stem))
-    try:
-        spec = SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{path}: invalid sweep"]
-        for error in exc.errors(include_url=False):
-            loc = ".".join(str(p) for p in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"  {loc}: {message}" if loc else f"  {message}")
-        raise ScenarioError("\n".join(lines)) from None
-    scenario = spec.scenario if spec.scenario.is_absolute() else path.parent / spec.scenario
-    return spec.model_copy(update={"scenario": scenario.resolve()})
-
-
-def plan_sweep(sweep: SweepSpec) -> list[Point]:
-    """Every run the sweep makes, point by point (axes in file order), repetitions innermost."""
-    if sweep.points is not None:
-        combos = [dict(p) for p in sweep.points]
-    else:
-        paths = list(sweep.axes)
-        combos = [
-            dict(zip(paths, values, strict=True))
-            for values in itertools.product(*(sweep.axes[p] for p in paths))
-        ]
-    runs: list[Point] = []
-    seen: dict[str, dict[str, Any]] = {}
-    for axes in combos:
-        overrides = {**sweep.set, **axes}
-        pid = point_id(overrides)
-        if pid in seen:
-            raise ScenarioError(f"sweep {sweep.name}: point {axes} is listed twice")
-        seen[pid] = axes
-        runs += [Point(pid, rep, axes, overrides) for rep in range(sweep.repeat)]
-    return runs
-
-
-def pending_runs(planned: Sequence[Point], existing: pd.DataFrame, sweep_name: str) -> list[Point]:
-    """The planned runs that `existing` (rows already stored) does not hold yet.
-
-    A run is done when a row of this sweep has its point id and repetition, whatever its outcome:
-    a failed call is a measurement too. Rows without a `sweep` column (written by hand) count
-    by point id alone.
-    """
-    if existing.empty or not {"point_id", "repetition"} <= set(existing.columns):
-        return list(planned)
-    rows = existing
-    if "sweep" in rows.columns:
-        rows = rows[rows["sweep"].isna() | (rows["sweep"] == sweep_name)]
-    rows = rows.dropna(subset=["point_id", "repetition"])
-    done = {(str(p), int(r)) for p, r in zip(rows["point_id"], rows["repetition"], strict=True)}
-    return [p for p in planned if p.key not in done]
-
-
-def batches(runs: Sequence[Point], jobs: int) -> list[list[Point]]:
-    """Group runs into worker tasks: one network per batch, calls between its warm agents.
-
-    Runs of one point share a batch (one build for several calls) unless there are fewer points
-    than jobs; then each point's repetitions are split so that every job has work.
-    """
-    by_point: dict[str, list[Point]] = {}
-    for run in runs:
-        by_point.setdefault(run.point_id, []).append(run)
-    if not by_point:
-        return []
-    split = max(1, -(-jobs // len(by_point)))
-    out: list[list[Point]] = []
-    for reps in by_point.values():
-        size = -(-len(reps) // min(split, len(reps)))
-        out += [reps[i : i + size] for i in range(0, len(reps), size)]
-    return out
-
 
 # --- workers ------------------------------------------------------------------------------------
 
@@ -271,9 +105,6 @@ def _run_batch(
     Returns how many rows it sent (so the parent knows when all have arrived) and the error that
     cut the batch short, if any. Interruptions (`Terminated`) propagate: the parent is stopping.
     """
-    from simnet.run.calls import run_scenario
-    from simnet.scenario.load import load_scenario
-
     sent = 0
 
     def on_row(row: ResultRow) -> None:
@@ -320,9 +151,6 @@ class SweepSummary:
 def check_points(sweep: SweepSpec, runs: Sequence[Point]) -> None:
     """Validate every point's scenario before anything is built: a typo fails in a second, not
     an hour into the sweep."""
-    from simnet.run.calls import call_of
-    from simnet.scenario.load import load_scenario
-
     checked: set[str] = set()
     for run in runs:
         if run.point_id in checked:
@@ -352,9 +180,6 @@ def run_sweep(
     `cluster` (a Dask scheduler's address), the runs go to its workers (`simnet.run.cluster`),
     as many at once as they have threads."""
 
-    from simnet.doctor import require_root
-    from simnet.results import ResultStore, load
-
     if jobs < 1:
         raise SimnetError(f"jobs must be at least 1 (got {jobs})")
     sweep = load_sweep(sweep_file)
@@ -376,8 +201,6 @@ def run_sweep(
     if cluster is None:
         require_root()
     else:
-        from simnet.run.cluster import cluster_threads
-
         jobs = cluster_threads(cluster)
     store = ResultStore(out_dir, sweep.name)
     work = batches(todo, jobs)
@@ -399,15 +222,13 @@ def run_sweep(
         if cluster is None:
             _execute(sweep, work, jobs, write, summary.errors)
         else:
-            from simnet.run.cluster import execute_on_cluster, sweep_batches
-
             execute_on_cluster(cluster, sweep_batches(sweep, work), write, summary.errors)
     finally:
         summary.elapsed_s = time.monotonic() - started
     return summary
 
 
-RowSink = Callable[["ResultRow"], None]
+RowSink = Callable[[ResultRow], None]
 ProgressSink = Callable[[str, int, int], None]  # what, runs done, runs to do
 
 
@@ -415,8 +236,6 @@ def _execute(
     sweep: SweepSpec, work: list[list[Point]], jobs: int, write: RowSink, errors: list[str]
 ) -> None:
     """Run the batches in a spawn-context process pool; the calling thread writes every row."""
-    from simnet.run.owner import sigterm_raises
-
     context = multiprocessing.get_context("spawn")
     rows = context.Queue()
     received = [0] * len(work)
@@ -508,9 +327,6 @@ def remove_runs_of(owners: set[int]) -> list[str]:
     Like `simnet cleanup`, but only for the sweep's own workers: other runs on the machine,
     dead or alive, are not this sweep's business. Returns the run ids removed.
     """
-    from simnet.cleanup import remove_run
-    from simnet.net.registry import owner_alive, read_states
-
     removed = []
     for state in read_states():
         if state.get("owner_pid") not in owners or owner_alive(state):

@@ -11,9 +11,9 @@ from simnet.net.plan import NetworkPlan, plan_network
 from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
-from simnet.run.owner import run_terminable
 from simnet.scenario.model import NatSpec, Scenario, ServerSpec
 from simnet.scenario.nat import NatBehavior
+from simnet.signals import run_terminable
 
 PROBE_SERVER = "nat-probe"
 

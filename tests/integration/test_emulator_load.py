@@ -15,7 +15,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.impair.measure import blast
 from simnet.net.plan import plan_network
-from simnet.run.calls import queue_namespaces
+from simnet.run.one_call import queue_namespaces
 from simnet.scenario.load import scenario_from_dict
 
 pytestmark = pytest.mark.integration

@@ -26,9 +26,10 @@ from matplotlib import image as mpimg
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
-from simnet.present.report import report_command
+from simnet.present.report.figures import COLORS
+from simnet.present.report.page import report
+from simnet.present.report.rows import group_labels
 from simnet.results import ResultStore
-from simnet.results.report import COLORS, group_labels, report
 from simnet.results.schema import CallOutcome, ResultRow
 from simnet.results.store import load
 from simnet.run.matrix import NEEDS_RELAY, PRESETS
@@ -187,7 +188,14 @@ def test_no_rows_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SimnetError, match="no result rows"):
         report([tmp_path / "empty"], tmp_path / "r.html")
-    assert report_command([tmp_path / "missing"], tmp_path / "r.html") == 1
+    with pytest.raises(SimnetError, match="no such results"):
+        report([tmp_path / "missing"], tmp_path / "r.html")
+    done = subprocess.run(
+        [sys.executable, "-c", "from simnet.cli import main; main()", "report",
+         str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1 and "no such results" in done.stderr, done.stderr
     assert not (tmp_path / "r.html").exists()
 
 

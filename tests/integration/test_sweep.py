@@ -20,14 +20,15 @@ import pytest
 
 from simnet.errors import SimnetError
 from simnet.results import load
-from simnet.run.sweep import load_sweep, plan_sweep, run_sweep
+from simnet.run.sweep import run_sweep
+from simnet.run.sweep_plan import load_sweep, plan_sweep
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-RUN_SWEEP = (
-    "import sys; from pathlib import Path; from simnet.present.sweep import sweep_command; "
-    "sys.exit(sweep_command(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), "
-    "sys.argv[4] == 'resume'))"
+RUN_SWEEP = (  # `simnet sweep FILE --out DIR --jobs N [--resume]`, in this process
+    "import sys; from simnet.cli import main; "
+    "sys.argv = ['simnet', 'sweep', sys.argv[1], '--out', sys.argv[2], '--jobs', sys.argv[3]]"
+    " + (['--resume'] if sys.argv[4] == 'resume' else []); main()"
 )
 
 

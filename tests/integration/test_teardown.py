@@ -21,9 +21,9 @@ import pytest
 
 from simnet.net.builder import emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
-from simnet.net.registry import spawn
-from simnet.run.owner import Terminated
+from simnet.net.process import spawn
 from simnet.scenario import load_scenario
+from simnet.signals import Terminated
 
 SCENARIO = """\
 nats:

@@ -18,7 +18,7 @@ from simnet.net.impair.chooser import link_targets
 from simnet.net.impair.rules import egress_chain, queue_rules
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Route, Veth, plan_network
-from simnet.run.calls import turn_limits
+from simnet.run.one_call import turn_limits
 from simnet.scenario.load import load_scenario
 from simnet.scenario.model import DIRECTIONS
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv

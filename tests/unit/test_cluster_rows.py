@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from simnet.results.schema import CallOutcome, ResultRow
-from simnet.run.cluster import decode_row, encode_row, sweep_batches
-from simnet.run.sweep import batches, load_sweep, plan_sweep
+from simnet.run.batch_stream import decode_row, encode_row
+from simnet.run.cluster import sweep_batches
+from simnet.run.sweep_plan import batches, load_sweep, plan_sweep
 from simnet.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from simnet.present.compare import bigger_is_better_path, compare_command, markdown_comment
+from simnet.cli import main
+from simnet.present.compare import markdown_comment
 from simnet.results.compare import DEFAULT_MIN_EFFECT, METRIC_SPECS, Comparison, MinEffect, compare
+from simnet.results.compare_files import bigger_is_better_path
 
 RUNS = 30
 FAST = 499  # bootstrap resamples: intervals only feed the display here
@@ -76,6 +80,25 @@ def result_set(seed: int, **changes: dict[str, Any]) -> pd.DataFrame:
         for i, (name, spec) in enumerate(cells.items())
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def compare_command(
+    baseline: Path,
+    current: Path,
+    as_json: bool,
+    markdown: bool,
+    github_benchmark: Path | None,
+    alpha: float,
+) -> int:
+    """`simnet compare BASELINE CURRENT ...` as the console script runs it; its exit code."""
+    argv = ["simnet", "compare", str(baseline), str(current), "--alpha", str(alpha)]
+    argv += ["--json"] * as_json + ["--markdown"] * markdown
+    if github_benchmark is not None:
+        argv += ["--github-benchmark", str(github_benchmark)]
+    with mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exited:
+        main()
+    assert isinstance(exited.value.code, int)
+    return exited.value.code
 
 
 def run_compare(baseline: pd.DataFrame, current: pd.DataFrame) -> Comparison:

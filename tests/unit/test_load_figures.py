@@ -19,8 +19,8 @@ from simnet.errors import ScenarioError
 from simnet.peer.aiortc.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
 from simnet.results.load_levels import LevelResources, level_figures
-from simnet.run.calls import turn_limits
 from simnet.run.load import PeakShare, host_groups
+from simnet.run.one_call import turn_limits
 from simnet.scenario.load import scenario_from_dict
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
 

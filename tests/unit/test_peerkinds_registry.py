@@ -31,7 +31,7 @@ from simnet.peerkinds import (
     PeerKindSpec,
 )
 from simnet.results.store import environment
-from simnet.run.calls import _commands, _hosted_groups
+from simnet.run.one_call import _commands, _hosted_groups
 from simnet.run.peers import hosted_argv, peer_argv, peer_pair
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import CallSpec

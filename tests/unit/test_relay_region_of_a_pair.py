@@ -13,7 +13,7 @@ from pathlib import Path
 from simnet.call.row import call_row
 from simnet.peer.protocol import CallResult, CandidateInfo, RelayInfo, SelectedPair
 from simnet.results.schema import CallOutcome
-from simnet.run.calls import inferred_relay_protocol, relay_region
+from simnet.run.one_call import inferred_relay_protocol, relay_region
 from simnet.scenario.load import load_scenario
 from simnet.scenario.model import CallSpec
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from simnet.errors import ScenarioError
-from simnet.run.sweep import (
+from simnet.run.sweep_plan import (
     Point,
     SweepSpec,
     batches,
@@ -94,7 +94,9 @@ def test_point_ids_are_stable_and_independent_of_key_order() -> None:
     # (sha256 of the canonical JSON '{"call.ice_policy":"relay"}', first 10 hex digits)
     assert point_id({"call.ice_policy": "relay"}) == "e6baeae6b1"
     # and the same in a fresh interpreter (no hash randomisation, no per-process state)
-    code = "from simnet.run.sweep import point_id; print(point_id({'call.ice_policy': 'relay'}))"
+    code = (
+        "from simnet.run.sweep_plan import point_id; print(point_id({'call.ice_policy': 'relay'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "e6baeae6b1"
 

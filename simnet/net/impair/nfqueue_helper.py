@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from simnet.net.impair.measure import SO_TIMESTAMPNS, clock_map
 from simnet.net.impair.shaping import DirectionConfig, Shaper, decode
+from simnet.net.netns import enter_for_good, entered
 
 if TYPE_CHECKING:
     from netfilterqueue import NetfilterQueue
@@ -335,9 +336,8 @@ class Control:
 def _bind(line: Line, ns: str | None) -> NetfilterQueue:
     """A queue bound in namespace `ns` (a netlink socket stays in the namespace it was made in,
     so one process can serve the queues of both ends of its link)."""
+    # an optional binding (`simnet doctor` checks it): importing this module must not need it
     from netfilterqueue import COPY_META, NetfilterQueue
-
-    from simnet.net.netns import entered
 
     with entered(ns) if ns else contextlib.nullcontext():
         queue = NetfilterQueue()
@@ -381,8 +381,6 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     """Bind a queue per direction, say `ready`, and shape until SIGTERM/SIGINT, taking new
     configurations from stdin meanwhile."""
     if netns:
-        from simnet.net.netns import enter_for_good
-
         enter_for_good(netns)
     _precise_timers()
     _realtime(rt_priority)

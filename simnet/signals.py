@@ -1,8 +1,8 @@
 """The run owner's signal handling: how the process that owns a run turns SIGTERM, SIGHUP and
 SIGINT into exceptions at points where `finally` blocks can still tear everything down.
 
-A leaf module (standard library only), so the network layer uses it while building and tearing
-down, and the jobs in `simnet.run` use it around whole runs, without an import cycle.
+On the ground floor (standard library only): the network layer uses it while building and tearing
+down, and the jobs in `simnet.run` use it around whole runs.
 """
 
 from __future__ import annotations

@@ -1,0 +1,93 @@
+"""The report page: every section the rows carry data for, in order, with each plot embedded as
+a base64 PNG and also written beside the page (`<page stem>-<section>.png`, for slides)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from simnet import show
+from simnet.present.report.curves import axis_curves, load_curves
+from simnet.present.report.figures import png_of
+from simnet.present.report.grid import nat_matrices, overview
+from simnet.present.report.phases import phases, turn_vs_direct
+from simnet.present.report.population import population
+from simnet.present.report.rows import prepare
+from simnet.results.store import load_results
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;
+max-width:1150px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+thead th{background:#f3f3f3}
+table.nat-matrix td{text-align:center;min-width:110px;height:42px;font-weight:600}
+.swatch{display:inline-block;width:14px;height:14px;margin:0 4px 0 12px;vertical-align:middle}
+img{max-width:100%;display:block;margin:8px 0}
+.meta{color:#666;font-size:12px}
+"""
+
+
+def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Path) -> Path:
+    """Write the report page for `raw` (the rows read from `sources`) to `out_html`, PNGs
+    beside it; returns `out_html`."""
+    frame = prepare(raw)
+    sections = [overview(frame), *nat_matrices(frame)]
+    sections += [
+        s
+        for s in (phases(frame), turn_vs_direct(frame), load_curves(frame), population(frame))
+        if s
+    ]
+    sections += axis_curves(frame)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for section in sections:
+        image = ""
+        if section.figure is not None:
+            section.png = png_of(section.figure)
+            png_path = out_html.with_name(f"{out_html.stem}-{section.slug}.png")
+            png_path.write_bytes(section.png)
+            encoded = base64.b64encode(section.png).decode()
+            image = (
+                f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+            )
+        parts.append(
+            f'<section id="{section.slug}"><h2>{html.escape(section.title)}</h2>'
+            f"{section.body}{image}</section>"
+        )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    revisions = sorted(set(raw["git_revision"].dropna())) if "git_revision" in raw else []
+    meta = (
+        f"{len(frame)} runs from {html.escape(', '.join(map(str, sources)))}; generated {stamp}"
+        + (f"; simnet revision {html.escape(', '.join(map(str, revisions)))}" if revisions else "")
+    )
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>simnet report</title><style>{STYLE}</style></head><body>"
+        f'<h1>simnet report</h1><p class="meta">{meta}</p>{"".join(parts)}</body></html>\n'
+    )
+    tmp = out_html.with_name(out_html.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out_html)
+    return out_html
+
+
+def report(results_dirs: Sequence[Path | str], out_html: Path) -> Path:
+    """The page for the rows under `results_dirs` (`load_results`: an error if there are none),
+    written to `out_html`; returns `out_html`."""
+    return write_report(load_results(results_dirs), [Path(p) for p in results_dirs], out_html)
+
+
+def say_written(console: Console, path: Path) -> None:
+    """What `simnet report` prints once the page is written: where, and how many plots."""
+    pngs = sorted(path.parent.glob(f"{path.stem}-*.png"))
+    console.print(
+        show.text(f"report: {path} ({len(pngs)} plots, also as PNG beside it)"), highlight=False
+    )
