@@ -30,6 +30,10 @@ CHANNEL_LABEL = "simnet"
 BUFFER_HIGH_BYTES = 1 << 20  # pause sending above this much queued in SCTP
 BUFFER_LOW_BYTES = 256 << 10  # resume below this
 
+#: One text message of the protocol, as JSON: `{"type": ..., ...}`. The other peer may be a
+#: browser's page; what a figure is read from is parsed where it arrives (`BulkDone`).
+ControlMessage = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class BulkDone:
@@ -39,7 +43,7 @@ class BulkDone:
     goodput_mbps: float | None
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> BulkDone:
+    def from_message(cls, message: ControlMessage) -> BulkDone:
         goodput = message.get("goodput_mbps")
         return cls(int(message["bytes"]), float(goodput) if goodput is not None else None)
 
@@ -85,7 +89,7 @@ class DataChannelProtocol:
         if dc.readyState == "open":
             opened()
 
-    def _send_control(self, message: dict[str, Any]) -> None:
+    def _send_control(self, message: ControlMessage) -> None:
         assert self.dc is not None
         self.dc.send(json.dumps(message))
 
@@ -118,7 +122,7 @@ class DataChannelProtocol:
         elif kind == "done":
             self.peer_done.set()
 
-    def _on_bulk_done(self, message: dict[str, Any]) -> None:
+    def _on_bulk_done(self, message: ControlMessage) -> None:
         """The receiver's report; one that does not parse fails whoever waits for it."""
         if self.bulk_done.done():
             return

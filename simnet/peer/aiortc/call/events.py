@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: where a call's events go: one JSON object each (the agent's event stream)
-Emit = Callable[[dict[str, Any]], None]
+from simnet.peer.protocol import Event
+
+#: where a call's events go: the agent's event stream (`simnet.peer.protocol.Event`)
+Emit = Callable[[Event], None]
 
 
 class CallEvents:

@@ -13,12 +13,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from simnet.callspec import CLOSE_TIMEOUT_S
 from simnet.peer.aiortc.call.events import CallEvents
 from simnet.peer.aiortc.call.failure import CallFailed
-from simnet.peer.aiortc.signaling_client import Channel, SignalingError, open_channel
+from simnet.peer.aiortc.signaling_client import (
+    Channel,
+    SignalingError,
+    SignalingMessage,
+    open_channel,
+)
 from simnet.peer.aiortc.signaling_router import (
     ChannelEnded,
     DescriptionKind,
@@ -100,7 +104,7 @@ class SignalingExchange:
         assert self.router is not None
         self.router.remote_description_set()
 
-    async def _next_message(self) -> dict[str, Any]:
+    async def _next_message(self) -> SignalingMessage:
         """The router's reader: the channel's next message, however long the call waits."""
         assert self.channel is not None
         while True:
