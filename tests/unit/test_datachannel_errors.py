@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from aiortc.exceptions import InvalidStateError
 
-from simnet.peer.aiortc.call import Call, CallFailed
+from simnet.peer.aiortc.call import CallFailed
+from simnet.peer.aiortc.call.datachannel import DataChannelProtocol
+from simnet.peer.aiortc.call.events import CallEvents
 from simnet.peer.protocol import CallCommand
 
 
@@ -45,11 +47,11 @@ def test_a_send_on_a_closed_channel_fails_the_call_as_datachannel(rtt_probes: in
             rtt_probes=rtt_probes,
             data_bytes=1000,
         )
-        call = Call(cmd, lambda event: None)
-        call.dc_open.set_result(ClosedChannel())  # type: ignore[arg-type]
-        call.dc = call.dc_open.result()
+        protocol = DataChannelProtocol(cmd, CallEvents(lambda event: None))
+        protocol.dc_open.set_result(ClosedChannel())  # type: ignore[arg-type]
+        protocol.dc = protocol.dc_open.result()
         with pytest.raises(CallFailed) as failed:
-            await call._datachannel()
+            await protocol.exchange()
         return failed.value
 
     failure = asyncio.run(exchange())

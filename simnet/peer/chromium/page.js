@@ -2,10 +2,11 @@
 //
 // The page is a small web app: it speaks simnet's WebSocket signaling (ws://HOST:PORT/ws/ROOM/PEER,
 // JSON objects relayed to the other peer of the room), trickles its ICE candidates, and runs the
-// same data-channel application protocol as simnet/peer/aiortc/call.py (label "simnet", ordered; JSON
-// text ping/pong, bulk/bulk-done, summary, done; binary bulk chunks under the same flow control),
-// so it can call an aiortc peer as well as another Chromium peer. Phases and their timeouts are
-// call.py's; a failure is a classified error (simnet.callspec.ERROR_KINDS).
+// same data-channel application protocol as simnet/peer/aiortc/call/datachannel.py (label
+// "simnet", ordered; JSON text ping/pong, bulk/bulk-done, summary, done; binary bulk chunks under
+// the same flow control), so it can call an aiortc peer as well as another Chromium peer. Phases
+// and their timeouts are the aiortc call's (simnet/peer/aiortc/call/); a failure is a classified
+// error (simnet.callspec.ERROR_KINDS).
 //
 // Events go to the agent through the CDP binding window.simnetEvent, one JSON string each, stamped
 // with the page's clock `pt` (performance.timeOrigin + performance.now(), ms); the agent maps them
@@ -20,7 +21,7 @@
 'use strict';
 
 const CHANNEL_LABEL = 'simnet';
-const BUFFER_HIGH_BYTES = 1 << 20; // pause sending above this much queued (call.py's values)
+const BUFFER_HIGH_BYTES = 1 << 20; // pause above this much queued (call/datachannel.py's values)
 const BUFFER_LOW_BYTES = 256 << 10; // resume below this
 const FIRST_FRAME_POLL_MS = 20; // getStats() polling for the first frames (their resolution)
 
@@ -445,7 +446,7 @@ class Call {
     }
   }
 
-  // No candidate pair can ever form: fail now rather than at the ICE timeout (call.py's check).
+  // No candidate pair can ever form: fail now, not at the ICE timeout (call/transport.py's check).
   checkPath() {
     if (this.connected || this.iceDone.done) return;
     const local = this.localCandidates.length;
@@ -623,7 +624,7 @@ class Call {
     };
     dc.onopen = opened;
     dc.onmessage = (event) => this.onMessage(event.data);
-    // the peer closes only after it has measured and had our "done" (see call.py)
+    // the peer closes only after it has measured and had our "done" (see call/datachannel.py)
     dc.onclose = () => this.peerDone.resolve();
     if (dc.readyState === 'open') opened();
   }
