@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from simnet.errors import SimnetError
 from simnet.net.builder import Network
 from simnet.net.impair import live
 from simnet.net.plan import Attachment, Veth
+from simnet.quantile import quantile
 from simnet.scenario.model import DISRUPTIVE_ACTIONS, CallSpec, Scenario, TimelineEvent
 
 CONNECTED = {"ice": frozenset({"completed", "connected"}), "connection": frozenset({"connected"})}
@@ -507,7 +507,7 @@ def path_columns(
         window = [c for c in checks if start <= c.t < min(stop, end)]
         answered = [c.rtt_ms for c in window if c.rtt_ms is not None]
         prefix, suffix = ("path", "_before") if k == 0 else (f"event{k - 1}_path", "")
-        row[f"{prefix}_rtt_ms{suffix}"] = statistics.median(answered) if answered else None
+        row[f"{prefix}_rtt_ms{suffix}"] = quantile(answered, 0.5)
         row[f"{prefix}_loss_pct{suffix}"] = (
             100 * (len(window) - len(answered)) / len(window) if window else None
         )

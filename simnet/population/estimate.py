@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from simnet.population.mix import SIDES, Mix
+from simnet.quantile import quantile
 
 Z_95 = 1.959963984540054
 SENSITIVITY_POINTS = 0.10
@@ -90,6 +91,10 @@ def _call_bytes(row: Mapping[str, Any], duration_s: float) -> float:
     )
     transfer = row.get("dc_bytes")
     return media + (float(transfer) if isinstance(transfer, int | float) else 0.0)
+
+
+def _rounded(figure: float | None) -> float | None:
+    return None if figure is None else round(figure, 1)
 
 
 def _share(count: int, n: int) -> tuple[float, float, float]:
@@ -186,8 +191,8 @@ def estimate(rows: Sequence[Mapping[str, Any]], mix: Mix) -> PopulationEstimate:
         failed_share_ci_high=round(failed[2], 4),
         relay_protocol_shares={k: round(v / len(relayed_rows), 4) for k, v in protocols.items()},
         relayed_bytes_share=round(relay_bytes / total_bytes, 4) if total_bytes else None,
-        setup_ms_p50=round(float(np.quantile(setups, 0.5)), 1) if setups else None,
-        setup_ms_p95=round(float(np.quantile(setups, 0.95)), 1) if setups else None,
+        setup_ms_p50=_rounded(quantile(setups, 0.5)),
+        setup_ms_p95=_rounded(quantile(setups, 0.95)),
         model_relay_share=round(modelled, 4),
         contributions=contributions,
         sensitivity=sensitivity,

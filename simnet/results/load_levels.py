@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from simnet.quantile import quantile
 
 #: above this share of the machine's cores used by the peers, or of one core used by one peer
 #: process (Python runs a process's code on one core at a time), the harness may be what
@@ -70,7 +71,8 @@ class LevelFigures(BaseModel):
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:
-    return None if not values else round(float(np.quantile(np.asarray(values, float), q)), 1)
+    figure = quantile(values, q)
+    return None if figure is None else round(figure, 1)
 
 
 def level_figures(

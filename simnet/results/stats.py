@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats as sps
 
+from simnet.quantile import METHOD, quantile
 from simnet.results.schema import PEER_KIND_COLUMNS
 
 #: The per-run measurements summarised and compared, in display order.
@@ -108,7 +109,7 @@ def bootstrap_quantile(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """The `q`-quantile (0..1, linear interpolation) of `values` with a percentile-bootstrap CI.
+    """The `q`-quantile (0..1, `simnet.quantile`) of `values` with a percentile-bootstrap CI.
 
     Missing and non-finite values are dropped. n = 0 gives no estimate; n = 1 an estimate without
     an interval (one run says nothing about spread); identical values a zero-width interval.
@@ -128,16 +129,17 @@ def bootstrap_quantile(
     _z(confidence)  # validates
     data = _finite(values)
     n = int(data.size)
-    if n == 0:
+    estimate = quantile(data, q)
+    if estimate is None:
         return Interval(NAN, NAN, NAN, 0)
-    estimate = float(np.quantile(data, q))
     if n == 1:
         return Interval(estimate, NAN, NAN, 1)
     if float(data.min()) == float(data.max()):
         return Interval(estimate, estimate, estimate, n)
 
     def statistic(sample: FloatArray, axis: int = -1) -> FloatArray:
-        return np.asarray(np.quantile(sample, q, axis=axis), dtype=np.float64)
+        # every resample at once, by the method of `quantile`
+        return np.asarray(np.quantile(sample, q, axis=axis, method=METHOD), dtype=np.float64)
 
     result = sps.bootstrap(
         (data,),

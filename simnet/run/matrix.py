@@ -6,11 +6,11 @@ signaling server; the 25 calls then run between warm agents, so the matrix costs
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simnet.quantile import quantile
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
 from simnet.scenario.model import CallSpec, PeerPair, Scenario
@@ -124,7 +124,7 @@ def matrix_outcomes(
                     nat_b=nat_b,
                     paths=frozenset(r["path"] if r["connected"] else "failed" for r in runs),
                     expected=expected_paths(nat_a, nat_b, turn),
-                    setup_ms_median=statistics.median(setups) if setups else None,
+                    setup_ms_median=quantile(setups, 0.5),
                 )
             )
     return outcomes
