@@ -6,7 +6,7 @@ from typing import Any
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.peer.protocol import CallResult, CandidateInfo
-from simnet.results.schema import CallOutcome
+from simnet.results.schema import CallOutcome, TurnAttemptRecord
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -97,5 +97,7 @@ def call_row(
         ice_disconnects=sum(r.disconnects for r in sides),
         ice_disconnected_ms=_ms(max((r.disconnected_s for r in sides), default=0.0)),
         # each attempt says whose it was: both sides allocate on the same servers
-        turn_attempts=[{**a.model_dump(), "side": r.role} for r in sides for a in r.turn_attempts],
+        turn_attempts=[
+            TurnAttemptRecord(**a.model_dump(), side=r.role) for r in sides for a in r.turn_attempts
+        ],
     )

@@ -65,8 +65,26 @@ class SchemaError(SimnetError, ValueError):
     exit_code = 2
 
 
+#: one stored column's value where it is a plain scalar (the timeline's columns)
+Scalar = str | int | float | bool | None
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TurnAttemptRecord(_Part):
+    """One TURN allocation a side tried while gathering (`simnet.peer.protocol.TurnAttempt`),
+    with the side that tried it: both sides allocate on the same servers. Stored as an element
+    of the `turn_attempts` column (JSON text), with these keys in this order."""
+
+    server: str  # "ip:port"
+    transport: TurnTransport
+    ok: bool
+    error: str | None = None
+    error_code: int | None = None  # STUN error code, e.g. 401
+    elapsed_ms: float
+    side: str  # offerer or answerer
 
 
 class CallOutcome(_Part):
@@ -97,7 +115,7 @@ class CallOutcome(_Part):
     media: dict[str, float | int | None] = Field(default_factory=dict)
     ice_disconnects: int = 0
     ice_disconnected_ms: float | None = None
-    turn_attempts: list[dict[str, Any]] = Field(default_factory=list)
+    turn_attempts: list[TurnAttemptRecord] = Field(default_factory=list)
     relay_region: str | None = None  # `region` of the TURN server that relayed (simnet.run.calls)
     # Which WebRTC stack each side was (`hosts.X.peer`: aiortc, chromium, external) and the
     # version its peer announced (e.g. "aiortc 1.16.0", "Chromium 156.0.8078.108"). Rows of
@@ -163,7 +181,7 @@ class ResultRow(Mapping[str, Any]):
     # (`simnet run --pcap`); a column only rows with captures have
     pcap_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     emulator: EmulatorFigures | None = None
-    timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timeline: Mapping[str, Scalar] = dataclasses.field(default_factory=dict)
     cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     _flat: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
@@ -187,6 +205,19 @@ class ResultRow(Mapping[str, Any]):
     def columns(self) -> dict[str, Any]:
         """The row as stored: column name -> value."""
         return dict(self._flat)
+
+    @property
+    def timeline_error(self) -> str | None:
+        """The first timeline event that could not be applied, and why (`timeline_error`)."""
+        error = self.timeline.get("timeline_error")
+        return None if error is None else str(error)
+
+    @property
+    def recovered(self) -> bool | None:
+        """Whether both peers were connected when a call with a timeline ended (`recovered`);
+        None for a call without a timeline."""
+        recovered = self.timeline.get("recovered")
+        return None if recovered is None else bool(recovered)
 
     def placed(self, run: int | None = None, **cell: Any) -> ResultRow:
         """The same call placed in its job's cell: more `cell` columns, or another `run` index
