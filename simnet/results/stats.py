@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +37,17 @@ AXIS_PREFIX = "axis."
 #: sampling error of the tens of runs a cell has, at a few milliseconds per interval.
 DEFAULT_RESAMPLES = 4999
 
-CellKey = tuple[Any, ...]
+#: a cell's values of its cell columns: plain Python (None where missing), in column order
+CellKey = tuple[object, ...]
 FloatArray = npt.NDArray[np.float64]
+
+
+class BootstrapOptions(TypedDict, total=False):
+    """The settings of a bootstrap interval (`bootstrap_quantile`'s keyword arguments)."""
+
+    confidence: float
+    n_resamples: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interva
     return Interval(p, low, high, n)
 
 
-def _finite(values: Iterable[Any]) -> FloatArray:
+def _finite(values: Iterable[object]) -> FloatArray:
     """Values as floats, without missing, non-numeric and infinite ones."""
     numeric = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
     array: FloatArray = np.asarray(numeric, dtype=np.float64)
@@ -102,7 +111,7 @@ def _finite(values: Iterable[Any]) -> FloatArray:
 
 
 def bootstrap_quantile(
-    values: Iterable[Any],
+    values: Iterable[object],
     q: float,
     *,
     confidence: float = 0.95,
@@ -158,12 +167,12 @@ def bootstrap_quantile(
     return Interval(estimate, min(low, estimate), max(high, estimate), n)
 
 
-def median_ci(values: Iterable[Any], **options: Any) -> Interval:
+def median_ci(values: Iterable[object], **options: Unpack[BootstrapOptions]) -> Interval:
     """The median with a bootstrap CI (see `bootstrap_quantile`)."""
     return bootstrap_quantile(values, 0.5, **options)
 
 
-def p95_ci(values: Iterable[Any], **options: Any) -> Interval:
+def p95_ci(values: Iterable[object], **options: Unpack[BootstrapOptions]) -> Interval:
     """The 95th percentile with a bootstrap CI (see `bootstrap_quantile`).
 
     With fewer than about 20 runs the p95 is essentially the largest value and its interval is
@@ -229,7 +238,7 @@ def cell_columns(*frames: pd.DataFrame) -> list[str]:
     return [c for c in CELL_COLUMNS if c in present] + axes
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """A cell key value as plain Python: missing values are None, numpy scalars unwrapped."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
@@ -307,10 +316,10 @@ def summarize(
     `M_median_high`, `M_p95`, `M_p95_low`, `M_p95_high`. Undefined values are NaN.
     """
     columns = list(by) if by is not None else cell_columns(df)
-    options: dict[str, Any] = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
-    records: list[dict[str, Any]] = []
+    options: BootstrapOptions = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    records: list[dict[str, object]] = []
     for key, frame in group_cells(df, columns).items():
-        record: dict[str, Any] = dict(zip(columns, key, strict=True))
+        record: dict[str, object] = dict(zip(columns, key, strict=True))
         record["cell"] = cell_label(key, columns)
         success = success_rate(frame, confidence)
         relay = relay_rate(frame, confidence)
