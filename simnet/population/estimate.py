@@ -199,7 +199,7 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     relayed_calls = [c for c in sampled if c.outcome == "relay"]
     protocols = Counter(str(c.relay_protocol) for c in relayed_calls)
     setups = [c.setup_ms for c in sampled if c.connected and c.setup_ms]
-    duration = float(mix.call.get("duration_s", 2.0))
+    duration = mix.duration_s
     total_bytes = sum(_call_bytes(c, duration) for c in sampled)
     relay_bytes = sum(_call_bytes(c, duration) for c in relayed_calls)
     shares = {side: {c.name: c.share for c in mix.classes(side)} for side in SIDES}
