@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from simnet.callspec import ROW_MILESTONES
 from simnet.peer.protocol import CallResult, CandidateInfo
 from simnet.results.schema import CallOutcome, TurnAttemptRecord
@@ -59,7 +57,7 @@ def call_row(
         for phase, t in (result.phase_t if result else {}).items():
             if start is not None and phase in ROW_MILESTONES:
                 milestones[f"{side}_{phase}_ms"] = round((t - start) * 1000, 3)
-    media: dict[str, Any] = {}
+    media: dict[str, float | int | None] = {}
     for side, result in (("offerer", offer), ("answerer", answer)):
         for kind in result.media if result else []:
             prefix = f"{side}_{kind.kind}"

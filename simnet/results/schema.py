@@ -1,9 +1,9 @@
 """The result row: one typed, versioned schema for every call simnet stores.
 
 A stored row is wide (one Parquet row per call, a column per figure) because that is what users
-load into pandas and what `compare` and `report` group. It used to be a `dict[str, Any]`
-assembled in several places; now each part has a type, and one place (`ResultRow.columns`)
-flattens them to the stored column names, which are unchanged (users have results stored):
+load into pandas and what `compare` and `report` group. Between simnet's layers a row is typed,
+each part of it; one place (`ResultRow.columns`) flattens the parts to the stored column names,
+which users' stored results have:
 
 - `CallOutcome`: what the two peers measured (built by `simnet.call.row.call_row`);
 - `EmulatorFigures`: how busy the userspace link emulator was (absent without a delay line);
