@@ -116,19 +116,27 @@ class SampledCall:
     @classmethod
     def of_columns(cls, columns: Mapping[str, object]) -> SampledCall:
         """The call of a stored row: column -> value, as `simnet.results.load(...)`'s records
-        have them (a missing value may be None or NaN)."""
+        have them. A missing figure is None or NaN there (a column of numbers holds NaN where a
+        call had none): both read as missing, as in the live row."""
         path, protocol = columns.get("path"), columns.get("relay_protocol")
-        setup, transfer = columns.get("setup_ms"), columns.get("dc_bytes")
+        setup, transfer = _figure(columns.get("setup_ms")), _figure(columns.get("dc_bytes"))
         return cls(
             offerer_class=str(columns["offerer_class"]),
             answerer_class=str(columns["answerer_class"]),
             connected=bool(columns.get("connected")),
             path=path if isinstance(path, str) else None,
-            relay_protocol=None if protocol is None else str(protocol),
-            setup_ms=float(setup) if setup and isinstance(setup, int | float) else None,
-            dc_bytes=float(transfer) if isinstance(transfer, int | float) else None,
+            relay_protocol=protocol if isinstance(protocol, str) else None,
+            setup_ms=setup or None,
+            dc_bytes=transfer,
             sent_kbps=_sent(columns),
         )
+
+
+def _figure(value: object) -> float | None:
+    """A stored number, None where it is missing (None or NaN)."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def _sent(columns: Mapping[str, object]) -> tuple[float, ...]:
