@@ -182,7 +182,7 @@ class ResultRow(Mapping[str, Any]):
     pcap_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     emulator: EmulatorFigures | None = None
     timeline: Mapping[str, Scalar] = dataclasses.field(default_factory=dict)
-    cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    cell: Mapping[str, object] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     _flat: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -219,7 +219,7 @@ class ResultRow(Mapping[str, Any]):
         recovered = self.timeline.get("recovered")
         return None if recovered is None else bool(recovered)
 
-    def placed(self, run: int | None = None, **cell: Any) -> ResultRow:
+    def placed(self, run: int | None = None, **cell: object) -> ResultRow:
         """The same call placed in its job's cell: more `cell` columns, or another `run` index
         (a sweep numbers repetitions per point)."""
         return dataclasses.replace(
