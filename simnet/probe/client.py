@@ -37,11 +37,13 @@ LIFETIME_STEPS = 12
 class Reply:
     """A datagram the probed host received, as far as the probe reads it (JSON on the wire):
     the probe server's answer to request `id` (a bind's answer has `mapped`, the source address
-    the server saw; a poke's has `poked`), or a neighbour's hairpin packet (`hairpin`)."""
+    the server saw; a poke's has `poked`), the packet a poke sends (`poke`), or a neighbour's
+    hairpin packet (`hairpin`)."""
 
     id: str | None = None
     mapped: Endpoint | None = None
     poked: bool = False
+    poke: bool = False
     hairpin: str | None = None
 
     @classmethod
@@ -62,7 +64,8 @@ class Reply:
                 if isinstance(mapped, list) and len(mapped) == 2
                 else None
             ),
-            poked=bool(message.get("poked")),
+            poked=message.get("poked") is True,
+            poke=message.get("poke") is True,
             hairpin=None if hairpin is None else str(hairpin),
         )
 
