@@ -14,18 +14,19 @@ import numpy as np
 from rich.console import Console
 
 from simnet.errors import SimnetError
+from simnet.quantile import quantile
 from simnet.signals import Terminated
 
 SUMMARY_KEYS = ("median", "p10", "p25", "p75", "p90", "iqr", "mean", "min", "max")
 
 
 def describe(values: Sequence[float], digits: int = 3) -> dict[str, float | int | None]:
-    """n and the sample's summary (numpy's linear percentiles); None everywhere when empty, so
-    a benchmark's JSON keeps one shape whatever was measured."""
+    """n and the sample's summary (percentiles by `simnet.quantile`); None everywhere when
+    empty, so a benchmark's JSON keeps one shape whatever was measured."""
     if not values:
         return {"n": 0, **dict.fromkeys(SUMMARY_KEYS)}
     a = np.asarray(values, dtype=float)
-    p10, p25, p50, p75, p90 = np.percentile(a, [10, 25, 50, 75, 90])
+    p10, p25, p50, p75, p90 = (quantile(a, q) or 0.0 for q in (0.10, 0.25, 0.50, 0.75, 0.90))
     figures = {
         "median": p50,
         "p10": p10,

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -49,6 +48,7 @@ from simnet.net.impair.chooser import link_targets
 from simnet.net.impair.measure import Probes, probe
 from simnet.net.plan import plan_network
 from simnet.net.process import spawn
+from simnet.quantile import quantile
 from simnet.scenario import scenario_from_dict
 
 DELAYS_MS = (1, 5, 20, 100, 300)
@@ -84,8 +84,11 @@ def concurrently(jobs: dict[str, Callable[[], _T]]) -> dict[str, _T]:
 
 
 def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    """The `q`-quantile of a probe's delays (`simnet.quantile`; every probe has some)."""
+    figure = quantile(values, q)
+    if figure is None:
+        raise ValueError("no probe arrived: no delay to measure")
+    return figure
 
 
 def to_sink(
@@ -109,9 +112,9 @@ def delays(net: Network, count: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "configured_ms": d,
-                "median_ms": statistics.median(measured),
+                "median_ms": pct(measured, 0.5),
                 "min_error_ms": min(measured) - d,
-                "median_error_ms": statistics.median(measured) - d,
+                "median_error_ms": pct(measured, 0.5) - d,
                 "p99_error_ms": pct(measured, 0.99) - d,
                 "p99_9_error_ms": pct(measured, 0.999) - d,
                 "max_error_ms": max(measured) - d,
@@ -223,14 +226,14 @@ def ceiling(net: Network, duration_s: float, rates: Sequence[int]) -> list[dict[
             cpu = (cpu_seconds(helper) - before) / (time.monotonic() - start)
             queue_dropped = queue_drops(queue_ns, queue) - drops[0]
             receiver_dropped = receive_drops(net.ns("sink")) - drops[1]
-            base_median = statistics.median(base["delays"])
+            base_median = pct(base["delays"], 0.5)
             added = [d - CEILING_DELAY_MS - base_median for d in loaded["delays"]]
             row = {
                 "pps": pps,
                 "sent_pps": loaded["sent_pps"],
                 "baseline_median_ms": base_median,
                 "baseline_p99_ms": pct(base["delays"], 0.99),
-                "added_median_ms": statistics.median(added),
+                "added_median_ms": pct(added, 0.5),
                 "added_p99_ms": pct(added, 0.99),
                 "added_max_ms": max(added),
                 "lost_pct": loaded["lost_pct"],

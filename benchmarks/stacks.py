@@ -59,9 +59,10 @@ def matrix_part(repeat: int) -> dict[str, Any]:
     stacks: dict[str, Any] = {}
     for kind in ("aiortc", "chromium"):
         started = time.monotonic()
-        rows = [r.columns() for r in run_matrix(repeat=repeat, peers=(kind, kind))]
+        results = run_matrix(repeat=repeat, peers=(kind, kind))
+        rows = [r.columns() for r in results]
         wall = time.monotonic() - started
-        outcomes = matrix_outcomes(rows, turn=True)
+        outcomes = matrix_outcomes(results, turn=True)
         by_class = {
             SHORT[b]: describe(
                 [r["setup_ms"] for r in rows if r["nat_b"] == b and r["setup_ms"] is not None], 1

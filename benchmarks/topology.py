@@ -49,7 +49,6 @@ import os
 import platform
 import secrets
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,7 @@ from simnet.net.builder import build, timing_build
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.net.registry import PREFIX, STATE_DIR, Run, remove_namespaces
+from simnet.quantile import quantile
 from simnet.scenario import scenario_from_dict
 from simnet.signals import signals_deferred, sigterm_raises
 
@@ -421,7 +421,7 @@ def operations(samples: Sequence[Sample], cpu: bool = False) -> dict[str, float]
     builder thread's CPU time), largest first."""
     kinds = {k for s in samples for k in (s.cpu if cpu else s.ops)}
     medians = {
-        k: statistics.median((s.cpu if cpu else s.ops).get(k, 0.0) * 1000 for s in samples)
+        k: quantile(((s.cpu if cpu else s.ops).get(k, 0.0) * 1000 for s in samples), 0.5) or 0.0
         for k in kinds
     }
     return {k: round(v, 3) for k, v in sorted(medians.items(), key=lambda kv: -kv[1])}

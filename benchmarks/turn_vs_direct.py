@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from collections import Counter
@@ -58,6 +57,7 @@ from _runner import BenchmarkError, describe, run_benchmark
 from rich.console import Console
 from rich.table import Table
 
+from simnet.quantile import quantile
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
 from simnet.run.one_call import call_of
@@ -235,7 +235,7 @@ def sample(row: Row) -> dict[str, Any]:
 
 def analyse(rows: list[Row]) -> dict[str, Any]:
     goodputs = column([r for r in rows if not r["warmup"]], "dc_goodput_mbps")
-    stall_below = STALL_FRACTION * statistics.median(goodputs) if goodputs else 0.0
+    stall_below = STALL_FRACTION * (quantile(goodputs, 0.5) or 0.0)
     for row in rows:
         goodput = row.get("dc_goodput_mbps")
         row["stalled"] = goodput is not None and goodput < stall_below

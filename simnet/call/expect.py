@@ -6,40 +6,39 @@ CI log says what differed without opening the results.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from simnet.results.schema import ResultRow
 from simnet.scenario.model import Expectation
 
 
-def unmet(expect: Expectation | None, row: Mapping[str, Any]) -> list[str]:
+def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
     """What `row` shows that `expect` does not allow (empty: the call is as expected).
 
     Without an expectation a call must connect without any error: a call with an error is a
     failed call unless `expect` expects exactly that error (or a failure, `connected: false`),
     and a timeline event that could not be applied fails it whatever is expected."""
     expect = expect or Expectation()
+    call = row.call
     wrong: list[str] = []
 
-    def differs(field: str, wanted: object) -> None:
-        if wanted is not None and row.get(field) != wanted:
-            wrong.append(f"{field} {row.get(field)!r}, expected {wanted!r}")
+    def differs(field: str, seen: object, wanted: object) -> None:
+        if wanted is not None and seen != wanted:
+            wrong.append(f"{field} {seen!r}, expected {wanted!r}")
 
-    differs("connected", expect.connected)
+    differs("connected", call.connected, expect.connected)
     if expect.error is not None:
-        differs("error", expect.error)
-    elif expect.connected and row.get("connected") and row.get("error") is not None:
+        differs("error", call.error, expect.error)
+    elif expect.connected and call.connected and call.error is not None:
         # connected: true, error: timeout:datachannel is a call whose data never arrived
-        wrong.append(f"error {row.get('error')!r}, expected none")
-    if row.get("timeline_error"):  # no expectation allows a change that was never made
-        wrong.append(f"timeline: {row['timeline_error']}")
-    if row.get("connected"):
-        differs("path", expect.path)
-        differs("relay_protocol", expect.relay_protocol)
+        wrong.append(f"error {call.error!r}, expected none")
+    if row.timeline_error:  # no expectation allows a change that was never made
+        wrong.append(f"timeline: {row.timeline_error}")
+    if call.connected:
+        differs("path", call.path, expect.path)
+        differs("relay_protocol", call.relay_protocol, expect.relay_protocol)
         if expect.rtt_ms is not None:
             low, high = expect.rtt_ms
-            rtt = row.get("rtt_ms")
+            rtt = call.rtt_ms
             if rtt is None or not low <= rtt <= high:
                 wrong.append(f"rtt_ms {rtt!r}, expected {low:g}..{high:g}")
-    differs("recovered", expect.recovered)
+    differs("recovered", row.recovered, expect.recovered)
     return wrong

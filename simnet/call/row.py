@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from simnet.callspec import ROW_MILESTONES
 from simnet.peer.protocol import CallResult, CandidateInfo
-from simnet.results.schema import CallOutcome
+from simnet.results.schema import CallOutcome, TurnAttemptRecord
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -59,7 +57,7 @@ def call_row(
         for phase, t in (result.phase_t if result else {}).items():
             if start is not None and phase in ROW_MILESTONES:
                 milestones[f"{side}_{phase}_ms"] = round((t - start) * 1000, 3)
-    media: dict[str, Any] = {}
+    media: dict[str, float | int | None] = {}
     for side, result in (("offerer", offer), ("answerer", answer)):
         for kind in result.media if result else []:
             prefix = f"{side}_{kind.kind}"
@@ -97,5 +95,7 @@ def call_row(
         ice_disconnects=sum(r.disconnects for r in sides),
         ice_disconnected_ms=_ms(max((r.disconnected_s for r in sides), default=0.0)),
         # each attempt says whose it was: both sides allocate on the same servers
-        turn_attempts=[{**a.model_dump(), "side": r.role} for r in sides for a in r.turn_attempts],
+        turn_attempts=[
+            TurnAttemptRecord(**a.model_dump(), side=r.role) for r in sides for a in r.turn_attempts
+        ],
     )

@@ -41,16 +41,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from simnet.errors import SimnetError
 from simnet.net.builder import Network
 from simnet.net.impair import live
 from simnet.net.plan import Attachment, Veth
+from simnet.quantile import quantile
+from simnet.results.schema import Scalar
 from simnet.scenario.model import DISRUPTIVE_ACTIONS, CallSpec, Scenario, TimelineEvent
 
 CONNECTED = {"ice": frozenset({"completed", "connected"}), "connection": frozenset({"connected"})}
@@ -135,16 +135,19 @@ class Timeline:
         self.errors = [None] * len(self.events)
         self.moved = [None] * len(self.events)
 
-    def observer(self, peer: str) -> Callable[[dict[str, Any]], None]:
-        """An `on_event` for `peer`'s agent."""
+    def observer(self, peer: str) -> Callable[[Mapping[str, object]], None]:
+        """An `on_event` for `peer`'s agent: it gets each event as the agent sent it (JSON)."""
 
-        def seen(event: dict[str, Any]) -> None:
-            name, t = event.get("event"), float(event.get("t", time.monotonic()))
+        def seen(event: Mapping[str, object]) -> None:
+            name, stamp = event.get("event"), event.get("t")
+            t = float(stamp) if isinstance(stamp, int | float | str) else time.monotonic()
             if name == "ice_state":
                 self.states.append(StateChange(t, peer, str(event["kind"]), str(event["state"])))
             elif name == "ice_check":
                 rtt = event.get("rtt_ms")
-                self.checks.append(Check(t, peer, None if rtt is None else float(rtt)))
+                self.checks.append(
+                    Check(t, peer, float(rtt) if isinstance(rtt, int | float | str) else None)
+                )
             elif name == "closing":
                 self.closing.setdefault(peer, t)
             elif name == "dc_open" and peer == self.call.offerer and self.dc_t is None:
@@ -277,14 +280,16 @@ class Timeline:
             await task
         await asyncio.to_thread(self._put_back)
 
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> dict[str, Scalar]:
         peers = (self.call.offerer, self.call.answerer)
         restarts = restart_columns(self.events, self.applied, self.notes, peers)
+        # an ice-restart the offerer could not make has its error among the restart's columns
+        refused = [restarts.pop(f"event{i}_error", None) for i in range(len(self.events))]
         errors = [
-            self.errors[i] if self.errors[i] is not None else restarts.pop(f"event{i}_error", None)
-            for i in range(len(self.events))
+            mine if mine is not None else None if theirs is None else str(theirs)
+            for mine, theirs in zip(self.errors, refused, strict=True)
         ]
-        moves: dict[str, Any] = {}
+        moves: dict[str, Scalar] = {}
         for i, moved in enumerate(self.moved):
             if self.events[i].action == "move":
                 moves[f"event{i}_to"] = self.events[i].to
@@ -314,14 +319,14 @@ def restart_columns(
     applied: Sequence[float | None],
     notes: Sequence[Note],
     peers: Sequence[str],
-) -> dict[str, Any]:
+) -> dict[str, Scalar]:
     """The columns of each `ice-restart` event (see the module's docstring), from the peers'
     reports between the command and the next ice-restart (or the end). `event<i>_error` is
     set when the restart was not made: the offerer said it cannot (its reason), or said
     nothing. Pure, for unit tests."""
     offerer = peers[0]
     restarts = [i for i, e in enumerate(events) if e.action == "ice-restart"]
-    row: dict[str, Any] = {}
+    row: dict[str, Scalar] = {}
     for n, i in enumerate(restarts):
         at = applied[i]
         if at is None:  # the command could not be sent: the event's own error says why
@@ -377,7 +382,7 @@ def timeline_columns(
     closing: dict[str, float],
     peers: Sequence[str],
     begun: Sequence[float | None] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Scalar]:
     """The row's timeline columns (see the module's docstring); pure, for unit tests.
 
     `begun` (default: `applied`) is when each event's kernel work started: a restore lets
@@ -395,7 +400,7 @@ def timeline_columns(
             last[(change.peer, change.kind)] = change.state
         return all(last.get((peer, kind)) in ok for peer in peers for kind, ok in CONNECTED.items())
 
-    row: dict[str, Any] = {}
+    row: dict[str, Scalar] = {}
     for i, event in enumerate(events):
         at = applied[i]
         start = math.inf if at is None else at
@@ -482,7 +487,7 @@ def path_columns(
     closing: dict[str, float],
     peers: Sequence[str],
     begun: Sequence[float | None] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Scalar]:
     """What the call's own liveness checks saw of the path between one event and the next (or
     the end): `event<i>_path_rtt_ms` (median), `_path_loss_pct` and `_path_checks`, and the
     same before the first event as `path_*_before`. Both peers' checks cross the same path and
@@ -497,7 +502,7 @@ def path_columns(
     end = min(closing.values(), default=math.inf)
     starts = [dc_t, *(math.inf if a is None else a for a in applied)]
     began = list(begun) if begun is not None else list(applied)
-    row: dict[str, Any] = {}
+    row: dict[str, Scalar] = {}
     for k, start in enumerate(starts):
         # the next event that was made: its change began where this window ends
         stop = next(
@@ -508,7 +513,7 @@ def path_columns(
         window = [c for c in checks if start <= c.t < min(stop, end)]
         answered = [c.rtt_ms for c in window if c.rtt_ms is not None]
         prefix, suffix = ("path", "_before") if k == 0 else (f"event{k - 1}_path", "")
-        row[f"{prefix}_rtt_ms{suffix}"] = statistics.median(answered) if answered else None
+        row[f"{prefix}_rtt_ms{suffix}"] = quantile(answered, 0.5)
         row[f"{prefix}_loss_pct{suffix}"] = (
             100 * (len(window) - len(answered)) / len(window) if window else None
         )

@@ -1,7 +1,7 @@
 """A population run's estimate: what share of a fleet's calls go direct, relayed, or fail.
 
-Pure: from the run's rows (one per sampled call, each with its `offerer_class` and
-`answerer_class`) and the mix.
+Pure: from the run's calls (`SampledCall`, one per sampled call: its classes and what it did,
+read from its result row) and the mix.
 
 - The shares are the sampled calls' own outcome shares, each with a Wilson score interval
   (95 %): a proportion's interval that stays inside [0, 1] and is honest at small counts, unlike
@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from simnet.population.mix import SIDES, Mix
+from simnet.quantile import quantile
+from simnet.results.schema import ResultRow
 
 Z_95 = 1.959963984540054
 SENSITIVITY_POINTS = 0.10
@@ -76,20 +78,82 @@ class PopulationEstimate(BaseModel):
     sensitivity: list[Sensitivity]
 
 
-def _outcome(row: Mapping[str, Any]) -> str:
-    if not row.get("connected"):
-        return "failed"
-    return "relay" if row.get("path") == "relay" else "direct"
+@dataclass(frozen=True)
+class SampledCall:
+    """What the estimate reads of one sampled call: its pair of classes and what it did."""
+
+    offerer_class: str
+    answerer_class: str
+    connected: bool
+    path: str | None
+    relay_protocol: str | None
+    setup_ms: float | None
+    dc_bytes: float | None  # what the data-channel transfer delivered
+    sent_kbps: tuple[float, ...]  # each media stream's sent bitrate (`*_sent_kbps`)
+
+    @property
+    def outcome(self) -> str:
+        """failed, relay or direct."""
+        if not self.connected:
+            return "failed"
+        return "relay" if self.path == "relay" else "direct"
+
+    @classmethod
+    def of_row(cls, row: ResultRow) -> SampledCall:
+        """The call of a row `simnet.population.run` placed (its cell has the classes)."""
+        call = row.call
+        return cls(
+            offerer_class=str(row.cell["offerer_class"]),
+            answerer_class=str(row.cell["answerer_class"]),
+            connected=call.connected,
+            path=call.path,
+            relay_protocol=call.relay_protocol,
+            setup_ms=call.setup_ms,
+            dc_bytes=None if call.dc_bytes is None else float(call.dc_bytes),
+            sent_kbps=_sent(call.media),
+        )
+
+    @classmethod
+    def of_columns(cls, columns: Mapping[str, object]) -> SampledCall:
+        """The call of a stored row: column -> value, as `simnet.results.load(...)`'s records
+        have them. A missing figure is None or NaN there (a column of numbers holds NaN where a
+        call had none): both read as missing, as in the live row."""
+        path, protocol = columns.get("path"), columns.get("relay_protocol")
+        setup, transfer = _figure(columns.get("setup_ms")), _figure(columns.get("dc_bytes"))
+        return cls(
+            offerer_class=str(columns["offerer_class"]),
+            answerer_class=str(columns["answerer_class"]),
+            connected=bool(columns.get("connected")),
+            path=path if isinstance(path, str) else None,
+            relay_protocol=protocol if isinstance(protocol, str) else None,
+            setup_ms=setup or None,
+            dc_bytes=transfer,
+            sent_kbps=_sent(columns),
+        )
 
 
-def _call_bytes(row: Mapping[str, Any], duration_s: float) -> float:
-    media = sum(
-        float(v) * 1000 / 8 * duration_s
-        for k, v in row.items()
+def _figure(value: object) -> float | None:
+    """A stored number, None where it is missing (None or NaN)."""
+    if not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def _sent(columns: Mapping[str, object]) -> tuple[float, ...]:
+    return tuple(
+        float(v)
+        for k, v in columns.items()
         if k.endswith("_sent_kbps") and isinstance(v, int | float) and not math.isnan(v)
     )
-    transfer = row.get("dc_bytes")
-    return media + (float(transfer) if isinstance(transfer, int | float) else 0.0)
+
+
+def _call_bytes(call: SampledCall, duration_s: float) -> float:
+    media = sum(kbps * 1000 / 8 * duration_s for kbps in call.sent_kbps)
+    return media + (call.dc_bytes if call.dc_bytes is not None else 0.0)
+
+
+def _rounded(figure: float | None) -> float | None:
+    return None if figure is None else round(figure, 1)
 
 
 def _share(count: int, n: int) -> tuple[float, float, float]:
@@ -97,14 +161,14 @@ def _share(count: int, n: int) -> tuple[float, float, float]:
     return (count / n if n else 0.0), low, high
 
 
-def pair_rates(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+def pair_rates(calls: Sequence[SampledCall]) -> dict[tuple[str, str], float]:
     """The measured relay rate of each pair of classes that was drawn."""
     counts: Counter[tuple[str, str]] = Counter()
     relayed: Counter[tuple[str, str]] = Counter()
-    for row in rows:
-        key = (str(row["offerer_class"]), str(row["answerer_class"]))
+    for call in calls:
+        key = (call.offerer_class, call.answerer_class)
         counts[key] += 1
-        relayed[key] += _outcome(row) == "relay"
+        relayed[key] += call.outcome == "relay"
     return {key: relayed[key] / n for key, n in counts.items()}
 
 
@@ -133,18 +197,21 @@ def _moved(shares: Mapping[str, float], name: str, delta: float) -> dict[str, fl
     return {k: (target if k == name else v * scale) for k, v in shares.items()}
 
 
-def estimate(rows: Sequence[Mapping[str, Any]], mix: Mix) -> PopulationEstimate:
-    n = len(rows)
-    outcomes = Counter(_outcome(r) for r in rows)
+def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> PopulationEstimate:
+    """The fleet's estimate from its sampled calls; a stored row (a mapping of its columns) is
+    read with `SampledCall.of_columns`."""
+    sampled = [c if isinstance(c, SampledCall) else SampledCall.of_columns(c) for c in calls]
+    n = len(sampled)
+    outcomes = Counter(c.outcome for c in sampled)
     direct, relay, failed = (_share(outcomes[k], n) for k in ("direct", "relay", "failed"))
-    relayed_rows = [r for r in rows if _outcome(r) == "relay"]
-    protocols = Counter(str(r.get("relay_protocol")) for r in relayed_rows)
-    setups = [float(r["setup_ms"]) for r in rows if r.get("connected") and r.get("setup_ms")]
-    duration = float(mix.call.get("duration_s", 2.0))
-    total_bytes = sum(_call_bytes(r, duration) for r in rows)
-    relay_bytes = sum(_call_bytes(r, duration) for r in relayed_rows)
+    relayed_calls = [c for c in sampled if c.outcome == "relay"]
+    protocols = Counter(str(c.relay_protocol) for c in relayed_calls)
+    setups = [c.setup_ms for c in sampled if c.connected and c.setup_ms]
+    duration = mix.duration_s
+    total_bytes = sum(_call_bytes(c, duration) for c in sampled)
+    relay_bytes = sum(_call_bytes(c, duration) for c in relayed_calls)
     shares = {side: {c.name: c.share for c in mix.classes(side)} for side in SIDES}
-    rates = pair_rates(rows)
+    rates = pair_rates(sampled)
     modelled = weighted_relay_share(rates, shares["offerer"], shares["answerer"])
     contributions: dict[str, dict[str, float]] = {}
     for side in SIDES:
@@ -184,17 +251,17 @@ def estimate(rows: Sequence[Mapping[str, Any]], mix: Mix) -> PopulationEstimate:
         failed_share=round(failed[0], 4),
         failed_share_ci_low=round(failed[1], 4),
         failed_share_ci_high=round(failed[2], 4),
-        relay_protocol_shares={k: round(v / len(relayed_rows), 4) for k, v in protocols.items()},
+        relay_protocol_shares={k: round(v / len(relayed_calls), 4) for k, v in protocols.items()},
         relayed_bytes_share=round(relay_bytes / total_bytes, 4) if total_bytes else None,
-        setup_ms_p50=round(float(np.quantile(setups, 0.5)), 1) if setups else None,
-        setup_ms_p95=round(float(np.quantile(setups, 0.95)), 1) if setups else None,
+        setup_ms_p50=_rounded(quantile(setups, 0.5)),
+        setup_ms_p95=_rounded(quantile(setups, 0.95)),
         model_relay_share=round(modelled, 4),
         contributions=contributions,
         sensitivity=sensitivity,
     )
 
 
-def estimate_of_rows(rows: Sequence[Mapping[str, Any]]) -> PopulationEstimate:
+def estimate_of_rows(rows: Sequence[Mapping[str, object]]) -> PopulationEstimate:
     """The estimate of population rows without their mix file: each side's class shares are the
     rows' own class frequencies (`offerer_class`, `answerer_class`)."""
     sides = {

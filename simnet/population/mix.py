@@ -30,7 +30,7 @@ import math
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,11 +38,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from simnet.errors import ScenarioError
 from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.scenario.load import scenario_from_dict
-from simnet.scenario.model import Scenario
+from simnet.scenario.model import CallSpec, Scenario
 
 SHARE_TOLERANCE = 1e-6
 ClassName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 SIDES = ("offerer", "answerer")
+DEFAULT_DURATION_S: float = CallSpec.model_fields["duration_s"].default
 
 
 class NetworkClass(BaseModel):
@@ -53,10 +54,11 @@ class NetworkClass(BaseModel):
     name: ClassName = Field(alias="class")
     share: float = Field(gt=0, le=1)
     why: str = Field(default="", description="where the share comes from, or 'assumption'")
-    nats: list[dict[str, Any]] = Field(
+    # a scenario's `nats:` entries and `link:` as written: `scenario_for` validates them
+    nats: list[dict[str, object]] = Field(
         default_factory=list, max_length=3, description="the user's router first, outwards"
     )
-    link: dict[str, Any] | None = Field(default=None, description="the user's access link")
+    link: dict[str, object] | None = Field(default=None, description="the user's access link")
 
 
 class Mix(BaseModel):
@@ -67,7 +69,7 @@ class Mix(BaseModel):
     name: str = Field(default="mix", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
     sides: dict[Literal["offerer", "answerer"], list[NetworkClass] | Literal["same"]]
-    call: dict[str, Any] = Field(
+    call: dict[str, object] = Field(
         default_factory=dict, description="the call's settings (scenario `call:` fields)"
     )
 
@@ -87,6 +89,12 @@ class Mix(BaseModel):
             if len(set(names)) != len(names):
                 raise ValueError(f"sides.{side}: a class name appears twice: {names}")
         return self
+
+    @property
+    def duration_s(self) -> float:
+        """How long each call lasts: `call.duration_s`, else a scenario call's default."""
+        value = self.call.get("duration_s")
+        return float(value) if isinstance(value, int | float | str) else DEFAULT_DURATION_S
 
     def classes(self, side: str) -> list[NetworkClass]:
         chosen = self.sides.get(side, "same")  # type: ignore[call-overload]
@@ -151,8 +159,8 @@ def scenario_for(
     each side's NAT chain (its router innermost), one TURN server, one signaling server; the
     offerer runs the WebRTC stack `peers[0]`, the answerer `peers[1]` (the mix says where users
     sit, not what they run: the stack under test is the run's choice)."""
-    nats: dict[str, Any] = {}
-    hosts: dict[str, Any] = {}
+    nats: dict[str, dict[str, object]] = {}
+    hosts: dict[str, dict[str, object]] = {}
     sides = (("a", "alice", offerer, peers[0]), ("b", "bob", answerer, peers[1]))
     for side, host, network, peer in sides:
         behind = "internet"

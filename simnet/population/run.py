@@ -12,10 +12,10 @@ cluster (`simnet.run.cluster`). Every row is written as its call ends, with the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypedDict
 
 from simnet.peerkinds import DEFAULT_PAIR, PeerPair
-from simnet.population.estimate import PopulationEstimate, estimate
+from simnet.population.estimate import PopulationEstimate, SampledCall, estimate
 from simnet.population.mix import Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
 from simnet.run.calls import run_scenario
@@ -23,12 +23,20 @@ from simnet.run.cluster import Batch, execute_on_cluster
 from simnet.scenario.model import Scenario
 
 
-def _columns(mix: Mix, offerer: str, answerer: str) -> dict[str, Any]:
+class PopulationColumns(TypedDict):
+    """The columns a population run adds to each row: which mix, which pair of classes."""
+
+    population: str
+    offerer_class: str
+    answerer_class: str
+
+
+def _columns(mix: Mix, offerer: str, answerer: str) -> PopulationColumns:
     return {"population": mix.name, "offerer_class": offerer, "answerer_class": answerer}
 
 
 def _placing(
-    sink: Callable[[ResultRow], None], columns: dict[str, Any]
+    sink: Callable[[ResultRow], None], columns: PopulationColumns
 ) -> Callable[[ResultRow], None]:
     def place(row: ResultRow) -> None:
         sink(row.placed(**columns))
@@ -73,4 +81,4 @@ def run_population(
     else:
         for (a, b), count in drawn.items():
             run_scenario(cell_scenario(a, b), count, _placing(kept, _columns(mix, a, b)))
-    return estimate([r.columns() for r in rows], mix), rows, errors
+    return estimate([SampledCall.of_row(r) for r in rows], mix), rows, errors

@@ -10,7 +10,8 @@ import asyncio
 import json
 import secrets
 import socket
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from simnet.addresses import IPAddress
 from simnet.errors import SimnetError
@@ -32,17 +33,54 @@ ALLOCATION_SAMPLES = 6
 LIFETIME_STEPS = 12
 
 
-class _Inbox(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.messages: asyncio.Queue[tuple[dict[str, Any], Endpoint]] = asyncio.Queue()
+@dataclass(frozen=True)
+class Reply:
+    """A datagram the probed host received, as far as the probe reads it (JSON on the wire):
+    the probe server's answer to request `id` (a bind's answer has `mapped`, the source address
+    the server saw; a poke's has `poked`), the packet a poke sends (`poke`), or a neighbour's
+    hairpin packet (`hairpin`)."""
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+    id: str | None = None
+    mapped: Endpoint | None = None
+    poked: bool = False
+    poke: bool = False
+    hairpin: str | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> Reply | None:
+        """The reply in `data`, or None for a datagram that is not one."""
         try:
             message = json.loads(data)
         except ValueError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        mapped = message.get("mapped")
+        hairpin = message.get("hairpin")
+        return cls(
+            id=None if message.get("id") is None else str(message["id"]),
+            mapped=(
+                (str(mapped[0]), int(mapped[1]))
+                if isinstance(mapped, list) and len(mapped) == 2
+                else None
+            ),
+            poked=message.get("poked") is True,
+            poke=message.get("poke") is True,
+            hairpin=None if hairpin is None else str(hairpin),
+        )
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[Reply, Endpoint]] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            reply = Reply.parse(data)
+        except (TypeError, ValueError):  # a mapped address that is no address
             return
-        if isinstance(message, dict):
-            self.messages.put_nowait((message, (str(addr[0]), int(addr[1]))))
+        if reply is not None:
+            self.messages.put_nowait((reply, (str(addr[0]), int(addr[1]))))
 
 
 class ProbeSocket:
@@ -66,17 +104,18 @@ class ProbeSocket:
     def close(self) -> None:
         self.transport.close()
 
-    def send(self, message: dict[str, Any], to: Endpoint) -> None:
+    def send(self, message: dict[str, str | float | list[str | int]], to: Endpoint) -> None:
+        """Send `message` as JSON (the probe server's requests, a hairpin packet)."""
         self.transport.sendto(json.dumps(message).encode(), to)
 
-    async def expect(self, match: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """The next message whose fields include `match`, or None after `timeout`."""
+    async def expect(self, wanted: Callable[[Reply], bool], timeout: float) -> Reply | None:
+        """The next reply that is `wanted`, or None after `timeout`."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    message, _ = await self.inbox.messages.get()
-                    if all(message.get(k) == v for k, v in match.items()):
-                        return message
+                    reply, _ = await self.inbox.messages.get()
+                    if wanted(reply):
+                        return reply
         except TimeoutError:
             return None
 
@@ -84,29 +123,36 @@ class ProbeSocket:
         self,
         to: Endpoint,
         *,
+        op: str = "bind",
+        target: Endpoint | None = None,
         reply_from: tuple[int, int] | None = None,
         delay: float = 0.0,
         attempts: int = ATTEMPTS,
         timeout: float = ANSWER_TIMEOUT_S,
-        **fields: Any,
-    ) -> dict[str, Any] | None:
+    ) -> Reply | None:
+        """Ask the probe server at `to`: `op` "bind" (tell me my mapped address, after `delay`
+        seconds) or "poke" (send a packet to `target` from the endpoint `reply_from`); the
+        answer comes from `reply_from` (address index, port index) if given."""
         request_id = secrets.token_hex(4)
-        message: dict[str, Any] = {"id": request_id, "op": "bind", "delay": delay, **fields}
+        message: dict[str, str | float | list[str | int]] = {
+            "id": request_id, "op": op, "delay": delay
+        }  # fmt: skip
+        if target is not None:
+            message["target"] = list(target)
         if reply_from is not None:
             message["from"] = list(reply_from)
         for _ in range(attempts):
             self.send(message, to)
-            answer = await self.expect({"id": request_id}, timeout + delay)
+            answer = await self.expect(lambda reply: reply.id == request_id, timeout + delay)
             if answer is not None:
                 return answer
         return None
 
     async def mapped(self, to: Endpoint) -> Endpoint:
         answer = await self.request(to)
-        if answer is None or "mapped" not in answer:
+        if answer is None or answer.mapped is None:
             raise ProbeFailed(f"the probe server at {to[0]}:{to[1]} did not answer")
-        ip, port = answer["mapped"]
-        return (str(ip), int(port))
+        return answer.mapped
 
 
 class ProbeFailed(SimnetError):
@@ -175,7 +221,7 @@ class NatProber:
             contacted.add(a)
             if dropped:
                 poked = await sock.request(
-                    self.endpoint(0, 0), op="poke", target=list(seen[-1]), reply_from=(a, p)
+                    self.endpoint(0, 0), op="poke", target=seen[-1], reply_from=(a, p)
                 )
                 if poked is None:
                     raise ProbeFailed("the probe server did not confirm a poke")
@@ -201,7 +247,7 @@ class NatProber:
         token = secrets.token_hex(4)
         for _ in range(ATTEMPTS):
             sender.send({"hairpin": token}, mapped)
-            if await target.expect({"hairpin": token}, ANSWER_TIMEOUT_S):
+            if await target.expect(lambda reply: reply.hairpin == token, ANSWER_TIMEOUT_S):
                 return True
         return False
 

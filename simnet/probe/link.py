@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import math
 import struct
 import subprocess
 import time
@@ -42,27 +41,11 @@ from simnet.net.builder import Network
 from simnet.net.impair.measure import StampedSocket
 from simnet.net.plan import NetworkPlan
 from simnet.net.process import start
+from simnet.quantile import quantile
 
 NS_PER_MS = 1_000_000
 
 # --- pure statistics ------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The `pct`-th percentile with linear interpolation between closest ranks.
-
-    The same definition as numpy's default (`method="linear"`), so figures agree with whatever
-    analysis people run on the raw numbers later.
-    """
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= pct <= 100:
-        raise ValueError(f"percentile {pct} is not in 0-100")
-    ordered = sorted(values)
-    rank = pct / 100 * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(frozen=True)
@@ -79,12 +62,13 @@ class Distribution:
 
 def distribution(values: Sequence[float]) -> Distribution | None:
     """None for no values: a direction where nothing arrived has no delay, not a delay of 0."""
-    if not values:
+    median, p95 = quantile(values, 0.5), quantile(values, 0.95)
+    if median is None or p95 is None:
         return None
     return Distribution(
         count=len(values),
-        median=percentile(values, 50),
-        p95=percentile(values, 95),
+        median=median,
+        p95=p95,
         min=min(values),
         max=max(values),
         mean=sum(values) / len(values),

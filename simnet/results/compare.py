@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from scipy import stats as sps
 from simnet.results.schema import check_version
 from simnet.results.stats import (
     DEFAULT_RESAMPLES,
+    BootstrapOptions,
     CellKey,
     Interval,
     cell_columns,
@@ -104,6 +105,16 @@ ENVIRONMENT_COLUMNS = (
 )  # fmt: skip
 
 
+class BenchmarkEntry(TypedDict):
+    """One metric as benchmark-action/github-action-benchmark reads it."""
+
+    name: str
+    unit: str
+    value: float
+    range: NotRequired[str]  # the 95 % interval, where there is one
+    extra: NotRequired[str]
+
+
 @dataclass(frozen=True)
 class Change:
     """One cell and metric: baseline vs current, the test, and the verdict.
@@ -114,7 +125,7 @@ class Change:
     """
 
     cell: str
-    key: dict[str, Any]
+    key: dict[str, object]
     metric: str
     unit: str
     higher_is_better: bool
@@ -169,7 +180,7 @@ class Comparison:
                    for c in self.changes]  # fmt: skip
         return pd.DataFrame.from_records(records)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """Everything, JSON-ready (no NaN: missing values are null)."""
         return {
             "alpha": self.alpha,
@@ -185,7 +196,7 @@ class Comparison:
             "changes": [_json_safe(asdict(c)) for c in self.changes],
         }
 
-    def as_github_benchmark(self, bigger_is_better: bool = False) -> list[dict[str, Any]]:
+    def as_github_benchmark(self, bigger_is_better: bool = False) -> list[BenchmarkEntry]:
         """Current values for benchmark-action/github-action-benchmark.
 
         That action takes one direction per file (`customSmallerIsBetter` or
@@ -194,13 +205,13 @@ class Comparison:
         Names are stable (`<cell> <metric>`) so the action can chart them across commits; the
         value is the current median (rates in %), `range` its 95 % interval.
         """
-        entries: list[dict[str, Any]] = []
+        entries: list[BenchmarkEntry] = []
         for c in self.changes:
             if c.higher_is_better != bigger_is_better or c.current is None:
                 continue
             scale = 100.0 if c.spec.kind == "rate" else 1.0
             value = c.current * scale
-            entry: dict[str, Any] = {
+            entry: BenchmarkEntry = {
                 "name": f"{c.cell} {c.metric}",
                 "unit": "%" if c.spec.kind == "rate" else c.unit,
                 "value": round(value, 4),
@@ -246,7 +257,7 @@ def compare(
     columns = list(by) if by is not None else cell_columns(baseline_df, current_df)
     base_cells = group_cells(baseline_df, columns)
     current_cells = group_cells(current_df, columns)
-    options: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed}
+    options: BootstrapOptions = {"n_resamples": n_resamples, "seed": seed}
     changes: list[Change] = []
     redefined: dict[str, list[str]] = {}  # "old -> new" scenario hashes: cells
     for key, base in base_cells.items():
@@ -288,10 +299,10 @@ class _Cell:
     """The comparisons of one matched cell, sharing its label, key and settings."""
 
     label: str
-    key: dict[str, Any]
+    key: dict[str, object]
     alpha: float
     effects: Mapping[str, MinEffect]
-    options: dict[str, Any]
+    options: BootstrapOptions
 
     def rate(self, metric: str, base: pd.DataFrame, current: pd.DataFrame) -> Change:
         counts = success_counts if metric == "success_rate" else relay_counts
@@ -401,7 +412,7 @@ def _environment_notes(baseline: pd.DataFrame, current: pd.DataFrame) -> list[st
     return notes
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

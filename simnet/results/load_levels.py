@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeGuard
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+from simnet.quantile import quantile
+from simnet.results.schema import ResultRow
 
 #: above this share of the machine's cores used by the peers, or of one core used by one peer
 #: process (Python runs a process's code on one core at a time), the harness may be what
@@ -70,11 +72,12 @@ class LevelFigures(BaseModel):
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:
-    return None if not values else round(float(np.quantile(np.asarray(values, float), q)), 1)
+    figure = quantile(values, q)
+    return None if figure is None else round(figure, 1)
 
 
 def level_figures(
-    concurrency: int, rows: Sequence[Mapping[str, Any]], resources: LevelResources
+    concurrency: int, rows: Sequence[ResultRow], resources: LevelResources
 ) -> LevelFigures:
     """The level's figures from its rows (one per call) and its resource counters.
 
@@ -85,23 +88,24 @@ def level_figures(
     more than `PROCESS_LIMIT_SHARE` of a core in its busiest second (its queue of callbacks then
     delays every call it hosts, which the level's average hides: measured at 50 relayed calls,
     a process's average 70-75 % of a core, its busiest second 89-94 %)."""
-    calls = len(rows)
+    calls = [row.call for row in rows]
     # a call that connected but then failed (e.g. its data channel timed out) is not a success
-    connected = [r for r in rows if r.get("connected") and not r.get("error")]
-    setups = [float(r["setup_ms"]) for r in connected if r.get("setup_ms") is not None]
-    relayed = [r for r in connected if r.get("path") == "relay"]
+    connected = [c for c in calls if c.connected and not c.error]
+    setups = [c.setup_ms for c in connected if c.setup_ms is not None]
+    relayed = [c for c in connected if c.path == "relay"]
     failures = retries = 0
-    for row in rows:
-        attempts = [a for a in row.get("turn_attempts") or [] if isinstance(a, Mapping)]
-        failures += sum(1 for a in attempts if not a.get("ok"))
-        seen = Counter((a.get("side"), a.get("server"), a.get("transport")) for a in attempts)
+    for call in calls:
+        failures += sum(1 for a in call.turn_attempts if not a.ok)
+        seen = Counter((a.side, a.server, a.transport) for a in call.turn_attempts)
         retries += sum(n - 1 for n in seen.values())
-    lost, jitter = [], []
-    for row in connected:
-        lost_here = [v for k, v in row.items() if k.endswith("_recv_lost") and _number(v)]
+    lost: list[float] = []
+    jitter: list[float] = []
+    for call in connected:
+        media = call.media.items()
+        lost_here = [v for k, v in media if k.endswith("_recv_lost") and _number(v)]
         if lost_here:
             lost.append(float(sum(lost_here)))
-        jitter += [float(v) for k, v in row.items() if k.endswith("_recv_jitter_ms") and _number(v)]
+        jitter += [float(v) for k, v in media if k.endswith("_recv_jitter_ms") and _number(v)]
     wall = max(resources.wall_s, 1e-9)
     agent_pct = resources.agent_cpu_s / wall * 100
     busiest = resources.agent_cpu_s_max / wall * 100
@@ -109,8 +113,8 @@ def level_figures(
     peak = max(resources.agent_cpu_pct_peak, busiest)
     return LevelFigures(
         concurrency=concurrency,
-        calls=calls,
-        connected_share=round(len(connected) / calls, 4) if calls else 0.0,
+        calls=len(calls),
+        connected_share=round(len(connected) / len(calls), 4) if calls else 0.0,
         setup_ms_p50=_quantile(setups, 0.5),
         setup_ms_p95=_quantile(setups, 0.95),
         relay_share=round(len(relayed) / len(connected), 4) if connected else 0.0,
@@ -130,9 +134,9 @@ def level_figures(
         harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
         or peak > PROCESS_LIMIT_SHARE * 100,
         wall_s=round(resources.wall_s, 2),
-        errors=dict(Counter(str(r["error"]) for r in rows if r.get("error"))),
+        errors=dict(Counter(c.error for c in calls if c.error)),
     )
 
 
-def _number(value: Any) -> bool:
+def _number(value: float | None) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,7 +10,6 @@ that identify its call (scenario, run id, run, and the job's cell columns when p
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pandas as pd
 
@@ -27,7 +26,7 @@ def _keys(frame: pd.DataFrame) -> list[str]:
     return [c for c in CALL_KEYS if c in frame.columns] + axes
 
 
-def _present(value: Any) -> bool:
+def _present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and value != value)
 
 

@@ -1,9 +1,9 @@
 """The result row: one typed, versioned schema for every call simnet stores.
 
 A stored row is wide (one Parquet row per call, a column per figure) because that is what users
-load into pandas and what `compare` and `report` group. It used to be a `dict[str, Any]`
-assembled in several places; now each part has a type, and one place (`ResultRow.columns`)
-flattens them to the stored column names, which are unchanged (users have results stored):
+load into pandas and what `compare` and `report` group. Between simnet's layers a row is typed,
+each part of it; one place (`ResultRow.columns`) flattens the parts to the stored column names,
+which users' stored results have:
 
 - `CallOutcome`: what the two peers measured (built by `simnet.call.row.call_row`);
 - `EmulatorFigures`: how busy the userspace link emulator was (absent without a delay line);
@@ -67,8 +67,26 @@ class SchemaError(SimnetError, ValueError):
     exit_code = 2
 
 
+#: one stored column's value where it is a plain scalar (the timeline's columns)
+Scalar = str | int | float | bool | None
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TurnAttemptRecord(_Part):
+    """One TURN allocation a side tried while gathering (`simnet.peer.protocol.TurnAttempt`),
+    with the side that tried it: both sides allocate on the same servers. Stored as an element
+    of the `turn_attempts` column (JSON text), with these keys in this order."""
+
+    server: str  # "ip:port"
+    transport: TurnTransport
+    ok: bool
+    error: str | None = None
+    error_code: int | None = None  # STUN error code, e.g. 401
+    elapsed_ms: float
+    side: str  # offerer or answerer
 
 
 class CallOutcome(_Part):
@@ -99,7 +117,7 @@ class CallOutcome(_Part):
     media: dict[str, float | int | None] = Field(default_factory=dict)
     ice_disconnects: int = 0
     ice_disconnected_ms: float | None = None
-    turn_attempts: list[dict[str, Any]] = Field(default_factory=list)
+    turn_attempts: list[TurnAttemptRecord] = Field(default_factory=list)
     relay_region: str | None = (
         None  # `region` of the TURN server that relayed (simnet.run.one_call)
     )
@@ -167,8 +185,8 @@ class ResultRow(Mapping[str, Any]):
     # (`simnet run --pcap`); a column only rows with captures have
     pcap_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
     emulator: EmulatorFigures | None = None
-    timeline: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    cell: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timeline: Mapping[str, Scalar] = dataclasses.field(default_factory=dict)
+    cell: Mapping[str, object] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     _flat: dict[str, Any] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -192,7 +210,20 @@ class ResultRow(Mapping[str, Any]):
         """The row as stored: column name -> value."""
         return dict(self._flat)
 
-    def placed(self, run: int | None = None, **cell: Any) -> ResultRow:
+    @property
+    def timeline_error(self) -> str | None:
+        """The first timeline event that could not be applied, and why (`timeline_error`)."""
+        error = self.timeline.get("timeline_error")
+        return None if error is None else str(error)
+
+    @property
+    def recovered(self) -> bool | None:
+        """Whether both peers were connected when a call with a timeline ended (`recovered`);
+        None for a call without a timeline."""
+        recovered = self.timeline.get("recovered")
+        return None if recovered is None else bool(recovered)
+
+    def placed(self, run: int | None = None, **cell: object) -> ResultRow:
         """The same call placed in its job's cell: more `cell` columns, or another `run` index
         (a sweep numbers repetitions per point)."""
         return dataclasses.replace(

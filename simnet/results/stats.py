@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from simnet.peerkinds import DEFAULT_KIND
+from simnet.quantile import METHOD, quantile
 from simnet.results.schema import PEER_KIND_COLUMNS
 
 #: The per-run measurements summarised and compared, in display order.
@@ -37,8 +38,17 @@ AXIS_PREFIX = "axis."
 #: sampling error of the tens of runs a cell has, at a few milliseconds per interval.
 DEFAULT_RESAMPLES = 4999
 
-CellKey = tuple[Any, ...]
+#: a cell's values of its cell columns: plain Python (None where missing), in column order
+CellKey = tuple[object, ...]
 FloatArray = npt.NDArray[np.float64]
+
+
+class BootstrapOptions(TypedDict, total=False):
+    """The settings of a bootstrap interval (`bootstrap_quantile`'s keyword arguments)."""
+
+    confidence: float
+    n_resamples: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interva
     return Interval(p, low, high, n)
 
 
-def _finite(values: Iterable[Any]) -> FloatArray:
+def _finite(values: Iterable[object]) -> FloatArray:
     """Values as floats, without missing, non-numeric and infinite ones."""
     numeric = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce")
     array: FloatArray = np.asarray(numeric, dtype=np.float64)
@@ -102,14 +112,14 @@ def _finite(values: Iterable[Any]) -> FloatArray:
 
 
 def bootstrap_quantile(
-    values: Iterable[Any],
+    values: Iterable[object],
     q: float,
     *,
     confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """The `q`-quantile (0..1, linear interpolation) of `values` with a percentile-bootstrap CI.
+    """The `q`-quantile (0..1, `simnet.quantile`) of `values` with a percentile-bootstrap CI.
 
     Missing and non-finite values are dropped. n = 0 gives no estimate; n = 1 an estimate without
     an interval (one run says nothing about spread); identical values a zero-width interval.
@@ -129,16 +139,17 @@ def bootstrap_quantile(
     _z(confidence)  # validates
     data = _finite(values)
     n = int(data.size)
-    if n == 0:
+    estimate = quantile(data, q)
+    if estimate is None:
         return Interval(NAN, NAN, NAN, 0)
-    estimate = float(np.quantile(data, q))
     if n == 1:
         return Interval(estimate, NAN, NAN, 1)
     if float(data.min()) == float(data.max()):
         return Interval(estimate, estimate, estimate, n)
 
     def statistic(sample: FloatArray, axis: int = -1) -> FloatArray:
-        return np.asarray(np.quantile(sample, q, axis=axis), dtype=np.float64)
+        # every resample at once, by the method of `quantile`
+        return np.asarray(np.quantile(sample, q, axis=axis, method=METHOD), dtype=np.float64)
 
     result = sps.bootstrap(
         (data,),
@@ -157,12 +168,12 @@ def bootstrap_quantile(
     return Interval(estimate, min(low, estimate), max(high, estimate), n)
 
 
-def median_ci(values: Iterable[Any], **options: Any) -> Interval:
+def median_ci(values: Iterable[object], **options: Unpack[BootstrapOptions]) -> Interval:
     """The median with a bootstrap CI (see `bootstrap_quantile`)."""
     return bootstrap_quantile(values, 0.5, **options)
 
 
-def p95_ci(values: Iterable[Any], **options: Any) -> Interval:
+def p95_ci(values: Iterable[object], **options: Unpack[BootstrapOptions]) -> Interval:
     """The 95th percentile with a bootstrap CI (see `bootstrap_quantile`).
 
     With fewer than about 20 runs the p95 is essentially the largest value and its interval is
@@ -228,7 +239,7 @@ def cell_columns(*frames: pd.DataFrame) -> list[str]:
     return [c for c in CELL_COLUMNS if c in present] + axes
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """A cell key value as plain Python: missing values are None, numpy scalars unwrapped."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
@@ -306,10 +317,10 @@ def summarize(
     `M_median_high`, `M_p95`, `M_p95_low`, `M_p95_high`. Undefined values are NaN.
     """
     columns = list(by) if by is not None else cell_columns(df)
-    options: dict[str, Any] = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
-    records: list[dict[str, Any]] = []
+    options: BootstrapOptions = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    records: list[dict[str, object]] = []
     for key, frame in group_cells(df, columns).items():
-        record: dict[str, Any] = dict(zip(columns, key, strict=True))
+        record: dict[str, object] = dict(zip(columns, key, strict=True))
         record["cell"] = cell_label(key, columns)
         success = success_rate(frame, confidence)
         relay = relay_rate(frame, confidence)

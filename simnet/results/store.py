@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from pyarrow import ArrowException
@@ -130,7 +129,7 @@ class ResultStore:
         return path
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: object) -> object:
     """Nested values (dicts, lists) are stored as JSON text so every row has flat columns."""
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, default=str)

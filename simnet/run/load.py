@@ -323,7 +323,7 @@ async def run_levels(
                 cores=os.cpu_count() or 1,
                 emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
             )
-            figures.append(level_figures(concurrency, [r.columns() for r in level.rows], resources))
+            figures.append(level_figures(concurrency, level.rows, resources))
     finally:
         await services.close()
     return figures

@@ -6,12 +6,11 @@ signaling server; the 25 calls then run between warm agents, so the matrix costs
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from simnet.peerkinds import DEFAULT_PAIR, PeerPair
+from simnet.quantile import quantile
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
 from simnet.scenario.model import CallSpec, Scenario
@@ -55,8 +54,8 @@ def matrix_scenario(
 ) -> Scenario:
     """Side A and side B: one NAT of each preset, with one peer behind each; A's peers are of
     kind `peers[0]`, B's of `peers[1]`."""
-    nats: dict[str, Any] = {}
-    hosts: dict[str, Any] = {}
+    nats: dict[str, dict[str, str]] = {}
+    hosts: dict[str, dict[str, str]] = {}
     for side, kind in zip(("a", "b"), peers, strict=True):
         for preset in presets:
             nats[f"{side}-nat-{SHORT[preset]}"] = {"preset": preset}
@@ -64,7 +63,7 @@ def matrix_scenario(
                 "behind": f"{side}-nat-{SHORT[preset]}",
                 "peer": kind,
             }
-    servers: dict[str, Any] = {"signaling": {"kind": "signaling"}}
+    servers: dict[str, dict[str, str]] = {"signaling": {"kind": "signaling"}}
     servers["turn" if turn else "stun"] = {"kind": "turn" if turn else "stun"}
     return Scenario.model_validate(
         {"name": "nat-matrix" if turn else "nat-matrix-no-turn", "nats": nats, "hosts": hosts,
@@ -111,21 +110,22 @@ class CellOutcome:
 
 
 def matrix_outcomes(
-    rows: Sequence[Mapping[str, Any]], turn: bool, presets: tuple[str, ...] = PRESETS
+    rows: Sequence[ResultRow], turn: bool, presets: tuple[str, ...] = PRESETS
 ) -> list[CellOutcome]:
-    """Every cell's outcome (A's preset, then B's, in `presets` order) from the matrix's rows."""
+    """Every cell's outcome (A's preset, then B's, in `presets` order) from the matrix's rows
+    (each placed in its cell by `matrix_cells`: `nat_a`, `nat_b`)."""
     outcomes = []
     for nat_a in presets:
         for nat_b in presets:
-            runs = [r for r in rows if (r["nat_a"], r["nat_b"]) == (nat_a, nat_b)]
-            setups = [r["setup_ms"] for r in runs if r["setup_ms"] is not None]
+            runs = [r.call for r in rows if (r.cell["nat_a"], r.cell["nat_b"]) == (nat_a, nat_b)]
+            setups = [r.setup_ms for r in runs if r.setup_ms is not None]
             outcomes.append(
                 CellOutcome(
                     nat_a=nat_a,
                     nat_b=nat_b,
-                    paths=frozenset(r["path"] if r["connected"] else "failed" for r in runs),
+                    paths=frozenset(str(r.path) if r.connected else "failed" for r in runs),
                     expected=expected_paths(nat_a, nat_b, turn),
-                    setup_ms_median=statistics.median(setups) if setups else None,
+                    setup_ms_median=quantile(setups, 0.5),
                 )
             )
     return outcomes

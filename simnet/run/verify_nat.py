@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
@@ -30,7 +29,8 @@ class NatVerdict:
     def as_configured(self) -> bool:
         return not self.mismatches
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
+        """The verdict as `simnet verify-nat --json` prints it."""
         o = self.observed
         return {
             "nat": self.nat,

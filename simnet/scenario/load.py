@@ -6,7 +6,7 @@ import copy
 import difflib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +148,19 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
 
 
 def scenario_from_dict(
-    data: dict[str, Any], overrides: Iterable[str] = (), *, source: str = "<scenario>"
+    data: Mapping[str, object], overrides: Iterable[str] = (), *, source: str = "<scenario>"
 ) -> Scenario:
     """Validate an already-parsed scenario (and its overrides); `data` is not modified."""
     overrides = list(overrides)
     try:
-        data = copy.deepcopy(data)
+        fields = copy.deepcopy(dict(data))
     except RecursionError:
         raise ScenarioError(f"{source}: nested too deeply to be a scenario") from None
     for override in overrides:
-        apply_override(data, override, source=source)
+        apply_override(fields, override, source=source)
     where = source_of(source, overrides)
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(fields)
     except ValidationError as exc:
         raise ScenarioError(_describe(exc, where)) from None
     except (TypeError, ValueError, RecursionError) as exc:
@@ -179,7 +179,7 @@ def shorten(value: object, limit: int = 60) -> str:
     return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
-def apply_override(data: dict[str, Any], override: str, *, source: str = "<scenario>") -> None:
+def apply_override(data: dict[str, object], override: str, *, source: str = "<scenario>") -> None:
     """Apply `dotted.path=value` (value parsed as YAML, so `true`, `5`, `[a, b]` work)."""
     path, sep, raw = override.partition("=")
     keys = [k for k in path.strip().split(".")]

@@ -103,8 +103,8 @@ def _region(value: str) -> str:
     return value
 
 
-def _alias(aliases: dict[str, Any]) -> Any:
-    def convert(value: Any) -> Any:
+def _alias(aliases: dict[str, Mapping] | dict[str, Filtering]) -> BeforeValidator:
+    def convert(value: object) -> object:
         if isinstance(value, str):
             return aliases.get(value.strip().lower(), value)
         return value
@@ -400,7 +400,7 @@ class NatSpec(Strict):
             )
         return self
 
-    def knobs(self) -> dict[str, Any]:
+    def knobs(self) -> dict[str, Mapping | Filtering | PortAllocation | bool | int]:
         """The knobs set explicitly, to lay over the preset."""
         names = ("mapping", "filtering", "port_allocation", "hairpin", "udp_timeout_s")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}

@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from aioice import stun
 from aioice.turn import (
@@ -102,6 +102,15 @@ async def stun_binding(sock: socket.socket, timeout_s: float) -> Address:
         if mapped is None:
             raise ValueError("STUN Binding response without a mapped address")
         return (str(mapped[0]), int(mapped[1]))
+
+
+class _ClientSettings(TypedDict):
+    """aioice's TURN client protocol's settings (its keyword arguments)."""
+
+    username: str | None
+    password: str | None
+    lifetime: int
+    channel_refresh_time: int
 
 
 class _Inbox(asyncio.DatagramProtocol):
@@ -190,7 +199,7 @@ async def allocate(
     try:
         sock.setblocking(False)
         protocol: TurnClientProtocol
-        settings: dict[str, Any] = {
+        settings: _ClientSettings = {
             "username": username,
             "password": password,
             "lifetime": lifetime_s,

@@ -205,9 +205,9 @@ async def _race(network: Network, layout: ProbeLayout, nat: str) -> dict[str, An
     a1, a2 = (str(addresses[0]), PORTS[0]), (str(addresses[1]), PORTS[0])
     try:
         first = await sock.mapped(a1)
-        poked = await helper.request(a1, op="poke", target=list(first), reply_from=(1, 0))
-        assert poked is not None and poked.get("poked") is True, poked
-        reached = await sock.expect({"poke": True}, timeout=0.3)
+        poked = await helper.request(a1, op="poke", target=first, reply_from=(1, 0))
+        assert poked is not None and poked.poked, poked
+        reached = await sock.expect(lambda reply: reply.poke, timeout=0.3)
         try:
             then: tuple[str, int] | None = await sock.mapped(a2)
         except ProbeFailed:

@@ -8,6 +8,7 @@ import pytest
 
 from simnet.call.expect import unmet
 from simnet.errors import ScenarioError
+from simnet.results.schema import CallOutcome, ResultRow
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Expectation
 
@@ -18,6 +19,19 @@ ROW: dict[str, Any] = {
     "relay_protocol": "tls",
     "rtt_ms": 101.5,
 }
+
+
+TIMELINE = ("recovered", "timeline_error")
+
+
+def judge(expect: Expectation | None, columns: dict[str, Any]) -> list[str]:
+    """`unmet` of a row with these columns (the call's and the timeline's)."""
+    call = CallOutcome(**{k: v for k, v in columns.items() if k not in TIMELINE})
+    row = ResultRow(
+        call=call, scenario="s", scenario_hash="", seed=0, run=0, run_id="r", wall_ms=0.0,
+        timeline={k: v for k, v in columns.items() if k in TIMELINE},
+    )  # fmt: skip
+    return unmet(expect, row)
 
 
 def scenario_with(expect: dict[str, Any], **call: Any) -> Any:
@@ -44,23 +58,23 @@ def scenario_with(expect: dict[str, Any], **call: Any) -> Any:
 def test_a_connected_row_is_judged_field_by_field(
     expect: dict[str, Any], misses: list[str]
 ) -> None:
-    assert unmet(Expectation(**expect), ROW) == misses
+    assert judge(Expectation(**expect), ROW) == misses
 
 
 def test_an_expected_failure_passes_only_with_its_own_error() -> None:
     failed = {"connected": False, "error": "timeout:ice", "path": None, "rtt_ms": None}
-    assert unmet(Expectation(connected=False, error="timeout:ice"), failed) == []
-    assert unmet(Expectation(connected=False, error="turn-auth"), failed) == [
+    assert judge(Expectation(connected=False, error="timeout:ice"), failed) == []
+    assert judge(Expectation(connected=False, error="turn-auth"), failed) == [
         "error 'timeout:ice', expected 'turn-auth'"
     ]
     # a failed call is not judged on the path it never had, only on having connected
-    assert unmet(Expectation(path="direct"), failed) == ["connected False, expected True"]
+    assert judge(Expectation(path="direct"), failed) == ["connected False, expected True"]
 
 
 def test_recovery_is_judged_when_asked() -> None:
     expect = Expectation(recovered=True)
-    assert unmet(expect, {**ROW, "recovered": True}) == []
-    assert unmet(expect, {**ROW, "recovered": False}) == ["recovered False, expected True"]
+    assert judge(expect, {**ROW, "recovered": True}) == []
+    assert judge(expect, {**ROW, "recovered": False}) == ["recovered False, expected True"]
 
 
 @pytest.mark.parametrize(
@@ -86,25 +100,25 @@ def test_incoherent_expectations_are_rejected_with_a_reason(
 
 def test_without_an_expectation_a_call_with_an_error_has_failed() -> None:
     """`queue_packets: 1` gave connected: true, error: timeout:datachannel, and exit 0."""
-    assert unmet(None, ROW) == []
+    assert judge(None, ROW) == []
     no_data = {**ROW, "error": "timeout:datachannel"}
-    assert unmet(None, no_data) == ["error 'timeout:datachannel', expected none"]
-    assert unmet(Expectation(path="relay"), no_data) == [
+    assert judge(None, no_data) == ["error 'timeout:datachannel', expected none"]
+    assert judge(Expectation(path="relay"), no_data) == [
         "error 'timeout:datachannel', expected none"
     ]
-    assert unmet(None, {**ROW, "connected": False, "error": "timeout:ice"}) == [
+    assert judge(None, {**ROW, "connected": False, "error": "timeout:ice"}) == [
         "connected False, expected True"
     ]
 
 
 def test_an_expected_failure_without_a_named_error_accepts_any_error() -> None:
     failed = {"connected": False, "error": "timeout:dtls"}
-    assert unmet(Expectation(connected=False), failed) == []
+    assert judge(Expectation(connected=False), failed) == []
 
 
 def test_a_timeline_event_that_failed_fails_the_call_whatever_is_expected() -> None:
     broken = {**ROW, "timeline_error": "event 0 (link alice): nft: value out of range"}
-    assert unmet(None, broken) == ["timeline: event 0 (link alice): nft: value out of range"]
-    assert unmet(Expectation(connected=False), {**broken, "connected": False}) == [
+    assert judge(None, broken) == ["timeline: event 0 (link alice): nft: value out of range"]
+    assert judge(Expectation(connected=False), {**broken, "connected": False}) == [
         "timeline: event 0 (link alice): nft: value out of range"
     ]

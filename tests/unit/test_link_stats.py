@@ -46,7 +46,6 @@ from simnet.probe.link import (
     loss_pct,
     mean_ipdv,
     parse_iperf,
-    percentile,
 )
 from simnet.probe.link import _packet as packet
 from simnet.probe.link import _unpack as unpack
@@ -59,27 +58,6 @@ samples = st.lists(finite, min_size=1, max_size=200)
 
 
 # --- statistics against numpy -----------------------------------------------------------------
-
-
-@given(samples, st.floats(min_value=0, max_value=100))
-def test_percentile_matches_numpy(values: list[float], pct: float) -> None:
-    assert percentile(values, pct) == pytest.approx(
-        float(np.percentile(values, pct)), rel=1e-9, abs=1e-6
-    )
-
-
-def test_percentile_known_answers() -> None:
-    assert percentile([3.0], 95) == 3.0
-    assert percentile([1, 2, 3, 4], 50) == 2.5
-    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)  # rank 94.05
-    assert percentile([5, 1, 4, 2, 3], 0) == 1
-    assert percentile([5, 1, 4, 2, 3], 100) == 5
-
-
-@pytest.mark.parametrize(("values", "pct"), [([], 50), ([1.0], -1), ([1.0], 100.5)])
-def test_percentile_rejects_nonsense(values: list[float], pct: float) -> None:
-    with pytest.raises(ValueError):
-        percentile(values, pct)
 
 
 @given(samples)

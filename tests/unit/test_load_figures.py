@@ -19,6 +19,7 @@ from simnet.errors import ScenarioError
 from simnet.peer.aiortc.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
 from simnet.results.load_levels import LevelResources, level_figures
+from simnet.results.schema import CallOutcome, ResultRow, TurnAttemptRecord
 from simnet.run.load import PeakShare, host_groups
 from simnet.run.one_call import turn_limits
 from simnet.scenario.load import scenario_from_dict
@@ -39,16 +40,19 @@ RESOURCES = LevelResources(
 )
 
 
-def row(connected: bool = True, **fields: Any) -> dict[str, Any]:
+def row(connected: bool = True, media: dict[str, float] | None = None, **fields: Any) -> ResultRow:
     base: dict[str, Any] = {"connected": connected, "setup_ms": 100.0, "path": "relay"}
     if not connected:
         base.update(setup_ms=None, path=None, error="ice-failed")
-    return {**base, **fields}
+    call = CallOutcome(**{**base, **fields}, media=media or {})
+    return ResultRow(
+        call=call, scenario="load", scenario_hash="", seed=0, run=0, run_id="r", wall_ms=0.0
+    )
 
 
 def test_shares_quantiles_and_rates_come_from_the_rows_and_counters() -> None:
-    rows = [row(setup_ms=float(ms)) for ms in range(100, 1100, 100)]  # 10 relayed calls
-    rows[0]["path"] = "direct"
+    rows = [row(setup_ms=100.0, path="direct")]
+    rows += [row(setup_ms=float(ms)) for ms in range(200, 1100, 100)]  # 10 calls, 9 relayed
     rows.append(row(connected=False))
     figures = level_figures(11, rows, RESOURCES)
     assert figures.calls == 11 and figures.concurrency == 11
@@ -63,11 +67,14 @@ def test_shares_quantiles_and_rates_come_from_the_rows_and_counters() -> None:
 
 def test_turn_failures_and_retries_are_counted_per_call() -> None:
     attempts = [
-        {"side": "offer", "server": "192.0.2.10:3478", "transport": "udp", "ok": False,
-         "error_code": 486},
-        {"side": "offer", "server": "192.0.2.10:3478", "transport": "udp", "ok": True},
-        {"side": "offer", "server": "192.0.2.10:3478", "transport": "tcp", "ok": True},
-        {"side": "answer", "server": "192.0.2.10:3478", "transport": "udp", "ok": True},
+        TurnAttemptRecord(side="offer", server="192.0.2.10:3478", transport="udp", ok=False,
+                          error_code=486, elapsed_ms=1.0),
+        TurnAttemptRecord(side="offer", server="192.0.2.10:3478", transport="udp", ok=True,
+                          elapsed_ms=1.0),
+        TurnAttemptRecord(side="offer", server="192.0.2.10:3478", transport="tcp", ok=True,
+                          elapsed_ms=1.0),
+        TurnAttemptRecord(side="answer", server="192.0.2.10:3478", transport="udp", ok=True,
+                          elapsed_ms=1.0),
     ]  # fmt: skip
     figures = level_figures(2, [row(turn_attempts=attempts), row()], RESOURCES)
     assert (figures.turn_allocation_failures, figures.turn_allocation_retries) == (1, 1)
@@ -92,10 +99,18 @@ def test_one_saturated_second_limits_the_harness_though_the_average_does_not() -
 def test_media_loss_and_jitter_are_per_call_medians() -> None:
     rows = [
         row(
-            offerer_audio_recv_lost=2, answerer_audio_recv_lost=1, offerer_audio_recv_jitter_ms=3.0
+            media={
+                "offerer_audio_recv_lost": 2,
+                "answerer_audio_recv_lost": 1,
+                "offerer_audio_recv_jitter_ms": 3.0,
+            }
         ),
         row(
-            offerer_audio_recv_lost=0, answerer_audio_recv_lost=0, offerer_audio_recv_jitter_ms=5.0
+            media={
+                "offerer_audio_recv_lost": 0,
+                "answerer_audio_recv_lost": 0,
+                "offerer_audio_recv_jitter_ms": 5.0,
+            }
         ),
         row(),
     ]

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from simnet.results.schema import CallOutcome, ResultRow
 from simnet.run.matrix import NEEDS_RELAY, PRESETS, matrix_outcomes, matrix_scenario
 from simnet.run.peers import peer_pair
 
 
-def _row(nat_a: str, nat_b: str, path: str | None, setup: float | None = 50.0) -> dict[str, Any]:
-    return {"nat_a": nat_a, "nat_b": nat_b, "connected": path is not None, "path": path,
-            "setup_ms": setup if path else None}  # fmt: skip
+def _row(nat_a: str, nat_b: str, path: str | None, setup: float | None = 50.0) -> ResultRow:
+    call = CallOutcome(connected=path is not None, path=path, setup_ms=setup if path else None)
+    return ResultRow(call=call, scenario="nat-matrix", scenario_hash="", seed=0, run=0,
+                     run_id="r", wall_ms=0.0, cell={"nat_a": nat_a, "nat_b": nat_b})  # fmt: skip
 
 
-def _theory() -> list[dict[str, Any]]:
+def _theory() -> list[ResultRow]:
     return [
         _row(a, b, "relay" if (a, b) in NEEDS_RELAY else "direct") for a in PRESETS for b in PRESETS
     ]

@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
 from simnet.errors import ScenarioError
-from simnet.population.estimate import estimate, weighted_relay_share, wilson
+from simnet.population.estimate import SampledCall, estimate, weighted_relay_share, wilson
 from simnet.population.mix import Mix, load_mix, sample, scenario_for
+from simnet.results.schema import CallOutcome, ResultRow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = ROOT / "scenarios" / "mixes" / "field.yaml"
@@ -148,3 +150,30 @@ def test_a_pair_never_drawn_takes_its_offerer_classes_rate() -> None:
     rates = {("cone", "cone"): 0.0, ("sym", "cone"): 1.0}
     share = weighted_relay_share(rates, {"cone": 0.5, "sym": 0.5}, {"cone": 0.5, "sym": 0.5})
     assert share == pytest.approx(0.5)
+
+
+def test_a_live_row_and_its_stored_columns_give_the_same_estimate() -> None:
+    """`simnet population` estimates from its rows as they end; a report estimates from the
+    stored rows: the two must agree to the last digit."""
+    two = mix(offerer=TWO, answerer="same")
+    rows = []
+    for k, (a, b, path) in enumerate(
+        [("cone", "cone", "direct"), ("cone", "sym", "direct"), ("sym", "sym", "relay"),
+         ("sym", "cone", None), ("sym", "sym", "relay")]
+    ):  # fmt: skip
+        call = CallOutcome(
+            connected=path is not None,
+            error=None if path else "ice-failed",
+            path=path,
+            relay_protocol="udp" if path == "relay" else None,
+            setup_ms=120.0 + 10 * k if path else None,
+            dc_bytes=1000 if path else None,
+            media={"offerer_audio_sent_kbps": 32.0, "answerer_video_sent_kbps": 500.0 + k},
+        )
+        row = ResultRow(call=call, scenario="m", scenario_hash="", seed=0, run=k, run_id="r",
+                        wall_ms=0.0)  # fmt: skip
+        rows.append(row.placed(population="m", offerer_class=a, answerer_class=b))
+    live = estimate([SampledCall.of_row(r) for r in rows], two)
+    stored = pd.DataFrame([r.columns() for r in rows]).to_dict("records")
+    assert estimate(stored, two) == live
+    assert live.calls == 5 and live.failed_share == 0.2 and live.setup_ms_p50 == 135.0

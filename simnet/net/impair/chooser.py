@@ -8,14 +8,14 @@ one (to compare them, or to test the userspace one on a kernel that has netem).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from simnet import settings
 from simnet.errors import EnvironmentProblem
 from simnet.net.impair.kernel import netem_available, set_mtu
 from simnet.net.impair.netem import NetemBackend
 from simnet.net.impair.nfqueue import NfqueueBackend, adopt
-from simnet.net.impair.rules import LinkTarget
+from simnet.net.impair.rules import LinkRecord, LinkTarget
 from simnet.net.plan import LAN_IF, NetworkPlan, Veth
 from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS, LinkSpec
@@ -28,7 +28,7 @@ class Backend(Protocol):
 
     name: str
 
-    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, dict[str, Any]]: ...
+    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, LinkRecord]: ...
 
 
 def link_targets(plan: NetworkPlan, ns: Mapping[str, str]) -> list[LinkTarget]:

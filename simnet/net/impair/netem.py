@@ -8,10 +8,9 @@ map onto netem's own options (`rules.netem_args`); nothing runs in userspace.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from simnet.net.impair.kernel import tc_batch
-from simnet.net.impair.rules import LinkTarget, netem_batch
+from simnet.net.impair.rules import LinkRecord, LinkTarget, netem_batch
 from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS
 
@@ -19,8 +18,8 @@ from simnet.scenario.model import DIRECTIONS
 class NetemBackend:
     name = "netem"
 
-    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, dict[str, Any]]:
-        info: dict[str, dict[str, Any]] = {}
+    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, LinkRecord]:
+        info: dict[str, LinkRecord] = {}
         for target in targets:
             for direction in DIRECTIONS:
                 ns, _ = target.sender(direction)

@@ -50,13 +50,13 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net.impair.kernel import clear_egress, iptables_restore, mac_of, nft, tc_batch
 from simnet.net.impair.rules import (
     NFT_TABLE,
+    LinkRecord,
     LinkTarget,
     egress_chain,
     helper_configs,
@@ -153,7 +153,7 @@ def delay_lines(run: Run) -> DelayLines:
 class NfqueueBackend:
     name = "nfqueue"
 
-    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, dict[str, Any]]:
+    def apply(self, targets: Sequence[LinkTarget], run: Run) -> dict[str, LinkRecord]:
         helpers = [_start(t, run, helper_configs(t)) for t in targets if helper_configs(t)]
         for target in targets:
             for direction in DIRECTIONS:
@@ -176,7 +176,7 @@ class NfqueueBackend:
             helper.fed = frozenset(d for d in DIRECTIONS if helper.target.impairment(d).delays)
             lines.helpers[helper.target.node] = helper
         lines.rules.update(lines.wanted_rules())
-        info: dict[str, dict[str, Any]] = {t.node: {} for t in targets}
+        info: dict[str, LinkRecord] = {t.node: {} for t in targets}
         for helper in helpers:
             info[helper.target.node] = {"helper_pid": helper.proc.pid, "log": str(helper.log)}
         return info

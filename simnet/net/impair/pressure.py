@@ -27,7 +27,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from simnet import settings
 from simnet.net import netns
@@ -99,7 +98,7 @@ class Pressure:
             self.peak_pps = max(self.peak_pps, rate)
         self.last, self.last_t = dict(counters), t
 
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> dict[str, int | bool]:
         if not self.first:
             return {}
         common = [(self.first[key], now) for key, now in self.last.items() if key in self.first]

@@ -37,6 +37,7 @@ import math
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from simnet.addresses import IPAddress, IPNetwork, host_network
 from simnet.net.impair.shaping import DirectionConfig
@@ -48,6 +49,14 @@ PPM = 1_000_000  # loss and duplication chances are rendered in parts per millio
 ETHERNET_HEADER = 14
 DEFAULT_MTU = 1500
 NETEM_FIFO_RATE = "1000gbit"  # a rate so high it costs nothing, but makes netem keep order
+
+
+class LinkRecord(TypedDict, total=False):
+    """What a backend records of one impaired link in the run's state (beside its settings):
+    the userspace delay line's process and log, where it has one."""
+
+    helper_pid: int
+    log: str
 
 
 @dataclass(frozen=True)

@@ -71,11 +71,13 @@ class DirectionConfig:
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"unknown jitter distribution {self.distribution!r}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
+        """The settings as JSON fields (`encode`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DirectionConfig:
+        """The settings from their JSON fields (`decode`)."""
         burst = data.get("burst")
         return cls(
             **{
