@@ -43,7 +43,7 @@ def call_row(
     remote = pair.remote.type if pair else None
     # The relay is the offerer's own (local relay) or the answerer's (remote relay). The two
     # peers' pairs can differ (under loss; for a moment after a browser moves to a better pair:
-    # the offerer on the eu relay, the answerer still sending through us, in a clean-clone run),
+    # the offerer on the eu relay while the answerer still sends through us),
     # so the answerer's report counts only for the very relay candidate the offerer's pair uses.
     relay = pair.relay if pair and local == "relay" else None
     theirs = answer.selected_pair if answer else None

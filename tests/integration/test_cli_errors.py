@@ -107,7 +107,7 @@ CASES = [
         "",
         ["empty"],
     ),
-    # found when tried adversarially (issue 10): markup, escapes, nesting, limits
+    # adversarial input: markup, escapes, nesting, limits
     case(
         "markup-in-a-name",
         'nats: {"[/]": {}}\n',

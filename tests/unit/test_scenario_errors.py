@@ -617,7 +617,7 @@ def test_name_of_a_carrier_nat_is_rejected(tmp: Path, case: str) -> None:
     assert "carrier" in exc.message
 
 
-# --- found when tried adversarially (issue 10) ----------------------------------------------
+# --- adversarial input ---------------------------------------------------------------------
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ Timing: each packet's release time counts from when the kernel queued it, not fr
 process read it: NFQUEUE hands over the packet's kernel timestamp (`get_timestamp()`: the skb's
 receive stamp, CLOCK_REALTIME, taken as it entered this namespace from its veth, or the time it
 was queued), which `ArrivalClock` maps to CLOCK_MONOTONIC. So the helper's own wake-up and read
-latency (0.1-0.5 ms per packet on this machine kind, the "added delay" of earlier versions) is
+latency (0.1-0.5 ms per packet on this machine kind) is
 not added to the delay. The kernel stamps packets only while some socket asks for receive
 stamps (a global switch); the helper keeps one such socket open for that. A packet without a
 plausible stamp falls back to the read time (counted in the stats). The asyncio loop runs on
