@@ -28,20 +28,9 @@ from pydantic import BaseModel, ConfigDict
 from simnet.population.mix import SIDES, Mix
 from simnet.quantile import quantile
 from simnet.results.schema import ResultRow
+from simnet.results.stats import wilson_interval
 
-Z_95 = 1.959963984540054
 SENSITIVITY_POINTS = 0.10
-
-
-def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (Wilson 1927); (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class Sensitivity(BaseModel):
@@ -157,8 +146,11 @@ def _rounded(figure: float | None) -> float | None:
 
 
 def _share(count: int, n: int) -> tuple[float, float, float]:
-    low, high = wilson(count, n)
-    return (count / n if n else 0.0), low, high
+    """A share with its 95 % Wilson interval; (0, 0, 1) when nothing was drawn."""
+    if n == 0:
+        return 0.0, 0.0, 1.0
+    interval = wilson_interval(count, n)
+    return count / n, interval.low, interval.high
 
 
 def pair_rates(calls: Sequence[SampledCall]) -> dict[tuple[str, str], float]:

@@ -16,9 +16,10 @@ import pytest
 from scipy.stats import binomtest
 
 from simnet.errors import ScenarioError
-from simnet.population.estimate import SampledCall, estimate, weighted_relay_share, wilson
+from simnet.population.estimate import SampledCall, _share, estimate, weighted_relay_share
 from simnet.population.mix import Mix, load_mix, sample, scenario_for
 from simnet.results.schema import CallOutcome, ResultRow
+from simnet.results.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = ROOT / "scenarios" / "mixes" / "field.yaml"
@@ -99,13 +100,14 @@ def test_a_class_that_is_no_network_is_refused_with_its_name(tmp_path: Path) -> 
 @pytest.mark.parametrize(("k", "n"), [(22, 100), (0, 10), (10, 10), (3, 500), (499, 500)])
 def test_wilson_agrees_with_scipy(k: int, n: int) -> None:
     reference = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    low, high = wilson(k, n)
+    interval = wilson_interval(k, n)
+    low, high = interval.low, interval.high
     assert low == pytest.approx(reference.low, abs=1e-9)
     assert high == pytest.approx(reference.high, abs=1e-9)
 
 
-def test_wilson_of_nothing_is_everything() -> None:
-    assert wilson(0, 0) == (0.0, 1.0)
+def test_a_share_of_nothing_drawn_is_unknown() -> None:
+    assert _share(0, 0) == (0.0, 0.0, 1.0)
 
 
 def rows_for(pairs: dict[tuple[str, str], tuple[int, int]]) -> list[dict[str, Any]]:
