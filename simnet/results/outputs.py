@@ -82,6 +82,13 @@ def _nearest_existing(path: Path) -> Path:
     return parent
 
 
+def _not_a_folder(path: Path, option: str) -> UnusableOutput:
+    """The error for a path through something that is not a folder (`afile/x`)."""
+    blocking = next((p for p in path.absolute().parents if p.exists() and not p.is_dir()), None)
+    where = f"{_name(blocking)} is not a folder" if blocking else "a part of it is not a folder"
+    return UnusableOutput(f"{option} {_name(path)}: {where}", fix=f"choose another {option}")
+
+
 def check_output_file(path: Path, option: str) -> Path:
     """`path` if a command may write the file there (module docstring), else `UnusableOutput`
     naming `option` and `path`. Nothing is created."""
@@ -94,12 +101,14 @@ def check_output_file(path: Path, option: str) -> Path:
                 fix=f"remove the symlink or choose another {option}",
             ) from None
         mode = None
+    except NotADirectoryError:
+        raise _not_a_folder(path, option) from None
     except OSError as exc:
         raise UnusableOutput(f"{option} {_name(path)}: cannot use it: {exc.strerror}") from None
     if mode is not None and not stat.S_ISREG(mode):
         raise UnusableOutput(
             f"{option} {_name(path)} is {_kind(mode)}, not a regular file; it is never replaced",
-            fix=f"give {option} the path of a file to write, e.g. {option} report.html",
+            fix=f"give {option} the path of a regular file to write",
         )
     _writable_directory(_nearest_existing(path), option, path)
     return path
@@ -118,6 +127,8 @@ def check_output_dir(path: Path, option: str = "--out") -> Path:
             ) from None
         _writable_directory(_nearest_existing(path), option, path)
         return path
+    except NotADirectoryError:
+        raise _not_a_folder(path, option) from None
     except OSError as exc:
         raise UnusableOutput(f"{option} {_name(path)}: cannot use it: {exc.strerror}") from None
     if not stat.S_ISDIR(mode):

@@ -253,7 +253,8 @@ def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
         versions = pd.to_numeric(raw, errors="coerce").where(raw.notna(), LEGACY_VERSION)
         whole = versions.notna() & np.isfinite(versions) & (versions % 1 == 0) & (versions >= 1)
         if not whole.all():
-            bad = printable(repr(raw[~whole].iloc[0])[:40])
+            value = raw[~whole].iloc[0]
+            bad = printable((repr(value) if isinstance(value, str) else str(value))[:40])
             raise SchemaError(
                 f"{source}: schema_version {bad} is not a result schema version (a whole "
                 "number from 1)",
