@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 SCENARIO = Path(__file__).parents[2] / "scenarios" / "direct-lan.yaml"
 SWEEP = Path(__file__).parents[2] / "benchmarks" / "sweeps" / "nat-matrix.yaml"
+MIX = Path(__file__).parents[2] / "scenarios" / "mixes" / "field.yaml"
 
 
 @pytest.fixture
@@ -115,6 +116,7 @@ def test_an_unwritable_folder_is_refused_for_a_user(results: Path, tools) -> Non
         ["load", str(SCENARIO)],
         ["matrix"],
         ["sweep", str(SWEEP)],
+        ["population", str(MIX), "--calls", "2"],
     ],
     ids=lambda c: c[0],
 )
