@@ -624,8 +624,16 @@ def compare(
     """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
     # pandas and scipy: about 1.5 s, paid by this command alone
     from simnet.present.compare import print_comparison, say_benchmark_written
-    from simnet.results.compare_files import load_comparison, write_github_benchmark
+    from simnet.results.compare_files import (
+        bigger_is_better_path,
+        load_comparison,
+        write_github_benchmark,
+    )
+    from simnet.results.outputs import check_output_file
 
+    if github_benchmark is not None:  # before reading: a bad path is the first thing said
+        for path in (github_benchmark, bigger_is_better_path(github_benchmark)):
+            check_output_file(path, "--github-benchmark")
     comparison = load_comparison(baseline, current, alpha)
     if github_benchmark is not None:
         bigger = write_github_benchmark(comparison, github_benchmark)
@@ -679,8 +687,10 @@ def report(
     """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
     # matplotlib and pandas: about 1 s, paid by this command alone
     from simnet.present.report.page import say_written, write_report
+    from simnet.results.outputs import check_output_file
     from simnet.results.store import load_results
 
+    check_output_file(out, "--out")  # before reading the rows (the PNGs beside it: write_report)
     rows = load_results(results)
     say_written(Console(), write_report(rows, results, out))
 

@@ -14,14 +14,8 @@ import pandas as pd
 
 from simnet.errors import SimnetError
 from simnet.results.compare import Comparison, compare
-from simnet.results.store import load
-
-
-class UnusableResults(SimnetError):
-    """A result set `simnet compare` cannot compare: missing, unreadable, empty, or nothing in
-    common with the other; exit 2 ("could not run"), not 1 ("regressed")."""
-
-    exit_code = 2
+from simnet.results.outputs import check_output_file, write_output
+from simnet.results.store import UnusableResults, load
 
 
 def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
@@ -37,6 +31,8 @@ def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
             raise UnusableResults(f"{role} {path} does not exist", fix=fix)
         try:
             frame = load(path)
+        except SimnetError:
+            raise  # names the file and what is wrong with it
         except (OSError, ValueError) as exc:
             raise UnusableResults(
                 f"{role} {path} cannot be read as Parquet results: {exc}", fix=fix
@@ -66,10 +62,11 @@ def bigger_is_better_path(path: Path) -> Path:
 def write_github_benchmark(comparison: Comparison, path: Path) -> Path:
     """The smaller-is-better entries to `path`, the bigger-is-better ones beside it
     (`bench.json` -> `bench-bigger.json`), one file per tool of the action; returns the
-    second file's path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    second file's path. Both paths are checked (`check_output_file`) before either is written."""
     bigger = bigger_is_better_path(path)
+    for target in (path, bigger):
+        check_output_file(target, "--github-benchmark")
     for target, direction in ((path, False), (bigger, True)):
         entries = comparison.as_github_benchmark(bigger_is_better=direction)
-        target.write_text(json.dumps(entries, indent=2) + "\n")
+        write_output(target, json.dumps(entries, indent=2) + "\n", "--github-benchmark")
     return bigger

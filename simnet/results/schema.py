@@ -32,11 +32,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.callspec import ROW_MILESTONES, TurnTransport
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, printable
 from simnet.peerkinds import DEFAULT_KIND
 
 SCHEMA_VERSION = 3
@@ -248,7 +249,17 @@ def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
     if "schema_version" not in frame.columns:
         frame = frame.assign(schema_version=LEGACY_VERSION)
     else:
-        versions = frame["schema_version"].fillna(LEGACY_VERSION)
+        raw = frame["schema_version"]
+        versions = pd.to_numeric(raw, errors="coerce").where(raw.notna(), LEGACY_VERSION)
+        whole = versions.notna() & np.isfinite(versions) & (versions % 1 == 0) & (versions >= 1)
+        if not whole.all():
+            value = raw[~whole].iloc[0]
+            bad = printable((repr(value) if isinstance(value, str) else str(value))[:40])
+            raise SchemaError(
+                f"{source}: schema_version {bad} is not a result schema version (a whole "
+                "number from 1)",
+                fix="the file was not written by simnet, or was edited; remove it",
+            )
         frame = frame.assign(schema_version=versions.astype("int64"))
     newest = int(frame["schema_version"].max())
     if newest > SCHEMA_VERSION:

@@ -48,6 +48,7 @@ from simnet.doctor import require_root
 from simnet.errors import ScenarioError, SimnetError
 from simnet.net.registry import owner_alive, read_states
 from simnet.results import ResultStore, load
+from simnet.results.outputs import check_output_dir
 from simnet.results.schema import ResultRow
 from simnet.run.calls import run_scenario
 from simnet.run.cluster import cluster_threads, execute_on_cluster, sweep_batches
@@ -185,6 +186,7 @@ def run_sweep(
     sweep = load_sweep(sweep_file)
     planned = plan_sweep(sweep)
     check_points(sweep, planned)
+    check_output_dir(out_dir, "--out")  # before any run: a row that cannot be stored is lost
     existing = load(out_dir) if out_dir.exists() else None
     if existing is None or existing.empty:
         todo = list(planned)

@@ -195,7 +195,7 @@ def test_no_rows_is_one_clear_error(tmp_path: Path) -> None:
          str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 1 and "no such results" in done.stderr, done.stderr
+    assert done.returncode == 2 and "no such results" in done.stderr, done.stderr
     assert not (tmp_path / "r.html").exists()
 
 

@@ -19,6 +19,7 @@ from simnet.present.report.grid import nat_matrices, overview
 from simnet.present.report.phases import phases, turn_vs_direct
 from simnet.present.report.population import population
 from simnet.present.report.rows import prepare
+from simnet.results.outputs import UnusableOutput, check_output_file, write_output
 from simnet.results.store import load_results
 
 STYLE = """
@@ -46,14 +47,16 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
         if s
     ]
     sections += axis_curves(frame)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_html.with_name(out_html.name + ".tmp")
+    pngs = {s.slug: out_html.with_name(f"{out_html.stem}-{s.slug}.png") for s in sections}
+    for path in (out_html, tmp, *pngs.values()):  # all of them before the first is written
+        check_output_file(path, "--out")
     parts = []
     for section in sections:
         image = ""
         if section.figure is not None:
             section.png = png_of(section.figure)
-            png_path = out_html.with_name(f"{out_html.stem}-{section.slug}.png")
-            png_path.write_bytes(section.png)
+            write_output(pngs[section.slug], section.png, "--out")
             encoded = base64.b64encode(section.png).decode()
             image = (
                 f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
@@ -74,8 +77,11 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
         f'<h1>simnet report</h1><p class="meta">{meta}</p>{"".join(parts)}</body></html>\n'
     )
     tmp = out_html.with_name(out_html.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out_html)
+    write_output(tmp, page, "--out")
+    try:
+        tmp.replace(out_html)
+    except OSError as exc:
+        raise UnusableOutput(f"--out: cannot write {out_html}: {exc.strerror}") from None
     return out_html
 
 
