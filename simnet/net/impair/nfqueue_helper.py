@@ -417,7 +417,6 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     if netns:
         enter_for_good(netns)
     _precise_timers()
-    _realtime(rt_priority)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     asyncio.set_event_loop(loop)
     lines: dict[int, Line] = {}
@@ -481,6 +480,9 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     gc.collect()
     gc.freeze()  # packets and timers make no cycles: a collection pause would only add delay
     gc.disable()
+    # Real-time only from here: binding and the collection above are start-up work, which at
+    # real-time priority would hold off the running lines of the other links on its core.
+    _realtime(rt_priority)
     print("ready", flush=True)
     try:
         loop.run_forever()
