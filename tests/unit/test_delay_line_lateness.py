@@ -22,7 +22,9 @@ from simnet.net.impair.nfqueue_helper import Line
 from simnet.net.impair.pressure import late_columns
 from simnet.net.impair.rules import LinkTarget
 from simnet.net.impair.shaping import LATE_S, Lateness, decode_stats, encode_stats
+from simnet.present.network import late_status
 from simnet.results.schema import EmulatorFigures
+from simnet.run.link import late_json
 from simnet.scenario.model import LinkSpec
 from tests.unit.test_delay_line_changes import (
     Clock,
@@ -156,3 +158,13 @@ def test_periods_add_up() -> None:
     first, second = Lateness("a.up", 10, 1, 0.002), Lateness("a.up", 5, 2, 0.0015)
     assert first.then(second) == Lateness("a.up", 15, 3, 0.002)
     assert decode_stats(encode_stats([first])) == [first]
+
+
+def test_probe_link_and_up_show_each_lines_late_releases() -> None:
+    lines = [Lateness("alice.up", 1862, 2, 0.001715), Lateness("bob.down", 0, 0, 0.0)]
+    assert [late_json(line) for line in lines] == [
+        {"link": "alice", "direction": "up", "released": 1862, "late": 2, "late_max_ms": 1.715},
+        {"link": "bob", "direction": "down", "released": 0, "late": 0, "late_max_ms": None},
+    ]
+    status = late_status(lines).plain
+    assert "alice.up 2 of 1862 (worst 1.7 ms)" in status and "bob.down 0 of 0" in status
