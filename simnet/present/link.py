@@ -47,11 +47,14 @@ def link_table(report: LinkReport, host_a: str, host_b: str, udp_rate: str) -> T
 
 
 def late_table(report: LinkReport) -> Table | None:
-    """Per delay line direction, the packets it released during the probe and those released
-    more than 1 ms after their due time (None without a userspace delay line)."""
+    """Per delay line direction, the packets it released during the echo probes (whose delays
+    the main table shows) and those released more than 1 ms after their due time (None without
+    a userspace delay line)."""
     if not report.late:
         return None
-    table = Table(title="delay lines: packets released more than 1 ms after their due time")
+    table = Table(
+        title="delay lines during the echo probes: packets released >1 ms after their due time"
+    )
     for column in ("link", "direction", "released", "late", "worst ms"):
         table.add_column(column, justify="right")
     for line in report.as_json()["late_releases"]:

@@ -77,9 +77,11 @@ class LinkReport:
     udp: IperfResult | None
     udp_rate: str
     notes: tuple[str, ...] = ()
-    # each delay line direction's releases over the whole probe (`<node>.<up|down>`); none
-    # without a userspace delay line
+    # each delay line direction's releases (`<node>.<up|down>`; none without a userspace delay
+    # line) during the echo probes, whose delays the report gives, and during the throughput
+    # tests, whose floods can make a line late without touching the delay figures
     late: tuple[Lateness, ...] = ()
+    late_throughput: tuple[Lateness, ...] = ()
 
     def _direction(self, forward: _T, backward: _T) -> tuple[_T, _T]:
         """(A→B, B→A) from (client→server, server→client)."""
@@ -153,6 +155,7 @@ class LinkReport:
             "errors": self.errors,
             "late_releases": [late_json(line) for line in self.late],
             "emulator_late": any(line.late for line in self.late),
+            "late_releases_throughput": [late_json(line) for line in self.late_throughput],
         }
 
 
@@ -198,6 +201,7 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
         )
     )
     echo = echo_stats(records)
+    late = tuple(lateness(network.run))
     tcp = udp = None
     if options.duration_s > 0:
         with iperf_server(network, roles.server, options.port):
@@ -225,7 +229,8 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
         udp=udp,
         udp_rate=options.udp_rate,
         notes=setup.notes,
-        late=tuple(lateness(network.run)),
+        late=late,
+        late_throughput=tuple(lateness(network.run)) if options.duration_s > 0 else (),
     )
 
 
