@@ -17,6 +17,7 @@ from typing import cast
 
 import pytest
 
+from simnet.doctor import _realtime_check
 from simnet.net.impair.nfqueue import Helper, _next_lines, wait_ready
 from simnet.net.impair.nfqueue_helper import Line
 from simnet.net.impair.pressure import late_columns
@@ -168,3 +169,11 @@ def test_probe_link_and_up_show_each_lines_late_releases() -> None:
     ]
     status = late_status(lines).plain
     assert "alice.up 2 of 1862 (worst 1.7 ms)" in status and "bob.down 0 of 0" in status
+
+
+def test_the_doctor_says_whether_delay_lines_get_real_time_priority(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIMNET_LINK_RT_PRIORITY", "0")
+    check = _realtime_check()
+    assert check.ok and "off" in check.detail and not check.required
