@@ -135,13 +135,17 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     out.print(show.text((f"{scenario}: valid", "green")))
 
 
+UP_STATUS_S = 5.0  # how often `simnet up` asks its delay lines for late releases
+
+
 @app.command()
 def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Build a scenario's network and hold it until Ctrl-C or `simnet down`."""
     # the planner and the builder (pyroute2): about 0.5 s, paid by this command alone
     from simnet.net.builder import emulated_network
+    from simnet.net.impair.nfqueue import lateness
     from simnet.net.plan import plan_network
-    from simnet.present.network import network_table
+    from simnet.present.network import late_status, network_table
 
     loaded = _scenario(scenario, set_)
     require_root()
@@ -158,8 +162,21 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
                 "stop with Ctrl-C or `simnet down`"
             )
         )
-        while True:
+        totals = {line.name: line for line in lateness(network.run)}  # counted from here on
+        while not totals:  # no userspace delay line: nothing to report
             signal.pause()
+        out.print(late_status(list(totals.values())))
+        while True:  # the delay lines' status: printed when a packet was late
+            time.sleep(UP_STATUS_S)
+            try:
+                news = lateness(network.run)
+            except SimnetError as exc:  # a helper died: its link drops all; the network stays
+                err.print(show.text(("warning:", "yellow"), f" {exc}"), highlight=False)
+                while True:
+                    signal.pause()
+            totals = {n.name: totals[n.name].then(n) if n.name in totals else n for n in news}
+            if any(n.late for n in news):
+                out.print(late_status(list(totals.values())))
 
 
 @app.command()
@@ -575,7 +592,7 @@ def probe_link(
 ) -> None:
     """Measure RTT, one-way delay and loss per direction, and TCP/UDP throughput from A to B."""
     # the probes and the builder: about 0.7 s, paid by this command alone
-    from simnet.present.link import link_table
+    from simnet.present.link import late_table, link_table
     from simnet.run.link import LinkProbeOptions, plan_link
     from simnet.run.link import probe_link as measure_link
 
@@ -601,6 +618,8 @@ def probe_link(
         print(json.dumps(data))
     else:
         out.print(link_table(report, host_a, host_b, udp_rate))
+        if (late := late_table(report)) is not None:
+            out.print(late)
         for note in report.notes:
             out.print(show.text(f"note: {note}"), highlight=False)
         for problem in report.errors:

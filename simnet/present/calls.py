@@ -47,10 +47,30 @@ def calls_summary(name: str, rows: Sequence[ResultRow], out_dir: Path) -> list[R
             num(row["setup_ms"]), num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
         )  # fmt: skip
     parts: list[RenderableType] = [table]
+    late = [row for row in rows if row.get("emulator_late")]
+    if late:
+        parts.append(late_note(late))
     for row in rows:
         if "event0_action" in row:
             parts += _timeline_summary(row, num)
     return parts
+
+
+def late_note(late: Sequence[ResultRow]) -> Text:
+    """Calls whose delay lines released packets more than 1 ms after their due time: their
+    delays were longer than the scenario's, by up to the worst lateness."""
+    packets = sum(int(row["link_late_packets"]) for row in late)
+    released = sum(int(row.get("link_released_packets") or 0) for row in late)
+    worst = max(float(row["link_late_max_ms"]) for row in late)
+    runs = ", ".join(str(row["run"]) for row in late)
+    return show.text(
+        (
+            f"emulator late in call(s) {runs}: {packets} of {released} packets left the delay "
+            f"lines more than 1 ms after their due time (worst {worst:.1f} ms), so those calls "
+            "saw longer delays than the scenario's (docs/limits.md)",
+            "yellow",
+        )
+    )
 
 
 def _timeline_summary(row: ResultRow, num: Callable[[Any], str]) -> list[RenderableType]:

@@ -3,6 +3,7 @@ built network's nodes as a table."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -13,6 +14,7 @@ from simnet.net.plan import NetworkPlan, Role
 
 if TYPE_CHECKING:  # the type only: printing a plan needs none of the building code
     from simnet.net.builder import Network
+    from simnet.net.impair.shaping import Lateness
 
 
 def plan_lines(plan: NetworkPlan) -> list[Text]:
@@ -65,3 +67,21 @@ def network_table(network: Network) -> Table:
         cells = (node.name, node.role.value, network.ns(node.name), addresses, node.behind or "")
         table.add_row(*map(show.text, cells))
     return table
+
+
+def late_status(totals: list[Lateness]) -> Text:
+    """`simnet up`'s status of its delay lines: per direction, the packets released more than
+    1 ms after their due time so far, of those released, and the worst lateness."""
+    parts = [
+        f"{line.name} {line.late} of {line.released}"
+        + (f" (worst {line.late_max_s * 1e3:.1f} ms)" if line.late else "")
+        for line in totals
+    ]
+    late = any(line.late for line in totals)
+    return show.text(
+        (
+            f"{time.strftime('%H:%M:%S')} delay lines, packets released >1 ms late so far: "
+            + ", ".join(parts),
+            "yellow" if late else "",
+        )
+    )

@@ -156,12 +156,21 @@ class CallOutcome(_Part):
 
 
 class EmulatorFigures(_Part):
-    """The userspace emulator's load during the call (`simnet.net.impair.pressure`)."""
+    """The userspace emulator's load during the call (`simnet.net.impair.pressure`), and how
+    punctually its delay lines released the call's packets: released in all, released more
+    than 1 ms after their due time, the worst lateness (None: nothing released), and
+    `emulator_late` when any was late. The punctuality columns are left out of a row whose
+    lines could not be asked; rows stored before they existed lack them too, which reads as
+    not measured (no version change: no stored column changed meaning)."""
 
     emulator_packets: int
     emulator_peak_pps: int
     emulator_dropped: int
     emulator_limited: bool
+    link_released_packets: int | None = None
+    link_late_packets: int | None = None
+    link_late_max_ms: float | None = None
+    emulator_late: bool | None = None
 
 
 IDENTITY = ("scenario", "scenario_hash", "seed", "run", "run_id", "wall_ms")
@@ -194,7 +203,7 @@ class ResultRow(Mapping[str, Any]):
     def __post_init__(self) -> None:
         flat: dict[str, Any] = {"schema_version": self.schema_version, **self.call.columns()}
         if self.emulator is not None:
-            flat.update(self.emulator.model_dump())
+            flat.update(self.emulator.model_dump(exclude_unset=True))
         for part, columns in (("timeline", self.timeline), ("cell", self.cell)):
             own = set(flat) | set(IDENTITY) | {"overrides", "pcap_files"}
             taken = sorted(set(columns) & own)
