@@ -321,7 +321,7 @@ def run(
             if as_json:
                 print(json_line(row), flush=True)
             store.write(row)
-            description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
+            description = show.markup_safe(f"{loaded.name}: run {row.run}")
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
@@ -332,10 +332,11 @@ def run(
         for part in calls_summary(loaded.name, rows, out_dir):
             out.print(part)
     expect = loaded.call.expect if loaded.call else None
-    misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
+    # numbered as the table, the JSON lines and the stored rows number them: `run`
+    misses = [(row.run, miss) for row in rows for miss in unmet(expect, row)]
     label = "failed:" if expect is None else "unexpected:"
-    for i, miss in misses:
-        err.print(show.text((label, "red"), f" call {i + 1}: {miss}"), highlight=False)
+    for run_index, miss in misses:
+        err.print(show.text((label, "red"), f" run {run_index}: {miss}"), highlight=False)
     if misses:
         raise typer.Exit(1)
     if expect is not None and not as_json:

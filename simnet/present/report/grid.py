@@ -24,9 +24,9 @@ def overview(frame: pd.DataFrame) -> Section:
     rows = []
     for key, group in frame.groupby(by, dropna=False, sort=True):
         keys = key if isinstance(key, tuple) else (key,)
-        ok = group[group["connected"]]
+        ok = group[group["succeeded"]]
         counts = group["outcome"].value_counts()
-        errors = group.loc[~group["connected"], "error"] if "error" in group.columns else []
+        errors = group.loc[~group["succeeded"], "error"] if "error" in group.columns else []
         error_counts = pd.Series(list(errors), dtype=object).value_counts()
         rows.append(
             [
@@ -84,8 +84,9 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     rows = frame[frame[col_a].notna() & frame[col_b].notna()]
     sections = []
     several = rows["stack"].nunique() > 1
-    for (scenario, stack), group in rows.groupby(["scenario", "stack"], sort=True):
-        title = f"{scenario}, {stack}" if several else str(scenario)
+    # one grid per group (scenario, variant) and stack: neither is ever pooled
+    for (name, _stack), group in rows.groupby(["group", "stack"], sort=True):
+        title = str(name)  # names the stack where the rows hold several
         a_values, b_values = ordered(list(group[col_a])), ordered(list(group[col_b]))
         grid: list[list[tuple[str, str, int]]] = []  # (outcome class, cell text, runs)
         for a in a_values:
@@ -93,7 +94,7 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
             for b in b_values:
                 cell = group[(group[col_a].map(label) == a) & (group[col_b].map(label) == b)]
                 kind = _cell_outcome(set(cell["outcome"]))
-                setup = median(cell.loc[cell["connected"], "setup_ms"])
+                setup = median(cell.loc[cell["succeeded"], "setup_ms"])
                 text = "" if kind == "none" else kind
                 if setup is not None:
                     text += f"\n{setup:.0f} ms"
@@ -145,7 +146,7 @@ def _stacks_side_by_side(
             for stack in stacks:
                 runs = cell[cell["stack"] == stack]
                 kind = _cell_outcome(set(runs["outcome"]))
-                setup = median(runs.loc[runs["connected"], "setup_ms"])
+                setup = median(runs.loc[runs["succeeded"], "setup_ms"])
                 line.append(DASH if kind == "none" else f"{kind}, {fmt(setup, ' ms')}")
                 if kind != "none":
                     paths.append(kind)

@@ -40,11 +40,8 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
     beside it; returns `out_html`."""
     frame = prepare(raw)
     sections = [overview(frame), *nat_matrices(frame)]
-    sections += [
-        s
-        for s in (phases(frame), turn_vs_direct(frame), load_curves(frame), population(frame))
-        if s
-    ]
+    sections += [s for s in (phases(frame), turn_vs_direct(frame), load_curves(frame)) if s]
+    sections += population(frame)
     sections += axis_curves(frame)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     parts = []
