@@ -621,18 +621,26 @@ def compare(
         typer.Option(help="write github-action-benchmark JSON here (and *-bigger.json)"),
     ] = None,
     alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
+    strict: Annotated[
+        bool,
+        typer.Option(help="exit 1 when a cell lacks the runs for its tests (use in CI)"),
+    ] = False,
+    min_runs: Annotated[
+        int, typer.Option(min=0, help="exit 1 when a cell has fewer runs on either side")
+    ] = 0,
 ) -> None:
-    """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
+    """Compare results with a baseline; exit 1 on a significant regression (and, with --strict
+    or --min-runs, when a cell lacks the runs to tell), 0 otherwise."""
     # pandas and scipy: about 1.5 s, paid by this command alone
     from simnet.present.compare import print_comparison, say_benchmark_written
     from simnet.results.compare_files import load_comparison, write_github_benchmark
 
-    comparison = load_comparison(baseline, current, alpha)
+    comparison = load_comparison(baseline, current, alpha, strict, min_runs)
     if github_benchmark is not None:
         bigger = write_github_benchmark(comparison, github_benchmark)
         say_benchmark_written(github_benchmark, bigger)
     print_comparison(comparison, baseline, current, as_json=as_json, markdown=markdown)
-    raise typer.Exit(1 if comparison.regressions else 0)
+    raise typer.Exit(1 if comparison.failed else 0)
 
 
 @app.command()
