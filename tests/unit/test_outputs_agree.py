@@ -231,3 +231,17 @@ def test_the_row_takes_either_sides_report_of_a_direct_pair() -> None:
     row = call_row(side("offer", None), side("answer", None))
     assert row.direct_pair_succeeded is None
     assert "direct_pair_succeeded" not in row.columns()  # a column only rows that know have
+
+
+def test_report_matrix_names_the_stack_and_the_race(tmp_path: Path) -> None:
+    rows = []
+    for k, raced in enumerate((True, False, None)):
+        call = CallOutcome(connected=True, path="relay", setup_ms=90.0, offerer_peer="aiortc",
+                           answerer_peer="aiortc", direct_pair_succeeded=raced)  # fmt: skip
+        cell = {"nat_a": "open", "nat_b": "open"}
+        row = ResultRow(call=call, scenario="nat-matrix", scenario_hash="", seed=0, run=k,
+                        run_id="r", wall_ms=0.0, cell=cell)  # fmt: skip
+        rows.append(row.columns())
+    page = write_report(pd.DataFrame(rows), ["rows"], tmp_path / "r.html").read_text()
+    assert "3 runs by aiortc peers" in page
+    assert "1 of 3 relayed calls had a direct pair that also passed its checks" in page

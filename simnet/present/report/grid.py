@@ -85,7 +85,7 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     sections = []
     several = rows["stack"].nunique() > 1
     # one grid per group (scenario, variant) and stack: neither is ever pooled
-    for (name, _stack), group in rows.groupby(["group", "stack"], sort=True):
+    for (name, stack), group in rows.groupby(["group", "stack"], sort=True):
         title = str(name)  # names the stack where the rows hold several
         a_values, b_values = ordered(list(group[col_a])), ordered(list(group[col_b]))
         grid: list[list[tuple[str, str, int]]] = []  # (outcome class, cell text, runs)
@@ -120,7 +120,8 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
         )
         text = (
             f"<p>Each cell: how the calls connected and their median set-up time (offer created "
-            f"to data channel open). {len(group)} runs.</p>{grid_html}<p>{legend}</p>"
+            f"to data channel open). {len(group)} runs by {html.escape(str(stack))} peers.</p>"
+            f"{grid_html}<p>{legend}</p>{_race_note(group, str(stack))}"
         )
         figure = _matrix_figure(grid, a_values, b_values, label_a, label_b, title)
         slug = "matrix-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
@@ -128,6 +129,22 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     if several:
         sections.append(_stacks_side_by_side(rows, col_a, col_b, label_a, label_b))
     return sections
+
+
+def _race_note(group: pd.DataFrame, stack: str) -> str:
+    """How many relayed calls had a direct pair that passed its checks too (the stack reports
+    it as `direct_pair_succeeded`): relays the stack's nomination race decided, not the NATs."""
+    if "direct_pair_succeeded" not in group.columns:
+        return ""
+    relayed = group[group["outcome"] == "relay"]
+    raced = int(relayed["direct_pair_succeeded"].map(lambda v: v is True or v == 1).sum())
+    if not raced:
+        return ""
+    return (
+        f'<p class="race">Note: {raced} of {len(relayed)} relayed calls had a direct pair that '
+        f"also passed its checks: {html.escape(stack)} nominated the relay first (a race), "
+        "the NATs did not need TURN.</p>"
+    )
 
 
 def _stacks_side_by_side(

@@ -14,15 +14,17 @@ from simnet.present.report.markup import Section, table
 
 
 def population(frame: pd.DataFrame) -> list[Section]:
-    """`simnet population` rows, one section per group (mix, variant and, where the rows hold
-    several, WebRTC stack: an aiortc estimate and a Chromium one are never pooled): the fleet's
+    """`simnet population` rows, one section per population (the mix, `population`) and WebRTC
+    stack (an aiortc estimate and a Chromium one are never pooled): the fleet's
     shares with their intervals, each class's part of the TURN share, and the sensitivity of
     that share to each class's share (a tornado plot). The class shares are the rows' own class
     frequencies (the report has no mix file)."""
     if "offerer_class" not in frame.columns:
         return []
     rows = frame[frame["offerer_class"].notna()]
-    groups = list(rows.groupby(["group", "stack"], sort=True))
+    # a population's calls have one scenario per drawn pair of classes: the fleet is the mix
+    mixes = rows["population"] if "population" in rows.columns else rows["scenario"]
+    groups = list(rows.groupby([mixes.fillna("?").map(str), rows["stack"]], sort=True))
     return [
         _population(str(name), str(stack), group, len(groups) > 1)
         for (name, stack), group in groups
@@ -64,7 +66,6 @@ def _population(name: str, stack: str, rows: pd.DataFrame, several: bool) -> Sec
     title = f"Population, {stack}: share of calls through TURN"
     slug = "population"
     if several:
-        which = name if name.endswith(f", {stack}") else f"{name}, {stack}"
-        title = f"Population {which}: share of calls through TURN"
+        title = f"Population {name}, {stack}: share of calls through TURN"
         slug += "-" + re.sub(r"[^a-z0-9]+", "-", f"{name} {stack}".lower()).strip("-")
     return Section(slug, title, body, figure)
