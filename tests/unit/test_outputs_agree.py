@@ -21,6 +21,7 @@ import pytest
 from aioice.ice import Candidate, CandidatePair
 from rich.console import Console
 
+from simnet.call.expect import unmet
 from simnet.call.row import call_row
 from simnet.cli import main
 from simnet.peer.aiortc.aioice_adapter import direct_pair_succeeded
@@ -89,6 +90,7 @@ def test_success_and_outcome_are_defined_once(
     [cell] = [o for o in matrix_outcomes([row], turn=True) if o.nat_a == o.nat_b == "open"]
     assert cell.paths == {want}
     assert json.loads(json_line(row))["outcome"] == want
+    assert (unmet(None, row) == []) == row.succeeded  # `simnet run`'s verdict without expect
 
 
 def test_stored_missing_values_read_as_not_connected_and_no_error() -> None:
