@@ -338,7 +338,7 @@ def run(
             if as_json:
                 print(json_line(row), flush=True)
             store.write(row)
-            description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
+            description = show.markup_safe(f"{loaded.name}: run {row.run}")
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
@@ -349,10 +349,11 @@ def run(
         for part in calls_summary(loaded.name, rows, out_dir):
             out.print(part)
     expect = loaded.call.expect if loaded.call else None
-    misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
+    # numbered as the table, the JSON lines and the stored rows number them: `run`
+    misses = [(row.run, miss) for row in rows for miss in unmet(expect, row)]
     label = "failed:" if expect is None else "unexpected:"
-    for i, miss in misses:
-        err.print(show.text((label, "red"), f" call {i + 1}: {miss}"), highlight=False)
+    for run_index, miss in misses:
+        err.print(show.text((label, "red"), f" run {run_index}: {miss}"), highlight=False)
     if misses:
         raise typer.Exit(1)
     if expect is not None and not as_json:
@@ -639,8 +640,16 @@ def compare(
         typer.Option(help="write github-action-benchmark JSON here (and *-bigger.json)"),
     ] = None,
     alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
+    strict: Annotated[
+        bool,
+        typer.Option(help="exit 1 when a cell lacks the runs for its tests (use in CI)"),
+    ] = False,
+    min_runs: Annotated[
+        int, typer.Option(min=0, help="exit 1 when a cell has fewer runs on either side")
+    ] = 0,
 ) -> None:
-    """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
+    """Compare results with a baseline; exit 1 on a significant regression (and, with --strict
+    or --min-runs, when a cell lacks the runs to tell), 0 otherwise."""
     # pandas and scipy: about 1.5 s, paid by this command alone
     from simnet.present.compare import print_comparison, say_benchmark_written
     from simnet.results.compare_files import (
@@ -653,12 +662,12 @@ def compare(
     if github_benchmark is not None:  # before reading: a bad path is the first thing said
         for path in (github_benchmark, bigger_is_better_path(github_benchmark)):
             check_output_file(path, "--github-benchmark")
-    comparison = load_comparison(baseline, current, alpha)
+    comparison = load_comparison(baseline, current, alpha, strict, min_runs)
     if github_benchmark is not None:
         bigger = write_github_benchmark(comparison, github_benchmark)
         say_benchmark_written(github_benchmark, bigger)
     print_comparison(comparison, baseline, current, as_json=as_json, markdown=markdown)
-    raise typer.Exit(1 if comparison.regressions else 0)
+    raise typer.Exit(1 if comparison.failed else 0)
 
 
 @app.command()

@@ -71,6 +71,7 @@ def call_row(
                 media[f"{prefix}_recv_jitter_ms"] = received.jitter_ms
                 media[f"{prefix}_recv_kbps"] = received.bitrate_kbps
             media[f"{prefix}_rtt_ms"] = kind.rtt_ms
+    reported = [r.direct_pair_succeeded for r in sides if r.direct_pair_succeeded is not None]
     return CallOutcome(
         connected=connected,
         error=error,
@@ -98,4 +99,6 @@ def call_row(
         turn_attempts=[
             TurnAttemptRecord(**a.model_dump(), side=r.role) for r in sides for a in r.turn_attempts
         ],
+        # either side's checks passing on a direct pair shows the network carries one
+        direct_pair_succeeded=any(reported) if reported else None,
     )

@@ -3,16 +3,21 @@
 Pure: from the run's calls (`SampledCall`, one per sampled call: its classes and what it did,
 read from its result row) and the mix.
 
-- The shares are the sampled calls' own outcome shares, each with a Wilson score interval
-  (95 %): a proportion's interval that stays inside [0, 1] and is honest at small counts, unlike
-  the normal approximation.
-- Relay protocol shares (of relayed calls), set-up quantiles (connected calls), and the share of
+- The shares are the sampled calls' own outcome shares (`simnet.results.schema.call_outcome_of`:
+  a call that connected and ended with an error failed, as `simnet run` judges it), each with a
+  Wilson score interval (95 %): a proportion's interval that stays inside [0, 1] and is honest
+  at small counts, unlike the normal approximation.
+- Relay protocol shares (of relayed calls), set-up quantiles (successful calls), and the share of
   bytes that went through TURN: per call, the data-channel transfer plus the media each side
   sent over the call's media window (`*_sent_kbps` x `duration_s`).
 - Each class's contribution to the TURN share, and the sensitivity table: the relay rate of each
   pair of classes, as measured, re-weighted with each class's share moved by +-10 points (the
   other classes of that side scaled to keep the sum 1): how much the fleet's TURN share depends
   on each input share.
+- Which WebRTC stacks made the calls (`stacks`), and how many relayed calls had a direct pair
+  that also passed its checks (`relayed_direct_also_succeeded`, of `relayed_checks_known`): a
+  stack that nominates the first pair to succeed (aiortc) relays where the network would carry
+  a direct call, so its relay share is partly that race, not the fleet's networks.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from simnet.peerkinds import DEFAULT_KIND
 from simnet.population.mix import SIDES, Mix
 from simnet.quantile import quantile
-from simnet.results.schema import ResultRow
+from simnet.results.schema import Outcome, ResultRow, call_outcome_of
 from simnet.results.stats import wilson_interval
 
 SENSITIVITY_POINTS = 0.10
@@ -65,6 +71,27 @@ class PopulationEstimate(BaseModel):
     model_relay_share: float  # the pairs' measured relay rates weighted by the mix's shares
     contributions: dict[str, dict[str, float]]  # side -> class -> part of the TURN share
     sensitivity: list[Sensitivity]
+    # the WebRTC stacks of the calls ("aiortc", or "aiortc -> chromium": offerer's, answerer's)
+    stacks: list[str] = []
+    # relayed calls whose stack reported its checks, and those of them where a direct pair
+    # passed its checks too: relays decided by ICE's nomination race, not by the network
+    relayed_checks_known: int = 0
+    relayed_direct_also_succeeded: int = 0
+
+    @property
+    def stack(self) -> str:
+        """The stacks in one phrase, for a headline."""
+        return ", ".join(self.stacks) or "unknown stack"
+
+    def race_note(self) -> str | None:
+        """What a headline says of relays the nomination race decided (None: nothing to say)."""
+        if not self.relayed_direct_also_succeeded:
+            return None
+        return (
+            f"{self.relayed_direct_also_succeeded} of {self.relayed_checks_known} relayed calls "
+            "had a direct pair that also passed its checks: relayed because the stack nominated "
+            "the relay first (a race), not because the network needed TURN"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,13 +106,14 @@ class SampledCall:
     setup_ms: float | None
     dc_bytes: float | None  # what the data-channel transfer delivered
     sent_kbps: tuple[float, ...]  # each media stream's sent bitrate (`*_sent_kbps`)
+    error: str | None = None
+    stack: str = DEFAULT_KIND  # "aiortc", or "offerer's -> answerer's" for a mixed call
+    direct_pair_succeeded: bool | None = None  # see `CallOutcome.direct_pair_succeeded`
 
     @property
-    def outcome(self) -> str:
-        """failed, relay or direct."""
-        if not self.connected:
-            return "failed"
-        return "relay" if self.path == "relay" else "direct"
+    def outcome(self) -> Outcome:
+        """failed, relay or direct, as every output has it (`call_outcome_of`)."""
+        return call_outcome_of(self.connected, self.error, self.path)
 
     @classmethod
     def of_row(cls, row: ResultRow) -> SampledCall:
@@ -100,6 +128,9 @@ class SampledCall:
             setup_ms=call.setup_ms,
             dc_bytes=None if call.dc_bytes is None else float(call.dc_bytes),
             sent_kbps=_sent(call.media),
+            error=call.error,
+            stack=_stack(call.offerer_peer, call.answerer_peer),
+            direct_pair_succeeded=call.direct_pair_succeeded,
         )
 
     @classmethod
@@ -109,6 +140,7 @@ class SampledCall:
         call had none): both read as missing, as in the live row."""
         path, protocol = columns.get("path"), columns.get("relay_protocol")
         setup, transfer = _figure(columns.get("setup_ms")), _figure(columns.get("dc_bytes"))
+        error, race = columns.get("error"), columns.get("direct_pair_succeeded")
         return cls(
             offerer_class=str(columns["offerer_class"]),
             answerer_class=str(columns["answerer_class"]),
@@ -118,7 +150,17 @@ class SampledCall:
             setup_ms=setup or None,
             dc_bytes=transfer,
             sent_kbps=_sent(columns),
+            error=error if isinstance(error, str) and error else None,
+            stack=_stack(columns.get("offerer_peer"), columns.get("answerer_peer")),
+            direct_pair_succeeded=bool(race) if isinstance(race, bool | np.bool_) else None,
         )
+
+
+def _stack(offerer: object, answerer: object) -> str:
+    """The call's stacks as the report names them: one kind, or "offerer's -> answerer's";
+    rows from before peer kinds were aiortc's."""
+    kinds = [k if isinstance(k, str) and k else DEFAULT_KIND for k in (offerer, answerer)]
+    return kinds[0] if kinds[0] == kinds[1] else " -> ".join(kinds)
 
 
 def _figure(value: object) -> float | None:
@@ -198,7 +240,8 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     direct, relay, failed = (_share(outcomes[k], n) for k in ("direct", "relay", "failed"))
     relayed_calls = [c for c in sampled if c.outcome == "relay"]
     protocols = Counter(str(c.relay_protocol) for c in relayed_calls)
-    setups = [c.setup_ms for c in sampled if c.connected and c.setup_ms]
+    setups = [c.setup_ms for c in sampled if c.outcome != "failed" and c.setup_ms]
+    known = [c for c in relayed_calls if c.direct_pair_succeeded is not None]
     duration = mix.duration_s
     total_bytes = sum(_call_bytes(c, duration) for c in sampled)
     relay_bytes = sum(_call_bytes(c, duration) for c in relayed_calls)
@@ -250,6 +293,9 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
         model_relay_share=round(modelled, 4),
         contributions=contributions,
         sensitivity=sensitivity,
+        stacks=sorted({c.stack for c in sampled}),
+        relayed_checks_known=len(known),
+        relayed_direct_also_succeeded=sum(bool(c.direct_pair_succeeded) for c in known),
     )
 
 

@@ -7,6 +7,7 @@ level is an `UnusableResults` error (exit 2): a gate that compared nothing must 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from simnet.results.outputs import check_output_file, write_output
 from simnet.results.store import UnusableResults, load
 
 
-def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
-    """Both result sets loaded and compared at significance level `alpha`."""
+def load_comparison(
+    baseline: Path, current: Path, alpha: float, strict: bool = False, min_runs: int = 0
+) -> Comparison:
+    """Both result sets loaded and compared at significance level `alpha`; with `strict` or
+    `min_runs`, a cell short of runs fails the gate (`Comparison.short_of_runs`)."""
     if not 0 < alpha < 1:
         raise UnusableResults(
             f"--alpha must be between 0 and 1, got {alpha:g}", fix="e.g. --alpha 0.01"
@@ -51,7 +55,7 @@ def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
             f"{', '.join(comparison.only_in_current)})",
             fix="compare results of the same scenarios, matrix cells and sweep axes",
         )
-    return comparison
+    return dataclasses.replace(comparison, strict=strict, min_runs=min_runs)
 
 
 def bigger_is_better_path(path: Path) -> Path:

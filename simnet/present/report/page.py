@@ -41,11 +41,8 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
     beside it; returns `out_html`."""
     frame = prepare(raw)
     sections = [overview(frame), *nat_matrices(frame)]
-    sections += [
-        s
-        for s in (phases(frame), turn_vs_direct(frame), load_curves(frame), population(frame))
-        if s
-    ]
+    sections += [s for s in (phases(frame), turn_vs_direct(frame), load_curves(frame)) if s]
+    sections += population(frame)
     sections += axis_curves(frame)
     tmp = out_html.with_name(out_html.name + ".tmp")
     pngs = {s.slug: out_html.with_name(f"{out_html.stem}-{s.slug}.png") for s in sections}

@@ -13,12 +13,12 @@ from simnet.present.report.rows import finite_values, fmt, median, phase_columns
 
 
 def phases(frame: pd.DataFrame) -> Section | None:
-    """When each phase of a connected call ends, from the offer: where set-up time goes.
+    """When each phase of a successful call ends, from the offer: where set-up time goes.
 
     Split by path, because direct and relayed calls have different shapes (a relayed call
     usually waits for a retransmitted check) and one box over both would describe neither.
     """
-    ok = frame[frame["connected"]]
+    ok = frame[frame["succeeded"]]
     columns = [c for c in phase_columns(frame) if finite_values(ok[c]).size]
     if not columns:
         return None
@@ -47,7 +47,7 @@ def phases(frame: pd.DataFrame) -> Section | None:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlabel("ms after the offerer created its offer")
-    ax.set_title("Call phases (connected calls)")
+    ax.set_title("Call phases (successful calls)")
     ax.grid(axis="x", alpha=0.3)
     if len(paths) > 1:
         ax.legend(loc="upper right")
@@ -65,7 +65,7 @@ def phases(frame: pd.DataFrame) -> Section | None:
                         fmt(float(np.percentile(values, 90)), " ms", 1),
                     ]
                 )
-    body = f"<p>{len(ok)} connected calls, by {_split_by(ok)}.</p>" + table(
+    body = f"<p>{len(ok)} successful calls, by {_split_by(ok)}.</p>" + table(
         ["phase", "path", "n", "median", "p90"], rows, "phases"
     )
     return Section("phases", "Set-up time by phase", body, figure)
@@ -100,7 +100,7 @@ def _path_label(row: pd.Series) -> str:
 
 def turn_vs_direct(frame: pd.DataFrame) -> Section | None:
     """What relaying costs: the same measurements split by the path the call took."""
-    ok = frame[frame["connected"]]
+    ok = frame[frame["succeeded"]]
     if ok.empty:
         return None
     labels = _by_group(ok, ok.apply(_path_label, axis=1))
@@ -128,13 +128,13 @@ def turn_vs_direct(frame: pd.DataFrame) -> Section | None:
                 patch.set_facecolor(PATH_COLORS.get(_path_of(group), "#999999"))
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    figure.suptitle("TURN vs direct (connected calls)")
+    figure.suptitle("TURN vs direct (successful calls)")
     rows = []
     for group in groups:
         sub = ok[labels == group]
         rows.append([group, str(len(sub))] + [fmt(median(sub[m]), "", 1) for m, _ in metrics])
     note = (
-        "" if len(groups) > 1 else f"<p>Every connected call here took one path: {groups[0]}.</p>"
+        "" if len(groups) > 1 else f"<p>Every successful call here took one path: {groups[0]}.</p>"
     )
     body = note + table(["path", "n", *(t for _, t in metrics)], rows, "turn-vs-direct")
     return Section("turn-vs-direct", "TURN vs direct", body, attach_canvas(figure))
