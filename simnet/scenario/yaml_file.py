@@ -122,11 +122,9 @@ def _first_line(seen: dict[Any, int], key: Any, line: int) -> int | None:
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
-    return []
+    return list(node.value)  # a sequence's
 
 
 def _check_plain(node: yaml.Node) -> None:
@@ -144,36 +142,48 @@ def _measure(root: yaml.Node) -> None:
     an alias inside the value it names, or a value that is not plain data.
 
     Each distinct node is visited once (an alias is the node it names, shared), without
-    recursion, so the check itself is linear in the file whatever the aliases multiply."""
-    size: dict[int, int] = {}  # node -> values once expanded
-    depth: dict[int, int] = {}  # node -> levels once expanded
+    recursion, so the check itself is linear in the file whatever the aliases multiply.
+    Scalars (most nodes) are checked where their list or mapping is, never stacked."""
+    _check_plain(root)
+    if isinstance(root, yaml.ScalarNode):
+        return
+    # list or mapping -> (values, levels) once expanded; a scalar is (1, 1)
+    measured: dict[int, tuple[int, int]] = {}
     open_nodes: set[int] = set()  # visited, their children not finished: the current path
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, finished = stack.pop()
         key = id(node)
         if finished:
-            children = _children(node)
-            size[key] = 1 + sum(size[id(c)] for c in children)
-            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            values, levels = 1, 1
+            for child in _children(node):
+                if isinstance(child, yaml.ScalarNode):
+                    values += 1
+                else:
+                    below = measured[id(child)]
+                    values += below[0]
+                    levels = max(levels, below[1])
+            measured[key] = (values, levels + 1)
             open_nodes.discard(key)
-            if size[key] > MAX_VALUES:
+            if values > MAX_VALUES:
                 raise Refused(
                     f"aliases expand this value to more than {MAX_VALUES:,} values; "
                     "write it out, or use fewer aliases",
                     node.start_mark,
                 )
-            if depth[key] > MAX_DEPTH:
+            if levels + 1 > MAX_DEPTH:
                 raise Refused(f"nested too deeply (more than {MAX_DEPTH} levels)", node.start_mark)
             continue
-        if key in size:
+        if key in measured:
             continue
         if key in open_nodes:  # reached again before it was finished: it contains itself
             raise Refused("an alias refers to a value that contains it", node.start_mark)
-        _check_plain(node)
         open_nodes.add(key)
         stack.append((node, True))
-        stack += [(c, False) for c in _children(node) if id(c) not in size]
+        for child in _children(node):
+            _check_plain(child)
+            if not isinstance(child, yaml.ScalarNode) and id(child) not in measured:
+                stack.append((child, False))
 
 
 def parse_yaml(text: str, where: str) -> Any:
