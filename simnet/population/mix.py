@@ -132,7 +132,7 @@ def load_mix(path: str | Path, peers: PeerPair = DEFAULT_PAIR) -> Mix:
     try:
         mix = Mix.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, path, data)) from None
+        raise ScenarioError(_describe(exc, path)) from None
     check_classes(mix, path, peers)
     return mix
 
@@ -171,15 +171,18 @@ def _in_class_terms(text: str) -> str:
     `nats[i]` (in the scenario, the offerer's `a<i>` and the answerer's `b<i>`), its link
     `link` (the host `alice`'s or `bob`'s)."""
     text = _HOST_LINK.sub("link", text.replace(": invalid scenario", ": invalid class"))
+    text = _CHAIN_NAT_FIELD.sub(r"nats[\1]", text)
     lines = _CHAIN_NAT.sub(r"nats[\1]", text).split("\n")
     return "\n".join(dict.fromkeys(lines))  # both sides' copies of one mistake: said once
 
 
 _HOST_LINK = re.compile(r"\bhosts\.(?:alice|bob)\.link\b")
-_CHAIN_NAT = re.compile(r"\b(?:nats\.)?[ab]([0-9])\b")
+_CHAIN_NAT_FIELD = re.compile(r"\bnats\.[ab]([0-9])(?![\w-])")
+# a NAT's name as a word of the message ("behind a0:"), not part of an address (fd00:a0::)
+_CHAIN_NAT = re.compile(r"(?<![\w:.\[-])[ab]([0-9])(?![\w.-]|:[\w:])")
 
 
-def _describe(exc: ValidationError, path: Path, data: dict[object, object]) -> str:
+def _describe(exc: ValidationError, path: Path) -> str:
     """The mix's validation errors, one a line, each at its field as the file writes it
     (`sides.offerer[1].share`); a class's union branch (a list, or `same`) is not a field."""
     errors = exc.errors(include_url=False)
