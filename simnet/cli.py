@@ -540,7 +540,7 @@ def population(
     from simnet.scenario.model import HostSpec
 
     sides = _peer_pair(peers)
-    loaded = load_mix(mix)
+    loaded = load_mix(mix, sides)
     if cluster is None:
         # the hosts of every drawn call: alice offers, bob answers (population.mix.scenario_for)
         stacks = {"alice": HostSpec(peer=sides[0]), "bob": HostSpec(peer=sides[1])}

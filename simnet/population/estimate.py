@@ -206,6 +206,56 @@ def pair_rates(calls: Sequence[SampledCall]) -> dict[tuple[str, str], float]:
     return {key: relayed[key] / n for key, n in counts.items()}
 
 
+@dataclass(frozen=True)
+class RelayModel:
+    """The relay rate of every pair of classes: a drawn pair's as measured; a pair never drawn
+    takes the mean rate of its offerer class's drawn pairs (else of all drawn pairs).
+
+    The fleet's TURN share is sum over a, b of w_a * w_b * r(a, b), with w the two sides' class
+    shares. Only drawn pairs differ from their offerer's fallback rate, so each side's weighted
+    sums are computed from the drawn pairs alone: linear in the classes and the pairs, where
+    the full table of pairs is quadratic (and the estimate, which moves every class's share,
+    would be cubic)."""
+
+    rates: Mapping[tuple[str, str], float]
+    fallback: Mapping[str, float]  # offerer class -> the rate of its pairs never drawn
+    overall: float  # ... of an offerer class never drawn
+
+    @classmethod
+    def of(cls, rates: Mapping[tuple[str, str], float]) -> RelayModel:
+        by_offerer: dict[str, list[float]] = {}
+        for (a, _), rate in rates.items():
+            by_offerer.setdefault(a, []).append(rate)
+        overall = float(np.mean(list(rates.values()))) if rates else 0.0
+        fallback = {a: float(np.mean(known)) for a, known in by_offerer.items()}
+        return cls(rates, fallback, overall)
+
+    def rate(self, a: str, b: str) -> float:
+        return self.rates.get((a, b), self.fallback.get(a, self.overall))
+
+    def by_offerer(
+        self, offerers: Mapping[str, float], answerers: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Per offerer class a: sum over b of w_b * r(a, b)."""
+        total_b = sum(answerers.values())
+        out = {a: self.fallback.get(a, self.overall) * total_b for a in offerers}
+        for (a, b), rate in self.rates.items():
+            if a in out and b in answerers:
+                out[a] += answerers[b] * (rate - self.fallback[a])
+        return out
+
+    def by_answerer(
+        self, offerers: Mapping[str, float], answerers: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Per answerer class b: sum over a of w_a * r(a, b)."""
+        base = sum(w * self.fallback.get(a, self.overall) for a, w in offerers.items())
+        out = dict.fromkeys(answerers, base)
+        for (a, b), rate in self.rates.items():
+            if b in out and a in offerers:
+                out[b] += offerers[a] * (rate - self.fallback[a])
+        return out
+
+
 def weighted_relay_share(
     rates: Mapping[tuple[str, str], float],
     offerer_shares: Mapping[str, float],
@@ -213,22 +263,25 @@ def weighted_relay_share(
 ) -> float:
     """The fleet's TURN share from pair rates and class shares; a pair never drawn takes the
     mean rate of its offerer class's drawn pairs (else of all drawn pairs)."""
-    overall = float(np.mean(list(rates.values()))) if rates else 0.0
-    total = 0.0
-    for a, wa in offerer_shares.items():
-        known = [r for (x, _), r in rates.items() if x == a]
-        fallback = float(np.mean(known)) if known else overall
-        for b, wb in answerer_shares.items():
-            total += wa * wb * rates.get((a, b), fallback)
-    return total
+    per_offerer = RelayModel.of(rates).by_offerer(offerer_shares, answerer_shares)
+    return sum(w * per_offerer[a] for a, w in offerer_shares.items())
 
 
-def _moved(shares: Mapping[str, float], name: str, delta: float) -> dict[str, float]:
-    """`shares` with `name`'s moved by `delta` (clipped to [0, 1]), the rest scaled to sum 1."""
-    target = min(1.0, max(0.0, shares[name] + delta))
-    rest = 1.0 - shares[name]
+def _moved_share(
+    shares: Mapping[str, float],
+    per_class: Mapping[str, float],
+    total: float,
+    name: str,
+    delta: float,
+) -> float:
+    """The TURN share `total` (= sum of share x `per_class` over one side's classes) with
+    `name`'s share moved by `delta` (clipped to [0, 1]) and the side's other shares scaled to
+    keep the sum 1: the other classes' part scales, `name`'s is replaced."""
+    own = shares[name]
+    target = min(1.0, max(0.0, own + delta))
+    rest = 1.0 - own
     scale = (1.0 - target) / rest if rest > 0 else 0.0
-    return {k: (target if k == name else v * scale) for k, v in shares.items()}
+    return scale * (total - own * per_class[name]) + target * per_class[name]
 
 
 def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> PopulationEstimate:
@@ -246,35 +299,37 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     total_bytes = sum(_call_bytes(c, duration) for c in sampled)
     relay_bytes = sum(_call_bytes(c, duration) for c in relayed_calls)
     shares = {side: {c.name: c.share for c in mix.classes(side)} for side in SIDES}
-    rates = pair_rates(sampled)
-    modelled = weighted_relay_share(rates, shares["offerer"], shares["answerer"])
-    contributions: dict[str, dict[str, float]] = {}
-    for side in SIDES:
-        contributions[side] = {}
-        for name, weight in shares[side].items():
-            only = {k: (v if k == name else 0.0) for k, v in shares[side].items()}
-            sides = {**shares, side: only}
-            part = weighted_relay_share(rates, sides["offerer"], sides["answerer"])
-            contributions[side][name] = round(part, 4) if weight else 0.0
-    sensitivity = []
-    for side in SIDES:
-        for name, weight in shares[side].items():
-            moved = [
-                weighted_relay_share(
-                    rates,
-                    *(_moved(shares[s], name, delta) if s == side else shares[s] for s in SIDES),
-                )
-                for delta in (-SENSITIVITY_POINTS, SENSITIVITY_POINTS)
-            ]
-            sensitivity.append(
-                Sensitivity(
-                    side=side,
-                    network_class=name,
-                    share=weight,
-                    relay_share_minus=round(moved[0], 4),
-                    relay_share_plus=round(moved[1], 4),
-                )
-            )
+    model = RelayModel.of(pair_rates(sampled))
+    offerers, answerers = shares["offerer"], shares["answerer"]
+    # each class's weighted rate against the other side: the TURN share, each class's part of
+    # it and the share with one class's share moved all follow from these two, in linear time
+    per_class = {
+        "offerer": model.by_offerer(offerers, answerers),
+        "answerer": model.by_answerer(offerers, answerers),
+    }
+    modelled = sum(w * per_class["offerer"][a] for a, w in offerers.items())
+    contributions = {
+        side: {
+            name: round(weight * per_class[side][name], 4) if weight else 0.0
+            for name, weight in shares[side].items()
+        }
+        for side in SIDES
+    }
+    sensitivity = [
+        Sensitivity(
+            side=side,
+            network_class=name,
+            share=weight,
+            relay_share_minus=round(
+                _moved_share(shares[side], per_class[side], modelled, name, -SENSITIVITY_POINTS), 4
+            ),
+            relay_share_plus=round(
+                _moved_share(shares[side], per_class[side], modelled, name, SENSITIVITY_POINTS), 4
+            ),
+        )
+        for side in SIDES
+        for name, weight in shares[side].items()
+    ]
     return PopulationEstimate(
         calls=n,
         direct_share=round(direct[0], 4),
