@@ -16,9 +16,10 @@ from simnet import show
 from simnet.present.report.curves import axis_curves, load_curves
 from simnet.present.report.figures import png_of
 from simnet.present.report.grid import nat_matrices, overview
-from simnet.present.report.phases import phases, turn_vs_direct
+from simnet.present.report.phases import turn_vs_direct
 from simnet.present.report.population import population
 from simnet.present.report.rows import prepare
+from simnet.present.report.waterfall import phases
 from simnet.results.store import load_results
 
 STYLE = """
@@ -31,6 +32,9 @@ thead th{background:#f3f3f3}
 table.nat-matrix td{text-align:center;min-width:110px;height:42px;font-weight:600}
 .swatch{display:inline-block;width:14px;height:14px;margin:0 4px 0 12px;vertical-align:middle}
 img{max-width:100%;display:block;margin:8px 0}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:8px}
+.gallery img{margin:0}
+details{margin:8px 0}summary{cursor:pointer;color:#444}
 .meta{color:#666;font-size:12px}
 """
 
@@ -52,15 +56,16 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
         image = ""
         if section.figure is not None:
             section.png = png_of(section.figure)
-            png_path = out_html.with_name(f"{out_html.stem}-{section.slug}.png")
-            png_path.write_bytes(section.png)
-            encoded = base64.b64encode(section.png).decode()
-            image = (
-                f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+            image = _image(out_html, section.slug, section.title, section.png)
+        if section.gallery:
+            pictures = "".join(
+                _image(out_html, g.slug, g.title, png_of(g.figure), "waterfall")
+                for g in section.gallery
             )
+            image += f'<div class="gallery">{pictures}</div>'
         parts.append(
             f'<section id="{section.slug}"><h2>{html.escape(section.title)}</h2>'
-            f"{section.body}{image}</section>"
+            f"{section.body}{image}{section.after}</section>"
         )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     revisions = sorted(set(raw["git_revision"].dropna())) if "git_revision" in raw else []
@@ -77,6 +82,14 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out_html)
     return out_html
+
+
+def _image(out_html: Path, slug: str, title: str, png: bytes, css: str = "") -> str:
+    """The `<img>` of one plot, embedded; the PNG is also written beside the page."""
+    out_html.with_name(f"{out_html.stem}-{slug}.png").write_bytes(png)
+    encoded = base64.b64encode(png).decode()
+    klass = f' class="{css}"' if css else ""
+    return f'<img{klass} alt="{html.escape(title)}" src="data:image/png;base64,{encoded}">'
 
 
 def report(results_dirs: Sequence[Path | str], out_html: Path) -> Path:
