@@ -122,16 +122,19 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Check a scenario file and show the network it would build (no root needed)."""
     # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
-    from simnet.present.network import default_call_note, plan_lines
+    from simnet.present.network import call_lines, default_call_note, link_lines, plan_lines
     from simnet.scenario.model import CallSpec
 
     loaded = _scenario(scenario, set_)
-    for line in plan_lines(plan_network(loaded)):
+    plan = plan_network(loaded)
+    for line in [*plan_lines(plan), *link_lines(plan), *call_lines(loaded)]:
         out.print(line)
-    if loaded.call is None:
-        problems = loaded.call_problems(CallSpec())
-        if problems:
-            out.print(default_call_note(problems[0]))
+    problems = [] if loaded.call else loaded.call_problems(CallSpec())
+    if problems:
+        out.print(default_call_note(problems[0]))
+        verdict = ": valid network, but `simnet run` cannot make its call (see the note)"
+        out.print(show.text((f"{scenario}{verdict}", "yellow")))
+        return
     out.print(show.text((f"{scenario}: valid", "green")))
 
 

@@ -43,7 +43,7 @@ def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
     assert stored == drawn  # the calls made are the calls drawn, class for class
     assert estimate(rows.to_dict("records"), mix).model_dump() == printed
     # ICE theory per drawn pair: a symmetric NAT facing a symmetric or port-restricted one
-    # (a home-cone router; a CGN chain, port-restricted in effect) cannot punch through
+    # (a home-cone router; a CGN, port-restricted in effect) cannot punch through
     restricted = {"home-symmetric", "home-cone", "mobile-cgn"}
     for row in rows.to_dict("records"):
         pair = (row["offerer_class"], row["answerer_class"])

@@ -179,3 +179,18 @@ def test_a_live_row_and_its_stored_columns_give_the_same_estimate() -> None:
     stored = pd.DataFrame([r.columns() for r in rows]).to_dict("records")
     assert estimate(stored, two) == live
     assert live.calls == 5 and live.failed_share == 0.2 and live.setup_ms_p50 == 135.0
+
+
+def test_the_field_mix_phone_sits_directly_behind_an_endpoint_independent_cgn() -> None:
+    """What field.yaml's header and its `why:` both say of the mobile class is what it builds:
+    one carrier-grade NAT (no home router), endpoint-independent mapping, its LAN shared space."""
+    field = load_mix(FIELD)
+    cgn = field.by_name("offerer", "mobile-cgn")
+    scenario = scenario_for(field, cgn, field.by_name("answerer", "public"))
+    (router,) = scenario.routers()
+    assert router.carrier and router.behind == "internet"
+    assert router.behavior.mapping.value == "endpoint-independent"
+    assert router.behavior.filtering.value == "address-and-port-dependent"
+    header = FIELD.read_text().split("\nname:")[0]
+    assert "endpoint-independent" in header and "symmetric-mapping" not in header
+    assert "maps endpoint-independently" in cgn.why

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simnet.present.report.figures import attach_canvas
+from simnet.present.report.figures import PALETTE, attach_canvas
 from simnet.present.report.markup import Section, table
 from simnet.present.report.rows import fmt, label, median
 
@@ -56,6 +56,7 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
         name = column.removeprefix("axis.")
         table_rows = []
         for ax, (metric, title) in zip(axes, metrics, strict=True):
+            ax.set_prop_cycle(color=list(PALETTE))  # not the outcome colours of the grid
             for group in groups:
                 sub = rows[keys == group]
                 stats = sub.groupby("_x")[metric].quantile([0.25, 0.5, 0.75]).unstack()
@@ -93,6 +94,8 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
         return None
     figure = Figure(figsize=(11, 4), layout="constrained")
     setup_ax, share_ax = figure.subplots(1, 2)
+    for ax in (setup_ax, share_ax):
+        ax.set_prop_cycle(color=list(PALETTE))  # not the outcome colours of the grid
     table_rows = []
     for group, sub in list(rows.groupby("group", sort=False))[:MAX_CURVES]:
         levels = sub.groupby("concurrency")
