@@ -6,12 +6,14 @@ recorded in its state file is; cleanup leaves live runs alone unless asked to re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simnet.errors import EnvironmentProblem
 from simnet.net import netns
 from simnet.net.registry import (
     PREFIX,
@@ -53,7 +55,9 @@ def remove_run(
     names = set(state.get("namespaces", [])) | set(netns.list_names(f"{PREFIX}{run_id}-"))
     doomed = sorted(n for n in names if netns.exists(n))
     pids += [p for n in doomed for p in netns.pids_in(n)]
-    remove_namespaces(doomed)
+    # one hidden under a later mount is left to `cleanup`'s last sweep, once the others are gone
+    with contextlib.suppress(netns.ShadowedNamespace):
+        remove_namespaces(doomed)
     shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
     (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
     return pids, doomed
@@ -79,6 +83,22 @@ def cleanup(everything: bool = False) -> CleanupReport:
         if workdir.name.removesuffix(".d") not in live:
             shutil.rmtree(workdir, ignore_errors=True)
     report.processes += [p for n in doomed for p in netns.pids_in(n)]
-    remove_namespaces(doomed)
+    _remove_namespaces(doomed)
     report.namespaces = doomed
     return report
+
+
+def _remove_namespaces(names: list[str]) -> None:
+    """`remove_namespaces`, and for namespaces hidden under a later mount of /run/netns over
+    itself (`ip netns` makes one if it finds the directory is no mount point): that mount is
+    taken away once nothing is mounted on it, and they are removed from beneath it."""
+    try:
+        remove_namespaces(names)
+    except netns.ShadowedNamespace as exc:
+        if not netns.unshadow():
+            raise EnvironmentProblem(
+                f"{exc.strerror}; other namespaces are still mounted on it",
+                fix=f"stop the runs and `ip netns` namespaces still using {netns.NETNS_DIR}, "
+                "then run `simnet cleanup` again",
+            ) from None
+        remove_namespaces([n for n in names if netns.exists(n)])

@@ -132,12 +132,21 @@ def kill_processes(pids: list[int]) -> None:
 
 
 def remove_namespaces(names: list[str]) -> None:
-    """Kill whatever still runs inside the namespaces, then remove them (their links go too)."""
+    """Kill whatever still runs inside the namespaces, then remove them (their links go too).
+
+    Every namespace is tried; one hidden under a later mount (`netns.ShadowedNamespace`) does
+    not stop the others, and the first such is raised at the end."""
     stragglers = [pid for name in names for pid in netns.pids_in(name) if pid != os.getpid()]
     if stragglers:
         kill_processes(stragglers)
+    shadowed: list[netns.ShadowedNamespace] = []
     for name in names:
-        netns.remove(name)
+        try:
+            netns.remove(name)
+        except netns.ShadowedNamespace as exc:
+            shadowed.append(exc)
+    if shadowed:
+        raise shadowed[0]
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
