@@ -9,7 +9,7 @@ from matplotlib.patches import Patch
 
 from simnet.present.report.figures import attach_canvas, variant_colors
 from simnet.present.report.markup import Section, table
-from simnet.present.report.rows import finite_values, fmt, median, series_labels
+from simnet.present.report.rows import finite_values, fmt, median
 
 
 def _path_label(row: pd.Series) -> str:
@@ -25,7 +25,7 @@ def turn_vs_direct(frame: pd.DataFrame) -> Section | None:
     ok = frame[frame["succeeded"]]
     if ok.empty:
         return None
-    series = series_labels(frame)
+    series = frame["group"].astype(str)
     colors = variant_colors(series)
     ok = ok.assign(_series=series[ok.index], _path=ok.apply(_path_label, axis=1))
     groups = sorted(

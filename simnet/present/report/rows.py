@@ -76,14 +76,6 @@ def _overrides(value: Any) -> list[str] | None:
     return None
 
 
-def series_labels(frame: pd.DataFrame) -> pd.Series:
-    """Each row's series in plots: its group, and its stacks where the rows hold several
-    (`direct-lan · chromium`); a series has one colour in every plot of a page."""
-    if frame["stack"].nunique() <= 1:
-        return frame["group"].astype(str)
-    return frame["group"].astype(str) + " · " + frame["stack"].astype(str)
-
-
 def variant_label(overrides: Sequence[str]) -> str:
     """`[a=1, b=2]` for a list of `--set`s (sorted: the order they were given changes nothing)."""
     return "[" + ", ".join(sorted(overrides)) + "]" if overrides else ""

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from simnet.callspec import ROW_MILESTONES
 from simnet.present.report.figures import attach_canvas, lighter, variant_colors
 from simnet.present.report.markup import Gallery, Section, table
-from simnet.present.report.rows import fmt, label, missing, phase_columns, series_labels
+from simnet.present.report.rows import fmt, label, missing, phase_columns
 from simnet.quantile import quantile
 
 MAX_WATERFALLS = 12  # pictures on one page; the table below them holds every variant
@@ -191,7 +191,7 @@ def phases(frame: pd.DataFrame) -> Section | None:
     ]
     if not columns:
         return None
-    series = series_labels(frame)
+    series = frame["group"].astype(str)
     colors = variant_colors(series)
     ok = ok.assign(_series=series[ok.index], _cell=_cells(ok))
     variants = {
