@@ -1,0 +1,61 @@
+"""More bad input through the real CLI: one clear error naming the option or field, exit 2.
+
+Why: each case here once ended in a hang, a crash (exit 70), a message that named the wrong thing
+or a long dump. Users meet these through the CLI, so the CLI is what is run.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_cli_errors import assert_one_clear_error, run_guarded
+from tests.unit.test_cluster_address import flood, http, listener, silent
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sweep(tmp_path: Path) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        f"name: s\nscenario: {ROOT / 'scenarios' / 'direct-lan.yaml'}\n"
+        "axes: {call.data_bytes: [10000]}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("serve", [silent, http, flood], ids=["silent", "http", "flood"])
+@pytest.mark.parametrize("command", ["sweep", "population"])
+def test_cluster_at_something_else_is_one_clear_error(
+    command: str, serve: Any, tmp_path: Path, tools: Any
+) -> None:
+    target = _sweep(tmp_path) if command == "sweep" else ROOT / "scenarios/mixes/field.yaml"
+    with listener(serve) as address:
+        done, started = run_guarded(
+            tools, command, str(target), "--cluster", address, "--out", str(tmp_path / "r")
+        )
+    assert not started
+    line = assert_one_clear_error(done, [f"--cluster {address}: not a Dask scheduler"])
+    assert len(line) < 300
+
+
+@pytest.mark.parametrize("scheme", ["ucx", "tls", "ws"])
+def test_cluster_schemes_simnet_cannot_use_are_one_clear_error(
+    scheme: str, tmp_path: Path, tools: Any
+) -> None:
+    done, _ = run_guarded(
+        tools, "sweep", str(_sweep(tmp_path)), "--cluster", f"{scheme}://127.0.0.1:1"
+    )
+    assert_one_clear_error(done, [f"{scheme}://", "is not supported", "tcp://HOST:PORT"])
+
+
+def test_cluster_with_nothing_listening_says_so(tmp_path: Path, tools: Any) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    done, _ = run_guarded(tools, "sweep", str(_sweep(tmp_path)), "--cluster", f"127.0.0.1:{port}")
+    assert_one_clear_error(done, ["no Dask scheduler answers there"])
