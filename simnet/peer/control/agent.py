@@ -38,6 +38,7 @@ from simnet.peer.protocol import (
     command_line,
     exit_line,
     midcall_line,
+    parse_result,
     ready_problem,
 )
 from simnet.peerkinds import Launch
@@ -88,6 +89,7 @@ class PeerAgent:
         self._reader: asyncio.Task[None] | None = None
         self._busy = False
         self._pending: collections.deque[str] = collections.deque()  # mid-call commands sent
+        self._broken: str | None = None  # why the event stream ended, when the peer broke it
 
     @property
     def pid(self) -> int:
@@ -158,9 +160,19 @@ class PeerAgent:
         return agent
 
     async def _read_events(self) -> None:
+        """Queue each event line; the end of the stream as None. A line over the stream's limit
+        ends the stream as a broken protocol (`_broken`): the reader ends cleanly, so its
+        error is reported once, as the peer's, not as an unretrieved task exception."""
         try:
             while True:
-                line = await self._stdout.readline()
+                try:
+                    line = await self._stdout.readline()
+                except ValueError:  # asyncio's LimitOverrunError, as readline raises it
+                    self._broken = (
+                        f"it sent a line over {STREAM_LIMIT_BYTES >> 20} MiB "
+                        "(the limit of one event line)"
+                    )
+                    break
                 if not line:
                     break
                 try:
@@ -183,6 +195,12 @@ class PeerAgent:
             ) from None
         if event is None:
             self._events.put_nowait(None)
+            if self._broken is not None:
+                await self.kill()  # it is still running: nothing it says can be read now
+                raise PeerAgentError(
+                    f"peer in {self.ns} broke the peer protocol: {self._broken}",
+                    kind="protocol",
+                )
             code = await self._wait_exit(CLOSE_TIMEOUT_S)
             raise PeerAgentError(
                 f"peer agent in {self.ns} exited (code {code}){self._log_hint()}",
@@ -238,7 +256,7 @@ class PeerAgent:
                 if kind == "result":
                     try:
                         result_of([event])
-                    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    except ValueError as exc:  # a short account of each invalid field
                         raise PeerAgentError(
                             f"peer in {self.ns} broke the peer protocol: {exc}", kind="protocol"
                         ) from None
@@ -363,5 +381,5 @@ def result_of(events: list[Event]) -> CallResult:
     for event in reversed(events):
         if event.get("event") == "result":
             fields = {k: v for k, v in event.items() if k not in ("event", "t")}
-            return CallResult.model_validate(fields)
+            return parse_result(fields)
     raise ValueError("no result event among the call's events")
