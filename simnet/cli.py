@@ -119,19 +119,26 @@ def _scenario(path: Path, overrides: list[str] | None) -> Any:
 
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
-    """Check a scenario file and show the network it would build (no root needed)."""
+    """Check a scenario file and show the network it would build (no root needed), and that
+    the peer programs its call would start are on this machine (as `run` checks)."""
     # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
     from simnet.present.network import default_call_note, plan_lines
+    from simnet.run.peers import missing_programs  # the same check of programs `run` makes
+    from simnet.scenario.load import source_of
     from simnet.scenario.model import CallSpec
 
     loaded = _scenario(scenario, set_)
+    call = loaded.call or CallSpec()
+    problems = loaded.call_problems(call)
+    if not problems:  # run would start these hosts' peers: their programs must be here
+        missing_programs(
+            loaded.hosts, [call.offerer, call.answerer], source_of(scenario, set_ or [])
+        )
     for line in plan_lines(plan_network(loaded)):
         out.print(line)
-    if loaded.call is None:
-        problems = loaded.call_problems(CallSpec())
-        if problems:
-            out.print(default_call_note(problems[0]))
+    if loaded.call is None and problems:
+        out.print(default_call_note(problems[0]))
     out.print(show.text((f"{scenario}: valid", "green")))
 
 

@@ -59,3 +59,23 @@ def test_cluster_with_nothing_listening_says_so(tmp_path: Path, tools: Any) -> N
         port = server.getsockname()[1]
     done, _ = run_guarded(tools, "sweep", str(_sweep(tmp_path)), "--cluster", f"127.0.0.1:{port}")
     assert_one_clear_error(done, ["no Dask scheduler answers there"])
+
+
+NO_SUCH_PEER = """\
+hosts:
+  alice: {behind: internet}
+  bob: {behind: internet, peer: {command: /nonexistent/peer}}
+servers:
+  sig: {kind: signaling}
+"""
+
+
+def test_validate_and_run_agree_on_a_missing_peer_program(tmp_path: Path, tools: Any) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(NO_SUCH_PEER)
+    lines = []
+    for command in ("validate", "run"):
+        done, started = run_guarded(tools, command, str(path))
+        assert not started
+        lines.append(assert_one_clear_error(done, [str(path), "hosts.bob.peer.command"]))
+    assert lines[0] == lines[1]
