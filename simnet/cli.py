@@ -139,7 +139,7 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
         out.print(line)
     if loaded.call is None and problems:
         out.print(default_call_note(problems[0]))
-    out.print(show.text((f"{scenario}: valid", "green")))
+    out.print(show.text((f"{show.printable(scenario, newlines=False)}: valid", "green")))
 
 
 @app.command()
