@@ -20,7 +20,7 @@ from rich.progress import Progress
 from simnet import __version__, show
 from simnet.cleanup import cleanup as remove_dead_runs
 from simnet.doctor import require_root, run_checks
-from simnet.errors import ScenarioError, SimnetError
+from simnet.errors import ScenarioError, SimnetError, UsageError, shown_field
 from simnet.net import netns
 from simnet.net.registry import owner_alive, read_states
 from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS
@@ -176,7 +176,9 @@ def down(
     """Stop networks held by `simnet up` (they tear themselves down)."""
     targets = [s for s in read_states() if s.get("holding") and run_id in (None, s.get("id"))]
     if not targets:
-        raise SimnetError("no network is being held" + (f" with run id {run_id}" if run_id else ""))
+        raise UsageError(
+            "no network is being held" + (f" with run id {shown_field(run_id)}" if run_id else "")
+        )
     for state in targets:
         if owner_alive(state):
             os.kill(int(state["owner_pid"]), signal.SIGTERM)
@@ -196,25 +198,35 @@ def exec_(
     """Run a command inside a host of a held network: simnet exec alice -- ping 192.0.2.10."""
     command = list(ctx.args)
     if not command:
-        raise SimnetError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
+        raise UsageError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
     held = [
         s
         for s in read_states()
         if s.get("holding") and owner_alive(s) and run_id in (None, s.get("id"))
     ]
     if not held:
-        raise SimnetError("no network is being held", fix="start one with `simnet up SCENARIO`")
+        which = f" with run id {shown_field(run_id)}" if run_id else ""
+        raise UsageError(
+            f"no network is being held{which}", fix="start one with `simnet up SCENARIO`"
+        )
     if len(held) > 1:
         ids = ", ".join(str(s.get("id")) for s in held)
-        raise SimnetError(f"several networks are up ({ids})", fix="choose one with --run ID")
+        raise UsageError(f"several networks are up ({ids})", fix="choose one with --run ID")
     nodes: dict[str, str] = held[0].get("nodes", {})
     if host not in nodes:
-        raise SimnetError(f"no host '{host}' in run {held[0]['id']}; hosts: {', '.join(nodes)}")
+        raise UsageError(
+            f"no host '{shown_field(host)}' in run {held[0]['id']}; hosts: {', '.join(nodes)}"
+        )
     netns.enter_for_good(nodes[host])
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
-        raise SimnetError(f"command not found: {command[0]}") from None
+        raise UsageError(f"command not found: {shown_field(command[0])}") from None
+    except OSError as exc:  # a directory, a file without execute permission, not a program
+        raise UsageError(
+            f"cannot run {shown_field(command[0])}: {exc.strerror or exc}",
+            fix="give an executable program (and its arguments) after --",
+        ) from None
 
 
 @app.command()

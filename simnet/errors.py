@@ -29,6 +29,13 @@ class ScenarioError(SimnetError):
     exit_code = 2
 
 
+class UsageError(SimnetError):
+    """A command-line argument names nothing that exists (a host, a run, a program): exit 2,
+    like every other input simnet cannot use."""
+
+    exit_code = 2
+
+
 class EnvironmentProblem(SimnetError):
     """The machine lacks something a run needs (root, a binary, a kernel feature).
 

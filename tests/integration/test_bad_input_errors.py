@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import run_cli
 from tests.integration.test_cli_errors import assert_one_clear_error, run_guarded
 from tests.unit.test_cluster_address import flood, http, listener, silent
 
@@ -79,3 +80,26 @@ def test_validate_and_run_agree_on_a_missing_peer_program(tmp_path: Path, tools:
         assert not started
         lines.append(assert_one_clear_error(done, [str(path), "hosts.bob.peer.command"]))
     assert lines[0] == lines[1]
+
+
+def test_exec_and_down_input_errors_exit_2(
+    tmp_path: Path, scenario_file: Any, simnet_up: Any
+) -> None:
+    held = simnet_up(scenario_file("hosts:\n  alice: {behind: internet}\n")).wait_ready()
+    run = ["--run", held.run_id]
+    cases = [
+        (["exec", "alice", *run, "--", "/tmp"], ["cannot run /tmp"]),  # a directory
+        (["exec", "alice", *run, "--", str(tmp_path / "nope")], ["command not found"]),
+        (["exec", "nobody", *run, "--", "true"], ["no host 'nobody'", "alice"]),
+        (["exec", "alice", *run], ["no command given"]),
+        (["exec", "alice", "--run", "x" * 10_000, "--", "true"], ["no network is being held"]),
+        (["down", "nosuchrun"], ["no network is being held with run id nosuchrun"]),
+    ]
+    for args, names in cases:
+        done = run_cli(*args)
+        assert done.returncode == 2, (args, done.output)
+        assert "Traceback" not in done.output and "internal error" not in done.output
+        assert all(name in done.stderr for name in names), (args, done.stderr)
+        assert len(done.stderr) < 500
+    done = run_cli("exec", "alice", *run, "--", "true")  # and a good one still works
+    assert done.returncode == 0, done.output
