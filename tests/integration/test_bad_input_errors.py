@@ -103,3 +103,23 @@ def test_exec_and_down_input_errors_exit_2(
         assert len(done.stderr) < 500
     done = run_cli("exec", "alice", *run, "--", "true")  # and a good one still works
     assert done.returncode == 0, done.output
+
+
+def test_a_peer_that_fails_to_start_is_quoted_not_cited(tmp_path: Path) -> None:
+    """Its log is removed with the run before the error is shown: the message quotes it."""
+    peer = tmp_path / "peer.sh"
+    peer.write_text("#!/bin/sh\necho 'boom: cannot open the device' >&2\nexit 3\n")
+    peer.chmod(0o755)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(NO_SUCH_PEER.replace("/nonexistent/peer", str(peer)))
+    done = run_cli("run", str(scenario), timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.output
+    assert "exited (code 3)" in done.stderr and "boom: cannot open the device" in done.stderr
+    assert "/run/simnet" not in done.stderr  # no path to a log that no longer exists
+
+
+@pytest.mark.parametrize("value", ["", "٣", "3x", "x"])
+def test_a_count_option_takes_ascii_digits_only(value: str, tmp_path: Path) -> None:
+    done = run_cli("population", str(ROOT / "scenarios/mixes/field.yaml"), "--calls", value)
+    assert done.returncode == 2, done.output
+    assert "--calls" in done.stderr and "Traceback" not in done.output

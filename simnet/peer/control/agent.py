@@ -27,7 +27,7 @@ from typing import Literal
 
 from simnet import peerkinds
 from simnet.aio import within
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, cut
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 from simnet.peer.protocol import (
@@ -50,6 +50,7 @@ CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded m
 CLOSE_TIMEOUT_S = 5.0
 STREAM_LIMIT_BYTES = 16 << 20
 LOG_TAIL_LINES = 20
+LOG_LINE_CHARS = 200  # of each quoted line of a peer's log
 
 # start: it did not become ready (or is not a peer of this protocol); exited: it died;
 # timeout: it said nothing for too long (and was killed); busy: a call is already running;
@@ -337,13 +338,17 @@ class PeerAgent:
                 await self._reader
 
     def _log_hint(self) -> str:
+        """The end of what the peer wrote to its stderr, quoted in the message itself: its log
+        lies in the run's work directory, which the run's teardown removes before the error
+        is shown, so the message cannot send the user there."""
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         except OSError:
             return ""
         if not lines:
-            return f" (log {self.log_path} is empty)"
-        return f"\n  last lines of {self.log_path}:\n    " + "\n    ".join(lines)
+            return " (it wrote nothing to its stderr)"
+        shown = [cut(line, LOG_LINE_CHARS) for line in lines]
+        return "\n  the last lines it wrote to its stderr:\n    " + "\n    ".join(shown)
 
     async def __aenter__(self) -> PeerAgent:
         return self
