@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -35,7 +36,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simnet.errors import ScenarioError
+from simnet.errors import ScenarioError, cut, printable, shown_field
 from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import CallSpec, Scenario
@@ -123,17 +124,14 @@ def load_mix(path: str | Path) -> Mix:
     try:
         mix = Mix.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ScenarioError(f"{path}: {where}: {first['msg']}") from None
+        raise ScenarioError(describe_mix_error(exc, str(path))) from None
     for side in SIDES:  # every class must make a valid network, before anything runs
         for network in mix.classes(side):
             try:
                 scenario_for(mix, network, network)
             except ScenarioError as exc:
-                raise ScenarioError(
-                    f"{path}: sides.{side}, class {network.name}: {exc.message}", fix=exc.fix
-                ) from None
+                index = mix.classes(side).index(network)
+                raise class_error(str(path), side, index, network.name, exc) from None
     return mix
 
 
@@ -182,3 +180,62 @@ def scenario_for(
             "call": {"offerer": "alice", "answerer": "bob", **mix.call},
         }
     )
+
+
+# --- errors, in the names the mix file uses -----------------------------------------------------
+
+#: The branch names pydantic puts in an error's location for a field that is a union
+#: (`sides.offerer` is a list of classes or "same"): not fields a user can fix.
+_UNION_BRANCH = re.compile(r"^(list|literal|dict)\[")
+#: `scenario_for`'s names for a class's NATs (side a or b, depth) and hosts: not in the file.
+_INTERNAL_NAT = re.compile(r"(?:\bnats\.|(?<![\w:.-]))[ab]([0-2])(?![\w-]|:[\w:])")
+_INTERNAL_HOST = re.compile(r"\bhosts\.(alice|bob)\.")
+MESSAGE_CHARS = 400
+
+
+def describe_mix_error(exc: ValidationError, source: str) -> str:
+    """A mix file's validation errors, one line each under `source: invalid mix`: locations
+    as the file writes them (`sides.offerer[0].share`, no union branch names), the message
+    without pydantic's "Value error," and quoted values cut short."""
+    errors = exc.errors(include_url=False)
+    # a union's other branch ("Input should be 'same'") only repeats that the list is wrong
+    kept = [e for e in errors if not any("literal[" in str(p) for p in e["loc"])] or errors
+    lines = [f"{printable(source, newlines=False)}: invalid mix"]
+    for error in kept:
+        loc = ""
+        for part in error["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif not _UNION_BRANCH.match(part):
+                loc += f".{shown_field(part)}"
+        message = cut(printable(error["msg"].removeprefix("Value error, ")), MESSAGE_CHARS)
+        got = error.get("input")
+        if error["type"] not in ("value_error", "missing") and not isinstance(got, dict | list):
+            message += f" (got {cut(repr(got))})"
+        loc = loc.lstrip(".")
+        lines.append(f"  {loc}: {message}" if loc else f"  {message}")
+    return "\n".join(lines)
+
+
+def class_error(source: str, side: str, index: int, name: str, exc: ScenarioError) -> ScenarioError:
+    """A class's network that is not a valid scenario, said in the mix's words: its NATs are
+    `sides.SIDE[i].nats[d]` and its link `...link` (not the scenario's internal `a0`, `b0`,
+    `hosts.alice`), each problem once."""
+    where = f"sides.{side}[{index}]"
+
+    def in_file_words(text: str) -> str:
+        text = _INTERNAL_NAT.sub(lambda m: f"{where}.nats[{m.group(1)}]", text)
+        text = _INTERNAL_HOST.sub(f"{where}.", text)
+        return text
+
+    lines: list[str] = []
+    for line in exc.message.removeprefix("<scenario>: invalid scenario").splitlines():
+        line = in_file_words(line.removeprefix("<scenario>: "))
+        if line.strip() and line not in lines:
+            lines.append(line)
+    body = "\n".join(lines)
+    head = f"{printable(source, newlines=False)}: {where} (class {name}): "
+    if body.startswith("  "):  # a list of problems, one a line
+        return ScenarioError(f"{head}makes no valid network\n{body}", fix=exc.fix)
+    message = head + body
+    return ScenarioError(message, fix=in_file_words(exc.fix) if exc.fix else None)

@@ -157,10 +157,10 @@ def check_points(sweep: SweepSpec, runs: Sequence[Point]) -> None:
             continue
         checked.add(run.point_id)
         try:
-            call_of(load_scenario(sweep.scenario, run.set_args()))
+            call_of(load_scenario(sweep.scenario, run.set_args()), str(sweep.scenario))
         except ScenarioError as exc:
             raise ScenarioError(
-                f"sweep {sweep.name}, point {run.point_id} {run.axes}: {exc.message}", fix=exc.fix
+                f"{sweep.where}, point {run.point_id} {run.axes}: {exc.message}", fix=exc.fix
             ) from None
 
 

@@ -90,3 +90,53 @@ def test_a_scenario_file_name_is_escaped_in_its_error(tmp_path) -> None:  # type
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
     assert "\nerror:" not in str(caught.value) and "x\\nerror: fake.yaml" in str(caught.value)
+
+
+MIXES = [
+    ("sides:\n  offerer:\n    - {class: a, share: 2}\n", "sides.offerer[0].share: Input should be"),
+    ("sides:\n  offerer:\n    - {class: a, share: 0.5}\n", "sides.offerer: the shares sum to 0.5"),
+    ("sides: {offerer: same}\n", "sides.offerer: give the offerers' classes as a list"),
+    (
+        "sides:\n  offerer:\n    - {class: a, share: 1, nats: [{preset: bogus}]}\n",
+        "sides.offerer[0].nats[0].preset: unknown NAT preset 'bogus'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "named"), MIXES)
+def test_mix_errors_use_the_mix_file_s_names(text: str, named: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simnet.population.mix import load_mix
+
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_mix(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and named in message
+    for internal in (": : ", "Value error", "list[NetworkClass]", "literal[", "a0", "b0"):
+        assert internal not in message, message
+    assert len(message.splitlines()) <= 3  # each problem once (both sides are one class)
+
+
+def test_a_class_s_planner_error_names_its_nat_as_the_file_does() -> None:
+    from simnet.population.mix import class_error
+
+    exc = ScenarioError(
+        "too many hosts behind a1: 10.0.0.0/29 is exhausted; lan fd00::a0/64",
+        fix="lower the count of the hosts behind b1",
+    )
+    error = class_error("m.yaml", "answerer", 2, "mobile", exc)
+    assert str(error).startswith("m.yaml: sides.answerer[2] (class mobile): too many hosts behind")
+    assert "behind sides.answerer[2].nats[1]:" in error.message
+    assert "fd00::a0/64" in error.message  # an address is not a NAT name
+    assert error.fix == "lower the count of the hosts behind sides.answerer[2].nats[1]"
+
+
+def test_sweep_errors_name_the_sweep_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simnet.run.sweep_plan import load_sweep, plan_sweep
+
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text("name: s\nscenario: x.yaml\npoints: [{seed: 1}, {seed: 1}]\n")
+    with pytest.raises(ScenarioError) as caught:
+        plan_sweep(load_sweep(path))
+    assert str(caught.value).startswith(f"{path} (sweep s): point")
