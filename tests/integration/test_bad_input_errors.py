@@ -123,3 +123,56 @@ def test_a_count_option_takes_ascii_digits_only(value: str, tmp_path: Path) -> N
     done = run_cli("population", str(ROOT / "scenarios/mixes/field.yaml"), "--calls", value)
     assert done.returncode == 2, done.output
     assert "--calls" in done.stderr and "Traceback" not in done.output
+
+
+OK_SCENARIO = "nats:\n  home: {preset: full-cone}\nhosts:\n  alice: {behind: home}\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "args", "names"),
+    [
+        ("not-utf8-set", OK_SCENARIO, ["--set", "nats.home.preset=\udcff"],
+         ["nats.home.preset", "not UTF-8", "\\xff"]),
+        ("count-true", OK_SCENARIO.replace("home}", "home, count: true}"), [],
+         ["hosts.alice", "count: true is not a number"]),
+        ("huge-name", "name: " + "a" * 500_000 + "\n" + OK_SCENARIO, [], ["name: 'aaa", "…'"]),
+        ("own-nat-29", "nats:\n  home: {preset: full-cone, lan: 10.0.0.0/29}\n"
+         "hosts:\n  alice: {behind: home, count: 3, own_nat: true}\n", [],
+         ["hosts.alice", "nats.home"]),
+    ],
+)  # fmt: skip
+def test_error_quality_through_the_cli(
+    name: str, text: str, args: list[str], names: list[str], tmp_path: Path, tools: Any
+) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    for command in ("validate", "up"):
+        done, started = run_guarded(tools, command, str(path), *args)
+        assert not started
+        assert_one_clear_error(done, [str(path), *names])
+        assert len(done.stderr) < 1000 and "alice-0-nat" not in done.stderr
+
+
+def test_a_newline_in_a_file_name_cannot_fake_an_error_line(tmp_path: Path, tools: Any) -> None:
+    path = tmp_path / "x\nerror: all is well.yaml"
+    path.write_text(OK_SCENARIO.replace("full-cone", "bogus"))
+    done, _ = run_guarded(tools, "validate", str(path))
+    assert_one_clear_error(done, ["x\\nerror: all is well.yaml", "nats.home.preset"])
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("sides:\n  offerer:\n    - {class: a, share: 0.5}\n", "sides.offerer: the shares sum"),
+        ("sides:\n  offerer:\n    - {class: a, share: 1, nats: [{preset: bogus}]}\n",
+         "sides.offerer[0].nats[0].preset"),
+    ],
+)  # fmt: skip
+def test_mix_errors_through_the_cli(text: str, named: str, tmp_path: Path, tools: Any) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    done, started = run_guarded(tools, "population", str(path), "--calls", "1")
+    assert not started
+    assert_one_clear_error(done, [str(path), named])
+    assert ": : " not in done.stderr and "list[NetworkClass]" not in done.stderr
+    assert " a0" not in done.stderr and " b0" not in done.stderr
