@@ -34,7 +34,21 @@ class Strict(BaseModel):
                     close = difflib.get_close_matches(str(key), allowed, n=1)
                     hint = f" (did you mean '{close[0]}'?)" if close else ""
                     raise ValueError(f"unknown field '{key}'{hint}; allowed: {', '.join(allowed)}")
+                if isinstance(data[key], bool) and _numeric(cls.model_fields[key].annotation):
+                    raise ValueError(
+                        f"{key}: {str(data[key]).lower()} is not a number (YAML reads true, "
+                        "false, yes, no, on and off as booleans)"
+                    )
         return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field holds a number (int or float, maybe None), not a boolean: pydantic
+    would read `count: true` as 1."""
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    return bool(args) and bool not in args and any(a in (int, float) for a in args)
 
 
 IcePolicy = Literal["all", "relay"]

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from simnet import __version__, show
 from simnet.cleanup import cleanup as remove_dead_runs
 from simnet.doctor import require_root, run_checks
-from simnet.errors import ScenarioError, SimnetError
+from simnet.errors import ScenarioError, SimnetError, UsageError, shown_field
 from simnet.net import netns
 from simnet.net.registry import owner_alive, read_states
 from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS
@@ -119,23 +119,32 @@ def _scenario(path: Path, overrides: list[str] | None) -> Any:
 
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
-    """Check a scenario file and show the network it would build (no root needed)."""
+    """Check a scenario file and show the network it would build (no root needed), and that
+    the peer programs its call would start are on this machine (as `run` checks)."""
     # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
     from simnet.present.network import call_lines, default_call_note, link_lines, plan_lines
+    from simnet.run.peers import missing_programs  # the same check of programs `run` makes
+    from simnet.scenario.load import source_of
     from simnet.scenario.model import CallSpec
 
     loaded = _scenario(scenario, set_)
+    call = loaded.call or CallSpec()
+    problems = loaded.call_problems(call)
+    if not problems:  # run would start these hosts' peers: their programs must be here
+        missing_programs(
+            loaded.hosts, [call.offerer, call.answerer], source_of(scenario, set_ or [])
+        )
     plan = plan_network(loaded)
     for line in [*plan_lines(plan), *link_lines(plan), *call_lines(loaded)]:
         out.print(line)
-    problems = [] if loaded.call else loaded.call_problems(CallSpec())
-    if problems:
+    name = show.printable(scenario, newlines=False)
+    if loaded.call is None and problems:
         out.print(default_call_note(problems[0]))
         verdict = ": valid network, but `simnet run` cannot make its call (see the note)"
-        out.print(show.text((f"{scenario}{verdict}", "yellow")))
+        out.print(show.text((f"{name}{verdict}", "yellow")))
         return
-    out.print(show.text((f"{scenario}: valid", "green")))
+    out.print(show.text((f"{name}: valid", "green")))
 
 
 UP_STATUS_S = 5.0  # how often `simnet up` asks its delay lines for late releases
@@ -189,7 +198,9 @@ def down(
     """Stop networks held by `simnet up` (they tear themselves down)."""
     targets = [s for s in read_states() if s.get("holding") and run_id in (None, s.get("id"))]
     if not targets:
-        raise SimnetError("no network is being held" + (f" with run id {run_id}" if run_id else ""))
+        raise UsageError(
+            "no network is being held" + (f" with run id {shown_field(run_id)}" if run_id else "")
+        )
     for state in targets:
         if owner_alive(state):
             os.kill(int(state["owner_pid"]), signal.SIGTERM)
@@ -209,25 +220,35 @@ def exec_(
     """Run a command inside a host of a held network: simnet exec alice -- ping 192.0.2.10."""
     command = list(ctx.args)
     if not command:
-        raise SimnetError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
+        raise UsageError("no command given", fix="simnet exec HOST -- COMMAND [ARGS...]")
     held = [
         s
         for s in read_states()
         if s.get("holding") and owner_alive(s) and run_id in (None, s.get("id"))
     ]
     if not held:
-        raise SimnetError("no network is being held", fix="start one with `simnet up SCENARIO`")
+        which = f" with run id {shown_field(run_id)}" if run_id else ""
+        raise UsageError(
+            f"no network is being held{which}", fix="start one with `simnet up SCENARIO`"
+        )
     if len(held) > 1:
         ids = ", ".join(str(s.get("id")) for s in held)
-        raise SimnetError(f"several networks are up ({ids})", fix="choose one with --run ID")
+        raise UsageError(f"several networks are up ({ids})", fix="choose one with --run ID")
     nodes: dict[str, str] = held[0].get("nodes", {})
     if host not in nodes:
-        raise SimnetError(f"no host '{host}' in run {held[0]['id']}; hosts: {', '.join(nodes)}")
+        raise UsageError(
+            f"no host '{shown_field(host)}' in run {held[0]['id']}; hosts: {', '.join(nodes)}"
+        )
     netns.enter_for_good(nodes[host])
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
-        raise SimnetError(f"command not found: {command[0]}") from None
+        raise UsageError(f"command not found: {shown_field(command[0])}") from None
+    except OSError as exc:  # a directory, a file without execute permission, not a program
+        raise UsageError(
+            f"cannot run {shown_field(command[0])}: {exc.strerror or exc}",
+            fix="give an executable program (and its arguments) after --",
+        ) from None
 
 
 @app.command()

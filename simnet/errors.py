@@ -29,6 +29,13 @@ class ScenarioError(SimnetError):
     exit_code = 2
 
 
+class UsageError(SimnetError):
+    """A command-line argument names nothing that exists (a host, a run, a program): exit 2,
+    like every other input simnet cannot use."""
+
+    exit_code = 2
+
+
 class EnvironmentProblem(SimnetError):
     """The machine lacks something a run needs (root, a binary, a kernel feature).
 
@@ -56,3 +63,19 @@ def printable(value: object, *, newlines: bool = True) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+#: How much of a value a user gave an error message quotes: enough to recognise it, never a dump.
+SHOWN_CHARS = 80
+
+
+def cut(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` as text, at most `limit` characters: a longer one ends in "…"."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_field(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value a user gave (a name, a path), for one line of an error: control characters
+    escaped (a newline cannot start a fake line), at most `limit` characters."""
+    return cut(printable(value, newlines=False), limit)

@@ -38,5 +38,13 @@ def markup_safe(value: object) -> str:
 
 
 def error(message: object, label: str = "error:") -> Text:
-    """The one line (plus its `fix:` line) a user error is printed as."""
-    return text((label, "bold red"), " ", message)
+    """The one line (plus its indented detail and `fix:` lines) a user error is printed as.
+
+    A line break that does not start an indented line is shown as `\\n`: it came from a
+    value the message quotes (a file name with a newline), and printed raw it could start a
+    line that looks like an error of its own."""
+    lines = str(message).split("\n")
+    kept = lines[0]
+    for line in lines[1:]:
+        kept += ("\n" if not line or line[0] in " \t" else "\\n") + line
+    return text((label, "bold red"), " ", kept)

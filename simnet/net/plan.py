@@ -47,7 +47,15 @@ from simnet.addresses import (
     interface,
 )
 from simnet.errors import ScenarioError
-from simnet.scenario.model import INTERNET, FirewallSpec, LinkSpec, Router, Scenario
+from simnet.scenario.model import (
+    INTERNET,
+    FirewallSpec,
+    LinkSpec,
+    Router,
+    Scenario,
+    instance_names,
+    own_nat_name,
+)
 from simnet.scenario.nat import NatBehavior, effective_behavior
 from simnet.scenario.templates import expand
 
@@ -281,6 +289,17 @@ class _Subnets:
             raise ScenarioError(f"too many {what}: {self.pool} is exhausted") from None
 
 
+def _own_nats(scenario: Scenario) -> dict[str, tuple[str, str]]:
+    """Each NAT an `own_nat` template's instance gets (a name not in the file) -> the template
+    and the NAT it copies, so that an error about it names what the file holds."""
+    return {
+        own_nat_name(instance): (name, host.behind)
+        for name, host in scenario.hosts.items()
+        if host.own_nat
+        for instance in instance_names(name, host.count)
+    }
+
+
 def plan_network(
     scenario: Scenario,
     extra_hosts: dict[str, str] | None = None,
@@ -292,6 +311,7 @@ def plan_network(
     templates (`count`, `own_nat`) are written out first (`simnet.scenario.templates`): the
     plan, and its `scenario`, hold every instance by name.
     """
+    copied = _own_nats(scenario)
     scenario = expand(scenario)
     nodes: dict[str, Node] = {CORE: Node(CORE, Role.CORE)}
     veths: list[Veth] = []
@@ -372,12 +392,21 @@ def plan_network(
         node.router = RouterPlan(router.behavior, wan, lan, router.firewall)
         node.bridges.append(LAN_IF)
         node.addresses[LAN_IF] = [interface(lan.network_address + 1, lan.prefixlen)]
-        lan_members[router.name] = _Pool(
-            lan,
-            what=f"hosts behind {router.name}",
-            fix=f"lower the count of the hosts behind {router.name}, or give its `lan:` a "
-            "larger private range (e.g. 10.20.0.0/16)",
-        )
+        if router.name in copied:  # a NAT of a host's own: name what is in the file
+            template, original = copied[router.name]
+            lan_members[router.name] = _Pool(
+                lan,
+                what=f"hosts behind the NAT of their own of hosts.{template} (own_nat: a copy "
+                f"of nats.{original}, lan {lan})",
+                fix=f"give nats.{original}.lan a larger private range (e.g. 10.20.0.0/16)",
+            )
+        else:
+            lan_members[router.name] = _Pool(
+                lan,
+                what=f"hosts behind {router.name}",
+                fix=f"lower the count of the hosts behind {router.name}, or give its `lan:` a "
+                "larger private range (e.g. 10.20.0.0/16)",
+            )
         if not router.behavior.translates:
             _route_public_lan(nodes, lan, router.behind, wan)
 

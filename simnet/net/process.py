@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from simnet.aio import within
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, cut
 from simnet.net import netns
 from simnet.net.registry import Run
 from simnet.net.run_tag import NAME_ENV, RUN_ENV
@@ -359,7 +359,10 @@ def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen
 
 
 def log_tail(log: Path | None, lines: int = 20) -> str:
-    """The last lines of a log file, formatted to end an error message ('' if none)."""
+    """The last lines of a log file, formatted to end an error message ('' if none).
+
+    Quoted, not cited: a process's log lies in its run's work directory, which the run's
+    teardown removes before the error reaches the user."""
     if log is None:
         return ""
     try:
@@ -367,8 +370,9 @@ def log_tail(log: Path | None, lines: int = 20) -> str:
     except OSError:
         return ""
     if not text:
-        return f" (log {log} is empty)"
-    return f"\n  last lines of {log}:\n    " + "\n    ".join(text.splitlines()[-lines:])
+        return " (its log is empty)"
+    shown = [cut(line, 200) for line in text.splitlines()[-lines:]]
+    return f"\n  the last lines of its log ({log.name}):\n    " + "\n    ".join(shown)
 
 
 def group_members(pgid: int) -> list[int]:

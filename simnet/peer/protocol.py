@@ -22,9 +22,19 @@ from __future__ import annotations
 import json
 import sys
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import models_json_schema
 
@@ -54,6 +64,15 @@ PROTOCOL_VERSION = 1
 #: relies on is read into models: the ready event (`ReadyEvent`), the result (`CallResult`).
 Event = dict[str, Any]
 
+#: What a peer sends is read strictly: a JSON number that is finite (`NaN` and `Infinity`,
+#: which Python's JSON reader accepts, are not numbers of this protocol), an integer that is an
+#: integer (not `true`, not `1.0`), a boolean that is a boolean (not `1`).
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+
+#: How many of a message's problems an error names, and how much of a value it shows.
+SHOWN_PROBLEMS = 3
+SHOWN_CHARS = 80
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,8 +86,10 @@ class ReadyEvent(_Model):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     event: Literal["ready"] = Field(description="what this line is")
-    t: float = Field(description="CLOCK_MONOTONIC seconds when the peer became ready")
-    protocol: int = Field(description=f"the peer protocol version it speaks: {PROTOCOL_VERSION}")
+    t: Number = Field(description="CLOCK_MONOTONIC seconds when the peer became ready")
+    protocol: StrictInt = Field(
+        description=f"the peer protocol version it speaks: {PROTOCOL_VERSION}"
+    )
     peer_kind: str = Field(
         min_length=1, description="what the peer is: aiortc, chromium, or a name of your own"
     )
@@ -91,8 +112,8 @@ class IceRestartAnswer(_Model):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     event: Literal["ice_restart"] = Field(description="what this line is")
-    t: float = Field(description="CLOCK_MONOTONIC seconds when the peer took the command")
-    supported: bool = Field(description="whether this peer restarts ICE (it now does)")
+    t: Number = Field(description="CLOCK_MONOTONIC seconds when the peer took the command")
+    supported: StrictBool = Field(description="whether this peer restarts ICE (it now does)")
     reason: str | None = Field(
         default=None, description="why it cannot (or what is odd), for people"
     )
@@ -166,7 +187,7 @@ class CandidateInfo(_Model):
     type: str = Field(description="host / srflx / prflx / relay")
     protocol: str = Field(description="udp / tcp")
     address: str
-    port: int
+    port: StrictInt
 
 
 class RelayInfo(_Model):
@@ -190,28 +211,28 @@ class TurnAttempt(_Model):
 
     server: str = Field(description='"ip:port"')
     transport: TurnTransport
-    ok: bool
+    ok: StrictBool
     error: str | None = None
-    error_code: int | None = Field(default=None, description="STUN error code, e.g. 401")
-    elapsed_ms: float
+    error_code: StrictInt | None = Field(default=None, description="STUN error code, e.g. 401")
+    elapsed_ms: Number
 
 
 class SentStats(_Model):
-    packets: int
-    bytes: int
-    bitrate_kbps: float = Field(description="over the measured media window")
+    packets: StrictInt
+    bytes: StrictInt
+    bitrate_kbps: Number = Field(description="over the measured media window")
 
 
 class ReceivedStats(_Model):
-    packets: int
+    packets: StrictInt
     packets_lost: int
-    jitter_ms: float
-    frames: int = Field(
+    jitter_ms: Number
+    frames: StrictInt = Field(
         description="frames delivered to the application in the window (decoded; with "
         "coding: replay, reassembled and not decoded)"
     )
-    fps: float
-    bitrate_kbps: float | None = Field(
+    fps: Number
+    bitrate_kbps: Number | None = Field(
         description="from the sender's RTCP sender reports; null when fewer than two arrived"
     )
 
@@ -220,51 +241,53 @@ class MediaKindStats(_Model):
     kind: str = Field(description="audio / video")
     sent: SentStats | None
     received: ReceivedStats | None
-    rtt_ms: float | None = Field(description="from remote-inbound-rtp (RTCP receiver reports)")
+    rtt_ms: Number | None = Field(description="from remote-inbound-rtp (RTCP receiver reports)")
 
 
 class CallResult(_Model):
     """The final event of a call (`{"event": "result", "t": ..., **CallResult}`)."""
 
     role: Role
-    connected: bool = Field(description="ICE nominated a pair and DTLS completed")
+    connected: StrictBool = Field(description="ICE nominated a pair and DTLS completed")
     error: str | None = Field(
         default=None, description="null or one of the error kinds (simnet.callspec.ERROR_KINDS)"
     )
     error_detail: str | None = Field(default=None, description="what happened, for people")
     selected_pair: SelectedPair | None = None
-    direct_pair_succeeded: bool | None = Field(
+    direct_pair_succeeded: StrictBool | None = Field(
         default=None,
         description="whether a pair of two non-relayed candidates passed its connectivity"
         " checks (with a relayed selected pair: the relay won a nomination race the network did"
         " not force); null: the stack does not report its checks",
     )
-    local_candidates: dict[str, int] = Field(
+    local_candidates: dict[str, StrictInt] = Field(
         default_factory=dict, description="candidate type -> count"
     )
-    remote_candidates: dict[str, int] = Field(
+    remote_candidates: dict[str, StrictInt] = Field(
         default_factory=dict, description="candidate type -> count"
     )
     turn_attempts: list[TurnAttempt] = Field(default_factory=list)
-    phase_t: dict[str, float] = Field(
+    phase_t: dict[str, Number] = Field(
         default_factory=dict, description="milestone -> when it first happened (CLOCK_MONOTONIC)"
     )
-    setup_s: float | None = Field(
+    setup_s: Number | None = Field(
         default=None, description="offer created (offerer) / received (answerer) -> dc open"
     )
-    dc_rtt_ms: float | None = Field(default=None, description="median of the ping/pong echoes")
-    dc_bytes: int | None = Field(default=None, description="bytes the transfer delivered")
-    dc_goodput_mbps: float | None = Field(
+    dc_rtt_ms: Number | None = Field(default=None, description="median of the ping/pong echoes")
+    dc_bytes: StrictInt | None = Field(default=None, description="bytes the transfer delivered")
+    dc_goodput_mbps: Number | None = Field(
         default=None, description="at the receiver, from the sender's start time"
     )
     media: list[MediaKindStats] = Field(default_factory=list)
-    media_window_s: float | None = None
-    close_s: float | None = Field(
+    media_window_s: Number | None = None
+    close_s: Number | None = Field(
         default=None, description="closing the peer connection (TURN deallocation included)"
     )
-    disconnects: int = Field(default=0, description="times ICE went disconnected after connecting")
-    disconnected_s: float = Field(default=0.0, description="time spent disconnected")
-    clock_error_ms: float | None = Field(
+    disconnects: StrictInt = Field(
+        default=0, description="times ICE went disconnected after connecting"
+    )
+    disconnected_s: Number = Field(default=0.0, description="time spent disconnected")
+    clock_error_ms: Number | None = Field(
         default=None,
         description="a peer that stamps its events on its own clock and maps them to the shared"
         " one (a browser page) gives the bound on that mapping's error here: every time of the"
@@ -280,27 +303,58 @@ class CallResult(_Model):
         return error
 
 
+def problems(exc: ValidationError, what: str) -> str:
+    """A short account of why a peer's message is invalid: `what` (the message, e.g. "result"),
+    then each field and its problem ("result.connected: Input should be a valid boolean, got
+    1"), the first few only, values cut short: never pydantic's whole dump."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for error in errors[:SHOWN_PROBLEMS]:
+        where = ".".join([what, *map(str, error["loc"])])
+        got = "" if error["type"] == "missing" else f", got {_dumped(error['input'])}"
+        parts.append(f"{where}: {error['msg']}{got}")
+    more = len(errors) - SHOWN_PROBLEMS
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _dumped(value: object) -> str:
+    """`value` for a message, as Python writes it, cut short."""
+    return _cut(repr(value))
+
+
 def ready_problem(event: Event) -> str | None:
     """Why a peer's first event does not start a session of this protocol (None: it does).
 
     The version rule: a peer says which version it speaks, and only the same version is
     accepted; the version is checked before anything else, so a peer of another version is
-    told that, not that some field is missing."""
+    told that, not that some field is missing. The version is an integer: `true` (which equals
+    1 in Python) is not a version."""
     if event.get("event") != "ready":
-        return f"its first event must be 'ready', not {event.get('event')!r}"
-    if event.get("protocol") != PROTOCOL_VERSION:
+        return f"its first event must be 'ready', not {_dumped(event.get('event'))}"
+    version = event.get("protocol")
+    if type(version) is not int or version != PROTOCOL_VERSION:
         return (
-            f"it speaks peer protocol {event.get('protocol')!r}, simnet speaks "
+            f"it speaks peer protocol {_dumped(version)}, simnet speaks "
             f'{PROTOCOL_VERSION}: its ready event must carry "protocol": {PROTOCOL_VERSION}'
         )
     try:
         ReadyEvent.model_validate(event)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        return f"its ready event is not valid: {fields}"
+        return f"its ready event is not valid: {problems(exc, 'ready')}"
     return None
+
+
+def parse_result(fields: dict[str, Any]) -> CallResult:
+    """A result event's fields as a `CallResult`; `ValueError` with a short message naming
+    each invalid field (`problems`) otherwise."""
+    try:
+        return CallResult.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(f"its result is not valid: {problems(exc, 'result')}") from None
 
 
 def command_line(cmd: CallCommand) -> str:
@@ -382,6 +436,8 @@ def _type_name(annotation: Any) -> str:
     if annotation in simple:
         return simple[annotation]
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:  # Number: a float read strictly
+        return _type_name(args[0])
     if origin is Literal:
         return " \\| ".join(json.dumps(a) for a in args)
     if origin in (Union, UnionType):

@@ -35,7 +35,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simnet.errors import ScenarioError, printable
+from simnet.errors import ScenarioError, cut, printable, shown_field
 from simnet.net.plan import plan_network
 from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.scenario.load import scenario_from_dict
@@ -132,7 +132,7 @@ def load_mix(path: str | Path, peers: PeerPair = DEFAULT_PAIR) -> Mix:
     try:
         mix = Mix.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, path)) from None
+        raise ScenarioError(describe_mix_error(exc, str(path))) from None
     check_classes(mix, path, peers)
     return mix
 
@@ -180,20 +180,6 @@ _HOST_LINK = re.compile(r"\bhosts\.(?:alice|bob)\.link\b")
 _CHAIN_NAT_FIELD = re.compile(r"\bnats\.[ab]([0-9])(?![\w-])")
 # a NAT's name as a word of the message ("behind a0:"), not part of an address (fd00:a0::)
 _CHAIN_NAT = re.compile(r"(?<![\w:.\[-])[ab]([0-9])(?![\w.-]|:[\w:])")
-
-
-def _describe(exc: ValidationError, path: Path) -> str:
-    """The mix's validation errors, one a line, each at its field as the file writes it
-    (`sides.offerer[1].share`); a class's union branch (a list, or `same`) is not a field."""
-    errors = exc.errors(include_url=False)
-    as_list = [e for e in errors if not any(str(p).startswith("literal[") for p in e["loc"])]
-    lines = [f"{path}: invalid mix"]
-    for error in as_list or errors:
-        parts = [p for p in error["loc"] if not str(p).startswith(("list[", "literal["))]
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{printable(p)}" for p in parts)
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc.lstrip('.')}: {message}" if loc else f"  {message}")
-    return "\n".join(lines)
 
 
 def sample(mix: Mix, calls: int, seed: int) -> list[tuple[str, str]]:
@@ -248,3 +234,35 @@ def scenario_for(
         },
         source=source,
     )
+
+
+# --- errors, in the names the mix file uses -----------------------------------------------------
+
+#: The branch names pydantic puts in an error's location for a field that is a union
+#: (`sides.offerer` is a list of classes or "same"): not fields a user can fix.
+_UNION_BRANCH = re.compile(r"^(list|literal|dict)\[")
+MESSAGE_CHARS = 400
+
+
+def describe_mix_error(exc: ValidationError, source: str) -> str:
+    """A mix file's validation errors, one line each under `source: invalid mix`: locations
+    as the file writes them (`sides.offerer[0].share`, no union branch names), the message
+    without pydantic's "Value error," and quoted values cut short."""
+    errors = exc.errors(include_url=False)
+    # a union's other branch ("Input should be 'same'") only repeats that the list is wrong
+    kept = [e for e in errors if not any("literal[" in str(p) for p in e["loc"])] or errors
+    lines = [f"{printable(source, newlines=False)}: invalid mix"]
+    for error in kept:
+        loc = ""
+        for part in error["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif not _UNION_BRANCH.match(part):
+                loc += f".{shown_field(part)}"
+        message = cut(printable(error["msg"].removeprefix("Value error, ")), MESSAGE_CHARS)
+        got = error.get("input")
+        if error["type"] not in ("value_error", "missing") and not isinstance(got, dict | list):
+            message += f" (got {cut(repr(got))})"
+        loc = loc.lstrip(".")
+        lines.append(f"  {loc}: {message}" if loc else f"  {message}")
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ client); simnet adds only what is specific to it:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -34,15 +35,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simnet.aio import within
 from simnet.cleanup import cleanup
-from simnet.errors import EnvironmentProblem
+from simnet.errors import EnvironmentProblem, printable
 from simnet.results.schema import ResultRow
 from simnet.run.batch_stream import END, LIFELINE_ENV, decode_row
 from simnet.run.sweep_plan import Point, SweepSpec
 from simnet.scenario.load import load_scenario
 
 CONNECT_TIMEOUT_S = 5.0
+HANDSHAKE_DEADLINE_S = 10.0  # connect, Dask's handshake and the scheduler's identity, together
 POLL_S = 0.2
+SCHEMES = ("tcp",)  # what simnet's workers are reached by; Dask's others (tls, ucx, ws) are not
+SHOWN_CHARS = 80  # of an address or a peer's answer, in an error
+HOW_TO_START = (
+    "start one (`dask scheduler`) and workers as root (`dask worker ADDRESS`), "
+    "and give its address as tcp://HOST:PORT (or HOST:PORT), "
+    "or leave --cluster out to run on this machine"
+)
 
 
 def remove_dead_runs() -> list[str]:
@@ -173,18 +183,106 @@ def run_batch_task(queue_name: str, batch: Batch) -> int:
     return sent
 
 
-def connect(address: str) -> Any:
-    """A client of the scheduler at `address`; an unreachable one is an environment problem
-    (exit 2) that says how to start one."""
-    from distributed import Client  # Dask: about 1 s, paid only by runs with --cluster
+def _shown(value: object) -> str:
+    text = printable(value, newlines=False)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def check_address(address: str) -> str:
+    """`address` as Dask reads it (`tcp://HOST:PORT`; a bare `HOST:PORT` is TCP), or an error
+    (exit 2) for a scheme simnet does not support or an address without a host."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme.lower() not in SCHEMES:
+        raise EnvironmentProblem(
+            f"--cluster {_shown(address)}: the scheme {_shown(scheme)}:// is not supported "
+            "(simnet reaches a Dask scheduler over tcp:// only)",
+            fix="give the scheduler's address as tcp://HOST:PORT or HOST:PORT",
+        )
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not host or any(ch.isspace() or not ch.isprintable() for ch in rest) or "/" in rest:
+        raise EnvironmentProblem(
+            f"--cluster {_shown(address)}: not an address (want tcp://HOST:PORT)",
+            fix="give the scheduler's address as tcp://HOST:PORT or HOST:PORT",
+        )
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise EnvironmentProblem(
+            f"--cluster {_shown(address)}: the port {_shown(port)} is not a number 1-65535",
+            fix="give the scheduler's address as tcp://HOST:PORT or HOST:PORT",
+        )
+    return f"tcp://{rest}"
+
+
+async def _identity(address: str) -> object:
+    """The answer of whatever listens at `address` to Dask's handshake and `identity` call."""
+    from distributed.comm.core import connect as comm_connect  # Dask: --cluster only
+
+    comm = await comm_connect(address, timeout=CONNECT_TIMEOUT_S)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _reachable(address: str) -> None:
+    """A TCP connection to `address` opens within the connect timeout, or an error (exit 2)
+    saying nothing answers there."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    try:
+        socket.create_connection(
+            (host.strip("[]"), int(port or 8786)), timeout=CONNECT_TIMEOUT_S
+        ).close()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"--cluster {_shown(address)}: no Dask scheduler answers there ({_shown(exc)})",
+            fix=HOW_TO_START,
+        ) from None
+
+
+def probe_scheduler(address: str, deadline_s: float = HANDSHAKE_DEADLINE_S) -> None:
+    """Check that a Dask scheduler answers at `address` (as `check_address` returns it): the
+    port must accept within the connect timeout, and then Dask's handshake and the scheduler's
+    identity must come within `deadline_s` together, so that a port that accepts and never
+    answers, an HTTP server or one that floods are errors (exit 2), not a hang or a crash
+    inside Dask's reader."""
+    _reachable(address)
+
+    async def bounded() -> object:
+        return await within(_identity(address), deadline_s)
 
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S)
+        answer = asyncio.run(bounded())
+    except TimeoutError:
+        problem = f"no answer to Dask's handshake within {deadline_s:g} s"
+    except Exception as exc:  # whatever Dask's reader makes of a foreign answer
+        problem = f"its answer is not Dask's protocol: {type(exc).__name__}: {exc}"
+    else:
+        kind = answer.get("type") if isinstance(answer, dict) else None
+        if kind == "Scheduler":
+            return
+        problem = f"it answered as {kind or type(answer).__name__}, not a Scheduler"
+    raise EnvironmentProblem(
+        f"--cluster {_shown(address)}: not a Dask scheduler ({_shown(problem)})",
+        fix=HOW_TO_START,
+    )
+
+
+def connect(address: str) -> Any:
+    """A client of the scheduler at `address`; an address simnet cannot use, an unreachable
+    scheduler or something else listening there is an environment problem (exit 2) that says
+    how to start one."""
+    from distributed import Client  # Dask: about 1 s, paid only by runs with --cluster
+
+    target = check_address(address)
+    probe_scheduler(target)
+    try:
+        return Client(target, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
         raise EnvironmentProblem(
-            f"--cluster {address}: no Dask scheduler answers there ({exc})",
-            fix="start one (`dask scheduler`) and workers as root (`dask worker ADDRESS`), "
-            "or leave --cluster out to run on this machine",
+            f"--cluster {_shown(address)}: no Dask scheduler answers there ({_shown(exc)})",
+            fix=HOW_TO_START,
         ) from None
 
 
@@ -198,7 +296,7 @@ def cluster_threads(address: str) -> int:
         client.close()
     if threads == 0:
         raise EnvironmentProblem(
-            f"--cluster {address}: the scheduler has no workers",
+            f"--cluster {_shown(address)}: the scheduler has no workers",
             fix="start workers as root on machines with simnet: `dask worker ADDRESS`",
         )
     return int(threads)

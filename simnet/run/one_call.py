@@ -292,7 +292,7 @@ async def one_call(
     for outcome in outcomes:
         if isinstance(outcome, PeerAgentError):
             results.append(None)
-            agent_error = f"agent: {outcome}"
+            agent_error = f"agent: {outcome.kind}: {outcome}"
         elif isinstance(outcome, BaseException):
             raise outcome
         else:

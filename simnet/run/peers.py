@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import cast
 
 from simnet import peerkinds
-from simnet.errors import EnvironmentProblem
+from simnet.errors import EnvironmentProblem, cut
 from simnet.peer.external import find_command
 from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS, Launch, PeerKindSpec, PeerPair
 from simnet.scenario.model import ExternalPeer, HostSpec
@@ -67,8 +67,8 @@ def missing_programs(hosts: dict[str, HostSpec], peers: list[str], source: str) 
         peer = host.peer
         if isinstance(peer, ExternalPeer) and find_command(peer.argv[0]) is None:
             raise EnvironmentProblem(
-                f"{source}: hosts.{name}.peer.command: {peer.argv[0]!r} is not an executable "
-                f"file{'' if os.sep in peer.argv[0] else ' on PATH'}",
+                f"{source}: hosts.{name}.peer.command: {cut(repr(peer.argv[0]))} is not an "
+                f"executable file{'' if os.sep in peer.argv[0] else ' on PATH'}",
                 fix="give the program's path (relative to where simnet runs) and make it "
                 "executable (chmod +x), or name a program on PATH",
             )

@@ -156,7 +156,7 @@ def check_points(sweep: SweepSpec, runs: Sequence[Point], where: str | None = No
     anything is built: a typo, or a LAN too small for its hosts, fails in a second, not an
     hour into the sweep (where "run again with --resume" could never help). `where` (the sweep
     file) starts each error; the base scenario is read once."""
-    where = where or f"sweep {sweep.name}"
+    where = where or sweep.where
     try:
         base = read_scenario_data(sweep.scenario)
     except ScenarioError as exc:
@@ -205,7 +205,7 @@ def run_sweep(
         raise SimnetError(f"jobs must be at least 1 (got {jobs})")
     sweep = load_sweep(sweep_file)
     planned = plan_sweep(sweep)
-    check_points(sweep, planned, str(sweep_file))
+    check_points(sweep, planned)
     check_output_dir(out_dir, "--out")  # before any run: a row that cannot be stored is lost
     existing = load(out_dir) if out_dir.exists() else None
     if existing is None or existing.empty:

@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from simnet.errors import ScenarioError
+from simnet.errors import ScenarioError, printable
 from simnet.scenario.model import name_from_stem
 from simnet.scenario.yaml_file import load_yaml_file
 
@@ -64,6 +72,14 @@ class SweepSpec(BaseModel):
         default=None, min_length=1, description="explicit points instead of the product of axes"
     )
     repeat: int = Field(default=1, ge=1, le=10_000)
+    _file: str = PrivateAttr(default="")  # the file it was read from (`load_sweep`)
+
+    @property
+    def where(self) -> str:
+        """How an error names the sweep: its file (the thing to edit), and its name."""
+        if not self._file:
+            return f"sweep {self.name}"
+        return f"{printable(self._file, newlines=False)} (sweep {self.name})"
 
     @model_validator(mode="after")
     def _one_way_to_vary(self) -> SweepSpec:
@@ -210,7 +226,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
         scenario = scenario.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
         raise ScenarioError(f"{path}: scenario: cannot resolve {scenario}: {exc}") from None
-    return spec.model_copy(update={"scenario": scenario})
+    loaded = spec.model_copy(update={"scenario": scenario})
+    loaded._file = str(path)
+    return loaded
 
 
 def plan_sweep(sweep: SweepSpec) -> list[Point]:
@@ -229,7 +247,7 @@ def plan_sweep(sweep: SweepSpec) -> list[Point]:
         overrides = {**sweep.set, **axes}
         pid = point_id(overrides)
         if pid in seen:
-            raise ScenarioError(f"sweep {sweep.name}: point {axes} is listed twice")
+            raise ScenarioError(f"{sweep.where}: point {axes} is listed twice")
         seen[pid] = axes
         runs += [Point(pid, rep, axes, overrides) for rep in range(sweep.repeat)]
     return runs

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from simnet.errors import ScenarioError, printable
+from simnet.errors import SHOWN_CHARS, ScenarioError, cut, printable, shown_field
 from simnet.scenario.model import Scenario, name_from_stem
 from simnet.scenario.yaml_file import load_yaml_file, parse_yaml
 
@@ -64,7 +64,8 @@ def scenario_from_dict(
 def source_of(path: str | Path, overrides: Iterable[str] = ()) -> str:
     """How errors name a scenario: its file, and the `--set`s applied to it."""
     shown = ", ".join(f"--set {shorten(o)}" for o in overrides)
-    return f"{path} with {shown}" if shown else str(path)
+    where = printable(path, newlines=False)  # a newline in a file name cannot start a line
+    return f"{where} with {shown}" if shown else where
 
 
 def shorten(value: object, limit: int = 60) -> str:
@@ -92,6 +93,13 @@ def apply_override(data: dict[str, object], override: str, *, source: str = "<sc
                 fix="a scenario field is a few levels deep at most",
             ) from None
         value = raw  # not YAML: the text itself (e.g. a description with a colon)
+    if any("\udc80" <= ch <= "\udcff" for ch in override):  # bytes that are not UTF-8
+        raw_bytes = override.encode("utf-8", "surrogateescape")
+        raise ScenarioError(
+            f"--set {shown}: {source}: {shown_field(path.strip())}: the value is not UTF-8 text "
+            f"({shown_field(raw_bytes)[2:-1]})",
+            fix="give the value as UTF-8 text",
+        )
     node: Any = data
     for i, key in enumerate(keys[:-1]):
         child = node.get(key) if isinstance(node, dict) else None
@@ -114,14 +122,27 @@ def apply_override(data: dict[str, object], override: str, *, source: str = "<sc
     node[keys[-1]] = value
 
 
+MESSAGE_CHARS = 400  # one problem's message, after its quoted value is cut: never a dump
+
+
+def _short_values(message: str, value: object) -> str:
+    """`message` with the value it quotes (as `'value'` or its repr) cut to `SHOWN_CHARS`, its
+    control characters escaped, and the whole kept to `MESSAGE_CHARS`: a 1 MB name gives a
+    one-line error, not a 1 MB one."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        short = repr(cut(value, SHOWN_CHARS))
+        message = message.replace(repr(value), short).replace(f"'{value}'", short)
+    return cut(printable(message), MESSAGE_CHARS)
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid scenario"]
     for error in exc.errors(include_url=False):
         parts = error["loc"]
         # a tagged union's branch name (hosts.X.peer.named / .command) is not a field to fix
         shown_parts = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "peer")]
-        loc = ".".join(printable(p, newlines=False) for p in shown_parts)
-        message = error["msg"].removeprefix("Value error, ")
+        loc = ".".join(shown_field(p) for p in shown_parts)
+        message = _short_values(error["msg"].removeprefix("Value error, "), error.get("input"))
         got = error.get("input")
         shown = ""
         if error["type"] not in ("value_error", "missing") and not isinstance(got, dict | list):

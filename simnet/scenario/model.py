@@ -851,7 +851,7 @@ class Scenario(Strict):
                     f"{NAME_MAX} characters; give the template a shorter name"
                 )
             for made_name in made:
-                if made_name in names:
+                if made_name in names and made_name != name:  # count 1: the host itself
                     raise ValueError(
                         f"hosts.{name}: this template makes the name '{made_name}', already "
                         f"used in {names[made_name]}; rename one of them"

@@ -241,5 +241,60 @@ def test_a_result_with_an_unknown_error_kind_is_refused() -> None:
     assert result_of([{**base, "error": "timeout:ice"}]).error == "timeout:ice"
     with pytest.raises(ValueError, match="unknown error kind 'it-broke'"):
         result_of([{**base, "error": "it-broke"}])
-    with pytest.raises(ValueError, match="extra"):
+    with pytest.raises(ValueError, match=r"result\.conected: Extra inputs are not permitted"):
         result_of([{**base, "conected": True}])
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"protocol": True}, "speaks peer protocol True"),  # True == 1 in Python: not a version
+        ({"protocol": 1.0}, "speaks peer protocol 1.0"),
+        ({"t": float("nan")}, "ready.t: Input should be a finite number"),
+        ({"t": float("inf")}, "ready.t: Input should be a finite number"),
+        ({"t": True}, "ready.t: Input should be a valid number"),
+        ({"t": "12.5"}, "ready.t: Input should be a valid number"),
+    ],
+)
+def test_a_ready_event_is_read_strictly(fields: dict[str, object], named: str) -> None:
+    problem = ready_problem(_ready(**fields))
+    assert problem is not None and named in problem
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"connected": 1}, "result.connected: Input should be a valid boolean, got 1"),
+        ({"connected": "yes"}, "result.connected: Input should be a valid boolean"),
+        ({"setup_s": float("nan")}, "result.setup_s: Input should be a finite number"),
+        ({"dc_bytes": True}, "result.dc_bytes: Input should be a valid integer"),
+        ({"dc_bytes": 1.5}, "result.dc_bytes: Input should be a valid integer"),
+        ({"disconnects": False}, "result.disconnects: Input should be a valid integer"),
+        ({"phase_t": {"dc_open": float("inf")}}, "result.phase_t.dc_open: Input should be a"),
+        ({"local_candidates": {"host": True}}, "result.local_candidates.host:"),
+    ],
+)
+def test_a_result_is_read_strictly_with_a_short_message(
+    fields: dict[str, object], named: str
+) -> None:
+    base = {"event": "result", "t": 2.0, "role": "answer", "connected": False}
+    with pytest.raises(ValueError) as caught:
+        result_of([{**base, **fields}])
+    message = str(caught.value)
+    assert message.startswith("its result is not valid: ") and named in message
+    assert "pydantic" not in message and "\n" not in message  # one line, not pydantic's dump
+
+
+def test_a_result_with_many_problems_names_a_few_and_cuts_values() -> None:
+    fields = {f"junk{i}": "x" * 10_000 for i in range(50)}
+    with pytest.raises(ValueError) as caught:
+        result_of([{"event": "result", "t": 2.0, "role": "answer", "connected": False, **fields}])
+    message = str(caught.value)
+    assert len(message) < 600 and "(and 47 more)" in message and "…" in message
+
+
+def test_integers_and_whole_numbers_stay_accepted_where_numbers_are() -> None:
+    base = {"event": "result", "t": 2, "role": "answer", "connected": True}
+    result = result_of([{**base, "setup_s": 1, "phase_t": {"dc_open": 3}, "dc_bytes": 10}])
+    assert result.setup_s == 1.0 and result.phase_t == {"dc_open": 3.0}
+    assert ready_problem(_ready(t=12)) is None

@@ -27,7 +27,7 @@ from typing import Literal
 
 from simnet import peerkinds
 from simnet.aio import within
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, cut
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 from simnet.peer.protocol import (
@@ -38,6 +38,7 @@ from simnet.peer.protocol import (
     command_line,
     exit_line,
     midcall_line,
+    parse_result,
     ready_problem,
 )
 from simnet.peerkinds import Launch
@@ -49,6 +50,7 @@ CALL_MARGIN_S = 10.0  # on top of `Timeouts.total_s`: event delivery, a loaded m
 CLOSE_TIMEOUT_S = 5.0
 STREAM_LIMIT_BYTES = 16 << 20
 LOG_TAIL_LINES = 20
+LOG_LINE_CHARS = 200  # of each quoted line of a peer's log
 
 # start: it did not become ready (or is not a peer of this protocol); exited: it died;
 # timeout: it said nothing for too long (and was killed); busy: a call is already running;
@@ -88,6 +90,7 @@ class PeerAgent:
         self._reader: asyncio.Task[None] | None = None
         self._busy = False
         self._pending: collections.deque[str] = collections.deque()  # mid-call commands sent
+        self._broken: str | None = None  # why the event stream ended, when the peer broke it
 
     @property
     def pid(self) -> int:
@@ -158,9 +161,19 @@ class PeerAgent:
         return agent
 
     async def _read_events(self) -> None:
+        """Queue each event line; the end of the stream as None. A line over the stream's limit
+        ends the stream as a broken protocol (`_broken`): the reader ends cleanly, so its
+        error is reported once, as the peer's, not as an unretrieved task exception."""
         try:
             while True:
-                line = await self._stdout.readline()
+                try:
+                    line = await self._stdout.readline()
+                except ValueError:  # asyncio's LimitOverrunError, as readline raises it
+                    self._broken = (
+                        f"it sent a line over {STREAM_LIMIT_BYTES >> 20} MiB "
+                        "(the limit of one event line)"
+                    )
+                    break
                 if not line:
                     break
                 try:
@@ -183,6 +196,12 @@ class PeerAgent:
             ) from None
         if event is None:
             self._events.put_nowait(None)
+            if self._broken is not None:
+                await self.kill()  # it is still running: nothing it says can be read now
+                raise PeerAgentError(
+                    f"peer in {self.ns} broke the peer protocol: {self._broken}",
+                    kind="protocol",
+                )
             code = await self._wait_exit(CLOSE_TIMEOUT_S)
             raise PeerAgentError(
                 f"peer agent in {self.ns} exited (code {code}){self._log_hint()}",
@@ -238,7 +257,7 @@ class PeerAgent:
                 if kind == "result":
                     try:
                         result_of([event])
-                    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    except ValueError as exc:  # a short account of each invalid field
                         raise PeerAgentError(
                             f"peer in {self.ns} broke the peer protocol: {exc}", kind="protocol"
                         ) from None
@@ -319,13 +338,17 @@ class PeerAgent:
                 await self._reader
 
     def _log_hint(self) -> str:
+        """The end of what the peer wrote to its stderr, quoted in the message itself: its log
+        lies in the run's work directory, which the run's teardown removes before the error
+        is shown, so the message cannot send the user there."""
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         except OSError:
             return ""
         if not lines:
-            return f" (log {self.log_path} is empty)"
-        return f"\n  last lines of {self.log_path}:\n    " + "\n    ".join(lines)
+            return " (it wrote nothing to its stderr)"
+        shown = [cut(line, LOG_LINE_CHARS) for line in lines]
+        return "\n  the last lines it wrote to its stderr:\n    " + "\n    ".join(shown)
 
     async def __aenter__(self) -> PeerAgent:
         return self
@@ -363,5 +386,5 @@ def result_of(events: list[Event]) -> CallResult:
     for event in reversed(events):
         if event.get("event") == "result":
             fields = {k: v for k, v in event.items() if k not in ("event", "t")}
-            return CallResult.model_validate(fields)
+            return parse_result(fields)
     raise ValueError("no result event among the call's events")

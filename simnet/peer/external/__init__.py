@@ -21,8 +21,15 @@ def find_command(program: str) -> str | None:
     if os.sep in program:
         path = Path(program)
         # absolute, not resolved: a venv's python is a symlink that must stay one
-        return str(path.absolute()) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(program)
+        try:
+            found = path.is_file() and os.access(path, os.X_OK)
+        except OSError:  # a name too long for the file system, say: no such program
+            return None
+        return str(path.absolute()) if found else None
+    try:
+        return shutil.which(program)
+    except OSError:
+        return None
 
 
 def agent_argv(launch: Launch) -> list[str]:
