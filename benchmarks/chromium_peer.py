@@ -1,7 +1,7 @@
 """What a Chromium peer costs and measures: warm start, per-call overhead, set-up, CPU, memory.
 
 Why this exists: a Chromium peer is a browser per host, started before the clock like the aiortc
-agent. Its figures decide how it is used on a 2-core machine (issue 11's targets: warm start
+agent. Its figures decide how it is used on a 2-core machine (the targets: warm start
 < 1 s, per-call harness overhead < 100 ms) and how far its phase times can be trusted (the error
 of mapping the page's clock to the shared one).
 

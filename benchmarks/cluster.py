@@ -1,6 +1,6 @@
 """The Dask cluster path against the local runner: per-run overhead, and what a second worker buys.
 
-Why: issue 13's targets. A sweep sent to a cluster pays for the scheduler, the task, the batch's
+Why: its cost. A sweep sent to a cluster pays for the scheduler, the task, the batch's
 child process and the row's trip through a Dask queue; on the same machine with the same number
 of jobs it should cost at most 10 % more than the local runner. And two workers should do about
 twice the runs per minute of one, as long as the machine has the cores.

@@ -1,7 +1,7 @@
 """aiortc against Chromium on the NAT matrix, and Chromium's ICE restart per NAT class.
 
 Why: a team choosing which stack to test with needs, per NAT class, the path each stack takes
-and how fast it sets up, and how long the matrix costs with browsers (issue 11's target: the
+and how fast it sets up, and how long the matrix costs with browsers (the target: the
 25-cell Chromium matrix under 2 minutes here). And a handover's recovery depends on the network
 the phone lands on, so the restart is timed per class of that network's NAT.
 

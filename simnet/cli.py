@@ -136,17 +136,23 @@ def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Check a scenario file and show the network it would build (no root needed)."""
     # pydantic models and the planner: about 0.3 s, not paid by --help or the other commands
     from simnet.net.plan import plan_network
-    from simnet.present.network import default_call_note, plan_lines
+    from simnet.present.network import call_lines, default_call_note, link_lines, plan_lines
     from simnet.scenario.model import CallSpec
 
     loaded = _scenario(scenario, set_)
-    for line in plan_lines(plan_network(loaded)):
+    plan = plan_network(loaded)
+    for line in [*plan_lines(plan), *link_lines(plan), *call_lines(loaded)]:
         out.print(line)
-    if loaded.call is None:
-        problems = loaded.call_problems(CallSpec())
-        if problems:
-            out.print(default_call_note(problems[0]))
+    problems = [] if loaded.call else loaded.call_problems(CallSpec())
+    if problems:
+        out.print(default_call_note(problems[0]))
+        verdict = ": valid network, but `simnet run` cannot make its call (see the note)"
+        out.print(show.text((f"{scenario}{verdict}", "yellow")))
+        return
     out.print(show.text((f"{scenario}: valid", "green")))
+
+
+UP_STATUS_S = 5.0  # how often `simnet up` asks its delay lines for late releases
 
 
 @app.command()
@@ -154,8 +160,9 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Build a scenario's network and hold it until Ctrl-C or `simnet down`."""
     # the planner and the builder (pyroute2): about 0.5 s, paid by this command alone
     from simnet.net.builder import emulated_network
+    from simnet.net.impair.nfqueue import lateness
     from simnet.net.plan import plan_network
-    from simnet.present.network import network_table
+    from simnet.present.network import late_status, network_table
 
     loaded = _scenario(scenario, set_)
     require_root()
@@ -172,8 +179,21 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
                 "stop with Ctrl-C or `simnet down`"
             )
         )
-        while True:
+        totals = {line.name: line for line in lateness(network.run)}  # counted from here on
+        while not totals:  # no userspace delay line: nothing to report
             signal.pause()
+        out.print(late_status(list(totals.values())))
+        while True:  # the delay lines' status: printed when a packet was late
+            time.sleep(UP_STATUS_S)
+            try:
+                news = lateness(network.run)
+            except SimnetError as exc:  # a helper died: its link drops all; the network stays
+                err.print(show.text(("warning:", "yellow"), f" {exc}"), highlight=False)
+                while True:
+                    signal.pause()
+            totals = {n.name: totals[n.name].then(n) if n.name in totals else n for n in news}
+            if any(n.late for n in news):
+                out.print(late_status(list(totals.values())))
 
 
 @app.command()
@@ -341,7 +361,7 @@ def run(
             if as_json:
                 print(json_line(row), flush=True)
             store.write(row)
-            description = show.markup_safe(f"{loaded.name}: call {len(rows)}")
+            description = show.markup_safe(f"{loaded.name}: run {row.run}")
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
@@ -352,10 +372,11 @@ def run(
         for part in calls_summary(loaded.name, rows, out_dir):
             out.print(part)
     expect = loaded.call.expect if loaded.call else None
-    misses = [(i, miss) for i, row in enumerate(rows) for miss in unmet(expect, row)]
+    # numbered as the table, the JSON lines and the stored rows number them: `run`
+    misses = [(row.run, miss) for row in rows for miss in unmet(expect, row)]
     label = "failed:" if expect is None else "unexpected:"
-    for i, miss in misses:
-        err.print(show.text((label, "red"), f" call {i + 1}: {miss}"), highlight=False)
+    for run_index, miss in misses:
+        err.print(show.text((label, "red"), f" run {run_index}: {miss}"), highlight=False)
     if misses:
         raise typer.Exit(1)
     if expect is not None and not as_json:
@@ -542,7 +563,7 @@ def population(
     from simnet.scenario.model import HostSpec
 
     sides = _peer_pair(peers)
-    loaded = load_mix(mix)
+    loaded = load_mix(mix, sides)
     if cluster is None:
         # the hosts of every drawn call: alice offers, bob answers (population.mix.scenario_for)
         stacks = {"alice": HostSpec(peer=sides[0]), "bob": HostSpec(peer=sides[1])}
@@ -595,7 +616,7 @@ def probe_link(
 ) -> None:
     """Measure RTT, one-way delay and loss per direction, and TCP/UDP throughput from A to B."""
     # the probes and the builder: about 0.7 s, paid by this command alone
-    from simnet.present.link import link_table
+    from simnet.present.link import late_table, link_table
     from simnet.run.link import LinkProbeOptions, plan_link
     from simnet.run.link import probe_link as measure_link
 
@@ -621,6 +642,8 @@ def probe_link(
         print(json.dumps(data))
     else:
         out.print(link_table(report, host_a, host_b, udp_rate))
+        if (late := late_table(report)) is not None:
+            out.print(late)
         for note in report.notes:
             out.print(show.text(f"note: {note}"), highlight=False)
         for problem in report.errors:
@@ -640,18 +663,34 @@ def compare(
         typer.Option(help="write github-action-benchmark JSON here (and *-bigger.json)"),
     ] = None,
     alpha: Annotated[float, typer.Option(help="significance level of the tests")] = 0.01,
+    strict: Annotated[
+        bool,
+        typer.Option(help="exit 1 when a cell lacks the runs for its tests (use in CI)"),
+    ] = False,
+    min_runs: Annotated[
+        int, typer.Option(min=0, help="exit 1 when a cell has fewer runs on either side")
+    ] = 0,
 ) -> None:
-    """Compare results with a baseline; exit 1 on a significant regression, 0 otherwise."""
+    """Compare results with a baseline; exit 1 on a significant regression (and, with --strict
+    or --min-runs, when a cell lacks the runs to tell), 0 otherwise."""
     # pandas and scipy: about 1.5 s, paid by this command alone
     from simnet.present.compare import print_comparison, say_benchmark_written
-    from simnet.results.compare_files import load_comparison, write_github_benchmark
+    from simnet.results.compare_files import (
+        bigger_is_better_path,
+        load_comparison,
+        write_github_benchmark,
+    )
+    from simnet.results.outputs import check_output_file
 
-    comparison = load_comparison(baseline, current, alpha)
+    if github_benchmark is not None:  # before reading: a bad path is the first thing said
+        for path in (github_benchmark, bigger_is_better_path(github_benchmark)):
+            check_output_file(path, "--github-benchmark")
+    comparison = load_comparison(baseline, current, alpha, strict, min_runs)
     if github_benchmark is not None:
         bigger = write_github_benchmark(comparison, github_benchmark)
         say_benchmark_written(github_benchmark, bigger)
     print_comparison(comparison, baseline, current, as_json=as_json, markdown=markdown)
-    raise typer.Exit(1 if comparison.regressions else 0)
+    raise typer.Exit(1 if comparison.failed else 0)
 
 
 @app.command()
@@ -699,8 +738,10 @@ def report(
     """A self-contained HTML report (NAT grid, phase distributions, TURN vs direct, curves)."""
     # matplotlib and pandas: about 1 s, paid by this command alone
     from simnet.present.report.page import say_written, write_report
+    from simnet.results.outputs import check_output_file
     from simnet.results.store import load_results
 
+    check_output_file(out, "--out")  # before reading the rows (the PNGs beside it: write_report)
     rows = load_results(results)
     say_written(Console(), write_report(rows, results, out))
 

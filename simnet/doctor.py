@@ -10,9 +10,11 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from simnet import settings
 from simnet.errors import EnvironmentProblem
 from simnet.net import netns
 from simnet.peerkinds import KINDS, find_program
@@ -166,6 +168,26 @@ def _nfqueue_check() -> Check:
     )
 
 
+def _realtime_check() -> Check:
+    """Can a delay line helper get the real-time priority it asks for? Without it (a cpu cgroup
+    with no real-time runtime, under the kernel's RT group scheduling) it still runs, but a busy
+    machine makes it release packets late far more often (its rows say `emulator_late`)."""
+    name = "real-time priority (delay line timing)"
+    priority = settings.rt_priority()
+    if priority <= 0:
+        return Check(name, True, f"off ({settings.RT_PRIORITY_ENV}=0)", required=False)
+    code = f"import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({priority}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    ok = done.returncode == 0
+    return Check(
+        name,
+        ok,
+        f"SCHED_FIFO {priority} granted" if ok else done.stderr.strip().splitlines()[-1],
+        "run simnet in a cgroup with real-time runtime (cpu.rt_runtime_us), or the root one",
+        required=False,
+    )
+
+
 def _peer_kind_checks() -> list[Check]:
     """What each peer kind of the registry (`simnet.peerkinds`) needs on this machine; optional,
     since a run needs only the kinds its hosts name (aiortc, simnet's own dependency, none)."""
@@ -186,4 +208,5 @@ def run_checks() -> list[Check]:
     checks += _peer_kind_checks()
     if os.geteuid() == 0:
         checks += _kernel_checks()
+        checks.append(_realtime_check())
     return checks

@@ -43,7 +43,7 @@ def call_row(
     remote = pair.remote.type if pair else None
     # The relay is the offerer's own (local relay) or the answerer's (remote relay). The two
     # peers' pairs can differ (under loss; for a moment after a browser moves to a better pair:
-    # the offerer on the eu relay, the answerer still sending through us, in a clean-clone run),
+    # the offerer on the eu relay while the answerer still sends through us),
     # so the answerer's report counts only for the very relay candidate the offerer's pair uses.
     relay = pair.relay if pair and local == "relay" else None
     theirs = answer.selected_pair if answer else None
@@ -71,6 +71,7 @@ def call_row(
                 media[f"{prefix}_recv_jitter_ms"] = received.jitter_ms
                 media[f"{prefix}_recv_kbps"] = received.bitrate_kbps
             media[f"{prefix}_rtt_ms"] = kind.rtt_ms
+    reported = [r.direct_pair_succeeded for r in sides if r.direct_pair_succeeded is not None]
     return CallOutcome(
         connected=connected,
         error=error,
@@ -98,4 +99,6 @@ def call_row(
         turn_attempts=[
             TurnAttemptRecord(**a.model_dump(), side=r.role) for r in sides for a in r.turn_attempts
         ],
+        # either side's checks passing on a direct pair shows the network carries one
+        direct_pair_succeeded=any(reported) if reported else None,
     )

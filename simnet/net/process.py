@@ -67,8 +67,8 @@ class ManagedProcess:
     _pidfd: int | None = None
     # One exit watch per process, shared by every `await_exited` of it: a loop holds one reader
     # per descriptor, so a second `add_reader` on the pidfd (a call task seeing the agent's
-    # stdout end while `close()` waits for its exit) used to replace the first waiter's callback,
-    # which then slept out its whole timeout after the process had gone.
+    # stdout end while `close()` waits for its exit) would replace the first waiter's callback,
+    # which would then sleep out its whole timeout after the process had gone.
     _exit_watch: asyncio.Future[None] | None = None
 
     @property

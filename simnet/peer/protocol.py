@@ -233,6 +233,12 @@ class CallResult(_Model):
     )
     error_detail: str | None = Field(default=None, description="what happened, for people")
     selected_pair: SelectedPair | None = None
+    direct_pair_succeeded: bool | None = Field(
+        default=None,
+        description="whether a pair of two non-relayed candidates passed its connectivity"
+        " checks (with a relayed selected pair: the relay won a nomination race the network did"
+        " not force); null: the stack does not report its checks",
+    )
     local_candidates: dict[str, int] = Field(
         default_factory=dict, description="candidate type -> count"
     )

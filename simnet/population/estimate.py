@@ -3,16 +3,21 @@
 Pure: from the run's calls (`SampledCall`, one per sampled call: its classes and what it did,
 read from its result row) and the mix.
 
-- The shares are the sampled calls' own outcome shares, each with a Wilson score interval
-  (95 %): a proportion's interval that stays inside [0, 1] and is honest at small counts, unlike
-  the normal approximation.
-- Relay protocol shares (of relayed calls), set-up quantiles (connected calls), and the share of
+- The shares are the sampled calls' own outcome shares (`simnet.results.schema.call_outcome_of`:
+  a call that connected and ended with an error failed, as `simnet run` judges it), each with a
+  Wilson score interval (95 %): a proportion's interval that stays inside [0, 1] and is honest
+  at small counts, unlike the normal approximation.
+- Relay protocol shares (of relayed calls), set-up quantiles (successful calls), and the share of
   bytes that went through TURN: per call, the data-channel transfer plus the media each side
   sent over the call's media window (`*_sent_kbps` x `duration_s`).
 - Each class's contribution to the TURN share, and the sensitivity table: the relay rate of each
   pair of classes, as measured, re-weighted with each class's share moved by +-10 points (the
   other classes of that side scaled to keep the sum 1): how much the fleet's TURN share depends
   on each input share.
+- Which WebRTC stacks made the calls (`stacks`), and how many relayed calls had a direct pair
+  that also passed its checks (`relayed_direct_also_succeeded`, of `relayed_checks_known`): a
+  stack that nominates the first pair to succeed (aiortc) relays where the network would carry
+  a direct call, so its relay share is partly that race, not the fleet's networks.
 """
 
 from __future__ import annotations
@@ -25,23 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from simnet.peerkinds import DEFAULT_KIND
 from simnet.population.mix import SIDES, Mix
 from simnet.quantile import quantile
-from simnet.results.schema import ResultRow
+from simnet.results.schema import Outcome, ResultRow, call_outcome_of
+from simnet.results.stats import wilson_interval
 
-Z_95 = 1.959963984540054
 SENSITIVITY_POINTS = 0.10
-
-
-def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (Wilson 1927); (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class Sensitivity(BaseModel):
@@ -76,6 +71,27 @@ class PopulationEstimate(BaseModel):
     model_relay_share: float  # the pairs' measured relay rates weighted by the mix's shares
     contributions: dict[str, dict[str, float]]  # side -> class -> part of the TURN share
     sensitivity: list[Sensitivity]
+    # the WebRTC stacks of the calls ("aiortc", or "aiortc -> chromium": offerer's, answerer's)
+    stacks: list[str] = []
+    # relayed calls whose stack reported its checks, and those of them where a direct pair
+    # passed its checks too: relays decided by ICE's nomination race, not by the network
+    relayed_checks_known: int = 0
+    relayed_direct_also_succeeded: int = 0
+
+    @property
+    def stack(self) -> str:
+        """The stacks in one phrase, for a headline."""
+        return ", ".join(self.stacks) or "unknown stack"
+
+    def race_note(self) -> str | None:
+        """What a headline says of relays the nomination race decided (None: nothing to say)."""
+        if not self.relayed_direct_also_succeeded:
+            return None
+        return (
+            f"{self.relayed_direct_also_succeeded} of {self.relayed_checks_known} relayed calls "
+            "had a direct pair that also passed its checks: relayed because the stack nominated "
+            "the relay first (a race), not because the network needed TURN"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,13 +106,14 @@ class SampledCall:
     setup_ms: float | None
     dc_bytes: float | None  # what the data-channel transfer delivered
     sent_kbps: tuple[float, ...]  # each media stream's sent bitrate (`*_sent_kbps`)
+    error: str | None = None
+    stack: str = DEFAULT_KIND  # "aiortc", or "offerer's -> answerer's" for a mixed call
+    direct_pair_succeeded: bool | None = None  # see `CallOutcome.direct_pair_succeeded`
 
     @property
-    def outcome(self) -> str:
-        """failed, relay or direct."""
-        if not self.connected:
-            return "failed"
-        return "relay" if self.path == "relay" else "direct"
+    def outcome(self) -> Outcome:
+        """failed, relay or direct, as every output has it (`call_outcome_of`)."""
+        return call_outcome_of(self.connected, self.error, self.path)
 
     @classmethod
     def of_row(cls, row: ResultRow) -> SampledCall:
@@ -111,6 +128,9 @@ class SampledCall:
             setup_ms=call.setup_ms,
             dc_bytes=None if call.dc_bytes is None else float(call.dc_bytes),
             sent_kbps=_sent(call.media),
+            error=call.error,
+            stack=_stack(call.offerer_peer, call.answerer_peer),
+            direct_pair_succeeded=call.direct_pair_succeeded,
         )
 
     @classmethod
@@ -120,6 +140,7 @@ class SampledCall:
         call had none): both read as missing, as in the live row."""
         path, protocol = columns.get("path"), columns.get("relay_protocol")
         setup, transfer = _figure(columns.get("setup_ms")), _figure(columns.get("dc_bytes"))
+        error, race = columns.get("error"), columns.get("direct_pair_succeeded")
         return cls(
             offerer_class=str(columns["offerer_class"]),
             answerer_class=str(columns["answerer_class"]),
@@ -129,7 +150,17 @@ class SampledCall:
             setup_ms=setup or None,
             dc_bytes=transfer,
             sent_kbps=_sent(columns),
+            error=error if isinstance(error, str) and error else None,
+            stack=_stack(columns.get("offerer_peer"), columns.get("answerer_peer")),
+            direct_pair_succeeded=bool(race) if isinstance(race, bool | np.bool_) else None,
         )
+
+
+def _stack(offerer: object, answerer: object) -> str:
+    """The call's stacks as the report names them: one kind, or "offerer's -> answerer's";
+    rows from before peer kinds were aiortc's."""
+    kinds = [k if isinstance(k, str) and k else DEFAULT_KIND for k in (offerer, answerer)]
+    return kinds[0] if kinds[0] == kinds[1] else " -> ".join(kinds)
 
 
 def _figure(value: object) -> float | None:
@@ -157,8 +188,11 @@ def _rounded(figure: float | None) -> float | None:
 
 
 def _share(count: int, n: int) -> tuple[float, float, float]:
-    low, high = wilson(count, n)
-    return (count / n if n else 0.0), low, high
+    """A share with its 95 % Wilson interval; (0, 0, 1) when nothing was drawn."""
+    if n == 0:
+        return 0.0, 0.0, 1.0
+    interval = wilson_interval(count, n)
+    return count / n, interval.low, interval.high
 
 
 def pair_rates(calls: Sequence[SampledCall]) -> dict[tuple[str, str], float]:
@@ -172,6 +206,56 @@ def pair_rates(calls: Sequence[SampledCall]) -> dict[tuple[str, str], float]:
     return {key: relayed[key] / n for key, n in counts.items()}
 
 
+@dataclass(frozen=True)
+class RelayModel:
+    """The relay rate of every pair of classes: a drawn pair's as measured; a pair never drawn
+    takes the mean rate of its offerer class's drawn pairs (else of all drawn pairs).
+
+    The fleet's TURN share is sum over a, b of w_a * w_b * r(a, b), with w the two sides' class
+    shares. Only drawn pairs differ from their offerer's fallback rate, so each side's weighted
+    sums are computed from the drawn pairs alone: linear in the classes and the pairs, where
+    the full table of pairs is quadratic (and the estimate, which moves every class's share,
+    would be cubic)."""
+
+    rates: Mapping[tuple[str, str], float]
+    fallback: Mapping[str, float]  # offerer class -> the rate of its pairs never drawn
+    overall: float  # ... of an offerer class never drawn
+
+    @classmethod
+    def of(cls, rates: Mapping[tuple[str, str], float]) -> RelayModel:
+        by_offerer: dict[str, list[float]] = {}
+        for (a, _), rate in rates.items():
+            by_offerer.setdefault(a, []).append(rate)
+        overall = float(np.mean(list(rates.values()))) if rates else 0.0
+        fallback = {a: float(np.mean(known)) for a, known in by_offerer.items()}
+        return cls(rates, fallback, overall)
+
+    def rate(self, a: str, b: str) -> float:
+        return self.rates.get((a, b), self.fallback.get(a, self.overall))
+
+    def by_offerer(
+        self, offerers: Mapping[str, float], answerers: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Per offerer class a: sum over b of w_b * r(a, b)."""
+        total_b = sum(answerers.values())
+        out = {a: self.fallback.get(a, self.overall) * total_b for a in offerers}
+        for (a, b), rate in self.rates.items():
+            if a in out and b in answerers:
+                out[a] += answerers[b] * (rate - self.fallback[a])
+        return out
+
+    def by_answerer(
+        self, offerers: Mapping[str, float], answerers: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Per answerer class b: sum over a of w_a * r(a, b)."""
+        base = sum(w * self.fallback.get(a, self.overall) for a, w in offerers.items())
+        out = dict.fromkeys(answerers, base)
+        for (a, b), rate in self.rates.items():
+            if b in out and a in offerers:
+                out[b] += offerers[a] * (rate - self.fallback[a])
+        return out
+
+
 def weighted_relay_share(
     rates: Mapping[tuple[str, str], float],
     offerer_shares: Mapping[str, float],
@@ -179,22 +263,25 @@ def weighted_relay_share(
 ) -> float:
     """The fleet's TURN share from pair rates and class shares; a pair never drawn takes the
     mean rate of its offerer class's drawn pairs (else of all drawn pairs)."""
-    overall = float(np.mean(list(rates.values()))) if rates else 0.0
-    total = 0.0
-    for a, wa in offerer_shares.items():
-        known = [r for (x, _), r in rates.items() if x == a]
-        fallback = float(np.mean(known)) if known else overall
-        for b, wb in answerer_shares.items():
-            total += wa * wb * rates.get((a, b), fallback)
-    return total
+    per_offerer = RelayModel.of(rates).by_offerer(offerer_shares, answerer_shares)
+    return sum(w * per_offerer[a] for a, w in offerer_shares.items())
 
 
-def _moved(shares: Mapping[str, float], name: str, delta: float) -> dict[str, float]:
-    """`shares` with `name`'s moved by `delta` (clipped to [0, 1]), the rest scaled to sum 1."""
-    target = min(1.0, max(0.0, shares[name] + delta))
-    rest = 1.0 - shares[name]
+def _moved_share(
+    shares: Mapping[str, float],
+    per_class: Mapping[str, float],
+    total: float,
+    name: str,
+    delta: float,
+) -> float:
+    """The TURN share `total` (= sum of share x `per_class` over one side's classes) with
+    `name`'s share moved by `delta` (clipped to [0, 1]) and the side's other shares scaled to
+    keep the sum 1: the other classes' part scales, `name`'s is replaced."""
+    own = shares[name]
+    target = min(1.0, max(0.0, own + delta))
+    rest = 1.0 - own
     scale = (1.0 - target) / rest if rest > 0 else 0.0
-    return {k: (target if k == name else v * scale) for k, v in shares.items()}
+    return scale * (total - own * per_class[name]) + target * per_class[name]
 
 
 def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> PopulationEstimate:
@@ -206,40 +293,43 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     direct, relay, failed = (_share(outcomes[k], n) for k in ("direct", "relay", "failed"))
     relayed_calls = [c for c in sampled if c.outcome == "relay"]
     protocols = Counter(str(c.relay_protocol) for c in relayed_calls)
-    setups = [c.setup_ms for c in sampled if c.connected and c.setup_ms]
+    setups = [c.setup_ms for c in sampled if c.outcome != "failed" and c.setup_ms]
+    known = [c for c in relayed_calls if c.direct_pair_succeeded is not None]
     duration = mix.duration_s
     total_bytes = sum(_call_bytes(c, duration) for c in sampled)
     relay_bytes = sum(_call_bytes(c, duration) for c in relayed_calls)
     shares = {side: {c.name: c.share for c in mix.classes(side)} for side in SIDES}
-    rates = pair_rates(sampled)
-    modelled = weighted_relay_share(rates, shares["offerer"], shares["answerer"])
-    contributions: dict[str, dict[str, float]] = {}
-    for side in SIDES:
-        contributions[side] = {}
-        for name, weight in shares[side].items():
-            only = {k: (v if k == name else 0.0) for k, v in shares[side].items()}
-            sides = {**shares, side: only}
-            part = weighted_relay_share(rates, sides["offerer"], sides["answerer"])
-            contributions[side][name] = round(part, 4) if weight else 0.0
-    sensitivity = []
-    for side in SIDES:
-        for name, weight in shares[side].items():
-            moved = [
-                weighted_relay_share(
-                    rates,
-                    *(_moved(shares[s], name, delta) if s == side else shares[s] for s in SIDES),
-                )
-                for delta in (-SENSITIVITY_POINTS, SENSITIVITY_POINTS)
-            ]
-            sensitivity.append(
-                Sensitivity(
-                    side=side,
-                    network_class=name,
-                    share=weight,
-                    relay_share_minus=round(moved[0], 4),
-                    relay_share_plus=round(moved[1], 4),
-                )
-            )
+    model = RelayModel.of(pair_rates(sampled))
+    offerers, answerers = shares["offerer"], shares["answerer"]
+    # each class's weighted rate against the other side: the TURN share, each class's part of
+    # it and the share with one class's share moved all follow from these two, in linear time
+    per_class = {
+        "offerer": model.by_offerer(offerers, answerers),
+        "answerer": model.by_answerer(offerers, answerers),
+    }
+    modelled = sum(w * per_class["offerer"][a] for a, w in offerers.items())
+    contributions = {
+        side: {
+            name: round(weight * per_class[side][name], 4) if weight else 0.0
+            for name, weight in shares[side].items()
+        }
+        for side in SIDES
+    }
+    sensitivity = [
+        Sensitivity(
+            side=side,
+            network_class=name,
+            share=weight,
+            relay_share_minus=round(
+                _moved_share(shares[side], per_class[side], modelled, name, -SENSITIVITY_POINTS), 4
+            ),
+            relay_share_plus=round(
+                _moved_share(shares[side], per_class[side], modelled, name, SENSITIVITY_POINTS), 4
+            ),
+        )
+        for side in SIDES
+        for name, weight in shares[side].items()
+    ]
     return PopulationEstimate(
         calls=n,
         direct_share=round(direct[0], 4),
@@ -258,6 +348,9 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
         model_relay_share=round(modelled, 4),
         contributions=contributions,
         sensitivity=sensitivity,
+        stacks=sorted({c.stack for c in sampled}),
+        relayed_checks_known=len(known),
+        relayed_direct_also_succeeded=sum(bool(c.direct_pair_succeeded) for c in known),
     )
 
 

@@ -16,15 +16,17 @@ from simnet import show
 from simnet.results.schema import ResultRow
 
 JSON_KEYS = (
-    "scenario", "run", "connected", "path", "local_candidate", "remote_candidate",
+    "scenario", "run", "outcome", "connected", "path", "local_candidate", "remote_candidate",
     "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
     "ice_disconnects", "recovered", "timeline_error", "relay_region", "run_id", "seed",
 )  # fmt: skip
 
 
 def json_line(row: ResultRow, keys: Sequence[str] = JSON_KEYS) -> str:
-    """A call's row as one JSON object of `keys` (`--json`)."""
-    return json.dumps({k: row.get(k) for k in keys})
+    """A call's row as one JSON object of `keys` (`--json`). `outcome` is what every output calls
+    the call (`ResultRow.outcome`: direct, relay, or failed when it did not connect or ended with
+    an error); `path` stays the type of the pair ICE had selected, even for a failed call."""
+    return json.dumps({k: row.outcome if k == "outcome" else row.get(k) for k in keys})
 
 
 def calls_summary(name: str, rows: Sequence[ResultRow], out_dir: Path) -> list[RenderableType]:
@@ -38,7 +40,9 @@ def calls_summary(name: str, rows: Sequence[ResultRow], out_dir: Path) -> list[R
         return "-" if value is None else f"{value:.1f}"
 
     for row in rows:
-        outcome = show.text((row["path"], "green") if row["connected"] else (row["error"], "red"))
+        outcome = show.text(
+            (row.outcome, "green") if row.succeeded else (f"failed: {row['error']}", "red")
+        )
         pair = f"{row['local_candidate']}/{row['remote_candidate']}"
         if row.get("relay_protocol"):
             pair += f" via TURN/{row['relay_protocol']}"
@@ -47,16 +51,36 @@ def calls_summary(name: str, rows: Sequence[ResultRow], out_dir: Path) -> list[R
             num(row["setup_ms"]), num(row["dc_goodput_mbps"]), num(row["rtt_ms"]),
         )  # fmt: skip
     parts: list[RenderableType] = [table]
+    late = [row for row in rows if row.get("emulator_late")]
+    if late:
+        parts.append(late_note(late))
     for row in rows:
         if "event0_action" in row:
             parts += _timeline_summary(row, num)
     return parts
 
 
+def late_note(late: Sequence[ResultRow]) -> Text:
+    """Calls whose delay lines released packets more than 1 ms after their due time: their
+    delays were longer than the scenario's, by up to the worst lateness."""
+    packets = sum(int(row["link_late_packets"]) for row in late)
+    released = sum(int(row.get("link_released_packets") or 0) for row in late)
+    worst = max(float(row["link_late_max_ms"]) for row in late)
+    runs = ", ".join(str(row["run"]) for row in late)
+    return show.text(
+        (
+            f"emulator late in call(s) {runs}: {packets} of {released} packets left the delay "
+            f"lines more than 1 ms after their due time (worst {worst:.1f} ms), so those calls "
+            "saw longer delays than the scenario's (docs/limits.md)",
+            "yellow",
+        )
+    )
+
+
 def _timeline_summary(row: ResultRow, num: Callable[[Any], str]) -> list[RenderableType]:
     """Per timeline event: when, what the peers noticed and when they were back, and what the
     call's own checks saw of the path until the next event."""
-    table = Table(title=f"call {row['run']}: timeline (ms after the data channel opened)")
+    table = Table(title=f"run {row['run']}: timeline (ms after the data channel opened)")
     for column in ("at", "event", "noticed", "recovered", "path RTT ms", "path loss %"):
         table.add_column(column)
     table.add_row(

@@ -20,11 +20,14 @@ def markdown_comment(comparison: Comparison) -> str:
     regressed = comparison.with_verdict("regressed")
     improved = comparison.with_verdict("improved")
     insufficient = comparison.with_verdict("insufficient-data")
+    short = comparison.short_of_runs
     if regressed:
         title = (
             f"## :x: simnet benchmark: {len(regressed)} regression(s) in "
             f"{len(comparison.regressions)} cell(s)"
         )
+    elif short:
+        title = f"## :x: simnet benchmark: {len(short)} cell(s) without enough runs to tell"
     else:
         title = "## :white_check_mark: simnet benchmark: no significant regression"
     lines = [
@@ -36,6 +39,8 @@ def markdown_comment(comparison: Comparison) -> str:
     for heading, group in (("Regressions", regressed), ("Improvements", improved)):
         if group:
             lines += ["", f"### {heading}", "", *_markdown_table(group, verdict=False)]
+    if short:
+        lines += ["", "### Not enough runs (the gate fails)", "", *(f"- {_md(s)}" for s in short)]
     if insufficient:
         cells = list(dict.fromkeys(c.cell for c in insufficient))
         lines += [
@@ -205,10 +210,15 @@ def print_comparison(
                 out.print(show.text(f"cells {label}: {', '.join(cells)}"), highlight=False)
         for note in comparison.notes:
             out.print(show.text(f"note: {note}"), highlight=False)
+        gate = "--strict" if comparison.strict else f"--min-runs {comparison.min_runs}"
+        for line in comparison.short_of_runs:
+            out.print(
+                show.text(("not enough runs", "bold red"), f" ({gate}): {line}"), highlight=False
+            )
         if comparison.regressions:
             out.print(
                 show.text(("regression", "bold red"), f" in {', '.join(comparison.regressions)}"),
                 highlight=False,
             )
-        else:
+        elif not comparison.short_of_runs:
             out.print("[green]no significant regression[/]")

@@ -44,3 +44,27 @@ def link_table(report: LinkReport, host_a: str, host_b: str, udp_rate: str) -> T
         udp = f"{num(data['udp_throughput_mbps'], 1)}, {num(data['udp_loss_pct'], 1)} % lost"
         table.add_row(f"UDP Mbit/s at {udp_rate}", "failed" if report.udp.error else udp, "", "")
     return table
+
+
+def late_table(report: LinkReport) -> Table | None:
+    """Per delay line direction, the packets it released during the echo probes (whose delays
+    the main table shows) and those released more than 1 ms after their due time (None without
+    a userspace delay line)."""
+    if not report.late:
+        return None
+    table = Table(
+        title="delay lines during the echo probes: packets released >1 ms after their due time"
+    )
+    for column in ("link", "direction", "released", "late", "worst ms"):
+        table.add_column(column, justify="right")
+    for line in report.as_json()["late_releases"]:
+        worst = line["late_max_ms"]
+        late = str(line["late"])
+        table.add_row(
+            line["link"],
+            line["direction"],
+            str(line["released"]),
+            show.text((late, "yellow")) if line["late"] else late,
+            "-" if worst is None else f"{worst:.3f}",
+        )
+    return table

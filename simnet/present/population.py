@@ -20,7 +20,9 @@ def population_tables(
 ) -> list[RenderableType]:
     data = result.model_dump()
     shares = Table(
-        title=show.text(f"{name}: {result.calls} calls (seed {seed}), rows in {out_dir}")
+        title=show.text(
+            f"{name}, {result.stack}: {result.calls} calls (seed {seed}), rows in {out_dir}"
+        )
     )
     for column in ("outcome", "share", "95 % interval (Wilson)"):
         shares.add_column(column)
@@ -48,4 +50,6 @@ def population_tables(
             _pct(result.contributions[row.side][row.network_class]),
             _pct(row.relay_share_plus),
         )
-    return [shares, summary, sensitivity]
+    race = result.race_note()
+    notes = [show.text(("note:", "yellow"), f" {race}")] if race else []
+    return [shares, summary, *notes, sensitivity]

@@ -17,7 +17,10 @@ and metrics the effect floors are what keep the build-wide false alarm rate low.
 
 When a cell has so few runs that even completely separated samples could not reach p < alpha
 (e.g. 3 vs 3 runs: the smallest possible two-sided Mann-Whitney p is 0.1), the verdict is
-`insufficient-data` rather than a misleading `unchanged`.
+`insufficient-data` rather than a misleading `unchanged`. By default such a cell passes (a
+quick look at a few runs should not fail); as a gate, `strict` makes every cell that lacks the
+runs for its tests (and every baseline cell missing from the current results) fail it, and
+`min_runs` every cell with fewer runs than that on either side (`Comparison.short_of_runs`).
 """
 
 from __future__ import annotations
@@ -142,6 +145,10 @@ class Change:
     p_value: float | None
     verdict: Verdict
     note: str = ""
+    # both sides have runs (values), but too few for the test to reach p < alpha even if the
+    # samples were completely apart: what `strict` fails. A metric one side has no values of
+    # (all its calls failed, or no transfer was made) is not that: its success rate says it.
+    underpowered: bool = False
 
     @property
     def spec(self) -> MetricSpec:
@@ -161,6 +168,32 @@ class Comparison:
     only_in_baseline: tuple[str, ...] = ()
     only_in_current: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    strict: bool = False  # a cell lacking the runs for its tests fails (`short_of_runs`)
+    min_runs: int = 0  # a cell with fewer runs than this on either side fails
+
+    @property
+    def short_of_runs(self) -> list[str]:
+        """The cells that fail the gate for lack of runs, each with why, in cell order (empty
+        unless `strict` or `min_runs` asks): with `strict`, every cell where a test could not
+        reach p < alpha for lack of runs and every baseline cell missing now; with `min_runs`,
+        every cell with fewer runs than that on either side."""
+        short: dict[str, str] = {}
+        for c in self.changes:
+            if self.strict and c.underpowered and c.cell not in short:
+                short[c.cell] = f"{c.spec.label}: {c.note}"
+        if self.min_runs:
+            for c in self.changes:  # the success rate's n are the cell's runs
+                few = min(c.baseline_n, c.current_n) < self.min_runs
+                if c.metric == "success_rate" and few and c.cell not in short:
+                    short[c.cell] = f"{c.baseline_n} vs {c.current_n} runs, minimum {self.min_runs}"
+        if self.strict:
+            short.update({cell: "no current runs" for cell in self.only_in_baseline})
+        return [f"{cell}: {why}" for cell, why in short.items()]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the gate fails: a regression, or a cell short of runs."""
+        return bool(self.regressions or self.short_of_runs)
 
     def with_verdict(self, verdict: Verdict) -> list[Change]:
         return [c for c in self.changes if c.verdict == verdict]
@@ -193,6 +226,10 @@ class Comparison:
             "only_in_baseline": list(self.only_in_baseline),
             "only_in_current": list(self.only_in_current),
             "notes": list(self.notes),
+            "strict": self.strict,
+            "min_runs": self.min_runs,
+            "short_of_runs": self.short_of_runs,
+            "failed": self.failed,
             "changes": [_json_safe(asdict(c)) for c in self.changes],
         }
 
@@ -309,11 +346,11 @@ class _Cell:
         (kb, nb), (kc, nc) = counts(base), counts(current)
         b, c = wilson_interval(kb, nb), wilson_interval(kc, nc)
         if nb == 0 or nc == 0:
-            runs = "connected runs" if metric == "relay_rate" else "runs"
+            runs = "successful runs" if metric == "relay_rate" else "runs"
             return self._change(metric, b, c, None, _missing(runs, nb, nc))
         extreme = float(sps.fisher_exact([[nb, 0], [0, nc]]).pvalue)
         if extreme >= self.alpha:
-            return self._change(metric, b, c, None, _too_few(nb, nc, self.alpha))
+            return self._change(metric, b, c, None, _too_few(nb, nc, self.alpha), True)
         p = float(sps.fisher_exact([[kb, nb - kb], [kc, nc - kc]]).pvalue)
         return self._change(metric, b, c, p)
 
@@ -325,12 +362,18 @@ class _Cell:
             return self._change(metric, b, c, None, _missing("values", nb, nc))
         extreme = float(sps.mannwhitneyu(np.arange(nb), np.arange(nb, nb + nc)).pvalue)
         if extreme >= self.alpha:
-            return self._change(metric, b, c, None, _too_few(nb, nc, self.alpha))
+            return self._change(metric, b, c, None, _too_few(nb, nc, self.alpha), True)
         p = float(sps.mannwhitneyu(xb, xc, alternative="two-sided").pvalue)
         return self._change(metric, b, c, 1.0 if math.isnan(p) else p)
 
     def _change(
-        self, metric: str, b: Interval, c: Interval, p: float | None, why: str = ""
+        self,
+        metric: str,
+        b: Interval,
+        c: Interval,
+        p: float | None,
+        why: str = "",
+        underpowered: bool = False,
     ) -> Change:
         spec = METRIC_SPECS[metric]
         base, current = _value(b.estimate), _value(c.estimate)
@@ -370,6 +413,7 @@ class _Cell:
             p_value=p,
             verdict=verdict,
             note=note,
+            underpowered=underpowered,
         )
 
 

@@ -7,6 +7,7 @@ level is an `UnusableResults` error (exit 2): a gate that compared nothing must 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,18 +15,15 @@ import pandas as pd
 
 from simnet.errors import SimnetError
 from simnet.results.compare import Comparison, compare
-from simnet.results.store import load
+from simnet.results.outputs import check_output_file, write_output
+from simnet.results.store import UnusableResults, load
 
 
-class UnusableResults(SimnetError):
-    """A result set `simnet compare` cannot compare: missing, unreadable, empty, or nothing in
-    common with the other; exit 2 ("could not run"), not 1 ("regressed")."""
-
-    exit_code = 2
-
-
-def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
-    """Both result sets loaded and compared at significance level `alpha`."""
+def load_comparison(
+    baseline: Path, current: Path, alpha: float, strict: bool = False, min_runs: int = 0
+) -> Comparison:
+    """Both result sets loaded and compared at significance level `alpha`; with `strict` or
+    `min_runs`, a cell short of runs fails the gate (`Comparison.short_of_runs`)."""
     if not 0 < alpha < 1:
         raise UnusableResults(
             f"--alpha must be between 0 and 1, got {alpha:g}", fix="e.g. --alpha 0.01"
@@ -37,6 +35,8 @@ def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
             raise UnusableResults(f"{role} {path} does not exist", fix=fix)
         try:
             frame = load(path)
+        except SimnetError:
+            raise  # names the file and what is wrong with it
         except (OSError, ValueError) as exc:
             raise UnusableResults(
                 f"{role} {path} cannot be read as Parquet results: {exc}", fix=fix
@@ -55,7 +55,7 @@ def load_comparison(baseline: Path, current: Path, alpha: float) -> Comparison:
             f"{', '.join(comparison.only_in_current)})",
             fix="compare results of the same scenarios, matrix cells and sweep axes",
         )
-    return comparison
+    return dataclasses.replace(comparison, strict=strict, min_runs=min_runs)
 
 
 def bigger_is_better_path(path: Path) -> Path:
@@ -66,10 +66,11 @@ def bigger_is_better_path(path: Path) -> Path:
 def write_github_benchmark(comparison: Comparison, path: Path) -> Path:
     """The smaller-is-better entries to `path`, the bigger-is-better ones beside it
     (`bench.json` -> `bench-bigger.json`), one file per tool of the action; returns the
-    second file's path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    second file's path. Both paths are checked (`check_output_file`) before either is written."""
     bigger = bigger_is_better_path(path)
+    for target in (path, bigger):
+        check_output_file(target, "--github-benchmark")
     for target, direction in ((path, False), (bigger, True)):
         entries = comparison.as_github_benchmark(bigger_is_better=direction)
-        target.write_text(json.dumps(entries, indent=2) + "\n")
+        write_output(target, json.dumps(entries, indent=2) + "\n", "--github-benchmark")
     return bigger

@@ -32,11 +32,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simnet.callspec import ROW_MILESTONES, TurnTransport
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, printable
 from simnet.peerkinds import DEFAULT_KIND
 
 SCHEMA_VERSION = 3
@@ -89,6 +90,37 @@ class TurnAttemptRecord(_Part):
     side: str  # offerer or answerer
 
 
+def call_succeeded(connected: object, error: object) -> bool:
+    """Whether a call succeeded: it connected and ended without any error. The one definition
+    every output uses (`simnet run`'s verdict, `compare`'s and `report`'s success rate, the
+    matrix, the population's shares): a call that connected and then timed out on its data
+    channel (`timeout:datachannel`) failed. `connected`/`error` as stored: a missing value
+    (None, NaN) is not connected / no error."""
+    if _missing(connected) or not bool(connected):
+        return False
+    return _missing(error) or error == ""
+
+
+def _missing(value: object) -> bool:
+    """None, NaN or pandas' NA: a stored value that is not there."""
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or another non-scalar is there
+        return False
+
+
+#: what a call did, as every output names it: the path of a call that succeeded, else failed
+Outcome = Literal["direct", "relay", "failed"]
+
+
+def call_outcome_of(connected: object, error: object, path: object) -> Outcome:
+    """A call's outcome (`call_succeeded`): "failed" for a failed call whatever pair ICE had
+    selected, else its path ("relay" through TURN, else "direct")."""
+    if not call_succeeded(connected, error):
+        return "failed"
+    return "relay" if path == "relay" else "direct"
+
+
 class CallOutcome(_Part):
     """A call as both peers measured it: the row's call columns, typed.
 
@@ -128,6 +160,20 @@ class CallOutcome(_Part):
     answerer_peer: str | None = None
     offerer_peer_version: str | None = None
     answerer_peer_version: str | None = None
+    # A relayed call where a pair of two non-relayed candidates also passed its connectivity
+    # checks: the relay was ICE's choice (a stack that nominates the first pair to succeed,
+    # as aiortc does), not the network's. None where no side's stack reports its checks.
+    direct_pair_succeeded: bool | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Connected and no error (`call_succeeded`)."""
+        return call_succeeded(self.connected, self.error)
+
+    @property
+    def outcome(self) -> Outcome:
+        """direct, relay or failed (`call_outcome_of`)."""
+        return call_outcome_of(self.connected, self.error, self.path)
 
     @model_validator(mode="after")
     def _known_columns(self) -> CallOutcome:
@@ -141,7 +187,9 @@ class CallOutcome(_Part):
 
     def columns(self) -> dict[str, Any]:
         """The stored columns, in the order rows have always had them."""
-        row = self.model_dump(exclude={"milestones", "media", "relay_protocol_inferred"})
+        row = self.model_dump(
+            exclude={"milestones", "media", "relay_protocol_inferred", "direct_pair_succeeded"}
+        )
         flat: dict[str, Any] = {}
         for name, value in row.items():
             if name == "dc_goodput_mbps":  # milestones come before the data-channel figures
@@ -151,16 +199,27 @@ class CallOutcome(_Part):
             flat[name] = value
         if self.relay_protocol_inferred:  # a column only rows it concerns have, as before
             flat["relay_protocol_inferred"] = True
+        if self.direct_pair_succeeded is not None:  # only where a side's stack reported it
+            flat["direct_pair_succeeded"] = self.direct_pair_succeeded
         return flat
 
 
 class EmulatorFigures(_Part):
-    """The userspace emulator's load during the call (`simnet.net.impair.pressure`)."""
+    """The userspace emulator's load during the call (`simnet.net.impair.pressure`), and how
+    punctually its delay lines released the call's packets: released in all, released more
+    than 1 ms after their due time, the worst lateness (None: nothing released), and
+    `emulator_late` when any was late. The punctuality columns are left out of a row whose
+    lines could not be asked; rows stored before they existed lack them too, which reads as
+    not measured (no version change: no stored column changed meaning)."""
 
     emulator_packets: int
     emulator_peak_pps: int
     emulator_dropped: int
     emulator_limited: bool
+    link_released_packets: int | None = None
+    link_late_packets: int | None = None
+    link_late_max_ms: float | None = None
+    emulator_late: bool | None = None
 
 
 IDENTITY = ("scenario", "scenario_hash", "seed", "run", "run_id", "wall_ms")
@@ -193,7 +252,7 @@ class ResultRow(Mapping[str, Any]):
     def __post_init__(self) -> None:
         flat: dict[str, Any] = {"schema_version": self.schema_version, **self.call.columns()}
         if self.emulator is not None:
-            flat.update(self.emulator.model_dump())
+            flat.update(self.emulator.model_dump(exclude_unset=True))
         for part, columns in (("timeline", self.timeline), ("cell", self.cell)):
             own = set(flat) | set(IDENTITY) | {"overrides", "pcap_files"}
             taken = sorted(set(columns) & own)
@@ -209,6 +268,17 @@ class ResultRow(Mapping[str, Any]):
     def columns(self) -> dict[str, Any]:
         """The row as stored: column name -> value."""
         return dict(self._flat)
+
+    @property
+    def succeeded(self) -> bool:
+        """Connected and no error: what `simnet run`, `compare`, `report`, the matrix and the
+        population all count as a successful call (`call_succeeded`)."""
+        return self.call.succeeded
+
+    @property
+    def outcome(self) -> Outcome:
+        """direct, relay or failed (a failed call's selected pair does not count)."""
+        return self.call.outcome
 
     @property
     def timeline_error(self) -> str | None:
@@ -248,7 +318,17 @@ def check_version(frame: pd.DataFrame, source: str = "results") -> pd.DataFrame:
     if "schema_version" not in frame.columns:
         frame = frame.assign(schema_version=LEGACY_VERSION)
     else:
-        versions = frame["schema_version"].fillna(LEGACY_VERSION)
+        raw = frame["schema_version"]
+        versions = pd.to_numeric(raw, errors="coerce").where(raw.notna(), LEGACY_VERSION)
+        whole = versions.notna() & np.isfinite(versions) & (versions % 1 == 0) & (versions >= 1)
+        if not whole.all():
+            value = raw[~whole].iloc[0]
+            bad = printable((repr(value) if isinstance(value, str) else str(value))[:40])
+            raise SchemaError(
+                f"{source}: schema_version {bad} is not a result schema version (a whole "
+                "number from 1)",
+                fix="the file was not written by simnet, or was edited; remove it",
+            )
         frame = frame.assign(schema_version=versions.astype("int64"))
     newest = int(frame["schema_version"].max())
     if newest > SCHEMA_VERSION:

@@ -4,9 +4,12 @@ Why intervals and not bare numbers: a benchmark of ten calls per cell gives a me
 several percent from one run of the suite to the next. A number without its uncertainty invites
 reading noise as a change; the interval says how much of a difference the data can support.
 
-Latency and throughput describe *connected* calls only (a failed call's partial timings are not
-comparable with a finished call's), and the success rate accounts for the rest. The TURN fallback
-(relay) rate is likewise a share of connected calls: a failed call took no path.
+A call succeeded when it connected and ended without an error (`simnet.results.schema.
+call_succeeded`, the definition `simnet run` judges calls by): a call that connected and then
+timed out on its data channel failed. Latency and throughput describe *successful* calls only (a
+failed call's partial timings are not comparable with a finished call's), and the success rate
+accounts for the rest. The TURN fallback (relay) rate is likewise a share of successful calls: a
+failed call's selected pair is not an outcome.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from scipy import stats as sps
 
 from simnet.peerkinds import DEFAULT_KIND
 from simnet.quantile import METHOD, quantile
-from simnet.results.schema import PEER_KIND_COLUMNS
+from simnet.results.schema import PEER_KIND_COLUMNS, call_succeeded
 
 #: The per-run measurements summarised and compared, in display order.
 METRICS: tuple[str, ...] = ("setup_ms", "ice_connect_ms", "dc_goodput_mbps", "rtt_ms")
@@ -182,40 +185,47 @@ def p95_ci(values: Iterable[object], **options: Unpack[BootstrapOptions]) -> Int
     return bootstrap_quantile(values, 0.95, **options)
 
 
-def _connected(frame: pd.DataFrame) -> pd.Series:
+def succeeded(frame: pd.DataFrame) -> pd.Series:
+    """Per row, whether the call succeeded: connected and no error (`call_succeeded`)."""
     if "connected" not in frame.columns:
         return pd.Series(False, index=frame.index)
-    return frame["connected"].map(lambda v: _plain(v) is not None and bool(v)).astype(bool)
+    errors = frame["error"].tolist() if "error" in frame.columns else [None] * len(frame)
+    return pd.Series(
+        [call_succeeded(c, e) for c, e in zip(frame["connected"].tolist(), errors, strict=True)],
+        index=frame.index,
+        dtype=bool,
+    )
 
 
 def success_counts(frame: pd.DataFrame) -> tuple[int, int]:
-    """(connected runs, runs)."""
-    return int(_connected(frame).sum()), len(frame)
+    """(successful runs, runs): connected and no error, as `simnet run` judges a call."""
+    return int(succeeded(frame).sum()), len(frame)
 
 
 def relay_counts(frame: pd.DataFrame) -> tuple[int, int]:
-    """(connected runs that went through TURN, connected runs): the TURN fallback counts."""
-    connected = frame[_connected(frame)]
-    if "path" not in connected.columns:
-        return 0, len(connected)
-    return int((connected["path"] == "relay").sum()), len(connected)
+    """(successful runs that went through TURN, successful runs): the TURN fallback counts."""
+    ok = frame[succeeded(frame)]
+    if "path" not in ok.columns:
+        return 0, len(ok)
+    return int((ok["path"] == "relay").sum()), len(ok)
 
 
 def success_rate(frame: pd.DataFrame, confidence: float = 0.95) -> Interval:
-    """Share of runs that connected, with its Wilson interval."""
+    """Share of runs that succeeded (connected, no error), with its Wilson interval."""
     return wilson_interval(*success_counts(frame), confidence)
 
 
 def relay_rate(frame: pd.DataFrame, confidence: float = 0.95) -> Interval:
-    """Share of connected runs whose selected pair was relayed (TURN fallback), Wilson interval."""
+    """Share of successful runs whose selected pair was relayed (TURN fallback), Wilson
+    interval."""
     return wilson_interval(*relay_counts(frame), confidence)
 
 
 def metric_values(frame: pd.DataFrame, metric: str) -> FloatArray:
-    """The finite values of `metric` over the connected runs of `frame` (empty if absent)."""
+    """The finite values of `metric` over the successful runs of `frame` (empty if absent)."""
     if metric not in frame.columns:
         return np.empty(0, dtype=np.float64)
-    return _finite(frame.loc[_connected(frame), metric])
+    return _finite(frame.loc[succeeded(frame), metric])
 
 
 def cell_columns(*frames: pd.DataFrame) -> list[str]:
@@ -309,11 +319,11 @@ def summarize(
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per cell: runs, success and TURN-fallback rates with Wilson intervals, and median /
-    p95 with bootstrap intervals of each metric in `METRICS` over the cell's connected runs.
+    p95 with bootstrap intervals of each metric in `METRICS` over the cell's successful runs.
 
-    `by` defaults to `cell_columns(df)`. Columns: the `by` columns, `cell`, `n`, `connected`,
+    `by` defaults to `cell_columns(df)`. Columns: the `by` columns, `cell`, `n`, `succeeded`,
     `success_rate`, `success_low`, `success_high`, `relay_rate`, `relay_low`, `relay_high` (a
-    share of the `connected` runs), then per metric M: `M_n`, `M_median`, `M_median_low`,
+    share of the `succeeded` runs), then per metric M: `M_n`, `M_median`, `M_median_low`,
     `M_median_high`, `M_p95`, `M_p95_low`, `M_p95_high`. Undefined values are NaN.
     """
     columns = list(by) if by is not None else cell_columns(df)
@@ -326,7 +336,7 @@ def summarize(
         relay = relay_rate(frame, confidence)
         record.update(
             n=success.n,
-            connected=relay.n,
+            succeeded=relay.n,
             success_rate=success.estimate,
             success_low=success.low,
             success_high=success.high,
@@ -347,7 +357,7 @@ def summarize(
 
 
 def _summary_columns(by: Sequence[str]) -> list[str]:
-    columns = [*by, "cell", "n", "connected", "success_rate", "success_low", "success_high",
+    columns = [*by, "cell", "n", "succeeded", "success_rate", "success_low", "success_high",
                "relay_rate", "relay_low", "relay_high"]  # fmt: skip
     for metric in METRICS:
         columns.append(f"{metric}_n")

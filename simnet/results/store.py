@@ -11,17 +11,20 @@ import functools
 import json
 import platform
 import re
+import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pyarrow import ArrowException
 
 from simnet import __version__
-from simnet.errors import SimnetError
+from simnet.errors import SimnetError, printable
 from simnet.peerkinds import KINDS
+from simnet.results.outputs import UnusableOutput, check_output_dir
 from simnet.results.schema import ResultRow, check_version
 
 
@@ -91,7 +94,8 @@ class ResultStore:
     (`<name>` made safe by `file_stem`)."""
 
     def __init__(self, out_dir: Path, name: str, formats: Iterable[str] = ()) -> None:
-        self.out_dir = out_dir
+        # before the first call: an --out that cannot hold files would lose its row
+        self.out_dir = check_output_dir(out_dir, "--out")
         self.name = name
         self.stem = file_stem(name)
         self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -99,7 +103,16 @@ class ResultStore:
         self.count = 0
 
     def write(self, row: ResultRow) -> Path:
-        """Store `row`; if it cannot be stored as Parquet, keep it as JSON and say where."""
+        """Store `row`; if it cannot be stored as Parquet, keep it as JSON and say where. A
+        failing write (a full disk, a folder removed meanwhile) is an `UnusableOutput` naming
+        the path."""
+        try:
+            return self._write(row)
+        except OSError as exc:
+            where = printable(exc.filename or self.out_dir, newlines=False)
+            raise UnusableOutput(f"--out: cannot write {where}: {exc.strerror}") from None
+
+    def _write(self, row: ResultRow) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         full = {**environment(), **row.columns()}
         # (not Path.with_suffix: a dot in the name, "v1.2", would be taken for a suffix and
@@ -136,29 +149,91 @@ def _cell(value: object) -> object:
     return value
 
 
+class UnusableResults(SimnetError):
+    """Stored results a command cannot read: missing, not a regular file, not Parquet, not
+    simnet rows, or no rows at all; exit 2 ("could not run"), not 1 ("regressed")."""
+
+    exit_code = 2
+
+
+def _result_files(path: Path) -> list[Path]:
+    """The result files `path` names: itself, or every `*.parquet` under it. Anything that is
+    not a regular file (a FIFO would block the reader, a device never ends, a dangling symlink
+    has nothing to read) is an `UnusableResults` naming it, never skipped in silence."""
+    if path.is_dir():  # (a folder named *.parquet is a folder: rglob reads what it holds)
+        files = sorted(f for f in path.rglob("*.parquet") if f.is_symlink() or not f.is_dir())
+    else:
+        files = [path]
+    for file in files:
+        try:
+            mode = file.stat().st_mode
+        except FileNotFoundError:
+            what = "a symlink to a missing file" if file.is_symlink() else "missing"
+            raise UnusableResults(
+                f"{printable(file, newlines=False)}: {what}, not a result file",
+                fix="remove it, or restore the file it stood for",
+            ) from None
+        except OSError as exc:
+            raise UnusableResults(
+                f"{printable(file, newlines=False)}: cannot be read: {exc.strerror}"
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise UnusableResults(
+                f"{printable(file, newlines=False)} is not a regular file, not a result file",
+                fix="remove it from the results folder, or point at the folder's files instead",
+            )
+    return files
+
+
+def _read_file(file: Path) -> pd.DataFrame:
+    """One stored result file: Parquet holding simnet rows (a `connected` column), each with a
+    valid `schema_version`; ±inf in a figure reads as missing (NaN), as a value nobody measured.
+    Anything else is an `UnusableResults` naming the file."""
+    name = printable(file, newlines=False)
+    try:
+        frame = pd.read_parquet(file)
+    except (OSError, ValueError, ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = printable(re.sub(r"^Could not open Parquet input source '.*?': ", "", reason))
+        raise UnusableResults(
+            f"{name} cannot be read as Parquet ({reason[:200]})",
+            fix="remove the file (a run cut short leaves only *.tmp files; this one is damaged "
+            "or not simnet's)",
+        ) from None
+    if "connected" not in frame.columns:
+        raise UnusableResults(
+            f"{name} holds no simnet result rows (no `connected` column)",
+            fix="point at files written by simnet run, matrix, load, population or sweep",
+        )
+    numbers = frame.select_dtypes("number").columns
+    if len(numbers):
+        frame[numbers] = frame[numbers].replace([np.inf, -np.inf], np.nan)
+    return check_version(frame, name)
+
+
 def load(*paths: str | Path) -> pd.DataFrame:
     """One tidy DataFrame from result directories and/or Parquet files, every row with its
-    `schema_version` (rows stored before the column existed read as version 1). Raises
-    `simnet.results.schema.SchemaError` (a ValueError) for rows of a newer simnet."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        files += sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    `schema_version` (rows stored before the column existed read as version 1). A file that is
+    not readable simnet rows is an `UnusableResults` naming it; rows of a newer simnet, or a
+    `schema_version` that is not a whole number, a `SchemaError` naming the file (both exit 2).
+    ±inf in a figure reads as a missing value."""
+    files = [file for path in map(Path, paths) for file in _result_files(path)]
     if not files:
         return pd.DataFrame()
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return check_version(frame, ", ".join(map(str, paths)))
+    frames = [_read_file(f) for f in files]
+    return check_version(pd.concat(frames, ignore_index=True), ", ".join(map(str, paths)))
 
 
 def load_results(paths: Sequence[Path | str]) -> pd.DataFrame:
     """The rows under `paths` (`load`), for a command that needs some: a path that does not
-    exist, or no row at all, is a `SimnetError` naming the paths."""
+    exist, or no row at all, is an `UnusableResults` naming the paths."""
     sources = [Path(p) for p in paths]
     if missing := [str(p) for p in sources if not p.exists()]:
-        raise SimnetError(f"no such results: {', '.join(missing)}")
+        raise UnusableResults(f"no such results: {printable(', '.join(missing), newlines=False)}")
     rows = load(*sources)
     if rows.empty:
-        raise SimnetError(
-            f"no result rows in {', '.join(map(str, sources))}",
+        raise UnusableResults(
+            f"no result rows in {printable(', '.join(map(str, sources)), newlines=False)}",
             fix="run `simnet run`, `simnet matrix` or a sweep with --out DIR first",
         )
     return rows

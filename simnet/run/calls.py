@@ -65,7 +65,7 @@ async def run_calls(
                 else []
             )
             try:
-                async with pressure.watched(queue_namespaces(network)) as emulator:
+                async with pressure.watched(queue_namespaces(network), network.run) as emulator:
                     offer, answer, agent_error = await one_call(
                         scenario, call, services, len(rows), timeline
                     )

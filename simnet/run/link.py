@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from simnet.errors import EnvironmentProblem
 from simnet.net.builder import Network, emulated_network
+from simnet.net.impair.nfqueue import lateness
+from simnet.net.impair.shaping import Lateness
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.probe.link import (
     Distribution,
@@ -74,6 +76,11 @@ class LinkReport:
     udp: IperfResult | None
     udp_rate: str
     notes: tuple[str, ...] = ()
+    # each delay line direction's releases (`<node>.<up|down>`; none without a userspace delay
+    # line) during the echo probes, whose delays the report gives, and during the throughput
+    # tests, whose floods can make a line late without touching the delay figures
+    late: tuple[Lateness, ...] = ()
+    late_throughput: tuple[Lateness, ...] = ()
 
     def _direction(self, forward: _T, backward: _T) -> tuple[_T, _T]:
         """(A→B, B→A) from (client→server, server→client)."""
@@ -145,7 +152,23 @@ class LinkReport:
             "udp_jitter_ms": _ms(udp.jitter_ms if udp else None),
             "notes": list(self.notes),
             "errors": self.errors,
+            "late_releases": [late_json(line) for line in self.late],
+            "emulator_late": any(line.late for line in self.late),
+            "late_releases_throughput": [late_json(line) for line in self.late_throughput],
         }
+
+
+def late_json(line: Lateness) -> dict[str, Any]:
+    """One delay line direction's punctuality: `link` is the node whose attachment link it is,
+    `direction` `up` (from the node) or `down` (to it)."""
+    node, _, direction = line.name.rpartition(".")
+    return {
+        "link": node,
+        "direction": direction,
+        "released": line.released,
+        "late": line.late,
+        "late_max_ms": round(line.late_max_s * 1e3, 3) if line.released else None,
+    }
 
 
 def _ms(value: float | None) -> float | None:
@@ -164,6 +187,7 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
     """Probe an already built network: echo first (idle link), then TCP, then UDP throughput."""
     roles, options = setup.roles, setup.options
     server_address = network.address(roles.server)
+    lateness(network.run)  # starts the delay lines' count afresh: the probe's packets only
     records = run_terminable(
         echo_probe(
             network.ns(roles.client),
@@ -176,6 +200,7 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
         )
     )
     echo = echo_stats(records)
+    late = tuple(lateness(network.run))
     tcp = udp = None
     notes = list(setup.notes)
     if options.duration_s > 0:
@@ -207,6 +232,8 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
         udp=udp,
         udp_rate=options.udp_rate,
         notes=tuple(notes),
+        late=late,
+        late_throughput=tuple(lateness(network.run)) if options.duration_s > 0 else (),
     )
 
 

@@ -95,6 +95,9 @@ class CellOutcome:
     paths: frozenset[str]  # "direct", "relay", "failed": every outcome its calls had
     expected: frozenset[str]
     setup_ms_median: float | None
+    # relayed calls where a direct pair passed its checks too (`direct_pair_succeeded`): the
+    # relay was the stack's nomination race, not the NATs
+    raced: int = 0
 
     @property
     def ok(self) -> bool:
@@ -118,14 +121,15 @@ def matrix_outcomes(
     for nat_a in presets:
         for nat_b in presets:
             runs = [r.call for r in rows if (r.cell["nat_a"], r.cell["nat_b"]) == (nat_a, nat_b)]
-            setups = [r.setup_ms for r in runs if r.setup_ms is not None]
+            setups = [r.setup_ms for r in runs if r.succeeded and r.setup_ms is not None]
             outcomes.append(
                 CellOutcome(
                     nat_a=nat_a,
                     nat_b=nat_b,
-                    paths=frozenset(str(r.path) if r.connected else "failed" for r in runs),
+                    paths=frozenset(r.outcome for r in runs),  # a failed call: "failed"
                     expected=expected_paths(nat_a, nat_b, turn),
                     setup_ms_median=quantile(setups, 0.5),
+                    raced=sum(r.outcome == "relay" and bool(r.direct_pair_succeeded) for r in runs),
                 )
             )
     return outcomes

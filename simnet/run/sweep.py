@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import multiprocessing
 import os
 import queue as queue_module
@@ -46,8 +47,10 @@ from typing import Any
 from simnet.cleanup import remove_run
 from simnet.doctor import require_root
 from simnet.errors import ScenarioError, SimnetError
+from simnet.net.plan import plan_network
 from simnet.net.registry import owner_alive, read_states
 from simnet.results import ResultStore, load
+from simnet.results.outputs import check_output_dir
 from simnet.results.schema import ResultRow
 from simnet.run.calls import run_scenario
 from simnet.run.cluster import cluster_threads, execute_on_cluster, sweep_batches
@@ -60,7 +63,7 @@ from simnet.run.sweep_plan import (
     pending_runs,
     plan_sweep,
 )
-from simnet.scenario.load import load_scenario
+from simnet.scenario.load import load_scenario, read_scenario_data, scenario_from_dict, source_of
 from simnet.signals import sigterm_raises
 
 SHUTDOWN_DEADLINE_S = 10.0  # for a killed worker to be reaped
@@ -148,20 +151,38 @@ class SweepSummary:
         return self.missing == 0
 
 
-def check_points(sweep: SweepSpec, runs: Sequence[Point]) -> None:
-    """Validate every point's scenario before anything is built: a typo fails in a second, not
-    an hour into the sweep."""
-    checked: set[str] = set()
-    for run in runs:
-        if run.point_id in checked:
-            continue
-        checked.add(run.point_id)
+def check_points(sweep: SweepSpec, runs: Sequence[Point], where: str | None = None) -> None:
+    """Validate every point's scenario, its call and its addresses (the network plan) before
+    anything is built: a typo, or a LAN too small for its hosts, fails in a second, not an
+    hour into the sweep (where "run again with --resume" could never help). `where` (the sweep
+    file) starts each error; the base scenario is read once."""
+    where = where or f"sweep {sweep.name}"
+    try:
+        base = read_scenario_data(sweep.scenario)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: scenario: {exc.message}", fix=exc.fix) from None
+    points = [run for run in runs if run.repetition == 0]
+    for number, run in enumerate(points, 1):
+        overrides = run.set_args()
+        source = source_of(sweep.scenario, overrides)
         try:
-            call_of(load_scenario(sweep.scenario, run.set_args()))
+            scenario = scenario_from_dict(base, overrides, source=str(sweep.scenario))
+            call_of(scenario, source)
+            try:
+                plan_network(scenario)
+            except ScenarioError as exc:
+                raise ScenarioError(f"{source}: {exc.message}", fix=exc.fix) from None
         except ScenarioError as exc:
             raise ScenarioError(
-                f"sweep {sweep.name}, point {run.point_id} {run.axes}: {exc.message}", fix=exc.fix
+                f"{where}: point {number} of {len(points)} ({_shown(run.axes)}): {exc.message}",
+                fix=exc.fix,
             ) from None
+
+
+def _shown(axes: dict[str, Any], limit: int = 120) -> str:
+    """A point's varied values as `path=value` (JSON), cut to `limit` characters."""
+    text = ", ".join(f"{path}={json.dumps(value)}" for path, value in axes.items())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_sweep(
@@ -184,7 +205,8 @@ def run_sweep(
         raise SimnetError(f"jobs must be at least 1 (got {jobs})")
     sweep = load_sweep(sweep_file)
     planned = plan_sweep(sweep)
-    check_points(sweep, planned)
+    check_points(sweep, planned, str(sweep_file))
+    check_output_dir(out_dir, "--out")  # before any run: a row that cannot be stored is lost
     existing = load(out_dir) if out_dir.exists() else None
     if existing is None or existing.empty:
         todo = list(planned)

@@ -15,16 +15,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simnet.errors import ScenarioError
-from simnet.scenario.load import parse_yaml, read_text_file
 from simnet.scenario.model import name_from_stem
+from simnet.scenario.yaml_file import load_yaml_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +34,13 @@ DOTTED_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
 
 DottedPath = Annotated[str, Field(pattern=DOTTED_PATH)]
+# Every point is validated and planned before the first run (a few ms each), and a point is a
+# network built and at least one call made: 10,000 points are days of calls already.
+MAX_POINTS = 10_000
+MAX_RUNS = 100_000  # points x repeat
+# Each point's overrides are validated in full, so a value in `set` is checked once per point:
+# the values (scalars, lists, mappings) of all points' overrides together are bounded too.
+MAX_POINT_VALUES = 1_000_000
 
 
 # --- the sweep file ---------------------------------------------------------------------------
@@ -67,7 +75,7 @@ class SweepSpec(BaseModel):
             seen: set[str] = set()
             for value in values:
                 if _canonical(value) in seen:
-                    raise ValueError(f"axis {path} lists {value!r} twice")
+                    raise ValueError(f"axis {path} lists {_short(value)} twice")
                 seen.add(_canonical(value))
         for i, point in enumerate(self.points or []):
             if not point:
@@ -75,7 +83,52 @@ class SweepSpec(BaseModel):
         varied = set(self.axes) | {k for p in self.points or [] for k in p}
         if both := sorted(varied & set(self.set)):
             raise ValueError(f"{', '.join(both)}: both fixed in `set` and varied")
+        count = self.point_count
+        if count > MAX_POINTS:
+            sizes = [len(v) for v in self.axes.values()]
+            made = " x ".join(map(str, sizes)) if len(sizes) <= 6 else f"{len(sizes)} axes"
+            made = made if self.points is None else "listed"
+            raise ValueError(
+                f"{count:,} points ({made}); a sweep has at most {MAX_POINTS:,}: "
+                "vary fewer axes at once, or list the points you need under `points:`"
+            )
+        if count * self.repeat > MAX_RUNS:
+            raise ValueError(
+                f"{count:,} points x repeat {self.repeat:,} = {count * self.repeat:,} runs; a "
+                f"sweep makes at most {MAX_RUNS:,}: lower `repeat`, or split the sweep"
+            )
+        if (held := self._point_values()) > MAX_POINT_VALUES:
+            raise ValueError(
+                f"the {count:,} points' overrides hold {held:,} values in all (each point "
+                f"repeats `set`); at most {MAX_POINT_VALUES:,}: put large fixed values in the "
+                "base scenario instead of `set`, or vary fewer points"
+            )
         return self
+
+    def _point_values(self) -> int:
+        """The values of every point's overrides together, counted without making the points:
+        `set` is in every point, and each value of an axis in its share of them."""
+        count, seen = self.point_count, dict[int, int]()
+        total = count * sum(_values(v, seen) for v in self.set.values())
+        if self.points is not None:
+            return total + sum(_values(v, seen) for p in self.points for v in p.values())
+        for values in self.axes.values():
+            total += count // len(values) * sum(_values(v, seen) for v in values)
+        return total
+
+    @field_validator("scenario")
+    @classmethod
+    def _a_path(cls, value: Path) -> Path:
+        if "\0" in str(value):
+            raise ValueError("a path cannot hold a NUL character (\\0)")
+        return value
+
+    @property
+    def point_count(self) -> int:
+        """How many points the sweep has, counted without making them."""
+        if self.points is not None:
+            return len(self.points)
+        return math.prod(len(values) for values in self.axes.values())
 
 
 @dataclass(frozen=True)
@@ -104,6 +157,22 @@ class Point:
         return [f"{path}={json.dumps(value)}" for path, value in self.overrides.items()]
 
 
+def _values(value: Any, seen: dict[int, int]) -> int:
+    """How many values (scalars, lists, mappings) `value` holds, itself included; a list or
+    mapping met before (a YAML alias is one object, shared) is counted from `seen`."""
+    if not isinstance(value, list | dict):
+        return 1
+    if id(value) not in seen:
+        children = value if isinstance(value, list) else [*value, *value.values()]
+        seen[id(value)] = 1 + sum(_values(child, seen) for child in children)
+    return seen[id(value)]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = _canonical(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -117,7 +186,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; every mistake is one `ScenarioError` naming the file."""
     path = Path(path)
     try:  # (the scenario loader's checks: not a FIFO or device, 1 MiB, duplicate keys)
-        data = parse_yaml(read_text_file(path, "sweep file"), str(path))
+        data = load_yaml_file(path, "sweep file")
     except ScenarioError as exc:
         fix = "see benchmarks/sweeps/ for examples" if "no such" in exc.message else exc.fix
         raise ScenarioError(exc.message, fix=fix) from None
@@ -137,7 +206,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
             lines.append(f"  {loc}: {message}" if loc else f"  {message}")
         raise ScenarioError("\n".join(lines)) from None
     scenario = spec.scenario if spec.scenario.is_absolute() else path.parent / spec.scenario
-    return spec.model_copy(update={"scenario": scenario.resolve()})
+    try:
+        scenario = scenario.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
+        raise ScenarioError(f"{path}: scenario: cannot resolve {scenario}: {exc}") from None
+    return spec.model_copy(update={"scenario": scenario})
 
 
 def plan_sweep(sweep: SweepSpec) -> list[Point]:

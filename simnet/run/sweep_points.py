@@ -4,12 +4,12 @@ its runs, their outcomes, median set-up time and goodput (what `simnet sweep` sh
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simnet.quantile import quantile
 from simnet.results import load
 from simnet.run.sweep_plan import Point, SweepSpec
 
@@ -27,7 +27,7 @@ class PointResult:
 
 def _median(values: Iterable[Any]) -> float | None:
     clean = [float(v) for v in values if v is not None and v == v]
-    return statistics.median(clean) if clean else None
+    return quantile(clean, 0.5)
 
 
 def point_results(sweep: SweepSpec, planned: list[Point], out_dir: Path) -> list[PointResult]:

@@ -4,136 +4,30 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from simnet.errors import ScenarioError, printable
 from simnet.scenario.model import Scenario, name_from_stem
+from simnet.scenario.yaml_file import load_yaml_file, parse_yaml
 
-MAX_FILE_BYTES = 1 << 20
 NAMED_SECTIONS = ("nats", "hosts", "servers")
-FILE_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
-# libyaml's parser (PyYAML's C extension) when it is there: it halves the time to load a large
-# file (20,000 timeline events: 2.5 s against 7.6 s here) and limits nesting depth on its own;
-# both build the same Python objects.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe YAML, except that a key given twice in one mapping is an error, not "last wins"
-    (two `home:` NATs would otherwise quietly become one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # String keys (all of a scenario's) are compared as written, without building them
-        # twice: that would cost more than the C parser saves. Other keys are built.
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == STR_TAG:
-                key: Any = key_node.value
-            else:
-                key = self.construct_object(key_node, deep=True)
-            first = _first_line(seen, key, key_node.start_mark.line + 1)
-            if first is not None:
-                shown = printable(key, newlines=False)
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key '{shown}' (first at line {first})",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-STR_TAG = "tag:yaml.org,2002:str"
-
-
-def _first_line(seen: dict[Any, int], key: Any, line: int) -> int | None:
-    """The line `key` was first seen on, if before; records it otherwise."""
-    try:
-        if key in seen:
-            return seen[key]
-        seen[key] = line
-    except TypeError:  # an unhashable key: the base constructor reports it
-        pass
-    return None
-
-
-def parse_yaml(text: str, where: str) -> Any:
-    """`text` as YAML; any problem becomes a `ScenarioError` that starts with `where`."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a raw escape
-        raise ScenarioError(
-            f"{where}: not valid YAML: character {chr(exc.character)!r} at position "
-            f"{exc.position} is not allowed (write it escaped in a double-quoted string)"
-        ) from None
-    except yaml.YAMLError as exc:
-        at = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            at = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ScenarioError(f"{where}: not valid YAML{at}: {problem}") from None
-    except RecursionError:
-        raise ScenarioError(
-            f"{where}: not valid YAML: nested too deeply", fix="a scenario is a few levels deep"
-        ) from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise ScenarioError(f"{where}: not valid YAML: {exc}") from None
-
-
-def read_text_file(path: Path, what: str = "scenario file") -> str:
-    """The contents of `path` if it is a regular UTF-8 file of at most 1 MiB.
-
-    Anything else is refused before reading: a FIFO would block the read forever, a device like
-    /dev/zero would never end (its size says 0), a directory or socket cannot be read at all. The
-    kind is checked again and the size bounded on the opened file, so a file swapped in between
-    is no way around either check."""
-    try:
-        kind = FILE_KINDS.get(stat.S_IFMT(path.stat().st_mode))
-        if kind is not None:
-            raise ScenarioError(
-                f"{path}: is {kind}, not a regular file; a {what} is a YAML file",
-                fix="give the path of a .yaml file",
-            )
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        with os.fdopen(fd, "rb") as f:
-            kind = FILE_KINDS.get(stat.S_IFMT(os.fstat(f.fileno()).st_mode))
-            if kind is not None:
-                raise ScenarioError(
-                    f"{path}: is {kind}, not a regular file; a {what} is a YAML file"
-                )
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ScenarioError(
-            f"{path}: no such {what}", fix="see the scenarios/ folder for examples"
-        ) from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ScenarioError(f"{path}: file is larger than 1 MiB; is it a {what}?")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     """Load, override and validate a scenario file; raise `ScenarioError` for anything wrong."""
     path = Path(path)
-    data = parse_yaml(read_text_file(path), str(path))
+    return scenario_from_dict(read_scenario_data(path), overrides, source=str(path))
+
+
+def read_scenario_data(path: Path) -> dict[str, object]:
+    """A scenario file's fields as parsed, not yet validated (named after the file unless it
+    says its `name:`): what `scenario_from_dict` takes, so a file read once can be validated
+    with many sets of overrides (a sweep's points)."""
+    data = load_yaml_file(path, "scenario file")
     if data is None:
         raise ScenarioError(
             f"{path}: the file is empty", fix="see the scenarios/ folder for what a scenario holds"
@@ -144,7 +38,7 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
             f"not a {type(data).__name__}"
         )
     data.setdefault("name", name_from_stem(path.stem))
-    return scenario_from_dict(data, overrides, source=str(path))
+    return data
 
 
 def scenario_from_dict(

@@ -41,6 +41,7 @@ from simnet.callspec import (
 )
 from simnet.peerkinds import DEFAULT_KIND, EXTERNAL_KIND, KINDS, NAMED_KINDS, PeerKind, kind
 from simnet.scenario.nat import (
+    CARRIER_PRESETS,
     CHAINED_PRESETS,
     FILTERING_ALIASES,
     MAPPING_ALIASES,
@@ -365,7 +366,8 @@ class NatSpec(Strict):
     preset: Annotated[str, AfterValidator(_preset_name)] = Field(
         default="port-restricted-cone",
         description="open (a router, no translation), full-cone, restricted-cone, "
-        "port-restricted-cone, symmetric, or cgnat (this NAT behind a carrier NAT NAME-carrier "
+        "port-restricted-cone, symmetric, cgn (a carrier-grade NAT, its LAN on 100.64.0.0/10: "
+        "a phone on a mobile network), or cgnat (this NAT behind a carrier NAT NAME-carrier "
         "on 100.64.0.0/10, so NAME has at most 12 characters)",
     )
     mapping: MappingField | None = Field(
@@ -993,7 +995,8 @@ class Scenario(Strict):
                 )
                 base, behind = home, carrier_name
             else:
-                base, behind = PRESETS[spec.preset], spec.behind
+                base = CARRIER_PRESETS.get(spec.preset) or PRESETS[spec.preset]
+                behind = spec.behind
             behavior = base.model_copy(update=spec.knobs()) if spec.knobs() else base
             out.append(
                 Router(
@@ -1003,6 +1006,7 @@ class Scenario(Strict):
                     lan=spec.lan,
                     firewall=spec.firewall,
                     link=spec.link,
+                    carrier=spec.preset in CARRIER_PRESETS,
                 )
             )
         return _parents_first(out)

@@ -92,18 +92,24 @@ PRESETS: dict[str, NatBehavior] = {
     ),
 }
 
-# `cgnat` is not one device but two: a home router behind a carrier-grade NAT whose subscriber
-# side is 100.64.0.0/10 (RFC 6598). The carrier follows RFC 6888: endpoint-independent mapping,
-# hairpinning, and ports that are not preserved (here: random).
-CGNAT_HOME = PRESETS["port-restricted-cone"]
+# A carrier-grade NAT follows RFC 6888: its REQ-1 asks for RFC 4787's behaviour, so mapping is
+# endpoint-independent (RFC 4787 REQ-1) and hairpinning supported (REQ-9); filtering is
+# address-and-port-dependent (RFC 4787 REQ-8 allows it where stricter filtering is wanted, and
+# carriers choose it), and ports are not preserved (many subscribers share each public
+# address: here random). Its subscriber side is 100.64.0.0/10 (RFC 6598).
 CGNAT_CARRIER = NatBehavior(
     mapping=Mapping.EIM,
     filtering=Filtering.APDF,
     port_allocation=PortAllocation.RANDOM,
     hairpin=True,
 )
+# `cgn` is that carrier NAT alone, with the hosts directly behind it: a phone on a mobile
+# network. Its LAN is taken from 100.64.0.0/10, as a carrier's is.
+CARRIER_PRESETS = {"cgn": CGNAT_CARRIER}
+# `cgnat` is not one device but two: a home router behind that carrier NAT.
+CGNAT_HOME = PRESETS["port-restricted-cone"]
 CHAINED_PRESETS = {"cgnat": (CGNAT_HOME, CGNAT_CARRIER)}
-PRESET_NAMES = (*PRESETS, *CHAINED_PRESETS)
+PRESET_NAMES = (*PRESETS, *CARRIER_PRESETS, *CHAINED_PRESETS)
 
 
 _Behaviour = TypeVar("_Behaviour", Mapping, Filtering)

@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 
 from simnet.callspec import ERROR_KINDS
 from simnet.scenario.model import NAME_MAX, NAME_PATTERN, Scenario
-from simnet.scenario.nat import CHAINED_PRESETS, PRESETS, NatBehavior
+from simnet.scenario.nat import CARRIER_PRESETS, CHAINED_PRESETS, PRESETS, NatBehavior
 
 COMMAND = "python -m simnet.scenario.reference > docs/scenarios.md"
 
@@ -230,6 +230,8 @@ def presets_section() -> str:
         "|---|---|---|---|---|",
     ]
     rows += [_behaviour_row(f"`{name}`", behaviour) for name, behaviour in PRESETS.items()]
+    for name, behaviour in CARRIER_PRESETS.items():
+        rows.append(_behaviour_row(f"`{name}`: a carrier NAT, LAN on 100.64.0.0/10", behaviour))
     for name, (home, carrier) in CHAINED_PRESETS.items():
         rows.append(_behaviour_row(f"`{name}`: the home NAT", home))
         rows.append(_behaviour_row(f"`{name}`: its carrier NAT, `NAME-carrier`", carrier))

@@ -463,3 +463,51 @@ async def test_chromium_and_aiortc_call_each_other(mixed: Bench) -> None:
         f"goodput {aiortc.dc_goodput_mbps:.1f} Mbit/s; aiortc -> chromium: setup "
         f"{aiortc2.setup_s * 1000:.0f} ms, goodput {chromium2.dc_goodput_mbps:.1f} Mbit/s"
     )
+
+
+# A parent that is a child subreaper: every process its command leaves behind (a zombie never
+# reaped, or one still running) is handed to it, and it lists them before reaping them.
+SUBREAPER = r"""
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+left = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == os.getpid():
+            left.append({"pid": int(entry), "comm": comm, "state": state})
+for each in left:  # the test reports them; nothing is left for init either way
+    try:
+        os.kill(each["pid"], 9)
+        os.waitpid(each["pid"], 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+print(json.dumps({"rc": done.returncode, "stderr": done.stderr[-2000:], "left": left}))
+"""
+
+
+def test_a_chromium_call_leaves_no_browser_process_behind_not_even_a_zombie(
+    tmp_path: Path,
+) -> None:
+    """`simnet run` with Chromium on both sides, under a subreaper: when the run has ended,
+    no process it started is left, running or `<defunct>`. The browser's helpers outlive it by
+    a moment; the agent (their subreaper) reaps them before it exits, instead of handing 6-7
+    zombies to init."""
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "direct-lan.yaml"
+    cli = [sys.executable, "-m", "simnet.cli", "run", str(scenario), "--out", str(tmp_path)]
+    sets = ["hosts.alice.peer=chromium", "hosts.bob.peer=chromium", "call.data_bytes=0"]
+    for each in sets:
+        cli += ["--set", each]
+    done = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, *cli], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["rc"] == 0, report["stderr"]
+    assert report["left"] == [], f"left behind: {report['left']}"

@@ -107,7 +107,7 @@ CASES = [
         "",
         ["empty"],
     ),
-    # found when tried adversarially (issue 10): markup, escapes, nesting, limits
+    # adversarial input: markup, escapes, nesting, limits
     case(
         "markup-in-a-name",
         'nats: {"[/]": {}}\n',
@@ -421,6 +421,7 @@ def test_a_connected_call_with_an_error_fails_the_run(expect: str, tmp_path, too
     assert done.returncode == 1, done.output
     row = json.loads(done.stdout.splitlines()[-1])
     assert row["connected"] is True and row["error"] == "timeout:datachannel"
+    assert row["outcome"] == "failed"  # a connected call that timed out did not succeed
     label = "unexpected:" if expect == "as-shipped" else "failed:"
-    assert f"{label} call 1: error 'timeout:datachannel', expected none" in done.stderr
+    assert f"{label} run 0: error 'timeout:datachannel', expected none" in done.stderr
     assert len(list(tmp_path.glob("*.parquet"))) == 1  # and its row is stored

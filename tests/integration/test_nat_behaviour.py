@@ -17,6 +17,7 @@ import asyncio
 import json
 import subprocess
 from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,14 @@ from hypothesis import strategies as st
 from simnet.errors import ScenarioError
 from simnet.net import builder, netns
 from simnet.net.builder import Network, emulated_network
+from simnet.net.plan import WAN_IF
 from simnet.net.registry import Run
 from simnet.probe.client import ProbeFailed, ProbeSocket
 from simnet.probe.server import PORTS, ProbeServer
 from simnet.run.verify_nat import NatVerdict, ProbeLayout, preset_scenario, probe_layout, verify
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Scenario
-from simnet.scenario.nat import PRESET_NAMES
+from simnet.scenario.nat import PRESET_NAMES, Filtering, Mapping, PortAllocation
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +93,25 @@ def test_preset_behaves_as_configured(preset: str) -> None:
         assert report["as_configured"] is True
         assert report["mismatches"] == []
         assert report["translates"] is (preset != "open")
+
+
+def test_a_phone_behind_a_cgn_sees_the_carriers_behaviour_from_the_shared_range() -> None:
+    """`cgn`: one carrier-grade NAT and the phone directly behind it. Measured from a host on
+    its LAN: the host's address is in 100.64.0.0/10 (RFC 6598), the NAT maps endpoint-
+    independently (hole punching works against cone peers), filters by address and port,
+    picks random public ports and hairpins; peers see the carrier's public address."""
+    layout = probe_layout(preset_scenario("cgn"))
+    probe, _ = layout.hosts["cgn"]
+    (address,) = [a for addrs in layout.plan.nodes[probe].addresses.values() for a in addrs]
+    assert address in IPv4Network("100.64.0.0/10")
+    (verdict,) = verify(preset_scenario("cgn"))
+    observed = verdict.observed
+    assert observed is not None, "no UDP got through the CGN"
+    assert verdict.as_configured, describe([verdict])
+    assert (observed.mapping, observed.filtering) == (Mapping.EIM, Filtering.APDF)
+    assert observed.port_allocation is PortAllocation.RANDOM and observed.hairpin
+    (wan,) = layout.plan.nodes["cgn"].addresses[WAN_IF]  # the carrier's public address
+    assert IPv4Address(observed.mapped_address.rsplit(":", 1)[0]) == wan.ip
 
 
 # --- (b) knob combinations ------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_a_browser_picks_one_of_two_turn_regions_and_the_row_says_which(tmp_path
     away: the near relay (us) answers its checks first, and libwebrtc may move the call to eu
     once eu's checks succeed (a higher-priority pair), so the pair at the end is not the first
     pair. Each side sends on its own selected pair, and for a moment after a move the two differ
-    (seen in a clean-clone run: alice sending to bob's eu relay, bob still sending through us),
+    (alice sending to bob's eu relay while bob still sends through us),
     so the row, which is the offerer's view, is held to what the offerer sent; a relay server it
     names is the region's."""
     sets = [*_peers("chromium", "chromium"), "call.data_bytes=100000"]

@@ -43,12 +43,26 @@ def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
     assert stored == drawn  # the calls made are the calls drawn, class for class
     assert estimate(rows.to_dict("records"), mix).model_dump() == printed
     # ICE theory per drawn pair: a symmetric NAT facing a symmetric or port-restricted one
-    # (a home-cone router; a CGN chain, port-restricted in effect) cannot punch through
+    # (a home-cone router; a CGN, port-restricted in effect) cannot punch through
     restricted = {"home-symmetric", "home-cone", "mobile-cgn"}
     for row in rows.to_dict("records"):
         pair = (row["offerer_class"], row["answerer_class"])
         if "home-symmetric" in pair and set(pair) <= restricted:
             assert row["path"] != "direct", row
+    # the headline's stack, and what the aiortc agent saw of its checks: a call that went
+    # direct had its direct pair pass; every relayed call says whether one passed too
+    assert printed["stacks"] == ["aiortc"]
+    records = rows.to_dict("records")
+    for row in records:
+        if row["connected"]:
+            assert isinstance(row["direct_pair_succeeded"], bool), row
+        if row["connected"] and row["path"] == "direct":
+            assert row["direct_pair_succeeded"] is True, row
+    relayed = [r for r in records if r["connected"] and not r["error"] and r["path"] == "relay"]
+    assert printed["relayed_checks_known"] == len(relayed)
+    assert printed["relayed_direct_also_succeeded"] == sum(
+        r["direct_pair_succeeded"] for r in relayed
+    )
 
 
 def test_a_population_with_chromium_peers_runs_the_drawn_calls_in_the_browser(
@@ -70,7 +84,11 @@ def test_a_population_with_chromium_peers_runs_the_drawn_calls_in_the_browser(
         assert (row["offerer_peer"], row["answerer_peer"]) == ("chromium", "chromium"), row
         assert row["answerer_peer_version"].startswith("Chromium "), row
         assert row["connected"] and row["path"] == "direct", row
-    assert json.loads(done.stdout)["direct_share"] == 1.0
+        # the page does not report its checks: no race to tell of
+        assert row.get("direct_pair_succeeded") is None, row
+    printed = json.loads(done.stdout)
+    assert printed["direct_share"] == 1.0
+    assert printed["stacks"] == ["chromium"] and printed["relayed_checks_known"] == 0
 
 
 def test_a_mix_whose_shares_do_not_add_up_is_one_clear_error(tmp_path: Path) -> None:

@@ -178,6 +178,10 @@ def test_delays_are_read_per_direction_with_kernel_stamps(
     the hold: the figures must still include it, and add up to the round trip."""
     code, data = probe(tools, str(scenario_file(IMPAIRED)), "alice", "bob", *FAST)
     assert code == 0, data
+    # every delay line direction says how punctually it released the echo's 50 probes
+    released = {(e["link"], e["direction"]): e["released"] for e in data["late_releases"]}
+    assert released == {(n, d): 50 for n in ("alice", "bob", "home") for d in ("up", "down")}
+    assert data["emulator_late"] == any(e["late"] for e in data["late_releases"])
     for key, want in (("one_way_ms_ab_median", 22), ("one_way_ms_ba_median", 10)):
         got = data[key]
         assert want - EARLIEST_MS <= got <= want + 3 * LINE_MS + PATH_MS, (key, got)

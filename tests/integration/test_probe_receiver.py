@@ -1,9 +1,9 @@
 """The probe receiver counts what arrived in distinct datagrams, not in deliveries.
 
-Why: on a duplicating link more datagrams arrive than were sent. The receiver used to stop
-waiting once it had seen as many deliveries as probes sent, which happened while the last
-originals were still in flight; closing the socket then counted them lost (2 of 2000 on a 10 %
-duplicating link in one suite run).
+Why: on a duplicating link more datagrams arrive than were sent. A receiver that stops
+waiting once it has seen as many deliveries as probes sent does so while the last originals
+are still in flight; closing the socket then counts them lost (2 of 2000 on a 10 % duplicating
+link in one suite run).
 """
 
 from __future__ import annotations

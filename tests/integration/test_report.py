@@ -11,11 +11,13 @@ stored with `ResultStore`, so no network is needed; headless Chromium takes the 
 from __future__ import annotations
 
 import html
+import itertools
 import random
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib import image as mpimg
+from matplotlib.colors import to_hex
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.errors import SimnetError
-from simnet.present.report.figures import COLORS
+from simnet.present.report.figures import COLORS, variant_colors
 from simnet.present.report.page import report
-from simnet.present.report.rows import group_labels
+from simnet.present.report.phases import turn_vs_direct
+from simnet.present.report.rows import group_labels, prepare, series_labels
+from simnet.present.report.waterfall import MAX_WATERFALLS, _milestones, phases
 from simnet.results import ResultStore
 from simnet.results.schema import CallOutcome, ResultRow
 from simnet.results.store import load
@@ -95,6 +100,27 @@ def _pixels_of(image: np.ndarray[Any, Any], color: str, tolerance: float = 6) ->
     return int((np.abs(rgb - _rgb(color)).max(axis=-1) <= tolerance).sum())
 
 
+def _screenshot(page: Path, shot: Path, width: int, height: int) -> np.ndarray[Any, Any]:
+    """What a user sees of `page` in a `width` x `height` window: headless Chromium's
+    screenshot, read back as pixels. The browser's profile lives in a folder removed after."""
+    assert CHROMIUM is not None
+    with tempfile.TemporaryDirectory(prefix="simnet-report-chromium-") as profile:
+        done = subprocess.run(
+            [
+                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={shot}",
+                f"--window-size={width},{height}", page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    image: np.ndarray[Any, Any] = mpimg.imread(shot)
+    return image
+
+
 @pytest.fixture
 def page(tmp_path: Path) -> Path:
     return report([_store(_matrix_rows(), tmp_path / "results")], tmp_path / "out" / "report.html")
@@ -114,14 +140,18 @@ def test_the_page_is_self_contained_and_holds_the_matrix_grid(page: Path) -> Non
     assert all(color == COLORS[kind] for kind, color in cells)
     for section in ("overview", "phases", "turn-vs-direct", "axis-call-data-bytes"):
         assert f'<section id="{section}">' in text
-    assert text.count("data:image/png;base64,") == 4
+    # each (cell, data size) is a variant of its own: 24 matrix cells connected, 3 sizes each:
+    # the first MAX_WATERFALLS get a picture, every one is in the folded table
+    assert text.count('<img class="waterfall"') == MAX_WATERFALLS
+    assert f"{72 - MAX_WATERFALLS} more variant(s) only in the table" in text
+    assert text.count("data:image/png;base64,") == 3 + MAX_WATERFALLS
     pngs = sorted(p.name for p in page.parent.glob("*.png"))
-    assert pngs == [
-        "report-axis-call-data-bytes.png",
-        "report-matrix-nat-matrix.png",
-        "report-phases.png",
-        "report-turn-vs-direct.png",
-    ]
+    assert pngs[:2] == ["report-axis-call-data-bytes.png", "report-matrix-nat-matrix.png"]
+    assert pngs[-1] == "report-turn-vs-direct.png"
+    assert len(pngs) == 3 + MAX_WATERFALLS
+    assert pngs[2] == "report-phases-01-nat-matrix-nat-open-open-data-bytes-1000.png"
+    numbers = re.search(r"<details><summary>[^<]*</summary>(.*?)</details>", text, re.S)
+    assert numbers and numbers[1].count("<tr>") == 1 + 72 * len(ROW_MILESTONES)
 
 
 def test_the_matrix_png_shows_each_outcome_in_its_colour(page: Path) -> None:
@@ -138,21 +168,7 @@ def test_the_matrix_png_shows_each_outcome_in_its_colour(page: Path) -> None:
     CHROMIUM is None, reason="Debian's chromium is not installed (setup.sh adds it)"
 )
 def test_chromium_renders_the_page_with_the_matrix_visible(page: Path, tmp_path: Path) -> None:
-    assert CHROMIUM is not None
-    shot = tmp_path / "shot.png"
-    done = subprocess.run(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-            f"--screenshot={shot}", "--window-size=1200,1600", page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
-    image = mpimg.imread(shot)
+    image = _screenshot(page, tmp_path / "shot.png", 1200, 1600)
     assert image.shape[:2] == (1600, 1200)
     assert float(image[..., :3].std()) > 0.05, "the screenshot is blank"
     # the matrix (the HTML grid, and its PNG below it) is on the first screen, in its colours
@@ -195,7 +211,7 @@ def test_no_rows_is_one_clear_error(tmp_path: Path) -> None:
          str(tmp_path / "missing"), "--out", str(tmp_path / "r.html")],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 1 and "no such results" in done.stderr, done.stderr
+    assert done.returncode == 2 and "no such results" in done.stderr, done.stderr
     assert not (tmp_path / "r.html").exists()
 
 
@@ -343,3 +359,132 @@ def test_population_rows_get_the_estimate_and_a_sensitivity_plot(tmp_path: Path)
     table = re.search(r'<table class="population">(.*?)</table>', text, re.S)
     assert table is not None and "<td>relay</td><td>20.0 %</td>" in table[1]
     assert '<table class="population-classes">' in text
+
+
+# --- phases as a picture: a waterfall per variant, as a user sees the page --------------------
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (setup.sh adds it)"
+)
+def test_a_user_sees_a_waterfall_per_variant_in_chromium(tmp_path: Path) -> None:
+    """Real rows (two `simnet run`s into one folder: direct-lan, which connects directly, and
+    relay-only, which goes through TURN) make two variants. The page holds one waterfall per
+    variant in that variant's colour, the numbers folded below them, and headless Chromium shows
+    both pictures on the first screen: not blank, in the two colours, relay-only's bars (its
+    set-up is hundreds of ms) on its own time axis."""
+    scenarios = Path(__file__).resolve().parents[2] / "scenarios"
+    out = tmp_path / "results"
+    for name in ("direct-lan", "relay-only"):
+        done = subprocess.run(
+            [sys.executable, "-m", "simnet.cli", "run", str(scenarios / f"{name}.yaml"),
+             "--repeat", "2", "--set", "call.data_bytes=0", "--out", str(out), "--json"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    page = report([out], tmp_path / "page" / "report.html")
+    text = page.read_text()
+    variants = ["direct-lan [call.data_bytes=0]", "relay-only [call.data_bytes=0]"]
+    colors = variant_colors(variants)
+    assert len(set(colors.values())) == 2
+    alts = re.findall(r'<img class="waterfall" alt="([^"]*)"', text)
+    assert [html.unescape(a) for a in alts] == variants
+    phases = text[text.index('<section id="phases">') :]
+    phases = phases[: phases.index("</section>")]
+    # the numbers stay available, folded: one row per milestone each side reached
+    folded = re.search(r"<details>.*?</details>", phases, re.S)
+    assert folded and phases.count("<table") == folded[0].count("<table") == 1
+    rows = re.findall(r"<tr>(.*?)</tr>", folded[0])[1:]
+    for variant in variants:
+        reached = [r for r in rows if html.escape(variant) in r]
+        assert len(reached) == len(ROW_MILESTONES) + 5, reached  # the answerer has 5 of them
+    for k, variant in enumerate(variants, start=1):
+        (png,) = page.parent.glob(f"report-phases-{k:02d}-*.png")
+        image = mpimg.imread(png)
+        mine, other = colors[variant], colors[variants[2 - k]]
+        assert _pixels_of(image, mine) > 300, (png, "no bar in the variant's colour")
+        assert _pixels_of(image, other) == 0, (png, "another variant's colour")
+    shot = _screenshot(page, tmp_path / "shot.png", 1200, 1400)
+    assert shot.shape[:2] == (1400, 1200)
+    assert float(shot[..., :3].std()) > 0.05, "the screenshot is blank"
+    for variant in variants:
+        assert _pixels_of(shot, colors[variant]) > 300, f"{variant}'s waterfall is not on screen"
+
+
+def _frame(rows: list[ResultRow]) -> pd.DataFrame:
+    return prepare(pd.DataFrame([row.columns() for row in rows]))
+
+
+def _phase_row(scenario: str, offset: float, stack: str = "aiortc") -> ResultRow:
+    milestones = {f"offerer_{p}_ms": offset + 10.0 * i for i, p in enumerate(ROW_MILESTONES)}
+    answerer = ("gathering_done", "ice_checking", "ice_connected", "dtls_connected", "dc_open")
+    milestones.update(
+        {f"answerer_{p}_ms": offset + 10.0 * ROW_MILESTONES.index(p) + 25 for p in answerer}
+    )
+    call = CallOutcome(connected=True, path="direct", setup_ms=80.0 + offset,
+                       milestones=milestones, offerer_peer=stack, answerer_peer=stack)  # fmt: skip
+    return ResultRow(call=call, scenario=scenario, scenario_hash="", seed=0, run=0,
+                     run_id="phases", wall_ms=0.0)  # fmt: skip
+
+
+def test_each_stack_gets_its_own_waterfall_never_a_pooled_one() -> None:
+    """The same scenario called with two stacks is two variants: two pictures, each the median
+    of its own calls (0 and 100 ms offsets here, never 50)."""
+    rows = [_phase_row("s", 0.0), _phase_row("s", 0.0, "chromium")]
+    rows += [_phase_row("s", 100.0, "chromium")] * 2
+    section = phases(_frame(rows))
+    assert section is not None
+    assert [g.title for g in section.gallery] == ["s · aiortc", "s · chromium"]
+    table = section.after
+    assert (
+        "<td>s · aiortc</td><td>direct</td><td>offerer dc open</td><td>1</td><td>70.0 ms" in table
+    )
+    assert (
+        "<td>s · chromium</td><td>direct</td><td>offerer dc open</td><td>3</td><td>170.0 ms"
+        in table
+    )
+
+
+def test_the_answerer_bars_start_when_the_offer_left() -> None:
+    """Both sides on one clock: a side's bar runs from its previous milestone; the answerer's
+    first from the offerer's `offer_sent` (it records no "offer received")."""
+    section = phases(_frame([_phase_row("s", 0.0)]))
+    assert section is not None
+    bars = {(b.side, b.phase): b for b in _milestones(_frame([_phase_row("s", 0.0)]))}
+    sent = bars[("offerer", "offer_sent")].median
+    assert bars[("answerer", "gathering_done")].start == sent == 20.0
+    assert bars[("answerer", "ice_checking")].start == bars[("answerer", "gathering_done")].median
+    assert bars[("offerer", "offer_created")].start == 0.0
+    medians = [b.median for b in _milestones(_frame([_phase_row("s", 0.0)]))]
+    assert medians == sorted(medians)  # drawn in the order they happened
+
+
+def test_turn_vs_direct_labels_do_not_overlap_and_colours_follow_variants() -> None:
+    """Many variants with long names: the tick labels under the boxes are the paths only (the
+    variant is the box's colour, named in the legend) and no two labels overlap once drawn."""
+    rows = []
+    for k in range(6):
+        for path in ("direct", "relay"):
+            call = CallOutcome(connected=True, path=path, setup_ms=100.0 + k,
+                               relay_protocol="udp" if path == "relay" else None,
+                               rtt_ms=1.0, dc_goodput_mbps=10.0)  # fmt: skip
+            rows.append(ResultRow(call=call, scenario=f"a-rather-long-scenario-name-{k}",
+                                  scenario_hash="", seed=0, run=0, run_id="t", wall_ms=0.0,
+                                  overrides=("hosts.alice.link.delay_ms=100",)))  # fmt: skip
+    frame = _frame(rows)
+    section = turn_vs_direct(frame)
+    assert section is not None and section.figure is not None
+    figure = section.figure
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    figure.draw(renderer)
+    colors = variant_colors(series_labels(frame))
+    assert len(set(colors.values())) == 6
+    for ax in figure.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        assert {t.get_text() for t in labels} == {"direct", "relay/udp"}
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for first, second in itertools.pairwise(boxes):
+            assert not first.overlaps(second), "tick labels overlap"
+        faces = {to_hex(p.get_facecolor()) for p in ax.patches}
+        assert set(colors.values()) <= faces

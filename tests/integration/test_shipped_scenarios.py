@@ -115,5 +115,5 @@ def test_a_call_that_breaks_its_expectation_fails_the_run_and_says_how(
         "run", scenario, "--out", str(tmp_path), "--set", "call.expect.path=relay", timeout=120
     )
     assert done.returncode == 1, done.output
-    assert "unexpected: call 1: path 'direct', expected 'relay'" in done.output
+    assert "unexpected: run 0: path 'direct', expected 'relay'" in done.output
     assert "Traceback" not in done.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -347,3 +348,57 @@ def test_command_without_results_exits_2(
     other = write(result_set(1).assign(scenario="elsewhere"), tmp_path / "other")
     assert compare_command(results, other, False, False, None, 0.01) == 2
     assert "no cell is in both" in capsys.readouterr().err
+
+
+def _strict_command(baseline: Path, current: Path, *options: str) -> int:
+    argv = ["simnet", "compare", str(baseline), str(current), *options]
+    with mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exited:
+        main()
+    assert isinstance(exited.value.code, int)
+    return exited.value.code
+
+
+def test_too_few_runs_pass_by_default_and_fail_with_strict_or_min_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 vs 3 runs cannot reach p < 0.01: a quick look passes (exit 0), a CI gate with
+    --strict (or --min-runs above 3) must not (exit 1), and says which cells lack runs."""
+    few = {name: {"n": 3} for name in ("home", "sym", "open")}
+    baseline = write(result_set(1, **few), tmp_path / "baseline")
+    current = write(result_set(2, **few), tmp_path / "current")
+    assert _strict_command(baseline, current) == 0
+    assert "not enough data" in capsys.readouterr().out
+    assert _strict_command(baseline, current, "--strict") == 1
+    out = capsys.readouterr().out
+    assert "not enough runs" in out and "home-vs-carrier" in out
+    assert "no significant regression" not in out
+    assert _strict_command(baseline, current, "--min-runs", "4") == 1
+    assert "3 vs 3 runs, minimum 4" in capsys.readouterr().out
+    assert _strict_command(baseline, current, "--min-runs", "3") == 0
+    capsys.readouterr()
+    assert _strict_command(baseline, current, "--strict", "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["failed"] is True and len(data["short_of_runs"]) == 3
+
+
+def test_strict_passes_with_enough_runs_and_fails_on_a_missing_cell(tmp_path: Path) -> None:
+    baseline, current = result_set(1), result_set(2)
+    strict = replace(run_compare(baseline, current), strict=True)
+    assert strict.short_of_runs == [] and not strict.failed
+    without_home = current[current["scenario"] != "home-vs-carrier"]
+    gone = replace(run_compare(baseline, without_home), strict=True)
+    assert gone.short_of_runs == ["home-vs-carrier: no current runs"] and gone.failed
+    assert not replace(gone, strict=False).failed  # a missing cell alone is only reported
+
+
+def test_success_is_connected_without_error_as_run_judges_it() -> None:
+    """Two calls that connected and then timed out on their data channel are failures for
+    compare, as for `simnet run`: 10/10 -> 8/10, and their times count nowhere."""
+    baseline = cell_runs("s", 1, n=10)
+    current = cell_runs("s", 2, n=10)
+    current.loc[:1, "error"] = "timeout:datachannel"  # connected stays True, path "direct"
+    assert current["connected"].all()
+    changes = {c.metric: c for c in run_compare(baseline, current).changes}
+    assert (changes["success_rate"].baseline, changes["success_rate"].current) == (1.0, 0.8)
+    assert changes["setup_ms"].current_n == 8
+    assert changes["relay_rate"].current_n == 8

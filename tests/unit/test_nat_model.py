@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from simnet.errors import ScenarioError
 from simnet.net import netns
 from simnet.net.nftables import SEQUENTIAL_BASE, render_router
-from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
+from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan, plan_network
 from simnet.probe.classify import (
     SEQUENTIAL_MAX_STEP,
     NatObservation,
@@ -37,6 +37,7 @@ from simnet.probe.classify import (
 from simnet.scenario.load import apply_override, load_scenario, scenario_from_dict
 from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import (
+    CARRIER_PRESETS,
     CGNAT_CARRIER,
     CGNAT_HOME,
     OPEN,
@@ -182,6 +183,32 @@ def test_cgnat_is_a_home_router_behind_an_rfc6888_carrier() -> None:
     assert routers["home-carrier"].behind == "internet"
     assert routers["home-carrier"].carrier
     assert [r.name for r in scenario.routers()] == ["home-carrier", "home"]  # parents first
+
+
+def test_cgn_is_the_carrier_nat_alone_with_its_lan_in_the_shared_range() -> None:
+    """A phone directly behind a carrier-grade NAT: one device, the carrier's RFC 6888
+    behaviour (the same as `cgnat`'s carrier), its LAN and hosts on 100.64.0.0/10."""
+    assert "cgn" in PRESET_NAMES
+    assert CARRIER_PRESETS["cgn"] == CGNAT_CARRIER
+    scenario = scenario_from_dict(
+        {"nats": {"mobile": {"preset": "cgn"}}, "hosts": {"phone": {"behind": "mobile"}}}
+    )
+    (router,) = scenario.routers()
+    assert router.name == "mobile" and router.carrier and router.behind == "internet"
+    assert router.behavior.mapping is Mapping.EIM
+    assert router.behavior.filtering is Filtering.APDF
+    assert router.behavior.port_allocation is PortAllocation.RANDOM
+    assert router.behavior.hairpin
+    plan = plan_network(scenario)
+    (lan,) = plan.nodes["mobile"].addresses[LAN_IF]
+    assert isinstance(lan.network, IPv4Network)
+    assert lan.network.subnet_of(IPv4Network("100.64.0.0/10"))
+    (phone,) = [a for addrs in plan.nodes["phone"].addresses.values() for a in addrs]
+    assert phone in lan.network
+    # knobs still override the preset, and the LAN stays the carrier's
+    strict = scenario_from_dict({"nats": {"mobile": {"preset": "cgn", "mapping": "APDM"}}})
+    (router,) = strict.routers()
+    assert router.behavior.mapping is Mapping.APDM and router.carrier
 
 
 # --- compose / effective_behavior -----------------------------------------------------------

@@ -16,9 +16,10 @@ import pytest
 from scipy.stats import binomtest
 
 from simnet.errors import ScenarioError
-from simnet.population.estimate import SampledCall, estimate, weighted_relay_share, wilson
+from simnet.population.estimate import SampledCall, _share, estimate, weighted_relay_share
 from simnet.population.mix import Mix, load_mix, sample, scenario_for
 from simnet.results.schema import CallOutcome, ResultRow
+from simnet.results.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = ROOT / "scenarios" / "mixes" / "field.yaml"
@@ -99,13 +100,14 @@ def test_a_class_that_is_no_network_is_refused_with_its_name(tmp_path: Path) -> 
 @pytest.mark.parametrize(("k", "n"), [(22, 100), (0, 10), (10, 10), (3, 500), (499, 500)])
 def test_wilson_agrees_with_scipy(k: int, n: int) -> None:
     reference = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    low, high = wilson(k, n)
+    interval = wilson_interval(k, n)
+    low, high = interval.low, interval.high
     assert low == pytest.approx(reference.low, abs=1e-9)
     assert high == pytest.approx(reference.high, abs=1e-9)
 
 
-def test_wilson_of_nothing_is_everything() -> None:
-    assert wilson(0, 0) == (0.0, 1.0)
+def test_a_share_of_nothing_drawn_is_unknown() -> None:
+    assert _share(0, 0) == (0.0, 0.0, 1.0)
 
 
 def rows_for(pairs: dict[tuple[str, str], tuple[int, int]]) -> list[dict[str, Any]]:
@@ -177,3 +179,18 @@ def test_a_live_row_and_its_stored_columns_give_the_same_estimate() -> None:
     stored = pd.DataFrame([r.columns() for r in rows]).to_dict("records")
     assert estimate(stored, two) == live
     assert live.calls == 5 and live.failed_share == 0.2 and live.setup_ms_p50 == 135.0
+
+
+def test_the_field_mix_phone_sits_directly_behind_an_endpoint_independent_cgn() -> None:
+    """What field.yaml's header and its `why:` both say of the mobile class is what it builds:
+    one carrier-grade NAT (no home router), endpoint-independent mapping, its LAN shared space."""
+    field = load_mix(FIELD)
+    cgn = field.by_name("offerer", "mobile-cgn")
+    scenario = scenario_for(field, cgn, field.by_name("answerer", "public"))
+    (router,) = scenario.routers()
+    assert router.carrier and router.behind == "internet"
+    assert router.behavior.mapping.value == "endpoint-independent"
+    assert router.behavior.filtering.value == "address-and-port-dependent"
+    header = FIELD.read_text().split("\nname:")[0]
+    assert "endpoint-independent" in header and "symmetric-mapping" not in header
+    assert "maps endpoint-independently" in cgn.why

@@ -45,8 +45,8 @@ def test_a_direct_call_or_no_pair_has_no_region() -> None:
 
 
 def test_the_answerers_relay_report_counts_only_for_the_candidate_the_offerer_uses() -> None:
-    """Seen in a clean-clone run: the offerer (Chromium) had moved to the answerer's eu relay,
-    the answerer still sent through its us relay; the row said region eu and server us."""
+    """The offerer (Chromium) has moved to the answerer's eu relay while the answerer still
+    sends through its us relay: the row must not say region eu and server us."""
     offer_pair = _pair(("prflx", "203.0.113.5"), ("relay", "192.0.2.10"))
     on_eu = _pair(("relay", "192.0.2.10"), ("prflx", "203.0.113.5"))
     on_us = _pair(("relay", "192.0.2.11"), ("prflx", "203.0.113.5"))

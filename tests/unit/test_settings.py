@@ -1,7 +1,7 @@
 """SIMNET_* environment variables: a bad value is an error naming the variable, never a default.
 
-Why: a mistyped SIMNET_LINK_RT_PRIORITY or SIMNET_EMULATOR_LIMIT_PPS used to fall back to the
-default without a word, so a user believed their setting in force.
+Why: a mistyped SIMNET_LINK_RT_PRIORITY or SIMNET_EMULATOR_LIMIT_PPS that fell back to the
+default without a word would leave a user believing their setting in force.
 """
 
 from __future__ import annotations

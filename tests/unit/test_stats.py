@@ -205,7 +205,7 @@ def test_summarize_known_answers() -> None:
     assert list(summary.index) == ["nat-matrix open->open", "nat-matrix symmetric->symmetric",
                                    "run-a"]  # fmt: skip
     run_a = summary.loc["run-a"]
-    assert (run_a["n"], run_a["connected"]) == (4, 3)
+    assert (run_a["n"], run_a["succeeded"]) == (4, 3)
     assert run_a["success_rate"] == pytest.approx(0.75)
     assert (run_a["success_low"], run_a["success_high"]) == pytest.approx(
         (wilson_interval(3, 4).low, wilson_interval(3, 4).high)

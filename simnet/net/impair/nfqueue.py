@@ -64,7 +64,13 @@ from simnet.net.impair.rules import (
     queue_rules,
     tbf_batch,
 )
-from simnet.net.impair.shaping import DirectionConfig, encode
+from simnet.net.impair.shaping import (
+    STATS_REQUEST,
+    DirectionConfig,
+    Lateness,
+    decode_stats,
+    encode,
+)
 from simnet.net.process import start
 from simnet.net.registry import Run
 from simnet.scenario.model import DIRECTIONS, Direction
@@ -277,6 +283,36 @@ def reconfigure(helper: Helper, configs: Sequence[DirectionConfig]) -> None:
             f"the link helper of {helper.target.node} refused the new link: "
             f"{answer.removeprefix('error ')}"
         )
+
+
+def lateness(run: Run) -> list[Lateness]:
+    """Every delay line direction of `run` (named `<node>.<direction>`): its releases since the
+    previous call of this function, or since the helper started (each helper answers a `stats`
+    line and resets its counters; see `nfqueue_helper`). Empty for a run without delay lines.
+    A helper that does not answer raises SimnetError, as a change would."""
+    lines = delay_lines(run)
+    with lines.lock:
+        helpers = list(lines.helpers.values())
+        for helper in helpers:
+            stdin = helper.proc.stdin
+            if stdin is None:
+                raise SimnetError(f"the link helper of {helper.target.node} has no control channel")
+            try:
+                stdin.write(STATS_REQUEST.encode() + b"\n")
+                stdin.flush()
+            except OSError as exc:
+                raise SimnetError(
+                    f"the link helper of {helper.target.node} is gone ({exc}){_log_tail(helper)}"
+                ) from None
+        found: list[Lateness] = []
+        for helper, answer in zip(
+            helpers, _next_lines(helpers, CHANGE_DEADLINE_S, "counted"), strict=True
+        ):
+            try:
+                found.extend(decode_stats(answer))
+            except ValueError as exc:
+                raise SimnetError(f"the link helper of {helper.target.node}: {exc}") from None
+    return found
 
 
 def wait_ready(helpers: Sequence[Helper], deadline_s: float) -> None:

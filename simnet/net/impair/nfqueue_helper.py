@@ -27,11 +27,17 @@ no packet after the change leaves before one queued before it, so a delay decrea
 new delay show only once the line has drained (`Line.reconfigure`). End of stdin (the owner
 went away) only ends the control channel; the line shapes on until it is stopped.
 
+Punctuality: the line knows when it released each packet and when it was due, so it counts per
+direction the packets released and those released more than 1 ms after their due time, and the
+worst lateness (`shaping.Lateness`). The control line `stats` is answered by one JSON line of
+these figures since the previous `stats` (reset on read), so the owner reads a call's figures
+at its end without stopping the helper (`nfqueue.lateness`).
+
 Timing: each packet's release time counts from when the kernel queued it, not from when this
 process read it: NFQUEUE hands over the packet's kernel timestamp (`get_timestamp()`: the skb's
 receive stamp, CLOCK_REALTIME, taken as it entered this namespace from its veth, or the time it
 was queued), which `ArrivalClock` maps to CLOCK_MONOTONIC. So the helper's own wake-up and read
-latency (0.1-0.5 ms per packet on this machine kind, the "added delay" of earlier versions) is
+latency (0.1-0.5 ms per packet on this machine kind) is
 not added to the delay. The kernel stamps packets only while some socket asks for receive
 stamps (a global switch); the helper keeps one such socket open for that. A packet without a
 plausible stamp falls back to the read time (counted in the stats). The asyncio loop runs on
@@ -62,7 +68,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from simnet.net.impair.measure import SO_TIMESTAMPNS, clock_map
-from simnet.net.impair.shaping import DirectionConfig, Shaper, decode
+from simnet.net.impair.shaping import (
+    STATS_REQUEST,
+    DirectionConfig,
+    Lateness,
+    Shaper,
+    decode,
+    encode_stats,
+)
 from simnet.net.netns import enter_for_good, entered
 
 if TYPE_CHECKING:
@@ -194,6 +207,8 @@ class Line:
         self.changes = 0
         self.late_max_s = 0.0
         self.late_sum_s = 0.0  # signed: a release before its due time counts negative
+        self.period = Lateness(config.name)  # since the last `stats` answer (`take_lateness`)
+        self.late_total = 0  # released more than `LATE_S` late since the start
 
     def __len__(self) -> int:
         return len(self.heap) if self.config.reorder else len(self.fifo)
@@ -211,6 +226,7 @@ class Line:
             packet.drop()
             return
         if due <= now + EARLY_S and not len(self):
+            self._count(now - due)  # due already if the packet waited unread
             packet.accept()
             return
         entry = (due, next(self.order), packet)
@@ -267,15 +283,26 @@ class Line:
                 _, _, packet = heapq.heappop(self.heap)
             else:
                 _, _, packet = self.fifo.popleft()
-            late = now - head
-            self.late_sum_s += late
-            self.late_max_s = max(self.late_max_s, late)
+            self._count(now - head)
             packet.accept()
             after = self.loop.time()
             self.lead.observe_verdict(after - now)
             now = after
         if head != float("inf"):
             self._arm(head)
+
+    def _count(self, late_s: float) -> None:
+        """One release, `late_s` after its due time (negative: before it)."""
+        self.late_sum_s += late_s
+        self.late_max_s = max(self.late_max_s, late_s)
+        before = self.period.late
+        self.period.add(late_s)
+        self.late_total += self.period.late - before
+
+    def take_lateness(self) -> Lateness:
+        """The releases since the previous call (or the start), and a fresh period."""
+        taken, self.period = self.period, Lateness(self.config.name)
+        return taken
 
     def stats(self) -> str:
         passed = self.packets - self.dropped - self.overflowed
@@ -284,7 +311,8 @@ class Line:
             f"{self.config.name}: queue {self.config.queue} packets {self.packets} "
             f"dropped {self.dropped} overflowed {self.overflowed} held {len(self)} "
             f"changes {self.changes} released after due mean {mean_late:.3f} ms "
-            f"max {self.late_max_s * 1e3:.3f} ms, lead {self.lead.wake_s * 1e3:.3f} ms wake-up "
+            f"max {self.late_max_s * 1e3:.3f} ms, {self.late_total} over 1 ms late, "
+            f"lead {self.lead.wake_s * 1e3:.3f} ms wake-up "
             f"+ {self.lead.verdict_s * 1e3:.3f} ms verdict"
         )
 
@@ -292,7 +320,10 @@ class Line:
 class Control:
     """The helper's side of its control channel, without the I/O: bytes read from stdin in,
     answers out (one per complete line). `bind` makes and binds the line of a direction the
-    helper does not serve yet (it raises OSError if the kernel refuses)."""
+    helper does not serve yet (it raises OSError if the kernel refuses). A `stats` line is
+    answered by one JSON line (`shaping.encode_stats`): each direction's releases since the
+    previous `stats` (`Line.take_lateness`), so the owner reads a period's figures without
+    stopping the line."""
 
     def __init__(self, lines: dict[int, Line], bind: Callable[[DirectionConfig], Line]) -> None:
         self.lines = lines
@@ -305,7 +336,10 @@ class Control:
         return [self.apply(line.decode(errors="replace")) for line in complete if line.strip()]
 
     def apply(self, text: str) -> str:
-        """Put one encoded configuration list in force, all of it or (on error) none of it."""
+        """Put one encoded configuration list in force, all of it or (on error) none of it;
+        or answer a `stats` request."""
+        if text.strip() == STATS_REQUEST:
+            return encode_stats([self.lines[q].take_lateness() for q in sorted(self.lines)])
         try:
             configs = decode(text)
         except (ValueError, TypeError, KeyError) as exc:
@@ -383,7 +417,6 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     if netns:
         enter_for_good(netns)
     _precise_timers()
-    _realtime(rt_priority)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     asyncio.set_event_loop(loop)
     lines: dict[int, Line] = {}
@@ -447,6 +480,9 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
     gc.collect()
     gc.freeze()  # packets and timers make no cycles: a collection pause would only add delay
     gc.disable()
+    # Real-time only from here: binding and the collection above are start-up work, which at
+    # real-time priority would hold off the running lines of the other links on its core.
+    _realtime(rt_priority)
     print("ready", flush=True)
     try:
         loop.run_forever()

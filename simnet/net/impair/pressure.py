@@ -18,6 +18,14 @@ emulator may have shaped: a kernel drop, or a peak above `SIMNET_EMULATOR_LIMIT_
 
 The counters are the kernel's, read from this process (the reading thread enters each namespace
 in turn: `/proc/thread-self/net` is the thread's namespace), so no helper is asked anything.
+
+Punctuality is the helpers' own figure: each delay line knows when it released each packet and
+when it was due (`nfqueue_helper`). Given the run, `watched` asks its helpers at the start (which
+resets their counters) and at the end of the block, so the call's figures are those of its own
+packets: packets released by every line of the network (`link_released_packets`), those
+released more than 1 ms after their due time (`link_late_packets`), the worst lateness
+(`link_late_max_ms`), and `emulator_late` when any packet was late: then the delays the call
+saw were longer than the scenario's by up to that much.
 """
 
 from __future__ import annotations
@@ -29,7 +37,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from simnet import settings
+from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.net.impair.nfqueue import lateness
+from simnet.net.impair.shaping import Lateness
+from simnet.net.registry import Run
 
 QUEUE_TABLE = "/proc/thread-self/net/netfilter/nfnetlink_queue"
 SAMPLE_S = 0.25
@@ -83,6 +95,7 @@ class Pressure:
     last: dict[tuple[str, int], QueueCounters] = field(default_factory=dict)
     last_t: float = 0.0
     peak_pps: float = 0.0
+    late: list[Lateness] | None = None  # the delay lines' releases during the block, if read
 
     def add(self, counters: Mapping[tuple[str, int], QueueCounters], t: float) -> None:
         if not self.first:
@@ -98,7 +111,7 @@ class Pressure:
             self.peak_pps = max(self.peak_pps, rate)
         self.last, self.last_t = dict(counters), t
 
-    def columns(self) -> dict[str, int | bool]:
+    def columns(self) -> dict[str, int | float | bool | None]:
         if not self.first:
             return {}
         common = [(self.first[key], now) for key, now in self.last.items() if key in self.first]
@@ -109,13 +122,43 @@ class Pressure:
             "emulator_peak_pps": round(self.peak_pps),
             "emulator_dropped": dropped,
             "emulator_limited": dropped > 0 or self.peak_pps > limit_pps(),
+            **late_columns(self.late),
         }
 
 
+def late_columns(late: list[Lateness] | None) -> dict[str, int | float | bool | None]:
+    """The row's punctuality columns from the delay lines' figures (none if not read)."""
+    if late is None:
+        return {}
+    released = sum(line.released for line in late)
+    late_packets = sum(line.late for line in late)
+    worst = max((line.late_max_s for line in late if line.released), default=None)
+    return {
+        "link_released_packets": released,
+        "link_late_packets": late_packets,
+        "link_late_max_ms": None if worst is None else round(worst * 1e3, 3),
+        "emulator_late": late_packets > 0,
+    }
+
+
+def _lateness(run: Run | None) -> list[Lateness] | None:
+    """The delay lines' figures since the last read; None when they cannot be read (a helper
+    that died: its link drops everything, which the call's own result shows)."""
+    if run is None:
+        return None
+    try:
+        return lateness(run)
+    except SimnetError:
+        return None
+
+
 @contextlib.asynccontextmanager
-async def watched(namespaces: list[str], sample_s: float = SAMPLE_S) -> AsyncIterator[Pressure]:
+async def watched(
+    namespaces: list[str], run: Run | None = None, sample_s: float = SAMPLE_S
+) -> AsyncIterator[Pressure]:
     """Sample the queues of `namespaces` every `sample_s` while the block runs (and once at each
-    end); the yielded `Pressure` has the figures afterwards. Without queues it costs one read."""
+    end); the yielded `Pressure` has the figures afterwards. Without queues it costs one read.
+    With `run`, its delay lines' punctuality over the block is read too (`Pressure.late`)."""
     pressure = Pressure()
 
     async def sample() -> None:
@@ -132,6 +175,7 @@ async def watched(namespaces: list[str], sample_s: float = SAMPLE_S) -> AsyncIte
             await asyncio.sleep(sample_s)
             await sample()
 
+    started = await asyncio.to_thread(_lateness, run)  # resets the lines' counters
     task = asyncio.ensure_future(keep_sampling())
     try:
         yield pressure
@@ -140,3 +184,5 @@ async def watched(namespaces: list[str], sample_s: float = SAMPLE_S) -> AsyncIte
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await sample()
+        ended = await asyncio.to_thread(_lateness, run)
+        pressure.late = ended if started is not None else None

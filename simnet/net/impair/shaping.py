@@ -88,12 +88,75 @@ class DirectionConfig:
         )
 
 
+LATE_S = 1e-3  # a release more than this after its due time counts as late
+STATS_REQUEST = "stats"  # the control line that asks a helper for its `Lateness` per direction
+
+
+@dataclass
+class Lateness:
+    """How punctually one direction of a delay line released its packets over a period:
+    packets released (forwarded by verdict), those released more than `LATE_S` after their due
+    time, and the worst lateness (0 when none was late at all). Each `stats` answer of a helper
+    covers the period since its previous answer (or its start): the counters reset on read."""
+
+    name: str
+    released: int = 0
+    late: int = 0
+    late_max_s: float = 0.0
+
+    def add(self, late_s: float) -> None:
+        self.released += 1
+        if late_s > LATE_S:
+            self.late += 1
+        self.late_max_s = max(self.late_max_s, late_s)
+
+    def then(self, later: Lateness) -> Lateness:
+        """This period followed by `later` (of the same direction): the figures of both."""
+        return Lateness(
+            self.name,
+            self.released + later.released,
+            self.late + later.late,
+            max(self.late_max_s, later.late_max_s),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "released": self.released,
+            "late": self.late,
+            "late_max_ms": round(self.late_max_s * 1e3, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lateness:
+        return cls(
+            str(data["name"]),
+            int(data["released"]),
+            int(data["late"]),
+            float(data["late_max_ms"]) / 1e3,
+        )
+
+
 def encode(configs: list[DirectionConfig]) -> str:
     return json.dumps([c.to_dict() for c in configs], separators=(",", ":"))
 
 
 def decode(text: str) -> list[DirectionConfig]:
     return [DirectionConfig.from_dict(d) for d in json.loads(text)]
+
+
+def encode_stats(lines: list[Lateness]) -> str:
+    """A helper's answer to `STATS_REQUEST`: one JSON line."""
+    return json.dumps({"stats": [line.to_dict() for line in lines]})
+
+
+def decode_stats(text: str) -> list[Lateness]:
+    """The `Lateness` of each direction from a helper's answer (ValueError if it is none)."""
+    try:
+        data = json.loads(text)
+        return [Lateness.from_dict(item) for item in data["stats"]]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a stats answer: {text[:200]!r}") from exc
 
 
 class Shaper:

@@ -253,6 +253,25 @@ def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
 # --- liveness -------------------------------------------------------------------------------
 
 
+def direct_pair_succeeded(connection: Connection | None) -> bool | None:
+    """Whether a pair of two non-relayed candidates (component 1) passed its connectivity checks
+    (None: no check list to read, before ICE starts or after close). aioice, controlling,
+    nominates the first pair that succeeds; a relayed call with such a pair was relayed by that
+    race, not because the network needed TURN. Checks in progress at the nomination go on, so
+    read it as late as possible."""
+    if connection is None:
+        return None
+    pairs: list[CandidatePair] = connection._check_list
+    if not pairs:
+        return None
+    return any(
+        p.component == 1
+        and p.state == CandidatePair.State.SUCCEEDED
+        and "relay" not in (p.local_candidate.type, p.remote_candidate.type)
+        for p in pairs
+    )
+
+
 def _nominated(connection: Connection) -> dict[int, CandidatePair]:
     nominated: dict[int, CandidatePair] = connection._nominated
     return nominated

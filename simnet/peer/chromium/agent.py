@@ -16,13 +16,16 @@ an offer set, closed). Then it announces `{"event": "ready", "t", "protocol": 1,
 
 A call whose page crashed or hung ends with the error "browser" (`simnet.peer.chromium.driver`);
 the agent then replaces the page (or relaunches the browser) before its next call. On exit (the
-"exit" command, stdin closing, SIGTERM) it closes the browser and removes the profile.
+"exit" command, stdin closing, SIGTERM) it closes the browser, reaps the browser's helper
+processes (the agent is their subreaper: none is left `<defunct>` for init) and removes the
+profile.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
@@ -129,9 +132,16 @@ class Agent:
         await self.start()
 
     async def stop_browser(self) -> None:
+        """Close the browser and reap its helpers (the agent is their subreaper)."""
+        # loaded with the browser already; deferred like every browser import (start-up cost)
+        from simnet.peer.chromium.browser import reap_orphans
+
         if self.browser is not None:
             await self.browser.close()
         self.browser = self.page = None
+        reaped = await reap_orphans()
+        if reaped:
+            log.info("reaped %d browser helper(s)", reaped)
 
     async def call(self, cmd: CallCommand) -> None:
         """Run one call and emit its result; a crash still ends in a result."""
@@ -220,11 +230,25 @@ async def _serve(args: argparse.Namespace, emit: EventWriter, started: float) ->
     return 0
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants (the browser's helpers, once it exits) become the agent's children,
+    so `stop_browser` reaps them instead of leaving them to init (`simnet.peer.chromium.browser`
+    says why). Here, not in `browser`: it must happen before the browser starts, and that
+    module's imports are paid while it starts."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("cannot become a child subreaper: %s", os.strerror(ctypes.get_errno()))
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = _parse_args(argv)
     if args.netns:
         netns.enter_for_good(args.netns)  # before the browser, a child, is started
+    _become_subreaper()  # the browser's helpers come back here to be reaped, not to init
     emit = EventWriter()
     configure_logging(args.log_level)
     try:

@@ -15,6 +15,13 @@ run's teardown does, kills it), carries the run's environment tag (so `simnet cl
 and its children), and gets SIGKILL from the kernel if the agent dies first
 (`PR_SET_PDEATHSIG`): an agent killed with -9 never leaves a browser behind.
 
+The browser's own helpers (zygotes, renderers, the GPU and utility processes) outlive it by a
+moment when it exits, and would be handed to init, which may reap them late or never: they
+stayed `<defunct>` after every call. So the agent is a child subreaper
+(`PR_SET_CHILD_SUBREAPER`, set in `agent.main`): they are handed to the agent instead, and
+`reap_orphans` waits for each of them (a pidfd says when it exits: no polling), killing what
+has not exited within CLOSE_TIMEOUT_S, whenever a browser is closed.
+
 TURN over TLS: coturn's certificate is self-signed. Chromium has no per-connection trust
 setting; it is told to accept exactly the certificates whose public keys the call trusts
 (`--ignore-certificate-errors-spki-list`, honoured because a `--user-data-dir` is given):
@@ -170,6 +177,57 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the agent (the forking thread) dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def children(parent: int | None = None) -> list[int]:
+    """The pids whose parent is `parent` (default: this process), zombies included."""
+    parent = os.getpid() if parent is None else parent
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+async def reap_orphans(keep: Sequence[int] = (), timeout_s: float = CLOSE_TIMEOUT_S) -> int:
+    """Reap every child of this process but `keep` (the processes asyncio waits for): wait for
+    each to exit, SIGKILL those still running after `timeout_s`, and repeat while exiting
+    helpers hand theirs over. Returns how many were reaped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    reaped = 0
+    while pids := [p for p in children() if p not in keep]:
+        for pid in pids:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
+                exited = asyncio.Event()
+                loop.add_reader(fd, exited.set)
+                try:
+                    await within(exited.wait(), max(deadline - loop.time(), 0.0))
+                except TimeoutError:
+                    log.info("killing browser helper %d: still running after its browser", pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    await exited.wait()
+                finally:
+                    loop.remove_reader(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+                reaped += 1
+    return reaped
 
 
 def fresh_profile(profile: Path) -> None:

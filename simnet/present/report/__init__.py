@@ -23,6 +23,7 @@ e.g. `direct-lan [hosts.alice.link.delay_ms=100]`. Rows written before `override
 back to `scenario_hash` (the scenario as run), labelled `#<hash>` where a scenario has several.
 The phase and TURN-versus-direct sections split by group too where the rows hold more than one.
 
-Latency and throughput are taken from connected calls only: a failed call's partial timings are
+Latency and throughput are taken from successful calls only (connected and no error, as `simnet
+run` judges a call: `simnet.results.schema.call_succeeded`): a failed call's partial timings are
 not comparable with a finished call's, and the outcome counts account for the failures.
 """

@@ -8,9 +8,9 @@ import re
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simnet.present.report.figures import attach_canvas
+from simnet.present.report.figures import PALETTE, attach_canvas
 from simnet.present.report.markup import Section, table
-from simnet.present.report.rows import fmt, group_labels, label, median
+from simnet.present.report.rows import fmt, label, median
 
 CURVE_METRICS = (("setup_ms", "set-up (ms)"), ("dc_goodput_mbps", "goodput (Mbit/s)"))
 MAX_CURVES = 8  # lines per axis plot; beyond that a plot is unreadable
@@ -36,10 +36,12 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
         if numbers is None:
             continue
         rows = frame.loc[numbers.index].assign(_x=numbers)
-        rows = rows[rows["connected"]]
+        rows = rows[rows["succeeded"]]
         others = [c for c in axis_columns if c != column and rows[c].notna().any()] + (
             ["sweep"] if "sweep" in rows.columns else []
         )
+        if rows["group"].nunique() > 1:  # variants and stacks never share a curve
+            others.insert(0, "group")
         keys = (
             rows[others].apply(lambda r: ", ".join(f"{label(v)}" for v in r), axis=1)
             if others
@@ -54,6 +56,7 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
         name = column.removeprefix("axis.")
         table_rows = []
         for ax, (metric, title) in zip(axes, metrics, strict=True):
+            ax.set_prop_cycle(color=list(PALETTE))  # not the outcome colours of the grid
             for group in groups:
                 sub = rows[keys == group]
                 stats = sub.groupby("_x")[metric].quantile([0.25, 0.5, 0.75]).unstack()
@@ -82,7 +85,7 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
 
 
 def load_curves(frame: pd.DataFrame) -> Section | None:
-    """`simnet load` rows: set-up p50 and p95 (relayed and direct calls apart) and the connected
+    """`simnet load` rows: set-up p50 and p95 (relayed and direct calls apart) and the successful
     share against the number of calls at once, one line per group (scenario and variant)."""
     if "concurrency" not in frame.columns:
         return None
@@ -91,13 +94,15 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
         return None
     figure = Figure(figsize=(11, 4), layout="constrained")
     setup_ax, share_ax = figure.subplots(1, 2)
+    for ax in (setup_ax, share_ax):
+        ax.set_prop_cycle(color=list(PALETTE))  # not the outcome colours of the grid
     table_rows = []
-    for group, sub in list(rows.groupby(group_labels(rows), sort=False))[:MAX_CURVES]:
+    for group, sub in list(rows.groupby("group", sort=False))[:MAX_CURVES]:
         levels = sub.groupby("concurrency")
-        share = levels["connected"].mean()
+        share = levels["succeeded"].mean()
         x = share.index.to_numpy(dtype=float)
         share_ax.plot(x, share.to_numpy() * 100, marker="o", label=str(group))
-        connected = sub[sub["connected"]]
+        connected = sub[sub["succeeded"]]
         for path in ("relay", "direct"):
             on_path = connected[connected["path"] == path].groupby("concurrency")["setup_ms"]
             if on_path.size().sum() == 0:
@@ -107,26 +112,26 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
             setup_ax.plot(px, quantiles[0.5], marker="o", label=f"{group} {path} p50")
             setup_ax.plot(px, quantiles[0.95], linestyle="--", label=f"{group} {path} p95")
         for level, calls in levels:
-            ok = calls[calls["connected"]]["setup_ms"]
+            ok = calls[calls["succeeded"]]["setup_ms"]
             table_rows.append(
                 [
                     str(group),
                     label(level),
                     str(len(calls)),
-                    f"{calls['connected'].mean() * 100:.0f} %",
+                    f"{calls['succeeded'].mean() * 100:.0f} %",
                     fmt(median(ok), " ms"),
                     fmt(float(ok.quantile(0.95)) if len(ok) else None, " ms"),
-                    f"{(calls['path'] == 'relay').mean() * 100:.0f} %",
+                    f"{(calls['outcome'] == 'relay').mean() * 100:.0f} %",
                 ]
             )
-    for ax, title in ((setup_ax, "set-up (ms)"), (share_ax, "connected (%)")):
+    for ax, title in ((setup_ax, "set-up (ms)"), (share_ax, "succeeded (%)")):
         ax.set_xlabel("calls at once")
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     share_ax.set_ylim(0, 105)
     body = table(
-        ["series", "calls at once", "calls", "connected", "set-up p50", "p95", "relayed"],
+        ["series", "calls at once", "calls", "succeeded", "set-up p50", "p95", "relayed"],
         table_rows,
         "load-curve",
     )

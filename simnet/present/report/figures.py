@@ -5,6 +5,7 @@ draws. The outcome colours are shared by the HTML cells and the PNGs (tests look
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -19,6 +20,33 @@ COLORS = {
     "none": "#e6e6e6",  # grey: no run for this cell
 }
 PATH_COLORS = {"direct": "#2e9e44", "relay": "#f2a900"}
+# One colour per variant (scenario, overrides, stacks) in every plot of a page: a qualitative
+# palette, colour-blind safe in its first colours, none of them an outcome colour above.
+PALETTE = (
+    "#0072b2",  # blue
+    "#cc79a7",  # reddish purple
+    "#56b4e9",  # sky blue
+    "#8c564b",  # brown
+    "#9467bd",  # purple
+    "#17becf",  # cyan
+    "#7f7f7f",  # grey
+    "#bcbd22",  # olive
+    "#393b79",  # navy
+    "#e377c2",  # pink
+)
+
+
+def variant_colors(labels: Iterable[str]) -> dict[str, str]:
+    """A colour per distinct label, given in sorted order, so every plot drawn from the same
+    rows colours a variant alike; the palette repeats beyond its length."""
+    names = sorted(set(labels))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def lighter(color: str, amount: float = 0.55) -> tuple[float, float, float]:
+    """`color` blended towards white by `amount` (0: unchanged, 1: white)."""
+    r, g, b = rgb(color)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
 
 
 def rgb(color: str) -> tuple[float, float, float]:

@@ -24,9 +24,9 @@ def overview(frame: pd.DataFrame) -> Section:
     rows = []
     for key, group in frame.groupby(by, dropna=False, sort=True):
         keys = key if isinstance(key, tuple) else (key,)
-        ok = group[group["connected"]]
+        ok = group[group["succeeded"]]
         counts = group["outcome"].value_counts()
-        errors = group.loc[~group["connected"], "error"] if "error" in group.columns else []
+        errors = group.loc[~group["succeeded"], "error"] if "error" in group.columns else []
         error_counts = pd.Series(list(errors), dtype=object).value_counts()
         rows.append(
             [
@@ -84,8 +84,9 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     rows = frame[frame[col_a].notna() & frame[col_b].notna()]
     sections = []
     several = rows["stack"].nunique() > 1
-    for (scenario, stack), group in rows.groupby(["scenario", "stack"], sort=True):
-        title = f"{scenario}, {stack}" if several else str(scenario)
+    # one grid per group (scenario, variant) and stack: neither is ever pooled
+    for (name, stack), group in rows.groupby(["group", "stack"], sort=True):
+        title = str(name)  # names the stack where the rows hold several
         a_values, b_values = ordered(list(group[col_a])), ordered(list(group[col_b]))
         grid: list[list[tuple[str, str, int]]] = []  # (outcome class, cell text, runs)
         for a in a_values:
@@ -93,7 +94,7 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
             for b in b_values:
                 cell = group[(group[col_a].map(label) == a) & (group[col_b].map(label) == b)]
                 kind = _cell_outcome(set(cell["outcome"]))
-                setup = median(cell.loc[cell["connected"], "setup_ms"])
+                setup = median(cell.loc[cell["succeeded"], "setup_ms"])
                 text = "" if kind == "none" else kind
                 if setup is not None:
                     text += f"\n{setup:.0f} ms"
@@ -119,7 +120,8 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
         )
         text = (
             f"<p>Each cell: how the calls connected and their median set-up time (offer created "
-            f"to data channel open). {len(group)} runs.</p>{grid_html}<p>{legend}</p>"
+            f"to data channel open). {len(group)} runs by {html.escape(str(stack))} peers.</p>"
+            f"{grid_html}<p>{legend}</p>{_race_note(group, str(stack))}"
         )
         figure = _matrix_figure(grid, a_values, b_values, label_a, label_b, title)
         slug = "matrix-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
@@ -127,6 +129,22 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
     if several:
         sections.append(_stacks_side_by_side(rows, col_a, col_b, label_a, label_b))
     return sections
+
+
+def _race_note(group: pd.DataFrame, stack: str) -> str:
+    """How many relayed calls had a direct pair that passed its checks too (the stack reports
+    it as `direct_pair_succeeded`): relays the stack's nomination race decided, not the NATs."""
+    if "direct_pair_succeeded" not in group.columns:
+        return ""
+    relayed = group[group["outcome"] == "relay"]
+    raced = int(relayed["direct_pair_succeeded"].map(lambda v: v is True or v == 1).sum())
+    if not raced:
+        return ""
+    return (
+        f'<p class="race">Note: {raced} of {len(relayed)} relayed calls had a direct pair that '
+        f"also passed its checks: {html.escape(stack)} nominated the relay first (a race), "
+        "the NATs did not need TURN.</p>"
+    )
 
 
 def _stacks_side_by_side(
@@ -145,7 +163,7 @@ def _stacks_side_by_side(
             for stack in stacks:
                 runs = cell[cell["stack"] == stack]
                 kind = _cell_outcome(set(runs["outcome"]))
-                setup = median(runs.loc[runs["connected"], "setup_ms"])
+                setup = median(runs.loc[runs["succeeded"], "setup_ms"])
                 line.append(DASH if kind == "none" else f"{kind}, {fmt(setup, ' ms')}")
                 if kind != "none":
                     paths.append(kind)

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
 
 @dataclass
+class Gallery:
+    """One of several pictures of a section (e.g. a waterfall per variant): its file name's
+    part, its caption and the plot."""
+
+    slug: str
+    title: str
+    figure: Figure
+
+
+@dataclass
 class Section:
-    """One part of the page: a heading, a few lines of HTML and optionally one plot."""
+    """One part of the page: a heading, a few lines of HTML, optionally one plot or a gallery
+    of them, and HTML after the pictures (e.g. their numbers, folded)."""
 
     slug: str
     title: str
     body: str
     figure: Figure | None = None
     png: bytes = b""
+    gallery: list[Gallery] = field(default_factory=list)
+    after: str = ""
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:

@@ -4,6 +4,7 @@ TURN share, and the sensitivity of that share to each class's share."""
 from __future__ import annotations
 
 import html
+import re
 
 import pandas as pd
 
@@ -12,15 +13,25 @@ from simnet.present.report.figures import new_figure
 from simnet.present.report.markup import Section, table
 
 
-def population(frame: pd.DataFrame) -> Section | None:
-    """`simnet population` rows: the fleet's shares with their intervals, each class's part of
-    the TURN share, and the sensitivity of that share to each class's share (a tornado plot).
-    The class shares are the rows' own class frequencies (the report has no mix file)."""
+def population(frame: pd.DataFrame) -> list[Section]:
+    """`simnet population` rows, one section per population (the mix, `population`) and WebRTC
+    stack (an aiortc estimate and a Chromium one are never pooled): the fleet's
+    shares with their intervals, each class's part of the TURN share, and the sensitivity of
+    that share to each class's share (a tornado plot). The class shares are the rows' own class
+    frequencies (the report has no mix file)."""
     if "offerer_class" not in frame.columns:
-        return None
+        return []
     rows = frame[frame["offerer_class"].notna()]
-    if rows.empty:
-        return None
+    # a population's calls have one scenario per drawn pair of classes: the fleet is the mix
+    mixes = rows["population"] if "population" in rows.columns else rows["scenario"]
+    groups = list(rows.groupby([mixes.fillna("?").map(str), rows["stack"]], sort=True))
+    return [
+        _population(str(name), str(stack), group, len(groups) > 1)
+        for (name, stack), group in groups
+    ]
+
+
+def _population(name: str, stack: str, rows: pd.DataFrame, several: bool) -> Section:
     result = estimate_of_rows(rows.to_dict("records"))
     shares = [
         [outcome, f"{getattr(result, f'{outcome}_share') * 100:.1f} %",
@@ -29,13 +40,15 @@ def population(frame: pd.DataFrame) -> Section | None:
         for outcome in ("direct", "relay", "failed")
     ]  # fmt: skip
     parts = [
-        [side, html.escape(name), f"{part * 100:.1f} %"]
+        [side, html.escape(network_class), f"{part * 100:.1f} %"]
         for side, classes in result.contributions.items()
-        for name, part in classes.items()
+        for network_class, part in classes.items()
     ]
+    race = result.race_note()
     body = (
-        f"<p>{result.calls} calls; relay share weighted by the classes' shares: "
-        f"{result.model_relay_share * 100:.1f} %</p>"
+        f"<p>{html.escape(name)}: {result.calls} calls by {html.escape(stack)} peers; relay share"
+        f" weighted by the classes' shares: {result.model_relay_share * 100:.1f} %</p>"
+        + (f'<p class="race">Note: {html.escape(race)}.</p>' if race else "")
         + table(["outcome", "share", "95 % interval (Wilson)"], shares, "population")
         + table(["side", "class", "part of the TURN share"], parts, "population-classes")
     )
@@ -50,4 +63,9 @@ def population(frame: pd.DataFrame) -> Section | None:
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("fleet's TURN share (%) with the class 10 points more (amber) / less (green)")
     ax.grid(alpha=0.3, axis="x")
-    return Section("population", "Population: share of calls through TURN", body, figure)
+    title = f"Population, {stack}: share of calls through TURN"
+    slug = "population"
+    if several:
+        title = f"Population {name}, {stack}: share of calls through TURN"
+        slug += "-" + re.sub(r"[^a-z0-9]+", "-", f"{name} {stack}".lower()).strip("-")
+    return Section(slug, title, body, figure)

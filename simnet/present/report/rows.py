@@ -12,6 +12,8 @@ import pandas as pd
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.peerkinds import DEFAULT_KIND
+from simnet.results.schema import call_outcome_of
+from simnet.results.stats import succeeded
 
 PRESET_ORDER = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 NUMERIC = ("setup_ms", "ice_connect_ms", "dc_goodput_mbps", "rtt_ms", "wall_ms")
@@ -19,22 +21,30 @@ DASH = "-"
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Uniform types whatever wrote the rows: `connected` bool, measurements float, `outcome`."""
+    """Uniform types whatever wrote the rows: `connected` bool, measurements float; `succeeded`
+    and `outcome` as every output has them (`simnet.results.schema.call_succeeded`: a call that
+    connected and ended with an error failed); each row's `stack` and `group`."""
     frame = frame.copy()
     connected = frame["connected"] if "connected" in frame.columns else False
     frame["connected"] = pd.Series(connected, index=frame.index).fillna(False).astype(bool)
     for column in (*NUMERIC, *phase_columns(frame)):
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    path = frame["path"] if "path" in frame.columns else pd.Series(None, index=frame.index)
+    none = pd.Series(None, index=frame.index, dtype=object)
+    path = frame["path"] if "path" in frame.columns else none
+    error = frame["error"] if "error" in frame.columns else none
+    frame["succeeded"] = succeeded(frame)
     frame["outcome"] = [
-        str(p) if c and isinstance(p, str) else ("connected" if c else "failed")
-        for c, p in zip(frame["connected"], path, strict=True)
+        call_outcome_of(c, e, p)
+        for c, e, p in zip(frame["connected"], error.tolist(), path.tolist(), strict=True)
     ]
     if "scenario" not in frame.columns:
         frame["scenario"] = "?"
-    frame["group"] = group_labels(frame)
     frame["stack"] = stack_labels(frame)
+    frame["group"] = group_labels(frame)
+    if frame["stack"].nunique() > 1:
+        # rows of different stacks measured different ICE implementations: never one group
+        frame["group"] = frame["group"] + ", " + frame["stack"]
     return frame
 
 
@@ -66,13 +76,22 @@ def _overrides(value: Any) -> list[str] | None:
     return None
 
 
+def series_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's series in plots: its group, and its stacks where the rows hold several
+    (`direct-lan · chromium`); a series has one colour in every plot of a page."""
+    if frame["stack"].nunique() <= 1:
+        return frame["group"].astype(str)
+    return frame["group"].astype(str) + " · " + frame["stack"].astype(str)
+
+
 def variant_label(overrides: Sequence[str]) -> str:
     """`[a=1, b=2]` for a list of `--set`s (sorted: the order they were given changes nothing)."""
     return "[" + ", ".join(sorted(overrides)) + "]" if overrides else ""
 
 
 def group_labels(frame: pd.DataFrame) -> pd.Series:
-    """Each row's group: its scenario, and its variant where it has one."""
+    """Each row's group: its scenario, and its variant where it has one (`prepare` adds the
+    stack where the rows hold several)."""
     scenario = frame["scenario"].map(str)
     stored = frame["overrides"] if "overrides" in frame.columns else [None] * len(frame)
     variants = pd.Series(

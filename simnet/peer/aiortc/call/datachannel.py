@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from simnet.callspec import DONE_WAIT_S
 from simnet.peer.aiortc.call.events import CallEvents
 from simnet.peer.aiortc.call.failure import CallFailed, bounded, settle
 from simnet.peer.protocol import CallCommand
+from simnet.quantile import quantile
 
 CHANNEL_LABEL = "simnet"
 BUFFER_HIGH_BYTES = 1 << 20  # pause sending above this much queued in SCTP
@@ -187,7 +187,7 @@ class DataChannelProtocol:
             sent = time.monotonic()
             self._send_control({"type": "ping", "seq": seq})
             samples.append((await future - sent) * 1000)
-        self.rtt_ms = statistics.median(samples)
+        self.rtt_ms = quantile(samples, 0.5)
 
     async def _send_bulk(self) -> None:
         dc = self.dc

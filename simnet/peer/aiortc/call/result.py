@@ -26,6 +26,7 @@ class CallOutcome:
     failure: CallFailed | None
     connected: bool
     selected_pair: SelectedPair | None
+    direct_pair_succeeded: bool | None
     local_candidates: dict[str, int]
     remote_candidates: dict[str, int]
     turn_attempts: list[TurnAttempt]
@@ -55,6 +56,7 @@ class CallOutcome:
             failure=failure,
             connected=transport.connected if transport else False,
             selected_pair=transport.final_pair() if transport else None,
+            direct_pair_succeeded=transport.direct_pair_succeeded() if transport else None,
             local_candidates=local,
             remote_candidates=remote,
             turn_attempts=turn.attempts if turn else [],
@@ -81,6 +83,7 @@ class CallOutcome:
             error=failure.kind if failure else None,
             error_detail=failure.detail if failure else None,
             selected_pair=self.selected_pair,
+            direct_pair_succeeded=self.direct_pair_succeeded,
             local_candidates=self.local_candidates,
             remote_candidates=self.remote_candidates,
             turn_attempts=self.turn_attempts,

@@ -19,6 +19,7 @@ from simnet.callspec import Liveness
 from simnet.peer.aiortc.aioice_adapter import (
     TurnRecorder,
     candidate_counts,
+    direct_pair_succeeded,
     ice_connection,
     selected_pair,
 )
@@ -95,6 +96,7 @@ class Transport:
         self.dtls_done: asyncio.Future[bool] = loop.create_future()
         self.connected = False
         self.nominated_pair: SelectedPair | None = None
+        self.direct_at_nomination: bool | None = None
         self.liveness = LivenessWatch(cmd.liveness, events)
 
     def watch(self) -> None:
@@ -115,6 +117,7 @@ class Transport:
                 # the pair as nominated: if the peer closes first, aiortc closes this side too
                 # and forgets it before the result is written
                 self.nominated_pair = selected_pair(pc, self._turn_url)
+                self.direct_at_nomination = direct_pair_succeeded(ice_connection(pc))
                 self.liveness.start(ice_connection(pc))
             elif state == "failed":
                 events.event("ice_failed")
@@ -204,6 +207,13 @@ class Transport:
     def candidate_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """(local, remote) candidates by type."""
         return candidate_counts(ice_connection(self.pc))
+
+    def direct_pair_succeeded(self) -> bool | None:
+        """Whether a direct pair passed its checks, by now or by the nomination (the check list
+        is gone once the connection closes); None where neither could be read."""
+        now = direct_pair_succeeded(ice_connection(self.pc))
+        seen = [v for v in (now, self.direct_at_nomination) if v is not None]
+        return any(seen) if seen else None
 
     def final_pair(self) -> SelectedPair | None:
         """The selected pair now, or the one nominated if the connection has closed since."""
