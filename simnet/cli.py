@@ -117,6 +117,20 @@ def _scenario(path: Path, overrides: list[str] | None) -> Any:
     return loaded
 
 
+def _seeded(loaded: Any, seed: str | None, overrides: list[str] | None) -> Any:
+    """The scenario with `--seed`'s seed (the file's, or `--set seed=`'s, without it)."""
+    from simnet.scenario.seed import parse_seed
+
+    if seed is None:
+        return loaded
+    if any(o.partition("=")[0].strip() == "seed" for o in overrides or []):
+        raise typer.BadParameter("give the seed once: --seed or --set seed=", param_hint="--seed")
+    try:
+        return loaded.model_copy(update={"seed": parse_seed(seed)})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--seed") from None
+
+
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOption = None) -> None:
     """Check a scenario file and show the network it would build (no root needed), and that
@@ -336,6 +350,10 @@ def run(
     pcap: Annotated[
         bool, typer.Option("--pcap", help="capture each host's packets per call, next to results")
     ] = False,
+    seed: Annotated[
+        str | None,
+        typer.Option(help="the draw's seed: a number, or 'random' (a fresh one, printed)"),
+    ] = None,
 ) -> None:
     """Make WebRTC calls across the scenario's network and measure each phase.
 
@@ -349,10 +367,12 @@ def run(
     from simnet.run.one_call import call_of
     from simnet.scenario.load import source_of
 
-    loaded = _scenario(scenario, set_)
+    loaded = _seeded(_scenario(scenario, set_), seed, set_)
     call_of(loaded, source_of(scenario, set_ or []))
     require_root()
     store = ResultStore(out_dir, loaded.name, [f.value for f in formats or []])
+    if seed is not None and seed.strip() == "random":
+        err.print(f"seed {loaded.seed} (replay these calls with --seed {loaded.seed})")
     rows: list[ResultRow] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task(show.markup_safe(f"{loaded.name}: building"), total=repeat)

@@ -15,8 +15,10 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
 
     Without an expectation a call must connect without any error: a call with an error is a
     failed call unless `expect` expects exactly that error (or a failure, `connected: false`),
-    and a timeline event that could not be applied fails it whatever is expected."""
-    expect = expect or Expectation()
+    and a timeline event that could not be applied fails it whatever is expected. An
+    expectation of one draw (`seed` set) holds only for rows of that seed."""
+    if expect is None or (expect.seed is not None and row.seed != expect.seed):
+        expect = Expectation()  # one draw's expectation says nothing of another draw
     call = row.call
     wrong: list[str] = []
 

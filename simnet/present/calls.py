@@ -18,7 +18,7 @@ from simnet.results.schema import ResultRow
 JSON_KEYS = (
     "scenario", "run", "outcome", "connected", "path", "local_candidate", "remote_candidate",
     "relay_protocol", "ice_connect_ms", "setup_ms", "dc_goodput_mbps", "rtt_ms", "error",
-    "ice_disconnects", "recovered", "timeline_error", "relay_region", "run_id",
+    "ice_disconnects", "recovered", "timeline_error", "relay_region", "run_id", "seed",
 )  # fmt: skip
 
 

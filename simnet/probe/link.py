@@ -490,8 +490,16 @@ SERVER_READY_S = 5.0
 # 2-core machine, 6 of 7 unimpaired runs lost 0.02-4.5 %, with 4 MB none of 14 did. That loss is
 # the host's, not the emulated link's, so it must not show up as the link's.
 UDP_SOCKET_BUFFER = "4M"
-CONNECT_TIMEOUT_MS = 3000
-BUSY_RETRIES = 10  # the server takes a moment to reset between two tests
+# Long enough for three SYNs (sent at 0, 1 and 3 s): on a 2 %-loss link one lost SYN or SYN-ACK
+# is common, two in a row rare, three negligible.
+CONNECT_TIMEOUT_MS = 7000
+# iperf3 (3.x) opens a UDP test with one datagram each way and waits up to 30 s for the answer
+# without sending it again, then fails with this message. On a lossy link that exchange is lost
+# as often as any datagram: the test is then run again, as a transport would retransmit it.
+UDP_HANDSHAKE_WAIT_S = 30
+UDP_HANDSHAKE_LOST = "unable to read from stream socket"
+UDP_HANDSHAKES = 3
+SERVER_EXIT_S = 10.0  # a one-off server ends once the client's last message is in
 
 
 def _listening(pid: int, port: int) -> bool:
@@ -512,15 +520,29 @@ def _listening(pid: int, port: int) -> bool:
     return False
 
 
+def server_argv(port: int, log: Path) -> list[str]:
+    """A one-off iperf3 server: it serves exactly one test and exits.
+
+    A long-running server is not idle again until it has read the previous client's last
+    message, which crosses the emulated link; a client that connects before that is refused
+    with ACCESS_DENIED, and the server closes that connection without reading the client's
+    cookie, so the kernel resets it. When the link loses the ACCESS_DENIED byte, the reset
+    arrives alone and the client fails with "unable to receive control message: Connection
+    reset by peer". A fresh server per test is idle by construction.
+    """
+    return ["iperf3", "--server", "--one-off", "--port", str(port), "--logfile", str(log)]
+
+
 @contextlib.contextmanager
-def iperf_server(network: Network, node: str, port: int) -> Iterator[None]:
-    """An iperf3 server in `node`'s namespace for the block, stopped at its end (and, as a
-    process of the run, by the run's teardown if this process dies first)."""
-    log = network.run.workdir / f"iperf3-{node}.log"
+def iperf_server(network: Network, node: str, port: int, test: str) -> Iterator[None]:
+    """A one-off iperf3 server in `node`'s namespace for one test (`test` names its log), let
+    to finish when the block ends and stopped if it does not (as a process of the run, the
+    run's teardown also stops it if this process dies first)."""
+    log = network.run.workdir / f"iperf3-{node}-{test}.log"
     proc = start(
         network.run,
         f"iperf3-server-{node}",
-        ["iperf3", "--server", "--port", str(port), "--logfile", str(log)],
+        server_argv(port, log),
         ns=network.ns(node),
         log=log,
         stdin=subprocess.DEVNULL,
@@ -534,13 +556,12 @@ def iperf_server(network: Network, node: str, port: int) -> Iterator[None]:
             timeout_s=SERVER_READY_S,
         )
         yield
+        proc.exited_within(SERVER_EXIT_S)
     finally:
         proc.stop()
 
 
-def run_iperf(
-    network: Network,
-    client: str,
+def client_argv(
     server_address: IPAddress,
     port: int,
     protocol: Protocol,
@@ -548,8 +569,8 @@ def run_iperf(
     reverse: bool,
     duration_s: int,
     udp_rate: str,
-) -> IperfResult:
-    """One iperf3 test from `client`; `reverse` makes the server the sender."""
+) -> list[str]:
+    """The iperf3 client's command line for one test; `reverse` makes the server the sender."""
     argv = [
         "iperf3", "--client", str(server_address), "--port", str(port), "--time", str(duration_s),
         "--json", "--connect-timeout", str(CONNECT_TIMEOUT_MS),
@@ -558,24 +579,52 @@ def run_iperf(
         argv += ["--udp", "--bitrate", udp_rate, "--window", UDP_SOCKET_BUFFER]
     if reverse:
         argv.append("--reverse")
+    return argv
+
+
+def handshake_lost(result: IperfResult) -> bool:
+    """Whether a UDP test failed only because its opening datagram exchange was lost."""
+    return (
+        result.protocol == "udp" and result.error is not None and UDP_HANDSHAKE_LOST in result.error
+    )
+
+
+def run_iperf(
+    network: Network,
+    client: str,
+    server_node: str,
+    server_address: IPAddress,
+    port: int,
+    protocol: Protocol,
+    *,
+    reverse: bool,
+    duration_s: int,
+    udp_rate: str,
+) -> tuple[IperfResult, int]:
+    """One iperf3 test from `client` against a fresh one-off server on `server_node`, and the
+    number of UDP handshakes the link lost on the way (each costs one run of the test)."""
+    argv = client_argv(
+        server_address, port, protocol, reverse=reverse, duration_s=duration_s, udp_rate=udp_rate
+    )
+    limit_s = duration_s + CONNECT_TIMEOUT_MS / 1000 + UDP_HANDSHAKE_WAIT_S + 10
     result = IperfResult(protocol, error="not run")
-    for _ in range(BUSY_RETRIES):
-        proc = start(
-            network.run,
-            f"iperf3-client-{client}",
-            argv,
-            ns=network.ns(client),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            out, err = proc.popen.communicate(timeout=duration_s + CONNECT_TIMEOUT_MS / 1000 + 10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return IperfResult(protocol, error=f"iperf3 did not finish in {duration_s + 13} s")
+    for lost in range(UDP_HANDSHAKES if protocol == "udp" else 1):
+        with iperf_server(network, server_node, port, f"{protocol}-{lost}"):
+            proc = start(
+                network.run,
+                f"iperf3-client-{client}",
+                argv,
+                ns=network.ns(client),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            try:
+                out, err = proc.popen.communicate(timeout=limit_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return IperfResult(protocol, error=f"iperf3 did not finish in {limit_s:g} s"), lost
         result = parse_iperf(protocol, out.decode(errors="replace"), err.decode(errors="replace"))
-        if not (result.error and "busy" in result.error):
-            return result
-        time.sleep(0.2)
-    return result
+        if not handshake_lost(result):
+            return result, lost
+    return result, UDP_HANDSHAKES

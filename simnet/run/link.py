@@ -24,7 +24,6 @@ from simnet.probe.link import (
     echo_probe,
     echo_stats,
     firewall_notes,
-    iperf_server,
     run_iperf,
 )
 from simnet.scenario.model import Scenario
@@ -203,22 +202,26 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
     echo = echo_stats(records)
     late = tuple(lateness(network.run))
     tcp = udp = None
+    notes = list(setup.notes)
     if options.duration_s > 0:
-        with iperf_server(network, roles.server, options.port):
-            kwargs: dict[str, Any] = {
-                "reverse": not roles.client_is_a,
-                "duration_s": options.duration_s,
-                "udp_rate": options.udp_rate,
-            }
-            tcp = run_iperf(network, roles.client, server_address, options.port, "tcp", **kwargs)
-            if echo.echoed:
-                udp = run_iperf(
-                    network, roles.client, server_address, options.port, "udp", **kwargs
+        kwargs: dict[str, Any] = {
+            "reverse": not roles.client_is_a,
+            "duration_s": options.duration_s,
+            "udp_rate": options.udp_rate,
+        }
+        target = (roles.client, roles.server, server_address, options.port)
+        tcp, _ = run_iperf(network, *target, "tcp", **kwargs)
+        if echo.echoed:
+            udp, lost = run_iperf(network, *target, "udp", **kwargs)
+            if lost:
+                notes.append(
+                    f"the link lost iperf3's UDP handshake {lost} time(s); "
+                    "the UDP test was run again (iperf3 does not resend it)"
                 )
-            else:  # iperf3 would wait for UDP that never comes until its own timeout
-                udp = IperfResult(
-                    "udp", error=f"skipped: no UDP echo probe reached {roles.server}:{options.port}"
-                )
+        else:  # iperf3 would wait for UDP that never comes until its own timeout
+            udp = IperfResult(
+                "udp", error=f"skipped: no UDP echo probe reached {roles.server}:{options.port}"
+            )
     return LinkReport(
         scenario=setup.scenario.name,
         run_id=network.run.id,
@@ -228,7 +231,7 @@ def measure(network: Network, setup: LinkSetup) -> LinkReport:
         tcp=tcp,
         udp=udp,
         udp_rate=options.udp_rate,
-        notes=setup.notes,
+        notes=tuple(notes),
         late=late,
         late_throughput=tuple(lateness(network.run)) if options.duration_s > 0 else (),
     )

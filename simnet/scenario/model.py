@@ -571,6 +571,15 @@ class Expectation(Strict):
         default=None, description="[min, max] of the data-channel RTT"
     )
     recovered: bool | None = Field(default=None, description="after the call's timeline")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=SEED_MAX,
+        description=(
+            "set: the expectation is one draw, that of this seed (a lossy link's outcome varies "
+            "with the draw); calls of other seeds need only connect without an error"
+        ),
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Expectation:

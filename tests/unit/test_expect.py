@@ -24,11 +24,11 @@ ROW: dict[str, Any] = {
 TIMELINE = ("recovered", "timeline_error")
 
 
-def judge(expect: Expectation | None, columns: dict[str, Any]) -> list[str]:
+def judge(expect: Expectation | None, columns: dict[str, Any], seed: int = 0) -> list[str]:
     """`unmet` of a row with these columns (the call's and the timeline's)."""
     call = CallOutcome(**{k: v for k, v in columns.items() if k not in TIMELINE})
     row = ResultRow(
-        call=call, scenario="s", scenario_hash="", seed=0, run=0, run_id="r", wall_ms=0.0,
+        call=call, scenario="s", scenario_hash="", seed=seed, run=0, run_id="r", wall_ms=0.0,
         timeline={k: v for k, v in columns.items() if k in TIMELINE},
     )  # fmt: skip
     return unmet(expect, row)
@@ -122,3 +122,14 @@ def test_a_timeline_event_that_failed_fails_the_call_whatever_is_expected() -> N
     assert judge(Expectation(connected=False), {**broken, "connected": False}) == [
         "timeline: event 0 (link alice): nft: value out of range"
     ]
+
+
+def test_an_expectation_of_one_draw_holds_for_its_seed_only() -> None:
+    """A lossy link's outcome is a draw: `seed` says which draw the expectation describes;
+    a call of another seed is held to the rule for calls without an expectation."""
+    one_draw = Expectation(path="direct", seed=0)
+    assert judge(one_draw, ROW, seed=0) == ["path 'relay', expected 'direct'"]
+    assert judge(one_draw, ROW, seed=7) == []
+    failed = {**ROW, "connected": False, "path": None, "error": "timeout:gathering"}
+    assert judge(one_draw, failed, seed=7) == ["connected False, expected True"]
+    assert judge(Expectation(path="direct"), ROW, seed=7) == ["path 'relay', expected 'direct'"]

@@ -10,8 +10,12 @@ side, and the server must be the host the other can reach through the NATs.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,12 +44,15 @@ from simnet.probe.link import (
     Roles,
     blocking_nat,
     choose_roles,
+    client_argv,
     distribution,
     echo_stats,
     firewall_notes,
+    handshake_lost,
     loss_pct,
     mean_ipdv,
     parse_iperf,
+    server_argv,
 )
 from simnet.probe.link import _packet as packet
 from simnet.probe.link import _unpack as unpack
@@ -422,3 +429,60 @@ def test_probes_say_whether_every_stamp_was_the_kernels_and_keep_the_user_ones()
     assert not Probes(
         [1000], [(0, 2000)], [900], [2100], kernel_sent=0, kernel_received=1
     ).all_kernel
+
+
+# --- iperf3 robustness on a lossy link --------------------------------------------------------
+
+
+def test_a_lost_udp_handshake_is_told_apart_from_other_failures() -> None:
+    """iperf3 gives up on an unanswered UDP opening after 30 s with IESTREAMREAD: only that is
+    a lost handshake (worth running the test again); any other failure is the result."""
+    lost = parse_iperf(
+        "udp",
+        json.dumps(
+            {"error": "unable to read from stream socket: Resource temporarily unavailable"}
+        ),
+    )
+    assert handshake_lost(lost)
+    reset = parse_iperf(
+        "udp",
+        json.dumps({"error": "unable to receive control message: Connection reset by peer"}),
+    )
+    assert not handshake_lost(reset)
+    assert not handshake_lost(parse_iperf("tcp", json.dumps({"error": lost.error})))
+    assert not handshake_lost(parse_iperf("udp", json.dumps(UDP_REVERSE)))
+
+
+def test_the_client_waits_for_three_syns() -> None:
+    """SYNs go out at 0, 1 and 3 s: a connect timeout above 3 s survives two lost in a row."""
+    argv = client_argv(
+        ipaddress.ip_address("192.0.2.1"), 5201, "udp", reverse=True, duration_s=2, udp_rate="1M"
+    )
+    timeout_ms = int(argv[argv.index("--connect-timeout") + 1])
+    assert timeout_ms > 3000
+    assert "--reverse" in argv and "--udp" in argv
+
+
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")
+def test_the_iperf3_server_serves_one_test_and_exits(tmp_path: Path) -> None:
+    """Each test gets its own server, which is idle when the client connects: a server still
+    busy with the previous test refuses the next client and resets the connection, and on a
+    lossy link that reset alone reaches the client ("unable to receive control message:
+    Connection reset by peer"). The server must end after one test, so none is ever reused."""
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    server = subprocess.Popen(server_argv(port, tmp_path / "server.log"))
+    try:
+        client = [
+            "iperf3", "--client", "127.0.0.1", "--port", str(port), "--bytes", "64K", "--json",
+        ]  # fmt: skip
+        for _ in range(50):  # until it listens: a refused connect is immediate
+            done = subprocess.run(client, capture_output=True, text=True, timeout=30)
+            if "refused" not in done.stdout:
+                break
+        assert parse_iperf("tcp", done.stdout, done.stderr).error is None, done.stdout
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+        server.wait()
