@@ -165,7 +165,7 @@ def test_a_newline_in_a_file_name_cannot_fake_an_error_line(tmp_path: Path, tool
     [
         ("sides:\n  offerer:\n    - {class: a, share: 0.5}\n", "sides.offerer: the shares sum"),
         ("sides:\n  offerer:\n    - {class: a, share: 1, nats: [{preset: bogus}]}\n",
-         "sides.offerer[0].nats[0].preset"),
+         "sides.offerer, class a: invalid class\n  nats[0].preset"),
     ],
 )  # fmt: skip
 def test_mix_errors_through_the_cli(text: str, named: str, tmp_path: Path, tools: Any) -> None:
