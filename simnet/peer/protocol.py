@@ -48,6 +48,7 @@ from simnet.callspec import (
     TurnTransport,
     VideoSpec,
 )
+from simnet.fielddoc import bounds
 
 Role = Literal["offer", "answer"]
 
@@ -449,18 +450,6 @@ def _type_name(annotation: Any) -> str:
     return str(annotation)  # pragma: no cover - a new kind of annotation: the doc test shows it
 
 
-def _bounds(field: FieldInfo) -> str:
-    """The field's numeric bounds, e.g. ", >= 1, <= 65536"."""
-    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
-    found = []
-    for item in field.metadata:
-        for attribute, word in words.items():
-            value = getattr(item, attribute, None)
-            if value is not None:
-                found.append(f"{word} {value}")
-    return "".join(f", {bound}" for bound in found)
-
-
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
@@ -479,7 +468,7 @@ def markdown_tables() -> str:
         rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             meaning = (field.description or "").replace("|", "\\|")
-            kind = _type_name(field.annotation) + _bounds(field)
+            kind = _type_name(field.annotation) + bounds(field)
             rows.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
         parts.append(f"#### {model.__name__}\n\n" + "\n".join(rows) + "\n")
     return "\n".join(parts)

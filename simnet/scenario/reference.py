@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from simnet.callspec import ERROR_KINDS
+from simnet.fielddoc import bounds
 from simnet.scenario.model import NAME_MAX, NAME_PATTERN, Scenario
 from simnet.scenario.nat import CARRIER_PRESETS, CHAINED_PRESETS, PRESETS, NatBehavior
 
@@ -107,18 +108,6 @@ def type_name(annotation: Any, metadata: list[Any] | None = None) -> str:
     return str(annotation)  # a new kind of annotation: the reference test shows it
 
 
-def _bounds(field: FieldInfo) -> str:
-    """The field's bounds, e.g. ", >= 1, <= 65536"."""
-    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "at least"}
-    found = []
-    for item in field.metadata:
-        for attribute, word in words.items():
-            value = getattr(item, attribute, None)
-            if value is not None:
-                found.append(f"{word} {value}")
-    return "".join(f", {bound}" for bound in found)
-
-
 def _plain(value: Any) -> Any:
     """A default as YAML would hold it."""
     if isinstance(value, enum.Enum):
@@ -192,7 +181,7 @@ def _model_table(model: type[BaseModel]) -> str:
     rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         meaning = (field.description or "").replace("|", "\\|")
-        kind = type_name(field.annotation, list(field.metadata)) + _bounds(field)
+        kind = type_name(field.annotation, list(field.metadata)) + bounds(field)
         rows.append(f"| `{name}` | {kind} | {default_text(field)} | {meaning} |")
     return "\n".join(rows)
 
