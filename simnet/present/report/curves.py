@@ -7,10 +7,12 @@ import re
 
 import pandas as pd
 from matplotlib.figure import Figure
+from pandas.core.groupby import SeriesGroupBy
 
 from simnet.present.report.figures import PALETTE, attach_canvas
 from simnet.present.report.markup import Section, table
-from simnet.present.report.rows import fmt, label, median
+from simnet.present.report.rows import finite_values, fmt, label, median
+from simnet.quantile import quantile
 
 CURVE_METRICS = (("setup_ms", "set-up (ms)"), ("dc_goodput_mbps", "goodput (Mbit/s)"))
 MAX_CURVES = 8  # lines per axis plot; beyond that a plot is unreadable
@@ -59,8 +61,7 @@ def axis_curves(frame: pd.DataFrame) -> list[Section]:
             ax.set_prop_cycle(color=list(PALETTE))  # not the outcome colours of the grid
             for group in groups:
                 sub = rows[keys == group]
-                stats = sub.groupby("_x")[metric].quantile([0.25, 0.5, 0.75]).unstack()
-                stats = stats.dropna()
+                stats = _quantiles(sub.groupby("_x")[metric], (0.25, 0.5, 0.75)).dropna()
                 if stats.empty:
                     continue
                 x = stats.index.to_numpy(dtype=float)
@@ -107,7 +108,7 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
             on_path = connected[connected["path"] == path].groupby("concurrency")["setup_ms"]
             if on_path.size().sum() == 0:
                 continue
-            quantiles = on_path.quantile([0.5, 0.95]).unstack()
+            quantiles = _quantiles(on_path, (0.5, 0.95))
             px = quantiles.index.to_numpy(dtype=float)
             setup_ax.plot(px, quantiles[0.5], marker="o", label=f"{group} {path} p50")
             setup_ax.plot(px, quantiles[0.95], linestyle="--", label=f"{group} {path} p95")
@@ -120,7 +121,7 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
                     str(len(calls)),
                     f"{calls['succeeded'].mean() * 100:.0f} %",
                     fmt(median(ok), " ms"),
-                    fmt(float(ok.quantile(0.95)) if len(ok) else None, " ms"),
+                    fmt(quantile(finite_values(ok), 0.95), " ms"),
                     f"{(calls['outcome'] == 'relay').mean() * 100:.0f} %",
                 ]
             )
@@ -136,3 +137,10 @@ def load_curves(frame: pd.DataFrame) -> Section | None:
         "load-curve",
     )
     return Section("load", "Load: calls at once", body, attach_canvas(figure))
+
+
+def _quantiles(groups: SeriesGroupBy, qs: tuple[float, ...]) -> pd.DataFrame:
+    """Each group's quantiles `qs` (columns) by `simnet.quantile`, its missing values left out."""
+    return pd.DataFrame(
+        {q: groups.agg(lambda s, q=q: quantile(finite_values(s), q)) for q in qs}
+    ).astype(float)

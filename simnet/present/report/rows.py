@@ -12,6 +12,7 @@ import pandas as pd
 
 from simnet.callspec import ROW_MILESTONES
 from simnet.peerkinds import DEFAULT_KIND
+from simnet.quantile import quantile
 from simnet.results.schema import call_outcome_of
 from simnet.results.stats import succeeded
 
@@ -123,8 +124,7 @@ def finite_values(series: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
 
 
 def median(series: pd.Series) -> float | None:
-    values = finite_values(series)
-    return float(np.median(values)) if values.size else None
+    return quantile(finite_values(series), 0.5)
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
