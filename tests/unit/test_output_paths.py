@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,14 +111,46 @@ def test_an_output_folder_must_be_a_folder(specials: dict[str, Path], tmp_path: 
     assert _null_is_a_device()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_a_folder_without_write_permission_is_refused(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    with pytest.raises(UnusableOutput, match="not writable"):
-        check_output_dir(locked / "results")
-    with pytest.raises(UnusableOutput, match="not writable"):
-        check_output_file(locked / "report.html", "--out")
+def test_a_folder_without_write_permission_is_refused() -> None:
+    """Checked as an unprivileged user (root may write into any folder): as root, the check
+    runs in a child that has dropped to nobody, in a folder nobody may enter but not write."""
+    shared = Path(tempfile.mkdtemp(prefix="simnet-locked-"))
+    try:
+        shared.chmod(0o755)
+        locked = shared / "locked"
+        locked.mkdir(mode=0o555)
+        assert _as_nobody(lambda: _refused(locked)) if os.geteuid() == 0 else _refused(locked)
+    finally:
+        shutil.rmtree(shared)
+
+
+def _refused(locked: Path) -> bool:
+    """Both checks refuse `locked` as not writable."""
+    for check in (lambda: check_output_dir(locked / "results"),
+                  lambda: check_output_file(locked / "report.html", "--out")):  # fmt: skip
+        try:
+            check()
+        except UnusableOutput as exc:
+            if "not writable" not in str(exc):
+                return False
+        else:
+            return False
+    return True
+
+
+def _as_nobody(body: Callable[[], bool]) -> bool:
+    """`body()` in a forked child running as nobody (uid and gid 65534)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            os._exit(0 if body() else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_result_store_checks_its_folder_before_the_first_row(tmp_path: Path) -> None:
