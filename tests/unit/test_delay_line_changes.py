@@ -11,9 +11,10 @@ a fake one, advanced by hand, so the timings are exact and the tests do not slee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -251,6 +252,23 @@ def test_a_running_helper_answers_on_its_pipes_and_outlives_the_end_of_them(
     tmp_path: Path,
 ) -> None:
     """The real process and the real caller side, with no queue bound (no kernel needed)."""
+    with running_helper(tmp_path) as (proc, helper):
+        reconfigure(helper, [])
+        assert proc.stdin is not None
+        proc.stdin.write(b'[{"name": "x"}]\n')  # no queue number
+        proc.stdin.flush()
+        with pytest.raises(SimnetError, match="refused the new link: bad configuration"):
+            reconfigure(helper, [])  # reads the answer to the line above first
+        proc.stdin.close()  # its owner went away: it shapes on, until told to stop
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.3)
+    assert proc.returncode == 0
+
+
+@contextlib.contextmanager
+def running_helper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Helper]]:
+    """A real delay-line helper with no queue bound (no kernel needed), ready; terminated at
+    the end (its exit code is then the caller's to check)."""
     log = tmp_path / "helper.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -262,19 +280,10 @@ def test_a_running_helper_answers_on_its_pipes_and_outlives_the_end_of_them(
     helper = Helper(LinkTarget("a", "sn-x-a", "eth0", "sn-x-b", "p1", LinkSpec()), proc, log)
     try:
         wait_ready([helper], deadline_s=30)
-        reconfigure(helper, [])
-        assert proc.stdin is not None
-        proc.stdin.write(b'[{"name": "x"}]\n')  # no queue number
-        proc.stdin.flush()
-        with pytest.raises(SimnetError, match="refused the new link: bad configuration"):
-            reconfigure(helper, [])  # reads the answer to the line above first
-        proc.stdin.close()  # its owner went away: it shapes on, until told to stop
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.3)
+        yield proc, helper
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert proc.returncode == 0
 
 
 # --- what the backend renders for a line kept through a change ------------------------------

@@ -10,29 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import cast
 
 import pytest
 
 from simnet.doctor import _realtime_check
-from simnet.net.impair.nfqueue import Helper, _next_lines, wait_ready
+from simnet.net.impair.nfqueue import _next_lines
 from simnet.net.impair.nfqueue_helper import Line
 from simnet.net.impair.pressure import late_columns
-from simnet.net.impair.rules import LinkTarget
 from simnet.net.impair.shaping import LATE_S, Lateness, decode_stats, encode_stats
 from simnet.present.network import late_status
 from simnet.results.schema import EmulatorFigures
 from simnet.run.link import late_json
-from simnet.scenario.model import LinkSpec
 from tests.unit.test_delay_line_changes import (
     Clock,
     Packet,
     StampedPacket,
     config,
     control_with,
+    running_helper,
 )
 from tests.unit.test_result_schema import _row
 
@@ -105,25 +102,12 @@ def test_the_control_channel_answers_stats_with_one_json_line_per_request() -> N
 
 def test_a_running_helper_answers_stats_on_its_pipe(tmp_path: Path) -> None:
     """The real process and the owner's reader, with no queue bound (no kernel needed)."""
-    log = tmp_path / "helper.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "simnet.net.impair.nfqueue_helper", "--config", "[]"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=sink,
-        )
-    helper = Helper(LinkTarget("a", "sn-x-a", "eth0", "sn-x-b", "p1", LinkSpec()), proc, log)
-    try:
-        wait_ready([helper], deadline_s=30)
+    with running_helper(tmp_path) as (proc, helper):
         assert proc.stdin is not None
         proc.stdin.write(b"stats\n")
         proc.stdin.flush()
         [answer] = _next_lines([helper], 30, "counted")
         assert json.loads(answer) == {"stats": []}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert proc.returncode == 0
 
 

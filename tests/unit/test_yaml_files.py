@@ -10,11 +10,9 @@ not quietly lose one of its values. YAML merge keys, a common way to share setti
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from simnet.population.mix import load_mix
 from simnet.run.sweep_plan import load_sweep
 from simnet.scenario.load import load_scenario
 from simnet.scenario.yaml_file import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, parse_yaml
+from tests.unit.test_scenario_errors import no_hang
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SCENARIO = ROOT / "scenarios" / "home-vs-carrier.yaml"
@@ -48,25 +47,9 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
 KINDS = sorted(LOADERS)
 
 
-@contextlib.contextmanager
-def no_hang(seconds: int = 20) -> Iterator[None]:
-    """Fail (instead of blocking the suite) if the body does not return within `seconds`."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise AssertionError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def refused(kind: str, path: Path) -> str:
     """The one error loading `path` as a `kind` file gives; it must name the file."""
-    with no_hang(), pytest.raises(ScenarioError) as info:
+    with no_hang(20), pytest.raises(ScenarioError) as info:
         LOADERS[kind](path)
     message = info.value.message
     assert message.startswith(f"{path}:"), message
