@@ -687,6 +687,12 @@ class CallSpec(Strict):
         description="give the peers wrong TURN credentials, to see how a refused TURN login "
         "(turn-auth) is reported",
     )
+    ice_urls: Literal["literals", "names"] = Field(
+        default="literals",
+        description="how the STUN/TURN URLs name their server: literals: its addresses, IPv4 "
+        "first, of every family the peer's host has; names: <server>.simnet.test, which the "
+        "peer's host resolves with its network's resolver (DNS64 on a NAT64 carrier)",
+    )
     signaling: SignalingKind = Field(
         default="ws", description="ws: WebSocket; http: POST and long-poll"
     )

@@ -18,6 +18,11 @@ What aiortc does not tell, and simnet needs:
   wrong password (401) and an unreachable server both just mean "no relay candidate". The agent
   wraps `aioice.turn.create_turn_endpoint` (looked up through the module by aioice at call time)
   to record each attempt's outcome, which lets a relay-only failure be classified "turn-auth".
+- ICE server URLs with IPv6 literals: aiortc's URL parser (`aiortc.rtcicetransport.
+  parse_stun_turn_uri`, looked up by its module-level name when a peer connection gathers)
+  takes the host up to the first colon, so `turn:[2001:db8::a]:3478` is "malformed";
+  `accept_ip_literals` puts `simnet.peer.iceurl`'s parser in its place, which hands aioice the
+  same (host, port) tuple it would build for an IPv4 address.
 - TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
   which rejects coturn's per-run self-signed certificate. The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
@@ -166,8 +171,29 @@ def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
         _current.reset(token)
 
 
+def _parse_stun_turn_uri(uri: str) -> dict[str, Any]:
+    """aiortc's `parse_stun_turn_uri`, IPv6 literals included: the same keys (scheme, host,
+    port, and transport for TURN), the host without its brackets."""
+    from simnet.peer.iceurl import IceUrl  # aiortc's side only: see the module's docstring
+
+    url = IceUrl.parse(uri)
+    parsed: dict[str, Any] = {"scheme": url.scheme, "host": url.host, "port": url.port}
+    if url.is_turn:
+        parsed["transport"] = url.transport
+    return parsed
+
+
+def accept_ip_literals() -> None:
+    """Let aiortc take STUN/TURN URLs whose host is an IPv6 literal (process-wide,
+    idempotent; every URL it took before parses the same)."""
+    from aiortc import rtcicetransport
+
+    rtcicetransport.parse_stun_turn_uri = _parse_stun_turn_uri
+
+
 def used_turn_url(servers: list[IceServer]) -> str | None:
-    """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one)."""
+    """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one;
+    IPv6 literals once `accept_ip_literals` ran)."""
     from aiortc.rtcconfiguration import RTCIceServer  # aiortc only where a call needs it
     from aiortc.rtcicetransport import connection_kwargs
 
