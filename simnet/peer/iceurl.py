@@ -28,6 +28,26 @@ _URL = re.compile(
 )
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 address in brackets (`[2001:db8::a]:3478`): how simnet writes a
+    TURN server's endpoint in rows (`turn_attempts`, `relay_server`)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(endpoint: str) -> tuple[str, int]:
+    """`host_port`'s parts: the host without brackets, and the port."""
+    host, _, port = endpoint.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def family_name(address: str) -> Literal["ipv4", "ipv6"] | None:
+    """ipv4 or ipv6 for an address literal; None for anything else (an mDNS name)."""
+    try:
+        return "ipv4" if ip_address(address).version == 4 else "ipv6"
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class IceUrl:
     """One STUN or TURN URL. `host` is a name or an address literal without brackets;

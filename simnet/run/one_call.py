@@ -13,10 +13,11 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv6Network
 from typing import Any
 
-from simnet.addresses import IPV4, Family, IPAddress
-from simnet.call.row import call_row
+from simnet.addresses import IPV4, IPV6, Family, IPAddress
+from simnet.call.row import SideNetwork, call_row, family_figures
 from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network
@@ -44,6 +45,20 @@ class Services:
     hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
     # each node's address families (`simnet.net.plan.Node.families`): the URLs a peer gets
     families: dict[str, frozenset[Family]] = field(default_factory=dict)
+    # the NAT64 prefix on each host's way to the internet, for the hosts that have one
+    nat64: dict[str, IPv6Network] = field(default_factory=dict)
+
+    @property
+    def carries_ipv6(self) -> bool:
+        """Whether the network has IPv6 anywhere (then rows have `FamilyFigures`)."""
+        return any(IPV6 in families for families in self.families.values())
+
+    def side_network(self, host: str) -> SideNetwork:
+        return SideNetwork(self.families.get(host, frozenset({IPV4})), self.nat64.get(host))
+
+    def server_families(self) -> dict[str, frozenset[Family]]:
+        """Each STUN/TURN server's name in the zone -> the families it has addresses of."""
+        return {f"{name}.{DNS_ZONE}": self.families.get(name, frozenset()) for name in self.turn}
 
     def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
         """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
@@ -106,7 +121,10 @@ async def start_services(
     `shared`: groups of peers, each group's peers of a kind that can share a process
     (`simnet.peerkinds.Capabilities.shared_process`) hosted by one process of that kind
     (`simnet.peer.control.hosting`); every other peer has a process of its own."""
-    services = Services(families={name: node.families for name, node in network.plan.nodes.items()})
+    services = Services(
+        families={name: node.families for name, node in network.plan.nodes.items()},
+        nat64=nat64_prefixes(network, peers),
+    )
     try:
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
             spec = scenario.servers[name]
@@ -162,6 +180,19 @@ async def start_services(
         await services.close()
         raise
     return services
+
+
+def nat64_prefixes(network: Network, hosts: Sequence[str]) -> dict[str, IPv6Network]:
+    """The NAT64 prefix of the router (innermost first) on each host's way to the internet,
+    for the hosts behind a NAT64."""
+    out: dict[str, IPv6Network] = {}
+    for host in hosts:
+        for router in network.plan.routers_of(host):
+            prefix = getattr(router, "nat64_prefix", None)
+            if isinstance(prefix, IPv6Network):
+                out[host] = prefix
+                break
+    return out
 
 
 def _hosted_groups(scenario: Scenario, shared: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -388,11 +419,21 @@ def call_outcome(
 ) -> CallOutcome:
     """The row's call columns: both sides' results, the relay's region, each side's stack."""
     outcome = call_row(offer, answer, agent_error)
+    families = None
+    if services.carries_ipv6:  # an IPv4 network's rows stay as they were
+        families = family_figures(
+            offer,
+            answer,
+            services.side_network(call.offerer),
+            services.side_network(call.answerer),
+            services.server_families(),
+        )
     outcome = outcome.model_copy(
         update={
             "relay_region": relay_region(
                 scenario, turn_addresses(services), offer.selected_pair if offer else None
             ),
+            "families": families,
             **services.peer_columns(scenario, call),
         }
     )

@@ -187,3 +187,12 @@ def test_relaying_a_family_the_server_has_no_address_of_is_refused() -> None:
 
     with pytest.raises(SimnetError, match="relays no family"):
         turnserver_argv(TurnConfig(listening_ips=(V4,), relay_families=(IPV6,)), FILES)
+
+
+def test_a_server_relaying_no_ipv4_allocates_ipv6_to_clients_that_ask_for_no_family() -> None:
+    # aiortc and Chromium send no REQUESTED-ADDRESS-FAMILY; coturn's RFC default (IPv4) would
+    # refuse them all with 440 on a server without an IPv4 relay address
+    flag = "--allocation-default-address-family=ipv6"
+    assert flag in _argv(relay_families=(IPV6,))
+    assert flag in turnserver_argv(TurnConfig(listening_ips=(V6,)), FILES)
+    assert flag not in _argv() and flag not in _argv(relay_families=(IPV4,))

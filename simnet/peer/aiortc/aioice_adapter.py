@@ -118,6 +118,7 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
     started = time.monotonic()
 
     def record(ok: bool, exc: BaseException | None = None) -> None:
+        from simnet.peer.iceurl import host_port
         from simnet.peer.protocol import TurnAttempt
 
         if recorder is None:
@@ -129,7 +130,7 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
             error, code = _describe(exc)
         recorder.attempts.append(
             TurnAttempt(
-                server=f"{server[0]}:{server[1]}",
+                server=host_port(str(server[0]), int(server[1])),
                 transport=transport,
                 ok=ok,
                 error=error,
@@ -152,6 +153,7 @@ def _describe(exc: BaseException) -> tuple[str, int | None]:
     does not import: `simnet.services` pulls in pyroute2 and nftables, 90 ms of agent start-up."""
     if isinstance(exc, stun.TransactionFailed):
         code, reason = exc.response.attributes.get("ERROR-CODE", (None, ""))
+        reason = str(reason).rstrip("\x00")  # coturn pads its reason phrase with NULs
         return f"TURN allocation: {code} {reason}".rstrip(), code
     if isinstance(exc, stun.TransactionTimeout):
         return "TURN allocation: no answer (timed out)", None
@@ -232,6 +234,18 @@ def candidate_counts(connection: Connection | None) -> tuple[dict[str, int], dic
     return dict(local), dict(remote)
 
 
+def family_counts(connection: Connection | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(local, remote) candidate counts by address family (ipv4, ipv6)."""
+    from simnet.peer.iceurl import family_name  # aiortc's side only: see the module docstring
+
+    if connection is None:
+        return {}, {}
+    counts: list[dict[str, int]] = []
+    for candidates in (connection.local_candidates, connection.remote_candidates):
+        counts.append(dict(Counter(str(f) for c in candidates if (f := family_name(c.host)))))
+    return counts[0], counts[1]
+
+
 def selected_pair(pc: RTCPeerConnection, turn_url: str | None) -> SelectedPair | None:
     """The nominated pair of component 1, or None before ICE completes or after close."""
     from simnet.peer.protocol import CandidateInfo, SelectedPair
@@ -271,9 +285,10 @@ def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
     else:
         return None
     host, port = inner.server
+    from simnet.peer.iceurl import host_port
     from simnet.peer.protocol import RelayInfo
 
-    return RelayInfo(server_url=turn_url, server=f"{host}:{port}", transport=kind)
+    return RelayInfo(server_url=turn_url, server=host_port(str(host), port), transport=kind)
 
 
 # --- liveness -------------------------------------------------------------------------------
