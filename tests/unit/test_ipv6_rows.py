@@ -151,3 +151,30 @@ def test_endpoints_are_written_with_brackets_and_read_back() -> None:
     assert host_port("192.0.2.10", 3478) == "192.0.2.10:3478"
     for endpoint in ("[2001:db8::a]:3478", "192.0.2.10:443", "turn.simnet.test:3478"):
         assert host_port(*split_host_port(endpoint)) == endpoint
+
+
+def test_run_json_shows_the_family_keys_only_for_rows_that_have_them() -> None:
+    import json
+
+    from simnet.present.calls import json_line
+    from simnet.results.schema import ResultRow
+
+    offer = _result("offer", _pair("2001:db8:3::a", "2001:db8:3:1::a"), {"ipv6": 1}, {"ipv6": 1})
+    answer = _result("answer", _pair("2001:db8:3:1::a", "2001:db8:3::a"), {"ipv6": 1}, {"ipv6": 1})
+    outcome = call_row(offer, answer)
+    identity = {
+        "scenario": "s",
+        "scenario_hash": "h",
+        "seed": 0,
+        "run": 0,
+        "run_id": "r",
+        "wall_ms": 1.0,
+    }
+    ipv4 = json.loads(json_line(ResultRow(call=outcome, **identity)))  # type: ignore[arg-type]
+    assert "ip_family" not in ipv4
+    figures = family_figures(offer, answer, DUAL, DUAL)
+    ipv6 = json.loads(
+        json_line(ResultRow(call=outcome.model_copy(update={"families": figures}), **identity))
+    )  # type: ignore[arg-type]
+    assert ipv6["ip_family"] == "ipv6" and ipv6["via_nat64"] is False
+    assert list(ipv6)[: len(ipv4)] == list(ipv4)  # the usual keys first, in their order
