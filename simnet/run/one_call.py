@@ -27,6 +27,7 @@ from simnet.peer.iceurl import IceUrl
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome
 from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
+from simnet.scenario.family import WORD_FAMILIES
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.signaling import SignalingServer
@@ -129,8 +130,11 @@ async def start_services(
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
             spec = scenario.servers[name]
             auth = RestAuth(secret=secrets.token_hex(16)) if spec.auth == "rest" else LongTermAuth()
+            relaying = tuple(WORD_FAMILIES[f] for f in spec.relay_families or ())
             services.turn[name] = await start_coturn(
-                network, name, TurnConfig(auth=auth, **turn_limits(spec.limits))
+                network,
+                name,
+                TurnConfig(auth=auth, relay_families=relaying, **turn_limits(spec.limits)),
             )
         signaling = _servers(scenario, "signaling")[0]
         # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
@@ -188,9 +192,8 @@ def nat64_prefixes(network: Network, hosts: Sequence[str]) -> dict[str, IPv6Netw
     out: dict[str, IPv6Network] = {}
     for host in hosts:
         for router in network.plan.routers_of(host):
-            prefix = getattr(router, "nat64_prefix", None)
-            if isinstance(prefix, IPv6Network):
-                out[host] = prefix
+            if router.nat64_prefix is not None:
+                out[host] = router.nat64_prefix
                 break
     return out
 

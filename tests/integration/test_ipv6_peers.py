@@ -1,9 +1,6 @@
 """Peers and TURN on IPv6, on real namespaces: calls of both stacks between hosts that have
-IPv6, directly and through coturn, and the rows' family columns saying so.
-
-The networks are planned in IPv6 as tests/integration/test_ipv6_plan.py plans them (every
-node IPv6 only): an `open` router's LAN and a host on the internet, with coturn and the
-signaling server on IPv6.
+IPv6, directly and through coturn (across families too), and the rows' family columns saying
+so.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from typing import Any
 import pytest
 
 from simnet.net.builder import Network, emulated_network
-from simnet.net.plan import IPV6_ADDRESSING, plan_network
+from simnet.net.plan import plan_network
 from simnet.run.one_call import call_of, call_outcome, one_call, start_services
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Scenario
@@ -22,16 +19,29 @@ from simnet.scenario.model import Scenario
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-def _scenario(call: dict[str, Any], offerer: str = "aiortc", answerer: str = "aiortc") -> Scenario:
+def _scenario(
+    call: dict[str, Any],
+    offerer: str = "aiortc",
+    answerer: str = "aiortc",
+    alice: str = "v6",
+    bob: str = "v6",
+    turn: dict[str, Any] | None = None,
+) -> Scenario:
+    """alice behind network `a`, bob behind network `b`, each of the family given (an `open`
+    router for v6, a home NAT otherwise), a TURN and a signaling server on the internet."""
+
+    def network(ip: str) -> dict[str, Any]:
+        return {"preset": "open" if ip == "v6" else "port-restricted-cone", "ip": ip}
+
     return scenario_from_dict(
         {
             "name": "ipv6-peers",
-            "nats": {"isp": {"preset": "open"}},
+            "nats": {"a": network(alice), "b": network(bob)},
             "hosts": {
-                "alice": {"behind": "isp", "peer": offerer},
-                "bob": {"behind": "internet", "peer": answerer},
+                "alice": {"behind": "a", "peer": offerer},
+                "bob": {"behind": "b", "peer": answerer},
             },
-            "servers": {"turn": {"kind": "turn"}, "sig": {"kind": "signaling"}},
+            "servers": {"turn": {"kind": "turn", **(turn or {})}, "sig": {"kind": "signaling"}},
             "call": {"offerer": "alice", "answerer": "bob", "data_bytes": 100_000, **call},
         }
     )
@@ -47,15 +57,16 @@ async def _call(network: Network, scenario: Scenario) -> dict[str, Any]:
         await services.close()
 
 
-def _run_on_ipv6(scenario: Scenario) -> dict[str, Any]:
-    plan = plan_network(scenario, addressing=IPV6_ADDRESSING)
+def _run(scenario: Scenario) -> dict[str, Any]:
+    plan = plan_network(scenario)
     with emulated_network(plan, label="test_ipv6_peers") as network:
         return asyncio.run(_call(network, scenario))
 
 
 @pytest.mark.parametrize("offerer", ["aiortc", "chromium"])
 def test_a_call_between_ipv6_hosts_goes_direct_over_ipv6(offerer: str) -> None:
-    row = _run_on_ipv6(_scenario({}, offerer=offerer))
+    # an IPv6-only TURN server: its relays are IPv6 too, so nothing in the call is IPv4
+    row = _run(_scenario({}, offerer=offerer, turn={"ip": "v6"}))
     assert row["connected"] and row["error"] is None, row["error_detail"]
     assert row["path"] == "direct"
     assert row["ip_family"] == "ipv6"
@@ -70,9 +81,35 @@ def test_a_call_between_ipv6_hosts_goes_direct_over_ipv6(offerer: str) -> None:
 def test_a_relayed_call_through_an_ipv6_only_turn_server() -> None:
     """A server that relays only IPv6 serves the stacks that request no family (it allocates
     IPv6 by default), over an IPv6 literal URL."""
-    row = _run_on_ipv6(_scenario({"ice_policy": "relay"}))
+    row = _run(_scenario({"ice_policy": "relay"}, turn={"ip": "v6"}))
     assert row["connected"] and row["error"] is None, row["error_detail"]
     assert row["path"] == "relay"
     assert row["ip_family"] == "ipv6"
     assert row["relay_server"].startswith("[2001:db8::")
     assert all(a["ok"] for a in row["turn_attempts"])
+
+
+@pytest.mark.parametrize("kind", ["aiortc", "chromium"])
+def test_dual_stack_homes_gather_both_families_and_call_over_ipv6(kind: str) -> None:
+    row = _run(_scenario({}, offerer=kind, answerer=kind, alice="dual", bob="dual"))
+    assert row["connected"] and row["error"] is None, row["error_detail"]
+    assert row["path"] == "direct"
+    assert row["ip_family"] == "ipv6"  # through both homes' IPv6 firewalls
+    for side in ("local", "remote"):
+        assert row[f"{side}_candidates_ipv4"] >= 1, row
+        assert row[f"{side}_candidates_ipv6"] >= 1, row
+
+
+@pytest.mark.parametrize("kind", ["aiortc", "chromium"])
+def test_an_ipv6_only_client_relays_to_an_ipv4_only_peer_across_families(kind: str) -> None:
+    """The client reaches the dual-stack TURN server over IPv6 and gets an IPv4 relay (it asks
+    for no family: RFC 6156's default), which pairs with the IPv4 peer's candidates."""
+    row = _run(_scenario({}, offerer=kind, alice="v6", bob="v4"))
+    assert row["connected"] and row["error"] is None, row["error_detail"]
+    assert row["path"] == "relay"
+    assert row["ip_family"] == "ipv4"
+    assert row["local_candidate"] == "relay"  # the IPv6-only side's own relay
+    assert row["local_candidates_ipv4"] >= 1  # its relays (one per TURN URL it was given)
+    offerer = [a for a in row["turn_attempts"] if a["side"] == "offer"]
+    assert any(a["ok"] and a["server"].startswith("[2001:db8::") for a in offerer)
+    assert row["via_nat64"] is False  # no NAT64 on the way: the relay bridged the families
