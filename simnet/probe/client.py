@@ -12,9 +12,8 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 
-from simnet.addresses import IPV4, Family, IPAddress, socket_family
+from simnet.addresses import IPAddress
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
@@ -84,10 +83,6 @@ class _Inbox(asyncio.DatagramProtocol):
             self.messages.put_nowait((reply, (str(addr[0]), int(addr[1]))))
 
 
-#: the unspecified address of each family: a probe socket binds it
-ANY: dict[Family, IPAddress] = {4: IPv4Address(0), 6: IPv6Address(0)}
-
-
 class ProbeSocket:
     """One UDP socket of the probed host, i.e. one internal endpoint and its mapping."""
 
@@ -97,10 +92,9 @@ class ProbeSocket:
         self.local_port: int = transport.get_extra_info("sockname")[1]
 
     @classmethod
-    async def open(cls, ns: str, family: Family = IPV4) -> ProbeSocket:
-        """A socket of `family` (that of the probe server's addresses) in namespace `ns`."""
-        sock = netns.socket_in(ns, socket_family(ANY[family]), socket.SOCK_DGRAM)
-        sock.bind((str(ANY[family]), 0))
+    async def open(cls, ns: str) -> ProbeSocket:
+        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", 0))
         sock.setblocking(False)
         transport, inbox = await asyncio.get_running_loop().create_datagram_endpoint(
             _Inbox, sock=sock
@@ -183,14 +177,13 @@ class NatProber:
         self.ns = ns
         self.neighbour_ns = neighbour_ns or ns
         self.a = [str(server[0]), str(server[1])]
-        self.family: Family = server[0].version
         self.sockets: list[ProbeSocket] = []
 
     def endpoint(self, a: int, p: int) -> Endpoint:
         return (self.a[a], PORTS[p])
 
     async def _socket(self, ns: str | None = None) -> ProbeSocket:
-        sock = await ProbeSocket.open(ns or self.ns, self.family)
+        sock = await ProbeSocket.open(ns or self.ns)
         self.sockets.append(sock)
         return sock
 
