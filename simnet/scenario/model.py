@@ -1045,6 +1045,12 @@ class Scenario(Strict):
                 "call: a call needs a signaling server; add `servers: {signaling: {kind: "
                 "signaling}}`"
             )
+        if call.ice_urls == "names" and IPV6 not in self.internet_families:
+            problems.append(
+                "call.ice_urls: names need the emulated internet's DNS (the simnet.test zone), "
+                "which it has where it carries IPv6; give a network or a server ip: dual or v6, "
+                "or use ice_urls: literals"
+            )
         turns = self.servers_of("turn")
         if call.turn_server is not None and call.turn_server not in turns:
             problems.append(

@@ -196,3 +196,20 @@ def test_a_server_relaying_no_ipv4_allocates_ipv6_to_clients_that_ask_for_no_fam
     assert flag in _argv(relay_families=(IPV6,))
     assert flag in turnserver_argv(TurnConfig(listening_ips=(V6,)), FILES)
     assert flag not in _argv() and flag not in _argv(relay_families=(IPV4,))
+
+
+def test_names_on_an_internet_without_dns_are_one_error_naming_the_field() -> None:
+    from simnet.errors import ScenarioError
+    from simnet.scenario.load import scenario_from_dict
+
+    def scenario(ip: str) -> dict[str, object]:
+        return {
+            "nats": {"home": {"ip": ip}},
+            "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "internet"}},
+            "servers": {"turn": {"kind": "turn"}, "sig": {"kind": "signaling"}},
+            "call": {"offerer": "alice", "answerer": "bob", "ice_urls": "names"},
+        }
+
+    with pytest.raises(ScenarioError, match=r"call\.ice_urls: names need the emulated internet"):
+        scenario_from_dict(scenario("v4"))
+    assert scenario_from_dict(scenario("dual")).call.ice_urls == "names"  # type: ignore[union-attr]
