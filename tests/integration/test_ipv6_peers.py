@@ -113,3 +113,38 @@ def test_an_ipv6_only_client_relays_to_an_ipv4_only_peer_across_families(kind: s
     offerer = [a for a in row["turn_attempts"] if a["side"] == "offer"]
     assert any(a["ok"] and a["server"].startswith("[2001:db8::") for a in offerer)
     assert row["via_nat64"] is False  # no NAT64 on the way: the relay bridged the families
+
+
+def test_simnets_turn_client_allocates_over_ipv6_and_gets_the_default_ipv4_relay() -> None:
+    """`simnet.services.turn_client.allocate` opens its socket in the server address's family;
+    a dual-stack coturn gives a client that asks for no family an IPv4 relay (RFC 6156), and a
+    server relaying only IPv6 gives it an IPv6 one."""
+    from ipaddress import ip_address
+
+    from simnet.addresses import IPV6
+    from simnet.services.coturn import TurnConfig, start_coturn
+    from simnet.services.turn_client import allocate
+
+    scenario = _scenario({})  # alice IPv6-only, the TURN server dual
+
+    async def relays(network: Network) -> list[int]:
+        server = network.plan.nodes["turn"].address_of(IPV6)
+        assert server is not None
+        versions = []
+        for families in ((), (IPV6,)):
+            handle = await start_coturn(network, "turn", TurnConfig(relay_families=families))
+            try:
+                user, password = handle.credentials()
+                for transport in ("udp", "tcp"):
+                    relay = await allocate(
+                        network.ns("alice"), (str(server), 3478), user, password,
+                        transport=transport,  # type: ignore[arg-type]
+                    )  # fmt: skip
+                    versions.append(ip_address(relay.relayed_address[0]).version)
+                    await relay.close()
+            finally:
+                handle.stop()
+        return versions
+
+    with emulated_network(plan_network(scenario), label="test_ipv6_peers") as network:
+        assert asyncio.run(relays(network)) == [4, 4, 6, 6]
