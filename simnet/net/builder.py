@@ -141,7 +141,8 @@ def build(plan: NetworkPlan, run: Run) -> Network:
             with _op(enter), netns.entered(ns[node.name]), _op(enter + BODY):
                 with _op("nftables ruleset load (libnftables)"):
                     apply_nft(render_router(node.router), where=node.name)
-                if node.router.behavior.translates:
+                if node.router.behavior.translates or node.router.lan6 is not None:
+                    # the binding timeout: the NAT's, and the IPv6 firewall's (its conntrack)
                     with _op("conntrack sysctls"):
                         timeout = node.router.behavior.udp_timeout_s
                         netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)

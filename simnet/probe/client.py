@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simnet.addresses import IPAddress
+from simnet.addresses import IPV4, Family, IPAddress
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
@@ -92,9 +92,14 @@ class ProbeSocket:
         self.local_port: int = transport.get_extra_info("sockname")[1]
 
     @classmethod
-    async def open(cls, ns: str) -> ProbeSocket:
-        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+    async def open(cls, ns: str, family: Family = IPV4) -> ProbeSocket:
+        if family == IPV4:
+            sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("0.0.0.0", 0))
+        else:
+            sock = netns.socket_in(ns, socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", 0))
         sock.setblocking(False)
         transport, inbox = await asyncio.get_running_loop().create_datagram_endpoint(
             _Inbox, sock=sock
@@ -177,13 +182,14 @@ class NatProber:
         self.ns = ns
         self.neighbour_ns = neighbour_ns or ns
         self.a = [str(server[0]), str(server[1])]
+        self.family: Family = server[0].version  # the family probed: the server's
         self.sockets: list[ProbeSocket] = []
 
     def endpoint(self, a: int, p: int) -> Endpoint:
         return (self.a[a], PORTS[p])
 
     async def _socket(self, ns: str | None = None) -> ProbeSocket:
-        sock = await ProbeSocket.open(ns or self.ns)
+        sock = await ProbeSocket.open(ns or self.ns, self.family)
         self.sockets.append(sock)
         return sock
 
