@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from simnet import show
-from simnet.net.plan import CORE, NetworkPlan, Role, RouterPlan
+from simnet.addresses import IPV4
+from simnet.net.plan import ADDRESSING, CORE, NetworkPlan, Role, RouterPlan
 from simnet.scenario.family import family_list
 from simnet.scenario.model import (
     DEFAULT_QUEUE_PACKETS,
@@ -196,7 +197,9 @@ def network_table(network: Network) -> Table:
             f"{ifname} {a}" for ifname, addrs in node.addresses.items() for a in addrs
         )
         if node.role is Role.CORE:
-            addresses = "192.0.2.1 (core router of the emulated internet)"
+            families = sorted(network.plan.families or {IPV4})
+            own = ", ".join(str(ADDRESSING[f].core) for f in families)
+            addresses = f"{own} (core router of the emulated internet)"
         cells = (node.name, node.role.value, network.ns(node.name), addresses, node.behind or "")
         table.add_row(*map(show.text, cells))
     return table

@@ -664,6 +664,12 @@ class ServerSpec(Strict):
         """The server's families in an internet that carries `internet`."""
         return FAMILIES[self.ip] if self.ip is not None else internet
 
+    def relay_families_in(self, internet: frozenset[Family]) -> frozenset[Family]:
+        """The families a TURN server relays in: `relay_families`, else all of its own."""
+        if self.relay_families is None:
+            return self.families_in(internet)
+        return frozenset(WORD_FAMILIES[f] for f in self.relay_families)
+
     @model_validator(mode="after")
     def _region_is_turns(self) -> ServerSpec:
         if self.limits is not None and self.kind != "turn":

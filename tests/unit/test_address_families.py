@@ -456,3 +456,28 @@ def test_a_scenario_with_families_reads_back_as_itself() -> None:
     again = Scenario.model_validate(scenario.model_dump())
     assert again.routers() == scenario.routers()
     assert again.routers()[1].behavior.mapping is Mapping.APDM  # the NAT64's default
+
+
+def test_servers_take_the_internets_families_unless_told_and_relay_in_their_own() -> None:
+    scenario = scenario_from_dict(
+        {
+            "nats": {"home": {"ip": "dual"}},
+            "servers": {
+                "turn": {"kind": "turn"},
+                "old": {"kind": "turn", "ip": "v4"},
+                "new": {"kind": "turn", "relay_families": ["ipv6"]},
+            },
+        }
+    )
+    internet = scenario.internet_families
+    assert internet == {IPV4, IPV6}
+    servers = scenario.servers
+    assert servers["turn"].relay_families_in(internet) == {IPV4, IPV6}
+    assert servers["old"].relay_families_in(internet) == {IPV4}
+    assert servers["new"].relay_families_in(internet) == {IPV6}
+    plan = plan_network(scenario)
+    assert plan.nodes["old"].families == {IPV4} and plan.nodes["new"].families == {IPV4, IPV6}
+    # without a network asking for IPv6, everything is IPv4 only, servers included
+    v4 = scenario_from_dict({"servers": {"turn": {"kind": "turn"}}})
+    assert v4.internet_families == {IPV4}
+    assert v4.servers["turn"].relay_families_in(v4.internet_families) == {IPV4}
