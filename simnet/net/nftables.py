@@ -21,7 +21,8 @@ then lose its preserved port.
 
 Rules are written for the translated family: `ip`/`ip6` match keywords, `ipv4_addr`/
 `ipv6_addr` state types and ICMP/ICMPv6 echo (`table_family`). simnet translates IPv4 only (a
-NAT64 carrier's IPv4 side translates its pool); a router's IPv6 side, which forwards without
+NAT64 carrier's IPv4 side, whose inside is its NAT64 and not its LAN, is rendered apart from
+`render_router`); a router's IPv6 side, which forwards without
 translation and filters statefully, and its black-holed families are a table of their own
 (`simnet.net.forward_rules`, `table inet simnet_forward`), rendered after this one. nftables 1.0.6
 (Debian 12) aborts on the eim and adm updates of an IPv6 NAT (an assertion in
@@ -51,8 +52,9 @@ def render_router(router: RouterPlan) -> str:
     """The rulesets of one router: `table <family> simnet` (its translation and, for the
     families it translates, its firewall), then its forward path per family."""
     body: list[str] = []
-    if router.behavior.translates:
-        body += _nat(router.behavior, router.wan_address, _inside(router))
+    # a NAT64's IPv4 translation is a table of its own (its inside is tayga, not the LAN)
+    if router.behavior.translates and router.nat64_pool is None:
+        body += _nat(router.behavior, router.wan_address, router.lan)
     firewall = _translated_firewall(router)
     if firewall is not None:
         body += _firewall(firewall)
@@ -63,7 +65,7 @@ def render_router(router: RouterPlan) -> str:
 
 
 def _inside(router: RouterPlan) -> IPNetwork:
-    """What the router translates: its LAN, or a NAT64 carrier's IPv4 pool."""
+    """What the router's IPv4 side holds: its LAN, or a NAT64 carrier's IPv4 pool."""
     return router.nat64_pool or router.lan
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from simnet import show
 from simnet.addresses import IPV6
 from simnet.run.verify_nat import NatVerdict
-from simnet.scenario.family import V6Filtering
+from simnet.scenario.family import FAMILY_WORDS, V6Filtering
 
 
 def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: float) -> Table:
@@ -21,7 +21,7 @@ def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: 
         table.add_column(column)
     for v in verdicts:
         o = v.observed
-        name = f"{v.nat} (IPv6)" if v.family == IPV6 else v.nat
+        name = f"{v.nat} (IPv6)" if v.family == FAMILY_WORDS[IPV6] else v.nat
         if o is None:
             verdict = show.text(
                 ("UDP blocked, as configured", "green")
@@ -40,7 +40,7 @@ def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: 
         )
         mapping = o.mapping.short if o.translates else "no NAT"
         filtering = o.filtering.short
-        if v.family == IPV6:  # never translated: the firewall's filtering alone
+        if v.family == FAMILY_WORDS[IPV6]:  # never translated: the firewall's filtering
             mapping, filtering = "none", V6Filtering.of(o.filtering).short
         cells = (
             name,

@@ -31,7 +31,7 @@ class NatVerdict:
     expected: NatBehavior
     observed: NatObservation | None  # None: no UDP got through to the probe server
     mismatches: list[str]
-    family: Family = IPV4  # IPv6: the router's untranslated, filtered side
+    family: str = "ipv4"  # "ipv6": the router's IPv6 side, untranslated and filtered
 
     @property
     def as_configured(self) -> bool:
@@ -42,7 +42,7 @@ class NatVerdict:
         o = self.observed
         out: dict[str, object] = {
             "nat": self.nat,
-            "family": FAMILY_WORDS[self.family],
+            "family": self.family,
             "preset": self.preset,
             "udp_blocked": o is None,
             "mapping": o.mapping.value if o else None,
@@ -57,7 +57,7 @@ class NatVerdict:
             "as_configured": self.as_configured,
             "mismatches": self.mismatches,
         }
-        if self.family == IPV6:  # no mapping; filtering in the IPv6 firewall's words
+        if self.family == FAMILY_WORDS[IPV6]:  # no mapping; the IPv6 firewall's filtering
             filtering = V6Filtering.of(self.expected.filtering)
             out["mapping"] = "none"
             out["filtering"] = V6Filtering.of(o.filtering).value if o else None
@@ -244,7 +244,7 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
                 expected=expected,
                 observed=seen,
                 mismatches=wrong,
-                family=family,
+                family=FAMILY_WORDS[family],
             )
         )
     order = {nat: i for i, nat in enumerate(layout.hosts)}
