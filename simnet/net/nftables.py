@@ -37,6 +37,7 @@ from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 
 TABLE = "simnet"
+NAT64_TABLE = "nat64"  # the IPv4 side of a NAT64, beside the router's own table
 SEQUENTIAL_BASE = 20000  # sequential allocation hands out 20000, 20001, ... 21023, then wraps
 SEQUENTIAL_SPAN = 1024
 
@@ -134,7 +135,18 @@ def _record(behavior: NatBehavior, internal: str, external: str, remote: str) ->
     return rules
 
 
-def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
+def render_nat64(behavior: NatBehavior, wan: IPAddress, pool: IPNetwork, inside: str) -> str:
+    """The IPv4 side of a NAT64 (`simnet.net.nat64`): tayga's `pool` translated to the router's
+    IPv4 `wan` address with `behavior`, `inside` (tayga's TUN) being the NAT's inside interface.
+
+    A table of its own (`table ip nat64`), so it sits beside the router's `simnet` table,
+    whatever that one holds for the router's IPv6 side."""
+    body = _nat(behavior, wan, pool, inside)
+    return f"table {match(wan.version)} {NAT64_TABLE} {{\n" + "\n".join(body) + "\n}\n"
+
+
+def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork, inside: str = LAN_IF) -> list[str]:
+    """The NAT's chains and state; `inside` is the interface its LAN (`lan`) is behind."""
     ip = match(wan.version)
     to = str(wan) if wan.version == IPV4 else f"[{wan}]"  # an IPv6 one bracketed before a port
     echo = "icmp type echo-request" if wan.version == IPV4 else "icmpv6 type echo-request"
@@ -154,9 +166,9 @@ def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
         ],
         Mapping.APDM: [f"    {ip} saddr . udp sport @busy snat {ip} to {to} random"],
     }[behavior.mapping]
-    hairpin_in = [f'    iifname "{LAN_IF}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
+    hairpin_in = [f'    iifname "{inside}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
     hairpin_out = (
-        [f'    oifname "{LAN_IF}" ct status dnat {ip} saddr {lan} jump translate']
+        [f'    oifname "{inside}" ct status dnat {ip} saddr {lan} jump translate']
         if behavior.hairpin
         else []
     )
