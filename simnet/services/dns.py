@@ -31,7 +31,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 
 import dns.exception
@@ -40,7 +40,7 @@ import dns.rdatatype
 
 from simnet.addresses import IPV4, IPAddress, socket_family
 from simnet.errors import EnvironmentProblem, SimnetError
-from simnet.net import netns
+from simnet.net import netns, resolv
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 
@@ -217,3 +217,60 @@ def start_unbound(
         process.stop()
         raise
     return Unbound(kind, node, ns, tuple(addresses), process, time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Dns64Site:
+    """Where one DNS64 resolver runs: router `node`'s namespace `ns`, listening on `listen`
+    (its LAN gateway address), synthesizing in `prefix`, asking `upstream` (the zone server)."""
+
+    node: str
+    ns: str
+    listen: IPAddress
+    prefix: IPv6Network
+    upstream: tuple[IPAddress, ...]
+
+
+@dataclass
+class DnsServices:
+    """The zone server and the DNS64 resolvers of one network; the run kills them at teardown
+    anyway, `stop` ends them earlier."""
+
+    zone: Unbound | None = None
+    dns64: dict[str, Unbound] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for server in [*self.dns64.values(), *([self.zone] if self.zone else [])]:
+            server.stop()
+
+
+def start_dns(
+    run: Run,
+    zone_node: str,
+    zone_ns: str,
+    zone_listen: Sequence[IPAddress],
+    records: Mapping[str, Sequence[IPAddress]],
+    sites: Sequence[Dns64Site] = (),
+    resolvers: Mapping[str, Sequence[IPAddress]] | None = None,
+) -> DnsServices:
+    """Start the zone server (`records` on `zone_listen`, in `zone_ns`), then a DNS64 resolver
+    per site, each ready when it answers; then give each namespace of `resolvers` (namespace ->
+    its resolver addresses) its resolv.conf (`simnet.net.resolv`), so the processes started
+    there afterwards resolve through them."""
+    services = DnsServices()
+    try:
+        services.zone = start_unbound(
+            run, "zone", zone_node, zone_ns, render_zone(zone_listen, records), zone_listen
+        )
+        for site in sites:
+            config = render_dns64([site.listen], site.prefix, site.upstream)
+            services.dns64[site.node] = start_unbound(
+                run, "dns64", site.node, site.ns, config, [site.listen]
+            )
+        for ns, nameservers in (resolvers or {}).items():
+            if nameservers:
+                resolv.install(run, ns, nameservers)
+    except BaseException:
+        services.stop()
+        raise
+    return services
