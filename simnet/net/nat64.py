@@ -36,7 +36,7 @@ from pyroute2 import IPRoute
 
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
-from simnet.net.plan import Route
+from simnet.net.plan import Route, RouterPlan
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 
@@ -77,6 +77,13 @@ class Nat64:
         return str(self.prefix.network_address + int(address))
 
 
+def nat64_of(router: RouterPlan | None) -> Nat64 | None:
+    """The NAT64 of a router the plan gives one (`nat64_prefix`, `nat64_pool`), else None."""
+    if router is None or router.nat64_prefix is None or router.nat64_pool is None:
+        return None
+    return Nat64(router.nat64_prefix, router.nat64_pool)
+
+
 def render_tayga(nat64: Nat64, data_dir: Path) -> str:
     """tayga's configuration file for `nat64` (pure).
 
@@ -97,11 +104,15 @@ def tun_routes(nat64: Nat64) -> list[Route]:
     return [Route(nat64.prefix, dev=TUN_IF), Route(nat64.pool, dev=TUN_IF)]
 
 
-def create_tun(ipr: IPRoute) -> None:
-    """The TUN device tayga will attach to, in `ipr`'s namespace (made by the builder).
+def create_tun(ns: str) -> None:
+    """The TUN device tayga will attach to, in namespace `ns` (made by the builder).
 
-    Persistent, so that it exists, and carries routes, before tayga runs."""
-    ipr.link("add", ifname=TUN_IF, kind="tuntap", mode="tun")
+    Persistent, so that it exists, and carries routes, before tayga runs. The calling thread
+    enters `ns` for it: pyroute2 makes a TUN with ioctls on /dev/net/tun, which create the
+    device in the namespace of the calling thread, not in that of the netlink socket
+    (docs/kernel-notes.md#nat64-tayga)."""
+    with netns.entered(ns), IPRoute() as ipr:
+        ipr.link("add", ifname=TUN_IF, kind="tuntap", mode="tun")
 
 
 def _attached(ns: str) -> bool:

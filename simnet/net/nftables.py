@@ -48,7 +48,8 @@ TableFamily = Literal["ip", "ip6", "inet"]
 def render_router(router: RouterPlan) -> str:
     """The whole `table <family> simnet` for one router."""
     body: list[str] = []
-    if router.behavior.translates:
+    # a NAT64's IPv4 translation is `render_nat64`'s table (its inside is tayga, not the LAN)
+    if router.behavior.translates and router.nat64_pool is None:
         body += _nat(router.behavior, router.wan_address, router.lan)
     if router.firewall is not None:
         body += _firewall(router.firewall)
