@@ -21,6 +21,7 @@ a namespace without such a file: commands run unwrapped, as they always have.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +55,11 @@ def install(run: Run, ns: str, nameservers: Sequence[IPAddress]) -> Path:
 
 
 def wrap(ns: str | None, argv: Sequence[str]) -> list[str]:
-    """`argv` run so that it sees namespace `ns`'s resolv.conf, if it has one."""
-    if ns is None or not path_of(ns).exists():
+    """`argv` run so that it sees namespace `ns`'s resolv.conf, if it has one.
+
+    A program that cannot be found is left unwrapped, so that starting it fails as it would
+    anywhere (FileNotFoundError, which callers turn into "not installed"), not as an exit of
+    `ip`."""
+    if ns is None or not argv or not path_of(ns).exists() or shutil.which(argv[0]) is None:
         return list(argv)
     return [IP, "netns", "exec", ns, *argv]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
+from simnet.addresses import IPV4
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.probe.classify import NatObservation
@@ -24,6 +26,7 @@ class NatVerdict:
     expected: NatBehavior
     observed: NatObservation | None  # None: no UDP got through to the probe server
     mismatches: list[str]
+    family: str = "ipv4"  # "nat64": measured through a NAT64, from an IPv6-only probe host
 
     @property
     def as_configured(self) -> bool:
@@ -34,6 +37,7 @@ class NatVerdict:
         o = self.observed
         return {
             "nat": self.nat,
+            "family": self.family,
             "preset": self.preset,
             "udp_blocked": o is None,
             "mapping": o.mapping.value if o else None,
@@ -106,7 +110,7 @@ async def classify_all(
 ) -> dict[str, NatObservation | None]:
     """Probe every NAT: NATs that share a translating router one at a time (the shared NAT's
     port allocation must not interleave between them), the others at once."""
-    addresses = layout.plan.nodes[layout.server].all_addresses()
+    addresses = layout.plan.nodes[layout.server].all_addresses(IPV4)
     probe_server = ProbeServer(network.ns(layout.server), addresses)
     await probe_server.start()
     try:
@@ -117,6 +121,7 @@ async def classify_all(
                 addresses,
                 network.ns(neighbour),
                 race=sum(r.behavior.translates for r in layout.plan.routers_of(probe)) == 1,
+                nat64=nat64_prefix(layout.plan, probe),
             )
             for nat, (probe, neighbour) in layout.hosts.items()
         }
@@ -146,6 +151,12 @@ async def classify_all(
         probe_server.close()
 
 
+def nat64_prefix(plan: NetworkPlan, node: str) -> IPv6Network | None:
+    """The prefix of the NAT64 `node` reaches IPv4 through (an IPv6-only host behind a NAT64
+    carrier), else None."""
+    return next((r.nat64_prefix for r in plan.routers_of(node) if r.nat64_prefix), None)
+
+
 def sharing_a_translator(layout: ProbeLayout) -> list[list[str]]:
     """The probed NATs, grouped so that two NATs whose probes cross a common translating router
     share a group. In a tree of routers two chains that meet continue to the internet together,
@@ -166,7 +177,12 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     layout = probe_layout(scenario)
     with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
         observed = run_terminable(classify_all(network, layout, lifetime_max_s))
-    presets = {name: spec.preset for name, spec in scenario.nats.items() if not spec.knobs()}
+    presets = {
+        name: spec.preset
+        for name, spec in scenario.nats.items()
+        # a NAT64 without a preset is not the default preset: it has a default of its own
+        if not spec.knobs() and (not spec.nat64 or "preset" in spec.model_fields_set)
+    }
     verdicts = []
     for nat, (probe, _) in layout.hosts.items():
         expected = layout.plan.expected_behavior(probe)
@@ -180,7 +196,12 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
             wrong = seen.mismatches(expected, lifetime_max_s)
         verdicts.append(
             NatVerdict(
-                nat=nat, preset=presets.get(nat), expected=expected, observed=seen, mismatches=wrong
+                nat=nat,
+                preset=presets.get(nat),
+                expected=expected,
+                observed=seen,
+                mismatches=wrong,
+                family="nat64" if nat64_prefix(layout.plan, probe) else "ipv4",
             )
         )
     return verdicts

@@ -38,9 +38,11 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
-from simnet.addresses import IPV4, IPAddress, socket_family
+from simnet.addresses import IPV4, IPV6, IPAddress, socket_family
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns, resolv
+from simnet.net.builder import Network
+from simnet.net.plan import ADDRESSING, RESOLVER_NODE, NetworkPlan, Role
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 
@@ -274,3 +276,51 @@ def start_dns(
         services.stop()
         raise
     return services
+
+
+def dns_needed(plan: NetworkPlan) -> bool:
+    """Does `plan` get the zone server and its resolvers? Where the emulated internet carries
+    IPv6: a network planned in IPv4 alone runs as it always has, without them."""
+    return IPV6 in plan.families
+
+
+def start_network_dns(network: Network) -> DnsServices:
+    """The DNS of a built network (`dns_needed`): the zone server on the core's addresses
+    (`RESOLVER_NODE`) with every server's addresses, a DNS64 resolver in each NAT64 carrier,
+    and a resolv.conf for every host and server naming its resolvers (`Node.resolvers`)."""
+    plan = network.plan
+    if not dns_needed(plan):
+        return DnsServices()
+    records = {
+        server_name(name): node.all_addresses()
+        for name, node in plan.nodes.items()
+        if node.role is Role.SERVER
+    }
+    zone_listen = [ADDRESSING[family].core for family in sorted(plan.families)]
+    sites = [
+        Dns64Site(
+            node=name,
+            ns=network.ns(name),
+            listen=node.router.dns64,
+            prefix=node.router.nat64_prefix,
+            upstream=node.resolvers,
+        )
+        for name, node in plan.nodes.items()
+        if node.router is not None
+        and node.router.dns64 is not None
+        and node.router.nat64_prefix is not None
+    ]
+    resolvers = {
+        network.ns(name): node.resolvers
+        for name, node in plan.nodes.items()
+        if node.role in (Role.HOST, Role.SERVER)
+    }
+    return start_dns(
+        network.run,
+        RESOLVER_NODE,
+        network.ns(RESOLVER_NODE),
+        zone_listen,
+        records,
+        sites,
+        resolvers,
+    )

@@ -126,9 +126,10 @@ def test_a_command_is_wrapped_only_where_the_namespace_has_a_resolv_conf(
     monkeypatch.setattr(resolv, "ETC_NETNS", tmp_path)
     (tmp_path / "sn-abc-phone").mkdir()
     (tmp_path / "sn-abc-phone" / "resolv.conf").write_text("nameserver 2001:db8:2::1\n")
-    assert resolv.wrap("sn-abc-phone", ["turnserver", "-n"]) == [
-        "ip", "netns", "exec", "sn-abc-phone", "turnserver", "-n"
+    assert resolv.wrap("sn-abc-phone", ["sh", "-c", "true"]) == [
+        "ip", "netns", "exec", "sn-abc-phone", "sh", "-c", "true"
     ]  # fmt: skip
+    assert resolv.wrap("sn-abc-phone", ["no-such-program-here"]) == ["no-such-program-here"]
     assert resolv.wrap("sn-abc-web", ["turnserver"]) == ["turnserver"]
     assert resolv.wrap(None, ["turnserver"]) == ["turnserver"]
 
