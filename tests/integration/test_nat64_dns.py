@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import socket
 import subprocess
 import sys
 import threading
 
 import pytest
+import yaml
 
 from simnet.cleanup import remove_run
 from simnet.net import netns, resolv
@@ -250,3 +252,37 @@ def test_cleanup_removes_a_killed_runs_tayga_unbound_and_resolv_conf() -> None:
         holder.wait(timeout=10)
         if run_id and (left := state_of(run_id)) is not None:  # a failed check: tidy up anyway
             remove_run(left)
+
+
+HELD = """\
+nats:
+  carrier: {ip: v6, nat64: true}
+hosts:
+  phone: {behind: carrier}
+servers:
+  web: {kind: signaling, ip: v4}
+"""
+
+
+@pytest.mark.integration
+def test_a_held_network_resolves_names_for_simnet_exec(scenario_file, simnet_up, tools) -> None:
+    path = scenario_file(HELD)
+    held = simnet_up(path).wait_ready()
+
+    found = tools.run_cli(
+        "exec", "--run", held.run_id, "phone", "--", "getent", "ahosts", "web.simnet.test"
+    )
+    ping = tools.run_cli(
+        "exec", "--run", held.run_id, "phone", "--", "ping", "-c1", "-W2", "web.simnet.test"
+    )
+
+    plan = plan_network(scenario_from_dict({"name": "held", **yaml.safe_load(HELD)}))
+    carrier = plan.nodes["carrier"].router
+    assert carrier is not None and carrier.nat64_prefix is not None
+    synthesized = str(carrier.nat64_prefix.network_address + int(plan.nodes["web"].address))
+    assert found.returncode == 0, found.output
+    assert found.stdout.split()[0] == synthesized
+    assert ping.returncode == 0 and "1 received" in ping.stdout, ping.output
+    held.signal(signal.SIGTERM)
+    held.wait_exit()
+    assert tools.leftovers(held.run_id, held.pids) == {}
