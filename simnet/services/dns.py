@@ -128,7 +128,10 @@ def query(
     try:
         sock.settimeout(timeout_s)
         request = dns.message.make_query(name, dns.rdatatype.from_text(rdtype))
-        sock.sendto(request.to_wire(), (str(server), DNS_PORT))
+        # connected, so that a port nobody listens on yet is refused at once (ICMP port
+        # unreachable reaches a connected socket only), instead of costing the whole timeout
+        sock.connect((str(server), DNS_PORT))
+        sock.send(request.to_wire())
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
@@ -167,24 +170,35 @@ class Unbound:
     ns: str
     addresses: tuple[IPAddress, ...]
     process: ManagedProcess
-    ready_s: float
+    started_t: float  # time.monotonic() before the fork
+    ready_s: float | None = None  # from the fork to its first answer
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Return once it answers a query on its first address (any answer: a DNS64 whose
+        zone server is not up yet says SERVFAIL, and is listening); stop it on failure."""
+        first = self.addresses[0]
+        try:
+            self.process.wait_until(
+                lambda: query(self.ns, first, ZONE, "A") is not None,
+                f"answering DNS on {first}",
+                timeout_s=timeout_s,
+            )
+        except BaseException:
+            self.process.stop()
+            raise
+        self.ready_s = time.monotonic() - self.started_t
 
     def stop(self) -> None:
         self.process.stop()
 
 
-def start_unbound(
-    run: Run,
-    kind: str,
-    node: str,
-    ns: str,
-    config: str,
-    addresses: Sequence[IPAddress],
-    *,
-    timeout_s: float = READY_TIMEOUT_S,
+def launch_unbound(
+    run: Run, kind: str, node: str, ns: str, config: str, addresses: Sequence[IPAddress]
 ) -> Unbound:
     """Start unbound with `config` (rendered for `addresses`) in namespace `ns`, registered
-    with `run`; return once it answers on its first address."""
+    with `run`, without waiting for it (`Unbound.wait_ready`)."""
+    if not addresses:
+        raise SimnetError(f"unbound ({kind}) in {node} has no address to listen on")
     workdir = run.workdir / f"unbound-{kind}-{node}"
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "unbound.conf"
@@ -205,20 +219,23 @@ def start_unbound(
             )
         except FileNotFoundError:
             raise EnvironmentProblem("unbound is not installed", fix=INSTALL_FIX) from None
-    if not addresses:
-        process.stop()
-        raise SimnetError(f"unbound ({kind}) in {node} has no address to listen on")
-    first = addresses[0]
-    try:
-        process.wait_until(
-            lambda: query(ns, first, ZONE, "A") is not None,
-            f"answering DNS on {first}",
-            timeout_s=timeout_s,
-        )
-    except BaseException:
-        process.stop()
-        raise
-    return Unbound(kind, node, ns, tuple(addresses), process, time.monotonic() - started)
+    return Unbound(kind, node, ns, tuple(addresses), process, started)
+
+
+def start_unbound(
+    run: Run,
+    kind: str,
+    node: str,
+    ns: str,
+    config: str,
+    addresses: Sequence[IPAddress],
+    *,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> Unbound:
+    """`launch_unbound`, returning once it answers on its first address."""
+    server = launch_unbound(run, kind, node, ns, config, addresses)
+    server.wait_ready(timeout_s)
+    return server
 
 
 @dataclass(frozen=True)
@@ -260,15 +277,17 @@ def start_dns(
     its resolver addresses) its resolv.conf (`simnet.net.resolv`), so the processes started
     there afterwards resolve through them."""
     services = DnsServices()
-    try:
-        services.zone = start_unbound(
+    try:  # all started at once, then each waited for
+        services.zone = launch_unbound(
             run, "zone", zone_node, zone_ns, render_zone(zone_listen, records), zone_listen
         )
         for site in sites:
             config = render_dns64([site.listen], site.prefix, site.upstream)
-            services.dns64[site.node] = start_unbound(
+            services.dns64[site.node] = launch_unbound(
                 run, "dns64", site.node, site.ns, config, [site.listen]
             )
+        for server in [services.zone, *services.dns64.values()]:
+            server.wait_ready()
         for ns, nameservers in (resolvers or {}).items():
             if nameservers:
                 resolv.install(run, ns, nameservers)
