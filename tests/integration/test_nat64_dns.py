@@ -286,3 +286,15 @@ def test_a_held_network_resolves_names_for_simnet_exec(scenario_file, simnet_up,
     held.signal(signal.SIGTERM)
     held.wait_exit()
     assert tools.leftovers(held.run_id, held.pids) == {}
+
+
+@pytest.mark.integration
+def test_a_nat64_binding_expires_after_its_configured_timeout() -> None:
+    scenario = {
+        "name": "life",
+        "nats": {"carrier": {"ip": "v6", "nat64": True, "udp_timeout_s": 3}},
+    }
+    (verdict,) = verify(scenario_from_dict(scenario), lifetime_max_s=6)
+    assert verdict.family == "nat64" and verdict.as_configured, verdict.mismatches
+    assert verdict.observed is not None and verdict.observed.lifetime_upper_s is not None
+    assert verdict.observed.lifetime_lower_s <= 3 <= verdict.observed.lifetime_upper_s
