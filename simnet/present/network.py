@@ -41,11 +41,6 @@ def plan_lines(plan: NetworkPlan) -> list[Text]:
                 if b.translates
                 else " (routes, no NAT)"
             )
-            router = node.router
-            if router.nat64_prefix is not None:  # the NAT above is its IPv4 side
-                behaviour += f"; nat64 {router.nat64_prefix} (pool {router.nat64_pool})"
-                if router.dns64 is not None:
-                    behaviour += f", dns64 at {router.dns64}"
         moves = [
             f"{a.address} behind {a.network}"
             for a in plan.attachments.get(node.name, {}).values()
