@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Network
 
-from simnet.addresses import IPAddress
+from simnet.addresses import IPV4, Family, IPAddress
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
@@ -93,9 +93,14 @@ class ProbeSocket:
         self.local_port: int = transport.get_extra_info("sockname")[1]
 
     @classmethod
-    async def open(cls, ns: str, family: socket.AddressFamily = socket.AF_INET) -> ProbeSocket:
-        sock = netns.socket_in(ns, family, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0" if family == socket.AF_INET else "::", 0))
+    async def open(cls, ns: str, family: Family = IPV4) -> ProbeSocket:
+        if family == IPV4:
+            sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("0.0.0.0", 0))
+        else:
+            sock = netns.socket_in(ns, socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", 0))
         sock.setblocking(False)
         transport, inbox = await asyncio.get_running_loop().create_datagram_endpoint(
             _Inbox, sock=sock
@@ -184,7 +189,7 @@ class NatProber:
         self.ns = ns
         self.neighbour_ns = neighbour_ns or ns
         self.nat64 = nat64
-        self.family = socket.AF_INET if nat64 is None else socket.AF_INET6
+        self.family: Family = server[0].version if nat64 is None else nat64.version
         self.a = [self.reach(str(server[0])), self.reach(str(server[1]))]
         self.sockets: list[ProbeSocket] = []
 
