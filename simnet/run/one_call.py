@@ -35,11 +35,11 @@ AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controll
 
 @dataclass
 class Services:
+    dns: DnsServices = field(default_factory=DnsServices)  # where the network has names
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
     hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
-    dns: DnsServices = field(default_factory=DnsServices)
 
     def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
         """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
