@@ -25,7 +25,7 @@ from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.impair.chooser import apply_links
 from simnet.net.nat64 import TUN_IF, create_tun, nat64_of, start_tayga, tun_routes
-from simnet.net.nftables import render_nat64, render_router
+from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
 from simnet.net.registry import Run
 from simnet.signals import signals_held, sigterm_raises
@@ -145,11 +145,8 @@ def build(plan: NetworkPlan, run: Run) -> Network:
             with _op(enter), netns.entered(ns[node.name]), _op(enter + BODY):
                 with _op("nftables ruleset load (libnftables)"):
                     apply_nft(render_router(node.router), where=node.name)
-                    if (nat64 := nat64_of(node.router)) is not None:
-                        wan = node.router.wan_address
-                        ruleset = render_nat64(node.router.behavior, wan, nat64.pool, TUN_IF)
-                        apply_nft(ruleset, where=node.name)
-                if node.router.behavior.translates:
+                if node.router.behavior.translates or node.router.lan6 is not None:
+                    # the binding timeout: the NAT's, and the IPv6 firewall's (its conntrack)
                     with _op("conntrack sysctls"):
                         timeout = node.router.behavior.udp_timeout_s
                         netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)

@@ -9,8 +9,9 @@ the tayga deployments carriers and labs run:
    (RFC 7915), giving every IPv6 source an address of its own from a small IPv4 pool (its
    dynamic map), and translates the replies back.
 2. **nftables** then masquerades the pool to the router's IPv4 WAN address with simnet's NAT
-   rules (`simnet.net.nftables.render_nat64`): the NAT64's mapping, filtering and port
-   allocation are those of any simnet NAT, with the TUN as its inside interface.
+   rules (`simnet.net.nftables.render_router`): the NAT64's mapping, filtering and port
+   allocation are those of any simnet NAT, the pool being its inside network and the TUN its
+   inside interface.
 
 Why tayga and not Jool: Jool is a kernel module and needs /lib/modules/$(uname -r) to be built
 or loaded; kernels without it (docs/limits.md#nat64-and-dns64) cannot run it.
@@ -36,12 +37,12 @@ from pyroute2 import IPRoute
 
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
-from simnet.net.plan import Route, RouterPlan
+from simnet.net.plan import NAT64_IF, Route, RouterPlan
 from simnet.net.process import ManagedProcess, start
 from simnet.net.registry import Run
 
 TAYGA = "tayga"
-TUN_IF = "nat64"  # the TUN device tayga attaches to, in the router's namespace
+TUN_IF = NAT64_IF  # the TUN device tayga attaches to, in the router's namespace
 INSTALL_FIX = "run ./setup.sh (apt-get install tayga)"
 READY_TIMEOUT_S = 10.0
 WELL_KNOWN_PREFIX = IPv6Network("64:ff9b::/96")

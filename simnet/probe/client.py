@@ -189,6 +189,7 @@ class NatProber:
         self.ns = ns
         self.neighbour_ns = neighbour_ns or ns
         self.nat64 = nat64
+        # the family probed: the server's, or IPv6 to reach an IPv4 server through a NAT64
         self.family: Family = server[0].version if nat64 is None else nat64.version
         self.a = [self.reach(str(server[0])), self.reach(str(server[1]))]
         self.sockets: list[ProbeSocket] = []

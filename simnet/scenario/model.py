@@ -67,7 +67,11 @@ from simnet.scenario.nat import (
 )
 
 INTERNET = "internet"
-NAT64_DEFAULT_PRESET = "symmetric"  # what carriers run: APDM, APDF, random ports
+DEFAULT_PRESET = "port-restricted-cone"
+# A NAT64's IPv4 side without another preset: what carriers run (APDM, APDF, random ports).
+# Decided by the preset's value, not by whether the file wrote it, so that a scenario written
+# out and read back (a template's copies, a cluster's workers) is the same scenario.
+NAT64_DEFAULT_PRESET = "symmetric"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 NAME_MAX = 20
 # A scenario's name labels its results (rows, file names, report groups): letters, digits and
@@ -386,11 +390,11 @@ class NatSpec(Strict):
     """A router. Its behaviour starts from `preset`; each knob set here overrides the preset."""
 
     preset: Annotated[str, AfterValidator(_preset_name)] = Field(
-        default="port-restricted-cone",
+        default=DEFAULT_PRESET,
         description="open (a router, no translation), full-cone, restricted-cone, "
         "port-restricted-cone, symmetric, cgn (a carrier-grade NAT, its LAN on 100.64.0.0/10: "
         "a phone on a mobile network), or cgnat (this NAT behind a carrier NAT NAME-carrier "
-        "on 100.64.0.0/10, so NAME has at most 12 characters)",
+        "on 100.64.0.0/10, so NAME has at most 12 characters); a NAT64's default is symmetric",
     )
     mapping: MappingField | None = Field(
         default=None, description="when a new external port is used (or EIM, ADM, APDM)"
@@ -461,7 +465,7 @@ class NatSpec(Strict):
             ip=self.ip,
             nat64=self.nat64,
             preset=self.preset,
-            preset_given="preset" in self.model_fields_set,
+            preset_given=self.preset != DEFAULT_PRESET,
             ipv4_knobs=[k for k in self.knobs() if k != "udp_timeout_s"],
             v6_knobs=v6_knobs,
             blackholed=self.blackholed,
@@ -1143,7 +1147,7 @@ def _router(name: str, spec: NatSpec, behind: str) -> Router:
     """The router `spec` describes (the home of a chained preset: behind its carrier)."""
     if spec.preset in CHAINED_PRESETS:
         base = CHAINED_PRESETS[spec.preset][0]
-    elif spec.nat64 and "preset" not in spec.model_fields_set:
+    elif spec.nat64 and spec.preset == DEFAULT_PRESET:
         base = PRESETS[NAT64_DEFAULT_PRESET]
     else:
         base = CARRIER_PRESETS.get(spec.preset) or PRESETS[spec.preset]

@@ -43,7 +43,7 @@ from simnet.net.plan import (
     plan_network,
 )
 from simnet.scenario.load import load_scenario, scenario_from_dict
-from simnet.scenario.model import FirewallSpec, LinkSpec
+from simnet.scenario.model import FirewallSpec, LinkSpec, Scenario
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.services.coturn import (
     IPV6_PUBLIC_PEER_RANGES,
@@ -427,3 +427,17 @@ def test_the_ipv4_ranges_are_still_taken(tmp_path: Path) -> None:
     nat = load_scenario(path).nats["home"]
     assert nat.lan == IPv4Network("10.20.0.0/24")
     assert nat.firewall is not None and nat.firewall.block == [IPv4Network("8.8.8.0/24")]
+
+
+def test_a_scenario_with_families_reads_back_as_itself() -> None:
+    """Written out whole and read back (a template's copies, a cluster's workers), a network
+    with IPv6 and a NAT64 is the same: no default reads as a knob the file did not set."""
+    scenario = scenario_from_dict(
+        {
+            "nats": {"m": {"ip": "v6"}, "n": {"ip": "v6", "nat64": True}},
+            "hosts": {"a": {"behind": "m", "count": 2, "own_nat": True}},
+        }
+    )
+    again = Scenario.model_validate(scenario.model_dump())
+    assert again.routers() == scenario.routers()
+    assert again.routers()[1].behavior.mapping is Mapping.APDM  # the NAT64's default

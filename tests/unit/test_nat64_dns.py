@@ -15,7 +15,8 @@ from simnet.cleanup import _own_netns_entry
 from simnet.errors import SimnetError
 from simnet.net import resolv
 from simnet.net.nat64 import TUN_IF, Nat64, render_tayga, tun_routes
-from simnet.net.nftables import render_nat64
+from simnet.net.nftables import render_router
+from simnet.net.plan import RouterPlan
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.services.dns import render_dns64, render_zone, server_name
 from tests.unit.test_address_families import BEHAVIOURS
@@ -55,27 +56,37 @@ def test_the_well_known_prefix_and_other_lengths_are_refused(prefix: IPv6Network
         Nat64(prefix, POOL)
 
 
-def test_the_nat64_ruleset_is_an_ip_table_inside_on_the_tun() -> None:
+LAN6 = IPv6Network("2001:db8:2::/64")
+
+
+def render_nat64(behavior: NatBehavior) -> str:
+    """The rulesets of a v6-only NAT64 carrier whose IPv4 side behaves as `behavior`."""
+    router = RouterPlan(behavior, WAN, LAN6, None, lan6=LAN6, nat64_prefix=PREFIX, nat64_pool=POOL)
+    return render_router(router)
+
+
+def test_the_nat64_translates_its_pool_with_the_tun_as_inside() -> None:
     behavior = NatBehavior(hairpin=True)
-    rules = render_nat64(behavior, WAN, POOL, TUN_IF)
-    assert rules.startswith("table ip nat64 {")
+    rules = render_nat64(behavior)
+    assert rules.startswith("table ip simnet {")
     assert f'iifname "{TUN_IF}" ip daddr {WAN}' in rules  # hairpin in, from tayga
     assert f'oifname "{TUN_IF}" ct status dnat ip saddr {POOL}' in rules
-    assert '"lan"' not in rules and "ip6" not in rules
+    nat = rules.split("\n}\n")[0]  # the translation's table; the IPv6 side's comes after it
+    assert '"lan"' not in nat and "ip6" not in nat
 
 
 def test_a_carriers_symmetric_nat64_takes_a_random_port_per_destination() -> None:
     behavior = NatBehavior(
         mapping=Mapping.APDM, filtering=Filtering.APDF, port_allocation=PortAllocation.RANDOM
     )
-    rules = render_nat64(behavior, WAN, POOL, TUN_IF)
+    rules = render_nat64(behavior)
     assert f"snat ip to {WAN} random" in rules and "set busy" in rules
     assert "udp dport @used accept" not in rules  # nothing unsolicited comes in
 
 
 def test_every_nat64_ruleset_is_accepted_by_nft(scratch_ns: str) -> None:  # noqa: F811
     for behavior in BEHAVIOURS:
-        ruleset = render_nat64(behavior, WAN, POOL, TUN_IF)
+        ruleset = render_nat64(behavior)
         done = nft_check(scratch_ns, ruleset)
         assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"
 
