@@ -2,8 +2,8 @@
 
 An IPv6-only carrier's users reach IPv4-only servers through a NAT64 (RFC 6146): the user sends
 to `prefix + IPv4 address` (an address its DNS64 resolver synthesized), the router translates
-the packet to IPv4 and sends it from its own IPv4 WAN address. Here that is two stages, as in
-the tayga deployments carriers and labs run:
+the packet to IPv4 and sends it from its own IPv4 WAN address. Here that is two stages, the
+way tayga is deployed as a stateful NAT64 (tayga itself is stateless):
 
 1. **tayga** (user space, over a TUN device) translates each IPv6 packet to IPv4 statelessly
    (RFC 7915), giving every IPv6 source an address of its own from a small IPv4 pool (its

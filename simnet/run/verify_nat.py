@@ -20,7 +20,7 @@ from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
 from simnet.scenario.family import FAMILY_WORDS, V6Filtering
-from simnet.scenario.model import NatSpec, Scenario, ServerSpec
+from simnet.scenario.model import NAT64_DEFAULT_PRESET, NatSpec, Scenario, ServerSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.signals import run_terminable
 
@@ -87,6 +87,14 @@ def ipv6_expectation(plan: NetworkPlan, node: str) -> NatBehavior:
         hairpin=True,
         udp_timeout_s=timeout or NatBehavior().udp_timeout_s,
     )
+
+
+def preset_of(spec: NatSpec) -> str:
+    """The preset a NAT behaves as: a NAT64 left at the default preset has a default of its
+    own, what carriers run (`NAT64_DEFAULT_PRESET`)."""
+    if spec.nat64 and spec.preset == NatSpec.model_fields["preset"].default:
+        return NAT64_DEFAULT_PRESET
+    return spec.preset
 
 
 def preset_scenario(preset: str) -> Scenario:
@@ -233,12 +241,7 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     layout = probe_layout(scenario)
     with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
         observed = run_terminable(classify_all(network, layout, lifetime_max_s))
-    presets = {
-        name: spec.preset
-        for name, spec in scenario.nats.items()
-        # a NAT64 without a preset is not the default preset: it has a default of its own
-        if not spec.knobs() and (not spec.nat64 or "preset" in spec.model_fields_set)
-    }
+    presets = {name: preset_of(spec) for name, spec in scenario.nats.items() if not spec.knobs()}
     verdicts = []
     for (nat, family), seen in observed.items():
         probe = layout.hosts[nat][0]

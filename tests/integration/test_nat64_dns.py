@@ -204,7 +204,7 @@ def test_verify_nat_measures_each_nat64_as_configured() -> None:
         assert verdict.observed is not None and verdict.observed.translates
         assert verdict.as_configured, (verdict.nat, verdict.mismatches)
     carrier = verdicts["carrier"].as_json()
-    assert carrier["family"] == "nat64" and carrier["preset"] is None
+    assert carrier["family"] == "nat64" and carrier["preset"] == "symmetric"
     assert (carrier["mapping"], carrier["filtering"], carrier["port_allocation"]) == (
         "address-and-port-dependent",
         "address-and-port-dependent",
