@@ -253,8 +253,9 @@ class Impairment(Strict):
     `rate_kbit` counts layer-2 bytes (IP packet + 14-byte Ethernet header), as netem and tbf do.
     `queue_packets` bounds the packets a direction holds while delaying them, and again while
     they wait for the rate limiter (netem's `limit` and its tbf child's); packets beyond it are
-    dropped, as a router's full queue does. Loss, duplication and delay apply to IPv4 packets
-    (ARP is left alone, so neighbours stay resolvable).
+    dropped, as a router's full queue does. Loss, duplication and delay apply to IP packets of
+    either family the link carries (ARP and IPv6 neighbour discovery are left alone, so
+    neighbours stay resolvable).
     """
 
     delay_ms: float = Field(default=0, ge=0, le=10_000, description="one-way delay added")
