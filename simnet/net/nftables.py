@@ -36,7 +36,7 @@ from typing import Literal
 
 from simnet.addresses import IPV4, IPV6, Family, IPAddress, IPNetwork
 from simnet.net.forward_rules import firewall_rules, match, render_forward
-from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
+from simnet.net.plan import LAN_IF, NAT64_IF, WAN_IF, RouterPlan
 from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 
@@ -52,9 +52,9 @@ def render_router(router: RouterPlan) -> str:
     """The rulesets of one router: `table <family> simnet` (its translation and, for the
     families it translates, its firewall), then its forward path per family."""
     body: list[str] = []
-    # a NAT64's IPv4 translation is a table of its own (its inside is tayga, not the LAN)
-    if router.behavior.translates and router.nat64_pool is None:
-        body += _nat(router.behavior, router.wan_address, router.lan)
+    if router.behavior.translates:
+        inside = NAT64_IF if router.nat64_pool is not None else LAN_IF  # tayga's TUN, or the LAN
+        body += _nat(router.behavior, router.wan_address, _inside(router), inside)
     firewall = _translated_firewall(router)
     if firewall is not None:
         body += _firewall(firewall)
@@ -154,7 +154,8 @@ def _record(behavior: NatBehavior, internal: str, external: str, remote: str) ->
     return rules
 
 
-def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
+def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork, inside: str = LAN_IF) -> list[str]:
+    """The NAT's chains and state; `inside` is the interface its LAN (`lan`) is behind."""
     ip = match(wan.version)
     to = str(wan) if wan.version == IPV4 else f"[{wan}]"  # an IPv6 one bracketed before a port
     echo = "icmp type echo-request" if wan.version == IPV4 else "icmpv6 type echo-request"
@@ -174,9 +175,9 @@ def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
         ],
         Mapping.APDM: [f"    {ip} saddr . udp sport @busy snat {ip} to {to} random"],
     }[behavior.mapping]
-    hairpin_in = [f'    iifname "{LAN_IF}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
+    hairpin_in = [f'    iifname "{inside}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
     hairpin_out = (
-        [f'    oifname "{LAN_IF}" ct status dnat {ip} saddr {lan} jump translate']
+        [f'    oifname "{inside}" ct status dnat {ip} saddr {lan} jump translate']
         if behavior.hairpin
         else []
     )

@@ -141,6 +141,7 @@ RESOLVER_NODE = CORE  # the zone server listens on the core's own addresses
 WAN_IF = "wan"
 LAN_IF = "lan"
 HOST_IF = "eth0"
+NAT64_IF = "nat64"  # a NAT64 carrier's TUN device, tayga's (`simnet.net.nat64`)
 
 
 class Role(StrEnum):

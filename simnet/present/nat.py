@@ -21,7 +21,9 @@ def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: 
         table.add_column(column)
     for v in verdicts:
         o = v.observed
-        name = f"{v.nat} (IPv6)" if v.family == FAMILY_WORDS[IPV6] else v.nat
+        name = {FAMILY_WORDS[IPV6]: f"{v.nat} (IPv6)"}.get(v.family, v.nat)
+        if v.nat64:
+            name = f"{v.nat} (NAT64)"
         if o is None:
             verdict = show.text(
                 ("UDP blocked, as configured", "green")

@@ -2,13 +2,16 @@
 
 A NAT's IPv4 translation and, for a network with IPv6, its IPv6 side (forwarded untranslated,
 filtered statefully) are measured apart, each proven with the same RFC 5780 tests against a
-probe server of two addresses in that family: each is its own verdict, with its `family`.
+probe server of two addresses in that family: each is its own verdict, with its `family`. A
+NAT64 carrier's IPv4 side is measured from its IPv6-only probe host through the NAT64 prefix
+(`"family": "nat64"`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
 from simnet.addresses import IPV4, IPV6, Family
 from simnet.net.builder import Network, emulated_network
@@ -17,7 +20,7 @@ from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
 from simnet.scenario.family import FAMILY_WORDS, V6Filtering
-from simnet.scenario.model import NatSpec, Scenario, ServerSpec
+from simnet.scenario.model import NAT64_DEFAULT_PRESET, NatSpec, Scenario, ServerSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.signals import run_terminable
 
@@ -32,6 +35,7 @@ class NatVerdict:
     observed: NatObservation | None  # None: no UDP got through to the probe server
     mismatches: list[str]
     family: str = "ipv4"  # "ipv6": the router's IPv6 side, untranslated and filtered
+    nat64: bool = False  # IPv4 measured through a NAT64, from an IPv6-only probe host
 
     @property
     def as_configured(self) -> bool:
@@ -42,7 +46,7 @@ class NatVerdict:
         o = self.observed
         out: dict[str, object] = {
             "nat": self.nat,
-            "family": self.family,
+            "family": "nat64" if self.nat64 else self.family,
             "preset": self.preset,
             "udp_blocked": o is None,
             "mapping": o.mapping.value if o else None,
@@ -83,6 +87,14 @@ def ipv6_expectation(plan: NetworkPlan, node: str) -> NatBehavior:
         hairpin=True,
         udp_timeout_s=timeout or NatBehavior().udp_timeout_s,
     )
+
+
+def preset_of(spec: NatSpec) -> str:
+    """The preset a NAT behaves as: a NAT64 left at the default preset has a default of its
+    own, what carriers run (`NAT64_DEFAULT_PRESET`)."""
+    if spec.nat64 and spec.preset == NatSpec.model_fields["preset"].default:
+        return NAT64_DEFAULT_PRESET
+    return spec.preset
 
 
 def preset_scenario(preset: str) -> Scenario:
@@ -160,19 +172,22 @@ async def classify_all(
         observed: dict[Probed, NatObservation | None] = {}
         probers: dict[Probed, NatProber] = {}
         for nat, (probe, neighbour) in layout.hosts.items():
-            for family in sorted(layout.plan.nodes[probe].families & servers.keys()):
+            nat64 = nat64_prefix(layout.plan, probe)
+            families = layout.plan.nodes[probe].families | ({IPV4} if nat64 else set())
+            for family in sorted(families & servers.keys()):
                 translators = sum(r.behavior.translates for r in layout.plan.routers_of(probe))
                 probers[(nat, family)] = NatProber(
                     network.ns(probe),
                     servers[family].addresses,
                     network.ns(neighbour),
                     race=family == IPV4 and translators == 1,
+                    nat64=nat64 if family == IPV4 else None,
                 )
 
         async def observe_in_turn(keys: list[Probed]) -> None:
             for key in keys:
-                address = layout.plan.nodes[layout.hosts[key[0]][0]].address_of(key[1])
-                assert address is not None
+                host = layout.plan.nodes[layout.hosts[key[0]][0]]
+                address = host.address_of(key[1]) or host.address  # through a NAT64: its IPv6
                 try:
                     observed[key] = await probers[key].observe(address)
                 except ProbeFailed:
@@ -200,6 +215,12 @@ async def classify_all(
             probe_server.close()
 
 
+def nat64_prefix(plan: NetworkPlan, node: str) -> IPv6Network | None:
+    """The prefix of the NAT64 `node` reaches IPv4 through (an IPv6-only host behind a NAT64
+    carrier), else None."""
+    return next((r.nat64_prefix for r in plan.routers_of(node) if r.nat64_prefix), None)
+
+
 def sharing_a_translator(layout: ProbeLayout) -> list[list[str]]:
     """The probed NATs, grouped so that two NATs whose probes cross a common translating router
     share a group. In a tree of routers two chains that meet continue to the internet together,
@@ -220,7 +241,7 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     layout = probe_layout(scenario)
     with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
         observed = run_terminable(classify_all(network, layout, lifetime_max_s))
-    presets = {name: spec.preset for name, spec in scenario.nats.items() if not spec.knobs()}
+    presets = {name: preset_of(spec) for name, spec in scenario.nats.items() if not spec.knobs()}
     verdicts = []
     for (nat, family), seen in observed.items():
         probe = layout.hosts[nat][0]
@@ -245,6 +266,7 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
                 observed=seen,
                 mismatches=wrong,
                 family=FAMILY_WORDS[family],
+                nat64=family == IPV4 and nat64_prefix(layout.plan, probe) is not None,
             )
         )
     order = {nat: i for i, nat in enumerate(layout.hosts)}
