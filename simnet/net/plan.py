@@ -56,7 +56,7 @@ from simnet.addresses import (
     interface,
 )
 from simnet.errors import ScenarioError
-from simnet.scenario.family import V6Filtering
+from simnet.scenario.family import V6Filtering, strictest
 from simnet.scenario.model import (
     INTERNET,
     FirewallSpec,
@@ -141,6 +141,7 @@ RESOLVER_NODE = CORE  # the zone server listens on the core's own addresses
 WAN_IF = "wan"
 LAN_IF = "lan"
 HOST_IF = "eth0"
+NAT64_IF = "nat64"  # a NAT64 carrier's TUN device, tayga's (`simnet.net.nat64`)
 
 
 class Role(StrEnum):
@@ -314,6 +315,19 @@ class NetworkPlan:
     def expected_behavior(self, node: str) -> NatBehavior:
         """What `node` should observe from the internet through all its routers."""
         return effective_behavior(r.behavior for r in self.routers_of(node))
+
+    def expected_v6(self, node: str) -> tuple[V6Filtering, int | None]:
+        """What `node` should observe in IPv6 through all its routers: the strictest of their
+        filterings, and the shortest binding timeout of those that filter (None: none does,
+        nothing expires)."""
+        routers = [r for r in self.routers_of(node) if r.lan6 is not None]
+        filtering = strictest(r.v6_filtering for r in routers)
+        filtering_ones = [r for r in routers if r.v6_filtering is not V6Filtering.OPEN]
+        return filtering, min((r.behavior.udp_timeout_s for r in filtering_ones), default=None)
+
+    def blackholed(self, node: str) -> frozenset[Family]:
+        """The families a router between `node` and the internet drops silently."""
+        return frozenset(f for r in self.routers_of(node) for f in r.blackholed)
 
 
 class _Pool:

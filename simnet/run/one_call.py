@@ -30,6 +30,7 @@ from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
 from simnet.scenario.family import WORD_FAMILIES
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
+from simnet.services.dns import DnsServices, start_network_dns
 from simnet.services.signaling import SignalingServer
 
 SIGNALING_PORT = 443
@@ -40,6 +41,7 @@ AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controll
 
 @dataclass
 class Services:
+    dns: DnsServices = field(default_factory=DnsServices)  # where the network has names
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class Services:
             await self.signaling.wait_closed()
         for handle in self.turn.values():
             handle.stop()
+        self.dns.stop()
 
 
 def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
@@ -117,7 +120,8 @@ async def start_services(
     peers: list[str],
     shared: Sequence[Sequence[str]] = (),
 ) -> Services:
-    """Everything the calls need, ready (each waits on its own readiness event).
+    """Everything the calls need, ready (each waits on its own readiness event): the DNS
+    where the network has it (`simnet.services.dns`), STUN/TURN, signaling and the peers.
 
     `shared`: groups of peers, each group's peers of a kind that can share a process
     (`simnet.peerkinds.Capabilities.shared_process`) hosted by one process of that kind
@@ -127,6 +131,8 @@ async def start_services(
         nat64=nat64_prefixes(network, peers),
     )
     try:
+        # names first: every process started below resolves through its node's resolver
+        services.dns = start_network_dns(network)
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
             spec = scenario.servers[name]
             auth = RestAuth(secret=secrets.token_hex(16)) if spec.auth == "rest" else LongTermAuth()

@@ -15,6 +15,7 @@ from ipaddress import IPv6Network
 from typing import Literal
 
 from simnet.addresses import IPV4, IPV6, Family
+from simnet.scenario.nat import Filtering
 
 IpVersion = Literal["v4", "dual", "v6"]
 Blackhole = Literal["blackhole"]
@@ -48,6 +49,16 @@ class V6Filtering(StrEnum):
     @property
     def short(self) -> str:
         return {"open": "open", "address-dependent": "ADF"}.get(self.value, "APDF")
+
+    @property
+    def as_filtering(self) -> Filtering:
+        """The RFC 4787 filtering a probe observes (open: endpoint-independent)."""
+        return Filtering.EIF if self is V6Filtering.OPEN else Filtering(self.value)
+
+    @classmethod
+    def of(cls, filtering: Filtering) -> V6Filtering:
+        """The word for an observed filtering."""
+        return cls.OPEN if filtering is Filtering.EIF else cls(filtering.value)
 
 
 V6_FILTERING_ALIASES = {"adf": V6Filtering.ADF, "apdf": V6Filtering.APDF}

@@ -67,7 +67,11 @@ from simnet.scenario.nat import (
 )
 
 INTERNET = "internet"
-NAT64_DEFAULT_PRESET = "symmetric"  # what carriers run: APDM, APDF, random ports
+DEFAULT_PRESET = "port-restricted-cone"
+# A NAT64's IPv4 side without another preset: what carriers run (APDM, APDF, random ports).
+# Decided by the preset's value, not by whether the file wrote it, so that a scenario written
+# out and read back (a template's copies, a cluster's workers) is the same scenario.
+NAT64_DEFAULT_PRESET = "symmetric"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 NAME_MAX = 20
 # A scenario's name labels its results (rows, file names, report groups): letters, digits and
@@ -249,8 +253,9 @@ class Impairment(Strict):
     `rate_kbit` counts layer-2 bytes (IP packet + 14-byte Ethernet header), as netem and tbf do.
     `queue_packets` bounds the packets a direction holds while delaying them, and again while
     they wait for the rate limiter (netem's `limit` and its tbf child's); packets beyond it are
-    dropped, as a router's full queue does. Loss, duplication and delay apply to IPv4 packets
-    (ARP is left alone, so neighbours stay resolvable).
+    dropped, as a router's full queue does. Loss, duplication and delay apply to IP packets of
+    either family the link carries (ARP and IPv6 neighbour discovery are left alone, so
+    neighbours stay resolvable).
     """
 
     delay_ms: float = Field(default=0, ge=0, le=10_000, description="one-way delay added")
@@ -386,11 +391,11 @@ class NatSpec(Strict):
     """A router. Its behaviour starts from `preset`; each knob set here overrides the preset."""
 
     preset: Annotated[str, AfterValidator(_preset_name)] = Field(
-        default="port-restricted-cone",
+        default=DEFAULT_PRESET,
         description="open (a router, no translation), full-cone, restricted-cone, "
         "port-restricted-cone, symmetric, cgn (a carrier-grade NAT, its LAN on 100.64.0.0/10: "
         "a phone on a mobile network), or cgnat (this NAT behind a carrier NAT NAME-carrier "
-        "on 100.64.0.0/10, so NAME has at most 12 characters)",
+        "on 100.64.0.0/10, so NAME has at most 12 characters); a NAT64's default is symmetric",
     )
     mapping: MappingField | None = Field(
         default=None, description="when a new external port is used (or EIM, ADM, APDM)"
@@ -461,7 +466,7 @@ class NatSpec(Strict):
             ip=self.ip,
             nat64=self.nat64,
             preset=self.preset,
-            preset_given="preset" in self.model_fields_set,
+            preset_given=self.preset != DEFAULT_PRESET,
             ipv4_knobs=[k for k in self.knobs() if k != "udp_timeout_s"],
             v6_knobs=v6_knobs,
             blackholed=self.blackholed,
@@ -658,6 +663,12 @@ class ServerSpec(Strict):
     def families_in(self, internet: frozenset[Family]) -> frozenset[Family]:
         """The server's families in an internet that carries `internet`."""
         return FAMILIES[self.ip] if self.ip is not None else internet
+
+    def relay_families_in(self, internet: frozenset[Family]) -> frozenset[Family]:
+        """The families a TURN server relays in: `relay_families`, else all of its own."""
+        if self.relay_families is None:
+            return self.families_in(internet)
+        return frozenset(WORD_FAMILIES[f] for f in self.relay_families)
 
     @model_validator(mode="after")
     def _region_is_turns(self) -> ServerSpec:
@@ -1155,7 +1166,7 @@ def _router(name: str, spec: NatSpec, behind: str) -> Router:
     """The router `spec` describes (the home of a chained preset: behind its carrier)."""
     if spec.preset in CHAINED_PRESETS:
         base = CHAINED_PRESETS[spec.preset][0]
-    elif spec.nat64 and "preset" not in spec.model_fields_set:
+    elif spec.nat64 and spec.preset == DEFAULT_PRESET:
         base = PRESETS[NAT64_DEFAULT_PRESET]
     else:
         base = CARRIER_PRESETS.get(spec.preset) or PRESETS[spec.preset]

@@ -6,6 +6,7 @@ keeps its text). `test_rendered_network` pins the IPv4 output."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from ipaddress import (
     IPv4Address,
     IPv4Network,
@@ -31,7 +32,7 @@ from simnet.addresses import (
 )
 from simnet.errors import ScenarioError
 from simnet.net import builder
-from simnet.net.impair.rules import LinkTarget, queue_rules
+from simnet.net.impair.rules import LinkTarget, egress_chain, queue_rules
 from simnet.net.nftables import render_router, table_family
 from simnet.net.plan import (
     CORE,
@@ -43,7 +44,7 @@ from simnet.net.plan import (
     plan_network,
 )
 from simnet.scenario.load import load_scenario, scenario_from_dict
-from simnet.scenario.model import FirewallSpec, LinkSpec
+from simnet.scenario.model import FirewallSpec, LinkSpec, Scenario
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.services.coturn import (
     IPV6_PUBLIC_PEER_RANGES,
@@ -361,21 +362,35 @@ def test_a_dual_stack_coturn_has_a_line_per_address() -> None:
 # --- link rules and services ---------------------------------------------------------------
 
 
-def test_link_rules_exclude_an_ipv6_gateway_as_a_128() -> None:
+def test_link_rules_of_an_ipv6_lan_member_go_to_ip6tables_with_its_64() -> None:
     target = LinkTarget(
         node="alice",
         a_ns="ns-a",
         a_if="eth0",
         b_ns="ns-b",
         b_if="l1",
-        spec=LinkSpec(delay_ms=10),
+        spec=LinkSpec(delay_ms=10, loss_pct=1, duplicate_pct=1),
         b_bridge="lan",
-        lan=IPv6Network("fd00:168:0:1::/64"),
-        gateway=IPv6Address("fd00:168:0:1::1"),
+        lan=IPv4Network("192.168.1.0/24"),
+        gateway=IPv4Address("192.168.1.1"),
+        families=frozenset({IPV4, IPV6}),
+        lan6=IPv6Network("2001:db8:3:1::/64"),
+        gateway6=IPv6Address("2001:db8:3:1::1"),
     )
-    rules = queue_rules([target], {"alice": "02:00:00:00:00:01"}, {"alice": ("up",)})["ns-a"]
-    assert "-d fd00:168:0:1::1/128 -j RETURN" in rules
-    assert "-d fd00:168:0:1::/64 -j NFQUEUE" in rules
+    macs, fed = {"alice": "02:00:00:00:00:01"}, {"alice": ("up",)}
+    v4 = queue_rules([target], macs, fed)["ns-a"]
+    v6 = queue_rules([target], macs, fed, family=IPV6)["ns-a"]
+    assert "-d 192.168.1.1/32 -j RETURN" in v4 and "2001:db8" not in v4 and "icmpv6" not in v4
+    assert "-d 2001:db8:3:1::1/128 -j RETURN" in v6
+    assert "-d 2001:db8:3:1::/64 -j NFQUEUE" in v6
+    # neighbour discovery first, left alone as ARP is
+    assert v6.index("--icmpv6-type neighbour-solicitation -j RETURN") < v6.index("NFQUEUE")
+    chain = egress_chain(replace(target, spec=LinkSpec(loss_pct=1, duplicate_pct=1)), "up")
+    assert "meta protocol { ip, ip6 } numgen" in chain
+    assert "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept" in chain
+    ipv4_only = replace(target, families=frozenset({IPV4}), spec=LinkSpec(loss_pct=1))
+    assert "meta protocol ip numgen" in egress_chain(ipv4_only, "up")
+    assert queue_rules([ipv4_only], macs, fed, family=IPV6) == {}
 
 
 def test_signaling_urls_bracket_an_ipv6_host() -> None:
@@ -427,3 +442,42 @@ def test_the_ipv4_ranges_are_still_taken(tmp_path: Path) -> None:
     nat = load_scenario(path).nats["home"]
     assert nat.lan == IPv4Network("10.20.0.0/24")
     assert nat.firewall is not None and nat.firewall.block == [IPv4Network("8.8.8.0/24")]
+
+
+def test_a_scenario_with_families_reads_back_as_itself() -> None:
+    """Written out whole and read back (a template's copies, a cluster's workers), a network
+    with IPv6 and a NAT64 is the same: no default reads as a knob the file did not set."""
+    scenario = scenario_from_dict(
+        {
+            "nats": {"m": {"ip": "v6"}, "n": {"ip": "v6", "nat64": True}},
+            "hosts": {"a": {"behind": "m", "count": 2, "own_nat": True}},
+        }
+    )
+    again = Scenario.model_validate(scenario.model_dump())
+    assert again.routers() == scenario.routers()
+    assert again.routers()[1].behavior.mapping is Mapping.APDM  # the NAT64's default
+
+
+def test_servers_take_the_internets_families_unless_told_and_relay_in_their_own() -> None:
+    scenario = scenario_from_dict(
+        {
+            "nats": {"home": {"ip": "dual"}},
+            "servers": {
+                "turn": {"kind": "turn"},
+                "old": {"kind": "turn", "ip": "v4"},
+                "new": {"kind": "turn", "relay_families": ["ipv6"]},
+            },
+        }
+    )
+    internet = scenario.internet_families
+    assert internet == {IPV4, IPV6}
+    servers = scenario.servers
+    assert servers["turn"].relay_families_in(internet) == {IPV4, IPV6}
+    assert servers["old"].relay_families_in(internet) == {IPV4}
+    assert servers["new"].relay_families_in(internet) == {IPV6}
+    plan = plan_network(scenario)
+    assert plan.nodes["old"].families == {IPV4} and plan.nodes["new"].families == {IPV4, IPV6}
+    # without a network asking for IPv6, everything is IPv4 only, servers included
+    v4 = scenario_from_dict({"servers": {"turn": {"kind": "turn"}}})
+    assert v4.internet_families == {IPV4}
+    assert v4.servers["turn"].relay_families_in(v4.internet_families) == {IPV4}
