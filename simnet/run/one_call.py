@@ -30,12 +30,10 @@ from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
 from simnet.scenario.family import WORD_FAMILIES
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
-from simnet.services.dns import DnsServices, start_network_dns
+from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
 
 SIGNALING_PORT = 443
-#: the DNS zone of the emulated internet: every server is `<server>.simnet.test` there
-DNS_ZONE = "simnet.test"
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
 
 
@@ -61,7 +59,7 @@ class Services:
 
     def server_families(self) -> dict[str, frozenset[Family]]:
         """Each STUN/TURN server's name in the zone -> the families it has addresses of."""
-        return {f"{name}.{DNS_ZONE}": self.families.get(name, frozenset()) for name in self.turn}
+        return {server_name(name): self.families.get(name, frozenset()) for name in self.turn}
 
     def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
         """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
@@ -243,7 +241,7 @@ def server_hosts(
     share no family (an IPv6-only client, an IPv4-only server), every family the server has,
     which is what such a user is handed in the field: a URL the client cannot use."""
     if call.ice_urls == "names":
-        return [f"{server}.{DNS_ZONE}"]
+        return [server_name(server)]
     first: dict[Family, IPAddress] = {}
     for address in addresses:
         first.setdefault(address.version, address)

@@ -148,3 +148,43 @@ def test_simnets_turn_client_allocates_over_ipv6_and_gets_the_default_ipv4_relay
 
     with emulated_network(plan_network(scenario), label="test_ipv6_peers") as network:
         assert asyncio.run(relays(network)) == [4, 4, 6, 6]
+
+
+@pytest.mark.parametrize("kind", ["aiortc", "chromium"])
+def test_an_ipv6_only_carrier_reaches_an_ipv4_only_turn_server_by_name_only(kind: str) -> None:
+    """Behind a NAT64 the server's IPv4 literal is useless and the call fails; its name, which
+    the carrier's DNS64 answers with an address in the NAT64 prefix, carries the allocation
+    through the NAT64 and the call relays, the row saying which side crossed it."""
+
+    def scenario(urls: str) -> Scenario:
+        return scenario_from_dict(
+            {
+                "name": "carrier-names",
+                "nats": {
+                    "carrier": {"ip": "v6", "nat64": True},
+                    "home": {"preset": "port-restricted-cone"},
+                },
+                "hosts": {
+                    "alice": {"behind": "carrier", "peer": kind},
+                    "bob": {"behind": "home", "peer": kind},
+                },
+                "servers": {"turn": {"kind": "turn", "ip": "v4"}, "sig": {"kind": "signaling"}},
+                "call": {
+                    "offerer": "alice",
+                    "answerer": "bob",
+                    "data_bytes": 100_000,
+                    "ice_urls": urls,
+                    "timeouts": {"ice_s": 5},
+                },
+            }
+        )
+
+    named = _run(scenario("names"))
+    assert named["connected"] and named["error"] is None, named["error_detail"]
+    assert named["path"] == "relay" and named["local_candidate"] == "relay"
+    assert named["ip_family"] == "ipv4"
+    assert (named["offerer_via_nat64"], named["answerer_via_nat64"]) == (True, False)
+    assert named["via_nat64"] is True
+    literal = _run(scenario("literals"))
+    assert not literal["connected"]
+    assert literal["via_nat64"] is None  # no pair: nothing crossed

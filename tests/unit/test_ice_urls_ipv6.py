@@ -213,3 +213,12 @@ def test_names_on_an_internet_without_dns_are_one_error_naming_the_field() -> No
     with pytest.raises(ScenarioError, match=r"call\.ice_urls: names need the emulated internet"):
         scenario_from_dict(scenario("v4"))
     assert scenario_from_dict(scenario("dual")).call.ice_urls == "names"  # type: ignore[union-attr]
+
+
+def test_chromium_lets_the_emulated_zone_resolve() -> None:
+    from simnet.peer.chromium.browser import EMULATED_ZONE, HOST_RESOLVER_RULES
+    from simnet.services.dns import ZONE
+
+    assert EMULATED_ZONE == ZONE
+    assert f"EXCLUDE *.{ZONE}" in HOST_RESOLVER_RULES
+    assert HOST_RESOLVER_RULES.startswith("MAP * ~NOTFOUND")  # every other name goes nowhere
