@@ -64,16 +64,17 @@ NEEDS_RELAY = frozenset(
 #: family of its selected pair, e.g. "direct ipv6" (a failed call is "failed")
 DIRECT_V6 = "direct ipv6"
 DIRECT_V4 = "direct ipv4"
-#: Why a dual-stack call of the matrix may end on IPv4 although both stacks would settle on IPv6
-#: (measured, docs/guides/ipv6.md#the-matrix-per-family): ICE lets the controlling agent use the
-#: first pair that works while checks go on. aioice gives every host candidate one priority,
-#: whatever its family, nominates the first pair that succeeds and never renominates; libwebrtc
-#: ranks IPv6 first but selects the first writable pair at once and moves to the better IPv6 one
-#: about a second later, after the matrix's short calls have ended. So where an IPv4 check gets
-#: through first (an `open` or cone NAT letting it in), the call ends on IPv4.
+#: Why a dual-stack call of the matrix may end on IPv4 where a stack preferring IPv6 would
+#: settle on IPv6 (measured: docs/guides/ipv6.md#the-matrix-per-family). ICE lets the
+#: controlling agent use the first pair that works while checks go on. aioice gives every host
+#: candidate one priority, whatever its family, nominates the first pair that succeeds and never
+#: renominates; libwebrtc ranks IPv6 first but selects the first writable pair at once and moves
+#: to the better IPv6 one later in the call (within 4 s, measured), after the matrix's short
+#: calls have ended. So where an IPv4 check gets through first (an `open` or cone NAT letting it
+#: in), the call ends on IPv4.
 DUAL_FIRST_PAIR = (
     "the first pair that works carries the call: aioice never moves off it, libwebrtc moves "
-    "to IPv6 about a second later"
+    "to IPv6 later in a longer call"
 )
 #: a relayed pair's family is its relayed address's, and coturn relays in IPv4 when the client
 #: asks for no family (RFC 6156), which neither stack does (docs/guides/ipv6.md, coturn): so a
