@@ -50,13 +50,15 @@ change during a call; the kernel queue's own bound is only a backstop.
 
 Piles: without `reorder` a packet's due time is at least the one ahead of it (`Shaper.due`),
 so the packets that follow a long-delayed one share its due time (with 40 ± 10 ms uniform
-jitter and a packet every 2 ms, about 800 of 3,000 packets leave in piles of 2-9). Given one
-verdict each, the last of a pile of k left k - 1 verdicts late (each a system call in which
-the kernel forwards the packet through the next namespaces, plus this process's own work); a
-real link sends a pile at wire speed. So a FIFO line releases each run of one queue's due
-packets by one batch verdict (`nfq_batch`), whose packets all count their lateness at the
-moment it is sent. A reordering line keeps one verdict per packet: it releases by due time,
-not by queue id, and a batch through one id takes every held packet of the queue below it.
+jitter and a packet every 2 ms, ~2,570 of 3,000 packets do, in ~800 piles of 2-9). Given one
+verdict each, the last of a pile of k left k - 1 verdicts late, each a system call in which the
+kernel forwards the packet through the next namespaces plus this process's own work (7-9 µs a
+packet in kernel receive stamps here, more when the machine is busy); a real link sends a pile
+at wire speed. So a FIFO line releases each run of one queue's due packets by one batch
+verdict (`nfq_batch`), whose packets all count their lateness at the moment it is sent: a pile
+of 11 arrives within 0.014-0.03 ms instead of 0.058-0.105 ms (1-2 µs a packet: the kernel's
+forwarding alone). A reordering line keeps one verdict per packet: it releases by due time, not
+by queue id, and a batch through one id takes every held packet of the queue below it.
 """
 
 from __future__ import annotations
