@@ -57,8 +57,12 @@ packet in kernel receive stamps here, more when the machine is busy); a real lin
 at wire speed. So a FIFO line releases each run of one queue's due packets by one batch
 verdict (`nfq_batch`), whose packets all count their lateness at the moment it is sent: a pile
 of 11 arrives within 0.014-0.03 ms instead of 0.058-0.105 ms (1-2 µs a packet: the kernel's
-forwarding alone). A reordering line keeps one verdict per packet: it releases by due time, not
-by queue id, and a batch through one id takes every held packet of the queue below it.
+forwarding alone). In `benchmarks/delay_line_lateness.py` (that link, a quiet machine, 20 runs
+each) the median of a run's worst lateness went from 0.45 to 0.375 ms and of its maximum delay
+from 50.14 to 50.105 ms (50 configured): the pile's error was small, and a release more than
+1 ms late (1 run in 20, 2 before) is a timer woken late, which no verdict shortens. A reordering
+line keeps one verdict per packet: it releases by due time, not by queue id, and a batch
+through one id takes every held packet of the queue below it.
 """
 
 from __future__ import annotations
