@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdump
-          libnetfilter-queue-dev python3-venv gcc chromium)
+          libnetfilter-queue-dev python3-venv gcc chromium tayga unbound)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (simnet builds network namespaces)" >&2
@@ -21,6 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   # Debian starts coturn as a service on install unless told not to; simnet runs its own.
+  # Likewise unbound (simnet runs its own per run, in namespaces).
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   rm -f /usr/sbin/policy-rc.d

@@ -1,5 +1,8 @@
 """`simnet cleanup`: remove what runs that died without tearing down (kill -9) left behind.
 
+That is their processes (tayga and unbound among them: they carry the run's tag), namespaces,
+work directories, state files and the files they made outside those (/etc/netns/<namespace>).
+
 A namespace belongs to run `<id>` if it is named `sn-<id>-...`. A run is alive while the process
 recorded in its state file is; cleanup leaves live runs alone unless asked to remove everything.
 """
@@ -11,10 +14,11 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from simnet.errors import EnvironmentProblem
-from simnet.net import netns
+from simnet.net import netns, resolv
 from simnet.net.registry import (
     PREFIX,
     STATE_DIR,
@@ -23,6 +27,7 @@ from simnet.net.registry import (
     read_states,
     recorded_pids,
     remove_namespaces,
+    remove_paths,
 )
 from simnet.net.run_tag import tagged_pids
 
@@ -58,9 +63,21 @@ def remove_run(
     # one hidden under a later mount is left to `cleanup`'s last sweep, once the others are gone
     with contextlib.suppress(netns.ShadowedNamespace):
         remove_namespaces(doomed)
+    # what the run registered, and what it made before it could: only its own /etc/netns entries
+    own = f"{PREFIX}{run_id}-"
+    recorded_paths = [p for p in state.get("paths", []) if _own_netns_entry(p, own)]
+    remove_paths(recorded_paths + [str(p) for p in resolv.ETC_NETNS.glob(f"{own}*")])
     shutil.rmtree(STATE_DIR / f"{run_id}.d", ignore_errors=True)
     (STATE_DIR / f"{run_id}.json").unlink(missing_ok=True)
     return pids, doomed
+
+
+def _own_netns_entry(path: object, prefix: str) -> bool:
+    """Is `path` (read from a state file) a /etc/netns entry of a namespace named `prefix...`?"""
+    if not isinstance(path, str):
+        return False
+    entry = Path(path)
+    return entry.parent == resolv.ETC_NETNS and entry.name.startswith(prefix)
 
 
 def cleanup(everything: bool = False) -> CleanupReport:
@@ -84,6 +101,7 @@ def cleanup(everything: bool = False) -> CleanupReport:
             shutil.rmtree(workdir, ignore_errors=True)
     report.processes += [p for n in doomed for p in netns.pids_in(n)]
     _remove_namespaces(doomed)
+    remove_paths([str(resolv.ETC_NETNS / n) for n in doomed])  # a state-less run's resolv.conf
     report.namespaces = doomed
     return report
 

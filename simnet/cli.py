@@ -21,7 +21,7 @@ from simnet import __version__, show
 from simnet.cleanup import cleanup as remove_dead_runs
 from simnet.doctor import require_root, run_checks
 from simnet.errors import ScenarioError, SimnetError, UsageError, shown_field
-from simnet.net import netns
+from simnet.net import netns, resolv
 from simnet.net.registry import owner_alive, read_states
 from simnet.peerkinds import DEFAULT_KIND, NAMED_KINDS
 from simnet.present.doctor import checks_table
@@ -172,6 +172,7 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
     from simnet.net.impair.nfqueue import lateness
     from simnet.net.plan import plan_network
     from simnet.present.network import late_status, network_table
+    from simnet.services.dns import start_network_dns
 
     loaded = _scenario(scenario, set_)
     require_root()
@@ -181,6 +182,7 @@ def up(scenario: ScenarioArg, set_: SetOption = None) -> None:
         _interrupts_reported(),
         emulated_network(plan, label=f"up {loaded.name}", hold_info=info) as network,
     ):
+        start_network_dns(network)  # names for `simnet exec` (where the network carries IPv6)
         out.print(network_table(network))
         out.print(
             show.text(
@@ -254,6 +256,7 @@ def exec_(
             f"no host '{shown_field(host)}' in run {held[0]['id']}; hosts: {', '.join(nodes)}"
         )
     netns.enter_for_good(nodes[host])
+    command = resolv.wrap(nodes[host], command)  # its own resolv.conf, where it has one
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:

@@ -44,6 +44,8 @@ BINARIES = {
     "nft": ("nftables", True, "NAT and firewall rules (libnftables comes with it)"),
     "ip": ("iproute2", True, "simnet exec / manual poking"),
     "turnserver": ("coturn", True, "STUN/TURN server for calls"),
+    "tayga": ("tayga", False, "NAT64 in IPv6-only carriers (nat64: true)"),
+    "unbound": ("unbound", False, "DNS (simnet.test) and DNS64 where a network carries IPv6"),
     "conntrack": ("conntrack", False, "inspecting NAT bindings"),
     "ping": ("iputils-ping", False, "reachability checks"),
     "iperf3": ("iperf3", False, "link throughput probes"),

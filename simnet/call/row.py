@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv6Network, ip_address
+
+from simnet.addresses import IPV4, Family
 from simnet.callspec import ROW_MILESTONES
-from simnet.peer.protocol import CallResult, CandidateInfo
-from simnet.results.schema import CallOutcome, TurnAttemptRecord
+from simnet.peer.iceurl import family_name, split_host_port
+from simnet.peer.protocol import CallResult, CandidateInfo, SelectedPair
+from simnet.results.schema import CallOutcome, FamilyFigures, TurnAttemptRecord
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -101,4 +107,77 @@ def call_row(
         ],
         # either side's checks passing on a direct pair shows the network carries one
         direct_pair_succeeded=any(reported) if reported else None,
+    )
+
+
+@dataclass(frozen=True)
+class SideNetwork:
+    """What decides whether a side's packets crossed a NAT64: the address families its host has
+    and the NAT64 prefix of its network (None: no NAT64 on its way to the internet)."""
+
+    families: frozenset[Family]
+    nat64_prefix: IPv6Network | None = None
+
+
+def crossed_nat64(
+    pair: SelectedPair | None,
+    side: SideNetwork,
+    server_families: Mapping[str, frozenset[Family]] | None = None,
+) -> bool | None:
+    """Whether the packets of a side whose selected pair is `pair` crossed its network's NAT64.
+
+    They did when the address they are sent to (the remote candidate's; for a relayed local
+    candidate, the TURN server's) lies in the side's NAT64 prefix, or is an IPv4 address while
+    the side's host has none (a CLAT on the host translated them for the NAT64). A TURN server
+    the side reached by name (a browser reports the URL it used, not the address) counts when
+    it has no address of a family the host has (`server_families`: a server's name -> its
+    families): the host can then have reached it only through a DNS64-synthesized address.
+    None without a pair, or for a relay whose server is not known."""
+    if pair is None:
+        return None
+    if side.nat64_prefix is None:
+        return False
+    if pair.local.type == "relay":
+        if pair.relay is None:
+            return None
+        host = split_host_port(pair.relay.server)[0]
+    else:
+        host = pair.remote.address
+    try:
+        address = ip_address(host)
+    except ValueError:  # a name
+        families = (server_families or {}).get(host)
+        return None if families is None else not (families & side.families)
+    if address.version == IPV4:
+        return IPV4 not in side.families
+    return address in side.nat64_prefix
+
+
+def family_figures(
+    offer: CallResult | None,
+    answer: CallResult | None,
+    offerer: SideNetwork,
+    answerer: SideNetwork,
+    server_families: Mapping[str, frozenset[Family]] | None = None,
+) -> FamilyFigures:
+    """A row's address-family columns (`simnet.results.schema.FamilyFigures`): the offerer's
+    pair's family and candidates, and each side's NAT64 crossing judged on its own pair."""
+    pair = offer.selected_pair if offer else None
+    family = family_name(pair.local.address) if pair else None
+    sides = [
+        crossed_nat64(result.selected_pair if result else None, network, server_families)
+        for result, network in ((offer, offerer), (answer, answerer))
+    ]
+    known = [s for s in sides if s is not None]
+    local = offer.local_candidate_families if offer else {}
+    remote = offer.remote_candidate_families if offer else {}
+    return FamilyFigures(
+        ip_family=family,
+        via_nat64=any(known) if known else None,
+        offerer_via_nat64=sides[0],
+        answerer_via_nat64=sides[1],
+        local_candidates_ipv4=local.get("ipv4", 0),
+        local_candidates_ipv6=local.get("ipv6", 0),
+        remote_candidates_ipv4=remote.get("ipv4", 0),
+        remote_candidates_ipv6=remote.get("ipv6", 0),
     )

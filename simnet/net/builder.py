@@ -24,6 +24,7 @@ from simnet.addresses import IPV6, IPAddress, socket_family
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.impair.chooser import apply_links
+from simnet.net.nat64 import TUN_IF, create_tun, nat64_of, start_tayga, tun_routes
 from simnet.net.nftables import render_router
 from simnet.net.plan import NetworkPlan, Node
 from simnet.net.registry import Run
@@ -119,6 +120,9 @@ def build(plan: NetworkPlan, run: Run) -> Network:
                     _base_sysctls(node)
                 with _op("netlink socket (IPRoute)"):
                     iprs[node.name] = IPRoute()
+                if nat64_of(node.router) is not None:  # a NAT64's TUN, for tayga to attach to
+                    with _op("TUN create (NAT64)"):
+                        create_tun(ns[node.name])
         for veth in plan.veths:
             fd = os.open(netns.path_of(ns[veth.b]), os.O_RDONLY)
             try:
@@ -141,11 +145,17 @@ def build(plan: NetworkPlan, run: Run) -> Network:
             with _op(enter), netns.entered(ns[node.name]), _op(enter + BODY):
                 with _op("nftables ruleset load (libnftables)"):
                     apply_nft(render_router(node.router), where=node.name)
-                if node.router.behavior.translates:
+                if node.router.behavior.translates or node.router.lan6 is not None:
+                    # the binding timeout: the NAT's, and the IPv6 firewall's (its conntrack)
                     with _op("conntrack sysctls"):
                         timeout = node.router.behavior.udp_timeout_s
                         netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout", timeout)
                         netns.write_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", timeout)
+    # tayga attaches to the TUN the build made: from then on the NAT64s translate.
+    for node in plan.nodes.values():
+        if (nat64 := nat64_of(node.router)) is not None:
+            with _op("tayga start (NAT64)"):
+                start_tayga(run, ns[node.name], node.name, nat64)
     # Link impairments (delay, loss, rate, ...) last: their helpers are registered with `run`.
     with _op("link impairments"):
         apply_links(plan, run, ns)
@@ -199,6 +209,9 @@ def _index(ipr: IPRoute, ifname: str) -> int:
 def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
     with _op("link up"):
         ipr.link("set", index=_index(ipr, "lo"), state="up")
+    if nat64_of(node.router) is not None:  # made with the namespace (`build`)
+        with _op("link up"):
+            ipr.link("set", index=_index(ipr, TUN_IF), state="up")
     for bridge in node.bridges:
         with _op("bridge create"):
             ipr.link("add", ifname=bridge, kind="bridge")
@@ -226,7 +239,8 @@ def _configure_links(ipr: IPRoute, node: Node, plan: NetworkPlan) -> None:
 
 
 def _configure_routes(ipr: IPRoute, node: Node) -> None:
-    for route in node.routes:
+    nat64 = nat64_of(node.router)
+    for route in [*node.routes, *(tun_routes(nat64) if nat64 is not None else [])]:
         spec: dict[str, object] = {
             "family": socket_family(route.dst.network_address),
             "dst": str(route.dst),

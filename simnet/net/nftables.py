@@ -19,12 +19,15 @@ an entry for them. Letting conntrack keep such an entry is the simultaneous-open
 (docs/kernel-notes.md#simultaneous-open-pitfall): the local peer's later outbound packet would
 then lose its preserved port.
 
-Rules are written for the router's address family: `ip`/`ip6` match keywords, `ipv4_addr`/
-`ipv6_addr` state types and ICMP/ICMPv6 echo. The table is `ip` for an IPv4 router, `ip6` for an
-IPv6 one and `inet` for a router that has both (`table_family`). nftables 1.0.6 (Debian 12)
-aborts on the eim and adm updates of an IPv6 NAT (an assertion in netlink_linearize.c, for
-`ct original ip6 saddr . ct original proto-src` as a map key); `nft -c` accepts every other IPv6
-ruleset rendered here.
+Rules are written for the translated family: `ip`/`ip6` match keywords, `ipv4_addr`/
+`ipv6_addr` state types and ICMP/ICMPv6 echo (`table_family`). simnet translates IPv4 only (a
+NAT64 carrier's IPv4 side, whose inside is its NAT64 and not its LAN, is rendered apart from
+`render_router`); a router's IPv6 side, which forwards without
+translation and filters statefully, and its black-holed families are a table of their own
+(`simnet.net.forward_rules`, `table inet simnet_forward`), rendered after this one. nftables 1.0.6
+(Debian 12) aborts on the eim and adm updates of an IPv6 NAT (an assertion in
+netlink_linearize.c, for `ct original ip6 saddr . ct original proto-src` as a map key); `nft -c`
+accepts every other IPv6 ruleset rendered here.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from __future__ import annotations
 from typing import Literal
 
 from simnet.addresses import IPV4, IPV6, Family, IPAddress, IPNetwork
-from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
+from simnet.net.forward_rules import firewall_rules, match, render_forward
+from simnet.net.plan import LAN_IF, NAT64_IF, WAN_IF, RouterPlan
 from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 
@@ -45,33 +49,49 @@ TableFamily = Literal["ip", "ip6", "inet"]
 
 
 def render_router(router: RouterPlan) -> str:
-    """The whole `table <family> simnet` for one router."""
+    """The rulesets of one router: `table <family> simnet` (its translation and, for the
+    families it translates, its firewall), then its forward path per family."""
     body: list[str] = []
     if router.behavior.translates:
-        body += _nat(router.behavior, router.wan_address, router.lan)
-    if router.firewall is not None:
-        body += _firewall(router.firewall)
-    if not body:
-        return ""
-    return f"table {table_family(router)} {TABLE} {{\n" + "\n".join(body) + "\n}\n"
+        inside = NAT64_IF if router.nat64_pool is not None else LAN_IF  # tayga's TUN, or the LAN
+        body += _nat(router.behavior, router.wan_address, _inside(router), inside)
+    firewall = _translated_firewall(router)
+    if firewall is not None:
+        body += _firewall(firewall)
+    tables = render_forward(router)
+    if body:
+        tables = f"table {table_family(router)} {TABLE} {{\n" + "\n".join(body) + "\n}\n" + tables
+    return tables
+
+
+def _inside(router: RouterPlan) -> IPNetwork:
+    """What the router's IPv4 side holds: its LAN, or a NAT64 carrier's IPv4 pool."""
+    return router.nat64_pool or router.lan
+
+
+def _translated_firewall(router: RouterPlan) -> FirewallSpec | None:
+    """The part of the firewall for the `simnet` table: all of it in a router without an IPv6
+    side; else its IPv4 part (if the router has IPv4), the rest being the forward table's."""
+    firewall = router.firewall
+    if firewall is None or router.lan6 is None:
+        return firewall
+    if router.wan4 is None:
+        return None
+    return firewall.model_copy(update={"block": [n for n in firewall.block if n.version == IPV4]})
 
 
 def table_family(router: RouterPlan) -> TableFamily:
-    """The nftables family of `router`'s table: that of its addresses and blocked ranges,
-    `inet` if they are of both families."""
-    families = {router.wan_address.version, router.lan.version}
-    if router.firewall is not None:
-        families |= {network.version for network in router.firewall.block}
+    """The nftables family of `router`'s `simnet` table: that of its addresses and blocked
+    ranges, `inet` if they are of both families."""
+    families = {router.wan_address.version, _inside(router).version}
+    firewall = _translated_firewall(router)
+    if firewall is not None:
+        families |= {network.version for network in firewall.block}
     if families == {IPV4}:
         return "ip"
     if families == {IPV6}:
         return "ip6"
     return "inet"
-
-
-def match(family: Family) -> Literal["ip", "ip6"]:
-    """The keyword of an address match (`ip saddr`, `ct original ip6 daddr`, `snat ip to`)."""
-    return "ip" if family == IPV4 else "ip6"
 
 
 def _state(behavior: NatBehavior, family: Family) -> list[str]:
@@ -134,7 +154,8 @@ def _record(behavior: NatBehavior, internal: str, external: str, remote: str) ->
     return rules
 
 
-def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
+def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork, inside: str = LAN_IF) -> list[str]:
+    """The NAT's chains and state; `inside` is the interface its LAN (`lan`) is behind."""
     ip = match(wan.version)
     to = str(wan) if wan.version == IPV4 else f"[{wan}]"  # an IPv6 one bracketed before a port
     echo = "icmp type echo-request" if wan.version == IPV4 else "icmpv6 type echo-request"
@@ -154,9 +175,9 @@ def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
         ],
         Mapping.APDM: [f"    {ip} saddr . udp sport @busy snat {ip} to {to} random"],
     }[behavior.mapping]
-    hairpin_in = [f'    iifname "{LAN_IF}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
+    hairpin_in = [f'    iifname "{inside}" {ip} daddr {wan} {deliver}'] if behavior.hairpin else []
     hairpin_out = (
-        [f'    oifname "{LAN_IF}" ct status dnat {ip} saddr {lan} jump translate']
+        [f'    oifname "{inside}" ct status dnat {ip} saddr {lan} jump translate']
         if behavior.hairpin
         else []
     )
@@ -217,25 +238,9 @@ def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork) -> list[str]:
 
 def _firewall(firewall: FirewallSpec) -> list[str]:
     """Outbound policy; what comes back on an allowed flow is let through."""
-    rules = []
-    for family in sorted({network.version for network in firewall.block}):
-        ip = match(family)
-        blocked = ", ".join(str(n) for n in firewall.block if n.version == family)
-        rules += [f"    {ip} daddr {{ {blocked} }} drop", f"    {ip} saddr {{ {blocked} }} drop"]
-    if firewall.block_udp:
-        rules.append("    meta l4proto udp drop")
-    rules.append("    ct state established,related accept")
-    if firewall.allow:
-        for proto in ("tcp", "udp"):
-            ports = [r.split("/")[1] for r in firewall.allow if r.startswith(proto)]
-            if ports:
-                rules.append(
-                    f'    iifname "{LAN_IF}" {proto} dport {{ {", ".join(ports)} }} accept'
-                )
-        rules.append(f'    iifname "{LAN_IF}" drop')
     return [
         "  chain firewall {",
         "    type filter hook forward priority filter; policy accept;",
-        *rules,
+        *firewall_rules(firewall),
         "  }",
     ]

@@ -39,7 +39,7 @@ from typing import IO, Any, Literal
 
 from simnet.aio import within
 from simnet.errors import SimnetError, cut
-from simnet.net import netns
+from simnet.net import netns, resolv
 from simnet.net.registry import Run
 from simnet.net.run_tag import NAME_ENV, RUN_ENV
 
@@ -341,13 +341,16 @@ def start(
 
     The run's state file names the process before the fork; the child is tagged with the run's
     id in its environment and gets its own session; its pid is recorded as soon as it exists.
-    `popen_kwargs` go to `subprocess.Popen` (stdin, stdout, stderr, cwd, ...).
+    `popen_kwargs` go to `subprocess.Popen` (stdin, stdout, stderr, cwd, ...). In a namespace
+    with a resolv.conf of its own (`simnet.net.resolv`) the command runs under `ip netns exec`,
+    which shows it that file as /etc/resolv.conf.
     """
-    run.register_pending(name, ns, argv)
+    command = resolv.wrap(ns, argv)
+    run.register_pending(name, ns, command)
     child_env = {**(os.environ if env is None else env), RUN_ENV: run.id, NAME_ENV: name}
     started = time.monotonic()
     with netns.entered(ns) if ns is not None else contextlib.nullcontext():
-        popen = subprocess.Popen(argv, start_new_session=True, env=child_env, **popen_kwargs)
+        popen = subprocess.Popen(command, start_new_session=True, env=child_env, **popen_kwargs)
     run.register_process(popen.pid, name)
     return ManagedProcess(name, ns, list(argv), popen, log=log, started_t=started)
 

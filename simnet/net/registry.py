@@ -42,6 +42,7 @@ class Run:
         self.pid_starts: dict[int, int | None] = {}
         self.processes: list[dict[str, Any]] = []  # managed processes, named before their fork
         self.info: dict[str, Any] = {}
+        self.paths: list[str] = []  # files and directories made outside the work directory
         self.state_path = STATE_DIR / f"{self.id}.json"
         self.closed = False
 
@@ -50,6 +51,12 @@ class Run:
 
     def register_namespace(self, name: str) -> None:
         self.namespaces.append(name)
+        self.save()
+
+    def register_path(self, path: Path) -> None:
+        """Name a file or directory outside the work directory (a namespace's /etc/netns
+        entry) before it is made, so that teardown and `simnet cleanup` remove it."""
+        self.paths.append(str(path))
         self.save()
 
     def register_pending(self, name: str, ns: str | None, argv: list[str]) -> None:
@@ -86,6 +93,7 @@ class Run:
             "pids": self.pids,
             "pid_starts": {str(p): s for p, s in self.pid_starts.items()},
             "processes": self.processes,
+            "paths": self.paths,
             **self.info,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -111,6 +119,7 @@ class Run:
         with signals_deferred():
             kill_processes([*self.pids, *tagged_pids(self.id)])
             remove_namespaces(self.namespaces)
+            remove_paths(self.paths)
             shutil.rmtree(STATE_DIR / f"{self.id}.d", ignore_errors=True)
             self.state_path.unlink(missing_ok=True)
             self.closed = True
@@ -129,6 +138,17 @@ def kill_processes(pids: list[int]) -> None:
     for pid in alive:
         _signal_group(pid, signal.SIGKILL)
         _reap(pid)
+
+
+def remove_paths(paths: list[str]) -> None:
+    """Remove the files and directories a run registered (`Run.register_path`); gone ones
+    are skipped."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def remove_namespaces(names: list[str]) -> None:

@@ -267,6 +267,12 @@ class CallResult(_Model):
     remote_candidates: dict[str, StrictInt] = Field(
         default_factory=dict, description="candidate type -> count"
     )
+    local_candidate_families: dict[str, StrictInt] = Field(
+        default_factory=dict, description="ipv4 / ipv6 -> count of the local candidates"
+    )
+    remote_candidate_families: dict[str, StrictInt] = Field(
+        default_factory=dict, description="ipv4 / ipv6 -> count of the remote candidates"
+    )
     turn_attempts: list[TurnAttempt] = Field(default_factory=list)
     phase_t: dict[str, Number] = Field(
         default_factory=dict, description="milestone -> when it first happened (CLOCK_MONOTONIC)"

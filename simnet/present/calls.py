@@ -22,10 +22,17 @@ JSON_KEYS = (
 )  # fmt: skip
 
 
+#: added to a call's JSON object when its row has them (a network that carries IPv6)
+FAMILY_JSON_KEYS = ("ip_family", "via_nat64", "offerer_via_nat64", "answerer_via_nat64")
+
+
 def json_line(row: ResultRow, keys: Sequence[str] = JSON_KEYS) -> str:
-    """A call's row as one JSON object of `keys` (`--json`). `outcome` is what every output calls
-    the call (`ResultRow.outcome`: direct, relay, or failed when it did not connect or ended with
-    an error); `path` stays the type of the pair ICE had selected, even for a failed call."""
+    """A call's row as one JSON object of `keys` (`--json`), and the family keys where the row
+    has them. `outcome` is what every output calls the call (`ResultRow.outcome`: direct, relay,
+    or failed when it did not connect or ended with an error); `path` stays the type of the pair
+    ICE had selected, even for a failed call."""
+    if "ip_family" in row:
+        keys = (*keys, *(k for k in FAMILY_JSON_KEYS if k not in keys))
     return json.dumps({k: row.outcome if k == "outcome" else row.get(k) for k in keys})
 
 

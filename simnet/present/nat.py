@@ -1,5 +1,6 @@
-"""How `simnet verify-nat` shows its measurements: one table line per NAT, measured behaviour
-and whether it is what the scenario configured."""
+"""How `simnet verify-nat` shows its measurements: one table line per NAT and family (a
+network with IPv6 has a line for its router's IPv6 side), measured behaviour and whether it is
+what the scenario configured."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from simnet import show
+from simnet.addresses import IPV6
 from simnet.run.verify_nat import NatVerdict
+from simnet.scenario.family import FAMILY_WORDS, V6Filtering
 
 
 def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: float) -> Table:
@@ -18,13 +21,16 @@ def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: 
         table.add_column(column)
     for v in verdicts:
         o = v.observed
+        name = f"{v.nat} (IPv6)" if v.family == FAMILY_WORDS[IPV6] else v.nat
+        if v.nat64:
+            name = f"{v.nat} (NAT64)"
         if o is None:
             verdict = show.text(
                 ("UDP blocked, as configured", "green")
                 if v.as_configured
                 else ("unreachable", "red")
             )
-            table.add_row(show.text(v.nat), "-", "-", "-", "-", "-", verdict)
+            table.add_row(show.text(name), "-", "-", "-", "-", "-", verdict)
             continue
         lifetime = "-"
         if o.lifetime_upper_s is not None:
@@ -35,10 +41,13 @@ def verdicts_table(scenario: str, verdicts: Sequence[NatVerdict], lifetime_max: 
             ("as configured", "green") if v.as_configured else ("; ".join(v.mismatches), "red")
         )
         mapping = o.mapping.short if o.translates else "no NAT"
+        filtering = o.filtering.short
+        if v.family == FAMILY_WORDS[IPV6]:  # never translated: the firewall's filtering
+            mapping, filtering = "none", V6Filtering.of(o.filtering).short
         cells = (
-            v.nat,
+            name,
             mapping,
-            o.filtering.short,
+            filtering,
             o.port_allocation.value,
             str(o.hairpin).lower(),
             lifetime,

@@ -11,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from simnet import show
-from simnet.net.plan import CORE, NetworkPlan, Role
+from simnet.addresses import IPV4
+from simnet.net.plan import ADDRESSING, CORE, NetworkPlan, Role, RouterPlan
+from simnet.scenario.family import family_list
 from simnet.scenario.model import (
     DEFAULT_QUEUE_PACKETS,
     CallSpec,
@@ -41,6 +43,7 @@ def plan_lines(plan: NetworkPlan) -> list[Text]:
                 if b.translates
                 else " (routes, no NAT)"
             )
+            behaviour += _family_text(node.router)
         moves = [
             f"{a.address} behind {a.network}"
             for a in plan.attachments.get(node.name, {}).values()
@@ -50,6 +53,18 @@ def plan_lines(plan: NetworkPlan) -> list[Text]:
             behaviour += f" (moves to {', '.join(moves)})"
         lines.append(show.text(f"{node.name:>16} {node.role.value:<7} {addresses}{behaviour}"))
     return lines
+
+
+def _family_text(router: RouterPlan) -> str:
+    """What a router does besides translating IPv4: its IPv6 side, NAT64, black holes."""
+    parts = []
+    if router.lan6 is not None:
+        parts.append(f"IPv6 routed, {router.v6_filtering.value} filtering")
+    if router.nat64_prefix is not None:
+        parts.append(f"NAT64 {router.nat64_prefix} via {router.nat64_pool}")
+    if router.blackholed:
+        parts.append(f"{family_list(router.blackholed)} black-holed")
+    return f"; {'; '.join(parts)}" if parts else ""
 
 
 def impairment_text(impairment: Impairment) -> str:
@@ -182,7 +197,9 @@ def network_table(network: Network) -> Table:
             f"{ifname} {a}" for ifname, addrs in node.addresses.items() for a in addrs
         )
         if node.role is Role.CORE:
-            addresses = "192.0.2.1 (core router of the emulated internet)"
+            families = sorted(network.plan.families or {IPV4})
+            own = ", ".join(str(ADDRESSING[f].core) for f in families)
+            addresses = f"{own} (core router of the emulated internet)"
         cells = (node.name, node.role.value, network.ns(node.name), addresses, node.behind or "")
         table.add_row(*map(show.text, cells))
     return table

@@ -64,14 +64,21 @@ class NatObservation(BaseModel):
     lifetime_lower_s: float | None = None
     lifetime_upper_s: float | None = None
 
-    def mismatches(self, expected: NatBehavior, lifetime_max_s: float | None) -> list[str]:
-        """Where the observation differs from the configured behaviour (empty: as configured)."""
+    def mismatches(
+        self, expected: NatBehavior, lifetime_max_s: float | None, expires: bool | None = None
+    ) -> list[str]:
+        """Where the observation differs from the configured behaviour (empty: as configured).
+
+        `expires`: whether a binding lifetime is to be seen (default: where the NAT translates;
+        an IPv6 firewall's state expires too, where it filters)."""
         wrong = []
         for name in ("translates", "mapping", "filtering", "port_allocation", "hairpin"):
             seen, want = getattr(self, name), getattr(expected, name)
             if seen != want:
                 wrong.append(f"{name}: observed {_word(seen)}, configured {_word(want)}")
-        if lifetime_max_s is not None and expected.translates:
+        if expires is None:
+            expires = expected.translates
+        if lifetime_max_s is not None and expires:
             timeout = expected.udp_timeout_s
             lower = self.lifetime_lower_s or 0.0
             upper = self.lifetime_upper_s

@@ -12,8 +12,9 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Network
 
-from simnet.addresses import IPAddress
+from simnet.addresses import IPV4, Family, IPAddress
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.probe.classify import (
@@ -92,9 +93,14 @@ class ProbeSocket:
         self.local_port: int = transport.get_extra_info("sockname")[1]
 
     @classmethod
-    async def open(cls, ns: str) -> ProbeSocket:
-        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("0.0.0.0", 0))
+    async def open(cls, ns: str, family: Family = IPV4) -> ProbeSocket:
+        if family == IPV4:
+            sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("0.0.0.0", 0))
+        else:
+            sock = netns.socket_in(ns, socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", 0))
         sock.setblocking(False)
         transport, inbox = await asyncio.get_running_loop().create_datagram_endpoint(
             _Inbox, sock=sock
@@ -168,22 +174,37 @@ class NatProber:
         server: list[IPAddress],
         neighbour_ns: str | None = None,
         race: bool = True,
+        nat64: IPv6Network | None = None,
     ) -> None:
         """`race=False` skips the simultaneous-open pokes: behind a chain of NATs an outer NAT
         that filters less may admit the poke and open a real session the inner NAT drops, which
         hides the outer mapping. Each NAT of a chain is raced by its own directly-attached probe.
+
+        `nat64`: the probed host is IPv6-only and reaches the IPv4 probe server through a NAT64
+        with this prefix. Its sockets are then IPv6 and each IPv4 endpoint it sends to (the
+        server's, a mapped one when hairpinning) is written in the prefix (RFC 6052), as a
+        DNS64 resolver would have handed it out; the server still sees, and answers, IPv4.
         """
         self.race = race
         self.ns = ns
         self.neighbour_ns = neighbour_ns or ns
-        self.a = [str(server[0]), str(server[1])]
+        self.nat64 = nat64
+        # the family probed: the server's, or IPv6 to reach an IPv4 server through a NAT64
+        self.family: Family = server[0].version if nat64 is None else nat64.version
+        self.a = [self.reach(str(server[0])), self.reach(str(server[1]))]
         self.sockets: list[ProbeSocket] = []
 
     def endpoint(self, a: int, p: int) -> Endpoint:
         return (self.a[a], PORTS[p])
 
+    def reach(self, address: str) -> str:
+        """Where the probed host sends to reach `address`: itself, or through the NAT64."""
+        if self.nat64 is None:
+            return address
+        return str(self.nat64.network_address + int(IPv4Address(address)))
+
     async def _socket(self, ns: str | None = None) -> ProbeSocket:
-        sock = await ProbeSocket.open(ns or self.ns)
+        sock = await ProbeSocket.open(ns or self.ns, self.family)
         self.sockets.append(sock)
         return sock
 
@@ -246,7 +267,7 @@ class NatProber:
         sender = await self._socket(self.neighbour_ns)
         token = secrets.token_hex(4)
         for _ in range(ATTEMPTS):
-            sender.send({"hairpin": token}, mapped)
+            sender.send({"hairpin": token}, (self.reach(mapped[0]), mapped[1]))
             if await target.expect(lambda reply: reply.hairpin == token, ANSWER_TIMEOUT_S):
                 return True
         return False

@@ -5,7 +5,8 @@ load into pandas and what `compare` and `report` group. Between simnet's layers 
 each part of it; one place (`ResultRow.columns`) flattens the parts to the stored column names,
 which users' stored results have:
 
-- `CallOutcome`: what the two peers measured (built by `simnet.call.row.call_row`);
+- `CallOutcome`: what the two peers measured (built by `simnet.call.row.call_row`), with its
+  `FamilyFigures` (the address families of the call) on a network that carries IPv6;
 - `EmulatorFigures`: how busy the userspace link emulator was (absent without a delay line);
 - `timeline`: the `event<i>_*` and `path_*` columns of a call with a timeline
   (`simnet.call.timeline`);
@@ -121,6 +122,43 @@ def call_outcome_of(connected: object, error: object, path: object) -> Outcome:
     return "relay" if path == "relay" else "direct"
 
 
+IpFamily = Literal["ipv4", "ipv6"]
+FAMILY_COLUMNS = (
+    "ip_family",
+    "via_nat64",
+    "offerer_via_nat64",
+    "answerer_via_nat64",
+    "local_candidates_ipv4",
+    "local_candidates_ipv6",
+    "remote_candidates_ipv4",
+    "remote_candidates_ipv6",
+)
+
+
+class FamilyFigures(_Part):
+    """The address families of a call, stored only in rows of a network that carries IPv6
+    (an IPv4-only network's rows are as they always were; a row without these columns is an
+    IPv4 call). Defined in docs/guides/ipv6.md#peers-and-turn-on-ipv6:
+
+    - `ip_family`: the family of the offerer's selected pair (both candidates share it; for a
+      relayed pair, the relayed address's family); None without a pair;
+    - `offerer_via_nat64`, `answerer_via_nat64`: whether that side's packets crossed a NAT64
+      (`simnet.call.row.crossed_nat64`); None where the side has no selected pair or no result;
+      `via_nat64`: either side's did;
+    - candidates per family as the offerer counted them: its own (`local_candidates_*`) and
+      those it received from the answerer (`remote_candidates_*`).
+    """
+
+    ip_family: IpFamily | None = None
+    via_nat64: bool | None = None
+    offerer_via_nat64: bool | None = None
+    answerer_via_nat64: bool | None = None
+    local_candidates_ipv4: int = 0
+    local_candidates_ipv6: int = 0
+    remote_candidates_ipv4: int = 0
+    remote_candidates_ipv6: int = 0
+
+
 class CallOutcome(_Part):
     """A call as both peers measured it: the row's call columns, typed.
 
@@ -164,6 +202,8 @@ class CallOutcome(_Part):
     # checks: the relay was ICE's choice (a stack that nominates the first pair to succeed,
     # as aiortc does), not the network's. None where no side's stack reports its checks.
     direct_pair_succeeded: bool | None = None
+    # The call's address families (`FamilyFigures`): set on a network that carries IPv6.
+    families: FamilyFigures | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -188,7 +228,13 @@ class CallOutcome(_Part):
     def columns(self) -> dict[str, Any]:
         """The stored columns, in the order rows have always had them."""
         row = self.model_dump(
-            exclude={"milestones", "media", "relay_protocol_inferred", "direct_pair_succeeded"}
+            exclude={
+                "milestones",
+                "media",
+                "relay_protocol_inferred",
+                "direct_pair_succeeded",
+                "families",
+            }
         )
         flat: dict[str, Any] = {}
         for name, value in row.items():
@@ -201,6 +247,8 @@ class CallOutcome(_Part):
             flat["relay_protocol_inferred"] = True
         if self.direct_pair_succeeded is not None:  # only where a side's stack reported it
             flat["direct_pair_succeeded"] = self.direct_pair_succeeded
+        if self.families is not None:  # only on a network that carries IPv6
+            flat.update(self.families.model_dump())
         return flat
 
 

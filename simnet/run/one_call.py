@@ -13,19 +13,24 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv6Network
 from typing import Any
 
-from simnet.call.row import call_row
+from simnet.addresses import IPV4, IPV6, Family, IPAddress
+from simnet.call.row import SideNetwork, call_row, family_figures
 from simnet.call.timeline import Timeline
 from simnet.errors import ScenarioError
 from simnet.net.builder import Network
 from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.control.hosting import PeerHost, start_hosted
+from simnet.peer.iceurl import IceUrl
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome
 from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
+from simnet.scenario.family import WORD_FAMILIES
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
+from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
 
 SIGNALING_PORT = 443
@@ -34,10 +39,27 @@ AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controll
 
 @dataclass
 class Services:
+    dns: DnsServices = field(default_factory=DnsServices)  # where the network has names
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
     hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
+    # each node's address families (`simnet.net.plan.Node.families`): the URLs a peer gets
+    families: dict[str, frozenset[Family]] = field(default_factory=dict)
+    # the NAT64 prefix on each host's way to the internet, for the hosts that have one
+    nat64: dict[str, IPv6Network] = field(default_factory=dict)
+
+    @property
+    def carries_ipv6(self) -> bool:
+        """Whether the network has IPv6 anywhere (then rows have `FamilyFigures`)."""
+        return any(IPV6 in families for families in self.families.values())
+
+    def side_network(self, host: str) -> SideNetwork:
+        return SideNetwork(self.families.get(host, frozenset({IPV4})), self.nat64.get(host))
+
+    def server_families(self) -> dict[str, frozenset[Family]]:
+        """Each STUN/TURN server's name in the zone -> the families it has addresses of."""
+        return {server_name(name): self.families.get(name, frozenset()) for name in self.turn}
 
     def peer_columns(self, scenario: Scenario, call: CallSpec) -> dict[str, str | None]:
         """Which stack each side of `call` is (the scenario's kind: aiortc, chromium, external)
@@ -58,6 +80,7 @@ class Services:
             await self.signaling.wait_closed()
         for handle in self.turn.values():
             handle.stop()
+        self.dns.stop()
 
 
 def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
@@ -95,23 +118,35 @@ async def start_services(
     peers: list[str],
     shared: Sequence[Sequence[str]] = (),
 ) -> Services:
-    """Everything the calls need, ready (each waits on its own readiness event).
+    """Everything the calls need, ready (each waits on its own readiness event): the DNS
+    where the network has it (`simnet.services.dns`), STUN/TURN, signaling and the peers.
 
     `shared`: groups of peers, each group's peers of a kind that can share a process
     (`simnet.peerkinds.Capabilities.shared_process`) hosted by one process of that kind
     (`simnet.peer.control.hosting`); every other peer has a process of its own."""
-    services = Services()
+    services = Services(
+        families={name: node.families for name, node in network.plan.nodes.items()},
+        nat64=nat64_prefixes(network, peers),
+    )
     try:
+        # names first: every process started below resolves through its node's resolver
+        services.dns = start_network_dns(network)
         for name in _servers(scenario, "turn") + _servers(scenario, "stun"):
             spec = scenario.servers[name]
             auth = RestAuth(secret=secrets.token_hex(16)) if spec.auth == "rest" else LongTermAuth()
+            relaying = tuple(WORD_FAMILIES[f] for f in spec.relay_families or ())
             services.turn[name] = await start_coturn(
-                network, name, TurnConfig(auth=auth, **turn_limits(spec.limits))
+                network,
+                name,
+                TurnConfig(auth=auth, relay_families=relaying, **turn_limits(spec.limits)),
             )
         signaling = _servers(scenario, "signaling")[0]
         # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
         services.signaling = SignalingServer(
-            network.ns(signaling), network.address(signaling), port=SIGNALING_PORT
+            network.ns(signaling),
+            network.address(signaling),
+            port=SIGNALING_PORT,
+            also=network.plan.nodes[signaling].all_addresses(),  # both families where dual
         )
         await services.signaling.start()
         certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
@@ -155,6 +190,18 @@ async def start_services(
     return services
 
 
+def nat64_prefixes(network: Network, hosts: Sequence[str]) -> dict[str, IPv6Network]:
+    """The NAT64 prefix of the router (innermost first) on each host's way to the internet,
+    for the hosts behind a NAT64."""
+    out: dict[str, IPv6Network] = {}
+    for host in hosts:
+        for router in network.plan.routers_of(host):
+            if router.nat64_prefix is not None:
+                out[host] = router.nat64_prefix
+                break
+    return out
+
+
 def _hosted_groups(scenario: Scenario, shared: Sequence[Sequence[str]]) -> list[list[str]]:
     """`shared`'s groups, each split by kind, of the peers whose kind can share a process."""
     groups: list[list[str]] = []
@@ -183,30 +230,59 @@ def turn_limits(limits: TurnLimits | None) -> dict[str, Any]:
     return fields
 
 
-def ice_servers(
-    scenario: Scenario, call: CallSpec, services: Services, every: bool = False
-) -> tuple[list[IceServer], str | None]:
-    """STUN and TURN as the call asks.
+def server_hosts(
+    call: CallSpec, server: str, addresses: Sequence[IPAddress], client: frozenset[Family]
+) -> list[IPAddress | str]:
+    """What a client of the `client` families gets as the host of `server`'s URLs.
 
-    aiortc uses the first STUN and the first TURN URL it accepts, so it gets one of each: the
-    first STUN server, and the call's TURN server (`turn_server`, else the first) with the first
-    of `turn_transports`. With `every` (a browser, which gathers from all of them, as a web app
-    would configure it), every STUN server and every TURN server (only `turn_server` when the
-    call names one) with every transport of `turn_transports`, in that order.
+    `call.ice_urls: names`: the server's name (`<server>.simnet.test`), which the client's host
+    resolves. Literals: the server's first address of each family the client has, IPv4 first
+    (the deployment's primary address, as an IPv4-only call has always had it); when the two
+    share no family (an IPv6-only client, an IPv4-only server), every family the server has,
+    which is what such a user is handed in the field: a URL the client cannot use."""
+    if call.ice_urls == "names":
+        return [server_name(server)]
+    first: dict[Family, IPAddress] = {}
+    for address in addresses:
+        first.setdefault(address.version, address)
+    usable = [first[f] for f in sorted(first) if f in client] or [first[f] for f in sorted(first)]
+    return list(usable)
+
+
+def ice_servers(
+    scenario: Scenario,
+    call: CallSpec,
+    services: Services,
+    every: bool = False,
+    client: frozenset[Family] = frozenset({IPV4}),
+) -> tuple[list[IceServer], str | None]:
+    """STUN and TURN as the call asks, for a client of the `client` address families.
+
+    aiortc uses the first STUN and the first TURN URL it accepts, so it gets one server of each:
+    the first STUN server, and the call's TURN server (`turn_server`, else the first) with the
+    first of `turn_transports`. With `every` (a browser, which gathers from all of them, as a web
+    app would configure it), every STUN server and every TURN server (only `turn_server` when the
+    call names one) with every transport of `turn_transports`, in that order. A server's URLs
+    name it by `server_hosts` (an address of each family the client can use, or its name): a
+    transport's URLs for each of them, in that order.
     """
     out: list[IceServer] = []
     ca_file: str | None = None
+
+    def hosts(name: str) -> list[IPAddress | str]:
+        return server_hosts(call, name, services.turn[name].config.listening_ips, client)
+
     stun_names = _servers(scenario, "stun") or _servers(scenario, "turn")
     if call.stun and stun_names:
         for name in stun_names if every else stun_names[:1]:
-            out.append(IceServer(urls=[f"stun:{services.turn[name].address}:3478"]))
+            out.append(IceServer(urls=[str(IceUrl.of("stun", h, 3478)) for h in hosts(name)]))
     turn_names = _servers(scenario, "turn")
     if call.turn and turn_names:
         chosen = [call.turn_server] if call.turn_server else turn_names
         for name in chosen if every else chosen[:1]:
             handle = services.turn[name]
             transports = call.turn_transports if every else call.turn_transports[:1]
-            urls = [_turn_url(handle.address, t, call.turn_port) for t in transports]
+            urls = [turn_url(h, t, call.turn_port) for t in transports for h in hosts(name)]
             username, password = handle.credentials()
             if call.wrong_credentials:
                 password = "not-" + password
@@ -216,10 +292,16 @@ def ice_servers(
     return out, ca_file
 
 
-def _turn_url(address: object, transport: str, port: int | None) -> str:
+def turn_url(host: IPAddress | str, transport: str, port: int | None) -> str:
+    """The TURN URL of one transport to `host` (an address or a name)."""
     port = port or TURN_LISTEN_PORTS[transport][0]
-    scheme = "turns" if transport == "tls" else "turn"
-    return f"{scheme}:{address}:{port}?transport={'udp' if transport == 'udp' else 'tcp'}"
+    url = IceUrl.of(
+        "turns" if transport == "tls" else "turn",
+        host,
+        port,
+        "udp" if transport == "udp" else "tcp",
+    )
+    return str(url)
 
 
 def _commands(
@@ -228,7 +310,6 @@ def _commands(
     assert services.signaling is not None
     common: dict[str, Any] = {
         "signaling_kind": call.signaling,
-        "signaling_url_base": services.signaling.base_url,
         "room": room,
         "ice_transport_policy": call.ice_policy,
         "data_bytes": call.data_bytes,
@@ -243,8 +324,14 @@ def _commands(
 
     def servers_for(peer: str) -> dict[str, Any]:
         every = kind_of(scenario.hosts[peer]).capabilities.several_turn_urls
-        servers, ca_file = ice_servers(scenario, call, services, every=every)
-        return {"ice_servers": servers, "ca_file": ca_file}
+        client = services.families.get(peer) or frozenset({IPV4})
+        servers, ca_file = ice_servers(scenario, call, services, every=every, client=client)
+        assert services.signaling is not None
+        return {
+            "ice_servers": servers,
+            "ca_file": ca_file,
+            "signaling_url_base": services.signaling.base_url_for(client),
+        }
 
     offer = CallCommand(
         role="offer",
@@ -339,11 +426,21 @@ def call_outcome(
 ) -> CallOutcome:
     """The row's call columns: both sides' results, the relay's region, each side's stack."""
     outcome = call_row(offer, answer, agent_error)
+    families = None
+    if services.carries_ipv6:  # an IPv4 network's rows stay as they were
+        families = family_figures(
+            offer,
+            answer,
+            services.side_network(call.offerer),
+            services.side_network(call.answerer),
+            services.server_families(),
+        )
     outcome = outcome.model_copy(
         update={
             "relay_region": relay_region(
                 scenario, turn_addresses(services), offer.selected_pair if offer else None
             ),
+            "families": families,
             **services.peer_columns(scenario, call),
         }
     )

@@ -1,17 +1,27 @@
-"""`simnet verify-nat`: build a scenario with a probe client behind every NAT and classify each."""
+"""`simnet verify-nat`: build a scenario with a probe client behind every NAT and classify each.
+
+A NAT's IPv4 translation and, for a network with IPv6, its IPv6 side (forwarded untranslated,
+filtered statefully) are measured apart, each proven with the same RFC 5780 tests against a
+probe server of two addresses in that family: each is its own verdict, with its `family`. A
+NAT64 carrier's IPv4 side is measured from its IPv6-only probe host through the NAT64 prefix
+(`"family": "nat64"`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
+from simnet.addresses import IPV4, IPV6, Family
 from simnet.net.builder import Network, emulated_network
 from simnet.net.plan import NetworkPlan, plan_network
 from simnet.probe.classify import NatObservation
 from simnet.probe.client import NatProber, ProbeFailed
 from simnet.probe.server import PORTS, ProbeServer
-from simnet.scenario.model import NatSpec, Scenario, ServerSpec
-from simnet.scenario.nat import NatBehavior
+from simnet.scenario.family import FAMILY_WORDS, V6Filtering
+from simnet.scenario.model import NAT64_DEFAULT_PRESET, NatSpec, Scenario, ServerSpec
+from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.signals import run_terminable
 
 PROBE_SERVER = "nat-probe"
@@ -24,6 +34,8 @@ class NatVerdict:
     expected: NatBehavior
     observed: NatObservation | None  # None: no UDP got through to the probe server
     mismatches: list[str]
+    family: str = "ipv4"  # "ipv6": the router's IPv6 side, untranslated and filtered
+    nat64: bool = False  # IPv4 measured through a NAT64, from an IPv6-only probe host
 
     @property
     def as_configured(self) -> bool:
@@ -32,8 +44,9 @@ class NatVerdict:
     def as_json(self) -> dict[str, object]:
         """The verdict as `simnet verify-nat --json` prints it."""
         o = self.observed
-        return {
+        out: dict[str, object] = {
             "nat": self.nat,
+            "family": "nat64" if self.nat64 else self.family,
             "preset": self.preset,
             "udp_blocked": o is None,
             "mapping": o.mapping.value if o else None,
@@ -48,6 +61,40 @@ class NatVerdict:
             "as_configured": self.as_configured,
             "mismatches": self.mismatches,
         }
+        if self.family == FAMILY_WORDS[IPV6]:  # no mapping; the IPv6 firewall's filtering
+            filtering = V6Filtering.of(self.expected.filtering)
+            out["mapping"] = "none"
+            out["filtering"] = V6Filtering.of(o.filtering).value if o else None
+            out["expected"] = {
+                "filtering": filtering.value,
+                "udp_timeout_s": (
+                    None if filtering is V6Filtering.OPEN else self.expected.udp_timeout_s
+                ),
+            }
+        return out
+
+
+def ipv6_expectation(plan: NetworkPlan, node: str) -> NatBehavior:
+    """What a probe from `node` should observe in IPv6: no translation (its own address and
+    port), the chain's strictest filtering and shortest binding timeout, and a neighbour on
+    the same LAN reaching it directly (hairpin: true)."""
+    filtering, timeout = plan.expected_v6(node)
+    return NatBehavior(
+        translates=False,
+        mapping=Mapping.EIM,
+        filtering=filtering.as_filtering,
+        port_allocation=PortAllocation.PRESERVE,
+        hairpin=True,
+        udp_timeout_s=timeout or NatBehavior().udp_timeout_s,
+    )
+
+
+def preset_of(spec: NatSpec) -> str:
+    """The preset a NAT behaves as: a NAT64 left at the default preset has a default of its
+    own, what carriers run (`NAT64_DEFAULT_PRESET`)."""
+    if spec.nat64 and spec.preset == NatSpec.model_fields["preset"].default:
+        return NAT64_DEFAULT_PRESET
+    return spec.preset
 
 
 def preset_scenario(preset: str) -> Scenario:
@@ -89,8 +136,11 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def udp_allowed(plan: NetworkPlan, node: str) -> bool:
-    """Do the firewalls between `node` and the internet let the probe's UDP out?"""
+def udp_allowed(plan: NetworkPlan, node: str, family: Family = IPV4) -> bool:
+    """Do the routers between `node` and the internet let the probe's UDP out in `family`
+    (no firewall blocks it, no router black-holes the family)?"""
+    if family in plan.blackholed(node):
+        return False
     probe_rules = {f"udp/{port}" for port in PORTS}
     for router in plan.routers_of(node):
         firewall = router.firewall
@@ -101,49 +151,74 @@ def udp_allowed(plan: NetworkPlan, node: str) -> bool:
     return True
 
 
+Probed = tuple[str, Family]  # a NAT, and the family its probe measures
+
+
 async def classify_all(
     network: Network, layout: ProbeLayout, lifetime_max_s: float | None
-) -> dict[str, NatObservation | None]:
-    """Probe every NAT: NATs that share a translating router one at a time (the shared NAT's
-    port allocation must not interleave between them), the others at once."""
-    addresses = layout.plan.nodes[layout.server].all_addresses()
-    probe_server = ProbeServer(network.ns(layout.server), addresses)
-    await probe_server.start()
+) -> dict[Probed, NatObservation | None]:
+    """Probe every NAT in each family its LAN has: in IPv4, NATs that share a translating
+    router one at a time (the shared NAT's port allocation must not interleave between them),
+    the others at once; in IPv6 (nothing is translated) all at once."""
+    server = layout.plan.nodes[layout.server]
+    servers = {
+        family: ProbeServer(network.ns(layout.server), server.all_addresses(family))
+        for family in (IPV4, IPV6)
+        if len(server.all_addresses(family)) >= 2
+    }
     try:
-        observed: dict[str, NatObservation | None] = {}
-        probers = {
-            nat: NatProber(
-                network.ns(probe),
-                addresses,
-                network.ns(neighbour),
-                race=sum(r.behavior.translates for r in layout.plan.routers_of(probe)) == 1,
-            )
-            for nat, (probe, neighbour) in layout.hosts.items()
-        }
+        for probe_server in servers.values():
+            await probe_server.start()
+        observed: dict[Probed, NatObservation | None] = {}
+        probers: dict[Probed, NatProber] = {}
+        for nat, (probe, neighbour) in layout.hosts.items():
+            nat64 = nat64_prefix(layout.plan, probe)
+            families = layout.plan.nodes[probe].families | ({IPV4} if nat64 else set())
+            for family in sorted(families & servers.keys()):
+                translators = sum(r.behavior.translates for r in layout.plan.routers_of(probe))
+                probers[(nat, family)] = NatProber(
+                    network.ns(probe),
+                    servers[family].addresses,
+                    network.ns(neighbour),
+                    race=family == IPV4 and translators == 1,
+                    nat64=nat64 if family == IPV4 else None,
+                )
 
-        async def observe_in_turn(nats: list[str]) -> None:
-            for nat in nats:
+        async def observe_in_turn(keys: list[Probed]) -> None:
+            for key in keys:
+                host = layout.plan.nodes[layout.hosts[key[0]][0]]
+                address = host.address_of(key[1]) or host.address  # through a NAT64: its IPv6
                 try:
-                    observed[nat] = await probers[nat].observe(
-                        network.address(layout.hosts[nat][0])
-                    )
+                    observed[key] = await probers[key].observe(address)
                 except ProbeFailed:
-                    observed[nat] = None
-                    probers.pop(nat).close()
+                    observed[key] = None
+                    probers.pop(key).close()
 
-        await asyncio.gather(*map(observe_in_turn, sharing_a_translator(layout)))
+        groups = [
+            [(nat, IPV4) for nat in group if (nat, IPV4) in probers]
+            for group in sharing_a_translator(layout)
+        ]
+        groups += [[key] for key in probers if key[1] == IPV6]
+        await asyncio.gather(*map(observe_in_turn, groups))
         if lifetime_max_s:
             bounds = await asyncio.gather(*(p.lifetime(lifetime_max_s) for p in probers.values()))
             for prober in probers.values():
                 prober.close()
-            for nat, (lower, upper) in zip(probers, bounds, strict=True):
-                seen = observed[nat]
+            for key, (lower, upper) in zip(probers, bounds, strict=True):
+                seen = observed[key]
                 if seen is not None:  # probers of unreachable NATs were dropped above
                     lifetime = {"lifetime_lower_s": lower, "lifetime_upper_s": upper}
-                    observed[nat] = seen.model_copy(update=lifetime)
+                    observed[key] = seen.model_copy(update=lifetime)
         return observed
     finally:
-        probe_server.close()
+        for probe_server in servers.values():
+            probe_server.close()
+
+
+def nat64_prefix(plan: NetworkPlan, node: str) -> IPv6Network | None:
+    """The prefix of the NAT64 `node` reaches IPv4 through (an IPv6-only host behind a NAT64
+    carrier), else None."""
+    return next((r.nat64_prefix for r in plan.routers_of(node) if r.nat64_prefix), None)
 
 
 def sharing_a_translator(layout: ProbeLayout) -> list[list[str]]:
@@ -166,21 +241,33 @@ def verify(scenario: Scenario, lifetime_max_s: float | None = None) -> list[NatV
     layout = probe_layout(scenario)
     with emulated_network(layout.plan, label=f"verify-nat {scenario.name}") as network:
         observed = run_terminable(classify_all(network, layout, lifetime_max_s))
-    presets = {name: spec.preset for name, spec in scenario.nats.items() if not spec.knobs()}
+    presets = {name: preset_of(spec) for name, spec in scenario.nats.items() if not spec.knobs()}
     verdicts = []
-    for nat, (probe, _) in layout.hosts.items():
-        expected = layout.plan.expected_behavior(probe)
-        seen = observed[nat]
-        open_udp = udp_allowed(layout.plan, probe)
+    for (nat, family), seen in observed.items():
+        probe = layout.hosts[nat][0]
+        if family == IPV6:
+            expected = ipv6_expectation(layout.plan, probe)
+            expires = expected.filtering is not Filtering.EIF
+        else:
+            expected = layout.plan.expected_behavior(probe)
+            expires = expected.translates
+        open_udp = udp_allowed(layout.plan, probe, family)
         if seen is None:
             wrong = [] if not open_udp else ["the probe server could not be reached over UDP"]
         elif not open_udp:
             wrong = ["UDP got through although a firewall blocks it"]
         else:
-            wrong = seen.mismatches(expected, lifetime_max_s)
+            wrong = seen.mismatches(expected, lifetime_max_s, expires=expires)
         verdicts.append(
             NatVerdict(
-                nat=nat, preset=presets.get(nat), expected=expected, observed=seen, mismatches=wrong
+                nat=nat,
+                preset=presets.get(nat),
+                expected=expected,
+                observed=seen,
+                mismatches=wrong,
+                family=FAMILY_WORDS[family],
+                nat64=family == IPV4 and nat64_prefix(layout.plan, probe) is not None,
             )
         )
-    return verdicts
+    order = {nat: i for i, nat in enumerate(layout.hosts)}
+    return sorted(verdicts, key=lambda v: (order[v.nat], v.family))

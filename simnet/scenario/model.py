@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from simnet.addresses import IPNetwork
+from simnet.addresses import IPV4, IPV6, Family, IPNetwork
 from simnet.callspec import (
     ERROR_KINDS,
     TURN_TRANSPORTS,
@@ -40,6 +40,19 @@ from simnet.callspec import (
     TurnTransport,
 )
 from simnet.peerkinds import DEFAULT_KIND, EXTERNAL_KIND, KINDS, NAMED_KINDS, PeerKind, kind
+from simnet.scenario.family import (
+    FAMILIES,
+    V6_FILTERING_ALIASES,
+    WORD_FAMILIES,
+    Blackhole,
+    IpVersion,
+    RelayFamily,
+    V6Filtering,
+    family_list,
+    ip_of,
+    lan6_problem,
+    nat_family_problem,
+)
 from simnet.scenario.nat import (
     CARRIER_PRESETS,
     CHAINED_PRESETS,
@@ -54,6 +67,11 @@ from simnet.scenario.nat import (
 )
 
 INTERNET = "internet"
+DEFAULT_PRESET = "port-restricted-cone"
+# A NAT64's IPv4 side without another preset: what carriers run (APDM, APDF, random ports).
+# Decided by the preset's value, not by whether the file wrote it, so that a scenario written
+# out and read back (a template's copies, a cluster's workers) is the same scenario.
+NAT64_DEFAULT_PRESET = "symmetric"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 NAME_MAX = 20
 # A scenario's name labels its results (rows, file names, report groups): letters, digits and
@@ -104,7 +122,9 @@ def _region(value: str) -> str:
     return value
 
 
-def _alias(aliases: dict[str, Mapping] | dict[str, Filtering]) -> BeforeValidator:
+def _alias(
+    aliases: dict[str, Mapping] | dict[str, Filtering] | dict[str, V6Filtering],
+) -> BeforeValidator:
     def convert(value: object) -> object:
         if isinstance(value, str):
             return aliases.get(value.strip().lower(), value)
@@ -140,13 +160,20 @@ def _one_network(value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
         raise PydanticCustomError("ip_v4_network", "Input is not a valid IPv4 network") from None
 
 
-def _built_family(net: IPNetwork) -> IPNetwork:
-    """Refuse a range of a family the network cannot be built in (every network is IPv4)."""
+def _ipv4_lan(net: IPNetwork) -> IPNetwork:
+    """`lan:` is the IPv4 LAN; an IPv6 network's /64 is `lan6:`."""
     if net.version != 4:
         raise ValueError(
-            f"{net}: IPv6 ranges are not supported yet (the emulated network is IPv4 only); "
-            "use an IPv4 range"
+            f"{net}: `lan:` is the LAN's IPv4 range; give an IPv6 LAN as `lan6:` (on a network "
+            "with ip: dual or v6)"
         )
+    return net
+
+
+def _lan6_network(net: ipaddress.IPv6Network) -> ipaddress.IPv6Network:
+    problem = lan6_problem(net)
+    if problem:
+        raise ValueError(problem)
     return net
 
 
@@ -166,14 +193,13 @@ def _lan_network(net: IPNetwork) -> IPNetwork:
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 MappingField = Annotated[Mapping, _alias(MAPPING_ALIASES)]
 FilteringField = Annotated[Filtering, _alias(FILTERING_ALIASES)]
-# Either family's type; `_built_family` admits the families a network can be built in.
-NetworkField = Annotated[
-    IPNetwork,
-    WrapValidator(_one_network),
-    BeforeValidator(_network_text),
-    AfterValidator(_built_family),
+# Either family's type (a NAT's knobs say whether its network has IPv6).
+NetworkField = Annotated[IPNetwork, WrapValidator(_one_network), BeforeValidator(_network_text)]
+LanField = Annotated[NetworkField, AfterValidator(_ipv4_lan), AfterValidator(_lan_network)]
+Lan6Field = Annotated[
+    ipaddress.IPv6Network, BeforeValidator(_network_text), AfterValidator(_lan6_network)
 ]
-LanField = Annotated[NetworkField, AfterValidator(_lan_network)]
+V6FilteringField = Annotated[V6Filtering, _alias(V6_FILTERING_ALIASES)]
 PortRule = Annotated[str, Field(pattern=r"^(tcp|udp)/\d{1,5}$")]
 
 
@@ -227,8 +253,9 @@ class Impairment(Strict):
     `rate_kbit` counts layer-2 bytes (IP packet + 14-byte Ethernet header), as netem and tbf do.
     `queue_packets` bounds the packets a direction holds while delaying them, and again while
     they wait for the rate limiter (netem's `limit` and its tbf child's); packets beyond it are
-    dropped, as a router's full queue does. Loss, duplication and delay apply to IPv4 packets
-    (ARP is left alone, so neighbours stay resolvable).
+    dropped, as a router's full queue does. Loss, duplication and delay apply to IP packets of
+    either family the link carries (ARP and IPv6 neighbour discovery are left alone, so
+    neighbours stay resolvable).
     """
 
     delay_ms: float = Field(default=0, ge=0, le=10_000, description="one-way delay added")
@@ -364,11 +391,11 @@ class NatSpec(Strict):
     """A router. Its behaviour starts from `preset`; each knob set here overrides the preset."""
 
     preset: Annotated[str, AfterValidator(_preset_name)] = Field(
-        default="port-restricted-cone",
+        default=DEFAULT_PRESET,
         description="open (a router, no translation), full-cone, restricted-cone, "
         "port-restricted-cone, symmetric, cgn (a carrier-grade NAT, its LAN on 100.64.0.0/10: "
         "a phone on a mobile network), or cgnat (this NAT behind a carrier NAT NAME-carrier "
-        "on 100.64.0.0/10, so NAME has at most 12 characters)",
+        "on 100.64.0.0/10, so NAME has at most 12 characters); a NAT64's default is symmetric",
     )
     mapping: MappingField | None = Field(
         default=None, description="when a new external port is used (or EIM, ADM, APDM)"
@@ -392,6 +419,31 @@ class NatSpec(Strict):
     )
     firewall: FirewallSpec | None = Field(default=None, description="outbound policy")
     link: LinkSpec | None = Field(default=None, description="impairment of the NAT's WAN link")
+    ip: IpVersion = Field(
+        default="v4",
+        description="what its users get: v4 (IPv4 only), dual (IPv4 and IPv6), v6 (IPv6 only)",
+    )
+    v6_filtering: V6FilteringField | None = Field(
+        default=None,
+        description="the IPv6 firewall (RFC 6092): open, address-dependent (ADF) or "
+        "address-and-port-dependent (APDF, the default; open for preset open)",
+    )
+    lan6: Lan6Field | None = Field(
+        default=None,
+        description="the LAN's IPv6 /64 in 2001:db8::/32 (default: one from 2001:db8:1::/48 "
+        "for open routers, 2001:db8:2::/48 for carriers, 2001:db8:3::/48 for homes)",
+    )
+    nat64: bool = Field(
+        default=False,
+        description="with ip: v6, a NAT64 and DNS64 in this carrier; the NAT knobs describe "
+        "its IPv4 side (default without a preset: symmetric, random ports)",
+    )
+    v4: Blackhole | None = Field(
+        default=None, description="blackhole: IPv4 leaving the LAN is dropped silently"
+    )
+    v6: Blackhole | None = Field(
+        default=None, description="blackhole: IPv6 leaving the LAN is dropped silently"
+    )
 
     @model_validator(mode="after")
     def _open_has_no_knobs(self) -> NatSpec:
@@ -401,6 +453,44 @@ class NatSpec(Strict):
                 "remove them or choose a NAT preset"
             )
         return self
+
+    @model_validator(mode="after")
+    def _families_fit(self) -> NatSpec:
+        if self.ip == "v6" and self.lan is not None:
+            raise ValueError(
+                "lan: an IPv6-only network (ip: v6) has no IPv4 LAN; remove it (its IPv6 "
+                "range is lan6)"
+            )
+        v6_knobs = [n for n in ("v6_filtering", "lan6") if getattr(self, n) is not None]
+        problem = nat_family_problem(
+            ip=self.ip,
+            nat64=self.nat64,
+            preset=self.preset,
+            preset_given=self.preset != DEFAULT_PRESET,
+            ipv4_knobs=[k for k in self.knobs() if k != "udp_timeout_s"],
+            v6_knobs=v6_knobs,
+            blackholed=self.blackholed,
+            block=[n.version for n in self.firewall.block] if self.firewall else [],
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def families(self) -> frozenset[Family]:
+        """The address families this network's users get."""
+        return FAMILIES[self.ip]
+
+    @property
+    def blackholed(self) -> frozenset[Family]:
+        """The families this router drops silently on their way out of its LAN."""
+        return frozenset(f for f, knob in ((IPV4, self.v4), (IPV6, self.v6)) if knob)
+
+    @property
+    def effective_v6_filtering(self) -> V6Filtering:
+        if self.v6_filtering is not None:
+            return self.v6_filtering
+        return V6Filtering.OPEN if self.preset == "open" else V6Filtering.APDF
 
     def knobs(self) -> dict[str, Mapping | Filtering | PortAllocation | bool | int]:
         """The knobs set explicitly, to lay over the preset."""
@@ -541,6 +631,44 @@ class ServerSpec(Strict):
     )
     link: LinkSpec | None = Field(default=None, description="impairment of the server's link")
     limits: TurnLimits | None = Field(default=None, description="a TURN server's coturn limits")
+    ip: IpVersion | None = Field(
+        default=None,
+        description="v4, dual or v6 (default: dual when the internet carries IPv6, which it "
+        "does when a NAT or server has ip: dual or v6; else v4)",
+    )
+    relay_families: list[RelayFamily] | None = Field(
+        default=None,
+        min_length=1,
+        description="a TURN server's relay address families, ipv4 and/or ipv6 (RFC 6156; "
+        "default: every family of the server)",
+    )
+
+    @model_validator(mode="after")
+    def _relay_families_fit(self) -> ServerSpec:
+        if self.relay_families is None:
+            return self
+        if self.kind != "turn":
+            raise ValueError(f"relay_families: only a TURN server relays, not a {self.kind} server")
+        if len(set(self.relay_families)) != len(self.relay_families):
+            raise ValueError("relay_families: name each family once")
+        if self.ip is not None:
+            missing = {WORD_FAMILIES[f] for f in self.relay_families} - FAMILIES[self.ip]
+            if missing:
+                raise ValueError(
+                    f"relay_families: the server has no {family_list(missing)} address (ip: "
+                    f"{self.ip}); relay in its own families, or set ip: dual"
+                )
+        return self
+
+    def families_in(self, internet: frozenset[Family]) -> frozenset[Family]:
+        """The server's families in an internet that carries `internet`."""
+        return FAMILIES[self.ip] if self.ip is not None else internet
+
+    def relay_families_in(self, internet: frozenset[Family]) -> frozenset[Family]:
+        """The families a TURN server relays in: `relay_families`, else all of its own."""
+        if self.relay_families is None:
+            return self.families_in(internet)
+        return frozenset(WORD_FAMILIES[f] for f in self.relay_families)
 
     @model_validator(mode="after")
     def _region_is_turns(self) -> ServerSpec:
@@ -687,6 +815,12 @@ class CallSpec(Strict):
         description="give the peers wrong TURN credentials, to see how a refused TURN login "
         "(turn-auth) is reported",
     )
+    ice_urls: Literal["literals", "names"] = Field(
+        default="literals",
+        description="how the STUN/TURN URLs name their server: literals: its addresses, IPv4 "
+        "first, of every family the peer's host has; names: <server>.simnet.test, which the "
+        "peer's host resolves with its network's resolver (DNS64 on a NAT64 carrier)",
+    )
     signaling: SignalingKind = Field(
         default="ws", description="ws: WebSocket; http: POST and long-poll"
     )
@@ -771,6 +905,17 @@ class Router(BaseModel):
     firewall: FirewallSpec | None
     link: LinkSpec | None
     carrier: bool = False
+    open: bool = False  # preset open: a router that translates nothing
+    families: frozenset[Family] = frozenset({IPV4})  # its LAN's: what its users get
+    v6_filtering: V6Filtering = V6Filtering.APDF
+    lan6: ipaddress.IPv6Network | None = None
+    nat64: bool = False
+    blackholed: frozenset[Family] = frozenset()
+
+    @property
+    def wan_families(self) -> frozenset[Family]:
+        """The families its WAN needs from the network above: its LAN's, and IPv4 for a NAT64."""
+        return self.families | ({IPV4} if self.nat64 else frozenset())
 
 
 class Scenario(Strict):
@@ -839,6 +984,9 @@ class Scenario(Strict):
                     raise ValueError(f"nats.{name}.behind: NATs form a loop ({loop})")
                 seen.append(current)
                 current = routers[current].behind
+        problem = _family_problem(self, routers)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def _template_names(self, names: dict[str, str]) -> None:
@@ -907,6 +1055,12 @@ class Scenario(Strict):
             problems.append(
                 "call: a call needs a signaling server; add `servers: {signaling: {kind: "
                 "signaling}}`"
+            )
+        if call.ice_urls == "names" and IPV6 not in self.internet_families:
+            problems.append(
+                "call.ice_urls: names need the emulated internet's DNS (the simnet.test zone), "
+                "which it has where it carries IPv6; give a network or a server ip: dual or v6, "
+                "or use ice_urls: literals"
             )
         turns = self.servers_of("turn")
         if call.turn_server is not None and call.turn_server not in turns:
@@ -979,37 +1133,117 @@ class Scenario(Strict):
         """NAT routers with presets expanded, parents before children."""
         out: list[Router] = []
         for name, spec in self.nats.items():
+            behind = spec.behind
             if spec.preset in CHAINED_PRESETS:
-                home, carrier = CHAINED_PRESETS[spec.preset]
                 carrier_name = f"{name}-carrier"
                 out.append(
                     Router(
                         name=carrier_name,
-                        behavior=carrier,
+                        behavior=CHAINED_PRESETS[spec.preset][1],
                         behind=spec.behind,
                         lan=None,
                         firewall=None,
                         link=None,
                         carrier=True,
+                        families=spec.families,
+                        v6_filtering=V6Filtering.OPEN,  # the home behind it filters
                     )
                 )
-                base, behind = home, carrier_name
-            else:
-                base = CARRIER_PRESETS.get(spec.preset) or PRESETS[spec.preset]
-                behind = spec.behind
-            behavior = base.model_copy(update=spec.knobs()) if spec.knobs() else base
-            out.append(
-                Router(
-                    name=name,
-                    behavior=NatBehavior.model_validate(behavior.model_dump()),
-                    behind=behind,
-                    lan=spec.lan,
-                    firewall=spec.firewall,
-                    link=spec.link,
-                    carrier=spec.preset in CARRIER_PRESETS,
-                )
-            )
+                behind = carrier_name
+            out.append(_router(name, spec, behind))
         return _parents_first(out)
+
+    @property
+    def internet_families(self) -> frozenset[Family]:
+        """What the emulated internet carries: IPv6 too when a network or a server asks for
+        it, else IPv4 only (as every scenario without a family knob)."""
+        asked = [n.families for n in self.nats.values()]
+        asked += [FAMILIES[s.ip] for s in self.servers.values() if s.ip is not None]
+        return frozenset({IPV4, *(f for fams in asked for f in fams)})
+
+
+def _router(name: str, spec: NatSpec, behind: str) -> Router:
+    """The router `spec` describes (the home of a chained preset: behind its carrier)."""
+    if spec.preset in CHAINED_PRESETS:
+        base = CHAINED_PRESETS[spec.preset][0]
+    elif spec.nat64 and spec.preset == DEFAULT_PRESET:
+        base = PRESETS[NAT64_DEFAULT_PRESET]
+    else:
+        base = CARRIER_PRESETS.get(spec.preset) or PRESETS[spec.preset]
+    behavior = base.model_copy(update=spec.knobs()) if spec.knobs() else base
+    if IPV4 not in spec.families and not spec.nat64:  # no IPv4 to translate
+        behavior = PRESETS["open"].model_copy(update={"udp_timeout_s": behavior.udp_timeout_s})
+    return Router(
+        name=name,
+        behavior=NatBehavior.model_validate(behavior.model_dump()),
+        behind=behind,
+        lan=spec.lan,
+        firewall=spec.firewall,
+        link=spec.link,
+        carrier=spec.preset in CARRIER_PRESETS or spec.nat64,
+        open=spec.preset == "open",
+        families=spec.families,
+        v6_filtering=spec.effective_v6_filtering,
+        lan6=spec.lan6,
+        nat64=spec.nat64,
+        blackholed=spec.blackholed,
+    )
+
+
+def _family_problem(scenario: Scenario, routers: dict[str, Router]) -> str | None:
+    """Families that do not fit across the scenario: a network whose parent does not carry
+    its families, two IPv6 LANs that overlap, a TURN server relaying in a family it lacks, or
+    a host moved to or from a network with IPv6 (a move takes the IPv4 address only)."""
+    internet = scenario.internet_families
+    for router in routers.values():
+        if router.behind == INTERNET:
+            continue
+        parent = routers[router.behind]
+        missing = router.wan_families - parent.families
+        if missing:
+            field = "nat64" if router.nat64 and IPV4 in missing else "ip"
+            # a chained preset's own carrier takes the home's families: name the file's NAT
+            name = (
+                router.name.removesuffix("-carrier")
+                if router.name not in scenario.nats
+                else router.name
+            )
+            return (
+                f"nats.{name}.{field}: this network needs {family_list(missing)} from "
+                f"nats.{parent.name}, which it sits behind, but that one carries "
+                f"{family_list(parent.families)} (ip: {ip_of(parent.families)}); give "
+                f"nats.{parent.name} ip: dual"
+            )
+    lans = [(r.name, r.lan6) for r in routers.values() if r.lan6 is not None]
+    for i, (name, lan6) in enumerate(lans):
+        for other, other_lan6 in lans[:i]:
+            if lan6.overlaps(other_lan6):
+                return (
+                    f"nats.{name}.lan6: {lan6} overlaps nats.{other}.lan6 ({other_lan6}); "
+                    "IPv6 LANs are routed, not translated: give each its own /64"
+                )
+    for name, server in scenario.servers.items():
+        has = server.families_in(internet)
+        wanted = {WORD_FAMILIES[f] for f in server.relay_families or []}
+        if wanted - has:
+            return (
+                f"servers.{name}.relay_families: the server has no "
+                f"{family_list(wanted - has)} address; relay in its own families"
+            )
+    if scenario.call is not None:
+        where_now = {name: host.behind for name, host in scenario.hosts.items()}
+        for i, event in sorted(enumerate(scenario.call.timeline), key=lambda p: p[1].at_s):
+            if event.action != "move" or event.target not in where_now:
+                continue
+            ends = [where_now[event.target], event.to or INTERNET]
+            where_now[event.target] = ends[1]
+            if any((routers[e].families if e in routers else internet) != {IPV4} for e in ends):
+                return (
+                    f"call.timeline[{i}]: a move takes a host's IPv4 address only, so it "
+                    "cannot move to or from a network with IPv6 (ip: dual or v6, or the "
+                    "internet when it carries IPv6); move it between IPv4 networks"
+                )
+    return None
 
 
 def _parents_first(routers: list[Router]) -> list[Router]:

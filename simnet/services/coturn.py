@@ -28,8 +28,18 @@ Choices, and why:
 - `--fingerprint` because browsers and aioice send FINGERPRINT and coturn then answers with it.
 - Addresses of either family are rendered as coturn takes them: an IPv6 listening or relay
   address as it is, an `--aux-server` endpoint as `[address]:port`, a peer range as
-  'first-last'. The default allowed peer ranges are the emulated internet's IPv4 ones (a plan is
-  laid out in IPv4); `IPV6_PUBLIC_PEER_RANGES` is IPv6's (`simnet.net.plan.IPV6_ADDRESSING`).
+  'first-last'. The default allowed peer ranges are the emulated internet's of both families
+  (IPv6: the documentation range 2001:db8::/32, `IPV6_PUBLIC_PEER_RANGES`), each rendered only
+  for a server that relays in its family, so an IPv4-only server's command line is IPv4 only.
+- Both families (RFC 6156): coturn listens on every address of the server and relays from a
+  `--relay-ip` of each family it relays (`TurnConfig.relay_families`: both by default). Which
+  family an allocation gets is the client's REQUESTED-ADDRESS-FAMILY, and IPv4 without one
+  (RFC 6156 section 4.2; aioice sends none), whatever family the client reached the server in:
+  an IPv6-only client gets an IPv4 relay that reaches IPv4-only peers (measured on 4.6.1; see
+  docs/guides/ipv6.md#peers-and-turn-on-ipv6). A family the server does not relay is refused with
+  440 (Address Family not Supported), so a server that relays no IPv4 would refuse every
+  allocation of aiortc and Chromium, which request no family (measured: 440 for both); such a
+  server gets `--allocation-default-address-family=ipv6`, as its operator would have to set.
 - coturn also tries SCTP listeners; kernels without SCTP make it print "socket: Protocol not
   supported" on its console, which is harmless.
 """
@@ -52,7 +62,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from simnet.addresses import IPAddress, IPNetwork, socket_family, url_host
+from simnet.addresses import IPV4, Family, IPAddress, IPNetwork, socket_family, url_host
 from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
@@ -158,7 +168,9 @@ class TurnConfig:
     """What one coturn instance serves. Pure data; `turnserver_argv` renders it.
 
     `listening_ips` empty means "all of the server node's addresses" (filled in by
-    `start_coturn`); `relay_ips` empty means "the listening addresses". `port` serves UDP and
+    `start_coturn`); `relay_ips` empty means "the listening addresses of `relay_families`"
+    (empty: of every family). `allowed_peers` of a family the server does not relay are left
+    off its command line. `port` serves UDP and
     TCP, `tls_port` TLS and DTLS (None: no TLS at all), each of `extra_ports` UDP, TCP and TLS
     (443 by default, for firewalls that only allow TCP 443 out).
     """
@@ -167,13 +179,14 @@ class TurnConfig:
     auth: TurnAuth = field(default_factory=LongTermAuth)
     listening_ips: tuple[IPAddress, ...] = ()
     relay_ips: tuple[IPAddress, ...] = ()
+    relay_families: tuple[Family, ...] = ()  # the families it relays (empty: every family)
     external_ip: IPAddress | None = None  # only for a server behind a NAT (not the default)
     port: int = DEFAULT_PORT
     tls_port: int | None = DEFAULT_TLS_PORT
     extra_ports: tuple[int, ...] = (FIREWALL_FRIENDLY_PORT,)
     min_relay_port: int = 49152
     max_relay_port: int = 65535
-    allowed_peers: tuple[IPNetwork, ...] = PUBLIC_PEER_RANGES
+    allowed_peers: tuple[IPNetwork, ...] = PUBLIC_PEER_RANGES + IPV6_PUBLIC_PEER_RANGES
     denied_peers: tuple[IPNetwork, ...] = ()
     verbose: bool = False
     extra_args: tuple[str, ...] = ()
@@ -229,7 +242,15 @@ class TurnConfig:
 
     @property
     def effective_relay_ips(self) -> tuple[IPAddress, ...]:
-        return self.relay_ips or self.listening_ips
+        if self.relay_ips:
+            return self.relay_ips
+        wanted = self.relay_families or (4, 6)
+        return tuple(ip for ip in self.listening_ips if ip.version in wanted)
+
+    @property
+    def peer_families(self) -> frozenset[Family]:
+        """The families of the peers it can relay to: those of its relay addresses."""
+        return frozenset(ip.version for ip in self.effective_relay_ips)
 
 
 @dataclass(frozen=True)
@@ -273,6 +294,11 @@ def turnserver_argv(config: TurnConfig, files: CoturnFiles, binary: str = TURNSE
     """The turnserver command line for `config` (pure; see the module docstring for why)."""
     if not config.listening_ips:
         raise SimnetError("TURN config has no listening address; start_coturn fills it in")
+    if not config.effective_relay_ips:
+        raise SimnetError(
+            f"TURN config relays no family it has an address of (relay families "
+            f"{list(config.relay_families)}, addresses {[str(a) for a in config.listening_ips]})"
+        )
     argv = [
         binary,
         "-n",
@@ -327,8 +353,11 @@ def turnserver_argv(config: TurnConfig, files: CoturnFiles, binary: str = TURNSE
     for port in config.extra_ports:
         for ip in config.listening_ips:
             argv += ["--aux-server", f"{url_host(ip)}:{port}"]
+    if IPV4 not in config.peer_families:  # see the module's docstring
+        argv.append("--allocation-default-address-family=ipv6")
     for network in config.allowed_peers:
-        argv.append(f"--allowed-peer-ip={_range(network)}")
+        if network.version in config.peer_families:
+            argv.append(f"--allowed-peer-ip={_range(network)}")
     for network in config.denied_peers:
         argv.append(f"--denied-peer-ip={_range(network)}")
     if config.verbose:

@@ -39,13 +39,14 @@ import json
 import re
 import socket
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from simnet.addresses import IPAddress, socket_family, url_host
+from simnet.addresses import Family, IPAddress, socket_family, url_host
 from simnet.aio import within
 from simnet.errors import SimnetError
 from simnet.net import netns
@@ -157,9 +158,14 @@ class SignalingServer:
     `close()` and `await wait_closed()`. `port=0` picks a free port (see `port` after start).
     """
 
-    def __init__(self, ns: str, address: IPAddress, port: int = 8080) -> None:
+    def __init__(
+        self, ns: str, address: IPAddress, port: int = 8080, also: Sequence[IPAddress] = ()
+    ) -> None:
+        """Listens on `address` and on each of `also` (a dual-stack server's address of the
+        other family, for clients that have only that family), all on one port."""
         self.ns = ns
         self.address = address
+        self.addresses = (address, *(a for a in also if a != address))
         self.port = port
         self._rooms: dict[str, _Room] = {}
         self._runner: web.AppRunner | None = None
@@ -181,28 +187,40 @@ class SignalingServer:
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
-        sock = netns.socket_in(self.ns, socket_family(self.address), socket.SOCK_STREAM)
+        sockets: list[socket.socket] = []
+        try:
+            for address in self.addresses:  # the first one picks the port when it is 0
+                sockets.append(self._listen(address))
+                self.port = sockets[0].getsockname()[1]
+            await runner.setup()
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    def _listen(self, address: IPAddress) -> socket.socket:
+        sock = netns.socket_in(self.ns, socket_family(address), socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((str(self.address), self.port))
+                sock.bind((str(address), self.port))
             except OSError as exc:
                 raise SimnetError(
-                    f"signaling server cannot listen on {url_host(self.address)}:{self.port} in "
+                    f"signaling server cannot listen on {url_host(address)}:{self.port} in "
                     f"namespace "
                     f"{self.ns}: {exc.strerror}",
                     fix="give it a free port, or an address that node has",
                 ) from None
             sock.listen(128)
             sock.setblocking(False)
-            self.port = sock.getsockname()[1]
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
         except BaseException:
             sock.close()
-            await runner.cleanup()
             raise
-        self._runner = runner
+        return sock
 
     def close(self) -> None:
         """Stop: close every WebSocket (1001), answer pending long polls, stop listening.
@@ -251,6 +269,12 @@ class SignalingServer:
     def base_url(self) -> str:
         """`http://ADDR:PORT`: what `open_channel` takes as `url_base`, for either transport."""
         return f"http://{url_host(self.address)}:{self.port}"
+
+    def base_url_for(self, families: Collection[Family]) -> str:
+        """`base_url` at the first address of a family in `families` (a client's): a host
+        without the primary address's family reaches the server at its other one."""
+        address = next((a for a in self.addresses if a.version in families), self.address)
+        return f"http://{url_host(address)}:{self.port}"
 
     def url(self, kind: Transport, room: str, peer: str) -> str:
         """The full URL peer `peer` of `room` uses with transport `kind`."""

@@ -24,6 +24,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Literal, TypedDict
 
 from aioice import stun
@@ -36,6 +37,7 @@ from aioice.turn import (
     TurnTransport,
 )
 
+from simnet.addresses import socket_family
 from simnet.aio import within
 from simnet.callspec import TurnTransport as TurnTransportKind
 from simnet.errors import SimnetError
@@ -184,7 +186,8 @@ async def allocate(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     lifetime_s: int = DEFAULT_ALLOCATION_LIFETIME,
 ) -> TurnAllocation:
-    """Allocate a UDP relay on `server` from namespace `ns` over UDP, TCP or TLS.
+    """Allocate a UDP relay on `server` (an address literal of either family, and a port) from
+    namespace `ns` over UDP, TCP or TLS.
 
     Raises `TurnAllocationError` (classified) on failure; the whole attempt is bounded by
     `timeout_s`. For "tls", `ssl_context` defaults to one that trusts nothing, so pass one that
@@ -194,7 +197,7 @@ async def allocate(
     started = time.monotonic()
     what = f"TURN allocation on {server[0]}:{server[1]} over {transport}"
     sock_type = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
-    sock = netns.socket_in(ns, socket.AF_INET, sock_type)
+    sock = netns.socket_in(ns, socket_family(ip_address(server[0])), sock_type)
     inner_transport: asyncio.BaseTransport | None = None
     try:
         sock.setblocking(False)

@@ -24,6 +24,7 @@ import pytest
 
 STATE_DIR = Path("/run/simnet")
 NETNS_DIR = Path("/run/netns")
+ETC_NETNS = Path("/etc/netns")
 READY_DEADLINE_S = 30.0  # generous: a loaded CI machine may take seconds to build a network
 EXIT_DEADLINE_S = 20.0
 
@@ -82,10 +83,13 @@ def state_of(run_id: str) -> dict[str, Any] | None:
 
 
 def leftovers(run_id: str, pids: list[int] | tuple[int, ...] = ()) -> dict[str, Any]:
-    """Whatever run `run_id` still has: namespaces, state file, live processes (empty: none)."""
+    """Whatever run `run_id` still has: namespaces, state file, /etc/netns entries (a
+    namespace's resolv.conf), live processes (empty: none)."""
     found: dict[str, Any] = {}
     if names := namespaces(f"sn-{run_id}-"):
         found["namespaces"] = names
+    if entries := sorted(p.name for p in ETC_NETNS.glob(f"sn-{run_id}-*")):
+        found["etc_netns"] = entries
     if (STATE_DIR / f"{run_id}.json").exists():
         found["state_file"] = str(STATE_DIR / f"{run_id}.json")
     if alive := [p for p in pids if process_alive(p)]:

@@ -1,11 +1,12 @@
 """The plan, the builder's per-namespace settings, the nftables and coturn renderers, the link
-rules and the services take addresses of either family and say them in that family's words;
-scenarios stay IPv4 (an IPv6 range is refused with its own error, every other refusal keeps its
-text). `test_rendered_network` pins the IPv4 output."""
+rules and the services take addresses of either family and say them in that family's words; a
+scenario's `ip:` knobs give its networks IPv6 (`lan:` stays the IPv4 range, every other refusal
+keeps its text). `test_rendered_network` pins the IPv4 output."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from ipaddress import (
     IPv4Address,
     IPv4Network,
@@ -31,7 +32,7 @@ from simnet.addresses import (
 )
 from simnet.errors import ScenarioError
 from simnet.net import builder
-from simnet.net.impair.rules import LinkTarget, queue_rules
+from simnet.net.impair.rules import LinkTarget, egress_chain, queue_rules
 from simnet.net.nftables import render_router, table_family
 from simnet.net.plan import (
     CORE,
@@ -43,7 +44,7 @@ from simnet.net.plan import (
     plan_network,
 )
 from simnet.scenario.load import load_scenario, scenario_from_dict
-from simnet.scenario.model import FirewallSpec, LinkSpec
+from simnet.scenario.model import FirewallSpec, LinkSpec, Scenario
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.services.coturn import (
     IPV6_PUBLIC_PEER_RANGES,
@@ -97,36 +98,85 @@ def test_helpers_speak_the_family_of_the_address(
 # --- the plan ------------------------------------------------------------------------------
 
 
-def test_an_ipv6_plan_takes_its_addresses_from_the_documentation_and_ula_ranges() -> None:
-    plan = plan_network(scenario_from_dict(NETWORK), addressing=IPV6_ADDRESSING)
+def _all(ip: str) -> dict[str, object]:
+    """NETWORK with every NAT's users getting `ip` (an IPv6-only one without a NAT preset: it
+    has no IPv4 to translate)."""
+    nats: dict[str, dict[str, str]] = {}
+    for name, spec in NETWORK["nats"].items():  # type: ignore[attr-defined]
+        keep = ip != "v6" or spec["preset"] in ("open", "cgnat")
+        nats[name] = {**(spec if keep else {}), "ip": ip}
+    return {**NETWORK, "nats": nats}
+
+
+def test_an_ipv6_only_plan_takes_its_addresses_from_the_documentation_range() -> None:
+    plan = plan_network(scenario_from_dict(_all("v6")))
     nodes = plan.nodes
-    assert plan.families == {IPV6}
-    assert all(node.families == {IPV6} for node in nodes.values())
-    # public nodes: one /128 each from their 2001:db8::/32 pool, numbered from ::a
-    assert nodes["turn"].all_addresses() == [
+    assert plan.families == {IPV4, IPV6}  # the internet carries both; the networks IPv6 only
+    for name in ("home", "office", "phone", "phone-carrier", "alice", "bob", "carol"):
+        assert nodes[name].families == {IPV6}, name
+    assert nodes["turn"].families == nodes["dave"].families == {IPV4, IPV6}
+    # public nodes: one /128 per family each from their pool, numbered from ::a
+    assert nodes["turn"].all_addresses(IPV6) == [
         IPv6Address("2001:db8::a"),
         IPv6Address("2001:db8::b"),
     ]
-    assert nodes["dave"].address == IPv6Address("2001:db8:0:2::a")
+    assert nodes["turn"].address == IPv4Address("192.0.2.10")  # the primary: IPv4 first
+    assert nodes["dave"].address_of(IPV6) == IPv6Address("2001:db8:0:2::a")
     assert nodes["home"].addresses["wan"] == [IPv6Interface("2001:db8:0:1::a/128")]
-    for name in ("turn", "dave", "home", "office", "phone-carrier"):
-        assert nodes[name].address in DOCUMENTATION_V6
+    for node in nodes.values():
+        for address in node.all_addresses(IPV6):
+            assert address in DOCUMENTATION_V6
     # every public node reaches the core on-link and routes everything through it
-    assert [str(r.dst) for r in nodes["dave"].routes] == ["2001:db8::1/128", "::/0"]
-    assert nodes["dave"].routes[1].via == IPv6Address("2001:db8::1")
-    # LANs: a /64 each, public behind an open router, unique local behind a NAT
+    assert [str(r.dst) for r in nodes["dave"].routes] == [
+        "192.0.2.1/32",
+        "0.0.0.0/0",
+        "2001:db8::1/128",
+        "::/0",
+    ]
+    assert nodes["dave"].routes[3].via == IPv6Address("2001:db8::1")
+    # LANs: a global /64 each, from the pool of the router's kind
     home, office = nodes["home"].router, nodes["office"].router
     carrier = nodes["phone-carrier"].router
     assert home is not None and office is not None and carrier is not None
-    assert home.lan == IPv6Network("fd00:168:0:1::/64")
-    assert office.lan == IPv6Network("2001:db8:1::/64")
-    assert carrier.lan == IPv6Network("fd00:64::/64")
-    assert nodes["alice"].addresses["eth0"] == [IPv6Interface("fd00:168:0:1::a/64")]
-    assert nodes["alice"].routes[0].via == IPv6Address("fd00:168:0:1::1")
-    # the core drops unique local and unassigned destinations, and routes the open LAN
+    assert home.lan == home.lan6 == IPv6Network("2001:db8:3:1::/64")
+    assert office.lan6 == IPv6Network("2001:db8:1::/64")
+    assert carrier.lan6 == IPv6Network("2001:db8:2::/64")
+    assert home.families == {IPV6} and not home.behavior.translates
+    assert nodes["alice"].addresses["eth0"] == [IPv6Interface("2001:db8:3:1::a/64")]
+    assert nodes["alice"].routes[0].via == IPv6Address("2001:db8:3:1::1")
+    # IPv6 is not translated: the core routes every LAN, the carrier its home's
     core = {str(r.dst): r for r in nodes[CORE].routes}
     assert core["fc00::/7"].blackhole and core["::/0"].blackhole
-    assert core["2001:db8:1::/64"].via == office.wan_address
+    assert core["2001:db8:1::/64"].via == office.wan6
+    assert core["2001:db8:3:1::/64"].via == home.wan6
+    phone = nodes["phone"].router
+    assert phone is not None and phone.lan6 is not None
+    assert core[str(phone.lan6)].via == carrier.wan6
+    assert {str(r.dst): r.via for r in nodes["phone-carrier"].routes}[str(phone.lan6)] == (
+        phone.wan6
+    )
+    assert nodes["alice"].resolvers == (IPv6Address("2001:db8::1"),)
+
+
+def test_a_dual_plan_gives_every_network_both_families() -> None:
+    plan = plan_network(scenario_from_dict(_all("dual")))
+    nodes = plan.nodes
+    home = nodes["home"].router
+    assert home is not None
+    assert home.lan == IPv4Network("192.168.1.0/24") and home.lan6 == IPv6Network(
+        "2001:db8:3:1::/64"
+    )
+    assert home.wan_address == IPv4Address("198.51.100.10") and home.behavior.translates
+    assert nodes["alice"].addresses["eth0"] == [
+        ip_interface("192.168.1.10/24"),
+        ip_interface("2001:db8:3:1::a/64"),
+    ]
+    assert nodes["alice"].address == IPv4Address("192.168.1.10")
+    assert nodes["alice"].resolvers == (IPv4Address("192.0.2.1"), IPv6Address("2001:db8::1"))
+    # the IPv4 side is planned as in an IPv4-only network
+    v4 = plan_network(scenario_from_dict(NETWORK))
+    for name, node in v4.nodes.items():
+        assert [a for a in nodes[name].all_addresses(IPV4)] == node.all_addresses(), name
 
 
 def test_an_ipv4_plan_has_ipv4_only() -> None:
@@ -134,12 +184,52 @@ def test_an_ipv4_plan_has_ipv4_only() -> None:
     assert plan.families == {IPV4}
     assert plan.nodes["dave"].address == IPv4Address("203.0.113.10")
     assert IPV4_ADDRESSING.family == IPV4 and IPV6_ADDRESSING.family == IPV6
+    assert plan.nodes["alice"].resolvers == (IPv4Address("192.0.2.1"),)
 
 
-def test_a_lan_of_the_other_family_than_the_plan_is_refused() -> None:
-    scenario = scenario_from_dict({"nats": {"home": {"lan": "10.20.0.0/24"}}})
-    with pytest.raises(ScenarioError, match=r"10\.20\.0\.0/24 is an IPv4 range.*in IPv6"):
-        plan_network(scenario, addressing=IPV6_ADDRESSING)
+def test_a_nat64_carrier_gets_a_prefix_a_pool_and_is_its_users_resolver() -> None:
+    scenario = scenario_from_dict(
+        {
+            "nats": {
+                "mobile": {"ip": "v6", "nat64": True},
+                "mobile2": {"ip": "v6", "nat64": True, "preset": "cgn"},
+            },
+            "hosts": {"alice": {"behind": "mobile"}, "bob": {"behind": "mobile2"}},
+        }
+    )
+    plan = plan_network(scenario)
+    mobile, mobile2 = plan.nodes["mobile"].router, plan.nodes["mobile2"].router
+    assert mobile is not None and mobile2 is not None
+    assert mobile.nat64_prefix == IPv6Network("2001:db8:64::/96")
+    assert mobile2.nat64_prefix == IPv6Network("2001:db8:64:1::/96")
+    assert mobile.nat64_pool == IPv4Network("100.127.255.0/24")
+    assert mobile2.nat64_pool == IPv4Network("100.127.254.0/24")
+    # its IPv4 side: symmetric with random ports unless a preset says otherwise
+    assert mobile.behavior.mapping is Mapping.APDM
+    assert mobile.behavior.port_allocation is PortAllocation.RANDOM
+    assert mobile2.behavior.mapping is Mapping.EIM
+    # an IPv4 WAN for the translated traffic, an IPv6-only LAN from the carriers' range
+    assert mobile.wan_address == IPv4Address("198.51.100.10") and mobile.wan6 is not None
+    assert mobile.lan == mobile.lan6 == IPv6Network("2001:db8:2::/64")
+    assert plan.nodes["alice"].families == {IPV6}
+    assert plan.nodes["alice"].resolvers == (IPv6Address("2001:db8:2::1"),)
+    assert mobile.dns64 == IPv6Address("2001:db8:2::1")
+
+
+def test_a_scenario_lan6_is_kept_and_skipped_by_the_planned_ones() -> None:
+    scenario = scenario_from_dict(
+        {
+            "nats": {
+                "a": {"ip": "dual", "lan6": "2001:db8:3:1::/64"},
+                "b": {"ip": "dual"},
+            },
+        }
+    )
+    plan = plan_network(scenario)
+    a, b = plan.nodes["a"].router, plan.nodes["b"].router
+    assert a is not None and b is not None
+    assert a.lan6 == IPv6Network("2001:db8:3:1::/64")
+    assert b.lan6 == IPv6Network("2001:db8:3:2::/64")
 
 
 # --- the builder ---------------------------------------------------------------------------
@@ -272,21 +362,35 @@ def test_a_dual_stack_coturn_has_a_line_per_address() -> None:
 # --- link rules and services ---------------------------------------------------------------
 
 
-def test_link_rules_exclude_an_ipv6_gateway_as_a_128() -> None:
+def test_link_rules_of_an_ipv6_lan_member_go_to_ip6tables_with_its_64() -> None:
     target = LinkTarget(
         node="alice",
         a_ns="ns-a",
         a_if="eth0",
         b_ns="ns-b",
         b_if="l1",
-        spec=LinkSpec(delay_ms=10),
+        spec=LinkSpec(delay_ms=10, loss_pct=1, duplicate_pct=1),
         b_bridge="lan",
-        lan=IPv6Network("fd00:168:0:1::/64"),
-        gateway=IPv6Address("fd00:168:0:1::1"),
+        lan=IPv4Network("192.168.1.0/24"),
+        gateway=IPv4Address("192.168.1.1"),
+        families=frozenset({IPV4, IPV6}),
+        lan6=IPv6Network("2001:db8:3:1::/64"),
+        gateway6=IPv6Address("2001:db8:3:1::1"),
     )
-    rules = queue_rules([target], {"alice": "02:00:00:00:00:01"}, {"alice": ("up",)})["ns-a"]
-    assert "-d fd00:168:0:1::1/128 -j RETURN" in rules
-    assert "-d fd00:168:0:1::/64 -j NFQUEUE" in rules
+    macs, fed = {"alice": "02:00:00:00:00:01"}, {"alice": ("up",)}
+    v4 = queue_rules([target], macs, fed)["ns-a"]
+    v6 = queue_rules([target], macs, fed, family=IPV6)["ns-a"]
+    assert "-d 192.168.1.1/32 -j RETURN" in v4 and "2001:db8" not in v4 and "icmpv6" not in v4
+    assert "-d 2001:db8:3:1::1/128 -j RETURN" in v6
+    assert "-d 2001:db8:3:1::/64 -j NFQUEUE" in v6
+    # neighbour discovery first, left alone as ARP is
+    assert v6.index("--icmpv6-type neighbour-solicitation -j RETURN") < v6.index("NFQUEUE")
+    chain = egress_chain(replace(target, spec=LinkSpec(loss_pct=1, duplicate_pct=1)), "up")
+    assert "meta protocol { ip, ip6 } numgen" in chain
+    assert "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept" in chain
+    ipv4_only = replace(target, families=frozenset({IPV4}), spec=LinkSpec(loss_pct=1))
+    assert "meta protocol ip numgen" in egress_chain(ipv4_only, "up")
+    assert queue_rules([ipv4_only], macs, fed, family=IPV6) == {}
 
 
 def test_signaling_urls_bracket_an_ipv6_host() -> None:
@@ -310,14 +414,16 @@ def _load(tmp_path: Path, field: str, value: str) -> ScenarioError:
 FIELDS = ["firewall: {{block: ['{}']}}", "lan: '{}'"]
 
 
-@pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("value", ["fd00::/64", "2001:db8::/32", "::/0"])
-def test_an_ipv6_range_is_refused_as_not_supported_yet(
-    tmp_path: Path, field: str, value: str
-) -> None:
-    exc = _load(tmp_path, field, value)
-    assert f"{value}: IPv6 ranges are not supported yet" in exc.message
-    assert "use an IPv4 range" in exc.message
+def test_an_ipv6_lan_is_refused_as_the_ipv4_range(tmp_path: Path, value: str) -> None:
+    exc = _load(tmp_path, "lan: '{}'", value)
+    assert f"{value}: `lan:` is the LAN's IPv4 range; give an IPv6 LAN as `lan6:`" in exc.message
+
+
+@pytest.mark.parametrize("value", ["fd00::/64", "2001:db8::/32"])
+def test_an_ipv6_block_on_an_ipv4_network_is_refused(tmp_path: Path, value: str) -> None:
+    exc = _load(tmp_path, "firewall: {{block: ['{}']}}", value)
+    assert "an IPv6 knob on a network whose users get IPv4 only" in exc.message
 
 
 @pytest.mark.parametrize("field", FIELDS)
@@ -336,3 +442,42 @@ def test_the_ipv4_ranges_are_still_taken(tmp_path: Path) -> None:
     nat = load_scenario(path).nats["home"]
     assert nat.lan == IPv4Network("10.20.0.0/24")
     assert nat.firewall is not None and nat.firewall.block == [IPv4Network("8.8.8.0/24")]
+
+
+def test_a_scenario_with_families_reads_back_as_itself() -> None:
+    """Written out whole and read back (a template's copies, a cluster's workers), a network
+    with IPv6 and a NAT64 is the same: no default reads as a knob the file did not set."""
+    scenario = scenario_from_dict(
+        {
+            "nats": {"m": {"ip": "v6"}, "n": {"ip": "v6", "nat64": True}},
+            "hosts": {"a": {"behind": "m", "count": 2, "own_nat": True}},
+        }
+    )
+    again = Scenario.model_validate(scenario.model_dump())
+    assert again.routers() == scenario.routers()
+    assert again.routers()[1].behavior.mapping is Mapping.APDM  # the NAT64's default
+
+
+def test_servers_take_the_internets_families_unless_told_and_relay_in_their_own() -> None:
+    scenario = scenario_from_dict(
+        {
+            "nats": {"home": {"ip": "dual"}},
+            "servers": {
+                "turn": {"kind": "turn"},
+                "old": {"kind": "turn", "ip": "v4"},
+                "new": {"kind": "turn", "relay_families": ["ipv6"]},
+            },
+        }
+    )
+    internet = scenario.internet_families
+    assert internet == {IPV4, IPV6}
+    servers = scenario.servers
+    assert servers["turn"].relay_families_in(internet) == {IPV4, IPV6}
+    assert servers["old"].relay_families_in(internet) == {IPV4}
+    assert servers["new"].relay_families_in(internet) == {IPV6}
+    plan = plan_network(scenario)
+    assert plan.nodes["old"].families == {IPV4} and plan.nodes["new"].families == {IPV4, IPV6}
+    # without a network asking for IPv6, everything is IPv4 only, servers included
+    v4 = scenario_from_dict({"servers": {"turn": {"kind": "turn"}}})
+    assert v4.internet_families == {IPV4}
+    assert v4.servers["turn"].relay_families_in(v4.internet_families) == {IPV4}

@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import importlib.util
 import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, get_args
@@ -138,11 +139,14 @@ def test_sharing_a_process_comes_from_the_registry(monkeypatch: pytest.MonkeyPat
 
 def _services() -> Any:
     turn = SimpleNamespace(
-        address="203.0.113.5", cert_path=None, credentials=lambda: ("user", "secret")
+        config=SimpleNamespace(listening_ips=[IPv4Address("203.0.113.5")]),
+        cert_path=None,
+        credentials=lambda: ("user", "secret"),
     )
     return SimpleNamespace(
-        signaling=SimpleNamespace(base_url="https://198.51.100.1:443"),
+        signaling=SimpleNamespace(base_url_for=lambda families: "https://198.51.100.1:443"),
         turn={"turn-a": turn, "turn-b": turn},
+        families={},
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from simnet import settings
+from simnet.addresses import IPV4, IPV6, Family
 from simnet.errors import EnvironmentProblem
 from simnet.net.impair.kernel import netem_available, set_mtu
 from simnet.net.impair.netem import NetemBackend
@@ -46,7 +47,9 @@ def link_target(
 ) -> LinkTarget:
     """`veth`'s link impaired as `spec` (the scenario's, or a timeline's during a call)."""
     node, parent = plan.nodes[veth.a], plan.nodes[veth.b]
-    lan = parent.router.lan if veth.b_bridge and parent.router else None
+    router = parent.router if veth.b_bridge else None
+    gateways = {a.version: a.ip for a in parent.addresses.get(veth.b_bridge or "", [])}
+    lan, lan6 = (router.lan4, router.lan6) if router is not None else (None, None)
     return LinkTarget(
         node=veth.a,
         a_ns=ns[veth.a],
@@ -56,11 +59,25 @@ def link_target(
         spec=spec,
         index=index,
         forwards_from=LAN_IF if node.router is not None else None,
-        b_bridge=veth.b_bridge if lan else None,
+        b_bridge=veth.b_bridge if router is not None else None,
         lan=lan,
-        gateway=parent.addresses[veth.b_bridge][0].ip if lan and veth.b_bridge else None,
+        gateway=gateways.get(IPV4) if lan is not None else None,
         seed=plan.scenario.seed,
+        families=_carried(plan, veth),
+        lan6=lan6,
+        gateway6=gateways.get(IPV6) if lan6 is not None else None,
     )
+
+
+def _carried(plan: NetworkPlan, veth: Veth) -> frozenset[Family]:
+    """The families `veth` carries: those of its node's addresses on it (for a standby cable,
+    what the network at its other end gives), IPv4 if none (a link without addresses)."""
+    node = plan.nodes[veth.a]
+    found = frozenset(a.version for a in node.addresses.get(veth.a_if, []))
+    if not found:
+        router = plan.nodes[veth.b].router
+        found = router.families if router is not None else plan.families
+    return found or frozenset({IPV4})
 
 
 def choose_backend(probe_ns: str) -> Backend:

@@ -12,6 +12,7 @@ import subprocess
 import nftables
 from pyroute2 import IPRoute
 
+from simnet.addresses import IPV4, Family
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 
@@ -46,14 +47,16 @@ def nft(ns: str, ruleset: str, where: str) -> None:
         raise SimnetError(f"nftables rejected the link rules of {where}: {error.strip()}")
 
 
-def iptables_restore(ns: str, rules: str, where: str) -> None:
-    """Append `rules` (iptables-restore format) without flushing what is there."""
+def iptables_restore(ns: str, rules: str, where: str, family: Family = IPV4) -> None:
+    """Append `rules` (iptables-restore format; ip6tables' for `family` IPV6) without
+    flushing what is there."""
     if not rules:
         return
-    binary = shutil.which("iptables-nft-restore") or shutil.which("iptables-restore")
+    tool = "iptables" if family == IPV4 else "ip6tables"
+    binary = shutil.which(f"{tool}-nft-restore") or shutil.which(f"{tool}-restore")
     if binary is None:
         raise EnvironmentProblem(
-            "iptables-restore is missing; the userspace link backend feeds NFQUEUE through it",
+            f"{tool}-restore is missing; the userspace link backend feeds NFQUEUE through it",
             fix="apt-get install iptables (./setup.sh installs it)",
         )
     with netns.entered(ns):

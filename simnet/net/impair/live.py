@@ -37,6 +37,7 @@ from pyroute2 import Conntrack, IPRoute
 from simnet.addresses import IPAddress, default_route, host_network, socket_family
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.net.forward_rules import ADF_SET, FORWARD_TABLE
 from simnet.net.impair.chooser import choose_backend, link_target
 from simnet.net.impair.kernel import clear_egress, nft, tc_batch
 from simnet.net.impair.nfqueue import relink
@@ -111,7 +112,11 @@ def nat_flush(ns: str, name: str) -> None:
     """Reboot NAT `name` (in namespace `ns`): forget every connection and mapping."""
     with netns.entered(ns):
         done = subprocess.run(["conntrack", "-F"], capture_output=True, text=True)
+        # an IPv6 side's state too: its connections, and the pairs of its address-dependent
+        # filtering (neither exists in an IPv4-only router: nothing to flush, no error)
+        subprocess.run(["conntrack", "-F", "-f", "ipv6"], capture_output=True, text=True)
         lib = nftables.Nftables()
+        lib.cmd(f"flush set inet {FORWARD_TABLE} {ADF_SET}")
         family = _nat_table_family(lib)
         for state in NAT_STATE if family else ():
             for kind in ("set", "map"):

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simnet import settings
+from simnet.addresses import IPV4, IPV6, Family
 from simnet.errors import SimnetError
 from simnet.net.impair.kernel import clear_egress, iptables_restore, mac_of, nft, tc_batch
 from simnet.net.impair.rules import (
@@ -109,13 +110,17 @@ def helper_argv(target: LinkTarget, configs: Sequence[DirectionConfig] | None = 
     ]
 
 
+FAMILIES: tuple[Family, ...] = (IPV4, IPV6)  # queue rules per family (iptables, ip6tables)
+
+
 @dataclass
 class DelayLines:
     """A run's delay lines, kept so that a call's timeline can change its links."""
 
     helpers: dict[str, Helper] = field(default_factory=dict)  # node -> its link's helper
     macs: dict[str, str] = field(default_factory=dict)  # node on a LAN -> its `a_if` MAC
-    rules: dict[str, str] = field(default_factory=dict)  # namespace -> its queue rules
+    #: family -> namespace -> its queue rules (ip6tables' for the links that carry IPv6)
+    rules: dict[Family, dict[str, str]] = field(default_factory=dict)
     next_index: int = 0  # for the queue numbers of a helper started during the call
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -131,9 +136,9 @@ class DelayLines:
     def fed(self) -> dict[str, frozenset[Direction]]:
         return {node: helper.fed for node, helper in self.helpers.items()}
 
-    def wanted_rules(self) -> dict[str, str]:
+    def wanted_rules(self, family: Family) -> dict[str, str]:
         targets = [helper.target for helper in self.helpers.values()]
-        return queue_rules(targets, self.macs, self.fed(), flush=True)
+        return queue_rules(targets, self.macs, self.fed(), flush=True, family=family)
 
 
 # A run is found from any of its namespaces; both maps forget a run once it is gone.
@@ -173,15 +178,17 @@ class NfqueueBackend:
             for t in targets
             if t.b_bridge is not None and t.impairment("up").delays
         }
-        for ns, rules in queue_rules(targets, macs).items():
-            iptables_restore(ns, rules, ns)
+        for family in FAMILIES:
+            for ns, rules in queue_rules(targets, macs, family=family).items():
+                iptables_restore(ns, rules, ns, family)
         lines = delay_lines(run)
         lines.next_index = max([lines.next_index, *(t.index + 1 for t in targets)])
         lines.macs.update(macs)
         for helper in helpers:
             helper.fed = frozenset(d for d in DIRECTIONS if helper.target.impairment(d).delays)
             lines.helpers[helper.target.node] = helper
-        lines.rules.update(lines.wanted_rules())
+        for family in FAMILIES:
+            lines.rules.setdefault(family, {}).update(lines.wanted_rules(family))
         info: dict[str, LinkRecord] = {t.node: {} for t in targets}
         for helper in helpers:
             info[helper.target.node] = {"helper_pid": helper.proc.pid, "log": str(helper.log)}
@@ -234,10 +241,12 @@ def _relink(run: Run, lines: DelayLines, target: LinkTarget) -> None:
         helper.fed = lined
         if target.b_bridge is not None and "up" in lined and node not in lines.macs:
             lines.macs[node] = mac_of(target.a_ns, target.a_if)
-        for ns, rules in lines.wanted_rules().items():
-            if lines.rules.get(ns) != rules:
-                iptables_restore(ns, rules, ns)
-                lines.rules[ns] = rules
+        for family in FAMILIES:
+            kept = lines.rules.setdefault(family, {})
+            for ns, rules in lines.wanted_rules(family).items():
+                if kept.get(ns) != rules:
+                    iptables_restore(ns, rules, ns, family)
+                    kept[ns] = rules
 
 
 def _reshape(target: LinkTarget, direction: Direction, lined: bool) -> None:

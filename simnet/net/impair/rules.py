@@ -25,6 +25,11 @@ Everything is installed in `a`'s and `b`'s namespaces, never in the host's own.
     `OUTPUT -o a_if -d <LAN>` itself (the gateway excluded, it is reached through `b`).
     The kernel (6.18 here) has no native nft `queue` expression (CONFIG_NFT_QUEUE unset) but
     has xt NFQUEUE, which iptables-nft uses.
+  - a link that carries IPv6 (a node of a network with `ip: dual` or `v6`) is impaired in both
+    families: the egress chain matches `meta protocol { ip, ip6 }`, and its queues are fed by
+    ip6tables too (`queue_rules(family=IPV6)`, the LAN's /64 and gateway). Neighbour discovery
+    is left alone in IPv6 as ARP is in IPv4 (never dropped, duplicated or delayed), so
+    neighbours stay resolvable.
   - a direction whose delay line is kept through a change during a call although it no longer
     delays (`nfqueue.relink`) stays fed to its queue (`queue_rules(fed=...)`), and its line,
     not the egress chain, keeps deciding its independent loss (`egress_chain(lined=...)`);
@@ -39,11 +44,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
-from simnet.addresses import IPAddress, IPNetwork, host_network
+from simnet.addresses import IPV4, IPV6, Family, IPAddress, IPNetwork, host_network
 from simnet.net.impair.shaping import DirectionConfig
 from simnet.scenario.model import DIRECTIONS, Direction, Impairment, LinkSpec
 
 NFT_TABLE = "simnet_link"
+#: IPv6 neighbour discovery: left alone by every impairment, as ARP is in IPv4
+ND_TYPES = ("nd-neighbor-solicit", "nd-neighbor-advert")  # nftables' names
+ND_TYPES_XT = ("neighbour-solicitation", "neighbour-advertisement")  # ip6tables' names
 DUP_MARK = 0x5D10  # copies made by `dup` carry it, so the egress chain lets them pass unchanged
 PPM = 1_000_000  # loss and duplication chances are rendered in parts per million
 ETHERNET_HEADER = 14
@@ -75,6 +83,13 @@ class LinkTarget:
     lan: IPNetwork | None = None  # that LAN and its gateway (`b`'s address on it)
     gateway: IPAddress | None = None
     seed: int = 0
+    families: frozenset[Family] = frozenset({IPV4})  # what the link carries
+    lan6: IPNetwork | None = None  # the LAN's IPv6 /64 and gateway, where it has them
+    gateway6: IPAddress | None = None
+
+    def lan_of(self, family: Family) -> tuple[IPNetwork | None, IPAddress | None]:
+        """The LAN and gateway of `family` (None, None: the link is no LAN member's)."""
+        return (self.lan, self.gateway) if family == IPV4 else (self.lan6, self.gateway6)
 
     def impairment(self, direction: Direction) -> Impairment:
         return self.spec.direction(direction)
@@ -233,11 +248,14 @@ def egress_chain(target: LinkTarget, direction: Direction, lined: bool | None = 
     rules = []
     if imp.duplicate_pct:
         rules.append(f"meta mark {DUP_MARK:#x} return")
+    protocol = "ip" if IPV6 not in target.families else "{ ip, ip6 }"
+    if IPV6 in target.families and (imp.duplicate_pct or (imp.loss_pct and not lined)):
+        rules.append(f"icmpv6 type {{ {', '.join(ND_TYPES)} }} accept")  # as ARP: untouched
     if imp.loss_pct and not lined:
-        rules.append(f"meta protocol ip {chance(imp.loss_pct)}drop")
+        rules.append(f"meta protocol {protocol} {chance(imp.loss_pct)}drop")
     if imp.duplicate_pct:
         rules.append(
-            f"meta protocol ip {chance(imp.duplicate_pct)}"
+            f"meta protocol {protocol} {chance(imp.duplicate_pct)}"
             f'meta mark set {DUP_MARK:#x} dup to "{dev}"'
         )
     if not rules:
@@ -258,8 +276,10 @@ def queue_rules(
     macs: Mapping[str, str],
     fed: Mapping[str, Collection[Direction]] | None = None,
     flush: bool = False,
+    family: Family = IPV4,
 ) -> dict[str, str]:
-    """iptables-restore input (`--noflush`) per namespace, feeding the delay lines' queues.
+    """iptables-restore input (`--noflush`) per namespace, feeding the delay lines' queues;
+    with `family` IPV6, ip6tables-restore input for the links that carry IPv6.
 
     `macs` maps a node whose link ends on a LAN bridge to its `a_if` MAC address; `fed` maps a
     node to the directions of its link that go through its delay line (default: those that
@@ -278,6 +298,8 @@ def queue_rules(
     arriving: dict[str, list[str]] = {}
     own: dict[str, list[str]] = {}
     for t in targets:
+        if family not in t.families:
+            continue
         if feeds(t, "down"):
             own.setdefault(t.a_ns, []).insert(0, f"-A PREROUTING -i {t.a_if} {_jump(t, 'down')}")
         if not feeds(t, "up"):
@@ -290,20 +312,29 @@ def queue_rules(
         arriving.setdefault(t.b_ns, []).append(
             f"-A PREROUTING -i {t.b_bridge} -m mac --mac-source {mac} {jump}"
         )
-        assert t.lan is not None and t.gateway is not None
+        lan, gateway = t.lan_of(family)
+        assert lan is not None and gateway is not None
         hooks = [f"OUTPUT -o {t.a_if}"]
         if t.forwards_from:
             hooks.append(f"PREROUTING -i {t.forwards_from}")
         for hook in hooks:
             own.setdefault(t.a_ns, []).extend(
                 [
-                    f"-A {hook} -d {host_network(t.gateway)} -j RETURN",
-                    f"-A {hook} -d {t.lan} {jump}",
+                    f"-A {hook} -d {host_network(gateway)} -j RETURN",
+                    f"-A {hook} -d {lan} {jump}",
                 ]
             )
+    # neighbour discovery is left alone, as ARP is (iptables never sees ARP)
+    spared = [
+        f"-A {chain} -p ipv6-icmp --icmpv6-type {kind} -j RETURN"
+        for chain in ("PREROUTING", "OUTPUT")
+        for kind in ND_TYPES_XT
+    ]
     out = {}
     for ns in dict.fromkeys([*arriving, *own]):
         lines = arriving.get(ns, []) + own.get(ns, [])
+        if family == IPV6:
+            lines = spared + lines
         if flush:
             lines = ["-F PREROUTING", "-F OUTPUT", *lines]
         out[ns] = "*raw\n" + "\n".join(lines) + "\nCOMMIT\n"

@@ -18,6 +18,11 @@ What aiortc does not tell, and simnet needs:
   wrong password (401) and an unreachable server both just mean "no relay candidate". The agent
   wraps `aioice.turn.create_turn_endpoint` (looked up through the module by aioice at call time)
   to record each attempt's outcome, which lets a relay-only failure be classified "turn-auth".
+- ICE server URLs with IPv6 literals: aiortc's URL parser (`aiortc.rtcicetransport.
+  parse_stun_turn_uri`, looked up by its module-level name when a peer connection gathers)
+  takes the host up to the first colon, so `turn:[2001:db8::a]:3478` is "malformed";
+  `accept_ip_literals` puts `simnet.peer.iceurl`'s parser in its place, which hands aioice the
+  same (host, port) tuple it would build for an IPv4 address.
 - TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
   which rejects coturn's per-run self-signed certificate. The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
@@ -113,6 +118,7 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
     started = time.monotonic()
 
     def record(ok: bool, exc: BaseException | None = None) -> None:
+        from simnet.peer.iceurl import host_port
         from simnet.peer.protocol import TurnAttempt
 
         if recorder is None:
@@ -124,7 +130,7 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
             error, code = _describe(exc)
         recorder.attempts.append(
             TurnAttempt(
-                server=f"{server[0]}:{server[1]}",
+                server=host_port(str(server[0]), int(server[1])),
                 transport=transport,
                 ok=ok,
                 error=error,
@@ -147,6 +153,7 @@ def _describe(exc: BaseException) -> tuple[str, int | None]:
     does not import: `simnet.services` pulls in pyroute2 and nftables, 90 ms of agent start-up."""
     if isinstance(exc, stun.TransactionFailed):
         code, reason = exc.response.attributes.get("ERROR-CODE", (None, ""))
+        reason = str(reason).rstrip("\x00")  # coturn pads its reason phrase with NULs
         return f"TURN allocation: {code} {reason}".rstrip(), code
     if isinstance(exc, stun.TransactionTimeout):
         return "TURN allocation: no answer (timed out)", None
@@ -166,8 +173,29 @@ def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
         _current.reset(token)
 
 
+def _parse_stun_turn_uri(uri: str) -> dict[str, Any]:
+    """aiortc's `parse_stun_turn_uri`, IPv6 literals included: the same keys (scheme, host,
+    port, and transport for TURN), the host without its brackets."""
+    from simnet.peer.iceurl import IceUrl  # aiortc's side only: see the module's docstring
+
+    url = IceUrl.parse(uri)
+    parsed: dict[str, Any] = {"scheme": url.scheme, "host": url.host, "port": url.port}
+    if url.is_turn:
+        parsed["transport"] = url.transport
+    return parsed
+
+
+def accept_ip_literals() -> None:
+    """Let aiortc take STUN/TURN URLs whose host is an IPv6 literal (process-wide,
+    idempotent; every URL it took before parses the same)."""
+    from aiortc import rtcicetransport
+
+    rtcicetransport.parse_stun_turn_uri = _parse_stun_turn_uri
+
+
 def used_turn_url(servers: list[IceServer]) -> str | None:
-    """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one)."""
+    """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one;
+    IPv6 literals once `accept_ip_literals` ran)."""
     from aiortc.rtcconfiguration import RTCIceServer  # aiortc only where a call needs it
     from aiortc.rtcicetransport import connection_kwargs
 
@@ -204,6 +232,18 @@ def candidate_counts(connection: Connection | None) -> tuple[dict[str, int], dic
     local = Counter(c.type for c in connection.local_candidates)
     remote = Counter(c.type for c in connection.remote_candidates)
     return dict(local), dict(remote)
+
+
+def family_counts(connection: Connection | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(local, remote) candidate counts by address family (ipv4, ipv6)."""
+    from simnet.peer.iceurl import family_name  # aiortc's side only: see the module docstring
+
+    if connection is None:
+        return {}, {}
+    counts: list[dict[str, int]] = []
+    for candidates in (connection.local_candidates, connection.remote_candidates):
+        counts.append(dict(Counter(str(f) for c in candidates if (f := family_name(c.host)))))
+    return counts[0], counts[1]
 
 
 def selected_pair(pc: RTCPeerConnection, turn_url: str | None) -> SelectedPair | None:
@@ -245,9 +285,10 @@ def _relay_info(pair: CandidatePair, turn_url: str | None) -> RelayInfo | None:
     else:
         return None
     host, port = inner.server
+    from simnet.peer.iceurl import host_port
     from simnet.peer.protocol import RelayInfo
 
-    return RelayInfo(server_url=turn_url, server=f"{host}:{port}", transport=kind)
+    return RelayInfo(server_url=turn_url, server=host_port(str(host), port), transport=kind)
 
 
 # --- liveness -------------------------------------------------------------------------------

@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 from simnet.callspec import TurnTransport
 from simnet.peer.chromium.clock import ClockMapping
+from simnet.peer.iceurl import IceUrl, family_name, host_port
 from simnet.peer.protocol import (
     CallCommand,
     CallResult,
@@ -60,25 +60,34 @@ def candidate_counts(candidates: Iterable[str]) -> dict[str, int]:
     return dict(counts)
 
 
+def candidate_family(candidate: str) -> str | None:
+    """ipv4 or ipv6: the family of an ICE candidate line's address ("candidate:FOUNDATION
+    COMPONENT PROTOCOL PRIORITY ADDRESS PORT typ ..."); None for an mDNS name or a malformed
+    line."""
+    words = candidate.split()
+    return family_name(words[4]) if len(words) > 5 else None
+
+
+def family_counts(candidates: Iterable[str]) -> dict[str, int]:
+    """Candidate lines counted by the family of their address."""
+    return dict(Counter(f for c in candidates if (f := candidate_family(c)) is not None))
+
+
 def turn_endpoint(url: str) -> tuple[str, int, TurnTransport] | None:
     """(host, port, transport) of a `turn:`/`turns:` URL; None for any other URL.
 
     RFC 7065: `turn:` defaults to UDP on 3478, `turns:` to TLS over TCP on 5349.
     """
-    scheme, _, rest = url.partition(":")
-    scheme = scheme.lower()
-    if scheme not in ("turn", "turns") or not rest:
+    try:
+        parsed = IceUrl.parse(url.strip())
+    except ValueError:
         return None
-    where, _, query = rest.partition("?")
-    requested = parse_qs(query).get("transport", ["udp" if scheme == "turn" else "tcp"])[0]
+    if not parsed.is_turn:
+        return None
     transport: TurnTransport = (
-        "tls" if scheme == "turns" else "tcp" if requested == "tcp" else "udp"
+        "tls" if parsed.scheme == "turns" else "tcp" if parsed.transport == "tcp" else "udp"
     )
-    host, _, port = where.rpartition(":") if where.count(":") == 1 else (where, "", "")
-    if not host:
-        return None
-    default = 5349 if scheme == "turns" else 3478
-    return host, int(port) if port.isdigit() else default, transport
+    return parsed.host, parsed.port, transport
 
 
 def _by_id(stats: Sequence[Stats]) -> dict[str, Stats]:
@@ -124,7 +133,7 @@ def relay_info(local: Stats) -> RelayInfo | None:
     protocol = local.get("relayProtocol")
     if protocol in ("udp", "tcp", "tls"):
         transport = protocol
-    return RelayInfo(server_url=str(url), server=f"{host}:{port}", transport=transport)
+    return RelayInfo(server_url=str(url), server=host_port(host, port), transport=transport)
 
 
 def turn_attempts(
@@ -145,7 +154,7 @@ def turn_attempts(
         if endpoint is None:
             continue
         host, port, transport = endpoint
-        server = f"{host}:{port}"
+        server = host_port(host, port)
         relayed = [
             c
             for c in local_candidates
@@ -268,6 +277,10 @@ def build_result(
         or selected_pair(report.get("connected_stats") or []),
         local_candidates=candidate_counts(str(c.get("candidate", "")) for c in local),
         remote_candidates=candidate_counts(str(c) for c in report.get("remote_candidates") or []),
+        local_candidate_families=family_counts(str(c.get("candidate", "")) for c in local),
+        remote_candidate_families=family_counts(
+            str(c) for c in report.get("remote_candidates") or []
+        ),
         turn_attempts=turn_attempts(
             turn_urls, local, report.get("candidate_errors") or [], report.get("gather_started_pt")
         ),

@@ -46,7 +46,12 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from simnet.callspec import CLOSE_TIMEOUT_S
-from simnet.peer.aiortc.aioice_adapter import TurnRecorder, recording_turn, used_turn_url
+from simnet.peer.aiortc.aioice_adapter import (
+    TurnRecorder,
+    accept_ip_literals,
+    recording_turn,
+    used_turn_url,
+)
 from simnet.peer.aiortc.call.datachannel import CHANNEL_LABEL, DataChannelProtocol
 from simnet.peer.aiortc.call.events import CallEvents, Emit
 from simnet.peer.aiortc.call.failure import CallFailed
@@ -54,7 +59,10 @@ from simnet.peer.aiortc.call.result import CallOutcome
 from simnet.peer.aiortc.call.signaling import SignalingExchange
 from simnet.peer.aiortc.call.tracks import CallMedia
 from simnet.peer.aiortc.call.transport import Transport
+from simnet.peer.aiortc.namespaced import CURRENT
+from simnet.peer.aiortc.resolve import resolved_servers
 from simnet.peer.protocol import CallCommand, CallResult
+from simnet.peer.serve import current_netns
 
 log = logging.getLogger("simnet.peer.aiortc.call")
 
@@ -64,7 +72,8 @@ class Call:
 
     def __init__(self, cmd: CallCommand, emit: Emit) -> None:
         self.cmd = cmd
-        self.turn_url = used_turn_url(cmd.ice_servers)
+        accept_ip_literals()  # TURN and STUN URLs to an IPv6 address
+        self.turn_url = used_turn_url(cmd.ice_servers)  # as given: a name stays a name
         self.events = CallEvents(emit)
         self.channel = DataChannelProtocol(cmd, self.events)
         self.media = CallMedia(cmd, self.events)
@@ -104,12 +113,14 @@ class Call:
         """The phases in order: signaling, ICE and DTLS, data channel, media, the ending."""
         cmd = self.cmd
         self.events.event("call_started", role=cmd.role, room=cmd.room)
+        # names resolved as this host resolves them (simnet.peer.aiortc.resolve)
+        servers = await resolved_servers(cmd.ice_servers, lambda: CURRENT.get() or current_netns())
         self.pc = pc = RTCPeerConnection(
             RTCConfiguration(
                 # always a list: None would make aiortc use Google's public STUN server
                 iceServers=[
                     RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                    for s in cmd.ice_servers
+                    for s in servers
                 ],
                 iceTransportPolicy=RTCIceTransportPolicy(cmd.ice_transport_policy),
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,

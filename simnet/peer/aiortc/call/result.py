@@ -29,6 +29,8 @@ class CallOutcome:
     direct_pair_succeeded: bool | None
     local_candidates: dict[str, int]
     remote_candidates: dict[str, int]
+    local_families: dict[str, int]
+    remote_families: dict[str, int]
     turn_attempts: list[TurnAttempt]
     dc_rtt_ms: float | None
     dc_bytes: int | None
@@ -51,6 +53,7 @@ class CallOutcome:
         """The outcome now; `transport` is None when the call failed before it had a peer
         connection."""
         local, remote = transport.candidate_counts() if transport else ({}, {})
+        local_families, remote_families = transport.family_counts() if transport else ({}, {})
         return cls(
             role=role,
             failure=failure,
@@ -59,6 +62,8 @@ class CallOutcome:
             direct_pair_succeeded=transport.direct_pair_succeeded() if transport else None,
             local_candidates=local,
             remote_candidates=remote,
+            local_families=local_families,
+            remote_families=remote_families,
             turn_attempts=turn.attempts if turn else [],
             dc_rtt_ms=channel.rtt_ms,
             dc_bytes=channel.bytes,
@@ -86,6 +91,8 @@ class CallOutcome:
             direct_pair_succeeded=self.direct_pair_succeeded,
             local_candidates=self.local_candidates,
             remote_candidates=self.remote_candidates,
+            local_candidate_families=self.local_families,
+            remote_candidate_families=self.remote_families,
             turn_attempts=self.turn_attempts,
             phase_t=dict(phase_t),
             setup_s=setup,

@@ -20,6 +20,7 @@ from simnet.peer.aiortc.aioice_adapter import (
     TurnRecorder,
     candidate_counts,
     direct_pair_succeeded,
+    family_counts,
     ice_connection,
     selected_pair,
 )
@@ -207,6 +208,10 @@ class Transport:
     def candidate_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """(local, remote) candidates by type."""
         return candidate_counts(ice_connection(self.pc))
+
+    def family_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(local, remote) candidates by address family."""
+        return family_counts(ice_connection(self.pc))
 
     def direct_pair_succeeded(self) -> bool | None:
         """Whether a direct pair passed its checks, by now or by the nomination (the check list
