@@ -178,8 +178,9 @@ class WakeLead:
     runs: the loop's wake-up latency for a timer (a `select()` timeout wakes this process
     0.1-0.15 ms late at the median on this machine kind, a virtual machine) plus the verdict
     itself (the kernel forwards and delivers the packets inside that system call: ~0.01-0.02 ms
-    for one, ~0.005 ms more for each further packet of a batch; learned per verdict, whether it
-    releases one packet or a pile). Each is a running median (every observation moves the
+    for one, ~0.005 ms more for each further packet of a batch; learned per packet, a batch's
+    time divided by its packets, so a pile's first packet leaves when it is due rather than
+    early by the rest of the batch). Each is a running median (every observation moves the
     estimate one step towards what it saw, so a rare long stall does not drag it), so the
     median verdict leaves when it is due.
     The price: a wake-up that comes sooner than usual releases its packets up to the lead (plus
@@ -319,7 +320,7 @@ class Line:
     def release(self) -> None:
         """Release the held packets due by now (less the lead). Each verdict's packets count
         their lateness at the moment that verdict is sent; the verdict's cost is learned per
-        verdict (`WakeLead`), whether it releases one packet or a pile."""
+        packet (`WakeLead`), whether the verdict releases one packet or a pile."""
         self.timer = None
         self.timer_at = float("inf")
         now = self.loop.time()
@@ -330,7 +331,7 @@ class Line:
                     self._count(now - entry[0])
                 self._give(group)
                 after = self.loop.time()
-                self.lead.observe_verdict(after - now)
+                self.lead.observe_verdict((after - now) / len(group))
                 now = after
         if head != float("inf"):
             self._arm(head)
