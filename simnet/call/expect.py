@@ -37,6 +37,10 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
     if call.connected:
         differs("path", call.path, expect.path)
         differs("relay_protocol", call.relay_protocol, expect.relay_protocol)
+        # a row without family columns is a call on a network without IPv6: IPv4, no NAT64
+        families = call.families
+        differs("ip_family", families.ip_family if families else "ipv4", expect.ip_family)
+        differs("via_nat64", families.via_nat64 if families else False, expect.via_nat64)
         if expect.rtt_ms is not None:
             low, high = expect.rtt_ms
             rtt = call.rtt_ms

@@ -171,6 +171,10 @@ def _expected(expect: Expectation) -> str:
         wanted.append(f"path {expect.path}")
     if expect.relay_protocol is not None:
         wanted.append(f"relayed over {expect.relay_protocol}")
+    if expect.ip_family is not None:
+        wanted.append(f"over IPv{expect.ip_family[-1]}")
+    if expect.via_nat64 is not None:
+        wanted.append("through a NAT64" if expect.via_nat64 else "through no NAT64")
     if expect.rtt_ms is not None:
         wanted.append(f"RTT {expect.rtt_ms[0]:g}-{expect.rtt_ms[1]:g} ms")
     if expect.recovered is not None:

@@ -698,6 +698,14 @@ class Expectation(Strict):
     rtt_ms: tuple[float, float] | None = Field(
         default=None, description="[min, max] of the data-channel RTT"
     )
+    ip_family: RelayFamily | None = Field(
+        default=None,
+        description="the address family of the selected pair (a relayed pair: of its relayed "
+        "address): ipv4 or ipv6; a call on a network without IPv6 is an ipv4 call",
+    )
+    via_nat64: bool | None = Field(
+        default=None, description="whether either side's packets crossed a NAT64"
+    )
     recovered: bool | None = Field(default=None, description="after the call's timeline")
     seed: int | None = Field(
         default=None,
@@ -718,8 +726,12 @@ class Expectation(Strict):
                 )
             if self.error not in ERROR_KINDS:
                 raise ValueError(f"error: '{self.error}' is not one of {', '.join(ERROR_KINDS)}")
-        elif not self.connected and (self.path or self.relay_protocol or self.rtt_ms):
-            raise ValueError("path, relay_protocol and rtt_ms describe a connected call")
+        elif not self.connected and (
+            self.path or self.relay_protocol or self.rtt_ms or self.ip_family
+        ):
+            raise ValueError("path, relay_protocol, rtt_ms and ip_family describe a connected call")
+        if not self.connected and self.via_nat64 is not None:
+            raise ValueError("via_nat64: a call that does not connect crosses nothing")
         if self.relay_protocol is not None and self.path == "direct":
             raise ValueError("relay_protocol: a direct path has no relay")
         if self.rtt_ms is not None and not 0 <= self.rtt_ms[0] <= self.rtt_ms[1]:
@@ -1056,6 +1068,7 @@ class Scenario(Strict):
                 "call: a call needs a signaling server; add `servers: {signaling: {kind: "
                 "signaling}}`"
             )
+        problems += self._expected_families(call)
         if call.ice_urls == "names" and IPV6 not in self.internet_families:
             problems.append(
                 "call.ice_urls: names need the emulated internet's DNS (the simnet.test zone), "
@@ -1067,6 +1080,21 @@ class Scenario(Strict):
             problems.append(
                 f"call.turn_server: '{call.turn_server}' is not a TURN server; "
                 f"TURN servers: {', '.join(turns) or 'none'}"
+            )
+        return problems
+
+    def _expected_families(self, call: CallSpec) -> list[str]:
+        """An expected family or NAT64 crossing the scenario's networks cannot give."""
+        expect, problems = call.expect, []
+        if expect is not None and expect.ip_family == "ipv6" and IPV6 not in self.internet_families:
+            problems.append(
+                "call.expect.ip_family: ipv6 needs a network with IPv6; give the callers' "
+                "networks ip: dual or v6, or expect ip_family: ipv4"
+            )
+        if expect is not None and expect.via_nat64 and not any(n.nat64 for n in self.nats.values()):
+            problems.append(
+                "call.expect.via_nat64: true needs a NAT64 carrier (nats.X: {ip: v6, nat64: "
+                "true}); expect via_nat64: false or leave it out"
             )
         return problems
 

@@ -66,6 +66,42 @@ def root_links() -> set[tuple[str, str]]:
     return links
 
 
+def root_state() -> dict[str, str]:
+    """The root namespace's addresses, routes (every table) and policy rules of both families
+    and its nftables tables: what no run may change (a run works inside its own namespaces)."""
+    commands = {
+        f"{what} -{family}": ["ip", f"-{family}", *args]
+        for family in ("4", "6")
+        for what, args in (
+            ("addr", ["addr", "show"]),
+            ("route", ["route", "show", "table", "all"]),
+            ("rule", ["rule", "show"]),
+        )
+    }
+    commands["nft tables"] = ["nft", "list", "tables"]
+    return {
+        name: subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        for name, argv in commands.items()
+    }
+
+
+def run_processes(run_id: str) -> list[str]:
+    """Command lines of live processes that name run `run_id`'s work directory (tayga, unbound
+    and coturn are started with their configuration in /run/simnet/<run id>.d)."""
+    mark = f"{STATE_DIR}/{run_id}.d/".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+        if mark in argv and process_alive(int(proc.name)):
+            found.append(argv.replace(b"\0", b" ").decode(errors="replace").strip())
+    return found
+
+
 def process_alive(pid: int) -> bool:
     """A live, non-zombie process with this pid exists."""
     try:
@@ -300,6 +336,8 @@ class Tools:
 
     namespaces = staticmethod(namespaces)
     root_links = staticmethod(root_links)
+    root_state = staticmethod(root_state)
+    run_processes = staticmethod(run_processes)
     process_alive = staticmethod(process_alive)
     state_of = staticmethod(state_of)
     leftovers = staticmethod(leftovers)

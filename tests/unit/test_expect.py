@@ -133,3 +133,88 @@ def test_an_expectation_of_one_draw_holds_for_its_seed_only() -> None:
     failed = {**ROW, "connected": False, "path": None, "error": "timeout:gathering"}
     assert judge(one_draw, failed, seed=7) == ["connected False, expected True"]
     assert judge(Expectation(path="direct"), ROW, seed=7) == ["path 'relay', expected 'direct'"]
+
+
+V6_ROW: dict[str, Any] = {
+    **ROW,
+    "path": "direct",
+    "relay_protocol": None,
+    "families": {"ip_family": "ipv6", "via_nat64": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("expect", "columns", "misses"),
+    [
+        ({"ip_family": "ipv6"}, V6_ROW, []),
+        ({"ip_family": "ipv4"}, V6_ROW, ["ip_family 'ipv6', expected 'ipv4'"]),
+        ({"via_nat64": False}, V6_ROW, []),
+        ({"via_nat64": True}, V6_ROW, ["via_nat64 False, expected True"]),
+        # a row without family columns is a call on an IPv4-only network: IPv4, no NAT64
+        ({"ip_family": "ipv4", "via_nat64": False}, ROW, []),
+        ({"ip_family": "ipv6"}, ROW, ["ip_family 'ipv4', expected 'ipv6'"]),
+        (
+            {"ip_family": "ipv4", "via_nat64": True},
+            {**ROW, "families": {"ip_family": "ipv4", "via_nat64": True}},
+            [],
+        ),
+    ],
+)
+def test_the_family_and_nat64_crossing_are_judged(
+    expect: dict[str, Any], columns: dict[str, Any], misses: list[str]
+) -> None:
+    assert judge(Expectation(**expect), columns) == misses
+
+
+def test_a_failed_call_is_not_judged_on_its_family() -> None:
+    failed = {"connected": False, "error": "timeout:ice", "families": {"ip_family": None}}
+    assert judge(Expectation(ip_family="ipv6"), failed) == ["connected False, expected True"]
+
+
+V6_NETWORK: dict[str, Any] = {
+    "nats": {"home": {"ip": "dual"}},
+    "hosts": {"alice": {"behind": "home"}, "bob": {}},
+    "servers": {"signaling": {"kind": "signaling"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("expect", "nats", "message"),
+    [
+        ({"connected": False, "ip_family": "ipv6"}, {}, "describe a connected call"),
+        ({"connected": False, "via_nat64": False}, {}, "crosses nothing"),
+        ({"ip_family": "ipv6"}, {}, "ip_family: ipv6 needs a network with IPv6"),
+        ({"via_nat64": True}, {"home": {"ip": "dual"}}, "via_nat64: true needs a NAT64"),
+        ({"ip_family": "ipv5"}, {}, "'ipv4' or 'ipv6'"),
+    ],
+)
+def test_family_expectations_the_network_cannot_give_are_rejected(
+    expect: dict[str, Any], nats: dict[str, Any], message: str
+) -> None:
+    hosts = {"alice": {"behind": "home"} if nats else {}, "bob": {}}
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(
+            {
+                "nats": nats,
+                "hosts": hosts,
+                "servers": {"signaling": {"kind": "signaling"}},
+                "call": {"expect": expect},
+            }
+        )
+    assert message in str(info.value)
+
+
+def test_family_expectations_the_network_can_give_are_accepted() -> None:
+    v6 = scenario_from_dict({**V6_NETWORK, "call": {"expect": {"ip_family": "ipv6"}}})
+    assert v6.call is not None and v6.call.expect is not None
+    assert v6.call.expect.ip_family == "ipv6"
+    nat64 = scenario_from_dict(
+        {
+            "nats": {"carrier": {"ip": "v6", "nat64": True}, "home": {}},
+            "hosts": {"alice": {"behind": "carrier"}, "bob": {"behind": "home"}},
+            "servers": {"signaling": {"kind": "signaling"}},
+            "call": {"expect": {"via_nat64": True, "ip_family": "ipv4"}},
+        }
+    )
+    assert nat64.call is not None and nat64.call.expect is not None
+    assert nat64.call.expect.via_nat64 is True

@@ -221,4 +221,6 @@ def test_chromium_lets_the_emulated_zone_resolve() -> None:
 
     assert EMULATED_ZONE == ZONE
     assert f"EXCLUDE *.{ZONE}" in HOST_RESOLVER_RULES
+    # the P2P resolver of UDP STUN/TURN URLs asks for the fully-qualified name, dot and all
+    assert f"EXCLUDE *.{ZONE}." in HOST_RESOLVER_RULES.split(", ")
     assert HOST_RESOLVER_RULES.startswith("MAP * ~NOTFOUND")  # every other name goes nowhere
