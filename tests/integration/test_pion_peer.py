@@ -105,3 +105,14 @@ def test_pion_restarts_ice_after_a_handover_and_the_call_recovers() -> None:
     assert row["event1_restart_failed"] is None
     assert row["event1_restart_connected_ms"] is not None
     assert row["recovered"] is True
+
+
+def test_a_wrong_turn_password_is_turn_auth_with_each_urls_401() -> None:
+    """Relay only with wrong credentials: no candidate at all, so the call fails at once as
+    turn-auth, and each TURN URL's attempt carries coturn's 401 (from pion's TURN client)."""
+    sets = [*_peers("pion", "pion"), "call.wrong_credentials=true", "call.expect=null"]
+    (row,) = run_scenario(load_scenario(SCENARIOS / "relay-only.yaml", sets))
+    assert not row["connected"] and row["error"] == "turn-auth", row["error_detail"]
+    attempts = row["turn_attempts"]
+    assert {a["transport"] for a in attempts} == {"udp", "tcp", "tls"}
+    assert all(not a["ok"] and a["error_code"] == 401 for a in attempts), attempts

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/pion/webrtc/v3"
@@ -181,16 +179,23 @@ func (c *Call) turnAttempts() []map[string]any {
 			attempt["elapsed_ms"] = (list[0].t - start) * 1000
 			relays[u.transport] = list[1:]
 		} else {
-			detail := "no relayed candidate"
-			for _, f := range c.turnLog.all() {
-				if strings.Contains(f.text, u.server) || strings.Contains(f.text, u.host) {
-					detail = f.text
-					if f.code != 0 {
-						attempt["error_code"] = f.code
+			// the TURN client's log line naming this server ("ip:port"), else its address
+			detail, code := "no relayed candidate", 0
+			for _, exact := range []bool{true, false} {
+				for _, f := range c.turnLog.all() {
+					named := strings.Contains(f.text, u.server)
+					if named || (!exact && strings.Contains(f.text, u.host)) {
+						detail, code = f.text, f.code
 					}
+				}
+				if detail != "no relayed candidate" {
+					break
 				}
 			}
 			attempt["error"] = detail
+			if code != 0 {
+				attempt["error_code"] = code
+			}
 			if ok {
 				attempt["elapsed_ms"] = (gathered - start) * 1000
 			}
@@ -293,6 +298,3 @@ func orEmpty(a []map[string]any) []map[string]any {
 }
 
 func orEmptyMaps(a []map[string]any) []map[string]any { return orEmpty(a) }
-
-var _ = strconv.Itoa
-var _ = fmt.Sprint
