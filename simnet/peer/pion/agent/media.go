@@ -90,6 +90,12 @@ func (m *mediaSession) send() {
 		default:
 		}
 		if !m.c.dtlsDone.isSet() || !m.c.dtlsDone.get() {
+			// not connected yet: the schedule starts when it is
+			select {
+			case <-m.c.dtlsDone.ch:
+			case <-m.stopC:
+				return
+			}
 			start, i = mono(), -1
 			continue
 		}
