@@ -143,3 +143,28 @@ def test_the_built_agent_says_ready_and_answers_every_command(tmp_path: Path) ->
     assert unknown["event"] == "error" and "no-such" in unknown["error"]
     assert no_video["event"] == "error" and "audio only" in no_video["error"]
     assert all(isinstance(e["t"], float) for e in events)
+
+
+def test_a_failed_build_is_one_line_naming_go_and_the_fix_and_keeps_the_old_stamp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    go.write_text(
+        "#!/bin/sh\necho '# simnet-pion' >&2\necho 'main.go:1:1: syntax error' >&2\nexit 2\n"
+    )
+    go.chmod(0o755)
+    seal = tmp_path / "build" / "stamp"
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(build, "BINARY", tmp_path / "build" / "simnet-pion")
+    monkeypatch.setattr(build, "STAMP", seal)
+    monkeypatch.setattr(build, "find_go", lambda: go)
+    monkeypatch.setattr(build, "is_current", lambda digest=None: False)
+    original = build.gopath
+    monkeypatch.setattr(build, "gopath", lambda: original(tmp_path / "build"))
+    with pytest.raises(EnvironmentProblem) as caught:
+        build.build()
+    problem = caught.value
+    assert "\n" not in problem.message, problem.message
+    assert "exit 2" in problem.message and "syntax error" in problem.message
+    assert problem.fix is not None and "setup.sh" in problem.fix
+    assert not seal.exists() and not (tmp_path / "build" / "simnet-pion").exists()

@@ -150,9 +150,9 @@ def build(force: bool = False) -> float:
             check=False,
         )
         if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-8:])
             raise EnvironmentProblem(
-                f"building the pion agent failed ({go} build, exit {done.returncode}):\n{tail}",
+                f"building the pion agent failed ({go} build, exit {done.returncode}): {tail}",
                 fix=REQUIREMENT.fix,
             )
         tmp.replace(BINARY)
