@@ -179,17 +179,12 @@ func (c *Call) turnAttempts() []map[string]any {
 			attempt["elapsed_ms"] = (list[0].t - start) * 1000
 			relays[u.transport] = list[1:]
 		} else {
-			// the TURN client's log line naming this server ("ip:port"), else its address
+			// the last TURN log line naming this server ("host:port"; pion's lines do not
+			// say the transport, so a UDP and a TCP URL of one server share it)
 			detail, code := "no relayed candidate", 0
-			for _, exact := range []bool{true, false} {
-				for _, f := range c.turnLog.all() {
-					named := strings.Contains(f.text, u.server)
-					if named || (!exact && strings.Contains(f.text, u.host)) {
-						detail, code = f.text, f.code
-					}
-				}
-				if detail != "no relayed candidate" {
-					break
+			for _, f := range c.turnLog.all() {
+				if strings.Contains(f.text, u.server) {
+					detail, code = f.text, f.code
 				}
 			}
 			attempt["error"] = detail

@@ -38,6 +38,9 @@ var errorCode = regexp.MustCompile(`error (\d{3})`)
 
 func (f *turnLog) record(text string) {
 	lower := strings.ToLower(text)
+	if strings.Contains(lower, "server reflexive") { // the STUN gatherer's, even for a turn: URL
+		return
+	}
 	if !strings.Contains(lower, "turn") && !strings.Contains(lower, "relay") && !strings.Contains(lower, "allocat") {
 		return
 	}
