@@ -479,6 +479,103 @@ def matrix(
         raise typer.Exit(1)
 
 
+@app.command()
+def interop(
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            help=f"stacks to pair, separated by commas ({', '.join(NAMED_KINDS)}; default: "
+            "every kind `simnet doctor` finds on this machine)"
+        ),
+    ] = None,
+    network: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a scenario file to add as a network (repeatable): its call's offerer and "
+            "answerer hosts are the templates of each side's hosts"
+        ),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option("--defaults/--no-defaults", help="the four built-in networks"),
+    ] = True,
+    repeat: Annotated[int, typer.Option(min=1, help="calls per cell")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per cell run")] = False,
+) -> None:
+    """Call between every ordered pair of WebRTC stacks on each network and show a stack x
+    stack grid per network; exit 1 naming each cell that did not do what its network expects
+    (a pair lacking a capability the network needs is not called: `unsupported`)."""
+    # the run machinery and pandas: about 2 s, paid by this command alone
+    from simnet.present.calls import JSON_KEYS, json_line
+    from simnet.present.interop import interop_grids, unsupported_json
+    from simnet.results import ResultStore
+    from simnet.run.interop import (
+        default_networks,
+        interop_cells,
+        interop_kinds,
+        interop_plan,
+        network_of_file,
+        run_interop,
+    )
+    from simnet.run.peers import missing_programs
+    from simnet.scenario.load import source_of
+
+    try:
+        kinds = interop_kinds(peers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--peers") from None
+    if not kinds:
+        raise UsageError("simnet interop: no stack to pair", fix="give --peers")
+    networks = default_networks(kinds) if defaults else []
+    for path in network or []:
+        try:
+            networks.append(network_of_file(_scenario(path, None), kinds))
+        except ValueError as exc:
+            raise ScenarioError(f"{source_of(path, [])}: {exc}") from None
+    if not networks:
+        raise UsageError("simnet interop: no network", fix="give --network FILE or --defaults")
+    names = [n.name for n in networks]
+    if len(set(names)) != len(names):
+        raise UsageError(
+            f"simnet interop: two networks are called {names!r}", fix="rename a file's `name:`"
+        )
+    plans = [interop_plan(n, kinds) for n in networks]
+    for plan in plans:
+        hosts = plan.network.scenario.hosts
+        missing_programs(hosts, list(hosts), "simnet interop --peers")
+    require_root()
+    stores = {p.network.scenario.name: ResultStore(out_dir, p.network.scenario.name) for p in plans}
+    rows: list[ResultRow] = []
+    total = sum(len(p.cells) for p in plans) * repeat
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("interop: building", total=total)
+
+        def on_row(row: ResultRow) -> None:
+            rows.append(row)
+            stores[row.scenario].write(row)
+            if as_json:
+                print(json_line(row, (*JSON_KEYS, "network", "offerer_peer", "answerer_peer")),
+                      flush=True)  # fmt: skip
+            description = f"{row['network']}: {row.call.offerer_peer} -> {row.call.answerer_peer}"
+            progress.update(task, advance=1, description=show.markup_safe(description))
+
+        with _interrupts_reported():
+            run_interop(plans, repeat, on_row)
+    cells = [c for plan in plans for c in interop_cells(plan, rows)]
+    if as_json:
+        for cell in (c for c in cells if c.unsupported):
+            print(unsupported_json(cell), flush=True)
+    else:
+        for grid in interop_grids(cells):
+            out.print(grid)
+    wrong = [c.mismatch() for c in cells if not c.ok]
+    for line in wrong:
+        err.print(show.text(("unexpected:", "red"), f" {line}"), highlight=False)
+    if wrong:
+        raise typer.Exit(1)
+
+
 class LoadMedia(enum.StrEnum):
     """What each call of `simnet load` carries besides its data-channel transfer."""
 
