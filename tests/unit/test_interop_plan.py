@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -13,6 +14,8 @@ from simnet import peerkinds
 from simnet.net.plan import plan_network
 from simnet.peerkinds import KINDS, NAMED_KINDS
 from simnet.present.interop import interop_grids, unsupported_json
+from simnet.present.report.interop import interop_grids as report_grids
+from simnet.present.report.rows import prepare
 from simnet.results.schema import CallOutcome, ResultRow
 from simnet.run.interop import (
     CAPABILITY_NAMES,
@@ -155,3 +158,28 @@ def test_grid_one_table_per_network() -> None:
         console.print(grid)
     text = console.export_text()
     assert all(name in text for name in DEFAULT_NETWORKS) and "100 ms" in text
+
+
+def test_report_one_panel_per_network_and_unsupported_cells_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = KINDS[TWO]
+    lacking = dataclasses.replace(spec.capabilities, turn_tls=False)
+    monkeypatch.setitem(peerkinds.KINDS, TWO, dataclasses.replace(spec, capabilities=lacking))
+
+    def row(network: str, needs: str, a: str, b: str, path: str) -> dict[str, object]:
+        return {"scenario": f"interop-{network}", "network": network, "needs": needs,
+                "connected": True, "path": path, "error": None, "setup_ms": 40.0,
+                "offerer_peer": a, "answerer_peer": b}  # fmt: skip
+
+    frame = pd.DataFrame(
+        [
+            *(row("lan", "", a, b, "direct") for a in (ONE, TWO) for b in (ONE, TWO)),
+            row("tls", "turn_tls", ONE, ONE, "relay"),
+        ]
+    )
+    lan, tls = report_grids(prepare(frame))
+    assert lan.title.endswith("lan") and tls.title.endswith("tls")
+    assert lan.body.count("direct<br>40 ms") == 4 and "relay" not in lan.body
+    assert tls.body.count("relay<br>40 ms") == 1
+    assert tls.body.count(f"unsupported: turn_tls ({TWO})") == 3

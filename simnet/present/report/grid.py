@@ -70,7 +70,7 @@ def _matrix_axes(frame: pd.DataFrame) -> tuple[str, str, str, str] | None:
     return None
 
 
-def _cell_outcome(outcomes: set[str]) -> str:
+def cell_outcome(outcomes: set[str]) -> str:
     if not outcomes:
         return "none"
     if outcomes == {"failed"}:
@@ -102,7 +102,7 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
             line = []
             for b in b_values:
                 cell = group[(group[col_a].map(label) == a) & (group[col_b].map(label) == b)]
-                kind = _cell_outcome(set(cell["outcome"]))
+                kind = cell_outcome(set(cell["outcome"]))
                 setup = median(cell.loc[cell["succeeded"], "setup_ms"])
                 text = "" if kind == "none" else kind
                 if families := _families(cell):
@@ -189,7 +189,7 @@ def _stacks_side_by_side(
             line = [a, b]
             for stack in stacks:
                 runs = cell[cell["stack"] == stack]
-                kind = _cell_outcome(set(runs["outcome"]))
+                kind = cell_outcome(set(runs["outcome"]))
                 setup = median(runs.loc[runs["succeeded"], "setup_ms"])
                 families = _families(runs)
                 shown = f"{kind} {families}" if families else kind

@@ -16,6 +16,7 @@ from simnet import show
 from simnet.present.report.curves import axis_curves, load_curves
 from simnet.present.report.figures import png_of
 from simnet.present.report.grid import nat_matrices, overview
+from simnet.present.report.interop import interop_grids
 from simnet.present.report.phases import turn_vs_direct
 from simnet.present.report.population import population
 from simnet.present.report.rows import prepare
@@ -44,7 +45,7 @@ def write_report(raw: pd.DataFrame, sources: Sequence[Path | str], out_html: Pat
     """Write the report page for `raw` (the rows read from `sources`) to `out_html`, PNGs
     beside it; returns `out_html`."""
     frame = prepare(raw)
-    sections = [overview(frame), *nat_matrices(frame)]
+    sections = [overview(frame), *nat_matrices(frame), *interop_grids(frame)]
     sections += [s for s in (phases(frame), turn_vs_direct(frame), load_curves(frame)) if s]
     sections += population(frame)
     sections += axis_curves(frame)
