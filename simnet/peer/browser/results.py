@@ -1,4 +1,4 @@
-"""A Chromium call's `CallResult`, built from what the page reports: pure functions.
+"""A browser call's `CallResult`, built from what the page reports: pure functions.
 
 The page sends its raw material (its phase times on its own clock, the candidates it gathered
 and received, `icecandidateerror` events, the data-channel figures and `getStats()` snapshots);
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from simnet.callspec import TurnTransport
-from simnet.peer.chromium.clock import ClockMapping
+from simnet.peer.browser.clock import ClockMapping
 from simnet.peer.iceurl import IceUrl, family_name, host_port
 from simnet.peer.protocol import (
     CallCommand,
