@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdump
           libnetfilter-queue-dev python3-venv gcc chromium tayga unbound)
+PACKAGES+=(firefox-esr)  # peer: firefox (headless, driven over WebDriver BiDi)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (simnet builds network namespaces)" >&2

@@ -70,6 +70,9 @@ class Requirement:
     what: str
     #: how to get it
     fix: str
+    #: the flag that makes the executable print its version, which the doctor shows (None:
+    #: the doctor shows the path only)
+    version_flag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class PeerKindSpec:
 
 
 #: The kinds a scenario (and `--peers`) names by a string.
-PeerKind = Literal["aiortc", "chromium"]
+PeerKind = Literal["aiortc", "chromium", "firefox"]
 #: The peer kinds of a call's two sides: the offerer's (side A) and the answerer's (side B).
 PeerPair = tuple[PeerKind, PeerKind]
 
@@ -180,6 +183,35 @@ KINDS: dict[str, PeerKindSpec] = {
                 replayed_media=False,
             ),
             by_command=True,
+        ),
+        PeerKindSpec(
+            name="firefox",
+            title="Firefox",  # headless firefox-esr: Firefox's WebRTC, nICEr for ICE
+            argv="simnet.peer.firefox:launch_argv",
+            requirement=Requirement(
+                check="browser firefox",
+                binaries=("/usr/bin/firefox-esr", "firefox-esr", "firefox"),
+                what="Firefox browser",
+                fix="run ./setup.sh (or: apt-get install firefox-esr); simnet never downloads "
+                "a browser",
+                version_flag="--version",
+            ),
+            package=None,
+            version="the browser's own (WebDriver BiDi session.new's browserVersion), e.g. "
+            "Firefox 153.8.0",
+            capabilities=Capabilities(
+                trickle=True,
+                ice_restart=True,  # the shared page's simnetIceRestart (createOffer iceRestart)
+                several_turn_urls=True,
+                turn_tcp=True,
+                # coturn's self-signed certificate: the profile does not trust it (no NSS
+                # certificate database is written), so a `turns:` allocation fails
+                turn_tls=False,
+                ipv6=True,
+                http_proxy=False,  # its profile says: no proxy
+                shared_process=False,  # a browser per peer
+                replayed_media=False,
+            ),
         ),
     )
 }

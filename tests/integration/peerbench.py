@@ -24,6 +24,7 @@ from simnet.callspec import Timeouts
 from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
+from simnet.peer import firefox
 from simnet.peer.chromium import agent_argv
 from simnet.peer.control.agent import PeerAgent
 from simnet.peer.protocol import CallCommand, IceServer
@@ -125,6 +126,17 @@ async def chromium_agent(services: Services, host: str) -> PeerAgent:
 async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) -> PeerAgent:
     ns = net.ns(host)
     argv = agent_argv(ns, net.run.workdir / f"chromium-{host}", trust=trust)
+    return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
+
+
+async def firefox_agent(services: Services, host: str) -> PeerAgent:
+    """A Firefox agent, its profile in the run's work directory."""
+    return await start_firefox(services.net, host)
+
+
+async def start_firefox(net: Network, host: str) -> PeerAgent:
+    ns = net.ns(host)
+    argv = firefox.agent_argv(ns, net.run.workdir / f"firefox-{host}")
     return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
 
 

@@ -1,0 +1,255 @@
+"""Firefox peers on real namespaces, a real signaling server and a real coturn.
+
+Why: a Firefox peer (nICEr, Firefox's WebRTC) must be interchangeable with the other stacks
+behind the peer protocol: started warm in its host's namespace, calling another Firefox and
+aiortc with the same page and data-channel protocol, the path it reports being the one its
+packets take, silent when idle, and leaving no browser process and no profile behind, whether
+it is told to exit or gets SIGTERM.
+
+alice and bob sit on one LAN behind a port-restricted-cone NAT; coturn and the signaling server
+are public servers. Each peer is a `PeerAgent` running `simnet.peer.firefox` in its host's
+namespace, with its profile in the run's work directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from simnet.net import netns
+from simnet.net.builder import Network, apply_nft
+from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
+from simnet.peer.firefox import agent_argv
+from simnet.peer.protocol import CallResult
+from tests.integration.peerbench import (
+    COUNTER_TABLE,
+    DATA_BYTES,
+    Bench,
+    aiortc_agent,
+    bench_call,
+    built,
+    call,
+    commands,
+    firefox_agent,
+    ice_servers,
+    install_counters,
+    read_counters,
+    run_processes,
+    start_firefox,
+)
+from tests.integration.peerbench import bench as make_bench
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+SCENARIO = {
+    "name": "firefox-peer",
+    "nats": {"home": {"preset": "port-restricted-cone"}},
+    "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "home"}},
+    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
+}
+IDLE_WINDOW_S = 5.0  # how long an idle browser is watched for traffic after it said ready
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    with built(SCENARIO, "test-firefox-peer") as net:
+        yield net
+
+
+@pytest.fixture
+async def bench(network: Network) -> AsyncIterator[Bench]:
+    async with make_bench(network, firefox_agent, firefox_agent) as running:
+        yield running
+
+
+@pytest.fixture
+async def mixed(network: Network) -> AsyncIterator[Bench]:
+    """alice a Firefox peer, bob simnet's aiortc agent."""
+    async with make_bench(network, firefox_agent, aiortc_agent) as running:
+        yield running
+
+
+def _firefox_pids(run_id: str) -> list[int]:
+    """The run's live processes that are not an agent (browsers and servers)."""
+    return [pid for pid, comm in run_processes(run_id) if comm != "python"]
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+async def test_firefox_agent_starts_warm_in_its_namespace_and_leaves_nothing(
+    bench: Bench,
+) -> None:
+    for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
+        ready = agent.ready_event
+        assert ready["protocol"] == 1 and ready["peer_kind"] == "firefox"
+        assert ready["peer_version"].startswith("Firefox ")
+        assert ready["netns"] == bench.net.ns(host)
+        browser = int(ready["browser_pid"])
+        assert (
+            os.stat(f"/proc/{browser}/ns/net").st_ino
+            == os.stat(netns.path_of(bench.net.ns(host))).st_ino
+        )
+        assert os.getpgid(browser) == agent.pid
+        profile = bench.net.run.workdir / f"firefox-{host}"
+        assert (profile / "user.js").is_file()
+        print(
+            f"\n{host}: {ready['peer_version']}, spawn->ready {agent.ready_s * 1000:.0f} ms "
+            f"(BiDi session after {ready['launch_s'] * 1000:.0f} ms; page and warm-up "
+            f"{ready['warm_s'] * 1000:.0f} ms)"
+        )
+    pid, browser = bench.alice.pid, int(bench.alice.ready_event["browser_pid"])
+    profile = bench.net.run.workdir / "firefox-alice"
+    await bench.alice.close()
+    assert not os.path.exists(f"/proc/{pid}")
+    await _gone(browser)  # killed with its agent's group if it had not exited: reaped by init
+    assert not profile.exists()  # a clean exit removes the profile
+    # none of alice's processes is left (bob's browser and the servers still run)
+    assert [p for p in _firefox_pids(bench.net.run.id) if _group(p) == pid] == []
+
+
+async def test_sigterm_leaves_no_browser_and_no_profile(network: Network) -> None:
+    agent = await start_firefox(network, "alice")
+    browser = int(agent.ready_event["browser_pid"])
+    profile = network.run.workdir / "firefox-alice"
+    assert profile.is_dir()
+    os.kill(agent.pid, signal.SIGTERM)
+    try:
+        await _gone(agent.pid)  # the agent closes the browser, reaps it, removes the profile
+        await _gone(browser)
+        assert not profile.exists()
+        assert [p for p in _firefox_pids(network.run.id) if _group(p) == agent.pid] == []
+    finally:
+        await agent.close()
+
+
+async def _gone(pid: int, within_s: float = 10.0) -> None:
+    """Until process `pid` has exited (a zombie counts: its parent reaps it)."""
+    for _ in range(int(within_s / 0.05)):
+        if _zombie(pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"process {pid} still running {within_s:g} s after its agent")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+async def test_an_idle_firefox_peer_sends_nothing(network: Network) -> None:
+    """From its launch to a few seconds after ready, the browser sends no packet out of its
+    host (no DNS, no update, telemetry, safe-browsing, captive-portal or remote-settings
+    traffic, no mDNS): what a call measures is the call."""
+    ns = network.ns("alice")
+    with netns.entered(ns):
+        apply_nft(
+            f"table ip {COUNTER_TABLE} {{\n  counter out {{}}\n"
+            "  chain output {\n    type filter hook output priority -300; policy accept;\n"
+            '    oifname != "lo" counter name out\n  }\n}\n',
+            where=ns,
+        )
+    agent = await start_firefox(network, "alice")
+    try:
+        await asyncio.sleep(IDLE_WINDOW_S)  # the window observed, not a wait for readiness
+        assert read_counters(ns)["out"] == (0, 0)
+    finally:
+        await agent.close()
+
+
+async def test_a_missing_browser_fails_the_start_saying_how_to_get_one(network: Network) -> None:
+    ns = network.ns("alice")
+    argv = agent_argv(ns, network.run.workdir / "firefox-alice", firefox="/nonexistent/firefox")
+    with pytest.raises(PeerAgentError) as info:
+        await PeerAgent.start(network.run, ns, argv=argv, timeout_s=30)
+    assert info.value.kind == "start"
+    assert "/nonexistent/firefox" in str(info.value)
+    assert "apt-get install firefox-esr" in str(info.value)
+
+
+def _check(result: CallResult) -> None:
+    assert result.error is None, (result.role, result.error, result.error_detail)
+    assert result.connected and result.setup_s is not None and result.setup_s > 0
+
+
+async def test_firefox_calls_firefox_directly_on_a_lan(bench: Bench) -> None:
+    net = bench.net
+    alice_ip, bob_ip = str(net.address("alice")), str(net.address("bob"))
+    install_counters(net.ns("bob"), {"from_alice": alice_ip})
+    offer, answer = commands(bench)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
+    alice, bob = result_of(alice_events), result_of(bob_events)
+    for result in (alice, bob):
+        _check(result)
+        assert result.local_candidates.get("host", 0) >= 1  # real host candidates, no mDNS
+        assert result.local_candidate_families.get("ipv4", 0) >= 1
+        pair = result.selected_pair
+        assert pair is not None and pair.relay is None
+        # the peer's host address; learned as peer-reflexive when its check arrives before its
+        # trickled candidate (nICEr keeps that type in its stats), as ICE allows
+        assert pair.local.type == "host" and pair.remote.type in ("host", "prflx")
+    assert bob.dc_bytes == DATA_BYTES
+    assert alice.dc_rtt_ms is not None and alice.dc_rtt_ms > 0
+    assert alice.selected_pair is not None and alice.selected_pair.remote.address == bob_ip
+    assert read_counters(net.ns("bob"))["from_alice"][1] > DATA_BYTES  # straight from alice
+    print(
+        f"\nfirefox -> firefox on a LAN: setup {alice.setup_s * 1000:.0f} ms, "  # type: ignore[operator]
+        f"goodput {bob.dc_goodput_mbps:.1f} Mbit/s, RTT {alice.dc_rtt_ms:.2f} ms"
+    )
+
+
+async def test_relay_only_call_goes_through_coturn(bench: Bench) -> None:
+    net = bench.net
+    turn, alice_ip = str(bench.turn.address), str(net.address("alice"))
+    install_counters(net.ns("bob"), {"from_alice": alice_ip, "from_turn": turn})
+    url = f"turn:{turn}:3478?transport=udp"
+    offer, answer = commands(
+        bench, ice_servers=ice_servers(bench.turn, url), ice_transport_policy="relay"
+    )
+    alice_events, bob_events = await bench_call(bench, offer, answer)
+    for result in (result_of(alice_events), result_of(bob_events)):
+        _check(result)
+        assert set(result.local_candidates) == {"relay"}
+        pair = result.selected_pair
+        assert pair is not None and pair.relay is not None
+        assert (pair.local.type, pair.remote.type) == ("relay", "relay")
+        assert pair.local.address == turn and pair.relay.transport == "udp"
+        assert pair.relay.server == f"{turn}:3478"
+        assert [a.ok for a in result.turn_attempts] == [True]
+    at_bob = read_counters(net.ns("bob"))
+    assert at_bob["from_alice"] == (0, 0)  # on the same LAN, and still every byte via coturn
+    assert at_bob["from_turn"][1] > DATA_BYTES
+
+
+async def test_firefox_and_aiortc_call_each_other(mixed: Bench) -> None:
+    """Both directions: Firefox trickles to aiortc and takes aiortc's complete SDP; the same
+    data-channel protocol runs between the two stacks."""
+    assert mixed.alice.ready_event["peer_kind"] == "firefox"
+    offer, answer = commands(mixed)
+    alice_events, bob_events = await bench_call(mixed, offer, answer)
+    offer2, answer2 = commands(mixed, offerer="bob", answerer="alice")
+    bob_events2, alice_events2 = await call(mixed.bob, mixed.alice, offer2, answer2)
+    ff, aio = result_of(alice_events), result_of(bob_events)
+    aio2, ff2 = result_of(bob_events2), result_of(alice_events2)
+    for result in (ff, aio, aio2, ff2):
+        _check(result)
+        assert result.selected_pair is not None and result.selected_pair.relay is None
+    assert aio.dc_bytes == DATA_BYTES and ff2.dc_bytes == DATA_BYTES
+    trickled = [e for e in bob_events if e["event"] == "remote_candidate"]
+    assert trickled and all(e["applied"] for e in trickled)
+    print(
+        f"\nfirefox -> aiortc: setup {ff.setup_s * 1000:.0f} ms; "  # type: ignore[operator]
+        f"aiortc -> firefox: setup {aio2.setup_s * 1000:.0f} ms"  # type: ignore[operator]
+    )
