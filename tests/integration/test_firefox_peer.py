@@ -18,6 +18,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,8 @@ from simnet.net.builder import Network, apply_nft
 from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.firefox import agent_argv
 from simnet.peer.protocol import CallResult
+from simnet.run.calls import run_scenario
+from simnet.scenario import load_scenario
 from tests.integration.peerbench import (
     COUNTER_TABLE,
     DATA_BYTES,
@@ -44,7 +47,7 @@ from tests.integration.peerbench import (
 )
 from tests.integration.peerbench import bench as make_bench
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SCENARIO = {
     "name": "firefox-peer",
@@ -253,3 +256,45 @@ async def test_firefox_and_aiortc_call_each_other(mixed: Bench) -> None:
         f"\nfirefox -> aiortc: setup {ff.setup_s * 1000:.0f} ms; "  # type: ignore[operator]
         f"aiortc -> firefox: setup {aio2.setup_s * 1000:.0f} ms"  # type: ignore[operator]
     )
+
+
+# --- through `simnet run`'s job layer, on the shipped scenarios ---------------------------------
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _row(scenario: str, offerer: str, answerer: str, *sets: str) -> dict[str, Any]:
+    loaded = load_scenario(
+        SCENARIOS / scenario,
+        [f"hosts.alice.peer={offerer}", f"hosts.bob.peer={answerer}", *sets],
+    )
+    (row,) = run_scenario(loaded)
+    assert row["connected"] and row["error"] is None, (row["error"], row["error_detail"])
+    assert (row["offerer_peer"], row["answerer_peer"]) == (offerer, answerer)
+    for side, kind in (("offerer", offerer), ("answerer", answerer)):
+        if kind == "firefox":
+            assert str(row[f"{side}_peer_version"]).startswith("Firefox ")
+    return row
+
+
+@pytest.mark.parametrize(("offerer", "answerer"), [("firefox", "firefox"), ("firefox", "aiortc")])
+def test_two_homes_connect_directly(offerer: str, answerer: str) -> None:
+    """Two home routers (port-restricted cone, full cone) and ICE policy all: hole punching
+    works, so the call is direct, between server-reflexive candidates at least on one side."""
+    row = _row("relay-only.yaml", offerer, answerer, "call.ice_policy=all", "call.expect=null")
+    assert row["path"] == "direct", (row["path"], row["local_candidate"], row["remote_candidate"])
+
+
+@pytest.mark.parametrize(("offerer", "answerer"), [("firefox", "firefox"), ("aiortc", "firefox")])
+def test_home_against_a_symmetric_carrier_relays(offerer: str, answerer: str) -> None:
+    """A port-restricted home against a symmetric carrier NAT: no hole punching, so TURN/UDP."""
+    row = _row("home-vs-carrier.yaml", offerer, answerer)
+    assert row["path"] == "relay" and row["relay_protocol"] == "udp"
+
+
+@pytest.mark.parametrize(("offerer", "answerer"), [("firefox", "firefox"), ("firefox", "aiortc")])
+def test_relay_only_policy_relays_through_coturn(offerer: str, answerer: str) -> None:
+    """ICE policy relay, TURN REST credentials: both sides' candidates are relays."""
+    row = _row("relay-only.yaml", offerer, answerer)
+    assert row["path"] == "relay" and row["relay_protocol"] == "udp"
+    assert row["local_candidate"] == "relay" and row["remote_candidate"] == "relay"
