@@ -203,9 +203,10 @@ KINDS: dict[str, PeerKindSpec] = {
                 trickle=True,
                 ice_restart=True,  # the shared page's simnetIceRestart (createOffer iceRestart)
                 several_turn_urls=True,
-                turn_tcp=True,
-                # coturn's self-signed certificate: the profile does not trust it (no NSS
-                # certificate database is written), so a `turns:` allocation fails
+                turn_tcp=True,  # tests/integration/test_firefox_peer.py
+                # measured: no relayed candidate from a `turns:` URL to coturn's self-signed
+                # certificate (the profile trusts no extra certificate; BiDi's
+                # acceptInsecureCerts does not reach nICEr's TLS)
                 turn_tls=False,
                 ipv6=True,
                 http_proxy=False,  # its profile says: no proxy

@@ -213,11 +213,12 @@ async def test_firefox_calls_firefox_directly_on_a_lan(bench: Bench) -> None:
     )
 
 
-async def test_relay_only_call_goes_through_coturn(bench: Bench) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_relay_only_call_goes_through_coturn(bench: Bench, transport: str) -> None:
     net = bench.net
     turn, alice_ip = str(bench.turn.address), str(net.address("alice"))
     install_counters(net.ns("bob"), {"from_alice": alice_ip, "from_turn": turn})
-    url = f"turn:{turn}:3478?transport=udp"
+    url = f"turn:{turn}:3478?transport={transport}"
     offer, answer = commands(
         bench, ice_servers=ice_servers(bench.turn, url), ice_transport_policy="relay"
     )
@@ -228,9 +229,9 @@ async def test_relay_only_call_goes_through_coturn(bench: Bench) -> None:
         pair = result.selected_pair
         assert pair is not None and pair.relay is not None
         assert (pair.local.type, pair.remote.type) == ("relay", "relay")
-        assert pair.local.address == turn and pair.relay.transport == "udp"
+        assert pair.local.address == turn and pair.relay.transport == transport
         assert pair.relay.server == f"{turn}:3478"
-        assert [a.ok for a in result.turn_attempts] == [True]
+        assert [(a.transport, a.ok) for a in result.turn_attempts] == [(transport, True)]
     at_bob = read_counters(net.ns("bob"))
     assert at_bob["from_alice"] == (0, 0)  # on the same LAN, and still every byte via coturn
     assert at_bob["from_turn"][1] > DATA_BYTES
