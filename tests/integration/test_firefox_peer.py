@@ -14,8 +14,12 @@ namespace, with its profile in the run's work directory.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,7 @@ from tests.integration.peerbench import (
     start_firefox,
 )
 from tests.integration.peerbench import bench as make_bench
+from tests.integration.test_chromium_peer import SUBREAPER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -299,3 +304,65 @@ def test_relay_only_policy_relays_through_coturn(offerer: str, answerer: str) ->
     row = _row("relay-only.yaml", offerer, answerer)
     assert row["path"] == "relay" and row["relay_protocol"] == "udp"
     assert row["local_candidate"] == "relay" and row["remote_candidate"] == "relay"
+
+
+# --- a whole `simnet run`: nothing of it left, after it ends or is stopped ----------------------
+
+STATE_DIR = Path("/run/simnet")
+
+
+def test_a_firefox_run_leaves_no_process_behind_not_even_a_zombie(tmp_path: Path) -> None:
+    """`simnet run` with Firefox on both sides, under a subreaper: when the run has ended, no
+    process it started is left, running or `<defunct>` (the agent reaps the browser's
+    content processes)."""
+    scenario = SCENARIOS / "direct-lan.yaml"
+    cli = [sys.executable, "-m", "simnet.cli", "run", str(scenario), "--out", str(tmp_path)]
+    for each in ("hosts.alice.peer=firefox", "hosts.bob.peer=firefox", "call.data_bytes=0"):
+        cli += ["--set", each]
+    done = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, *cli], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["rc"] == 0, report["stderr"]
+    assert report["left"] == [], f"left behind: {report['left']}"
+
+
+def test_sigterm_mid_call_removes_the_profiles_and_every_process(tmp_path: Path) -> None:
+    """`simnet run` gets SIGTERM while both Firefox peers hold a call: the run tears down, and
+    no profile directory and no process of the run (a browser's included) is left."""
+    cli = [sys.executable, "-m", "simnet.cli", "run", str(SCENARIOS / "direct-lan.yaml")]
+    cli += ["--out", str(tmp_path)]
+    media = ("call.media.audio=true", "call.duration_s=30")
+    for each in ("hosts.alice.peer=firefox", "hosts.bob.peer=firefox", *media):
+        cli += ["--set", each]
+    before = {p.name for p in STATE_DIR.glob("*.d")} if STATE_DIR.is_dir() else set()
+    proc = subprocess.Popen(
+        cli, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        profiles: list[Path] = []
+        deadline = time.monotonic() + 120
+        while not profiles and time.monotonic() < deadline and proc.poll() is None:
+            fresh = [p for p in STATE_DIR.glob("*.d") if p.name not in before]
+            profiles = [p / "firefox-alice" for p in fresh if (p / "firefox-alice").is_dir()]
+            time.sleep(0.1)
+        assert profiles, "no Firefox profile appeared"
+        run_id = profiles[0].parent.name.removesuffix(".d")
+        while time.monotonic() < deadline and not any(
+            comm.startswith(("firefox", "Web Content", "Isolated"))
+            for _, comm in run_processes(run_id)
+        ):
+            time.sleep(0.1)
+        # warm start (2.5-4 s), then a 30 s audio call: SIGTERM lands while the browsers run,
+        # most often in the call itself
+        time.sleep(8)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert not profiles[0].parent.exists()  # the work directory, profiles and all
+        assert run_processes(run_id) == []
+        assert not netns.list_names(f"sn-{run_id}-")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
