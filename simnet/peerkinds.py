@@ -201,7 +201,7 @@ KINDS: dict[str, PeerKindSpec] = {
             "Firefox 153.8.0",
             capabilities=Capabilities(
                 trickle=True,
-                ice_restart=True,  # the shared page's simnetIceRestart (createOffer iceRestart)
+                ice_restart=True,  # the shared page's simnetIceRestart; test_firefox_peer.py
                 several_turn_urls=True,
                 turn_tcp=True,  # tests/integration/test_firefox_peer.py
                 # measured: no relayed candidate from a `turns:` URL to coturn's self-signed

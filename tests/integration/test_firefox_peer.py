@@ -14,6 +14,7 @@ namespace, with its profile in the run's work directory.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import signal
@@ -33,9 +34,11 @@ from simnet.peer.firefox import agent_argv
 from simnet.peer.protocol import CallResult
 from simnet.run.calls import run_scenario
 from simnet.scenario import load_scenario
+from simnet.scenario.load import scenario_from_dict
 from tests.integration.peerbench import (
     COUNTER_TABLE,
     DATA_BYTES,
+    TIMEOUTS,
     Bench,
     aiortc_agent,
     bench_call,
@@ -51,6 +54,7 @@ from tests.integration.peerbench import (
 )
 from tests.integration.peerbench import bench as make_bench
 from tests.integration.test_chromium_peer import SUBREAPER
+from tests.integration.test_handover import SCENARIO as HANDOVER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -366,3 +370,75 @@ def test_sigterm_mid_call_removes_the_profiles_and_every_process(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_firefox_peers_recover_from_a_move_by_restarting_ice(tmp_path: Path) -> None:
+    """The handover scenario (alice moves from Wi-Fi to LTE, then ICE restarts) with Firefox on
+    both sides: the shared page's restart works in Firefox (createOffer with iceRestart, a new
+    signaling connection), ICE connects on a new pair and audio flows again."""
+    spec = copy.deepcopy(HANDOVER)
+    for host in ("alice", "bob"):
+        spec["hosts"][host]["peer"] = "firefox"
+    spec["call"]["media"] = {"audio": True}
+    [row] = run_scenario(scenario_from_dict(spec))
+    print("firefox handover:", {k: v for k, v in row.items() if k.startswith("event1")})
+    assert row["connected"] and row["error"] is None, row
+    assert row["event1_restart_supported"] is True, row
+    assert row["event1_restart_failed"] is None and not row.get("timeline_error"), row
+    started, connected = row["event1_restart_started_ms"], row["event1_restart_connected_ms"]
+    assert started is not None and connected is not None and started < connected, row
+    assert row["event1_media_flowing_ms"] is not None, row
+    assert row["recovered"] is True, row["timeline_states"]
+
+
+def _content_processes(agent: PeerAgent) -> list[int]:
+    """The content processes of an agent's browser (its process group) that can hold the call
+    page: it is loaded from file://, which Firefox gives a "file:// Content" process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != agent.pid:
+                continue
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except (OSError, ProcessLookupError):
+            continue
+        if comm.startswith(("file:// Content", "Web Content", "Isolated Web")):
+            found.append(int(entry))
+    return found
+
+
+async def test_a_hung_page_is_a_browser_error_and_the_next_call_works(bench: Bench) -> None:
+    """alice's web-content processes are stopped once her data channel is open: her result
+    says "browser" within the shortest phase timeout (the watchdog's unanswered evaluation),
+    and once they are gone her agent reloads the page and the next call works."""
+    offer, answer = commands(bench, hold_s=8.0, data_bytes=0, rtt_probes=0)
+    hit: dict[str, float] = {}
+    stopped: list[int] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "dc_open" and not hit:
+            processes = _content_processes(bench.alice)
+            assert processes, "no web-content process in the agent's process group"
+            for pid in processes:
+                os.kill(pid, signal.SIGSTOP)
+            stopped.extend(processes)
+            hit["t"] = time.monotonic()
+
+    alice_call = asyncio.ensure_future(bench.alice.call(offer, on_event=on_event))
+    bob_call = asyncio.ensure_future(bench.bob.call(answer))
+    alice_events = await alice_call
+    noticed = time.monotonic() - hit["t"]
+    for pid in stopped:
+        os.kill(pid, signal.SIGKILL)
+    alice = result_of(alice_events)
+    assert alice.error == "browser", (alice.error, alice.error_detail)
+    assert "dc_open" in alice.phase_t
+    assert noticed < min(TIMEOUTS.gathering_s, TIMEOUTS.dtls_s)
+    print(f"\nhang noticed after {noticed * 1000:.0f} ms: {alice.error_detail}")
+    await bob_call
+    offer, answer = commands(bench, data_bytes=10_000)
+    alice_events, bob_events = await bench_call(bench, offer, answer)
+    _check(result_of(alice_events))
+    _check(result_of(bob_events))
