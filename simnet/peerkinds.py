@@ -208,7 +208,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 # certificate (the profile trusts no extra certificate; BiDi's
                 # acceptInsecureCerts does not reach nICEr's TLS)
                 turn_tls=False,
-                ipv6=True,
+                ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
                 http_proxy=False,  # its profile says: no proxy
                 shared_process=False,  # a browser per peer
                 replayed_media=False,

@@ -442,3 +442,28 @@ async def test_a_hung_page_is_a_browser_error_and_the_next_call_works(bench: Ben
     alice_events, bob_events = await bench_call(bench, offer, answer)
     _check(result_of(alice_events))
     _check(result_of(bob_events))
+
+
+def test_dual_stack_homes_gather_ipv6_and_connect_directly() -> None:
+    """Two dual-stack homes: Firefox gathers IPv6 candidates besides IPv4 ones, sends them to
+    the other Firefox, and the call connects directly (measured: over IPv6)."""
+    row = _row("dual-stack.yaml", "firefox", "firefox")
+    assert row["path"] == "direct"
+    assert row["local_candidates_ipv6"] >= 1 and row["remote_candidates_ipv6"] >= 1
+    assert row["ip_family"] in ("ipv4", "ipv6")
+    print(f"\ndual stack: {row['ip_family']}, setup {row['setup_ms']:.0f} ms")
+
+
+def test_audio_and_video_flow_both_ways() -> None:
+    """Fake camera and microphone: frames are received on both sides at the asked rates."""
+    row = _row(
+        "direct-lan.yaml",
+        "firefox",
+        "firefox",
+        "call.media={audio: true, video: {width: 320, height: 240, fps: 15}}",
+        "call.duration_s=3",
+    )
+    for side in ("offerer", "answerer"):
+        assert row[f"{side}_audio_recv_fps"] > 25  # 50 frames of 20 ms a second
+        assert row[f"{side}_video_recv_fps"] > 7.5  # 15 asked
+        assert row[f"{side}_video_sent_kbps"] > 0
