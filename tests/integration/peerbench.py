@@ -231,12 +231,13 @@ def install_counters(ns: str, sources: dict[str, str]) -> None:
         apply_nft(ruleset, where=ns)
 
 
-def read_counters(ns: str) -> dict[str, tuple[int, int]]:
-    """name -> (packets, bytes) of the counters `install_counters` made in `ns`."""
+def read_counters(ns: str, family: str = "ip") -> dict[str, tuple[int, int]]:
+    """name -> (packets, bytes) of the counters `install_counters` made in `ns` (or another
+    table named COUNTER_TABLE, of nftables family `family`)."""
     with netns.entered(ns):
         nft = nftables.Nftables()
         nft.set_json_output(True)
-        rc, out, err = nft.cmd(f"list counters table ip {COUNTER_TABLE}")
+        rc, out, err = nft.cmd(f"list counters table {family} {COUNTER_TABLE}")
     assert rc == 0, err
     found = {}
     for item in json.loads(out)["nftables"]:
