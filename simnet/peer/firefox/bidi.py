@@ -96,7 +96,7 @@ def plain(value: JsonObject) -> Any:
     if kind in ("array", "set"):
         return [plain(item) for item in inner or []]
     if kind in ("object", "map"):
-        result: dict[str, Any] = {}
+        result: JsonObject = {}
         for key, item in inner or []:
             name = key if isinstance(key, str) else str(plain(key))
             result[name] = plain(item)
