@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdump
-          libnetfilter-queue-dev python3-venv gcc chromium tayga unbound)
+          libnetfilter-queue-dev python3-venv gcc chromium tayga unbound
+          golang-go golang-github-pion-webrtc.v3-dev golang-golang-x-net-dev golang-golang-x-sys-dev)
 PACKAGES+=(firefox-esr)  # peer: firefox (headless, driven over WebDriver BiDi)
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -40,6 +41,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+# The pion peer's Go agent, built offline from Debian's Go sources (only when its source changed).
+.venv/bin/python -m simnet.peer.pion.build
 # `simnet` on PATH for the README's commands.
 ln -sf "$PWD/.venv/bin/simnet" /usr/local/bin/simnet
 echo "setup.sh: ready ($(.venv/bin/simnet --version 2>/dev/null || echo simnet installed))"

@@ -161,7 +161,8 @@ class MediaSpec(Strict):
         description="live: each peer encodes what it sends and decodes what it receives, as a "
         "client does; replay: the tone is Opus-encoded once per process and its packets "
         "replayed, received frames are counted, not decoded (the same packets on the wire for "
-        "a fraction of the CPU: many calls on one machine; audio only, aiortc peers only)",
+        "a fraction of the CPU: many calls on one machine; audio only, aiortc and pion peers;"
+        " a pion peer always replays)",
     )
 
     @model_validator(mode="after")

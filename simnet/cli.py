@@ -67,6 +67,15 @@ def _peer_pair(spec: str) -> PeerPair:
         raise typer.BadParameter(str(exc), param_hint="--peers") from None
 
 
+class MatrixFamily(enum.StrEnum):
+    """`simnet matrix --family`: what every network of the matrix gives its users (`nats.X.ip`;
+    the values are `simnet.run.matrix.FAMILIES`, a unit test keeps the two alike)."""
+
+    v4 = "v4"
+    dual = "dual"
+    v6 = "v6"
+
+
 class OutputFormat(enum.StrEnum):
     """Formats `run --format` writes beside each row's Parquet file (typer rejects others)."""
 
@@ -414,38 +423,54 @@ def matrix(
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
     peers: PeersOption = DEFAULT_KIND,
+    family: Annotated[
+        MatrixFamily,
+        typer.Option(
+            help="v4: IPv4 NATs; dual: the same NATs dual-stack, IPv6 behind each router's "
+            "firewall; v6: IPv6-only networks, one per IPv6 firewall filtering (3x3 cells)"
+        ),
+    ] = MatrixFamily.v4,
 ) -> None:
-    """Call across every ordered pair of NAT presets and show the grid of outcomes."""
+    """Call across every ordered pair of NAT presets (IPv6 firewalls with --family v6) and
+    show the grid of outcomes."""
     # the run machinery and pandas: about 2 s, paid by this command alone
     from simnet.present.calls import JSON_KEYS, json_line
     from simnet.present.matrix import matrix_grid
     from simnet.results import ResultStore
-    from simnet.run.matrix import matrix_cells, matrix_outcomes, matrix_scenario, run_matrix
+    from simnet.run.matrix import (
+        matrix_cells,
+        matrix_family,
+        matrix_outcomes,
+        matrix_scenario,
+        run_matrix,
+    )
     from simnet.run.peers import missing_programs
 
     sides = _peer_pair(peers)
-    scenario = matrix_scenario(turn=turn, peers=sides)
+    ip = matrix_family(family.value)
+    scenario = matrix_scenario(turn=turn, peers=sides, family=ip)
     missing_programs(scenario.hosts, list(scenario.hosts), "simnet matrix --peers")
     require_root()
-    cells = matrix_cells()
+    cells = matrix_cells(family=ip)
     store = ResultStore(out_dir, scenario.name)
     rows: list[ResultRow] = []
     with Progress(console=err, transient=True, disable=as_json) as progress:
-        task = progress.add_task("NAT matrix: building", total=len(cells) * repeat)
+        task = progress.add_task(f"{scenario.name}: building", total=len(cells) * repeat)
+        keys = (*JSON_KEYS, "nat_a", "nat_b", *(() if ip == "v4" else ("family",)))
 
         def on_row(row: ResultRow) -> None:
             rows.append(row)
             store.write(row)
             if as_json:
-                print(json_line(row, (*JSON_KEYS, "nat_a", "nat_b")), flush=True)
+                print(json_line(row, keys), flush=True)
             description = show.markup_safe(f"{row['nat_a']} -> {row['nat_b']}")
             progress.update(task, advance=1, description=description)
 
         with _interrupts_reported():
-            run_matrix(repeat, turn, on_row, peers=sides)
-    outcomes = matrix_outcomes(rows, turn)
+            run_matrix(repeat, turn, on_row, peers=sides, family=ip)
+    outcomes = matrix_outcomes(rows, turn, family=ip)
     wrong = [o.mismatch() for o in outcomes if not o.ok]
-    grid = matrix_grid(outcomes, sides, turn)
+    grid = matrix_grid(outcomes, sides, turn, ip)
     if not as_json:
         out.print(grid)
         for line in wrong:

@@ -109,7 +109,7 @@ class PeerKindSpec:
 
 
 #: The kinds a scenario (and `--peers`) names by a string.
-PeerKind = Literal["aiortc", "chromium", "firefox"]
+PeerKind = Literal["aiortc", "chromium", "pion", "firefox"]
 #: The peer kinds of a call's two sides: the offerer's (side A) and the answerer's (side B).
 PeerPair = tuple[PeerKind, PeerKind]
 
@@ -131,7 +131,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 several_turn_urls=False,  # it uses the first TURN URL its parser accepts
                 turn_tcp=True,
                 turn_tls=True,
-                ipv6=False,  # its URL parser takes no IPv6 literal, which simnet hands out
+                ipv6=True,  # gathers IPv6; simnet parses IPv6 URL literals for it (aioice cannot)
                 http_proxy=False,
                 shared_process=True,  # simnet.peer.aiortc.host
                 replayed_media=True,  # simnet.peer.aiortc.media
@@ -183,6 +183,35 @@ KINDS: dict[str, PeerKindSpec] = {
                 replayed_media=False,
             ),
             by_command=True,
+        ),
+        PeerKindSpec(
+            name="pion",
+            title="pion (Go)",  # pion/webrtc v3 from Debian's Go packages
+            argv="simnet.peer.pion:launch_argv",
+            requirement=Requirement(
+                check="pion agent",
+                # the agent built by setup.sh, else the Go toolchain that builds it on first use
+                binaries=(
+                    str(Path(__file__).resolve().parent.parent / ".build" / "pion" / "simnet-pion"),
+                    "go",
+                ),
+                what="pion agent (or the Go toolchain to build it)",
+                fix="run ./setup.sh (it installs golang-go and golang-github-pion-webrtc.v3-dev "
+                "and builds the agent offline)",
+            ),
+            package=None,
+            version="Debian's pion/webrtc package version, built into the agent, e.g. 3.1.56",
+            capabilities=Capabilities(
+                trickle=True,
+                ice_restart=True,  # simnet/peer/pion/agent/restart.go
+                several_turn_urls=True,  # pion allocates on every TURN URL it is given
+                turn_tcp=True,
+                turn_tls=True,  # trusting the call's ca_file through SSL_CERT_FILE (trust.go)
+                ipv6=True,  # host and srflx over UDP/IPv6; its TURN client speaks IPv4 only
+                http_proxy=False,
+                shared_process=False,  # a process per peer (a Go process is ~10 MB)
+                replayed_media=True,  # audio only, always replayed: pion has no Opus encoder
+            ),
         ),
         PeerKindSpec(
             name="firefox",

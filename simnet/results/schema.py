@@ -11,7 +11,8 @@ which users' stored results have:
 - `timeline`: the `event<i>_*` and `path_*` columns of a call with a timeline
   (`simnet.call.timeline`);
 - `cell`: the columns the job adds to place the call in its cell (`nat_a`/`nat_b` of the matrix,
-  `sweep`, `axis.<path>`, `sweep_jobs` of a sweep);
+  and its `family` where the networks carry IPv6; `sweep`, `axis.<path>`, `sweep_jobs` of a
+  sweep);
 - the run's identity (`scenario`, `scenario_hash`, `seed`, `run`, `run_id`, `wall_ms`), its
   variant (`overrides`: the `--set`s it ran with; rows without the column had none recorded)
   and `schema_version`.

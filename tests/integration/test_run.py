@@ -17,6 +17,7 @@ from simnet.run.calls import run_scenario
 from simnet.run.matrix import (
     NEEDS_RELAY,
     PRESETS,
+    axis,
     expected_paths,
     matrix_cells,
     matrix_scenario,
@@ -60,6 +61,55 @@ def test_without_turn_hole_punching_works_exactly_where_ice_theory_says() -> Non
     failed = [r for r in rows if not r["connected"]]
     assert {(r["nat_a"], r["nat_b"]) for r in failed} == NEEDS_RELAY
     assert all(r["error"] == "timeout:ice" for r in failed), _describe(failed)
+
+
+def _labelled(row: dict[str, Any]) -> str:
+    """A family matrix's call as its expectations name it: "direct ipv6", "failed"."""
+    return _outcome(row) if not row["connected"] else f"{row['path']} {row['ip_family']}"
+
+
+def test_dual_stack_matrix_without_turn_connects_every_cell_ipv6_where_ipv4_cannot() -> None:
+    """Every network dual-stack: every cell connects directly, the three IPv4 cannot punch
+    through over IPv6 (never translated, each firewall opened by its own side's checks)."""
+    quick = CallSpec(timeouts=Timeouts(ice_s=4), data_bytes=100_000)
+    scenario = matrix_scenario(turn=False, family="dual")
+    rows = run_scenario(scenario, cells=matrix_cells(base=quick, family="dual"))
+    assert len(rows) == len(PRESETS) ** 2
+    wrong = [
+        r for r in rows
+        if _labelled(r) not in expected_paths(r["nat_a"], r["nat_b"], False, "dual")
+    ]  # fmt: skip
+    assert not wrong, _describe(wrong)
+    assert {r["family"] for r in rows} == {"dual"}
+    assert {r["scenario"] for r in rows} == {"nat-matrix-dual-no-turn"}
+    for row in rows:  # both families gathered on both sides
+        assert row["local_candidates_ipv4"] and row["local_candidates_ipv6"], _describe([row])
+        assert row["remote_candidates_ipv4"] and row["remote_candidates_ipv6"], _describe([row])
+    rescued = [r for r in rows if (r["nat_a"], r["nat_b"]) in NEEDS_RELAY]
+    assert {r["ip_family"] for r in rescued} == {"ipv6"}, _describe(rescued)
+
+
+def test_ipv6_only_matrix_connects_every_firewall_pair_directly_over_ipv6(
+    tmp_path: Path, tools: Any
+) -> None:
+    """`simnet matrix --family v6`: 3x3 IPv6 firewalls (no NAT), TURN offered; each cell as
+    theory says (direct over IPv6), the JSON lines name the family, and the command agrees
+    (exit 0)."""
+    result = tools.run_cli("matrix", "--family", "v6", "--json", "--out", str(tmp_path),
+                           timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(lines) == len(axis("v6")) ** 2
+    cells = {(r["nat_a"], r["nat_b"]) for r in lines}
+    assert cells == {(a, b) for a in axis("v6") for b in axis("v6")}
+    wrong = [
+        r for r in lines
+        if _labelled(r) not in expected_paths(r["nat_a"], r["nat_b"], True, "v6")
+    ]  # fmt: skip
+    assert not wrong, _describe(wrong)
+    assert {r["family"] for r in lines} == {"v6"}
+    assert {r["scenario"] for r in lines} == {"nat-matrix-v6"}
+    assert not tools.namespaces(f"sn-{lines[0]['run_id']}-")
 
 
 def test_udp_blocked_connects_through_turn_over_tls_on_443() -> None:

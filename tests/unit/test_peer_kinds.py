@@ -41,7 +41,8 @@ def test_the_default_peer_is_aiortc_and_kinds_are_named() -> None:
     [
         (
             "safari",
-            "hosts.alice.peer: 'safari' is not a peer kind; use one of aiortc, chromium, firefox",
+            "hosts.alice.peer: 'safari' is not a peer kind; "
+            "use one of aiortc, chromium, pion, firefox",
         ),
         ({"cmd": "x"}, "hosts.alice.peer: unknown field 'cmd' (did you mean 'command'?)"),
         ({"command": "  "}, "hosts.alice.peer.command: empty; give the program to run"),

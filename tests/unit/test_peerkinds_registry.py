@@ -193,8 +193,8 @@ def test_what_the_doctor_and_a_run_look_for_comes_from_the_registry(
     for binaries, ok in (((str(browser),), True), ((str(tmp_path / "none"),), False)):
         needed = dataclasses.replace(spec.requirement, binaries=binaries, fix="get one")
         monkeypatch.setitem(KINDS, "chromium", dataclasses.replace(spec, requirement=needed))
-        (check,) = [c for c in _peer_kind_checks() if c.name == "browser chromium"]
-        assert check.ok is ok and check.fix == "get one"
+        check = next(c for c in _peer_kind_checks() if c.name == "browser chromium")
+        assert check.name == "browser chromium" and check.ok is ok and check.fix == "get one"
         assert check.detail == (str(browser) if ok else "missing (Chromium peers: peer: chromium)")
 
 

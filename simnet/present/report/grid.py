@@ -13,7 +13,16 @@ from matplotlib.figure import Figure
 from simnet.peerkinds import DEFAULT_KIND
 from simnet.present.report.figures import COLORS, new_figure, rgb
 from simnet.present.report.markup import Section, table
-from simnet.present.report.rows import DASH, fmt, group_columns, label, median, missing, ordered
+from simnet.present.report.rows import (
+    DASH,
+    fmt,
+    group_columns,
+    group_labels,
+    label,
+    median,
+    missing,
+    ordered,
+)
 
 MATRIX_AXIS = re.compile(r"^axis\.nats\.([^.]+)\.preset$")
 
@@ -96,6 +105,8 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
                 kind = _cell_outcome(set(cell["outcome"]))
                 setup = median(cell.loc[cell["succeeded"], "setup_ms"])
                 text = "" if kind == "none" else kind
+                if families := _families(cell):
+                    text += f" {families}"
                 if setup is not None:
                     text += f"\n{setup:.0f} ms"
                 line.append((kind, text, len(cell)))
@@ -127,8 +138,24 @@ def nat_matrices(frame: pd.DataFrame) -> list[Section]:
         slug = "matrix-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
         sections.append(Section(slug, f"NAT matrix: {title}", text, figure))
     if several:
-        sections.append(_stacks_side_by_side(rows, col_a, col_b, label_a, label_b))
+        # per scenario and variant: matrices of different families (or with and without TURN)
+        # are different scenarios, never pooled
+        for base, same in rows.groupby(group_labels(rows), sort=True):
+            if same["stack"].nunique() > 1:
+                sections.append(
+                    _stacks_side_by_side(same, str(base), col_a, col_b, label_a, label_b)
+                )
     return sections
+
+
+def _families(cell: pd.DataFrame) -> str:
+    """The families of a cell's selected pairs ("ipv6", "ipv4/ipv6"), in rows of a network
+    that carries IPv6; empty for IPv4-only rows, which have no `ip_family`."""
+    if "ip_family" not in cell.columns:
+        return ""
+    return "/".join(
+        sorted({str(f) for f in cell.loc[cell["succeeded"], "ip_family"] if not missing(f)})
+    )
 
 
 def _race_note(group: pd.DataFrame, stack: str) -> str:
@@ -148,7 +175,7 @@ def _race_note(group: pd.DataFrame, stack: str) -> str:
 
 
 def _stacks_side_by_side(
-    rows: pd.DataFrame, col_a: str, col_b: str, label_a: str, label_b: str
+    rows: pd.DataFrame, base: str, col_a: str, col_b: str, label_a: str, label_b: str
 ) -> Section:
     """Per matrix cell, what each stack did: path and median set-up, cells where the stacks
     took different paths marked, so a difference of behaviour is one look away."""
@@ -164,7 +191,9 @@ def _stacks_side_by_side(
                 runs = cell[cell["stack"] == stack]
                 kind = _cell_outcome(set(runs["outcome"]))
                 setup = median(runs.loc[runs["succeeded"], "setup_ms"])
-                line.append(DASH if kind == "none" else f"{kind}, {fmt(setup, ' ms')}")
+                families = _families(runs)
+                shown = f"{kind} {families}" if families else kind
+                line.append(DASH if kind == "none" else f"{shown}, {fmt(setup, ' ms')}")
                 if kind != "none":
                     paths.append(kind)
             line.append("yes" if len(set(paths)) > 1 else "")
@@ -175,7 +204,8 @@ def _stacks_side_by_side(
         " network (e.g. a relayed pair nominated although hole punching works).</p>"
         + table(header, lines, "stacks")
     )
-    return Section("matrix-stacks", "NAT matrix by WebRTC stack", text)
+    slug = "matrix-stacks-" + re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    return Section(slug, f"NAT matrix by WebRTC stack: {base}", text)
 
 
 def _matrix_figure(

@@ -15,8 +15,11 @@ from simnet.peerkinds import DEFAULT_KIND
 from simnet.quantile import quantile
 from simnet.results.schema import call_outcome_of
 from simnet.results.stats import succeeded
+from simnet.scenario.family import V6Filtering
 
 PRESET_ORDER = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+#: the IPv6-only matrix's axis (`nats.X.v6_filtering`), from the least to the most filtering
+V6_FILTERING_ORDER = tuple(f.value for f in V6Filtering)
 NUMERIC = ("setup_ms", "ice_connect_ms", "dc_goodput_mbps", "rtt_ms", "wall_ms")
 DASH = "-"
 
@@ -147,7 +150,8 @@ def label(value: Any) -> str:
 
 def ordered(values: Sequence[Any]) -> list[str]:
     labels = list(dict.fromkeys(label(v) for v in values if not missing(v)))
-    known = [p for p in PRESET_ORDER if p in labels]
+    order = PRESET_ORDER if set(labels) - set(V6_FILTERING_ORDER) else V6_FILTERING_ORDER
+    known = [p for p in order if p in labels]
     return known + sorted(v for v in labels if v not in known)
 
 
