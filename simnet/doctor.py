@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from simnet import settings
 from simnet.errors import EnvironmentProblem
@@ -20,6 +21,7 @@ from simnet.net import netns
 from simnet.peerkinds import KINDS, find_program
 
 APT_FIX = "run ./setup.sh (or: apt-get install {pkg})"
+VERSION_TIMEOUT_S = 10.0  # `firefox-esr --version` answers in milliseconds
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,18 @@ def _realtime_check() -> Check:
     )
 
 
+def _program_version(program: Path, flag: str) -> str:
+    """The first line `program flag` prints (its version), or why there is none."""
+    try:
+        done = subprocess.run(
+            [str(program), flag], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no version: {exc}"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else f"no version (exit {done.returncode})"
+
+
 def _peer_kind_checks() -> list[Check]:
     """What each peer kind of the registry (`simnet.peerkinds`) needs on this machine; optional,
     since a run needs only the kinds its hosts name (aiortc, simnet's own dependency, none)."""
@@ -200,6 +214,8 @@ def _peer_kind_checks() -> list[Check]:
             continue
         found = find_program(needed.binaries)
         detail = str(found) if found else f"missing ({kind.title} peers: peer: {kind.name})"
+        if found is not None and needed.version_flag is not None:
+            detail += f" ({_program_version(found, needed.version_flag)})"
         checks.append(Check(needed.check, found is not None, detail, needed.fix, required=False))
     return checks
 

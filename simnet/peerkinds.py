@@ -70,6 +70,9 @@ class Requirement:
     what: str
     #: how to get it
     fix: str
+    #: the flag that makes the executable print its version, which the doctor shows (None:
+    #: the doctor shows the path only)
+    version_flag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class PeerKindSpec:
 
 
 #: The kinds a scenario (and `--peers`) names by a string.
-PeerKind = Literal["aiortc", "chromium", "pion"]
+PeerKind = Literal["aiortc", "chromium", "pion", "firefox"]
 #: The peer kinds of a call's two sides: the offerer's (side A) and the answerer's (side B).
 PeerPair = tuple[PeerKind, PeerKind]
 
@@ -208,6 +211,36 @@ KINDS: dict[str, PeerKindSpec] = {
                 http_proxy=False,
                 shared_process=False,  # a process per peer (a Go process is ~10 MB)
                 replayed_media=True,  # audio only, always replayed: pion has no Opus encoder
+            ),
+        ),
+        PeerKindSpec(
+            name="firefox",
+            title="Firefox",  # headless firefox-esr: Firefox's WebRTC, nICEr for ICE
+            argv="simnet.peer.firefox:launch_argv",
+            requirement=Requirement(
+                check="browser firefox",
+                binaries=("/usr/bin/firefox-esr", "firefox-esr", "firefox"),
+                what="Firefox browser",
+                fix="run ./setup.sh (or: apt-get install firefox-esr); simnet never downloads "
+                "a browser",
+                version_flag="--version",
+            ),
+            package=None,
+            version="the browser's own (WebDriver BiDi session.new's browserVersion), e.g. "
+            "Firefox 153.8.0",
+            capabilities=Capabilities(
+                trickle=True,
+                ice_restart=True,  # the shared page's simnetIceRestart; test_firefox_peer.py
+                several_turn_urls=True,
+                turn_tcp=True,  # tests/integration/test_firefox_peer.py
+                # measured: no relayed candidate from a `turns:` URL to coturn's self-signed
+                # certificate (the profile trusts no extra certificate; BiDi's
+                # acceptInsecureCerts does not reach nICEr's TLS)
+                turn_tls=False,
+                ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
+                http_proxy=False,  # its profile says: no proxy
+                shared_process=False,  # a browser per peer
+                replayed_media=False,
             ),
         ),
     )

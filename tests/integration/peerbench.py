@@ -24,6 +24,7 @@ from simnet.callspec import Timeouts
 from simnet.net import netns
 from simnet.net.builder import Network, apply_nft, emulated_network
 from simnet.net.plan import plan_network
+from simnet.peer import firefox
 from simnet.peer.chromium import agent_argv
 from simnet.peer.control.agent import PeerAgent
 from simnet.peer.protocol import CallCommand, IceServer
@@ -128,6 +129,17 @@ async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) 
     return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
 
 
+async def firefox_agent(services: Services, host: str) -> PeerAgent:
+    """A Firefox agent, its profile in the run's work directory."""
+    return await start_firefox(services.net, host)
+
+
+async def start_firefox(net: Network, host: str) -> PeerAgent:
+    ns = net.ns(host)
+    argv = firefox.agent_argv(ns, net.run.workdir / f"firefox-{host}")
+    return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
+
+
 @asynccontextmanager
 async def services(network: Network) -> AsyncIterator[Services]:
     """coturn (long-term credentials `TURN_USER`) and the signaling server, both started."""
@@ -219,12 +231,13 @@ def install_counters(ns: str, sources: dict[str, str]) -> None:
         apply_nft(ruleset, where=ns)
 
 
-def read_counters(ns: str) -> dict[str, tuple[int, int]]:
-    """name -> (packets, bytes) of the counters `install_counters` made in `ns`."""
+def read_counters(ns: str, family: str = "ip") -> dict[str, tuple[int, int]]:
+    """name -> (packets, bytes) of the counters `install_counters` made in `ns` (or another
+    table named COUNTER_TABLE, of nftables family `family`)."""
     with netns.entered(ns):
         nft = nftables.Nftables()
         nft.set_json_output(True)
-        rc, out, err = nft.cmd(f"list counters table ip {COUNTER_TABLE}")
+        rc, out, err = nft.cmd(f"list counters table {family} {COUNTER_TABLE}")
     assert rc == 0, err
     found = {}
     for item in json.loads(out)["nftables"]:

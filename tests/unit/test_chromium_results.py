@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from simnet.errors import EnvironmentProblem
-from simnet.peer.chromium import agent_argv, require_chromium
-from simnet.peer.chromium.clock import ClockMapping, Sample, mapping_from
-from simnet.peer.chromium.results import (
+from simnet.peer.browser.clock import ClockMapping, Sample, mapping_from
+from simnet.peer.browser.results import (
     build_result,
     candidate_counts,
     kind_stats,
@@ -24,6 +23,7 @@ from simnet.peer.chromium.results import (
     turn_attempts,
     turn_endpoint,
 )
+from simnet.peer.chromium import agent_argv, require_chromium
 from simnet.peer.protocol import CallCommand, IceServer
 
 # --- clock ---------------------------------------------------------------------------------

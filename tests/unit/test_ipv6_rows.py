@@ -10,7 +10,7 @@ import pytest
 
 from simnet.addresses import IPV4, IPV6
 from simnet.call.row import SideNetwork, call_row, crossed_nat64, family_figures
-from simnet.peer.chromium.results import candidate_family, family_counts
+from simnet.peer.browser.results import candidate_family, family_counts
 from simnet.peer.iceurl import host_port, split_host_port
 from simnet.peer.protocol import CallResult, CandidateInfo, RelayInfo, SelectedPair
 from simnet.results.schema import FAMILY_COLUMNS

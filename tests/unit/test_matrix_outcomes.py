@@ -68,7 +68,7 @@ def test_peers_option_sets_each_side_stack() -> None:
     kinds = {name: host.peer for name, host in scenario.hosts.items()}
     assert {k for n, k in kinds.items() if n.startswith("a-")} == {"aiortc"}
     assert {k for n, k in kinds.items() if n.startswith("b-")} == {"chromium"}
-    for bad in ("firefox", "aiortc,chromium,aiortc", ""):
+    for bad in ("safari", "aiortc,chromium,aiortc", ""):
         with pytest.raises(ValueError, match="--peers"):
             peer_pair(bad)
 

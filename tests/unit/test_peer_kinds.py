@@ -39,7 +39,11 @@ def test_the_default_peer_is_aiortc_and_kinds_are_named() -> None:
 @pytest.mark.parametrize(
     ("peer", "message"),
     [
-        ("firefox", "hosts.alice.peer: 'firefox' is not a peer kind; use one of aiortc, chromium"),
+        (
+            "safari",
+            "hosts.alice.peer: 'safari' is not a peer kind; "
+            "use one of aiortc, chromium, pion, firefox",
+        ),
         ({"cmd": "x"}, "hosts.alice.peer: unknown field 'cmd' (did you mean 'command'?)"),
         ({"command": "  "}, "hosts.alice.peer.command: empty; give the program to run"),
         ({"command": "a 'b"}, "hosts.alice.peer.command: cannot be split like a shell line"),

@@ -78,6 +78,7 @@ def test_argv_of_each_kind(tmp_path: Path) -> None:
             "hosts": {
                 "a": {"peer": "aiortc"},
                 "c": {"peer": "chromium"},
+                "f": {"peer": "firefox"},
                 "x": {"peer": {"command": "no-such-client --flag 'a b'"}},
             }
         }
@@ -90,6 +91,12 @@ def test_argv_of_each_kind(tmp_path: Path) -> None:
     assert chromium[chromium.index("--netns") + 1] == "sn-c"
     assert chromium[chromium.index("--profile") + 1] == str(tmp_path / "chromium-c")
     assert chromium[chromium.index("--trust") + 1] == str(tmp_path / "coturn.pem")
+    firefox = peer_argv(scenario.hosts["f"], "sn-f", tmp_path, "f", trust)
+    assert firefox == [
+        sys.executable,
+        *("-m", "simnet.peer.firefox", "--netns", "sn-f"),
+        *("--profile", str(tmp_path / "firefox-f")),
+    ]
     external = peer_argv(scenario.hosts["x"], "sn-x", tmp_path, "x", trust)
     assert external == ["no-such-client", "--flag", "a b"]  # not on PATH: run as named
     assert hosted_argv(KINDS["aiortc"]) == [sys.executable, "-m", "simnet.peer.aiortc.host"]
@@ -105,7 +112,7 @@ def test_the_names_a_scenario_and_the_cli_accept_are_the_registrys(
 ) -> None:
     assert peer_pair("chromium,aiortc") == ("chromium", "aiortc")
     with pytest.raises(ValueError, match="each one of aiortc, chromium"):
-        peer_pair("firefox")
+        peer_pair("safari")
     monkeypatch.setattr(peerkinds, "NAMED_KINDS", ("aiortc",))
     monkeypatch.setattr("simnet.run.peers.NAMED_KINDS", ("aiortc",))
     with pytest.raises(ValueError, match=r"each one of aiortc$"):
@@ -189,6 +196,22 @@ def test_what_the_doctor_and_a_run_look_for_comes_from_the_registry(
         check = next(c for c in _peer_kind_checks() if c.name == "browser chromium")
         assert check.name == "browser chromium" and check.ok is ok and check.fix == "get one"
         assert check.detail == (str(browser) if ok else "missing (Chromium peers: peer: chromium)")
+
+
+def test_the_doctor_shows_the_version_a_kind_says_how_to_ask_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Firefox's check names the executable and its version (`firefox-esr --version`)."""
+    browser = tmp_path / "firefox-esr"
+    browser.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Mozilla Firefox 153.8.0esr"\n')
+    browser.chmod(0o755)
+    spec = KINDS["firefox"]
+    assert spec.requirement is not None and spec.requirement.version_flag == "--version"
+    needed = dataclasses.replace(spec.requirement, binaries=(str(browser),))
+    monkeypatch.setitem(KINDS, "firefox", dataclasses.replace(spec, requirement=needed))
+    (check,) = [c for c in _peer_kind_checks() if c.name == "browser firefox"]
+    assert check.ok and check.detail == f"{browser} (Mozilla Firefox 153.8.0esr)"
+    assert "apt-get install firefox-esr" in check.fix
 
 
 def test_package_versions_a_row_records_come_from_the_registry() -> None:

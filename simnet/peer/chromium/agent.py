@@ -8,13 +8,14 @@ namespace shares. What differs is behind the protocol: the call runs in a headle
 
 Start-up, before "ready" (off any call's clock): enter the namespace (so the browser, a child,
 lives there too), launch Chromium with a fresh profile in `--profile` and wait for its DevTools
-line, open the call page (page.html, from file://) and warm it up (one RTCPeerConnection created,
-an offer set, closed). Then it announces `{"event": "ready", "t", "protocol": 1, "peer_kind":
-"chromium", "peer_version": "Chromium 156...", "pid", "netns", "browser_pid", "launch_s",
-"browser_s", "warm_s"}` (`launch_s`: agent start to the browser's DevTools answering, of which
-`browser_s` from the browser's spawn; `warm_s`: the page and its warm-up).
+line, open the call page (simnet/peer/browser/page.html, from file://) and warm it up (one
+RTCPeerConnection created, an offer set, closed). Then it announces `{"event": "ready", "t",
+"protocol": 1, "peer_kind": "chromium", "peer_version": "Chromium 156...", "pid", "netns",
+"browser_pid", "launch_s", "browser_s", "warm_s"}` (`launch_s`: agent start to the browser's
+DevTools answering, of which `browser_s` from the browser's spawn; `warm_s`: the page and its
+warm-up).
 
-A call whose page crashed or hung ends with the error "browser" (`simnet.peer.chromium.driver`);
+A call whose page crashed or hung ends with the error "browser" (`simnet.peer.browser.driver`);
 the agent then replaces the page (or relaunches the browser) before its next call. On exit (the
 "exit" command, stdin closing, SIGTERM) it closes the browser, reaps the browser's helper
 processes (the agent is their subreaper: none is left `<defunct>` for init) and removes the
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net import netns
+from simnet.peer.browser import PAGE as BROWSER_PAGE
 from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("simnet.peer.chromium.agent")
 
-PAGE = Path(__file__).with_name("page.html")
+PAGE = BROWSER_PAGE  # the call page the browser peers share
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -134,7 +136,7 @@ class Agent:
     async def stop_browser(self) -> None:
         """Close the browser and reap its helpers (the agent is their subreaper)."""
         # loaded with the browser already; deferred like every browser import (start-up cost)
-        from simnet.peer.chromium.browser import reap_orphans
+        from simnet.peer.browser.processes import reap_orphans
 
         if self.browser is not None:
             await self.browser.close()
@@ -145,7 +147,7 @@ class Agent:
 
     async def call(self, cmd: CallCommand) -> None:
         """Run one call and emit its result; a crash still ends in a result."""
-        from simnet.peer.chromium.driver import run_call
+        from simnet.peer.browser.driver import run_call
         from simnet.peer.protocol import CallResult
 
         try:
@@ -193,7 +195,7 @@ class Agent:
 
 def _import_call_modules() -> None:
     """What a call needs (pydantic models, ~0.3 s of imports), while the browser starts."""
-    import simnet.peer.chromium.driver
+    import simnet.peer.browser.driver
     import simnet.peer.protocol  # noqa: F401
 
 

@@ -19,8 +19,9 @@ The browser's own helpers (zygotes, renderers, the GPU and utility processes) ou
 moment when it exits, and would be handed to init, which may reap them late or never: they
 stayed `<defunct>` after every call. So the agent is a child subreaper
 (`PR_SET_CHILD_SUBREAPER`, set in `agent.main`): they are handed to the agent instead, and
-`reap_orphans` waits for each of them (a pidfd says when it exits: no polling), killing what
-has not exited within CLOSE_TIMEOUT_S, whenever a browser is closed.
+`reap_orphans` (`simnet.peer.browser.processes`) waits for each of them (a pidfd says when
+it exits: no polling), killing what has not exited within CLOSE_TIMEOUT_S, whenever a browser
+is closed.
 
 TURN over TLS: coturn's certificate is self-signed. Chromium has no per-connection trust
 setting; it is told to accept exactly the certificates whose public keys the call trusts
@@ -34,20 +35,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
-import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from simnet.aio import within
+from simnet.peer.browser.processes import (
+    CLOSE_TIMEOUT_S,
+    die_with_parent,
+    fresh_profile,
+    kill,
+)
 from simnet.peer.chromium.cdp import CdpClosed, CdpConnection, CdpError, Result
 from simnet.peer.chromium.cdp_types import (
     AttachedTarget,
@@ -67,7 +71,6 @@ log = logging.getLogger("simnet.peer.chromium.browser")
 
 LAUNCH_TIMEOUT_S = 30.0  # spawn -> DevTools line; ~0.4 s here, a loaded machine takes longer
 PAGE_TIMEOUT_S = 15.0  # a new page loaded from file://
-CLOSE_TIMEOUT_S = 5.0
 DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 BINDING = "simnetEvent"
 # The fake camera's rate (Chromium's default is 20): a call asks for at most this many frames
@@ -75,7 +78,6 @@ BINDING = "simnetEvent"
 FAKE_CAMERA_FPS = 30
 # Browser log lines that say only that this machine has no desktop (no D-Bus, no UPower)
 LOG_NOISE = ("ERROR:dbus/",)
-PR_SET_PDEATHSIG = 1
 
 # Off: everything that would make the browser talk to a server of its own, or change what it
 # does between runs. (WebRtcHideLocalIpsWithMdns: host candidates carry real addresses.)
@@ -186,72 +188,12 @@ def browser_env(profile: Path) -> dict[str, str]:
     }
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the agent (the forking thread) dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def children(parent: int | None = None) -> list[int]:
-    """The pids whose parent is `parent` (default: this process), zombies included."""
-    parent = os.getpid() if parent is None else parent
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1 and int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return found
-
-
-async def reap_orphans(keep: Sequence[int] = (), timeout_s: float = CLOSE_TIMEOUT_S) -> int:
-    """Reap every child of this process but `keep` (the processes asyncio waits for): wait for
-    each to exit, SIGKILL those still running after `timeout_s`, and repeat while exiting
-    helpers hand theirs over. Returns how many were reaped."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    reaped = 0
-    while pids := [p for p in children() if p not in keep]:
-        for pid in pids:
-            try:
-                fd = os.pidfd_open(pid)
-            except ProcessLookupError:
-                continue
-            try:
-                exited = asyncio.Event()
-                loop.add_reader(fd, exited.set)
-                try:
-                    await within(exited.wait(), max(deadline - loop.time(), 0.0))
-                except TimeoutError:
-                    log.info("killing browser helper %d: still running after its browser", pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    await exited.wait()
-                finally:
-                    loop.remove_reader(fd)
-            finally:
-                os.close(fd)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-                reaped += 1
-    return reaped
-
-
-def fresh_profile(profile: Path) -> None:
-    """An empty profile directory at `profile` (created, or emptied: it is the agent's)."""
-    if profile.exists():
-        shutil.rmtree(profile)
-    profile.mkdir(parents=True)
-
-
 class Page:
-    """One page target, attached through a flat session; events of its binding go to `sink`."""
+    """One page target, attached through a flat session; events of its binding go to `sink`.
+    A `simnet.peer.browser.driver.CallPage`."""
+
+    #: what a command raises when the page or the browser is gone
+    failures: tuple[type[Exception], ...] = (CdpClosed, CdpError)
 
     def __init__(self, browser: Browser, target_id: str, session_id: str) -> None:
         self.browser = browser
@@ -324,6 +266,23 @@ class Page:
             raise BrowserError(f"page script failed: {evaluated.exception_details.shown}")
         return evaluated.result.value
 
+    async def gone(self) -> str:
+        """Returns (a reason) when the page's renderer crashes or the browser goes away."""
+        crashed = asyncio.ensure_future(asyncio.shield(self.crashed))
+        closed = asyncio.ensure_future(asyncio.shield(self.browser.cdp.closed))
+        exited = asyncio.ensure_future(self._exit_reason())
+        waits: set[asyncio.Future[str]] = {crashed, closed, exited}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return next(iter(done)).result()
+
+    async def _exit_reason(self) -> str:
+        code = await self.browser.process.wait()
+        return f"the browser exited (code {code})"
+
     async def close(self) -> None:
         with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
             await self.browser.cdp.send(
@@ -377,7 +336,7 @@ class Browser:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=None,  # the agent's descriptor 1, which is its log (see agent.EventWriter)
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         try:
             if while_starting is not None:
@@ -385,12 +344,12 @@ class Browser:
             assert process.stderr is not None
             devtools = await within(_devtools_url(process.stderr), LAUNCH_TIMEOUT_S)
         except TimeoutError:
-            await _kill(process)
+            await kill(process)
             raise BrowserError(
                 f"{binary} printed no DevTools address within {LAUNCH_TIMEOUT_S:g} s"
             ) from None
         except BaseException:
-            await _kill(process)
+            await kill(process)
             raise
         stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
         try:
@@ -399,7 +358,7 @@ class Browser:
             await cdp.send("Target.setDiscoverTargets", {"discover": True})
         except BaseException:
             stderr_task.cancel()
-            await _kill(process)
+            await kill(process)
             raise
         # "Chrome/156.0.8078.108" even for Chromium: the binary says which it is
         number = version.product.rpartition("/")[2]
@@ -485,7 +444,7 @@ class Browser:
             try:
                 await within(self.process.wait(), CLOSE_TIMEOUT_S)
             except TimeoutError:
-                await _kill(self.process)
+                await kill(self.process)
         await self.cdp.close()
         self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -527,11 +486,3 @@ async def _copy_lines(stream: asyncio.StreamReader | None) -> None:
         text = line.decode(errors="replace").rstrip()
         if text and not any(noise in text for noise in LOG_NOISE):
             log.info("chromium: %s", text)
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        with contextlib.suppress(TimeoutError):
-            await within(process.wait(), CLOSE_TIMEOUT_S)

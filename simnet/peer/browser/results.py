@@ -1,4 +1,4 @@
-"""A Chromium call's `CallResult`, built from what the page reports: pure functions.
+"""A browser call's `CallResult`, built from what the page reports: pure functions.
 
 The page sends its raw material (its phase times on its own clock, the candidates it gathered
 and received, `icecandidateerror` events, the data-channel figures and `getStats()` snapshots);
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from simnet.callspec import TurnTransport
-from simnet.peer.chromium.clock import ClockMapping
+from simnet.peer.browser.clock import ClockMapping
 from simnet.peer.iceurl import IceUrl, family_name, host_port
 from simnet.peer.protocol import (
     CallCommand,
@@ -94,14 +94,22 @@ def _by_id(stats: Sequence[Stats]) -> dict[str, Stats]:
     return {str(s["id"]): s for s in stats if "id" in s}
 
 
-def selected_pair(stats: Sequence[Stats]) -> SelectedPair | None:
-    """The pair the ICE transport uses now, from one `getStats()` snapshot."""
+def selected_pair(stats: Sequence[Stats], turn_urls: Sequence[str] = ()) -> SelectedPair | None:
+    """The pair the ICE transport uses now, from one `getStats()` snapshot: the `transport`
+    stats' `selectedCandidatePairId` (Chromium), else the candidate pair flagged `selected`
+    (Firefox, which has no transport stats). `turn_urls`: the call's, to name the URL of a
+    relayed candidate that does not say it (Firefox's)."""
     by_id = _by_id(stats)
     pair = None
     for s in stats:
         if s.get("type") == "transport" and s.get("selectedCandidatePairId"):
             pair = by_id.get(str(s["selectedCandidatePairId"]))
             break
+    if pair is None:
+        pair = next(
+            (s for s in stats if s.get("type") == "candidate-pair" and s.get("selected") is True),
+            None,
+        )
     if pair is None:
         return None
     local = by_id.get(str(pair.get("localCandidateId")))
@@ -110,7 +118,7 @@ def selected_pair(stats: Sequence[Stats]) -> SelectedPair | None:
         return None
     relay = None
     if local.get("candidateType") == "relay":
-        relay = relay_info(local)
+        relay = relay_info(local, turn_urls)
     return SelectedPair(local=_candidate(local), remote=_candidate(remote), relay=relay)
 
 
@@ -123,17 +131,39 @@ def _candidate(stats: Stats) -> CandidateInfo:
     )
 
 
-def relay_info(local: Stats) -> RelayInfo | None:
-    """How a relayed local candidate reaches its TURN server (its `url` and `relayProtocol`)."""
-    url = local.get("url")
+def relay_info(local: Stats, turn_urls: Sequence[str] = ()) -> RelayInfo | None:
+    """How a relayed local candidate reaches its TURN server (its `url` and `relayProtocol`);
+    for a candidate that names no URL, the one of `turn_urls` it must have come from
+    (`url_of_relay`)."""
+    protocol = local.get("relayProtocol")
+    url = local.get("url") or url_of_relay(
+        str(local.get("address") or local.get("ip") or ""),
+        str(protocol) if protocol else None,
+        turn_urls,
+    )
     endpoint = turn_endpoint(str(url)) if url else None
     if endpoint is None:
         return None
     host, port, transport = endpoint
-    protocol = local.get("relayProtocol")
     if protocol in ("udp", "tcp", "tls"):
         transport = protocol
     return RelayInfo(server_url=str(url), server=host_port(host, port), transport=transport)
+
+
+def url_of_relay(address: str, protocol: str | None, turn_urls: Sequence[str]) -> str | None:
+    """The one TURN URL of the call a relayed candidate at `address` (the TURN server's, with
+    the port it allocated) reached over `protocol` (None: not said) can have come from: the
+    URLs on that host and transport, and when several are, none (it cannot be told which).
+    For a browser whose candidates do not say their URL (Firefox)."""
+    found = []
+    for url in dict.fromkeys(turn_urls):
+        endpoint = turn_endpoint(url)
+        if endpoint is None:
+            continue
+        host, _, transport = endpoint
+        if host.strip("[]") == address.strip("[]") and protocol in (None, transport):
+            found.append(url)
+    return found[0] if len(found) == 1 else None
 
 
 def turn_attempts(
@@ -159,8 +189,8 @@ def turn_attempts(
             c
             for c in local_candidates
             if candidate_type(str(c.get("candidate", ""))) == "relay"
-            and c.get("url")
-            and turn_endpoint(str(c["url"])) == endpoint
+            and (url_of := _candidate_url(c, turn_urls))
+            and turn_endpoint(url_of) == endpoint
         ]
         failed = [e for e in errors if e.get("url") and turn_endpoint(str(e["url"])) == endpoint]
         if relayed:
@@ -182,6 +212,17 @@ def turn_attempts(
                 )
             )
     return attempts
+
+
+def _candidate_url(candidate: Mapping[str, Any], turn_urls: Sequence[str]) -> str | None:
+    """The TURN URL a relayed candidate the page gathered came from: its own `url`, else the
+    one its address and relay protocol point at (`url_of_relay`)."""
+    if candidate.get("url"):
+        return str(candidate["url"])
+    words = str(candidate.get("candidate", "")).split()
+    address = words[4] if len(words) > 5 else ""
+    protocol = candidate.get("relay_protocol")
+    return url_of_relay(address, str(protocol) if protocol else None, turn_urls)
 
 
 def _find(snapshot: Sequence[Stats], type_: str, kind: str) -> Stats | None:
@@ -249,6 +290,7 @@ def build_result(
 ) -> CallResult:
     """The call's result from the page's "report" event (see page.js `report()`)."""
     phase_t = {k: mapping.to_shared(float(v)) for k, v in report.get("phase_pt", {}).items()}
+    turn_urls = [url for server in cmd.ice_servers for url in server.urls]
     start_key = "offer_created" if cmd.role == "offer" else "offer_received"
     setup = None
     if start_key in phase_t and "dc_open" in phase_t:
@@ -262,7 +304,6 @@ def build_result(
         window_s = (float(window_pt[1]) - float(window_pt[0])) / 1000
         first, last = snapshots
         media = [kind_stats(kind, first, last, window_s) for kind in cmd.media.kinds]
-    turn_urls = [url for server in cmd.ice_servers for url in server.urls]
     local = report.get("local_candidates") or []
     return CallResult(
         role=cmd.role,
@@ -272,9 +313,9 @@ def build_result(
         # the pair at the end: in the report's snapshot, else in the one taken before the
         # closing "done" exchange (the peer may have closed first, taking this side's transport
         # and its selected pair with it); as it came up only when the call never got that far
-        selected_pair=selected_pair(stats)
-        or selected_pair(report.get("open_stats") or [])
-        or selected_pair(report.get("connected_stats") or []),
+        selected_pair=selected_pair(stats, turn_urls)
+        or selected_pair(report.get("open_stats") or [], turn_urls)
+        or selected_pair(report.get("connected_stats") or [], turn_urls),
         local_candidates=candidate_counts(str(c.get("candidate", "")) for c in local),
         remote_candidates=candidate_counts(str(c) for c in report.get("remote_candidates") or []),
         local_candidate_families=family_counts(str(c.get("candidate", "")) for c in local),

@@ -1,20 +1,21 @@
-"""One call on a Chromium peer, from the agent's side: start it in the page, relay its events,
-watch the browser, build the result.
+"""One call on a browser peer, from the agent's side: start it in the page, relay its events,
+watch the browser, build the result. Browser-neutral: the page is reached through `CallPage`,
+which each browser's agent implements over its own protocol (Chromium's CDP, Firefox's
+WebDriver BiDi).
 
 The page runs the call by itself (page.js); the agent
 
-1. measures the page's clock against the shared one (`simnet.peer.chromium.clock`: a few
-   `Runtime.evaluate` round trips, the smallest one kept) and hands the page the offset, which
-   the data-channel protocol needs for its shared-clock timestamps;
-2. starts the call (`simnetCall(spec)`) and turns each event the page sends through its binding
+1. measures the page's clock against the shared one (`simnet.peer.browser.clock`: a few
+   evaluations round trip, the smallest one kept) and hands the page the offset, which the
+   data-channel protocol needs for its shared-clock timestamps;
+2. starts the call (`simnetCall(spec)`) and turns each event the page sends (`simnetEvent`)
    into a protocol event stamped on the shared clock;
-3. watches the page meanwhile: its renderer crashing (`Inspector.targetCrashed`,
-   `Target.targetCrashed`), its DevTools session or the browser's connection ending, the browser
-   process exiting, and the page not answering a trivial `Runtime.evaluate` within
-   `unresponsive_s` (the watchdog, bounded by the shortest phase timeout) all end the call at once
-   with the error "browser"; so does a page that has not finished within the call's whole bound
+3. watches the page meanwhile: the page crashing or going away and the browser exiting
+   (`CallPage.gone`), and the page not answering a trivial evaluation within `unresponsive_s`
+   (the watchdog, bounded by the shortest phase timeout) all end the call at once with the error
+   "browser"; so does a page that has not finished within the call's whole bound
    (`Timeouts.total_s`), which a page that enforces its own timeouts never reaches;
-4. builds the `CallResult` from the page's "report" (`simnet.peer.chromium.results`).
+4. builds the `CallResult` from the page's "report" (`simnet.peer.browser.results`).
 """
 
 from __future__ import annotations
@@ -25,20 +26,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from simnet.callspec import CLOSE_TIMEOUT_S, DONE_WAIT_S
-from simnet.peer.chromium.browser import Page
-from simnet.peer.chromium.cdp import CdpClosed, CdpError
-from simnet.peer.chromium.clock import ClockMapping, Sample, mapping_from
-from simnet.peer.chromium.results import build_result
+from simnet.peer.browser.clock import ClockMapping, Sample, mapping_from
+from simnet.peer.browser.results import build_result
 from simnet.peer.protocol import CallCommand, CallResult, Event
 
-log = logging.getLogger("simnet.peer.chromium.driver")
+log = logging.getLogger("simnet.peer.browser.driver")
 
 Emit = Callable[[Event], None]
 
-CLOCK_SAMPLES = 5  # Runtime.evaluate round trips per calibration (0.7-1 ms each here)
+CLOCK_SAMPLES = 5  # evaluation round trips per calibration (0.7-1 ms each here)
 CLOCK_MAX_SAMPLES = 20  # ...and more, up to this many, while the bound is above the target
 # The target: five round trips give +-0.35-0.55 ms here; a loaded machine's slow round trips
 # once gave +-4 ms, which more samples bring back under it
@@ -49,11 +48,30 @@ UNRESPONSIVE_S = 3.0  # a page that has not answered for this long has hung (or 
 PRIVATE_EVENTS = frozenset({"report", "closed", "log", "page_error"})
 
 
+class CallPage(Protocol):
+    """What the driver needs of a browser's page, whatever protocol reaches it."""
+
+    #: where the page's `simnetEvent(payload)` strings go (None: nowhere)
+    sink: Callable[[str], None] | None
+    #: the exceptions the page's protocol raises when the page or the browser is gone
+    failures: tuple[type[Exception], ...]
+
+    async def evaluate(
+        self, expression: str, *, await_promise: bool = False, timeout_s: float = 10.0
+    ) -> Any:
+        """The value of `expression` in the page (JSON-serialisable)."""
+        ...
+
+    async def gone(self) -> str:
+        """Returns (a reason) when the page crashes or closes, or the browser goes away."""
+        ...
+
+
 class BrowserFailed(Exception):
     """The page crashed, hung or went away during a call."""
 
 
-async def measure_clock(page: Page) -> ClockMapping:
+async def measure_clock(page: CallPage) -> ClockMapping:
     """The page clock -> shared clock mapping: CLOCK_SAMPLES round trips, and more (up to
     CLOCK_MAX_SAMPLES) while the tightest one still bounds the error above the target."""
     taken: list[Sample] = []
@@ -82,7 +100,7 @@ def unresponsive_after(cmd: CallCommand) -> float:
     return min(UNRESPONSIVE_S, shortest)
 
 
-async def _watchdog(page: Page, limit_s: float) -> str:
+async def _watchdog(page: CallPage, limit_s: float) -> str:
     """Returns (a reason) only when the page stops answering; runs until cancelled otherwise."""
     while True:
         await asyncio.sleep(PING_INTERVAL_S)
@@ -90,11 +108,11 @@ async def _watchdog(page: Page, limit_s: float) -> str:
             await page.evaluate("0", timeout_s=limit_s)
         except TimeoutError:
             return f"the page did not answer for {limit_s:g} s (hung renderer)"
-        except (CdpClosed, CdpError) as exc:
+        except page.failures as exc:
             return f"the page is gone: {exc}"
 
 
-async def run_call(page: Page, cmd: CallCommand, emit: Emit) -> CallResult:
+async def run_call(page: CallPage, cmd: CallCommand, emit: Emit) -> CallResult:
     """Run one call in `page`; emits its events, returns its result (a page that fails is a
     result with error "browser", not an exception)."""
     mapping = await measure_clock(page)
@@ -112,7 +130,7 @@ async def run_call(page: Page, cmd: CallCommand, emit: Emit) -> CallResult:
     }
     deadline = time.monotonic() + cmd.timeouts.total_s(cmd.duration_s)
     watchdog = asyncio.ensure_future(_watchdog(page, unresponsive_after(cmd)))
-    gone = asyncio.ensure_future(_browser_gone(page))
+    gone = asyncio.ensure_future(page.gone())
     try:
         await page.evaluate(f"simnetCall({json.dumps(spec)})")
         while close_s is None:
@@ -135,7 +153,7 @@ async def run_call(page: Page, cmd: CallCommand, emit: Emit) -> CallResult:
                 emit({"event": name, "t": t, **event})
     except BrowserFailed as exc:
         failure = str(exc)
-    except (CdpClosed, CdpError) as exc:
+    except page.failures as exc:
         failure = f"the page is gone: {exc}"
     finally:
         page.sink = None
@@ -157,25 +175,6 @@ async def run_call(page: Page, cmd: CallCommand, emit: Emit) -> CallResult:
         phase_t=phase_t,
         clock_error_ms=mapping.error_s * 1000,
     )
-
-
-async def _browser_gone(page: Page) -> str:
-    """Returns (a reason) when the page's renderer crashes or the browser goes away."""
-    crashed = asyncio.ensure_future(asyncio.shield(page.crashed))
-    closed = asyncio.ensure_future(asyncio.shield(page.browser.cdp.closed))
-    exited = asyncio.ensure_future(_exit_reason(page))
-    waits: set[asyncio.Future[str]] = {crashed, closed, exited}
-    try:
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
-    return next(iter(done)).result()
-
-
-async def _exit_reason(page: Page) -> str:
-    code = await page.browser.process.wait()
-    return f"the browser exited (code {code})"
 
 
 async def _next(

@@ -1,15 +1,16 @@
-// simnet's Chromium peer: one WebRTC call per simnetCall(spec), driven by the agent over CDP.
+// simnet's browser peers (Chromium, Firefox): one WebRTC call per simnetCall(spec), driven by the
+// agent over the browser's own protocol (CDP, WebDriver BiDi).
 //
 // The page is a small web app: it speaks simnet's WebSocket signaling (ws://HOST:PORT/ws/ROOM/PEER,
 // JSON objects relayed to the other peer of the room), trickles its ICE candidates, and runs the
 // same data-channel application protocol as simnet/peer/aiortc/call/datachannel.py (label
 // "simnet", ordered; JSON text ping/pong, bulk/bulk-done, summary, done; binary bulk chunks under
-// the same flow control), so it can call an aiortc peer as well as another Chromium peer. Phases
+// the same flow control), so it can call an aiortc peer as well as another browser peer. Phases
 // and their timeouts are the aiortc call's (simnet/peer/aiortc/call/); a failure is a classified
 // error (simnet.callspec.ERROR_KINDS).
 //
-// Events go to the agent through the CDP binding window.simnetEvent, one JSON string each, stamped
-// with the page's clock `pt` (performance.timeOrigin + performance.now(), ms); the agent maps them
+// Events go to the agent through window.simnetEvent (a CDP binding, a BiDi channel), one JSON
+// string each, stamped with the page's clock `pt` (performance.timeOrigin + performance.now(), ms); the agent maps them
 // to the shared clock (time.monotonic()). The data-channel protocol carries shared-clock seconds
 // ("bulk" t0, "bulk-done" t_last, as aiortc does), so the agent hands the page its clock offset.
 // The call ends with a "report" event (what the result needs: error, figures, raw getStats()
@@ -252,7 +253,7 @@ class Call {
     const cmd = this.cmd;
     this.event('call_started', {role: cmd.role, room: cmd.room});
     if (cmd.signaling_kind !== 'ws') {
-      throw new CallFailed('signaling', 'a Chromium peer speaks WebSocket signaling only');
+      throw new CallFailed('signaling', 'a browser peer speaks WebSocket signaling only');
     }
     this.pc = new RTCPeerConnection({
       iceServers: cmd.ice_servers.map((s) => {
