@@ -31,7 +31,8 @@ from simnet.run.interop import (
 )
 from simnet.scenario.load import load_scenario
 
-ONE, TWO = NAMED_KINDS[0], NAMED_KINDS[-1]
+#: two stacks with every capability the default networks need (the gating tests take one away)
+ONE, TWO = [k for k in NAMED_KINDS if KINDS[k].capabilities.turn_tls][:2]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -183,3 +184,13 @@ def test_report_one_panel_per_network_and_unsupported_cells_named(
     assert lan.body.count("direct<br>40 ms") == 4 and "relay" not in lan.body
     assert tls.body.count("relay<br>40 ms") == 1
     assert tls.body.count(f"unsupported: turn_tls ({TWO})") == 3
+
+
+def test_the_registry_decides_which_stacks_are_gated_on_the_tls_network() -> None:
+    tls = default_networks(NAMED_KINDS)[-1]
+    plan = interop_plan(tls, NAMED_KINDS)
+    lacking = {k for k in NAMED_KINDS if not KINDS[k].capabilities.turn_tls}
+    assert len(plan.cells) + len(plan.unsupported) == len(NAMED_KINDS) ** 2
+    assert set(plan.unsupported) == {
+        (a, b) for a in NAMED_KINDS for b in NAMED_KINDS if {a, b} & lacking
+    }
