@@ -63,7 +63,8 @@ def scenario(kind: str, hold_s: float) -> Scenario:
             "hosts": {"alice": {"behind": "a-nat", "peer": kind},
                       "bob": {"behind": "b-nat", "peer": kind}},
             "servers": {"stun": {"kind": "stun"}, "signaling": {"kind": "signaling"}},
-            "call": {"duration_s": hold_s, "data_bytes": 0, "media": {"audio": True}},
+            "call": {"duration_s": hold_s, "data_bytes": 0, "media": {"audio": True},
+                     "liveness": None},  # the stack's own consent, not simnet's checks
         }
     )  # fmt: skip
 
@@ -159,6 +160,16 @@ def wire_figures(messages: list[Stun]) -> dict[str, Any]:
         "checks": len(firsts),
         "nomination": nomination,
         "use_candidate_checks": len({m.txid for m in nominating}),
+        # the first nominating checks: (ms after the first check, to, ms after that address's
+        # first success response or None: sent before any)
+        "nominations": [
+            (
+                round(1000 * (m.t - checks[0].t), 1),
+                m.peer,
+                round(1000 * (m.t - ok_at[m.peer]), 1) if m.peer in ok_at else None,
+            )
+            for m in nominating[:4]
+        ],
         "pacing_ms": round(median(pacing), 1) if pacing else None,
         "largest_burst": max(bursts),
         "retransmit_ms": [round(median(r), 1) if r else None for r in (retrans1, retrans2)],
