@@ -12,7 +12,7 @@ which users' stored results have:
   (`simnet.call.timeline`);
 - `cell`: the columns the job adds to place the call in its cell (`nat_a`/`nat_b` of the matrix,
   and its `family` where the networks carry IPv6; `sweep`, `axis.<path>`, `sweep_jobs` of a
-  sweep);
+  sweep; `network` and `needs` of the interop grid);
 - the run's identity (`scenario`, `scenario_hash`, `seed`, `run`, `run_id`, `wall_ms`), its
   variant (`overrides`: the `--set`s it ran with; rows without the column had none recorded)
   and `schema_version`.
