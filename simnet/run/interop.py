@@ -18,12 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from simnet.call.expect import unmet
 from simnet.peerkinds import KINDS, NAMED_KINDS, Capabilities, find_program
 from simnet.quantile import quantile
 from simnet.results.schema import ResultRow
 from simnet.run.calls import Cell, run_scenario
-from simnet.scenario.model import Scenario
+from simnet.scenario.model import CallSpec, Scenario
 
 #: the capabilities a network can need, as the registry names them
 CAPABILITY_NAMES: tuple[str, ...] = tuple(Capabilities.__dataclass_fields__)
@@ -164,12 +166,30 @@ def network_of_file(scenario: Scenario, kinds: Sequence[str]) -> InteropNetwork:
         raise ValueError("call: an interop network needs a call (offerer and answerer hosts)")
     data = scenario.model_dump(mode="json", exclude_none=True)
     hosts = data["hosts"]
-    templates = {"a": hosts.pop(scenario.call.offerer), "b": hosts.pop(scenario.call.answerer)}
-    for side, template in templates.items():
+    sides = {scenario.call.offerer: "a", scenario.call.answerer: "b"}
+    for name, side in sides.items():
+        template = hosts.pop(name)
         for kind in kinds:
             hosts[host_name(side, kind)] = {**template, "peer": kind}
-    data["call"].update(offerer=host_name("a", kinds[0]), answerer=host_name("b", kinds[0]))
-    return InteropNetwork(scenario.name, Scenario.model_validate(data), needs_of(scenario))
+    data["call"] = _retarget(data["call"], {n: host_name(s, kinds[0]) for n, s in sides.items()})
+    try:
+        network = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError("; ".join(str(e["msg"]) for e in exc.errors())) from None
+    return InteropNetwork(scenario.name, network, needs_of(scenario))
+
+
+def _retarget(call: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The call with its offerer, answerer and timeline targets renamed by `names`: a
+    timeline that moves the offerer's host moves the host of the cell's offerer."""
+    timeline = [
+        {**event, "target": names.get(event.get("target", ""), event.get("target"))}
+        if event.get("target") in names
+        else event
+        for event in call.get("timeline", [])
+    ]
+    return {**call, "offerer": names[call["offerer"]], "answerer": names[call["answerer"]],
+            "timeline": timeline}  # fmt: skip
 
 
 def missing_capability(network: InteropNetwork, offerer: str, answerer: str) -> str | None:
@@ -205,9 +225,8 @@ def interop_plan(network: InteropNetwork, kinds: Sequence[str]) -> InteropPlan:
             if lacking is not None:
                 unsupported[offerer, answerer] = lacking
                 continue
-            spec = call.model_copy(
-                update={"offerer": host_name("a", offerer), "answerer": host_name("b", answerer)}
-            )
+            names = {call.offerer: host_name("a", offerer), call.answerer: host_name("b", answerer)}
+            spec = CallSpec.model_validate(_retarget(call.model_dump(exclude_none=True), names))
             cells.append((spec, {"network": network.name, "needs": ",".join(network.needs)}))
     return InteropPlan(network, tuple(kinds), cells, unsupported)
 

@@ -194,3 +194,16 @@ def test_the_registry_decides_which_stacks_are_gated_on_the_tls_network() -> Non
     assert set(plan.unsupported) == {
         (a, b) for a in NAMED_KINDS for b in NAMED_KINDS if {a, b} & lacking
     }
+
+
+def test_a_files_timeline_acts_on_each_cells_own_hosts() -> None:
+    loaded = load_scenario(ROOT / "scenarios" / "handover-wifi-to-lte.yaml", [])
+    plan = interop_plan(network_of_file(loaded, (ONE, TWO)), (ONE, TWO))
+    for call, _ in plan.cells:
+        assert [e.target for e in call.timeline if e.action == "move"] == [call.offerer]
+
+
+def test_a_file_that_cannot_be_a_network_is_one_value_error() -> None:
+    loaded = load_scenario(ROOT / "scenarios" / "direct-lan.yaml", [])
+    with pytest.raises(ValueError, match="interop network needs a call"):
+        network_of_file(loaded.model_copy(update={"call": None}), (ONE,))
