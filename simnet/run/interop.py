@@ -164,7 +164,7 @@ def network_of_file(scenario: Scenario, kinds: Sequence[str]) -> InteropNetwork:
     ValueError where the file has no call to take the two sides from."""
     if scenario.call is None:
         raise ValueError("call: an interop network needs a call (offerer and answerer hosts)")
-    data = scenario.model_dump(mode="json", exclude_none=True)
+    data = scenario.model_dump(mode="json")
     hosts = data["hosts"]
     sides = {scenario.call.offerer: "a", scenario.call.answerer: "b"}
     for name, side in sides.items():
@@ -226,7 +226,7 @@ def interop_plan(network: InteropNetwork, kinds: Sequence[str]) -> InteropPlan:
                 unsupported[offerer, answerer] = lacking
                 continue
             names = {call.offerer: host_name("a", offerer), call.answerer: host_name("b", answerer)}
-            spec = CallSpec.model_validate(_retarget(call.model_dump(exclude_none=True), names))
+            spec = CallSpec.model_validate(_retarget(call.model_dump(), names))
             cells.append((spec, {"network": network.name, "needs": ",".join(network.needs)}))
     return InteropPlan(network, tuple(kinds), cells, unsupported)
 

@@ -192,15 +192,15 @@ func (a *agent) startCall(line string) {
 		}
 	}
 	call := newCall(cmd, a.tone)
-	a.current = call
-	go func() {
-		call.run()
+	call.release = func() {
 		a.mu.Lock()
 		if a.current == call {
 			a.current = nil
 		}
 		a.mu.Unlock()
-	}()
+	}
+	a.current = call
+	go call.run()
 }
 
 // refusal says why this peer cannot make the call ("" if it can).
