@@ -31,6 +31,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.plan import HOST_IF, plan_network
 from simnet.peer.control.hosting import HostedPeer
+from simnet.peerkinds import PeerPair
 from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
 from simnet.results.schema import ResultRow
 from simnet.run.one_call import (
@@ -70,6 +71,30 @@ def load_pairs(scenario: Scenario, levels: Sequence[int], source: str) -> list[t
     return pairs
 
 
+def call_hosts(scenario: Scenario, source: str) -> tuple[str, str]:
+    """The hosts (templates) of the call's offerer and answerer."""
+    call = call_of(scenario.model_copy(update={"call": _one(scenario)}), source)
+    return call.offerer, call.answerer
+
+
+def peer_overrides(scenario: Scenario, peers: PeerPair, source: str) -> list[str]:
+    """`--set`s making the call's offerer template of kind `peers[0]` and its answerer of
+    `peers[1]` (`simnet load --peers`): overrides, so the rows record them as they record
+    the user's own."""
+    offerer, answerer = call_hosts(scenario, source)
+    return [f"hosts.{offerer}.peer={peers[0]}", f"hosts.{answerer}.peer={peers[1]}"]
+
+
+def sized(scenario: Scenario, calls: int, source: str) -> Scenario:
+    """`scenario` with its call's host templates cut to the `calls` instances the largest level
+    uses: a file that holds 200 pairs costs a 10-call run only its 10 pairs' namespaces."""
+    hosts = dict(scenario.hosts)
+    for name in call_hosts(scenario, source):
+        if name in hosts:
+            hosts[name] = hosts[name].model_copy(update={"count": min(hosts[name].count, calls)})
+    return scenario.model_copy(update={"hosts": hosts})
+
+
 def host_groups(pairs: Sequence[tuple[str, str]], processes: int) -> list[list[str]]:
     """Which peers each hosting process gets: call k's offerer goes to process k mod P, its
     answerer to the next one. So at every level each process carries as many senders of the
@@ -96,6 +121,7 @@ class _Counters:
     coturn_cpu_s: float
     agent_cpu_s: dict[int, float]  # per peer process (its children included)
     relayed_bytes: int
+    relayed_packets: int
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (buffer full)
     peer_udp_drops: int  # ... the peers' sockets dropped
     t: float
@@ -116,10 +142,12 @@ class _Watch:
         return [_process(h.pid) for h in self.services.turn.values()]
 
     def counters(self) -> _Counters:
+        turn_sent = [_tx(self.network.ns(name)) for name in self.services.turn]
         return _Counters(
             coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
             agent_cpu_s=self.agent_cpu(),
-            relayed_bytes=sum(_tx_bytes(self.network.ns(name)) for name in self.services.turn),
+            relayed_bytes=sum(sent[0] for sent in turn_sent),
+            relayed_packets=sum(sent[1] for sent in turn_sent),
             turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
             peer_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.peers),
             t=time.monotonic(),
@@ -191,15 +219,16 @@ def _udp_drops(ns: str) -> int:
     return sum(int(values[header.index(k)]) for k in ("RcvbufErrors", "InErrors"))
 
 
-def _tx_bytes(ns: str) -> int:
-    """Bytes sent by namespace `ns`'s interface (`/proc/thread-self/net/dev` of a thread
-    inside it: the kernel's own counter)."""
+def _tx(ns: str) -> tuple[int, int]:
+    """Bytes and packets sent by namespace `ns`'s interface (`/proc/thread-self/net/dev` of a
+    thread inside it: the kernel's own counters)."""
     with netns.entered(ns), open("/proc/thread-self/net/dev") as dev:
         for line in dev:
             name, _, fields = line.partition(":")
             if name.strip() == HOST_IF:
-                return int(fields.split()[8])
-    return 0
+                sent = fields.split()
+                return int(sent[8]), int(sent[9])
+    return 0, 0
 
 
 @contextlib.asynccontextmanager
@@ -293,7 +322,7 @@ async def run_levels(
         for concurrency in levels:
             async with (
                 _measured(watch) as marks,
-                pressure.watched(queue_namespaces(network)) as emulator,
+                pressure.watched(queue_namespaces(network), network.run) as emulator,
             ):
                 level = _Level(concurrency, time.monotonic())
                 await asyncio.gather(
@@ -318,10 +347,12 @@ async def run_levels(
                 ),
                 agent_cpu_pct_peak=watch.cpu_peak_pct,
                 relayed_bytes=after.relayed_bytes - before.relayed_bytes,
+                relayed_packets=after.relayed_packets - before.relayed_packets,
                 turn_udp_drops=after.turn_udp_drops - before.turn_udp_drops,
                 peer_udp_drops=after.peer_udp_drops - before.peer_udp_drops,
                 cores=os.cpu_count() or 1,
                 emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
+                emulator_late=bool(emulator.columns().get("emulator_late", False)),
             )
             figures.append(level_figures(concurrency, level.rows, resources))
     finally:
@@ -343,7 +374,8 @@ def run_load(
     pairs = load_pairs(scenario, levels, source or scenario.name)
     settings.check_environment()
     processes = shared_processes or os.cpu_count() or 1
-    with emulated_network(plan_network(scenario), label=f"load {scenario.name}") as network:
+    built = sized(scenario, max(levels), source or scenario.name)
+    with emulated_network(plan_network(built), label=f"load {scenario.name}") as network:
         return run_terminable(
             run_levels(network, scenario, levels, pairs, ramp_per_s, on_row, processes, overrides)
         )
