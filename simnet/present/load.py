@@ -25,6 +25,7 @@ COLUMNS = {
     "peers CPU %": "agent_cpu_pct",
     "busiest process %": "agent_cpu_pct_max",
     "its busiest 1 s %": "agent_cpu_pct_peak",
+    "harness process 1 s %": "harness_cpu_pct_peak",
     "limited by": "limited",
 }
 

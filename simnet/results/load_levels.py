@@ -42,6 +42,8 @@ class LevelResources:
     cores: int  # CPUs of the machine
     emulator_limited: bool  # the userspace link emulator's flag over the level
     emulator_late: bool = False  # a delay line released a packet over 1 ms late in the level
+    harness_cpu_s: float = 0.0  # the load command's own process (calls' control, signaling)
+    harness_cpu_pct_peak: float = 0.0  # ... in its busiest second, % of a core
 
 
 class LevelFigures(BaseModel):
@@ -69,6 +71,8 @@ class LevelFigures(BaseModel):
     agent_cpu_pct: float
     agent_cpu_pct_max: float  # the busiest peer process, over the level
     agent_cpu_pct_peak: float  # the busiest peer process in its busiest second
+    harness_cpu_pct: float  # the load command's own process (it runs the signaling server)
+    harness_cpu_pct_peak: float  # ... in its busiest second
     emulator_limited: bool
     emulator_late: bool
     harness_limited: bool
@@ -118,6 +122,8 @@ def level_figures(
     busiest = resources.agent_cpu_s_max / wall * 100
     # a level shorter than the sampling window has only its average
     peak = max(resources.agent_cpu_pct_peak, busiest)
+    own = resources.harness_cpu_s / wall * 100
+    own_peak = max(resources.harness_cpu_pct_peak, own)
     return LevelFigures(
         concurrency=concurrency,
         calls=len(calls),
@@ -141,10 +147,13 @@ def level_figures(
         agent_cpu_pct=round(agent_pct, 1),
         agent_cpu_pct_max=round(busiest, 1),
         agent_cpu_pct_peak=round(peak, 1),
+        harness_cpu_pct=round(own, 1),
+        harness_cpu_pct_peak=round(own_peak, 1),
         emulator_limited=resources.emulator_limited,
         emulator_late=resources.emulator_late,
         harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
-        or peak > PROCESS_LIMIT_SHARE * 100,
+        or peak > PROCESS_LIMIT_SHARE * 100
+        or own_peak > PROCESS_LIMIT_SHARE * 100,
         wall_s=round(resources.wall_s, 2),
         errors=dict(Counter(c.error for c in calls if c.error)),
     )

@@ -120,6 +120,7 @@ class _Counters:
 
     coturn_cpu_s: float
     agent_cpu_s: dict[int, float]  # per peer process (its children included)
+    harness_cpu_s: float  # this process's own: the calls' control and the signaling server
     relayed_bytes: int
     relayed_packets: int
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (buffer full)
@@ -135,6 +136,7 @@ class _Watch:
     services: Services
     rss_peak_mb: float = 0.0
     cpu_peak_pct: float = 0.0  # the busiest peer process in its busiest window (% of a core)
+    harness_peak_pct: float = 0.0  # this process in its busiest window
     agent_pids: list[int] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
 
@@ -146,6 +148,7 @@ class _Watch:
         return _Counters(
             coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
             agent_cpu_s=self.agent_cpu(),
+            harness_cpu_s=_cpu(psutil.Process()),
             relayed_bytes=sum(sent[0] for sent in turn_sent),
             relayed_packets=sum(sent[1] for sent in turn_sent),
             turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
@@ -168,6 +171,8 @@ class _Watch:
         Why a window: a level's average hides the seconds when all its calls set up at once,
         and those are when a saturated process delays every call's packets."""
         peak = PeakShare(CPU_WINDOW_S)
+        own = PeakShare(CPU_WINDOW_S)
+        me = psutil.Process()
         while True:
             total = 0.0
             for process in self.coturn():
@@ -175,6 +180,7 @@ class _Watch:
                     total += process.memory_info().rss / 1e6
             self.rss_peak_mb = max(self.rss_peak_mb, total)
             self.cpu_peak_pct = peak.add(time.monotonic(), self.agent_cpu())
+            self.harness_peak_pct = own.add(time.monotonic(), {me.pid: _cpu(me)})
             await asyncio.sleep(SAMPLE_S)  # a sampling period, not a readiness wait
 
 
@@ -236,7 +242,7 @@ async def _measured(watch: _Watch) -> AsyncIterator[list[_Counters]]:
     """Counters before and after the block (appended to the yielded list), coturn's RSS and
     the peers' peak CPU sampled while it runs."""
     marks = [await asyncio.to_thread(watch.counters)]
-    watch.rss_peak_mb = watch.cpu_peak_pct = 0.0
+    watch.rss_peak_mb = watch.cpu_peak_pct = watch.harness_peak_pct = 0.0
     sampler = asyncio.ensure_future(watch.sample())
     try:
         yield marks
@@ -346,6 +352,8 @@ async def run_levels(
                     default=0.0,
                 ),
                 agent_cpu_pct_peak=watch.cpu_peak_pct,
+                harness_cpu_s=after.harness_cpu_s - before.harness_cpu_s,
+                harness_cpu_pct_peak=watch.harness_peak_pct,
                 relayed_bytes=after.relayed_bytes - before.relayed_bytes,
                 relayed_packets=after.relayed_packets - before.relayed_packets,
                 turn_udp_drops=after.turn_udp_drops - before.turn_udp_drops,

@@ -272,3 +272,13 @@ def test_a_load_run_builds_only_the_pairs_its_largest_level_uses() -> None:
     assert (built.hosts["alice"].count, built.hosts["bob"].count) == (10, 10)
     assert sized(scenario, 45, "x").hosts["alice"].count == 40  # never more than the file has
     assert scenario.hosts["alice"].count == 40  # the user's scenario (naming the rows) unchanged
+
+
+def test_a_saturated_load_command_process_limits_the_harness() -> None:
+    """The load command's own process controls every call and serves signaling: at 95 % of a
+    core in its busiest second, the set-up times measure it, whatever the peers used."""
+    quiet = replace(RESOURCES, agent_cpu_s=0.4, agent_cpu_s_max=0.1, agent_cpu_pct_peak=5.0)
+    assert not level_figures(1, [row()], quiet).harness_limited
+    busy = level_figures(1, [row()], replace(quiet, harness_cpu_s=3.0, harness_cpu_pct_peak=95.0))
+    assert busy.harness_limited and busy.harness_cpu_pct == 75.0  # 3 s of CPU in 4 s
+    assert busy.harness_cpu_pct_peak == 95.0
