@@ -218,11 +218,12 @@ def _cpu(process: psutil.Process) -> float:
 
 def _udp_drops(ns: str) -> int:
     """Datagrams namespace `ns`'s UDP sockets dropped for a full receive buffer, or as errors
-    (`Udp: RcvbufErrors`, `InErrors` of /proc/thread-self/net/snmp inside it: the kernel's)."""
+    (`Udp: InErrors` of /proc/thread-self/net/snmp inside it: the kernel's; it counts a buffer
+    drop too, which `RcvbufErrors` counts again, so that one is not added)."""
     with netns.entered(ns), open("/proc/thread-self/net/snmp") as snmp:
         lines = [line.split() for line in snmp if line.startswith("Udp:")]
     header, values = lines[0], lines[1]
-    return sum(int(values[header.index(k)]) for k in ("RcvbufErrors", "InErrors"))
+    return int(values[header.index("InErrors")])
 
 
 def _tx(ns: str) -> tuple[int, int]:
