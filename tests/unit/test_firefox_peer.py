@@ -23,6 +23,7 @@ import pytest
 from simnet.errors import EnvironmentProblem
 from simnet.peer.browser.results import relay_info, selected_pair, turn_attempts, url_of_relay
 from simnet.peer.firefox import agent_argv, certs, require_firefox
+from simnet.peer.firefox.agent import _trustable
 from simnet.peer.firefox.bidi import BidiError, ScriptError, command, evaluated, plain, session_url
 from simnet.peer.firefox.browser import (
     LISTENING_LINE,
@@ -135,6 +136,8 @@ def test_a_missing_certutil_is_a_browser_error_saying_how_to_get_it(
     with pytest.raises(BrowserError, match="libnss3-tools"):
         write_profile(profile, [tmp_path / "ca.pem"])
     write_profile(profile)  # trusting nothing needs no certutil
+    # the agent then trusts nothing extra rather than failing its start (UDP and TCP still work)
+    assert _trustable([tmp_path / "ca.pem"]) == []
 
 
 def test_flags_launch_headless_on_the_profile_with_a_kernel_picked_port(tmp_path: Path) -> None:

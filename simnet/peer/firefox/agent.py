@@ -37,6 +37,7 @@ from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.peer.browser import PAGE
+from simnet.peer.firefox import certs
 from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Agent:
 
         self.binary = require_firefox(args.firefox)  # its message ends the agent's log
         self.profile: Path = args.profile
-        self.trust: list[Path] = list(args.trust)
+        self.trust: list[Path] = _trustable(args.trust)
         self.emit = emit
         self.browser: Browser | None = None
         self.page: Page | None = None
@@ -109,6 +110,8 @@ class Agent:
         """Relaunch the browser on a fresh profile if the call trusts a file its profile does
         not: the NSS database is written before the browser starts (`certs`)."""
         if ca_file is None or self.browser is None or Path(ca_file) in self.trust:
+            return
+        if not _trustable([Path(ca_file)]):
             return
         log.info("relaunching the browser to trust %s", ca_file)
         self.trust.append(Path(ca_file))
@@ -173,6 +176,16 @@ class Agent:
         except Exception:  # the next call tries again, and reports what fails
             log.exception("cannot replace the broken page")
             self.page = None
+
+
+def _trustable(pem_files: list[Path]) -> list[Path]:
+    """`pem_files`, or none when NSS's certutil is missing: the browser then starts trusting
+    nothing extra (a call over TURN/TLS fails, as its TURN attempts say; UDP and TCP work), and
+    the log says how to get it (`simnet doctor` checks it too)."""
+    if pem_files and certs.certutil() is None:
+        log.warning("no %s: not trusting %s (%s)", certs.CERTUTIL, pem_files, certs.CERTUTIL_FIX)
+        return []
+    return list(pem_files)
 
 
 def _import_call_modules() -> None:
