@@ -40,6 +40,7 @@ from tests.integration.peerbench import (
     DATA_BYTES,
     TIMEOUTS,
     Bench,
+    Services,
     aiortc_agent,
     bench_call,
     built,
@@ -263,6 +264,33 @@ async def test_turn_over_tls_to_an_ip_literal_is_refused_before_any_packet(bench
         assert not result.local_candidates
         assert result.error_detail is not None and "no local candidate" in result.error_detail
     assert read_counters(net.ns("alice"))["from_turn"] == (0, 0)
+
+
+async def test_a_ca_not_trusted_at_launch_costs_a_relaunch_then_is_in_the_profile(
+    network: Network,
+) -> None:
+    """Agents started trusting nothing: the first call naming a `ca_file` relaunches each
+    browser on a fresh profile whose NSS database trusts it, and the call works."""
+
+    async def untrusting(running: Services, host: str) -> PeerAgent:
+        return await start_firefox(running.net, host)
+
+    async with make_bench(network, untrusting, untrusting) as bench:
+        pids = {a.ready_event["browser_pid"] for a in (bench.alice, bench.bob)}
+        offer, answer = commands(bench)  # names coturn's CA as its ca_file
+        alice_events, bob_events = await bench_call(bench, offer, answer)
+        for result in (result_of(alice_events), result_of(bob_events)):
+            _check(result)
+        for host in ("alice", "bob"):
+            profile = network.run.workdir / f"firefox-{host}"
+            listed = subprocess.run(
+                ["certutil", "-L", "-d", f"sql:{profile}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert "simnet-ca-0" in listed and "C,," in listed, listed
+        assert not pids & set(_firefox_pids(network.run.id))  # both browsers relaunched
 
 
 async def test_firefox_and_aiortc_call_each_other(mixed: Bench) -> None:
