@@ -47,6 +47,8 @@ class Capabilities:
     turn_tcp: bool
     #: relays through TURN over TLS (`turns:`), trusting the call's `ca_file`
     turn_tls: bool
+    #: relays over TLS to a `turns:` URL that is an IP address (not a host name)
+    turn_tls_to_address: bool
     #: gathers and connects over IPv6, server URLs with IPv6 literals included
     ipv6: bool
     #: reaches TURN and signaling through an HTTP proxy
@@ -131,6 +133,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 several_turn_urls=False,  # it uses the first TURN URL its parser accepts
                 turn_tcp=True,
                 turn_tls=True,
+                turn_tls_to_address=True,
                 ipv6=True,  # gathers IPv6; simnet parses IPv6 URL literals for it (aioice cannot)
                 http_proxy=False,
                 shared_process=True,  # simnet.peer.aiortc.host
@@ -158,6 +161,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 several_turn_urls=True,
                 turn_tcp=True,
                 turn_tls=True,
+                turn_tls_to_address=True,
                 ipv6=True,
                 http_proxy=False,  # simnet launches it with no proxy
                 shared_process=False,  # a browser per peer
@@ -177,6 +181,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 several_turn_urls=True,  # it is given every URL, as a browser is
                 turn_tcp=True,
                 turn_tls=True,
+                turn_tls_to_address=True,
                 ipv6=False,
                 http_proxy=False,
                 shared_process=False,
@@ -207,6 +212,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 several_turn_urls=True,  # pion allocates on every TURN URL it is given
                 turn_tcp=True,
                 turn_tls=True,  # trusting the call's ca_file through SSL_CERT_FILE (trust.go)
+                turn_tls_to_address=True,
                 ipv6=True,  # host and srflx over UDP/IPv6; its TURN client speaks IPv4 only
                 http_proxy=False,
                 shared_process=False,  # a process per peer (a Go process is ~10 MB)
@@ -233,10 +239,10 @@ KINDS: dict[str, PeerKindSpec] = {
                 ice_restart=True,  # the shared page's simnetIceRestart; test_firefox_peer.py
                 several_turn_urls=True,
                 turn_tcp=True,  # tests/integration/test_firefox_peer.py
-                # measured: no relayed candidate from a `turns:` URL to coturn's self-signed
-                # certificate (the profile trusts no extra certificate; BiDi's
-                # acceptInsecureCerts does not reach nICEr's TLS)
-                turn_tls=False,
+                # the profile's NSS database trusts the call's CA (simnet.peer.firefox.certs);
+                # nICEr tries TLS only to a host name: `call.ice_urls: names` (test_firefox_peer)
+                turn_tls=True,
+                turn_tls_to_address=False,  # nICEr tries TLS only to a host name (above)
                 ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
                 http_proxy=False,  # its profile says: no proxy
                 shared_process=False,  # a browser per peer

@@ -301,15 +301,20 @@ def test_a_kept_line_without_delay_holds_nothing_and_keeps_deciding_the_loss() -
     assert "drop" not in egress_chain(t, "up", lined=True)  # a kept line: the line drops
 
 
+#: group management (IGMP) passes every IPv4 namespace's queue rules untouched
+SPARED = "-A PREROUTING -p igmp -j RETURN\n-A OUTPUT -p igmp -j RETURN\n"
+
+
 def test_queue_rules_follow_the_fed_directions_and_can_replace_a_namespace_whole() -> None:
     t = target({})  # ideal now, but both directions still go through the kept line
     rules = queue_rules([t], {}, fed={"alice": ("up", "down")}, flush=True)
     assert rules == {
         "sn-x-internet": (
-            "*raw\n-F PREROUTING\n-F OUTPUT\n-A PREROUTING -i p3 -j NFQUEUE --queue-num 0\nCOMMIT\n"
+            f"*raw\n-F PREROUTING\n-F OUTPUT\n{SPARED}"
+            "-A PREROUTING -i p3 -j NFQUEUE --queue-num 0\nCOMMIT\n"
         ),
         "sn-x-alice": (
-            "*raw\n-F PREROUTING\n-F OUTPUT\n"
+            f"*raw\n-F PREROUTING\n-F OUTPUT\n{SPARED}"
             "-A PREROUTING -i eth0 -j NFQUEUE --queue-num 1\nCOMMIT\n"
         ),
     }

@@ -32,7 +32,11 @@ from simnet.run.interop import (
 from simnet.scenario.load import load_scenario
 
 #: two stacks with every capability the default networks need (the gating tests take one away)
-ONE, TWO = [k for k in NAMED_KINDS if KINDS[k].capabilities.turn_tls][:2]
+ONE, TWO = [
+    k
+    for k in NAMED_KINDS
+    if KINDS[k].capabilities.turn_tls and KINDS[k].capabilities.turn_tls_to_address
+][:2]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,7 +82,7 @@ def test_every_ordered_pair_on_each_default_network() -> None:
         assert all(cell == {"network": network.name, "needs": ",".join(network.needs)}
                    for _, cell in plan.cells)  # fmt: skip
     tls = networks[-1]
-    assert tls.needs == ("turn_tls",)
+    assert tls.needs == ("turn_tls", "turn_tls_to_address")
     call = tls.scenario.call
     assert call is not None and call.turn_transports == ["tls"] and call.turn_port == 443
 
@@ -189,7 +193,11 @@ def test_report_one_panel_per_network_and_unsupported_cells_named(
 def test_the_registry_decides_which_stacks_are_gated_on_the_tls_network() -> None:
     tls = default_networks(NAMED_KINDS)[-1]
     plan = interop_plan(tls, NAMED_KINDS)
-    lacking = {k for k in NAMED_KINDS if not KINDS[k].capabilities.turn_tls}
+    lacking = {
+        k
+        for k in NAMED_KINDS
+        if not (KINDS[k].capabilities.turn_tls and KINDS[k].capabilities.turn_tls_to_address)
+    }
     assert len(plan.cells) + len(plan.unsupported) == len(NAMED_KINDS) ** 2
     assert set(plan.unsupported) == {
         (a, b) for a in NAMED_KINDS for b in NAMED_KINDS if {a, b} & lacking

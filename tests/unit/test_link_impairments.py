@@ -51,6 +51,7 @@ from simnet.net.plan import plan_network
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Impairment, LinkSpec
 from simnet.settings import SettingError
+from tests.unit.test_delay_line_changes import SPARED
 
 TC_TABLES = [Path(p) for p in ("/usr/lib/x86_64-linux-gnu/tc", "/usr/lib/tc", "/usr/lib64/tc")]
 
@@ -223,8 +224,8 @@ def test_queue_rules_feed_the_raw_table_before_conntrack_and_fail_closed() -> No
     """Each direction is queued where it arrived over the veth: down in `a`, up in `b`."""
     rules = queue_rules([target({"delay_ms": 10})], {})
     assert rules == {
-        "sn-x-internet": "*raw\n-A PREROUTING -i p3 -j NFQUEUE --queue-num 0\nCOMMIT\n",
-        "sn-x-alice": "*raw\n-A PREROUTING -i eth0 -j NFQUEUE --queue-num 1\nCOMMIT\n",
+        "sn-x-internet": f"*raw\n{SPARED}-A PREROUTING -i p3 -j NFQUEUE --queue-num 0\nCOMMIT\n",
+        "sn-x-alice": f"*raw\n{SPARED}-A PREROUTING -i eth0 -j NFQUEUE --queue-num 1\nCOMMIT\n",
     }
     assert not any("bypass" in text for text in rules.values())
     up_only = queue_rules([target({"up": {"jitter_ms": 3}}, router=True)], {})
@@ -263,6 +264,7 @@ def test_on_a_lan_up_is_queued_by_mac_at_the_router_and_same_lan_traffic_at_home
     rules = queue_rules([home, alice, inner], {"alice": "02:aa", "inner": "02:bb"})
     assert rules["sn-x-home"].splitlines() == [
         "*raw",
+        *SPARED.splitlines(),  # group management (IGMP) is link control, never delayed
         # frames that arrived from a LAN member first (an accepted verdict ends the chain) ...
         "-A PREROUTING -i lan -m mac --mac-source 02:aa -j NFQUEUE --queue-num 2",
         "-A PREROUTING -i lan -m mac --mac-source 02:bb -j NFQUEUE --queue-num 4",
@@ -272,6 +274,7 @@ def test_on_a_lan_up_is_queued_by_mac_at_the_router_and_same_lan_traffic_at_home
     ]
     assert rules["sn-x-alice"].splitlines() == [
         "*raw",
+        *SPARED.splitlines(),
         "-A PREROUTING -i eth0 -j NFQUEUE --queue-num 3",
         "-A OUTPUT -o eth0 -d 192.168.1.1/32 -j RETURN",  # the gateway: queued at home
         "-A OUTPUT -o eth0 -d 192.168.1.0/24 -j NFQUEUE --queue-num 2",  # bridged: queued here
@@ -279,6 +282,7 @@ def test_on_a_lan_up_is_queued_by_mac_at_the_router_and_same_lan_traffic_at_home
     ]
     assert rules["sn-x-inner"].splitlines() == [
         "*raw",
+        *SPARED.splitlines(),
         "-A OUTPUT -o wan -d 192.168.1.1/32 -j RETURN",
         "-A OUTPUT -o wan -d 192.168.1.0/24 -j NFQUEUE --queue-num 4",
         "-A PREROUTING -i lan -d 192.168.1.1/32 -j RETURN",

@@ -52,6 +52,12 @@ NFT_TABLE = "simnet_link"
 #: IPv6 neighbour discovery: left alone by every impairment, as ARP is in IPv4
 ND_TYPES = ("nd-neighbor-solicit", "nd-neighbor-advert")  # nftables' names
 ND_TYPES_XT = ("neighbour-solicitation", "neighbour-advertisement")  # ip6tables' names
+#: Multicast group management, IGMP in IPv4 and MLD (ICMPv6 130-132, 143) in IPv6: a router's
+#: LAN bridge reports its groups unsolicited for a few seconds after it comes up. Link control
+#: as ARP and neighbour discovery are, so the delay lines leave it alone too, and a line's
+#: count of released packets is the traffic a probe sent (one 40-byte IGMPv3 report reached
+#: a host's down line in 10 of 25 probes started right after a build).
+MLD_TYPES_XT = ("130", "131", "132", "143")
 DUP_MARK = 0x5D10  # copies made by `dup` carry it, so the egress chain lets them pass unchanged
 PPM = 1_000_000  # loss and duplication chances are rendered in parts per million
 ETHERNET_HEADER = 14
@@ -324,17 +330,20 @@ def queue_rules(
                     f"-A {hook} -d {lan} {jump}",
                 ]
             )
-    # neighbour discovery is left alone, as ARP is (iptables never sees ARP)
-    spared = [
-        f"-A {chain} -p ipv6-icmp --icmpv6-type {kind} -j RETURN"
-        for chain in ("PREROUTING", "OUTPUT")
-        for kind in ND_TYPES_XT
-    ]
+    # neighbour discovery and group management are left alone, as ARP is (iptables never
+    # sees ARP)
+    chains = ("PREROUTING", "OUTPUT")
+    if family == IPV6:
+        spared = [
+            f"-A {chain} -p ipv6-icmp --icmpv6-type {kind} -j RETURN"
+            for chain in chains
+            for kind in (*ND_TYPES_XT, *MLD_TYPES_XT)
+        ]
+    else:
+        spared = [f"-A {chain} -p igmp -j RETURN" for chain in chains]
     out = {}
     for ns in dict.fromkeys([*arriving, *own]):
-        lines = arriving.get(ns, []) + own.get(ns, [])
-        if family == IPV6:
-            lines = spared + lines
+        lines = spared + arriving.get(ns, []) + own.get(ns, [])
         if flush:
             lines = ["-F PREROUTING", "-F OUTPUT", *lines]
         out[ns] = "*raw\n" + "\n".join(lines) + "\nCOMMIT\n"
