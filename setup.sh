@@ -8,6 +8,7 @@ PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdum
           libnetfilter-queue-dev python3-venv gcc chromium tayga unbound
           golang-go golang-github-pion-webrtc.v3-dev golang-golang-x-net-dev golang-golang-x-sys-dev)
 PACKAGES+=(firefox-esr)  # peer: firefox (headless, driven over WebDriver BiDi)
+PACKAGES+=(squid)  # servers of kind http-proxy (simnet starts its own per run; the system service is left alone)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (simnet builds network namespaces)" >&2

@@ -32,6 +32,7 @@ from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLim
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
+from simnet.services.squid import ProxyConfig, SquidHandle, start_squid
 
 SIGNALING_PORT = 443
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
@@ -41,6 +42,7 @@ AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controll
 class Services:
     dns: DnsServices = field(default_factory=DnsServices)  # where the network has names
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
+    proxies: dict[str, SquidHandle] = field(default_factory=dict)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
     hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
@@ -80,6 +82,8 @@ class Services:
             await self.signaling.wait_closed()
         for handle in self.turn.values():
             handle.stop()
+        for proxy in self.proxies.values():
+            proxy.stop()
         self.dns.stop()
 
 
@@ -139,6 +143,17 @@ async def start_services(
                 network,
                 name,
                 TurnConfig(auth=auth, relay_families=relaying, **turn_limits(spec.limits)),
+            )
+        for name in _servers(scenario, "http-proxy"):
+            spec = scenario.servers[name]
+            services.proxies[name] = await start_squid(
+                network,
+                name,
+                ProxyConfig(
+                    tuple(network.plan.nodes[name].all_addresses()),
+                    tuple(spec.proxy_ports),
+                    spec.proxy_auth,
+                ),
             )
         signaling = _servers(scenario, "signaling")[0]
         # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
