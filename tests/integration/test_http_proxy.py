@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +28,10 @@ from simnet.services.squid import ProxyConfig, start_squid
 TIMEOUT_S = 5.0
 BLOCKED_S = 1.0
 
-pytestmark = pytest.mark.skipif(not Path("/usr/sbin/squid").exists(), reason="squid missing")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path("/usr/sbin/squid").exists(), reason="squid missing"),
+]
 
 
 def scenario(auth: dict[str, str] | None = None) -> dict[str, object]:
@@ -130,3 +135,49 @@ def test_a_proxy_with_auth_wants_the_password() -> None:
             sock.close()
             assert " 200 " in status
             https.accept()[0].close()
+
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "corporate-proxy.yaml"
+
+
+def squids_of(run_id: str) -> list[int]:
+    """Live squid processes whose configuration is in run `run_id`'s work directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"squid") and any(f"{run_id}.d".encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        ("servers.proxy.connect_ports=[8443]", "proxy-refused"),
+        ("hosts.alice.peer=aiortc", "proxy-unsupported"),
+    ],
+)
+def test_a_call_the_proxy_cannot_carry_fails_with_its_own_error(
+    override: str, error: str, tmp_path: Path, tools: Any
+) -> None:
+    done = tools.run_cli(
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--set", override, timeout=120
+    )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 1 and len(rows) == 1, done.output  # the expectation is unmet
+    assert rows[0]["error"] == error and rows[0]["via_proxy"] is False, rows[0]
+    assert not squids_of(rows[0]["run_id"])
+    assert not tools.namespaces(f"sn-{rows[0]['run_id']}-")
+
+
+def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> None:
+    done = tools.run_cli("run", str(SCENARIO), "--json", "--out", str(tmp_path), timeout=120)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and len(rows) == 1, done.output
+    row = rows[0]
+    assert row["via_proxy"] is True and row["path"] == "relay", row
+    assert row["relay_protocol"] in ("tcp", "tls") and row["proxy_target"].endswith(":443"), row
+    assert not squids_of(row["run_id"])

@@ -138,7 +138,9 @@ def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
     return sorted(set(hashes))
 
 
-def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> list[str]:
+def flags(
+    profile: Path, spki: Sequence[str] = (), url: str = "about:blank", proxy: str | None = None
+) -> list[str]:
     """The command-line flags of an agent's browser (see the module docstring)."""
     argv = [
         "--headless",
@@ -173,6 +175,13 @@ def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> 
     ]
     if spki:
         argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
+    if proxy is not None:
+        # As an enterprise policy sets it (WebRtcIPHandling): UDP never leaves, and WebRTC's
+        # TCP (TURN over TCP/TLS) goes through the proxy like the page's own connections.
+        argv += [
+            f"--proxy-server={proxy}",
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        ]
     argv.append(url)  # the first page: the call page itself, loading while DevTools connects
     return argv
 
@@ -322,13 +331,14 @@ class Browser:
         spki: Sequence[str] = (),
         url: str = "about:blank",
         while_starting: Callable[[], object] | None = None,
+        proxy: str | None = None,
     ) -> Browser:
         """Start the browser with one page at `url` and connect to it; returns once DevTools
         answers. `while_starting` runs right after the spawn, while the browser starts (the
         agent's own imports: two cores do both at once)."""
         fresh_profile(profile)
         spawned = time.monotonic()
-        argv = [str(binary), *flags(profile, spki, url)]
+        argv = [str(binary), *flags(profile, spki, url, proxy)]
         log.info("launching %s", " ".join(argv))
         process = await asyncio.create_subprocess_exec(
             *argv,
