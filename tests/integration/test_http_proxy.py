@@ -180,4 +180,6 @@ def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> No
     row = rows[0]
     assert row["via_proxy"] is True and row["path"] == "relay", row
     assert row["relay_protocol"] in ("tcp", "tls") and row["proxy_target"].endswith(":443"), row
+    kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()  # the log, with the rows
+    assert "TCP_TUNNEL/200" in kept and f"CONNECT {row['proxy_target']}" in kept
     assert not squids_of(row["run_id"])

@@ -115,3 +115,22 @@ def test_access_log_lines_are_read() -> None:
         "10.0.0.2",
     )
     assert parse_access_line("garbage") is None
+
+
+def test_a_dual_stack_lan_reaches_the_proxy_over_both_families_only(scratch_ns: str) -> None:
+    data = corporate()
+    data["nats"]["corp"]["ip"] = "dual"
+    plan = plan_network(scenario_from_dict(data))
+    router = plan.nodes["corp"].router
+    assert router is not None and router.proxy is not None and router.lan6 is not None
+    ruleset = render_router(router)
+    lines = [line.strip() for line in ruleset.splitlines()]
+    for address in router.proxy[0]:
+        ip = "ip" if address.version == 4 else "ip6"
+        assert f'iifname "{LAN_IF}" {ip} daddr {{ {address} }} tcp dport {PROXY_PORT} accept' in (
+            lines
+        ), ruleset
+    assert {a.version for a in router.proxy[0]} == {4, 6}
+    assert lines.count(f'iifname "{LAN_IF}" drop') == 2  # the IPv4 chain's and the IPv6 one's
+    done = nft_check(scratch_ns, ruleset)
+    assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"
