@@ -174,7 +174,11 @@ def test_a_call_the_proxy_cannot_carry_fails_with_its_own_error(
 
 
 def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> None:
-    done = tools.run_cli("run", str(SCENARIO), "--json", "--out", str(tmp_path), timeout=120)
+    """And alice's browser sends no UDP at all (the enterprise policy disable_non_proxied_udp):
+    its capture, taken on its own interface before the firewall, has not one UDP packet."""
+    done = tools.run_cli(
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--pcap", timeout=120
+    )
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and len(rows) == 1, done.output
     row = rows[0]

@@ -138,6 +138,17 @@ def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
     return sorted(set(hashes))
 
 
+def policy_preference(profile: Path) -> None:
+    """The WebRTC IP handling policy `disable_non_proxied_udp` as the profile's own preference
+    (`webrtc.ip_handling_policy`, what the WebRtcIPHandling enterprise policy and privacy
+    extensions set): the command-line switch alone left UDP on (a capture showed STUN and
+    connectivity checks over UDP leaving the host)."""
+    default = profile / "Default"
+    default.mkdir(parents=True, exist_ok=True)
+    preferences = {"webrtc": {"ip_handling_policy": "disable_non_proxied_udp"}}
+    (default / "Preferences").write_text(json.dumps(preferences))
+
+
 def flags(
     profile: Path, spki: Sequence[str] = (), url: str = "about:blank", proxy: str | None = None
 ) -> list[str]:
@@ -176,12 +187,9 @@ def flags(
     if spki:
         argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
     if proxy is not None:
-        # As an enterprise policy sets it (WebRtcIPHandling): UDP never leaves, and WebRTC's
-        # TCP (TURN over TCP/TLS) goes through the proxy like the page's own connections.
-        argv += [
-            f"--proxy-server={proxy}",
-            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-        ]
+        # Everything through the proxy, WebRTC's TCP (TURN over TCP/TLS) included; UDP is kept
+        # off by the profile's policy preference (`policy_preference`).
+        argv.append(f"--proxy-server={proxy}")
     argv.append(url)  # the first page: the call page itself, loading while DevTools connects
     return argv
 
@@ -337,6 +345,8 @@ class Browser:
         answers. `while_starting` runs right after the spawn, while the browser starts (the
         agent's own imports: two cores do both at once)."""
         fresh_profile(profile)
+        if proxy is not None:
+            policy_preference(profile)
         spawned = time.monotonic()
         argv = [str(binary), *flags(profile, spki, url, proxy)]
         log.info("launching %s", " ".join(argv))
