@@ -20,7 +20,7 @@ from typing import Any
 from simnet.addresses import IPV4, IPV6, Family, IPAddress
 from simnet.call.row import SideNetwork, call_row, family_figures
 from simnet.call.timeline import Timeline
-from simnet.errors import ScenarioError
+from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.net.builder import Network
 from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.control.hosting import PeerHost, start_hosted
@@ -34,7 +34,8 @@ from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLim
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
-from simnet.services.squid import ProxyConfig, SquidHandle, start_squid
+from simnet.services.squid import INSTALL_FIX as SQUID_FIX
+from simnet.services.squid import ProxyConfig, SquidHandle, squid_installed, start_squid
 
 SIGNALING_PORT = 443
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
@@ -105,6 +106,13 @@ def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
             fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
     missing_programs(scenario.hosts, [call.offerer, call.answerer], source or scenario.name)
+    proxies = scenario.servers_of("http-proxy")
+    if proxies and not squid_installed():  # before anything is built
+        raise EnvironmentProblem(
+            f"{source or scenario.name}: servers.{proxies[0]} is an http-proxy, but squid is "
+            "not installed",
+            fix=SQUID_FIX,
+        )
     return call
 
 

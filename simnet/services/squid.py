@@ -184,13 +184,17 @@ def parse_access_line(line: str) -> ProxyRequest | None:
     return ProxyRequest(float(m[1]), m[2], m[3], m[4], m[5])
 
 
+def squid_installed() -> bool:
+    return os.access(SQUID, os.X_OK)
+
+
 async def start_squid(
     network: Network, server_node: str, config: ProxyConfig, *, timeout_s: float = READY_TIMEOUT_S
 ) -> SquidHandle:
     """Start squid in `server_node`'s namespace; return once it accepts connections on every
     listening address (a process that exits or never listens raises `SimnetError` with the end
     of its cache log). Its directory lives in the run's work directory and goes with the run."""
-    if not os.access(SQUID, os.X_OK):
+    if not squid_installed():
         raise EnvironmentProblem(f"cannot run {SQUID} (squid)", fix=INSTALL_FIX)
     workdir = network.run.workdir / f"squid-{server_node}"  # removed with the run
     workdir.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from simnet.errors import ScenarioError
+from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.net.nftables import render_router
 from simnet.net.plan import LAN_IF, plan_network
+from simnet.run import one_call
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 from simnet.services.squid import ProxyConfig, SquidFiles, parse_access_line, squid_config
@@ -134,3 +135,12 @@ def test_a_dual_stack_lan_reaches_the_proxy_over_both_families_only(scratch_ns: 
     assert lines.count(f'iifname "{LAN_IF}" drop') == 2  # the IPv4 chain's and the IPv6 one's
     done = nft_check(scratch_ns, ruleset)
     assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"
+
+
+def test_a_machine_without_squid_is_told_before_anything_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(one_call, "squid_installed", lambda: False)
+    scenario = scenario_from_dict(corporate())
+    with pytest.raises(EnvironmentProblem, match=r"corp.yaml: servers.proxy is an http-proxy"):
+        one_call.call_of(scenario, "corp.yaml")
