@@ -15,8 +15,13 @@ emulator was the limit (`simnet.results.load_levels`).
 Audio is replayed by default (`--coding replay`: encoded once, counted not decoded, see
 `MediaSpec.coding`); `--coding live` encodes and decodes every frame, as a client does.
 
+`--peers pion` makes every caller and callee a pion peer (a process each); `--shared-nats` puts
+each side's hosts behind one symmetric NAT, for levels past the ~120 pairs whose NATs of their
+own fit the emulated internet.
+
 Usage: .venv/bin/python benchmarks/turn_load.py [--levels 1,10,25,50] [--ramp R]
-       [--variants udp,tcp,tls,direct] [--coding replay|live] [--json]
+       [--variants udp,tcp,tls,direct] [--coding replay|live] [--peers KIND] [--shared-nats]
+       [--json]
        (as root; on a shared machine under `flock /tmp/simnet-it.lock`)
 """
 
@@ -56,17 +61,27 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def measure(
-    levels: list[int], ramp: float | None, variants: list[str], coding: str
+    levels: list[int],
+    ramp: float | None,
+    variants: list[str],
+    coding: str,
+    peers: str | None = None,
+    shared_nats: bool = False,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "levels": levels,
         "ramp_per_s": ramp,
         "coding": coding,
+        "peers": peers,
+        "shared_nats": shared_nats,
         "cpus": os.cpu_count(),
     }
+    stacks = [f"hosts.alice.peer={peers}", f"hosts.bob.peer={peers}"] if peers else []
+    # 400 NATs of their own do not fit the emulated internet: past ~120 pairs, one NAT a side
+    shared = ["hosts.alice.own_nat=false", "hosts.bob.own_nat=false"] if shared_nats else []
     for name in variants:
         overrides = [*AUDIO, CODING[coding], *VARIANTS[name], f"hosts.alice.count={max(levels)}",
-                     f"hosts.bob.count={max(levels)}"]  # fmt: skip
+                     f"hosts.bob.count={max(levels)}", *stacks, *shared]  # fmt: skip
         scenario = load_scenario(SCENARIO, overrides)
         started = time.monotonic()
         figures = run_load(scenario, levels, ramp_per_s=ramp, overrides=overrides)
@@ -86,6 +101,8 @@ def show(result: dict[str, Any], console: Console) -> None:
         ("relayed", "relay_share"),
         ("alloc fails", "turn_allocation_failures"),
         ("Mbit/s relayed", "relayed_mbps"),
+        ("pkt/s relayed", "relayed_pps"),
+        ("pkt per coturn CPU-s", "relayed_packets_per_coturn_cpu_s"),
         ("UDP drops TURN", "turn_udp_drops"),
         ("UDP drops peers", "peer_udp_drops"),
         ("coturn CPU %", "coturn_cpu_pct"),
@@ -93,6 +110,7 @@ def show(result: dict[str, Any], console: Console) -> None:
         ("peers CPU %", "agent_cpu_pct"),
         ("busiest %", "agent_cpu_pct_max"),
         ("busiest 1 s %", "agent_cpu_pct_peak"),
+        ("load command 1 s %", "harness_cpu_pct_peak"),
         ("harness limit", "harness_limited"),
         ("emulator limit", "emulator_limited"),
     )
@@ -114,12 +132,16 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=None, help="new calls per second")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--coding", choices=sorted(CODING), default="replay")
+    parser.add_argument("--peers", default=None, help="every peer's kind (default: aiortc)")
+    parser.add_argument(
+        "--shared-nats", action="store_true", help="one NAT per side, not one per host"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     variants = [v for v in args.variants.split(",") if v]
     return run_benchmark(
-        lambda: measure(levels, args.ramp, variants, args.coding),
+        lambda: measure(levels, args.ramp, variants, args.coding, args.peers, args.shared_nats),
         lambda r: show(r, Console()),
         as_json=args.json,
         log=Console(stderr=True),

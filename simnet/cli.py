@@ -543,6 +543,13 @@ def load(
     out_dir: Annotated[Path, typer.Option("--out", help="results directory")] = Path("results"),
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per level")] = False,
     set_: SetOption = None,
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            help=f"peer kind of the callers and callees ({', '.join(NAMED_KINDS)}), or of "
+            "callers and callees: A,B (default: the scenario's hosts')"
+        ),
+    ] = None,
 ) -> None:
     """Many calls at once through the same servers, level by level: a load curve.
 
@@ -552,16 +559,21 @@ def load(
     # the run machinery and pandas: about 2 s, paid by this command alone
     from simnet.present.load import load_errors, load_table
     from simnet.results import ResultStore
-    from simnet.run.load import load_pairs, run_load
+    from simnet.run.load import call_hosts, load_pairs, peer_overrides, run_load
+    from simnet.run.peers import missing_programs
     from simnet.scenario.load import source_of
 
     overrides = list(set_ or [])
     if media is not None:
         overrides.append(LOAD_MEDIA[media])
     loaded = _scenario(scenario, overrides)
+    if peers is not None:
+        overrides += peer_overrides(loaded, _peer_pair(peers), source_of(scenario, overrides))
+        loaded = _scenario(scenario, overrides)
     source = source_of(scenario, overrides)
     levels = _levels(calls) if calls else [loaded.call.concurrent if loaded.call else 1]
     load_pairs(loaded, levels, source)
+    missing_programs(loaded.hosts, list(call_hosts(loaded, source)), source)
     require_root()
     store = ResultStore(out_dir, loaded.name)
     with err.status(show.markup_safe(f"{loaded.name}: building"), spinner="dots") as status:

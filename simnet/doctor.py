@@ -53,6 +53,7 @@ BINARIES = {
     "ping": ("iputils-ping", False, "reachability checks"),
     "iperf3": ("iperf3", False, "link throughput probes"),
     "tcpdump": ("tcpdump", False, "packet captures inside hosts"),
+    "certutil": ("libnss3-tools", False, "Firefox peers' TURN over TLS: the run's CA in a profile"),
 }
 
 

@@ -236,10 +236,9 @@ KINDS: dict[str, PeerKindSpec] = {
                 ice_restart=True,  # the shared page's simnetIceRestart; test_firefox_peer.py
                 several_turn_urls=True,
                 turn_tcp=True,  # tests/integration/test_firefox_peer.py
-                # measured: no relayed candidate from a `turns:` URL to coturn's self-signed
-                # certificate (the profile trusts no extra certificate; BiDi's
-                # acceptInsecureCerts does not reach nICEr's TLS)
-                turn_tls=False,
+                # the profile's NSS database trusts the call's CA (simnet.peer.firefox.certs);
+                # nICEr tries TLS only to a host name: `call.ice_urls: names` (test_firefox_peer)
+                turn_tls=True,
                 ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
                 http_proxy=False,  # its profile says: no proxy
                 shared_process=False,  # a browser per peer

@@ -48,6 +48,14 @@ POLL_S = 0.01  # the interval of `wait_until` polls (the exit of the process end
 Stream = Literal["stdout", "stderr"]
 
 
+def readable(fd: int, timeout_s: float) -> bool:
+    """`fd` is readable within `timeout_s` (poll, not select: a run of hundreds of peer
+    processes holds descriptors numbered past select's 1024)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(timeout_s, 0.0) * 1000))
+
+
 class ProcessFailed(SimnetError):
     """A managed process exited, or did not get ready in time, before the event waited for."""
 
@@ -84,7 +92,7 @@ class ManagedProcess:
         if self.popen.returncode is not None:
             return False
         fd = self.pidfd()
-        return fd is not None and not select.select([fd], [], [], 0)[0]
+        return fd is not None and not readable(fd, 0)
 
     def pidfd(self) -> int | None:
         """A descriptor that becomes readable when the process exits (Linux pidfd); None once
@@ -137,8 +145,7 @@ class ManagedProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._failure(f"no ready line on its {stream} within {timeout_s:g} s")
-            readable, _, _ = select.select([fd], [], [], left)
-            if readable and not self._feed(fd):
+            if readable(fd, left) and not self._feed(fd):
                 raise self._failure(f"its {stream} ended before the ready line")
 
     async def await_line(
@@ -195,13 +202,13 @@ class ManagedProcess:
         """Wait up to `timeout_s` for the exit, without reaping (the zombie keeps the pid and
         so the process group id from being reused while the group is signalled)."""
         fd = self.pidfd()
-        return fd is None or bool(select.select([fd], [], [], max(timeout_s, 0.0))[0])
+        return fd is None or readable(fd, timeout_s)
 
     async def await_exited(self, timeout_s: float) -> bool:
         """`exited_within` for an event loop, woken by the pidfd; any number of waiters may
         wait at once (they share one watch of the descriptor)."""
         fd = self.pidfd()
-        if fd is None or select.select([fd], [], [], 0)[0]:
+        if fd is None or readable(fd, 0):
             return True
         try:
             await within(asyncio.shield(self._watch_exit(fd)), max(timeout_s, 0.0))
@@ -298,8 +305,10 @@ class ManagedProcess:
         try:
             deadline = time.monotonic() + STOP_GRACE_S
             while fds and (left := deadline - time.monotonic()) > 0:
-                done, _, _ = select.select(fds, [], [], left)
-                for fd in done:
+                poller = select.poll()
+                for fd in fds:
+                    poller.register(fd, select.POLLIN)
+                for fd, _ in poller.poll(left * 1000):
                     fds.remove(fd)
                     os.close(fd)
         finally:

@@ -151,8 +151,8 @@ class CallCommand(_Model):
     )
     ca_file: str | None = Field(
         default=None,
-        description="PEM file of the CAs to trust for turns: URLs (coturn's self-signed"
-        " certificate); null: the system store",
+        description="PEM file of the CAs to trust for turns: URLs (the run's CA, which signed"
+        " coturn's certificate); null: the system store",
     )
     data_bytes: int = Field(
         default=1_000_000,

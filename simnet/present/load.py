@@ -18,12 +18,14 @@ COLUMNS = {
     "relayed": "relay_share",
     "TURN alloc fails": "turn_allocation_failures",
     "relayed Mbit/s": "relayed_mbps",
+    "relayed pkt/s": "relayed_pps",
     "UDP drops TURN/peers": "udp_drops",
     "coturn CPU %": "coturn_cpu_pct",
     "coturn MB": "coturn_rss_mb",
     "peers CPU %": "agent_cpu_pct",
     "busiest process %": "agent_cpu_pct_max",
     "its busiest 1 s %": "agent_cpu_pct_peak",
+    "harness process 1 s %": "harness_cpu_pct_peak",
     "limited by": "limited",
 }
 
@@ -35,7 +37,8 @@ def load_table(name: str, figures: Sequence[LevelFigures], out_dir: Path) -> Tab
     for level in figures:
         data = level.model_dump()
         limits = [w for w, on in (("harness", level.harness_limited),
-                                  ("emulator", level.emulator_limited)) if on]  # fmt: skip
+                                  ("emulator", level.emulator_limited),
+                                  ("late delay line", level.emulator_late)) if on]  # fmt: skip
         data["limited"] = ", ".join(limits) or "-"
         data["udp_drops"] = f"{level.turn_udp_drops}/{level.peer_udp_drops}"
         table.add_row(*(show.text(str(data[key])) for key in COLUMNS.values()))

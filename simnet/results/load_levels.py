@@ -36,10 +36,14 @@ class LevelResources:
     agent_cpu_s_max: float  # ... of the busiest one (a process runs on one core at a time)
     agent_cpu_pct_peak: float  # the busiest peer process in its busiest second, % of a core
     relayed_bytes: int  # bytes the TURN servers' interfaces sent over the level
+    relayed_packets: int  # ... packets (coturn's relayed datagrams and its TURN answers)
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (kernel counters)
     peer_udp_drops: int  # ... the peers' sockets dropped
     cores: int  # CPUs of the machine
     emulator_limited: bool  # the userspace link emulator's flag over the level
+    emulator_late: bool = False  # a delay line released a packet over 1 ms late in the level
+    harness_cpu_s: float = 0.0  # the load command's own process (calls' control, signaling)
+    harness_cpu_pct_peak: float = 0.0  # ... in its busiest second, % of a core
 
 
 class LevelFigures(BaseModel):
@@ -56,6 +60,8 @@ class LevelFigures(BaseModel):
     turn_allocation_failures: int
     turn_allocation_retries: int
     relayed_mbps: float
+    relayed_pps: float  # packets the TURN servers' interfaces sent per second of the level
+    relayed_packets_per_coturn_cpu_s: float | None  # ... per second of coturn's CPU
     turn_udp_drops: int
     peer_udp_drops: int
     media_lost_packets_p50: float | None
@@ -65,7 +71,10 @@ class LevelFigures(BaseModel):
     agent_cpu_pct: float
     agent_cpu_pct_max: float  # the busiest peer process, over the level
     agent_cpu_pct_peak: float  # the busiest peer process in its busiest second
+    harness_cpu_pct: float  # the load command's own process (it runs the signaling server)
+    harness_cpu_pct_peak: float  # ... in its busiest second
     emulator_limited: bool
+    emulator_late: bool
     harness_limited: bool
     wall_s: float
     errors: dict[str, int]
@@ -81,13 +90,15 @@ def level_figures(
 ) -> LevelFigures:
     """The level's figures from its rows (one per call) and its resource counters.
 
-    Percentages of CPU are of one core (200 % is both cores of a 2-core machine); a TURN
-    allocation retry is a second or later attempt of one side on the same server and transport
-    in one call (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used
-    more than `HARNESS_LIMIT_SHARE` of the machine's cores over the level, or one peer process
-    more than `PROCESS_LIMIT_SHARE` of a core in its busiest second (its queue of callbacks then
-    delays every call it hosts, which the level's average hides: measured at 50 relayed calls,
-    a process's average 70-75 % of a core, its busiest second 89-94 %)."""
+        Percentages of CPU are of one core (200 % is both cores of a 2-core machine); a TURN
+        allocation retry is a second or later attempt of one side on the same server and transport
+        in one call (aioice retries nothing, libwebrtc does); `harness_limited` says the peers used
+        more than `HARNESS_LIMIT_SHARE` of the machine's cores over the level, or one peer process
+        more than `PROCESS_LIMIT_SHARE` of a core in its busiest second (its queue of callbacks then
+        delays every call it hosts, which the level's average hides: measured at 50 relayed calls,
+        a process's average 70-75 % of a core, its busiest second 89-94 %); `relayed_pps` over
+    `coturn_cpu_pct` / 100 is what one core of coturn forwards (`relayed_packets_per_coturn_cpu_s`,
+    none if coturn used no measurable CPU)."""
     calls = [row.call for row in rows]
     # a call that connected but then failed (e.g. its data channel timed out) is not a success
     connected = [c for c in calls if c.connected and not c.error]
@@ -111,6 +122,8 @@ def level_figures(
     busiest = resources.agent_cpu_s_max / wall * 100
     # a level shorter than the sampling window has only its average
     peak = max(resources.agent_cpu_pct_peak, busiest)
+    own = resources.harness_cpu_s / wall * 100
+    own_peak = max(resources.harness_cpu_pct_peak, own)
     return LevelFigures(
         concurrency=concurrency,
         calls=len(calls),
@@ -121,6 +134,10 @@ def level_figures(
         turn_allocation_failures=failures,
         turn_allocation_retries=retries,
         relayed_mbps=round(resources.relayed_bytes * 8 / wall / 1e6, 3),
+        relayed_pps=round(resources.relayed_packets / wall, 1),
+        relayed_packets_per_coturn_cpu_s=round(resources.relayed_packets / resources.coturn_cpu_s)
+        if resources.coturn_cpu_s > 0
+        else None,
         turn_udp_drops=resources.turn_udp_drops,
         peer_udp_drops=resources.peer_udp_drops,
         media_lost_packets_p50=_quantile(lost, 0.5),
@@ -130,9 +147,13 @@ def level_figures(
         agent_cpu_pct=round(agent_pct, 1),
         agent_cpu_pct_max=round(busiest, 1),
         agent_cpu_pct_peak=round(peak, 1),
+        harness_cpu_pct=round(own, 1),
+        harness_cpu_pct_peak=round(own_peak, 1),
         emulator_limited=resources.emulator_limited,
+        emulator_late=resources.emulator_late,
         harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
-        or peak > PROCESS_LIMIT_SHARE * 100,
+        or peak > PROCESS_LIMIT_SHARE * 100
+        or own_peak > PROCESS_LIMIT_SHARE * 100,
         wall_s=round(resources.wall_s, 2),
         errors=dict(Counter(c.error for c in calls if c.error)),
     )

@@ -31,6 +31,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.impair import pressure
 from simnet.net.plan import HOST_IF, plan_network
 from simnet.peer.control.hosting import HostedPeer
+from simnet.peerkinds import PeerPair
 from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
 from simnet.results.schema import ResultRow
 from simnet.run.one_call import (
@@ -70,6 +71,30 @@ def load_pairs(scenario: Scenario, levels: Sequence[int], source: str) -> list[t
     return pairs
 
 
+def call_hosts(scenario: Scenario, source: str) -> tuple[str, str]:
+    """The hosts (templates) of the call's offerer and answerer."""
+    call = call_of(scenario.model_copy(update={"call": _one(scenario)}), source)
+    return call.offerer, call.answerer
+
+
+def peer_overrides(scenario: Scenario, peers: PeerPair, source: str) -> list[str]:
+    """`--set`s making the call's offerer template of kind `peers[0]` and its answerer of
+    `peers[1]` (`simnet load --peers`): overrides, so the rows record them as they record
+    the user's own."""
+    offerer, answerer = call_hosts(scenario, source)
+    return [f"hosts.{offerer}.peer={peers[0]}", f"hosts.{answerer}.peer={peers[1]}"]
+
+
+def sized(scenario: Scenario, calls: int, source: str) -> Scenario:
+    """`scenario` with its call's host templates cut to the `calls` instances the largest level
+    uses: a file that holds 200 pairs costs a 10-call run only its 10 pairs' namespaces."""
+    hosts = dict(scenario.hosts)
+    for name in call_hosts(scenario, source):
+        if name in hosts:
+            hosts[name] = hosts[name].model_copy(update={"count": min(hosts[name].count, calls)})
+    return scenario.model_copy(update={"hosts": hosts})
+
+
 def host_groups(pairs: Sequence[tuple[str, str]], processes: int) -> list[list[str]]:
     """Which peers each hosting process gets: call k's offerer goes to process k mod P, its
     answerer to the next one. So at every level each process carries as many senders of the
@@ -95,7 +120,9 @@ class _Counters:
 
     coturn_cpu_s: float
     agent_cpu_s: dict[int, float]  # per peer process (its children included)
+    harness_cpu_s: float  # this process's own: the calls' control and the signaling server
     relayed_bytes: int
+    relayed_packets: int
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (buffer full)
     peer_udp_drops: int  # ... the peers' sockets dropped
     t: float
@@ -109,6 +136,7 @@ class _Watch:
     services: Services
     rss_peak_mb: float = 0.0
     cpu_peak_pct: float = 0.0  # the busiest peer process in its busiest window (% of a core)
+    harness_peak_pct: float = 0.0  # this process in its busiest window
     agent_pids: list[int] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
 
@@ -116,10 +144,13 @@ class _Watch:
         return [_process(h.pid) for h in self.services.turn.values()]
 
     def counters(self) -> _Counters:
+        turn_sent = [_tx(self.network.ns(name)) for name in self.services.turn]
         return _Counters(
             coturn_cpu_s=sum(_cpu(p) for p in self.coturn()),
             agent_cpu_s=self.agent_cpu(),
-            relayed_bytes=sum(_tx_bytes(self.network.ns(name)) for name in self.services.turn),
+            harness_cpu_s=_cpu(psutil.Process()),
+            relayed_bytes=sum(sent[0] for sent in turn_sent),
+            relayed_packets=sum(sent[1] for sent in turn_sent),
             turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
             peer_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.peers),
             t=time.monotonic(),
@@ -140,6 +171,8 @@ class _Watch:
         Why a window: a level's average hides the seconds when all its calls set up at once,
         and those are when a saturated process delays every call's packets."""
         peak = PeakShare(CPU_WINDOW_S)
+        own = PeakShare(CPU_WINDOW_S)
+        me = psutil.Process()
         while True:
             total = 0.0
             for process in self.coturn():
@@ -147,6 +180,7 @@ class _Watch:
                     total += process.memory_info().rss / 1e6
             self.rss_peak_mb = max(self.rss_peak_mb, total)
             self.cpu_peak_pct = peak.add(time.monotonic(), self.agent_cpu())
+            self.harness_peak_pct = own.add(time.monotonic(), {me.pid: _cpu(me)})
             await asyncio.sleep(SAMPLE_S)  # a sampling period, not a readiness wait
 
 
@@ -184,22 +218,24 @@ def _cpu(process: psutil.Process) -> float:
 
 def _udp_drops(ns: str) -> int:
     """Datagrams namespace `ns`'s UDP sockets dropped for a full receive buffer, or as errors
-    (`Udp: RcvbufErrors`, `InErrors` of /proc/thread-self/net/snmp inside it: the kernel's)."""
+    (`Udp: InErrors` of /proc/thread-self/net/snmp inside it: the kernel's; it counts a buffer
+    drop too, which `RcvbufErrors` counts again, so that one is not added)."""
     with netns.entered(ns), open("/proc/thread-self/net/snmp") as snmp:
         lines = [line.split() for line in snmp if line.startswith("Udp:")]
     header, values = lines[0], lines[1]
-    return sum(int(values[header.index(k)]) for k in ("RcvbufErrors", "InErrors"))
+    return int(values[header.index("InErrors")])
 
 
-def _tx_bytes(ns: str) -> int:
-    """Bytes sent by namespace `ns`'s interface (`/proc/thread-self/net/dev` of a thread
-    inside it: the kernel's own counter)."""
+def _tx(ns: str) -> tuple[int, int]:
+    """Bytes and packets sent by namespace `ns`'s interface (`/proc/thread-self/net/dev` of a
+    thread inside it: the kernel's own counters)."""
     with netns.entered(ns), open("/proc/thread-self/net/dev") as dev:
         for line in dev:
             name, _, fields = line.partition(":")
             if name.strip() == HOST_IF:
-                return int(fields.split()[8])
-    return 0
+                sent = fields.split()
+                return int(sent[8]), int(sent[9])
+    return 0, 0
 
 
 @contextlib.asynccontextmanager
@@ -207,7 +243,7 @@ async def _measured(watch: _Watch) -> AsyncIterator[list[_Counters]]:
     """Counters before and after the block (appended to the yielded list), coturn's RSS and
     the peers' peak CPU sampled while it runs."""
     marks = [await asyncio.to_thread(watch.counters)]
-    watch.rss_peak_mb = watch.cpu_peak_pct = 0.0
+    watch.rss_peak_mb = watch.cpu_peak_pct = watch.harness_peak_pct = 0.0
     sampler = asyncio.ensure_future(watch.sample())
     try:
         yield marks
@@ -293,7 +329,7 @@ async def run_levels(
         for concurrency in levels:
             async with (
                 _measured(watch) as marks,
-                pressure.watched(queue_namespaces(network)) as emulator,
+                pressure.watched(queue_namespaces(network), network.run) as emulator,
             ):
                 level = _Level(concurrency, time.monotonic())
                 await asyncio.gather(
@@ -317,11 +353,15 @@ async def run_levels(
                     default=0.0,
                 ),
                 agent_cpu_pct_peak=watch.cpu_peak_pct,
+                harness_cpu_s=after.harness_cpu_s - before.harness_cpu_s,
+                harness_cpu_pct_peak=watch.harness_peak_pct,
                 relayed_bytes=after.relayed_bytes - before.relayed_bytes,
+                relayed_packets=after.relayed_packets - before.relayed_packets,
                 turn_udp_drops=after.turn_udp_drops - before.turn_udp_drops,
                 peer_udp_drops=after.peer_udp_drops - before.peer_udp_drops,
                 cores=os.cpu_count() or 1,
                 emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
+                emulator_late=bool(emulator.columns().get("emulator_late", False)),
             )
             figures.append(level_figures(concurrency, level.rows, resources))
     finally:
@@ -343,7 +383,8 @@ def run_load(
     pairs = load_pairs(scenario, levels, source or scenario.name)
     settings.check_environment()
     processes = shared_processes or os.cpu_count() or 1
-    with emulated_network(plan_network(scenario), label=f"load {scenario.name}") as network:
+    built = sized(scenario, max(levels), source or scenario.name)
+    with emulated_network(plan_network(built), label=f"load {scenario.name}") as network:
         return run_terminable(
             run_levels(network, scenario, levels, pairs, ramp_per_s, on_row, processes, overrides)
         )

@@ -10,9 +10,9 @@ Choices, and why:
   reads /etc/turnserver.conf, and Debian's ships `syslog`, which would send our logs to syslog
   and mix the settings of the host's coturn into every run. The price: secrets are visible in
   /proc/PID/cmdline, which is acceptable for throwaway credentials on an emulator.
-- Per-run files (log, pid file, certificate, SQLite user DB) live in a private work directory,
-  so concurrent runs never share state. `--userdb` is given because coturn otherwise opens the
-  machine-wide /var/lib/turn/turndb.
+- Per-run files (log, pid file, CA and certificate, SQLite user DB) live in a private work
+  directory, so concurrent runs never share state. `--userdb` is given because coturn otherwise
+  opens the machine-wide /var/lib/turn/turndb.
 - Port 443: a corporate firewall that only lets TCP 443 out must still reach TURN. coturn has
   one plain port and one TLS port per listener; a third endpoint is an `--aux-server IP:443`,
   which serves UDP and TCP and, because coturn detects TLS on any TCP listener once a
@@ -284,6 +284,11 @@ class CoturnFiles:
     def pkey(self) -> Path:
         return self.workdir / "pkey.pem"
 
+    @property
+    def ca(self) -> Path:
+        """The per-run CA that signed `cert`: what clients trust for TURN over TLS."""
+        return self.workdir / "ca.pem"
+
 
 def _range(network: IPNetwork) -> str:
     """coturn 4.6.1 takes peer ranges as 'first-last', not CIDR."""
@@ -396,36 +401,68 @@ def turn_credentials(
     return name, users[name]
 
 
-def write_self_signed_cert(
-    cert_path: Path, key_path: Path, addresses: Sequence[IPAddress], name: str
-) -> None:
-    """A throwaway P-256 certificate for TURN over TLS, valid for `addresses` for two days.
+def write_certificates(files: CoturnFiles, addresses: Sequence[IPAddress], name: str) -> None:
+    """Throwaway P-256 certificates for TURN over TLS, valid for two days: a per-run CA
+    (`files.ca`, what clients trust) and the server's certificate it signs (`files.cert`, with
+    the CA after it, so a client is sent the whole chain; its key in `files.pkey`).
 
-    Generated per run with `cryptography` (an aiortc dependency) so no run shares a key and
-    clients can pin it (load it as their only CA and check the IP SAN).
+    The server's certificate names `name` and every one of `addresses` (subjectAltName) and is
+    no CA: Firefox (mozilla::pkix) refuses a certificate that is a CA as a server's
+    (MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY), so a self-signed certificate trusted as its
+    own CA fails there. Generated per run with `cryptography` (an aiortc dependency) so no run
+    shares a key.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"simnet run CA for {name}")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+
+    def usage(cert_sign: bool) -> x509.KeyUsage:
+        """A CA's key usage (certificates signed), or a TLS server's (signatures)."""
+        return x509.KeyUsage(
+            digital_signature=not cert_sign,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=cert_sign,
+            crl_sign=cert_sign,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
+    def builder(name: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(ca_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
+
+    ca = (
+        builder(ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage(cert_sign=True), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     sans: list[x509.GeneralName] = [x509.DNSName(name), *(x509.IPAddress(a) for a in addresses)]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        builder(subject, key.public_key())
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(files.pkey, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(
             key.private_bytes(
@@ -434,7 +471,9 @@ def write_self_signed_cert(
                 serialization.NoEncryption(),
             )
         )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = serialization.Encoding.PEM
+    files.ca.write_bytes(ca.public_bytes(pem))
+    files.cert.write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
 
 
 def find_turnserver() -> str:
@@ -478,8 +517,9 @@ class CoturnHandle:
 
     @property
     def cert_path(self) -> Path | None:
-        """The self-signed certificate to trust for TURN over TLS, if TLS is on."""
-        return None if self.config.tls_port is None else self.files.cert
+        """The per-run CA to trust for TURN over TLS (it signed the server's certificate), if
+        TLS is on."""
+        return None if self.config.tls_port is None else self.files.ca
 
     def urls(self) -> list[str]:
         """ICE server URLs (RFC 7065) for every endpoint this coturn serves."""
@@ -538,9 +578,7 @@ async def start_coturn(
     workdir.mkdir(parents=True, exist_ok=True)
     files = CoturnFiles(workdir)
     if config.tls_port is not None:
-        write_self_signed_cert(
-            files.cert, files.pkey, config.listening_ips, f"{server_node}.{config.realm}"
-        )
+        write_certificates(files, config.listening_ips, f"{server_node}.{config.realm}")
     argv = turnserver_argv(config, files, binary)
     started = time.monotonic()
     with open(files.console, "wb") as console:

@@ -65,6 +65,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 WS_POLICY_VIOLATION = 1008
 
 
+#: connections waiting to be accepted: a load level starts every peer's connection at once (400
+#: at 200 calls), and past the backlog the kernel drops their SYNs, which a peer's connect then
+#: retries for seconds (measured: 47 of 200 pion calls failed to connect at the default 128)
+LISTEN_BACKLOG = 4096
+
+
 @dataclass
 class RelayEvent:
     """One relayed message: who sent it, how, when, and when each recipient got it."""
@@ -194,7 +200,7 @@ class SignalingServer:
                 self.port = sockets[0].getsockname()[1]
             await runner.setup()
             for sock in sockets:
-                await web.SockSite(runner, sock).start()
+                await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -215,7 +221,7 @@ class SignalingServer:
                     f"{self.ns}: {exc.strerror}",
                     fix="give it a free port, or an address that node has",
                 ) from None
-            sock.listen(128)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
         except BaseException:
             sock.close()

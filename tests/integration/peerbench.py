@@ -120,7 +120,7 @@ async def aiortc_agent(services: Services, host: str) -> PeerAgent:
 
 async def chromium_agent(services: Services, host: str) -> PeerAgent:
     """A Chromium agent that trusts coturn's certificate from its launch."""
-    return await start_chromium(services.net, host, (services.turn.files.cert,))
+    return await start_chromium(services.net, host, (services.turn.files.ca,))
 
 
 async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) -> PeerAgent:
@@ -130,13 +130,14 @@ async def start_chromium(net: Network, host: str, trust: tuple[Path, ...] = ()) 
 
 
 async def firefox_agent(services: Services, host: str) -> PeerAgent:
-    """A Firefox agent, its profile in the run's work directory."""
-    return await start_firefox(services.net, host)
+    """A Firefox agent, its profile in the run's work directory, trusting coturn's certificate
+    from its launch."""
+    return await start_firefox(services.net, host, (services.turn.files.ca,))
 
 
-async def start_firefox(net: Network, host: str) -> PeerAgent:
+async def start_firefox(net: Network, host: str, trust: tuple[Path, ...] = ()) -> PeerAgent:
     ns = net.ns(host)
-    argv = firefox.agent_argv(ns, net.run.workdir / f"firefox-{host}")
+    argv = firefox.agent_argv(ns, net.run.workdir / f"firefox-{host}", trust=trust)
     return await PeerAgent.start(net.run, ns, argv=argv, timeout_s=60)
 
 
@@ -175,7 +176,7 @@ def commands(
         "signaling_url_base": services.signaling.base_url,
         "room": uuid.uuid4().hex[:12],
         "ice_servers": ice_servers(services.turn),
-        "ca_file": str(services.turn.files.cert),
+        "ca_file": str(services.turn.files.ca),
         "data_bytes": DATA_BYTES,
         "timeouts": TIMEOUTS,
         **fields,

@@ -40,6 +40,7 @@ from tests.integration.peerbench import (
     DATA_BYTES,
     TIMEOUTS,
     Bench,
+    Services,
     aiortc_agent,
     bench_call,
     built,
@@ -246,6 +247,52 @@ async def test_relay_only_call_goes_through_coturn(bench: Bench, transport: str)
     assert at_bob["from_turn"][1] > DATA_BYTES
 
 
+async def test_turn_over_tls_to_an_ip_literal_is_refused_before_any_packet(bench: Bench) -> None:
+    """Firefox tries TURN over TLS only with a host name (nICEr: no TLS without an FQDN), even
+    with coturn's CA trusted: from `turns:<IP literal>` it gathers nothing and no packet of the
+    server's reaches it (no connection was opened); the call fails as ICE with no candidate."""
+    net = bench.net
+    turn = str(bench.turn.address)
+    install_counters(net.ns("alice"), {"from_turn": turn})
+    url = f"turns:{turn}:5349?transport=tcp"
+    offer, answer = commands(
+        bench, ice_servers=ice_servers(bench.turn, url), ice_transport_policy="relay"
+    )
+    alice_events, bob_events = await bench_call(bench, offer, answer)
+    for result in (result_of(alice_events), result_of(bob_events)):
+        assert result.error == "ice-failed" and not result.connected
+        assert not result.local_candidates
+        assert result.error_detail is not None and "no local candidate" in result.error_detail
+    assert read_counters(net.ns("alice"))["from_turn"] == (0, 0)
+
+
+async def test_a_ca_not_trusted_at_launch_costs_a_relaunch_then_is_in_the_profile(
+    network: Network,
+) -> None:
+    """Agents started trusting nothing: the first call naming a `ca_file` relaunches each
+    browser on a fresh profile whose NSS database trusts it, and the call works."""
+
+    async def untrusting(running: Services, host: str) -> PeerAgent:
+        return await start_firefox(running.net, host)
+
+    async with make_bench(network, untrusting, untrusting) as bench:
+        pids = {a.ready_event["browser_pid"] for a in (bench.alice, bench.bob)}
+        offer, answer = commands(bench)  # names coturn's CA as its ca_file
+        alice_events, bob_events = await bench_call(bench, offer, answer)
+        for result in (result_of(alice_events), result_of(bob_events)):
+            _check(result)
+        for host in ("alice", "bob"):
+            profile = network.run.workdir / f"firefox-{host}"
+            listed = subprocess.run(
+                ["certutil", "-L", "-d", f"sql:{profile}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert "simnet-ca-0" in listed and "C,," in listed, listed
+        assert not pids & set(_firefox_pids(network.run.id))  # both browsers relaunched
+
+
 async def test_firefox_and_aiortc_call_each_other(mixed: Bench) -> None:
     """Both directions: Firefox trickles to aiortc and takes aiortc's complete SDP; the same
     data-channel protocol runs between the two stacks."""
@@ -307,6 +354,23 @@ def test_relay_only_policy_relays_through_coturn(offerer: str, answerer: str) ->
     """ICE policy relay, TURN REST credentials: both sides' candidates are relays."""
     row = _row("relay-only.yaml", offerer, answerer)
     assert row["path"] == "relay" and row["relay_protocol"] == "udp"
+    assert row["local_candidate"] == "relay" and row["remote_candidate"] == "relay"
+
+
+def test_relay_only_policy_relays_over_tls_to_coturn_by_name() -> None:
+    """TURN over TLS, the URL naming the server (`ice_urls: names`, resolved by the emulated
+    internet's DNS): each profile trusts the run's CA (its own NSS database), coturn's
+    certificate names `turn.simnet.test`, and both sides relay over TLS."""
+    row = _row(
+        "relay-only.yaml",
+        "firefox",
+        "firefox",
+        "call.ice_urls=names",
+        "servers.turn.ip=dual",  # the emulated internet has DNS where it carries IPv6
+        "call.turn_transports=[tls]",
+        "call.expect=null",
+    )
+    assert row["path"] == "relay" and row["relay_protocol"] == "tls"
     assert row["local_candidate"] == "relay" and row["remote_candidate"] == "relay"
 
 

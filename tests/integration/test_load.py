@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from simnet.net import netns
+from simnet.peer.pion import ensure_built
 from simnet.results.store import load
 from simnet.run.load import run_load
 from simnet.scenario.load import scenario_from_dict
@@ -147,3 +148,24 @@ def test_bad_load_input_is_one_clear_error(tmp_path: Path, args: list[str], name
     done = run_cli("load", str(path), *args)
     assert done.returncode == 2, done.output
     assert named in done.output and "Traceback" not in done.output
+
+
+def test_simnet_load_with_pion_peers_measures_coturn(tmp_path: Path) -> None:
+    """`--peers pion`: every caller and callee is a pion agent (a process each), every call
+    relays through coturn, and the level says what coturn did: its CPU, the packets its
+    interface sent per second and per second of its CPU. No agent outlives the run."""
+    ensure_built()
+    path = tmp_path / "load.yaml"
+    path.write_text(json.dumps(scenario(duration_s=2, turn_transports=["udp"])))
+    out = tmp_path / "results"
+    done = run_cli("load", str(path), "--calls", "2", "--peers", "pion", "--media", "audio",
+                   "--json", "--out", str(out), timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.output
+    [level] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert level["connected_share"] == 1.0 and level["relay_share"] == 1.0, level
+    assert level["coturn_cpu_pct"] > 0 and level["relayed_pps"] > 0, level
+    assert level["relayed_packets_per_coturn_cpu_s"] > 0, level
+    assert level["emulator_late"] is False and level["harness_limited"] is False, level
+    stored = load(out)
+    assert set(stored["offerer_peer"]) == {"pion"} and set(stored["answerer_peer"]) == {"pion"}
+    assert not run_processes(str(stored["run_id"].iloc[0]))

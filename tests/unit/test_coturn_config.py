@@ -30,7 +30,7 @@ from simnet.services.coturn import (
     rest_credentials,
     turn_credentials,
     turnserver_argv,
-    write_self_signed_cert,
+    write_certificates,
 )
 
 SERVER = IPv4Address("192.0.2.10")
@@ -218,14 +218,24 @@ def test_missing_turnserver_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "apt-get install coturn" in info.value.fix
 
 
-def test_self_signed_certificate_covers_the_server_addresses(tmp_path: Path) -> None:
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+def test_the_server_certificate_covers_its_addresses_and_is_signed_by_the_run_ca(
+    tmp_path: Path,
+) -> None:
+    """Clients trust the per-run CA; the server's certificate (no CA: Firefox refuses a CA as a
+    server's) names the server's name and addresses and is sent with the CA after it."""
+    files = CoturnFiles(tmp_path)
     addresses = [SERVER, IPv4Address("192.0.2.11")]
-    write_self_signed_cert(cert_path, key_path, addresses, "turn.simnet.test")
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    write_certificates(files, addresses, "turn.simnet.test")
+    (ca,) = x509.load_pem_x509_certificates(files.ca.read_bytes())
+    cert, sent_ca = x509.load_pem_x509_certificates(files.cert.read_bytes())
+    assert sent_ca == ca
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert cert.issuer == ca.subject != cert.subject
+    cert.verify_directly_issued_by(ca)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.IPAddress) == addresses
     assert san.get_values_for_type(x509.DNSName) == ["turn.simnet.test"]
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(files.pkey.read_bytes(), password=None)
     assert key.public_key() == cert.public_key()
-    assert key_path.stat().st_mode & 0o077 == 0  # the private key is not world-readable
+    assert files.pkey.stat().st_mode & 0o077 == 0  # the private key is not world-readable

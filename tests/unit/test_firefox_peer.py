@@ -13,17 +13,29 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from simnet.errors import EnvironmentProblem
 from simnet.peer.browser.results import relay_info, selected_pair, turn_attempts, url_of_relay
-from simnet.peer.firefox import agent_argv, require_firefox
+from simnet.peer.firefox import agent_argv, certs, require_firefox
+from simnet.peer.firefox.agent import _trustable
 from simnet.peer.firefox.bidi import BidiError, ScriptError, command, evaluated, plain, session_url
-from simnet.peer.firefox.browser import LISTENING_LINE, PRELOAD, browser_env, flags, write_profile
+from simnet.peer.firefox.browser import (
+    LISTENING_LINE,
+    PRELOAD,
+    BrowserError,
+    browser_env,
+    flags,
+    write_profile,
+)
+from simnet.peer.firefox.certs import certutil
 from simnet.peer.firefox.prefs import PREFS, user_js
+from simnet.services.coturn import CoturnFiles, write_certificates
 
 # --- profile ---------------------------------------------------------------------------------
 
@@ -100,6 +112,34 @@ def test_a_fresh_profile_is_emptied_and_given_its_prefs(tmp_path: Path) -> None:
     assert env["MOZ_REMOTE_SETTINGS_DEVTOOLS"] == "1"  # else services.settings.server is ignored
 
 
+@pytest.mark.skipif(certutil() is None, reason="needs NSS's certutil (libnss3-tools)")
+def test_the_profile_trusts_the_calls_ca_in_its_own_nss_database(tmp_path: Path) -> None:
+    """The CA is in the profile's cert9.db, trusted for TLS servers ("C,,"), and nowhere else."""
+    files = CoturnFiles(tmp_path)
+    write_certificates(files, [IPv4Address("192.0.2.10")], "turn.simnet.test")
+    profile = tmp_path / "firefox-alice"
+    profile.mkdir()
+    write_profile(profile, [files.ca])
+    assert {"cert9.db", "key4.db"} <= {p.name for p in profile.iterdir()}
+    listed = subprocess.run(
+        ["certutil", "-L", "-d", f"sql:{profile}"], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"simnet-ca-0\s+C,,\s*$", listed, re.MULTILINE), listed
+
+
+def test_a_missing_certutil_is_a_browser_error_saying_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(certs, "certutil", lambda: None)
+    profile = tmp_path / "firefox-alice"
+    profile.mkdir()
+    with pytest.raises(BrowserError, match="libnss3-tools"):
+        write_profile(profile, [tmp_path / "ca.pem"])
+    write_profile(profile)  # trusting nothing needs no certutil
+    # the agent then trusts nothing extra rather than failing its start (UDP and TCP still work)
+    assert _trustable([tmp_path / "ca.pem"]) == []
+
+
 def test_flags_launch_headless_on_the_profile_with_a_kernel_picked_port(tmp_path: Path) -> None:
     argv = flags(tmp_path)
     assert "--headless" in argv and "--no-remote" in argv
@@ -108,9 +148,12 @@ def test_flags_launch_headless_on_the_profile_with_a_kernel_picked_port(tmp_path
 
 
 def test_argv_and_a_missing_browser() -> None:
-    argv = agent_argv("sn-x", Path("/w/firefox-x"), firefox="/opt/ff")
+    argv = agent_argv(
+        "sn-x", Path("/w/firefox-x"), trust=[Path("/w/a.pem"), Path("/w/b.pem")], firefox="/opt/ff"
+    )
     assert argv[:3] == [sys.executable, "-m", "simnet.peer.firefox"]
     assert argv[argv.index("--profile") + 1] == "/w/firefox-x"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--trust"] == ["/w/a.pem", "/w/b.pem"]
     assert argv[argv.index("--firefox") + 1] == "/opt/ff"
     with pytest.raises(EnvironmentProblem, match="/nonexistent/ff") as info:
         require_firefox("/nonexistent/ff")

@@ -9,20 +9,23 @@ lost its only path to a quota must say `turn-quota`, not look like an ICE failur
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
 
+from simnet import cli
 from simnet.errors import ScenarioError
 from simnet.peer.aiortc.aioice_adapter import TurnRecorder
 from simnet.peer.protocol import TurnAttempt
+from simnet.peerkinds import PeerPair
 from simnet.results.load_levels import LevelResources, level_figures
 from simnet.results.schema import CallOutcome, ResultRow, TurnAttemptRecord
-from simnet.run.load import PeakShare, host_groups
+from simnet.run.load import PeakShare, host_groups, peer_overrides, sized
 from simnet.run.one_call import turn_limits
-from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.load import load_scenario, scenario_from_dict
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
 
 RESOURCES = LevelResources(
@@ -33,6 +36,7 @@ RESOURCES = LevelResources(
     agent_cpu_s_max=3.0,
     agent_cpu_pct_peak=80.0,
     relayed_bytes=5_000_000,
+    relayed_packets=40_000,
     turn_udp_drops=3,
     peer_udp_drops=0,
     cores=2,
@@ -60,6 +64,9 @@ def test_shares_quantiles_and_rates_come_from_the_rows_and_counters() -> None:
     assert figures.relay_share == 0.9  # of the connected calls
     assert figures.setup_ms_p50 == 550.0 and figures.setup_ms_p95 == 955.0
     assert figures.relayed_mbps == 10.0  # 5 MB in 4 s
+    assert figures.relayed_pps == 10_000.0  # 40 000 packets in 4 s
+    assert figures.relayed_packets_per_coturn_cpu_s == 40_000  # in 1 s of coturn's CPU
+    assert figures.emulator_late is False
     assert figures.coturn_cpu_pct == 25.0 and figures.agent_cpu_pct == 180.0
     assert figures.harness_limited  # 180 % of 2 cores is above 85 %
     assert figures.errors == {"ice-failed": 1}
@@ -223,3 +230,55 @@ def test_the_peak_share_is_the_busiest_process_in_its_busiest_window() -> None:
     assert seen[:2] == [0.0, 0.0]  # no window of a second yet
     assert seen[2] == pytest.approx(50.0)
     assert seen[4] == pytest.approx(100.0) and seen[5] == pytest.approx(100.0)
+
+
+def test_packets_per_coturn_second_is_none_without_coturn_cpu_and_late_is_carried() -> None:
+    idle = replace(RESOURCES, coturn_cpu_s=0.0, emulator_late=True)
+    figures = level_figures(1, [row()], idle)
+    assert figures.relayed_packets_per_coturn_cpu_s is None
+    assert figures.emulator_late is True
+
+
+def test_peers_option_sets_the_callers_and_callees_kinds() -> None:
+    """`simnet load --peers pion` makes every instance of the call's offerer and answerer
+    templates a pion peer; `aiortc,pion` the callers aiortc and the callees pion."""
+    scenario = load_scenario("scenarios/turn-load.yaml")
+    both: PeerPair = ("pion", "pion")
+    assert peer_overrides(scenario, both, "x") == ["hosts.alice.peer=pion", "hosts.bob.peer=pion"]
+    mixed = load_scenario(
+        "scenarios/turn-load.yaml", peer_overrides(scenario, ("aiortc", "pion"), "x")
+    )
+    assert (mixed.hosts["alice"].peer_kind, mixed.hosts["bob"].peer_kind) == ("aiortc", "pion")
+
+
+@pytest.mark.parametrize("bad", ["nope", "pion,pion,pion", ""])
+def test_a_bad_peers_option_is_one_usage_error_before_anything_runs(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = sys.argv
+    sys.argv = ["simnet", "load", "scenarios/turn-load.yaml", "--calls", "1", "--peers", bad]
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+    finally:
+        sys.argv = argv
+    output = " ".join(capsys.readouterr().err.split())
+    assert ended.value.code == 2 and "--peers" in output and "Traceback" not in output
+
+
+def test_a_load_run_builds_only_the_pairs_its_largest_level_uses() -> None:
+    scenario = load_scenario("scenarios/turn-load.yaml", ["hosts.alice.count=40"])
+    built = sized(scenario, 10, "x")
+    assert (built.hosts["alice"].count, built.hosts["bob"].count) == (10, 10)
+    assert sized(scenario, 45, "x").hosts["alice"].count == 40  # never more than the file has
+    assert scenario.hosts["alice"].count == 40  # the user's scenario (naming the rows) unchanged
+
+
+def test_a_saturated_load_command_process_limits_the_harness() -> None:
+    """The load command's own process controls every call and serves signaling: at 95 % of a
+    core in its busiest second, the set-up times measure it, whatever the peers used."""
+    quiet = replace(RESOURCES, agent_cpu_s=0.4, agent_cpu_s_max=0.1, agent_cpu_pct_peak=5.0)
+    assert not level_figures(1, [row()], quiet).harness_limited
+    busy = level_figures(1, [row()], replace(quiet, harness_cpu_s=3.0, harness_cpu_pct_peak=95.0))
+    assert busy.harness_limited and busy.harness_cpu_pct == 75.0  # 3 s of CPU in 4 s
+    assert busy.harness_cpu_pct_peak == 95.0

@@ -96,6 +96,7 @@ def test_argv_of_each_kind(tmp_path: Path) -> None:
         sys.executable,
         *("-m", "simnet.peer.firefox", "--netns", "sn-f"),
         *("--profile", str(tmp_path / "firefox-f")),
+        *("--trust", str(tmp_path / "coturn.pem")),
     ]
     external = peer_argv(scenario.hosts["x"], "sn-x", tmp_path, "x", trust)
     assert external == ["no-such-client", "--flag", "a b"]  # not on PATH: run as named

@@ -24,7 +24,7 @@ What aiortc does not tell, and simnet needs:
   `accept_ip_literals` puts `simnet.peer.iceurl`'s parser in its place, which hands aioice the
   same (host, port) tuple it would build for an IPv4 address.
 - TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
-  which rejects coturn's per-run self-signed certificate. The same wrapper substitutes an
+  which rejects coturn's certificate (signed by the run's own CA). The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
   certificate carries the server's IP address as a subject alternative name).
 - A TURN allocation from a socket simnet made (`simnet.services.turn_client`, which needs the

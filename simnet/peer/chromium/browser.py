@@ -23,10 +23,11 @@ stayed `<defunct>` after every call. So the agent is a child subreaper
 it exits: no polling), killing what has not exited within CLOSE_TIMEOUT_S, whenever a browser
 is closed.
 
-TURN over TLS: coturn's certificate is self-signed. Chromium has no per-connection trust
-setting; it is told to accept exactly the certificates whose public keys the call trusts
-(`--ignore-certificate-errors-spki-list`, honoured because a `--user-data-dir` is given):
-every other certificate is still verified. The list is fixed at launch, so the agent relaunches
+TURN over TLS: coturn's certificate is signed by the run's own CA, which coturn sends after it.
+Chromium has no per-connection trust setting; it is told to accept exactly the chains that carry
+a public key the call trusts (`--ignore-certificate-errors-spki-list`, honoured because a
+`--user-data-dir` is given; the CA's key, in the chain coturn sends): every other certificate is
+still verified. The list is fixed at launch, so the agent relaunches
 the browser (before a call starts, off its clock) when a call trusts a key the browser does not.
 """
 

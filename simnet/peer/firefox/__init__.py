@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from simnet.errors import EnvironmentProblem
@@ -44,20 +45,27 @@ def require_firefox(explicit: str | None = None) -> Path:
     return found
 
 
-def agent_argv(ns: str, profile_dir: Path, *, firefox: str | None = None) -> list[str]:
+def agent_argv(
+    ns: str, profile_dir: Path, *, trust: Sequence[Path] = (), firefox: str | None = None
+) -> list[str]:
     """The command line of a Firefox peer agent living in namespace `ns`.
 
     `profile_dir`: the browser's profile, which the agent empties, fills and removes (put it in
-    the run's work directory, so teardown and `simnet cleanup` remove it too). `firefox`:
-    another executable than Debian's.
+    the run's work directory, so teardown and `simnet cleanup` remove it too). `trust`: PEM
+    files (coturn's certificate) the profile trusts for TURN over TLS from the start; a call's
+    `ca_file` it does not trust yet costs a browser relaunch before it. `firefox`: another
+    executable than Debian's.
     """
     argv = [sys.executable, "-m", "simnet.peer.firefox", "--netns", ns]
     argv += ["--profile", str(profile_dir)]
+    for path in trust:
+        argv += ["--trust", str(path)]
     if firefox is not None:
         argv += ["--firefox", firefox]
     return argv
 
 
 def launch_argv(launch: Launch) -> list[str]:
-    """The registry's hook: a Firefox peer with its profile in `launch.scratch`."""
-    return agent_argv(launch.ns, launch.scratch)
+    """The registry's hook: a Firefox peer with its profile in `launch.scratch`, trusting
+    `launch.trust` from its start."""
+    return agent_argv(launch.ns, launch.scratch, trust=launch.trust)

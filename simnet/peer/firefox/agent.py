@@ -6,7 +6,8 @@ WebRTC, nICEr for ICE) and how the agent reaches it (WebDriver BiDi, `simnet.pee
 
 Start-up, before "ready" (off any call's clock): enter the namespace (so the browser, a child,
 lives there too), launch Firefox headless on a fresh profile in `--profile` (its `user.js`:
-`simnet.peer.firefox.prefs`), open a BiDi session, open the call page and warm it up (one
+`simnet.peer.firefox.prefs`; its NSS database trusting each `--trust` PEM file for TURN over
+TLS: `simnet.peer.firefox.certs`), open a BiDi session, open the call page and warm it up (one
 RTCPeerConnection created, an offer set, closed; the fake devices opened once). Then it
 announces `{"event": "ready", "t", "protocol": 1, "peer_kind": "firefox", "peer_version":
 "Firefox 153...", "pid", "netns", "browser_pid", "launch_s", "browser_s", "warm_s"}`.
@@ -14,7 +15,9 @@ announces `{"event": "ready", "t", "protocol": 1, "peer_kind": "firefox", "peer_
 A call whose page hung or whose browser went away ends with the error "browser"
 (`simnet.peer.browser.driver`); the agent reloads the page (or relaunches the browser) before
 its next call. On exit (the "exit" command, stdin closing, SIGTERM) it closes the browser, reaps
-its content processes (the agent is their subreaper) and removes the profile.
+its content processes (the agent is their subreaper) and removes the profile. A call whose
+`ca_file` the profile does not trust yet costs a browser relaunch before it (off its clock, as
+Chromium's).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from simnet import settings
 from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.peer.browser import PAGE
+from simnet.peer.firefox import certs
 from simnet.peer.serve import EventWriter, configure_logging, current_netns, serve, stdin_lines
 
 if TYPE_CHECKING:
@@ -52,6 +56,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", required=True, type=Path, help="the browser's profile directory (emptied)"
     )
     parser.add_argument("--firefox", help="the Firefox executable (default: Debian's)")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        type=Path,
+        help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
+    )
     parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
@@ -64,6 +75,7 @@ class Agent:
 
         self.binary = require_firefox(args.firefox)  # its message ends the agent's log
         self.profile: Path = args.profile
+        self.trust: list[Path] = _trustable(args.trust)
         self.emit = emit
         self.browser: Browser | None = None
         self.page: Page | None = None
@@ -71,11 +83,12 @@ class Agent:
         self.repairing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Launch the browser, open the call page, and warm it."""
+        """Launch the browser (its profile trusting `self.trust`), open the call page, and warm
+        it."""
         from simnet.peer.firefox.browser import Browser
 
         self.browser = await Browser.launch(
-            self.binary, self.profile, while_starting=_import_call_modules
+            self.binary, self.profile, self.trust, while_starting=_import_call_modules
         )
         self.launched_t = time.monotonic()
         self.page = await self.browser.open_page(PAGE.as_uri())
@@ -90,6 +103,18 @@ class Agent:
                 return
             except Exception:
                 log.exception("cannot reload the page; relaunching the browser")
+        await self.stop_browser()
+        await self.start()
+
+    async def ensure_trusted(self, ca_file: str | None) -> None:
+        """Relaunch the browser on a fresh profile if the call trusts a file its profile does
+        not: the NSS database is written before the browser starts (`certs`)."""
+        if ca_file is None or self.browser is None or Path(ca_file) in self.trust:
+            return
+        if not _trustable([Path(ca_file)]):
+            return
+        log.info("relaunching the browser to trust %s", ca_file)
+        self.trust.append(Path(ca_file))
         await self.stop_browser()
         await self.start()
 
@@ -116,6 +141,7 @@ class Agent:
                 self.repairing = None
             if self.page is None or self.browser is None or not self.browser.alive():
                 await self.repair()
+            await self.ensure_trusted(cmd.ca_file)
             assert self.page is not None
             result = await run_call(self.page, cmd, self.emit)
         except Exception as exc:
@@ -150,6 +176,16 @@ class Agent:
         except Exception:  # the next call tries again, and reports what fails
             log.exception("cannot replace the broken page")
             self.page = None
+
+
+def _trustable(pem_files: list[Path]) -> list[Path]:
+    """`pem_files`, or none when NSS's certutil is missing: the browser then starts trusting
+    nothing extra (a call over TURN/TLS fails, as its TURN attempts say; UDP and TCP work), and
+    the log says how to get it (`simnet doctor` checks it too)."""
+    if pem_files and certs.certutil() is None:
+        log.warning("no %s: not trusting %s (%s)", certs.CERTUTIL, pem_files, certs.CERTUTIL_FIX)
+        return []
+    return list(pem_files)
 
 
 def _import_call_modules() -> None:

@@ -23,8 +23,9 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from simnet.peer.firefox.bidi import (
     plain,
     session_url,
 )
+from simnet.peer.firefox.certs import TrustError, trust_in_profile
 from simnet.peer.firefox.prefs import PREFS, user_js
 
 log = logging.getLogger("simnet.peer.firefox.browser")
@@ -71,12 +73,17 @@ def flags(profile: Path) -> list[str]:
     ]
 
 
-def write_profile(profile: Path) -> None:
-    """A fresh profile at `profile`: emptied, with its `user.js` and per-user directories."""
+def write_profile(profile: Path, trust: Sequence[Path] = ()) -> None:
+    """A fresh profile at `profile`: emptied, with its `user.js`, per-user directories, and an
+    NSS database trusting `trust` (PEM files) for TLS servers (`simnet.peer.firefox.certs`)."""
     fresh_profile(profile)
     (profile / "user.js").write_text(user_js(PREFS))
     for sub in ("home", "xdg-cache", "xdg-config"):
         (profile / sub).mkdir()
+    try:
+        trust_in_profile(profile, trust)
+    except (TrustError, OSError, subprocess.SubprocessError) as exc:
+        raise BrowserError(f"cannot trust the call's certificates in {profile}: {exc}") from exc
 
 
 def browser_env(profile: Path) -> dict[str, str]:
@@ -181,11 +188,16 @@ class Browser:
 
     @classmethod
     async def launch(
-        cls, binary: Path, profile: Path, while_starting: Callable[[], object] | None = None
+        cls,
+        binary: Path,
+        profile: Path,
+        trust: Sequence[Path] = (),
+        while_starting: Callable[[], object] | None = None,
     ) -> Browser:
-        """Start the browser on a fresh profile and open a BiDi session to it. `while_starting`
-        runs right after the spawn, while the browser starts (the agent's own imports)."""
-        write_profile(profile)
+        """Start the browser on a fresh profile (trusting `trust`) and open a BiDi session to
+        it. `while_starting` runs right after the spawn, while the browser starts (the agent's
+        own imports)."""
+        write_profile(profile, trust)
         spawned = time.monotonic()
         argv = [str(binary), *flags(profile)]
         log.info("launching %s", " ".join(argv))
