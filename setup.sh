@@ -8,6 +8,7 @@ PACKAGES=(coturn nftables iptables iproute2 conntrack iputils-ping iperf3 tcpdum
           libnetfilter-queue-dev python3-venv gcc chromium tayga unbound
           golang-go golang-github-pion-webrtc.v3-dev golang-golang-x-net-dev golang-golang-x-sys-dev)
 PACKAGES+=(firefox-esr)  # peer: firefox (headless, driven over WebDriver BiDi)
+PACKAGES+=(squid)  # servers of kind http-proxy (simnet starts its own per run; the system service is left alone)
 PACKAGES+=(libnss3-tools)  # certutil: a Firefox profile trusts the run's CA (TURN over TLS)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -74,7 +74,10 @@ PHASES: tuple[Phase, ...] = get_args(Phase)
 # media window;
 # "agent" an unexpected exception inside the agent (details in error_detail and its log);
 # "browser" a browser peer's page crashed (the renderer died, its DevTools connection closed)
-# or stopped answering (the agent's watchdog), reported within the phase timeout.
+# or stopped answering (the agent's watchdog), reported within the phase timeout;
+# "proxy-unsupported" a side's network lets out only an HTTP proxy (`firewall.proxy_only`) its
+# stack cannot use, so the call was not tried; "proxy-refused" the proxy refused a tunnel the
+# call needed (its access log's TCP_DENIED: a port outside `connect_ports`, bad credentials).
 ERROR_KINDS: tuple[str, ...] = (
     "ice-failed",
     "turn-auth",
@@ -85,6 +88,8 @@ ERROR_KINDS: tuple[str, ...] = (
     "media",
     "agent",
     "browser",
+    "proxy-unsupported",
+    "proxy-refused",
     *(f"timeout:{p}" for p in PHASES),
 )
 

@@ -399,7 +399,12 @@ def run(
 
         with _interrupts_reported():
             run_scenario(
-                loaded, repeat, on_row, overrides=set_ or [], pcap_dir=out_dir if pcap else None
+                loaded,
+                repeat,
+                on_row,
+                overrides=set_ or [],
+                pcap_dir=out_dir if pcap else None,
+                log_dir=out_dir,
             )
     if not as_json:
         for part in calls_summary(loaded.name, rows, out_dir):

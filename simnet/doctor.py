@@ -48,6 +48,7 @@ BINARIES = {
     "turnserver": ("coturn", True, "STUN/TURN server for calls"),
     "tayga": ("tayga", False, "NAT64 in IPv6-only carriers (nat64: true)"),
     "unbound": ("unbound", False, "DNS (simnet.test) and DNS64 where a network carries IPv6"),
+    "squid": ("squid", False, "HTTP proxy servers (servers: {kind: http-proxy})"),
     "conntrack": ("conntrack", False, "inspecting NAT bindings"),
     "ping": ("iputils-ping", False, "reachability checks"),
     "iperf3": ("iperf3", False, "link throughput probes"),

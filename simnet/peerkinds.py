@@ -85,6 +85,9 @@ class Launch:
     scratch: Path  # a directory of the run's work directory this peer may own (e.g. a profile)
     trust: Sequence[Path] = ()  # PEM certificates to trust from the start (TURN over TLS)
     command: Sequence[str] = ()  # the scenario's `{command: ...}`, split (external kind only)
+    #: the HTTP proxy the host's network lets out alone (`firewall.proxy_only`), as
+    #: `http://address:port`; given only to kinds with `Capabilities.http_proxy`
+    proxy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,
                 turn_tls_to_address=True,
                 ipv6=True,
-                http_proxy=False,  # simnet launches it with no proxy
+                http_proxy=True,  # --proxy-server (simnet.peer.chromium.browser.flags)
                 shared_process=False,  # a browser per peer
                 replayed_media=False,
             ),

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from simnet.addresses import IPV4, IPV6, Family
+from simnet.addresses import IPV4, IPV6, Family, IPAddress
 from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan
 from simnet.scenario.family import V6Filtering
 from simnet.scenario.model import FirewallSpec
@@ -63,7 +63,7 @@ def render_forward(router: RouterPlan) -> str:
                 "  chain firewall {",
                 "    type filter hook forward priority filter - 1; policy accept;",
                 f"    meta nfproto != {NFPROTO[IPV6]} accept",
-                *firewall_rules(_ipv6_part(router.firewall)),
+                *firewall_rules(_ipv6_part(router.firewall), router.proxy, {IPV6}),
                 "  }",
             ]
         if router.v6_filtering is V6Filtering.ADF:  # every outbound packet refreshes its pair
@@ -97,8 +97,15 @@ def _ipv6_part(firewall: FirewallSpec) -> FirewallSpec:
     return firewall.model_copy(update={"block": [n for n in firewall.block if n.version == IPV6]})
 
 
-def firewall_rules(firewall: FirewallSpec) -> list[str]:
-    """The firewall's rules, for the families of its blocked ranges (and any other packet)."""
+def firewall_rules(
+    firewall: FirewallSpec,
+    proxy: tuple[tuple[IPAddress, ...], int] | None = None,
+    families: frozenset[Family] | set[Family] = frozenset({IPV4, IPV6}),
+) -> list[str]:
+    """The firewall's rules, for the families of its blocked ranges (and any other packet).
+
+    With `proxy` (`firewall.proxy_only`'s addresses and port), only new TCP connections to the
+    proxy's addresses of `families` (those the table matches) leave the LAN."""
     rules = []
     for family in sorted({network.version for network in firewall.block}):
         ip = match(family)
@@ -107,12 +114,20 @@ def firewall_rules(firewall: FirewallSpec) -> list[str]:
     if firewall.block_udp:
         rules.append("    meta l4proto udp drop")
     rules.append("    ct state established,related accept")
-    if firewall.allow:
+    if proxy is not None:
+        addresses, port = proxy
+        for family in sorted({a.version for a in addresses} & set(families)):
+            to = ", ".join(str(a) for a in addresses if a.version == family)
+            rules.append(
+                f'    iifname "{LAN_IF}" {match(family)} daddr {{ {to} }} tcp dport {port} accept'
+            )
+    if firewall.allow and proxy is None:
         for proto in ("tcp", "udp"):
             ports = [r.split("/")[1] for r in firewall.allow if r.startswith(proto)]
             if ports:
                 rules.append(
                     f'    iifname "{LAN_IF}" {proto} dport {{ {", ".join(ports)} }} accept'
                 )
+    if firewall.allow or proxy is not None:
         rules.append(f'    iifname "{LAN_IF}" drop')
     return rules

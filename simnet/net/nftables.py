@@ -57,7 +57,7 @@ def render_router(router: RouterPlan) -> str:
         body += _nat(router.behavior, router.wan_address, _inside(router), inside)
     firewall = _translated_firewall(router)
     if firewall is not None:
-        body += _firewall(firewall)
+        body += _firewall(firewall, router)
     tables = render_forward(router)
     if body:
         tables = f"table {table_family(router)} {TABLE} {{\n" + "\n".join(body) + "\n}\n" + tables
@@ -236,11 +236,13 @@ def _nat(behavior: NatBehavior, wan: IPAddress, lan: IPNetwork, inside: str = LA
     ]
 
 
-def _firewall(firewall: FirewallSpec) -> list[str]:
+def _firewall(firewall: FirewallSpec, router: RouterPlan) -> list[str]:
     """Outbound policy; what comes back on an allowed flow is let through."""
+    family = table_family(router)
+    families = {IPV4, IPV6} if family == "inet" else {IPV4 if family == "ip" else IPV6}
     return [
         "  chain firewall {",
         "    type filter hook forward priority filter; policy accept;",
-        *firewall_rules(firewall),
+        *firewall_rules(firewall, router.proxy, families),
         "  }",
     ]

@@ -40,7 +40,7 @@ resolver of the NAT64 carrier it sits behind (that carrier's LAN gateway address
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -59,6 +59,7 @@ from simnet.errors import ScenarioError
 from simnet.scenario.family import V6Filtering, strictest
 from simnet.scenario.model import (
     INTERNET,
+    PROXY_PORT,
     FirewallSpec,
     LinkSpec,
     Router,
@@ -215,6 +216,8 @@ class RouterPlan:
     blackholed: frozenset[Family] = frozenset()
     nat64_prefix: IPv6Network | None = None
     nat64_pool: IPv4Network | None = None
+    # `firewall.proxy_only`'s proxy: its addresses and port, the LAN's one way out
+    proxy: tuple[tuple[IPAddress, ...], int] | None = None
 
     @property
     def families(self) -> frozenset[Family]:
@@ -531,6 +534,7 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         nodes[name] = Node(name, Role.SERVER)
         families = server.families_in(internet)
         attach(name, Role.SERVER, CORE, HOST_IF, server.addresses, server.link, families)
+    _resolve_proxies(nodes)
     hosts = {n: (h.behind, h.link) for n, h in scenario.hosts.items()}
     hosts.update({n: (behind, None) for n, behind in (extra_hosts or {}).items()})
     for name, (behind, link) in hosts.items():
@@ -555,6 +559,17 @@ def plan_network(scenario: Scenario, extra_hosts: dict[str, str] | None = None) 
         if name != CORE:
             node.resolvers = _resolvers(plan, name)
     return plan
+
+
+def _resolve_proxies(nodes: dict[str, Node]) -> None:
+    """Give each router whose firewall is `proxy_only` its proxy's addresses and port (the
+    servers are placed after the routers)."""
+    for node in nodes.values():
+        router = node.router
+        if router is None or router.firewall is None or router.firewall.proxy_only is None:
+            continue
+        proxy = nodes[router.firewall.proxy_only]
+        node.router = replace(router, proxy=(tuple(proxy.all_addresses()), PROXY_PORT))
 
 
 def _families_at(

@@ -26,6 +26,10 @@ JSON_KEYS = (
 FAMILY_JSON_KEYS = ("ip_family", "via_nat64", "offerer_via_nat64", "answerer_via_nat64")
 
 
+#: added to a call's JSON object when its row has them (a side behind `firewall.proxy_only`)
+PROXY_JSON_KEYS = ("via_proxy", "proxy_target")
+
+
 def json_line(row: ResultRow, keys: Sequence[str] = JSON_KEYS) -> str:
     """A call's row as one JSON object of `keys` (`--json`), and the family keys where the row
     has them. `outcome` is what every output calls the call (`ResultRow.outcome`: direct, relay,
@@ -33,6 +37,8 @@ def json_line(row: ResultRow, keys: Sequence[str] = JSON_KEYS) -> str:
     ICE had selected, even for a failed call."""
     if "ip_family" in row:
         keys = (*keys, *(k for k in FAMILY_JSON_KEYS if k not in keys))
+    if row.get("via_proxy") is not None:
+        keys = (*keys, *(k for k in PROXY_JSON_KEYS if k not in keys))
     return json.dumps({k: row.outcome if k == "outcome" else row.get(k) for k in keys})
 
 

@@ -189,6 +189,11 @@ class CallOutcome(_Part):
     ice_disconnects: int = 0
     ice_disconnected_ms: float | None = None
     turn_attempts: list[TurnAttemptRecord] = Field(default_factory=list)
+    # A side behind a `proxy_only` network: whether it tunnelled through the proxy during the
+    # call, and the TURN server (host:port) it reached through `CONNECT` (the proxy's log;
+    # simnet.run.proxied). None: no side was behind a proxy.
+    via_proxy: bool | None = None
+    proxy_target: str | None = None
     relay_region: str | None = (
         None  # `region` of the TURN server that relayed (simnet.run.one_call)
     )
@@ -235,6 +240,8 @@ class CallOutcome(_Part):
                 "relay_protocol_inferred",
                 "direct_pair_succeeded",
                 "families",
+                "via_proxy",
+                "proxy_target",
             }
         )
         flat: dict[str, Any] = {}
@@ -250,6 +257,9 @@ class CallOutcome(_Part):
             flat["direct_pair_succeeded"] = self.direct_pair_succeeded
         if self.families is not None:  # only on a network that carries IPv6
             flat.update(self.families.model_dump())
+        if self.via_proxy is not None:  # only where a side is behind a proxy_only network
+            flat["via_proxy"] = self.via_proxy
+            flat["proxy_target"] = self.proxy_target
         return flat
 
 

@@ -7,6 +7,7 @@ warm agents in a fresh signaling room, so start-up costs never count as connecti
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from simnet.net.plan import plan_network
 from simnet.results.schema import EmulatorFigures, ResultRow
 from simnet.run.load import run_load
 from simnet.run.one_call import (
+    Services,
     call_of,
     call_outcome,
     one_call,
@@ -45,11 +47,13 @@ async def run_calls(
     on_row: Callable[[Row], None],
     overrides: Sequence[str] = (),
     pcap_dir: Path | None = None,
+    log_dir: Path | None = None,
 ) -> list[Row]:
     """Make every cell's call `repeat` times (cell by cell) between warm agents. Each row
     records `overrides` (the `--set`s laid over the scenario file): the variant it measured.
     With `pcap_dir`, every host's interface is captured during each call into
-    `<pcap_dir>/pcap-<run id>-<call>-<host>.pcap`, named in the row's `pcap_files`."""
+    `<pcap_dir>/pcap-<run id>-<call>-<host>.pcap`, named in the row's `pcap_files`. With
+    `log_dir`, each HTTP proxy's access log is kept there as `proxy-<run id>-<server>.log`."""
     peers = list(dict.fromkeys(p for call, _ in cells for p in (call.offerer, call.answerer)))
     services = await start_services(network, scenario, peers)
     rows: list[Row] = []
@@ -92,8 +96,25 @@ async def run_calls(
             on_row(row)
             rows.append(row)
     finally:
-        await services.close()
+        try:
+            if log_dir is not None:
+                keep_proxy_logs(services, log_dir, network.run.id)
+        finally:
+            await services.close()
     return rows
+
+
+def keep_proxy_logs(services: Services, log_dir: Path, run_id: str) -> list[Path]:
+    """Copy each proxy's access log out of the run's work directory (which goes with the run)
+    into `log_dir`, next to the rows."""
+    kept = []
+    for name, proxy in services.proxies.items():
+        if not proxy.files.access_log.exists():  # squid opens it at start; a failed start did not
+            continue
+        target = log_dir / f"proxy-{run_id}-{name}.log"
+        shutil.copyfile(proxy.files.access_log, target)
+        kept.append(target)
+    return kept
 
 
 def run_scenario(
@@ -103,11 +124,13 @@ def run_scenario(
     cells: list[Cell] | None = None,
     overrides: Sequence[str] = (),
     pcap_dir: Path | None = None,
+    log_dir: Path | None = None,
 ) -> list[Row]:
     """Build `scenario`, make `repeat` calls (of each cell; default: the scenario's call), tear
     everything down. Rows go to `on_row` as each call ends, so a crash loses nothing measured.
     `overrides` are the `--set`s the scenario was loaded with, recorded in every row; with
-    `pcap_dir`, each call is captured on every host (see `run_calls`)."""
+    `pcap_dir`, each call is captured on every host, with `log_dir` the proxies' access logs
+    are kept (see `run_calls`)."""
     if cells is None and scenario.call is not None and scenario.call.concurrent > 1:
         # each repetition is one level of that many calls
         rows: list[Row] = []
@@ -125,5 +148,5 @@ def run_scenario(
     plan = plan_network(scenario)
     with emulated_network(plan, label=f"run {scenario.name}") as network:
         return run_terminable(
-            run_calls(network, scenario, cells, repeat, on_row, overrides, pcap_dir)
+            run_calls(network, scenario, cells, repeat, on_row, overrides, pcap_dir, log_dir)
         )

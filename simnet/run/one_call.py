@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Network
@@ -19,7 +20,7 @@ from typing import Any
 from simnet.addresses import IPV4, IPV6, Family, IPAddress
 from simnet.call.row import SideNetwork, call_row, family_figures
 from simnet.call.timeline import Timeline
-from simnet.errors import ScenarioError
+from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.net.builder import Network
 from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
 from simnet.peer.control.hosting import PeerHost, start_hosted
@@ -27,11 +28,14 @@ from simnet.peer.iceurl import IceUrl
 from simnet.peer.protocol import CallCommand, CallResult, IceServer, SelectedPair
 from simnet.results.schema import CallOutcome
 from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
+from simnet.run.proxied import ProxySide, proxied_hosts, proxy_figures, unsupported
 from simnet.scenario.family import WORD_FAMILIES
 from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
+from simnet.services.squid import INSTALL_FIX as SQUID_FIX
+from simnet.services.squid import ProxyConfig, SquidHandle, squid_installed, start_squid
 
 SIGNALING_PORT = 443
 AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controller gives up
@@ -41,6 +45,9 @@ AGENT_MARGIN_S = 5.0  # on top of the sum of phase timeouts, before the controll
 class Services:
     dns: DnsServices = field(default_factory=DnsServices)  # where the network has names
     turn: dict[str, CoturnHandle] = field(default_factory=dict)
+    proxies: dict[str, SquidHandle] = field(default_factory=dict)
+    proxied: dict[str, ProxySide] = field(default_factory=dict)  # hosts behind a proxy_only
+    call_wall_t: float = 0.0  # Unix time the last call started (for the proxies' logs)
     signaling: SignalingServer | None = None
     agents: dict[str, PeerAgent] = field(default_factory=dict)
     hosts: list[PeerHost] = field(default_factory=list)  # processes hosting several peers
@@ -80,6 +87,8 @@ class Services:
             await self.signaling.wait_closed()
         for handle in self.turn.values():
             handle.stop()
+        for proxy in self.proxies.values():
+            proxy.stop()
         self.dns.stop()
 
 
@@ -97,6 +106,13 @@ def call_of(scenario: Scenario, source: str | None = None) -> CallSpec:
             fix=None if scenario.call else "add a `call:` section naming two hosts",
         )
     missing_programs(scenario.hosts, [call.offerer, call.answerer], source or scenario.name)
+    proxies = scenario.servers_of("http-proxy")
+    if proxies and not squid_installed():  # before anything is built
+        raise EnvironmentProblem(
+            f"{source or scenario.name}: servers.{proxies[0]} is an http-proxy, but squid is "
+            "not installed",
+            fix=SQUID_FIX,
+        )
     return call
 
 
@@ -140,6 +156,18 @@ async def start_services(
                 name,
                 TurnConfig(auth=auth, relay_families=relaying, **turn_limits(spec.limits)),
             )
+        for name in _servers(scenario, "http-proxy"):
+            spec = scenario.servers[name]
+            services.proxies[name] = await start_squid(
+                network,
+                name,
+                ProxyConfig(
+                    tuple(network.plan.nodes[name].all_addresses()),
+                    tuple(spec.proxy_ports),
+                    spec.proxy_auth,
+                ),
+            )
+        services.proxied = proxied_hosts(network, peers, services.proxies)
         signaling = _servers(scenario, "signaling")[0]
         # Port 443: signaling is HTTPS-shaped traffic, the one port a strict firewall lets out.
         services.signaling = SignalingServer(
@@ -159,7 +187,12 @@ async def start_services(
                     network.run,
                     network.ns(p),
                     argv=peer_argv(
-                        scenario.hosts[p], network.ns(p), network.run.workdir, p, certificates
+                        scenario.hosts[p],
+                        network.ns(p),
+                        network.run.workdir,
+                        p,
+                        certificates,
+                        services.proxied[p].url if p in services.proxied else None,
                     ),
                 )
                 for p in own
@@ -361,6 +394,9 @@ async def one_call(
 
     With a `timeline`, its events are applied to the network during the call (and every
     changed link is put back afterwards); its `columns()` then describe what happened."""
+    services.call_wall_t = time.time()
+    if unsupported(scenario, call, services.proxied):
+        return None, None, None  # `call_outcome` says why, without waiting out ICE
     offer_cmd, answer_cmd = _commands(scenario, call, services, room=f"call-{index}")
     limit = offer_cmd.timeouts.total_s(call.duration_s) + AGENT_MARGIN_S
     offerer, answerer = services.agents[call.offerer], services.agents[call.answerer]
@@ -424,8 +460,14 @@ def call_outcome(
     answer: CallResult | None,
     agent_error: str | None,
 ) -> CallOutcome:
-    """The row's call columns: both sides' results, the relay's region, each side's stack."""
+    """The row's call columns: both sides' results, the relay's region, each side's stack,
+    and what a proxy in the way did (`simnet.run.proxied`)."""
     outcome = call_row(offer, answer, agent_error)
+    cannot = unsupported(scenario, call, services.proxied)
+    if cannot is not None:
+        outcome = outcome.model_copy(
+            update={"error": "proxy-unsupported", "error_detail": cannot, "via_proxy": False}
+        )
     families = None
     if services.carries_ipv6:  # an IPv4 network's rows stay as they were
         families = family_figures(
@@ -444,7 +486,28 @@ def call_outcome(
             **services.peer_columns(scenario, call),
         }
     )
+    outcome = with_proxy_figures(outcome, call, services)
     return inferred_relay_protocol(outcome, call)
+
+
+def with_proxy_figures(outcome: CallOutcome, call: CallSpec, services: Services) -> CallOutcome:
+    """`via_proxy` and `proxy_target` from the proxies' access logs; a failed call whose proxy
+    refused a tunnel fails with `proxy-refused` (the refusal in `error_detail`)."""
+    if outcome.error == "proxy-unsupported":
+        return outcome
+    turn = set().union(*turn_addresses(services).values()) if services.turn else set()
+    figures = proxy_figures(call, services.proxied, services.proxies, turn, services.call_wall_t)
+    if figures is None:
+        return outcome
+    update: dict[str, Any] = {"via_proxy": figures.via_proxy, "proxy_target": figures.target}
+    if not outcome.connected and figures.refused is not None:
+        refused = figures.refused
+        update["error"] = "proxy-refused"
+        update["error_detail"] = (
+            f"the proxy answered {refused.status} to CONNECT {refused.target}"
+            f" (then: {outcome.error})"
+        )
+    return outcome.model_copy(update=update)
 
 
 def inferred_relay_protocol(outcome: CallOutcome, call: CallSpec) -> CallOutcome:

@@ -32,7 +32,12 @@ def kind_of(host: HostSpec) -> PeerKindSpec:
 
 
 def peer_argv(
-    host: HostSpec, ns: str, workdir: Path, name: str, trust: Sequence[Path] = ()
+    host: HostSpec,
+    ns: str,
+    workdir: Path,
+    name: str,
+    trust: Sequence[Path] = (),
+    proxy: str | None = None,
 ) -> list[str]:
     """The command line of `name`'s peer, built by its kind's hook.
 
@@ -42,7 +47,13 @@ def peer_argv(
     TURN-over-TLS call costs no browser relaunch."""
     kind = kind_of(host)
     command = host.peer.argv if isinstance(host.peer, ExternalPeer) else ()
-    launch = Launch(ns=ns, scratch=workdir / f"{kind.name}-{name}", trust=trust, command=command)
+    launch = Launch(
+        ns=ns,
+        scratch=workdir / f"{kind.name}-{name}",
+        trust=trust,
+        command=command,
+        proxy=proxy if kind.capabilities.http_proxy else None,
+    )
     return peerkinds.agent_argv(kind, launch)
 
 

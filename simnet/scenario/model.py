@@ -377,6 +377,11 @@ class FirewallSpec(Strict):
         default_factory=list,
         description="destination ranges dropped, as text, e.g. ['192.0.2.10/32']",
     )
+    proxy_only: Name | None = Field(
+        default=None,
+        description="the name of an http-proxy server: nothing leaves the LAN except TCP to "
+        "that proxy's addresses and port (a corporate network whose only way out is its proxy)",
+    )
 
     @model_validator(mode="after")
     def _ports_in_range(self) -> FirewallSpec:
@@ -612,17 +617,40 @@ class TurnLimits(Strict):
         return self
 
 
+class ProxyAuth(Strict):
+    """Basic authentication an http-proxy asks of its clients (squid's basic_ncsa_auth)."""
+
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = Field(
+        description="the user name (letters, digits, ._-)"
+    )
+    password: Annotated[str, Field(pattern=r"^[!-~]{1,64}$")] = Field(
+        description="the password (printable ASCII, no space)"
+    )
+
+
+PROXY_PORT = 3128  # where an http-proxy listens (squid's own default)
+
+
 class ServerSpec(Strict):
     """A server on the public internet. Its service is started by the call machinery."""
 
-    kind: Literal["stun", "turn", "signaling", "probe"] = Field(
+    kind: Literal["stun", "turn", "signaling", "probe", "http-proxy"] = Field(
         description="turn: coturn, STUN and TURN over UDP and TCP on 3478, TLS on 5349, all three "
         "on 443; stun: coturn, STUN only; signaling: the WebSocket/HTTP signaling server; probe: "
-        "verify-nat's echo server"
+        "verify-nat's echo server; http-proxy: squid on port 3128, tunnelling CONNECT to "
+        "`connect_ports` only"
     )
     addresses: int = Field(default=1, ge=1, le=4, description="public addresses of the server")
-    auth: Literal["long-term", "rest"] = Field(
-        default="long-term", description="TURN credentials: static user or TURN REST secret"
+    auth: Literal["long-term", "rest"] | ProxyAuth = Field(
+        default="long-term",
+        description="TURN credentials: static user or TURN REST secret; an http-proxy's basic "
+        "authentication: {user, password} (default: none)",
+    )
+    connect_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="the ports an http-proxy lets CONNECT reach (default [443]); squid answers "
+        "403 to any other",
     )
     region: Annotated[str, AfterValidator(_region)] | None = Field(
         default=None,
@@ -669,6 +697,30 @@ class ServerSpec(Strict):
         if self.relay_families is None:
             return self.families_in(internet)
         return frozenset(WORD_FAMILIES[f] for f in self.relay_families)
+
+    @property
+    def proxy_ports(self) -> list[int]:
+        """The ports an http-proxy tunnels CONNECT to."""
+        return self.connect_ports if self.connect_ports is not None else [443]
+
+    @property
+    def proxy_auth(self) -> ProxyAuth | None:
+        return self.auth if isinstance(self.auth, ProxyAuth) else None
+
+    @model_validator(mode="after")
+    def _proxy_fields(self) -> ServerSpec:
+        if self.connect_ports is not None and self.kind != "http-proxy":
+            raise ValueError(
+                f"connect_ports: only an http-proxy has them, not a {self.kind} server"
+            )
+        if isinstance(self.auth, ProxyAuth) and self.kind != "http-proxy":
+            raise ValueError(
+                f"auth: {{user, password}} is an http-proxy's; a {self.kind} server takes "
+                "long-term or rest"
+            )
+        if self.kind == "http-proxy" and self.auth == "rest":
+            raise ValueError("auth: an http-proxy takes {user, password}, not rest")
+        return self
 
     @model_validator(mode="after")
     def _region_is_turns(self) -> ServerSpec:
@@ -999,7 +1051,23 @@ class Scenario(Strict):
         problem = _family_problem(self, routers)
         if problem:
             raise ValueError(problem)
+        self._proxies_named()
         return self
+
+    def _proxies_named(self) -> None:
+        """Every `firewall.proxy_only` names an http-proxy server of this scenario."""
+        for name, nat in self.nats.items():
+            proxy = nat.firewall.proxy_only if nat.firewall else None
+            if proxy is None:
+                continue
+            server = self.servers.get(proxy)
+            if server is None or server.kind != "http-proxy":
+                known = ", ".join(self.servers_of("http-proxy")) or "none in this scenario"
+                raise ValueError(
+                    f"nats.{name}.firewall.proxy_only: '{proxy}' is not an http-proxy server; "
+                    f"http-proxy servers: {known} (add `servers: {{{proxy}: {{kind: "
+                    "http-proxy}}}`)"
+                )
 
     def _template_names(self, names: dict[str, str]) -> None:
         """Every name a host template makes (its instances, their own NATs and carriers) is

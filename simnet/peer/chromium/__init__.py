@@ -52,6 +52,7 @@ def agent_argv(
     *,
     chromium: str | None = None,
     trust: Sequence[Path] = (),
+    proxy: str | None = None,
 ) -> list[str]:
     """The command line of a Chromium peer agent living in namespace `ns`.
 
@@ -59,6 +60,7 @@ def agent_argv(
     work directory, so teardown and `simnet cleanup` remove it). `chromium`: another executable
     than Debian's. `trust`: PEM files (coturn's certificate) trusted for TURN over TLS from the
     start; a call's `ca_file` the browser does not trust yet costs a browser relaunch before it.
+    `proxy`: the HTTP proxy (`http://address:port`) the browser sends everything through.
     """
     argv = [
         sys.executable,
@@ -73,10 +75,12 @@ def agent_argv(
         argv += ["--chromium", chromium]
     for path in trust:
         argv += ["--trust", str(path)]
+    if proxy is not None:
+        argv += ["--proxy", proxy]
     return argv
 
 
 def launch_argv(launch: Launch) -> list[str]:
     """The registry's hook: a Chromium peer with its profile in `launch.scratch`, trusting
     `launch.trust` from its start."""
-    return agent_argv(launch.ns, launch.scratch, trust=launch.trust)
+    return agent_argv(launch.ns, launch.scratch, trust=launch.trust, proxy=launch.proxy)

@@ -62,6 +62,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
     )
+    parser.add_argument(
+        "--proxy", help="HTTP proxy (http://address:port) for everything, UDP kept off"
+    )
     parser.add_argument("--log-level", default=settings.agent_log_level())
     return parser.parse_args(argv)
 
@@ -76,6 +79,7 @@ class Agent:
         self.binary = require_chromium(args.chromium)  # its message ends the agent's log
         self.profile: Path = args.profile
         self.trust: list[str] = list(args.trust)
+        self.proxy: str | None = args.proxy
         self.emit = emit
         self.browser: Browser | None = None
         self.page: Page | None = None
@@ -88,7 +92,12 @@ class Agent:
 
         spki = spki_hashes(self.trust) if self.trust else []
         self.browser = await Browser.launch(
-            self.binary, self.profile, spki, PAGE.as_uri(), while_starting=_import_call_modules
+            self.binary,
+            self.profile,
+            spki,
+            PAGE.as_uri(),
+            while_starting=_import_call_modules,
+            proxy=self.proxy,
         )
         self.launched_t = time.monotonic()
         self.page = await self.browser.first_page(PAGE.as_uri())

@@ -139,7 +139,20 @@ def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
     return sorted(set(hashes))
 
 
-def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> list[str]:
+def policy_preference(profile: Path) -> None:
+    """The WebRTC IP handling policy `disable_non_proxied_udp` as the profile's own preference
+    (`webrtc.ip_handling_policy`, what the WebRtcIPHandling enterprise policy and privacy
+    extensions set): the command-line switch alone left UDP on (a capture showed STUN and
+    connectivity checks over UDP leaving the host)."""
+    default = profile / "Default"
+    default.mkdir(parents=True, exist_ok=True)
+    preferences = {"webrtc": {"ip_handling_policy": "disable_non_proxied_udp"}}
+    (default / "Preferences").write_text(json.dumps(preferences))
+
+
+def flags(
+    profile: Path, spki: Sequence[str] = (), url: str = "about:blank", proxy: str | None = None
+) -> list[str]:
     """The command-line flags of an agent's browser (see the module docstring)."""
     argv = [
         "--headless",
@@ -174,6 +187,10 @@ def flags(profile: Path, spki: Sequence[str] = (), url: str = "about:blank") -> 
     ]
     if spki:
         argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
+    if proxy is not None:
+        # Everything through the proxy, WebRTC's TCP (TURN over TCP/TLS) included; UDP is kept
+        # off by the profile's policy preference (`policy_preference`).
+        argv.append(f"--proxy-server={proxy}")
     argv.append(url)  # the first page: the call page itself, loading while DevTools connects
     return argv
 
@@ -323,13 +340,16 @@ class Browser:
         spki: Sequence[str] = (),
         url: str = "about:blank",
         while_starting: Callable[[], object] | None = None,
+        proxy: str | None = None,
     ) -> Browser:
         """Start the browser with one page at `url` and connect to it; returns once DevTools
         answers. `while_starting` runs right after the spawn, while the browser starts (the
         agent's own imports: two cores do both at once)."""
         fresh_profile(profile)
+        if proxy is not None:
+            policy_preference(profile)
         spawned = time.monotonic()
-        argv = [str(binary), *flags(profile, spki, url)]
+        argv = [str(binary), *flags(profile, spki, url, proxy)]
         log.info("launching %s", " ".join(argv))
         process = await asyncio.create_subprocess_exec(
             *argv,

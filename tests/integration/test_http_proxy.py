@@ -1,0 +1,189 @@
+"""An http-proxy (squid) and a network whose only way out is that proxy, proven with sockets.
+
+A host behind `firewall.proxy_only` reaches a server's port 443 through the proxy's `CONNECT`
+(bytes cross the tunnel), is refused a port outside `connect_ports` (403, logged TCP_DENIED),
+and reaches nothing directly, TCP or UDP, while the same server answers the proxy itself; the
+proxy asks for credentials when it has them. Squid's process and files go with the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simnet.net.builder import Network, emulated_network
+from simnet.net.netns import socket_in
+from simnet.net.plan import plan_network
+from simnet.net.process import group_members
+from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.model import PROXY_PORT, ProxyAuth
+from simnet.services.squid import ProxyConfig, start_squid
+
+TIMEOUT_S = 5.0
+BLOCKED_S = 1.0
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path("/usr/sbin/squid").exists(), reason="squid missing"),
+]
+
+
+def scenario(auth: dict[str, str] | None = None) -> dict[str, object]:
+    proxy: dict[str, object] = {"kind": "http-proxy"}
+    if auth:
+        proxy["auth"] = auth
+    return {
+        "nats": {"corp": {"preset": "port-restricted-cone", "firewall": {"proxy_only": "proxy"}}},
+        "hosts": {"office": {"behind": "corp"}, "web": {"behind": "internet"}},
+        "servers": {"proxy": proxy},
+    }
+
+
+def listen(network: Network, port: int) -> socket.socket:
+    sock = socket_in(network.ns("web"), socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((str(network.address("web")), port))
+    sock.listen(4)
+    sock.settimeout(TIMEOUT_S)
+    return sock
+
+
+def connect(network: Network, host: str, to: str, port: int, timeout: float) -> socket.socket:
+    sock = socket_in(network.ns(host), socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect((to, port))
+    return sock
+
+
+def via_proxy(
+    network: Network, target: str, auth: ProxyAuth | None = None
+) -> tuple[str, socket.socket]:
+    """CONNECT `target` through the proxy from office; the status line and the socket."""
+    sock = connect(network, "office", str(network.address("proxy")), PROXY_PORT, TIMEOUT_S)
+    header = ""
+    if auth is not None:
+        token = base64.b64encode(f"{auth.user}:{auth.password}".encode()).decode()
+        header = f"Proxy-Authorization: Basic {token}\r\n"
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{header}\r\n".encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply.split(b"\r\n", 1)[0].decode(), sock
+
+
+def test_the_proxy_is_the_only_way_out_and_tunnels_to_443_only() -> None:
+    plan = plan_network(scenario_from_dict(scenario()))
+    with emulated_network(plan, label="test_http_proxy") as network:
+        proxy = asyncio.run(start_squid(network, "proxy", ProxyConfig((network.address("proxy"),))))
+        web = str(network.address("web"))
+        with listen(network, 443) as https, listen(network, 8443) as other:
+            status, tunnel = via_proxy(network, f"{web}:443")
+            assert " 200 " in status
+            peer, _ = https.accept()
+            tunnel.sendall(b"ping")
+            assert peer.recv(4) == b"ping"
+            peer.close()
+            tunnel.close()
+            status, refused = via_proxy(network, f"{web}:8443")
+            refused.close()
+            assert " 403 " in status
+            with pytest.raises(OSError):  # direct TCP, even to 443: dropped at the router
+                connect(network, "office", web, 443, BLOCKED_S)
+            assert connect(network, "proxy", web, 8443, TIMEOUT_S)  # the control: reachable
+            other.accept()[0].close()
+        udp = socket_in(network.ns("web"), socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((web, 3478))
+        udp.settimeout(BLOCKED_S)
+        sender = socket_in(network.ns("office"), socket.AF_INET, socket.SOCK_DGRAM)
+        sender.sendto(b"x", (web, 3478))
+        with pytest.raises(TimeoutError):
+            udp.recv(16)
+        udp.close()
+        sender.close()
+        log = [r for r in proxy.access_log() if r.method == "CONNECT"]
+        assert [(r.status.split("/")[0], r.target) for r in log] == [
+            ("TCP_TUNNEL", f"{web}:443"),
+            ("TCP_DENIED", f"{web}:8443"),
+        ]
+        pid = proxy.process.pid
+    assert not group_members(pid)  # the run ended squid
+    assert not proxy.files.workdir.exists()
+
+
+def test_a_proxy_with_auth_wants_the_password() -> None:
+    auth = ProxyAuth(user="alice", password="s3cret")
+    plan = plan_network(scenario_from_dict(scenario(auth.model_dump())))
+    with emulated_network(plan, label="test_http_proxy") as network:
+        asyncio.run(
+            start_squid(network, "proxy", ProxyConfig((network.address("proxy"),), auth=auth))
+        )
+        web = str(network.address("web"))
+        with listen(network, 443) as https:
+            status, sock = via_proxy(network, f"{web}:443")
+            sock.close()
+            assert " 407 " in status
+            status, sock = via_proxy(network, f"{web}:443", auth)
+            sock.close()
+            assert " 200 " in status
+            https.accept()[0].close()
+
+
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "corporate-proxy.yaml"
+
+
+def squids_of(run_id: str) -> list[int]:
+    """Live squid processes whose configuration is in run `run_id`'s work directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"squid") and any(f"{run_id}.d".encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        ("servers.proxy.connect_ports=[8443]", "proxy-refused"),
+        ("hosts.alice.peer=aiortc", "proxy-unsupported"),
+    ],
+)
+def test_a_call_the_proxy_cannot_carry_fails_with_its_own_error(
+    override: str, error: str, tmp_path: Path, tools: Any
+) -> None:
+    done = tools.run_cli(
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--set", override, timeout=120
+    )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 1 and len(rows) == 1, done.output  # the expectation is unmet
+    assert rows[0]["error"] == error and rows[0]["via_proxy"] is False, rows[0]
+    assert not squids_of(rows[0]["run_id"])
+    assert not tools.namespaces(f"sn-{rows[0]['run_id']}-")
+
+
+def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> None:
+    """And alice's browser sends no UDP at all (the enterprise policy disable_non_proxied_udp):
+    its capture, taken on its own interface before the firewall, has not one UDP packet."""
+    done = tools.run_cli(
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--pcap", timeout=120
+    )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and len(rows) == 1, done.output
+    row = rows[0]
+    assert row["via_proxy"] is True and row["path"] == "relay", row
+    assert row["relay_protocol"] in ("tcp", "tls") and row["proxy_target"].endswith(":443"), row
+    kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()  # the log, with the rows
+    assert "TCP_TUNNEL/200" in kept and f"CONNECT {row['proxy_target']}" in kept
+    assert not squids_of(row["run_id"])

@@ -1,0 +1,146 @@
+"""An http-proxy server and a network whose only way out is that proxy.
+
+`servers.NAME: {kind: http-proxy}` is squid with the ports `CONNECT` may reach and optional basic
+authentication; `nats.X.firewall.proxy_only: NAME` lets nothing leave X's LAN except TCP to the
+proxy's addresses and port. Bad input is one `ScenarioError` naming the file and field; the
+rendered firewall loads (nft -c, as root) and accepts nothing else from the LAN."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simnet.errors import EnvironmentProblem, ScenarioError
+from simnet.net.nftables import render_router
+from simnet.net.plan import LAN_IF, plan_network
+from simnet.run import one_call
+from simnet.scenario.load import scenario_from_dict
+from simnet.scenario.model import PROXY_PORT, ProxyAuth
+from simnet.services.squid import ProxyConfig, SquidFiles, parse_access_line, squid_config
+from tests.unit.test_nat_model import nft_check, scratch_ns
+
+__all__ = ["scratch_ns"]  # a fixture, used by name
+
+
+def corporate(**proxy: Any) -> dict[str, Any]:
+    return {
+        "nats": {"corp": {"preset": "symmetric", "firewall": {"proxy_only": "proxy"}}},
+        "hosts": {"alice": {"behind": "corp"}, "bob": {"behind": "internet"}},
+        "servers": {
+            "proxy": {"kind": "http-proxy", **proxy},
+            "turn": {"kind": "turn"},
+            "signaling": {"kind": "signaling"},
+        },
+    }
+
+
+def error_of(data: dict[str, Any]) -> str:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict(data, source="corp.yaml")
+    return str(caught.value)
+
+
+def test_proxy_only_must_name_an_http_proxy() -> None:
+    data = corporate()
+    data["nats"]["corp"]["firewall"]["proxy_only"] = "turn"
+    message = error_of(data)
+    assert message.startswith("corp.yaml")
+    assert "nats.corp.firewall.proxy_only" in message and "'turn'" in message
+    assert "http-proxy servers: proxy" in message
+    data["nats"]["corp"]["firewall"]["proxy_only"] = "nowhere"
+    assert "'nowhere' is not an http-proxy" in error_of(data)
+
+
+@pytest.mark.parametrize("ports", [[0], [65536], [], ["x"]])
+def test_connect_ports_out_of_range_are_refused(ports: list[Any]) -> None:
+    message = error_of(corporate(connect_ports=ports))
+    assert message.startswith("corp.yaml") and "connect_ports" in message
+
+
+def test_proxy_fields_belong_to_a_proxy() -> None:
+    data = corporate()
+    data["servers"]["turn"]["connect_ports"] = [443]
+    assert "only an http-proxy has them" in error_of(data)
+    data = corporate()
+    data["servers"]["turn"]["auth"] = {"user": "u", "password": "p"}
+    assert "servers.turn" in error_of(data)
+    assert "not rest" in error_of(corporate(auth="rest"))
+
+
+def test_a_valid_proxy_has_its_defaults() -> None:
+    scenario = scenario_from_dict(corporate(auth={"user": "alice", "password": "s3cret"}))
+    proxy = scenario.servers["proxy"]
+    assert proxy.proxy_ports == [443]
+    assert proxy.proxy_auth == ProxyAuth(user="alice", password="s3cret")
+
+
+def test_the_proxy_is_the_lans_only_way_out(scratch_ns: str) -> None:
+    plan = plan_network(scenario_from_dict(corporate()))
+    router = plan.nodes["corp"].router
+    assert router is not None and router.proxy is not None
+    addresses, port = router.proxy
+    assert port == PROXY_PORT and addresses == tuple(plan.nodes["proxy"].all_addresses())
+    ruleset = render_router(router)
+    lines = [line.strip() for line in ruleset.splitlines()]
+    accept = f'iifname "{LAN_IF}" ip daddr {{ {addresses[0]} }} tcp dport {PROXY_PORT} accept'
+    assert accept in lines, ruleset
+    assert lines.index(accept) < lines.index(f'iifname "{LAN_IF}" drop')
+    done = nft_check(scratch_ns, ruleset)
+    assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"
+
+
+def test_squid_config_tunnels_only_to_connect_ports_and_asks_credentials() -> None:
+    files = SquidFiles(Path("/run/x"))
+    config = ProxyConfig((IPv4Address("192.0.2.9"),), (8443,), ProxyAuth(user="u", password="p"))
+    text = squid_config(config, files).splitlines()
+    assert "http_port 192.0.2.9:3128" in text
+    assert "acl connect_ports port 8443" in text
+    assert "http_access deny CONNECT !connect_ports" in text
+    assert any(line.startswith("auth_param basic program") for line in text)
+    assert text.index("http_access deny !users") < text.index("http_access allow all")
+    assert "access_log stdio:/run/x/access.log squid" in text
+
+
+def test_access_log_lines_are_read() -> None:
+    line = (
+        "1796554661.399      3 10.0.0.2 TCP_DENIED/403 3397 CONNECT 192.0.2.3:443 - HIER_NONE/- -"
+    )
+    request = parse_access_line(line)
+    assert request is not None and request.denied
+    assert (request.method, request.target, request.client) == (
+        "CONNECT",
+        "192.0.2.3:443",
+        "10.0.0.2",
+    )
+    assert parse_access_line("garbage") is None
+
+
+def test_a_dual_stack_lan_reaches_the_proxy_over_both_families_only(scratch_ns: str) -> None:
+    data = corporate()
+    data["nats"]["corp"]["ip"] = "dual"
+    plan = plan_network(scenario_from_dict(data))
+    router = plan.nodes["corp"].router
+    assert router is not None and router.proxy is not None and router.lan6 is not None
+    ruleset = render_router(router)
+    lines = [line.strip() for line in ruleset.splitlines()]
+    for address in router.proxy[0]:
+        ip = "ip" if address.version == 4 else "ip6"
+        assert f'iifname "{LAN_IF}" {ip} daddr {{ {address} }} tcp dport {PROXY_PORT} accept' in (
+            lines
+        ), ruleset
+    assert {a.version for a in router.proxy[0]} == {4, 6}
+    assert lines.count(f'iifname "{LAN_IF}" drop') == 2  # the IPv4 chain's and the IPv6 one's
+    done = nft_check(scratch_ns, ruleset)
+    assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"
+
+
+def test_a_machine_without_squid_is_told_before_anything_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(one_call, "squid_installed", lambda: False)
+    scenario = scenario_from_dict(corporate())
+    with pytest.raises(EnvironmentProblem, match=r"corp.yaml: servers.proxy is an http-proxy"):
+        one_call.call_of(scenario, "corp.yaml")
