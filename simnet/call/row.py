@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Network, ip_address
 
 from simnet.addresses import IPV4, Family
-from simnet.callspec import ROW_MILESTONES
+from simnet.callspec import ROW_MILESTONES, TurnTransport
 from simnet.peer.iceurl import family_name, split_host_port
 from simnet.peer.protocol import CallResult, CandidateInfo, SelectedPair
 from simnet.results.schema import CallOutcome, FamilyFigures, TurnAttemptRecord
@@ -20,6 +20,14 @@ def _ms(seconds: float | None) -> float | None:
 def _same(a: CandidateInfo, b: CandidateInfo) -> bool:
     """One candidate as each side names it: the same transport address."""
     return (a.address, a.port) == (b.address, b.port)
+
+
+def _only_transport(result: CallResult) -> TurnTransport | None:
+    """The transport of every relay `result`'s side allocated, when they share one: the
+    transport of any relay candidate of that side, even when its selected pair is not the one
+    the other side reports (the two sides' pairs can differ for a moment)."""
+    transports = {a.transport for a in result.turn_attempts if a.ok}
+    return transports.pop() if len(transports) == 1 else None
 
 
 #: errors that name why a call had no path, where the other side only sees that it had none
@@ -55,6 +63,9 @@ def call_row(
     theirs = answer.selected_pair if answer else None
     if remote == "relay" and pair and theirs and theirs.relay and _same(theirs.local, pair.remote):
         relay = relay or theirs.relay
+    relay_protocol = relay.transport if relay else None
+    if relay_protocol is None and remote == "relay" and answer:
+        relay_protocol = _only_transport(answer)
     phases = offer.phase_t if offer else {}
     start = phases.get("offer_created")
     checking = phases.get("ice_checking") or phases.get("answer_received")
@@ -86,7 +97,7 @@ def call_row(
         local_candidate=local,
         remote_candidate=remote,
         local_protocol=pair.local.protocol if pair else None,
-        relay_protocol=relay.transport if relay else None,
+        relay_protocol=relay_protocol,
         relay_server=relay.server if relay else None,
         ice_connect_ms=(
             _ms(phases["ice_connected"] - checking)
