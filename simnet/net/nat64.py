@@ -28,17 +28,16 @@ delay lines: without it the router does not forward what its users send to the p
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from simnet.errors import EnvironmentProblem, SimnetError
+from simnet.errors import SimnetError
 from simnet.net import netns
 from simnet.net.plan import NAT64_IF, Route, RouterPlan
-from simnet.net.process import ManagedProcess, start
+from simnet.net.process import ManagedProcess, start_logged
 from simnet.net.registry import Run
 
 TAYGA = "tayga"
@@ -137,20 +136,15 @@ def start_tayga(
     config = workdir / "tayga.conf"
     config.write_text(render_tayga(nat64, data_dir))
     log = workdir / "tayga.log"
-    with open(log, "wb") as out:
-        try:
-            process = start(
-                run,
-                f"tayga-{node}",
-                [TAYGA, "--config", str(config), "--nodetach"],
-                ns=ns,
-                log=log,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            raise EnvironmentProblem("tayga is not installed", fix=INSTALL_FIX) from None
+    process = start_logged(
+        run,
+        f"tayga-{node}",
+        [TAYGA, "--config", str(config), "--nodetach"],
+        ns=ns,
+        log=log,
+        missing="tayga is not installed",
+        fix=INSTALL_FIX,
+    )
     try:
         process.wait_until(lambda: _attached(ns), "attached to its TUN device", timeout_s=timeout_s)
     except BaseException:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from simnet.aio import within
-from simnet.errors import SimnetError, cut
+from simnet.errors import EnvironmentProblem, SimnetError, cut
 from simnet.net import netns, resolv
 from simnet.net.registry import Run
 from simnet.net.run_tag import NAME_ENV, RUN_ENV
@@ -362,6 +362,28 @@ def start(
         popen = subprocess.Popen(command, start_new_session=True, env=child_env, **popen_kwargs)
     run.register_process(popen.pid, name)
     return ManagedProcess(name, ns, list(argv), popen, log=log, started_t=started)
+
+
+def start_logged(
+    run: Run, name: str, argv: list[str], *, ns: str, log: Path, missing: str, fix: str
+) -> ManagedProcess:
+    """Start a daemon (coturn, squid, tayga, unbound) in namespace `ns` with its stdout and
+    stderr in `log` and no stdin; a program that is not installed is an `EnvironmentProblem`
+    saying `missing`, with `fix`, instead of a traceback."""
+    with open(log, "wb") as out:
+        try:
+            return start(
+                run,
+                name,
+                argv,
+                ns=ns,
+                log=log,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise EnvironmentProblem(missing, fix=fix) from None
 
 
 def spawn(run: Run, ns: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -54,7 +54,6 @@ import hmac
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -67,7 +66,7 @@ from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
-from simnet.net.process import POLL_S, ManagedProcess, start
+from simnet.net.process import POLL_S, ManagedProcess, start_logged
 from simnet.services.turn_client import stun_binding
 
 TURNSERVER = "turnserver"
@@ -581,19 +580,15 @@ async def start_coturn(
         write_certificates(files, config.listening_ips, f"{server_node}.{config.realm}")
     argv = turnserver_argv(config, files, binary)
     started = time.monotonic()
-    with open(files.console, "wb") as console:
-        try:
-            process = start(
-                network.run,
-                f"coturn-{server_node}",
-                argv,
-                ns=ns,
-                log=files.console,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-            )
-        except FileNotFoundError:
-            raise EnvironmentProblem(f"cannot run {binary} (coturn)", fix=INSTALL_FIX) from None
+    process = start_logged(
+        network.run,
+        f"coturn-{server_node}",
+        argv,
+        ns=ns,
+        log=files.console,
+        missing=f"cannot run {binary} (coturn)",
+        fix=INSTALL_FIX,
+    )
     handle = CoturnHandle(server_node, ns, config, files, process, ready_s=0.0)
     try:
         await _wait_ready(handle, started + timeout_s)

@@ -28,7 +28,6 @@ Each host sees its resolver in /etc/resolv.conf through `simnet.net.resolv` (`No
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +38,11 @@ import dns.message
 import dns.rdatatype
 
 from simnet.addresses import IPV4, IPV6, IPAddress, socket_family
-from simnet.errors import EnvironmentProblem, SimnetError
+from simnet.errors import SimnetError
 from simnet.net import netns, resolv
 from simnet.net.builder import Network
 from simnet.net.plan import ADDRESSING, RESOLVER_NODE, NetworkPlan, Role
-from simnet.net.process import ManagedProcess, start
+from simnet.net.process import ManagedProcess, start_logged
 from simnet.net.registry import Run
 
 UNBOUND = "unbound"
@@ -205,20 +204,15 @@ def launch_unbound(
     path.write_text(f'server:\n  directory: "{workdir}"\n{config}')
     log = workdir / "unbound.log"
     started = time.monotonic()
-    with open(log, "wb") as out:
-        try:
-            process = start(
-                run,
-                f"unbound-{kind}-{node}",
-                [UNBOUND, "-d", "-c", str(path)],
-                ns=ns,
-                log=log,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            raise EnvironmentProblem("unbound is not installed", fix=INSTALL_FIX) from None
+    process = start_logged(
+        run,
+        f"unbound-{kind}-{node}",
+        [UNBOUND, "-d", "-c", str(path)],
+        ns=ns,
+        log=log,
+        missing="unbound is not installed",
+        fix=INSTALL_FIX,
+    )
     return Unbound(kind, node, ns, tuple(addresses), process, started)
 
 

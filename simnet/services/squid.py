@@ -30,7 +30,7 @@ from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
-from simnet.net.process import ManagedProcess, start
+from simnet.net.process import ManagedProcess, start_logged
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 
 SQUID = "/usr/sbin/squid"
@@ -206,17 +206,15 @@ async def start_squid(
     for path in (workdir, *workdir.iterdir()):
         os.chown(path, user.pw_uid, user.pw_gid)
     started = time.monotonic()
-    console = workdir / "squid.console"
-    with open(console, "wb") as out:
-        process = start(
-            network.run,
-            f"squid-{server_node}",
-            [SQUID, "-N", "-f", str(files.config)],
-            ns=network.ns(server_node),
-            log=console,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_logged(
+        network.run,
+        f"squid-{server_node}",
+        [SQUID, "-N", "-f", str(files.config)],
+        ns=network.ns(server_node),
+        log=workdir / "squid.console",
+        missing=f"cannot run {SQUID} (squid)",
+        fix=INSTALL_FIX,
+    )
     handle = SquidHandle(server_node, network.ns(server_node), config, files, process, 0.0)
     try:
         await _wait_listening(handle, started + timeout_s)
