@@ -237,7 +237,7 @@ class Browser:
         browser.start_s = time.monotonic() - spawned
         return browser
 
-    def _dispatch(self, method: str, params: JsonObject) -> None:
+    def _dispatch(self, method: str, params: JsonObject, _session_id: str | None) -> None:
         if self.page is not None:
             self.page.on_event(method, params)
 
