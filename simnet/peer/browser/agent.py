@@ -32,7 +32,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from simnet import settings
 from simnet.errors import SimnetError
@@ -41,6 +41,7 @@ from simnet.peer.serve import EventWriter, configure_logging, current_netns, ser
 
 if TYPE_CHECKING:
     from simnet.peer.browser.driver import CallPage
+    from simnet.peer.browser.launch import BrowserProcess
     from simnet.peer.protocol import CallCommand, Event
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -48,21 +49,7 @@ PR_SET_CHILD_SUBREAPER = 36
 WARM_TIMEOUT_S = 10.0
 
 
-class RunningBrowser(Protocol):
-    """What the agent needs of a running browser, whatever protocol reaches it."""
-
-    version: str  # "Chromium 156.0...", "Firefox 153.8.0esr"
-    start_s: float  # spawn -> its protocol answering
-
-    @property
-    def pid(self) -> int: ...
-
-    def alive(self) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
-BrowserT = TypeVar("BrowserT", bound=RunningBrowser)
+BrowserT = TypeVar("BrowserT", bound="BrowserProcess")
 PageT = TypeVar("PageT", bound="CallPage")
 
 
