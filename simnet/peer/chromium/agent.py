@@ -71,6 +71,7 @@ class Agent(BrowserAgent["Browser", "Page"]):
 
     async def launch(self, while_starting: Callable[[], object]) -> Browser:
         """Chromium accepting the chains of `self.trust`'s keys, on the call page."""
+        # the browser's modules load here, not at the agent's start (start-up cost)
         from simnet.peer.chromium.browser import Browser, spki_hashes
 
         spki = spki_hashes(self.trust) if self.trust else []
@@ -99,7 +100,7 @@ class Agent(BrowserAgent["Browser", "Page"]):
 
     def needs_relaunch(self, ca_file: Path, browser: Browser) -> bool:
         """The browser's list of trusted keys is fixed at launch (see browser.py)."""
-        from simnet.peer.chromium.browser import spki_hashes
+        from simnet.peer.chromium.browser import spki_hashes  # loaded with the browser already
 
         return not set(spki_hashes([ca_file])) <= browser.spki
 

@@ -64,6 +64,7 @@ class Agent(BrowserAgent["Browser", "Page"]):
 
     async def launch(self, while_starting: Callable[[], object]) -> Browser:
         """Firefox on a fresh profile trusting `self.trust`."""
+        # the browser's modules load here, not at the agent's start (start-up cost)
         from simnet.peer.firefox.browser import Browser
 
         return await Browser.launch(
