@@ -13,7 +13,6 @@ namespace, with its profile in the run's work directory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -22,18 +21,25 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from simnet.callspec import MediaSpec, VideoSpec
 from simnet.net import netns
-from simnet.net.builder import Network, apply_nft
+from simnet.net.builder import Network
 from simnet.peer.chromium import agent_argv
-from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
+from simnet.peer.control.agent import PeerAgent, result_of
 from simnet.peer.protocol import CallResult, IceServer
+from tests.integration.browserbench import (
+    assert_a_missing_browser_fails_the_start,
+    assert_a_run_leaves_no_process,
+    assert_idle_sends_nothing,
+    assert_ready_in_its_namespace,
+    break_the_page_mid_call,
+    group_processes,
+    lan_scenario,
+)
 from tests.integration.peerbench import (
-    COUNTER_TABLE,
     DATA_BYTES,
     TIMEOUTS,
     Bench,
@@ -55,12 +61,7 @@ from tests.integration.peerbench import bench as make_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-SCENARIO = {
-    "name": "chromium-peer",
-    "nats": {"home": {"preset": "port-restricted-cone"}},
-    "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "home"}},
-    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
-}
+SCENARIO = lan_scenario("chromium-peer")
 IDLE_WINDOW_S = 3.0  # how long an idle browser is watched for traffic after it said ready
 # A trickling peer sends its description before its gathering completes, so gathering_done
 # has no fixed place among the other milestones (callspec's lists are aiortc's order).
@@ -99,18 +100,8 @@ async def bench(network: Network) -> AsyncIterator[Bench]:
 
 
 async def test_chromium_agent_starts_warm_in_its_namespace(bench: Bench) -> None:
-    for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
-        ready = agent.ready_event
-        assert ready["protocol"] == 1 and ready["peer_kind"] == "chromium"
-        assert ready["peer_version"].startswith("Chromium ")
-        assert ready["netns"] == bench.net.ns(host)
-        browser = int(ready["browser_pid"])
-        # the browser lives in the host's namespace, in the agent's process group
-        assert (
-            os.stat(f"/proc/{browser}/ns/net").st_ino
-            == os.stat(netns.path_of(bench.net.ns(host))).st_ino
-        )
-        assert os.getpgid(browser) == agent.pid
+    # the browser lives in the host's namespace, in the agent's process group
+    assert_ready_in_its_namespace(bench, "chromium", "Chromium ")
     # every browser process is in its agent's process group, so killing the group kills the
     # whole browser; except the crash handler, which daemonizes and exits with the browser
     # (the network fixture checks nothing of the run survives)
@@ -135,30 +126,16 @@ async def test_chromium_agent_starts_warm_in_its_namespace(bench: Bench) -> None
 async def test_an_idle_chromium_peer_sends_nothing(network: Network) -> None:
     """From its launch to a few seconds after ready, the browser sends no packet out of its
     host (no DNS, no update or metrics traffic, no mDNS): what a call measures is the call."""
-    ns = network.ns("alice")
-    with netns.entered(ns):
-        apply_nft(
-            f"table ip {COUNTER_TABLE} {{\n  counter out {{}}\n"
-            "  chain output {\n    type filter hook output priority -300; policy accept;\n"
-            '    oifname != "lo" counter name out\n  }\n}\n',
-            where=ns,
-        )
-    agent = await start_chromium(network, "alice")
-    try:
-        await asyncio.sleep(IDLE_WINDOW_S)  # the window observed, not a wait for readiness
-        assert read_counters(ns)["out"] == (0, 0)
-    finally:
-        await agent.close()
+    await assert_idle_sends_nothing(network, start_chromium, IDLE_WINDOW_S)
 
 
 async def test_a_missing_browser_fails_the_start_saying_how_to_get_one(network: Network) -> None:
     ns = network.ns("alice")
     argv = agent_argv(ns, network.run.workdir / "chromium-alice", chromium="/nonexistent/chromium")
-    with pytest.raises(PeerAgentError) as info:
-        await PeerAgent.start(network.run, ns, argv=argv, timeout_s=30)
-    assert info.value.kind == "start"
-    assert "/nonexistent/chromium" in str(info.value)
-    assert "apt-get install chromium" in str(info.value)  # the end of the agent's log says how
+    # the end of the agent's log says how
+    await assert_a_missing_browser_fails_the_start(
+        network, argv, "/nonexistent/chromium", "apt-get install chromium"
+    )
 
 
 def _figures(alice: CallResult, bob: CallResult) -> str:
@@ -321,19 +298,8 @@ async def test_a_wrong_turn_password_is_turn_auth_at_once(bench: Bench) -> None:
 
 def _renderers(agent: PeerAgent) -> list[int]:
     """The renderer processes of an agent's browser (its process group)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) != agent.pid:
-                continue
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()  # a title Chromium rewrote
-        except (OSError, ProcessLookupError):
-            continue
-        if b"--type=renderer" in cmdline:
-            found.append(int(entry))
-    return found
+    # the command line: a title Chromium rewrote
+    return group_processes(agent, "cmdline", lambda cmdline: b"--type=renderer" in cmdline)
 
 
 @pytest.mark.parametrize("how", ["crash", "hang"])
@@ -342,32 +308,12 @@ async def test_a_crashed_or_hung_page_is_a_browser_error_within_the_timeout(
 ) -> None:
     """alice's renderer is killed (a crash) or stopped (a hang) once her data channel is open:
     her result says "browser" within the shortest phase timeout, and her next call works."""
-    offer, answer = commands(bench, hold_s=8.0, data_bytes=0, rtt_probes=0)
-    hit: dict[str, float] = {}
-    stopped: list[int] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "dc_open" and not hit:
-            renderers = _renderers(bench.alice)
-            assert renderers, "no renderer found in the agent's process group"
-            for pid in renderers:
-                os.kill(pid, signal.SIGKILL if how == "crash" else signal.SIGSTOP)
-            stopped.extend(renderers)
-            hit["t"] = time.monotonic()
-
-    alice_call = asyncio.ensure_future(bench.alice.call(offer, on_event=on_event))
-    bob_call = asyncio.ensure_future(bench.bob.call(answer))
-    alice_events = await alice_call
-    noticed = time.monotonic() - hit["t"]
-    if how == "hang":
-        for pid in stopped:
-            os.kill(pid, signal.SIGKILL)
-    alice = result_of(alice_events)
+    sig = signal.SIGKILL if how == "crash" else signal.SIGSTOP
+    alice, noticed = await break_the_page_mid_call(bench, lambda: _renderers(bench.alice), sig)
     assert alice.error == "browser", (alice.error, alice.error_detail)
     assert "dc_open" in alice.phase_t  # what happened before the crash is still reported
     assert noticed < min(TIMEOUTS.gathering_s, TIMEOUTS.dtls_s)  # the shortest phase bound
     print(f"\n{how}: noticed after {noticed * 1000:.0f} ms: {alice.error_detail}")
-    await bob_call
     # the agent replaced its page: the next call works
     offer, answer = commands(bench, data_bytes=10_000)
     alice_events, bob_events = await bench_call(bench, offer, answer)
@@ -465,33 +411,6 @@ async def test_chromium_and_aiortc_call_each_other(mixed: Bench) -> None:
     )
 
 
-# A parent that is a child subreaper: every process its command leaves behind (a zombie never
-# reaped, or one still running) is handed to it, and it lists them before reaping them.
-SUBREAPER = r"""
-import ctypes, json, os, subprocess, sys
-ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-left = []
-for entry in os.listdir("/proc"):
-    if entry.isdigit():
-        try:
-            stat = open(f"/proc/{entry}/stat").read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        state, ppid = stat.rpartition(")")[2].split()[:2]
-        if int(ppid) == os.getpid():
-            left.append({"pid": int(entry), "comm": comm, "state": state})
-for each in left:  # the test reports them; nothing is left for init either way
-    try:
-        os.kill(each["pid"], 9)
-        os.waitpid(each["pid"], 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-print(json.dumps({"rc": done.returncode, "stderr": done.stderr[-2000:], "left": left}))
-"""
-
-
 def test_a_chromium_call_leaves_no_browser_process_behind_not_even_a_zombie(
     tmp_path: Path,
 ) -> None:
@@ -499,15 +418,4 @@ def test_a_chromium_call_leaves_no_browser_process_behind_not_even_a_zombie(
     no process it started is left, running or `<defunct>`. The browser's helpers outlive it by
     a moment; the agent (their subreaper) reaps them before it exits, instead of handing 6-7
     zombies to init."""
-    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "direct-lan.yaml"
-    cli = [sys.executable, "-m", "simnet.cli", "run", str(scenario), "--out", str(tmp_path)]
-    sets = ["hosts.alice.peer=chromium", "hosts.bob.peer=chromium", "call.data_bytes=0"]
-    for each in sets:
-        cli += ["--set", each]
-    done = subprocess.run(
-        [sys.executable, "-c", SUBREAPER, *cli], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["rc"] == 0, report["stderr"]
-    assert report["left"] == [], f"left behind: {report['left']}"
+    assert_a_run_leaves_no_process(tmp_path, "chromium")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import os
 import signal
 import subprocess
@@ -28,15 +27,24 @@ from typing import Any
 import pytest
 
 from simnet.net import netns
-from simnet.net.builder import Network, apply_nft
-from simnet.peer.control.agent import PeerAgent, PeerAgentError, result_of
+from simnet.net.builder import Network
+from simnet.peer.control.agent import PeerAgent, result_of
 from simnet.peer.firefox import agent_argv
 from simnet.peer.protocol import CallResult
 from simnet.run.calls import run_scenario
 from simnet.scenario import load_scenario
 from simnet.scenario.load import scenario_from_dict
+from tests.integration.browserbench import (
+    SCENARIOS,
+    assert_a_missing_browser_fails_the_start,
+    assert_a_run_leaves_no_process,
+    assert_idle_sends_nothing,
+    assert_ready_in_its_namespace,
+    break_the_page_mid_call,
+    group_processes,
+    lan_scenario,
+)
 from tests.integration.peerbench import (
-    COUNTER_TABLE,
     DATA_BYTES,
     TIMEOUTS,
     Bench,
@@ -54,17 +62,11 @@ from tests.integration.peerbench import (
     start_firefox,
 )
 from tests.integration.peerbench import bench as make_bench
-from tests.integration.test_chromium_peer import SUBREAPER
 from tests.integration.test_handover import SCENARIO as HANDOVER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-SCENARIO = {
-    "name": "firefox-peer",
-    "nats": {"home": {"preset": "port-restricted-cone"}},
-    "hosts": {"alice": {"behind": "home"}, "bob": {"behind": "home"}},
-    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
-}
+SCENARIO = lan_scenario("firefox-peer")
 IDLE_WINDOW_S = 5.0  # how long an idle browser is watched for traffic after it said ready
 
 
@@ -102,17 +104,9 @@ def _group(pid: int) -> int | None:
 async def test_firefox_agent_starts_warm_in_its_namespace_and_leaves_nothing(
     bench: Bench,
 ) -> None:
+    assert_ready_in_its_namespace(bench, "firefox", "Firefox ")
     for host, agent in (("alice", bench.alice), ("bob", bench.bob)):
         ready = agent.ready_event
-        assert ready["protocol"] == 1 and ready["peer_kind"] == "firefox"
-        assert ready["peer_version"].startswith("Firefox ")
-        assert ready["netns"] == bench.net.ns(host)
-        browser = int(ready["browser_pid"])
-        assert (
-            os.stat(f"/proc/{browser}/ns/net").st_ino
-            == os.stat(netns.path_of(bench.net.ns(host))).st_ino
-        )
-        assert os.getpgid(browser) == agent.pid
         profile = bench.net.run.workdir / f"firefox-{host}"
         assert (profile / "user.js").is_file()
         print(
@@ -166,30 +160,16 @@ async def test_an_idle_firefox_peer_sends_nothing(network: Network) -> None:
     """From its launch to a few seconds after ready, the browser sends no packet out of its
     host (no DNS, no update, telemetry, safe-browsing, captive-portal or remote-settings
     traffic, no mDNS): what a call measures is the call."""
-    ns = network.ns("alice")
-    with netns.entered(ns):
-        apply_nft(  # inet: IPv4 and IPv6 (an mDNS or DNS query over IPv6 counts too)
-            f"table inet {COUNTER_TABLE} {{\n  counter out {{}}\n"
-            "  chain output {\n    type filter hook output priority -300; policy accept;\n"
-            '    oifname != "lo" counter name out\n  }\n}\n',
-            where=ns,
-        )
-    agent = await start_firefox(network, "alice")
-    try:
-        await asyncio.sleep(IDLE_WINDOW_S)  # the window observed, not a wait for readiness
-        assert read_counters(ns, "inet")["out"] == (0, 0)
-    finally:
-        await agent.close()
+    # inet: IPv4 and IPv6 (an mDNS or DNS query over IPv6 counts too)
+    await assert_idle_sends_nothing(network, start_firefox, IDLE_WINDOW_S, "inet")
 
 
 async def test_a_missing_browser_fails_the_start_saying_how_to_get_one(network: Network) -> None:
     ns = network.ns("alice")
     argv = agent_argv(ns, network.run.workdir / "firefox-alice", firefox="/nonexistent/firefox")
-    with pytest.raises(PeerAgentError) as info:
-        await PeerAgent.start(network.run, ns, argv=argv, timeout_s=30)
-    assert info.value.kind == "start"
-    assert "/nonexistent/firefox" in str(info.value)
-    assert "apt-get install firefox-esr" in str(info.value)
+    await assert_a_missing_browser_fails_the_start(
+        network, argv, "/nonexistent/firefox", "apt-get install firefox-esr"
+    )
 
 
 def _check(result: CallResult) -> None:
@@ -317,8 +297,6 @@ async def test_firefox_and_aiortc_call_each_other(mixed: Bench) -> None:
 
 # --- through `simnet run`'s job layer, on the shipped scenarios ---------------------------------
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-
 
 def _row(scenario: str, offerer: str, answerer: str, *sets: str) -> dict[str, Any]:
     loaded = load_scenario(
@@ -383,17 +361,7 @@ def test_a_firefox_run_leaves_no_process_behind_not_even_a_zombie(tmp_path: Path
     """`simnet run` with Firefox on both sides, under a subreaper: when the run has ended, no
     process it started is left, running or `<defunct>` (the agent reaps the browser's
     content processes)."""
-    scenario = SCENARIOS / "direct-lan.yaml"
-    cli = [sys.executable, "-m", "simnet.cli", "run", str(scenario), "--out", str(tmp_path)]
-    for each in ("hosts.alice.peer=firefox", "hosts.bob.peer=firefox", "call.data_bytes=0"):
-        cli += ["--set", each]
-    done = subprocess.run(
-        [sys.executable, "-c", SUBREAPER, *cli], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["rc"] == 0, report["stderr"]
-    assert report["left"] == [], f"left behind: {report['left']}"
+    assert_a_run_leaves_no_process(tmp_path, "firefox")
 
 
 def test_sigterm_mid_call_removes_the_profiles_and_every_process(tmp_path: Path) -> None:
@@ -458,50 +426,21 @@ def test_firefox_peers_recover_from_a_move_by_restarting_ice(tmp_path: Path) -> 
 def _content_processes(agent: PeerAgent) -> list[int]:
     """The content processes of an agent's browser (its process group) that can hold the call
     page: it is loaded from file://, which Firefox gives a "file:// Content" process."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) != agent.pid:
-                continue
-            comm = Path(f"/proc/{entry}/comm").read_text().strip()
-        except (OSError, ProcessLookupError):
-            continue
-        if comm.startswith(("file:// Content", "Web Content", "Isolated Web")):
-            found.append(int(entry))
-    return found
+    names = (b"file:// Content", b"Web Content", b"Isolated Web")
+    return group_processes(agent, "comm", lambda comm: comm.strip().startswith(names))
 
 
 async def test_a_hung_page_is_a_browser_error_and_the_next_call_works(bench: Bench) -> None:
     """alice's web-content processes are stopped once her data channel is open: her result
     says "browser" within the shortest phase timeout (the watchdog's unanswered evaluation),
     and once they are gone her agent reloads the page and the next call works."""
-    offer, answer = commands(bench, hold_s=8.0, data_bytes=0, rtt_probes=0)
-    hit: dict[str, float] = {}
-    stopped: list[int] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "dc_open" and not hit:
-            processes = _content_processes(bench.alice)
-            assert processes, "no web-content process in the agent's process group"
-            for pid in processes:
-                os.kill(pid, signal.SIGSTOP)
-            stopped.extend(processes)
-            hit["t"] = time.monotonic()
-
-    alice_call = asyncio.ensure_future(bench.alice.call(offer, on_event=on_event))
-    bob_call = asyncio.ensure_future(bench.bob.call(answer))
-    alice_events = await alice_call
-    noticed = time.monotonic() - hit["t"]
-    for pid in stopped:
-        os.kill(pid, signal.SIGKILL)
-    alice = result_of(alice_events)
+    alice, noticed = await break_the_page_mid_call(
+        bench, lambda: _content_processes(bench.alice), signal.SIGSTOP
+    )
     assert alice.error == "browser", (alice.error, alice.error_detail)
     assert "dc_open" in alice.phase_t
     assert noticed < min(TIMEOUTS.gathering_s, TIMEOUTS.dtls_s)
     print(f"\nhang noticed after {noticed * 1000:.0f} ms: {alice.error_detail}")
-    await bob_call
     offer, answer = commands(bench, data_bytes=10_000)
     alice_events, bob_events = await bench_call(bench, offer, answer)
     _check(result_of(alice_events))

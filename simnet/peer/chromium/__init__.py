@@ -4,46 +4,32 @@ protocol, so the controller drives it exactly like the aiortc agent.
 `agent_argv(ns, profile_dir)` is the command the controller hands `PeerAgent.start(run, ns,
 argv=...)`; the agent (`simnet.peer.chromium.agent`) enters `ns` itself. `launch_argv` is the
 kind's hook in the registry (`simnet.peerkinds`). This module imports nothing else of the
-package: the controller pays for no browser code.
+package and no browser code (what it shares with the other browser kinds is
+`simnet.peer.browser.kind`, as light): the controller pays for none.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from simnet.errors import EnvironmentProblem
-from simnet.peerkinds import Launch, PeerKindSpec, Requirement, find_program, kind
+from simnet.peer.browser import kind as browser_kind
+from simnet.peerkinds import Launch, PeerKindSpec, Requirement, kind
 
 PEER_KIND: PeerKindSpec = kind("chromium")
-_REQUIRED = PEER_KIND.requirement
-if _REQUIRED is None:
-    raise ImportError("the registry's chromium kind names no browser to look for")
-REQUIREMENT: Requirement = _REQUIRED
+REQUIREMENT: Requirement = browser_kind.requirement(PEER_KIND)
 BINARY = Path(REQUIREMENT.binaries[0])  # Debian's `chromium` package
 INSTALL_FIX = REQUIREMENT.fix
 
 
 def find_binary(explicit: str | None = None) -> Path | None:
-    """The Chromium executable: `explicit`, else the registry's (`simnet.peerkinds`): Debian's
-    binary, else `chromium` on PATH."""
-    if explicit:
-        path = Path(explicit)
-        return path if path.is_file() and os.access(path, os.X_OK) else None
-    return find_program(REQUIREMENT.binaries)
+    """The Chromium executable: `explicit`, else the registry's (`simnet.peerkinds`)."""
+    return browser_kind.find_binary(REQUIREMENT, explicit)
 
 
 def require_chromium(explicit: str | None = None) -> Path:
     """The Chromium executable, or an `EnvironmentProblem` that says how to get one."""
-    found = find_binary(explicit)
-    if found is None:
-        what = explicit or f"{BINARY} (Debian's chromium package)"
-        raise EnvironmentProblem(
-            f"Chromium peers need a Chromium browser: no {what}", fix=INSTALL_FIX
-        )
-    return found
+    return browser_kind.require_binary(REQUIREMENT, explicit, "Chromium", "chromium")
 
 
 def agent_argv(
@@ -62,22 +48,8 @@ def agent_argv(
     start; a call's `ca_file` the browser does not trust yet costs a browser relaunch before it.
     `proxy`: the HTTP proxy (`http://address:port`) the browser sends everything through.
     """
-    argv = [
-        sys.executable,
-        "-m",
-        "simnet.peer.chromium",
-        "--netns",
-        ns,
-        "--profile",
-        str(profile_dir),
-    ]
-    if chromium is not None:
-        argv += ["--chromium", chromium]
-    for path in trust:
-        argv += ["--trust", str(path)]
-    if proxy is not None:
-        argv += ["--proxy", proxy]
-    return argv
+    options = {"--chromium": chromium, "--proxy": proxy}
+    return browser_kind.agent_argv("simnet.peer.chromium", ns, profile_dir, trust, options)
 
 
 def launch_argv(launch: Launch) -> list[str]:

@@ -47,12 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from simnet.aio import within
-from simnet.peer.browser.processes import (
-    CLOSE_TIMEOUT_S,
-    die_with_parent,
-    fresh_profile,
-    kill,
-)
+from simnet.peer.browser.launch import BrowserError as BrowserError
+from simnet.peer.browser.launch import BrowserProcess
+from simnet.peer.browser.processes import CLOSE_TIMEOUT_S, fresh_profile
 from simnet.peer.chromium.cdp import CdpClosed, CdpConnection, CdpError, Result
 from simnet.peer.chromium.cdp_types import (
     AttachedTarget,
@@ -70,7 +67,6 @@ from simnet.peer.chromium.cdp_types import (
 
 log = logging.getLogger("simnet.peer.chromium.browser")
 
-LAUNCH_TIMEOUT_S = 30.0  # spawn -> DevTools line; ~0.4 s here, a loaded machine takes longer
 PAGE_TIMEOUT_S = 15.0  # a new page loaded from file://
 DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 BINDING = "simnetEvent"
@@ -117,10 +113,6 @@ HOST_RESOLVER_RULES = ", ".join(
         f"EXCLUDE *.{EMULATED_ZONE}.",
     ]
 )
-
-
-class BrowserError(Exception):
-    """The browser could not be started, or a page could not be opened in it."""
 
 
 def spki_hashes(pem_files: Sequence[str | Path]) -> list[str]:
@@ -286,20 +278,7 @@ class Page:
 
     async def gone(self) -> str:
         """Returns (a reason) when the page's renderer crashes or the browser goes away."""
-        crashed = asyncio.ensure_future(asyncio.shield(self.crashed))
-        closed = asyncio.ensure_future(asyncio.shield(self.browser.cdp.closed))
-        exited = asyncio.ensure_future(self._exit_reason())
-        waits: set[asyncio.Future[str]] = {crashed, closed, exited}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-        return next(iter(done)).result()
-
-    async def _exit_reason(self) -> str:
-        code = await self.browser.process.wait()
-        return f"the browser exited (code {code})"
+        return await self.browser.gone(self.crashed)
 
     async def close(self) -> None:
         with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
@@ -308,8 +287,16 @@ class Page:
             )
 
 
-class Browser:
+class Browser(BrowserProcess):
     """A running headless Chromium and the DevTools connection to it."""
+
+    ready_line = DEVTOOLS_LINE
+    address_name = "DevTools address"
+    exited_early = "the browser exited before it opened DevTools"
+    log_prefix = "chromium"
+    log_noise = LOG_NOISE
+    log = log
+    close_method = "Browser.close"
 
     def __init__(
         self,
@@ -319,18 +306,11 @@ class Browser:
         spki: Sequence[str],
         stderr_task: asyncio.Task[None],
     ) -> None:
-        self.process = process
+        super().__init__(process, cdp, version, stderr_task)  # "Chromium 156.0.8078.108"
         self.cdp = cdp
-        self.version = version  # "Chromium 156.0.8078.108"
         self.spki = frozenset(spki)
-        self._stderr_task = stderr_task
         self._pages: list[Page] = []
-        self.start_s = 0.0  # spawn -> DevTools answering
         cdp.listen(self._dispatch)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     @classmethod
     async def launch(
@@ -348,44 +328,21 @@ class Browser:
         fresh_profile(profile)
         if proxy is not None:
             policy_preference(profile)
-        spawned = time.monotonic()
-        argv = [str(binary), *flags(profile, spki, url, proxy)]
-        log.info("launching %s", " ".join(argv))
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            env=browser_env(profile),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=None,  # the agent's descriptor 1, which is its log (see agent.EventWriter)
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent,
+        spawned = await cls.spawn(
+            binary, flags(profile, spki, url, proxy), browser_env(profile), while_starting
         )
         try:
-            if while_starting is not None:
-                while_starting()
-            assert process.stderr is not None
-            devtools = await within(_devtools_url(process.stderr), LAUNCH_TIMEOUT_S)
-        except TimeoutError:
-            await kill(process)
-            raise BrowserError(
-                f"{binary} printed no DevTools address within {LAUNCH_TIMEOUT_S:g} s"
-            ) from None
-        except BaseException:
-            await kill(process)
-            raise
-        stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
-        try:
-            cdp = await CdpConnection.connect(devtools)
+            cdp = await CdpConnection.connect(spawned.address)
             version = await cdp.call("Browser.getVersion", BrowserVersion)
             await cdp.send("Target.setDiscoverTargets", {"discover": True})
         except BaseException:
-            stderr_task.cancel()
-            await kill(process)
+            await spawned.abandon()
             raise
         # "Chrome/156.0.8078.108" even for Chromium: the binary says which it is
         number = version.product.rpartition("/")[2]
         name = "Chromium" if "chromium" in binary.name.lower() else "Chrome"
-        browser = cls(process, cdp, f"{name} {number}", spki, stderr_task)
-        browser.start_s = time.monotonic() - spawned
+        browser = cls(spawned.process, cdp, f"{name} {number}", spki, spawned.stderr_task)
+        browser.start_s = time.monotonic() - spawned.spawned
         return browser
 
     def _dispatch(self, method: str, params: JsonObject, session_id: str | None) -> None:
@@ -454,23 +411,6 @@ class Browser:
                 with contextlib.suppress(CdpError):
                     await self.cdp.send("Target.closeTarget", {"targetId": info.target_id})
 
-    def alive(self) -> bool:
-        return self.process.returncode is None and not self.cdp.closed.done()
-
-    async def close(self) -> None:
-        """Ask the browser to exit; kill it if it does not within CLOSE_TIMEOUT_S."""
-        if self.process.returncode is None:
-            with contextlib.suppress(CdpError, CdpClosed, TimeoutError):
-                await self.cdp.send("Browser.close", timeout_s=CLOSE_TIMEOUT_S)
-            try:
-                await within(self.process.wait(), CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                await kill(self.process)
-        await self.cdp.close()
-        self._stderr_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._stderr_task
-
 
 async def _loaded(page: Page, url: str) -> None:
     """Until `page` shows `url` fully loaded. The target may still hold its first, empty
@@ -484,26 +424,3 @@ async def _loaded(page: Page, url: str) -> None:
         if await page.evaluate(check):
             return
         await page.loaded.wait()
-
-
-async def _devtools_url(stderr: asyncio.StreamReader) -> str:
-    while True:
-        line = await stderr.readline()
-        if not line:
-            raise BrowserError("the browser exited before it opened DevTools")
-        text = line.decode(errors="replace").rstrip()
-        match = DEVTOOLS_LINE.search(text)
-        if match:
-            return match.group(1)
-        if text and not any(noise in text for noise in LOG_NOISE):
-            log.info("chromium: %s", text)
-
-
-async def _copy_lines(stream: asyncio.StreamReader | None) -> None:
-    """Keep the browser's stderr drained (a full pipe would block it), into the agent's log."""
-    if stream is None:
-        return
-    while line := await stream.readline():
-        text = line.decode(errors="replace").rstrip()
-        if text and not any(noise in text for noise in LOG_NOISE):
-            log.info("chromium: %s", text)

@@ -12,6 +12,10 @@ browser prints) carries every target: `Target.attachToTarget(flatten=True)` give
 and a command or event carries that id (`session_id`), so one reader task serves the browser and
 its pages, and the connection closing (the browser died) fails every waiting command at once.
 
+The WebSocket plumbing (ids, pending answers, events, the connection ending) is every browser
+protocol's (`simnet.peer.browser.rpc`); this layer reads CDP's answers and events and their
+typed results (`call`).
+
 Failures: `CdpError` (the browser answered a command with an error), `CdpClosed` (the
 connection ended: every pending and later command raises it), `TimeoutError` (no answer within
 the command's `timeout_s`).
@@ -19,31 +23,26 @@ the command's `timeout_s`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import json
 import logging
-from collections.abc import Callable
 from typing import TypeVar, cast
 
-import websockets
 from pydantic import BaseModel, ValidationError
-from websockets.asyncio.client import ClientConnection
 
-from simnet.aio import within
-from simnet.peer.chromium.cdp_types import Command, ErrorBody, JsonObject, Message
+from simnet.peer.browser.rpc import (
+    COMMAND_TIMEOUT_S,
+    EventMessage,
+    RpcClosed,
+    RpcConnection,
+    RpcError,
+)
+from simnet.peer.chromium.cdp_types import ErrorBody, JsonObject, Message
 
 log = logging.getLogger("simnet.peer.chromium.cdp")
 
-#: event method, params, session id (None: the browser target's own events)
-Listener = Callable[[str, JsonObject, str | None], None]
 Result = TypeVar("Result", bound=BaseModel)
 
-COMMAND_TIMEOUT_S = 10.0  # a command's default bound: the browser answers in milliseconds
 
-
-class CdpError(Exception):
+class CdpError(RpcError):
     """The browser answered a command with an error."""
 
     def __init__(self, method: str, error: ErrorBody) -> None:
@@ -52,35 +51,28 @@ class CdpError(Exception):
         self.code = error.get("code")
 
 
-class CdpClosed(Exception):
+class CdpClosed(RpcClosed):
     """The DevTools connection has ended (the browser exited or closed it)."""
 
 
-class CdpConnection:
-    """One DevTools WebSocket; `await CdpConnection.connect(url)`, `send()`, `close()`."""
+class CdpConnection(RpcConnection):
+    """One DevTools WebSocket; `await CdpConnection.connect(url)`, `send()`, `call()`,
+    `close()`. A command or event of a page carries its flat session's id (`session_id`)."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[JsonObject]]] = {}
-        self._listeners: list[Listener] = []
-        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.ensure_future(self._read())
+    name = "DevTools"
+    protocol = "CDP"
+    log = log
+    closed_error = CdpClosed
 
-    @classmethod
-    async def connect(cls, url: str, timeout_s: float = COMMAND_TIMEOUT_S) -> CdpConnection:
-        # max_size None: a page's stats report or a binding payload can exceed 1 MiB;
-        # no compression and no pings: a local socket, and a busy browser must not be dropped
-        ws = await within(
-            websockets.connect(url, max_size=None, compression=None, ping_interval=None),
-            timeout_s,
-        )
-        return cls(ws)
+    def event_of(self, message: JsonObject) -> EventMessage | None:
+        read = cast(Message, message)  # CDP's own shape: read, not trusted
+        if "id" in read or "method" not in read:
+            return None
+        return read["method"], read.get("params", {}), read.get("sessionId")
 
-    def listen(self, listener: Listener) -> Callable[[], None]:
-        """Call `listener` for every event; returns the function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+    def error_of(self, method: str, message: JsonObject) -> CdpError | None:
+        read = cast(Message, message)
+        return CdpError(method, read["error"]) if "error" in read else None
 
     async def call(
         self,
@@ -98,79 +90,3 @@ class CdpConnection:
             return result.model_validate(answer)
         except ValidationError as exc:
             raise CdpError(method, {"code": 0, "message": f"unexpected answer: {exc}"}) from None
-
-    async def send(
-        self,
-        method: str,
-        params: JsonObject | None = None,
-        *,
-        session_id: str | None = None,
-        timeout_s: float = COMMAND_TIMEOUT_S,
-    ) -> JsonObject:
-        """Run one command; its `result` object, as JSON (`call` reads it as a model)."""
-        if self.closed.done():
-            raise CdpClosed(self.closed.result())
-        command_id = next(self._ids)
-        message: Command = {"id": command_id, "method": method, "params": params or {}}
-        if session_id is not None:
-            message["sessionId"] = session_id
-        future: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = (method, future)
-        try:
-            try:
-                await self._ws.send(json.dumps(message))
-            except websockets.ConnectionClosed as exc:
-                raise CdpClosed(f"DevTools connection closed: {exc}") from None
-            return await within(future, timeout_s)
-        finally:
-            self._pending.pop(command_id, None)
-
-    async def _read(self) -> None:
-        reason = "DevTools connection closed by the browser"
-        try:
-            async for raw in self._ws:
-                message = cast(Message, json.loads(raw))  # CDP's own shape: read, not trusted
-                if "id" in message:
-                    self._answer(message)
-                elif "method" in message:
-                    method = message["method"]
-                    for listener in list(self._listeners):
-                        try:
-                            listener(method, message.get("params", {}), message.get("sessionId"))
-                        except Exception:  # a listener's bug must not stop the reader
-                            log.exception("CDP listener failed on %s", method)
-        except websockets.ConnectionClosed as exc:
-            reason = f"DevTools connection lost: {exc}"
-        except Exception as exc:
-            reason = f"DevTools connection failed: {exc!r}"
-        finally:
-            self._end(reason)
-
-    def _answer(self, message: Message) -> None:
-        entry = self._pending.get(message["id"])
-        if entry is None:
-            return  # its sender timed out and left
-        method, future = entry
-        if future.done():
-            return
-        if "error" in message:
-            future.set_exception(CdpError(method, message["error"]))
-        else:
-            future.set_result(message.get("result", {}))
-
-    def _end(self, reason: str) -> None:
-        if not self.closed.done():
-            self.closed.set_result(reason)
-        for _, future in self._pending.values():
-            if not future.done():
-                future.set_exception(CdpClosed(reason))
-
-    async def close(self) -> None:
-        """Close the connection and stop the reader; idempotent."""
-        self._end("DevTools connection closed by the agent")
-        with contextlib.suppress(Exception):
-            await self._ws.close()
-        if not self._reader.done():
-            self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader

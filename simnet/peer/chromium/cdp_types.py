@@ -10,12 +10,11 @@ written from literals beside each call.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: A CDP command's params or result, or an event's params, as JSON: each method's own fields.
-JsonObject = dict[str, Any]
+from simnet.peer.browser.rpc import JsonObject as JsonObject  # params and results, as JSON
 
 
 class ErrorBody(TypedDict):
@@ -34,15 +33,6 @@ class Message(TypedDict, total=False):
     method: str
     params: JsonObject
     sessionId: str
-
-
-class Command(TypedDict):
-    """One message to the browser."""
-
-    id: int
-    method: str
-    params: JsonObject
-    sessionId: NotRequired[str]
 
 
 class _Read(BaseModel):

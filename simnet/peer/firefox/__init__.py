@@ -4,45 +4,32 @@ behind simnet's peer protocol, driven over WebDriver BiDi.
 `agent_argv(ns, profile_dir)` is the command the controller hands `PeerAgent.start(run, ns,
 argv=...)`; the agent (`simnet.peer.firefox.agent`) enters `ns` itself. `launch_argv` is the
 kind's hook in the registry (`simnet.peerkinds`). This module imports nothing else of the
-package: the controller pays for no browser code.
+package and no browser code (what it shares with the other browser kinds is
+`simnet.peer.browser.kind`, as light): the controller pays for none.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from simnet.errors import EnvironmentProblem
-from simnet.peerkinds import Launch, PeerKindSpec, Requirement, find_program, kind
+from simnet.peer.browser import kind as browser_kind
+from simnet.peerkinds import Launch, PeerKindSpec, Requirement, kind
 
 PEER_KIND: PeerKindSpec = kind("firefox")
-_REQUIRED = PEER_KIND.requirement
-if _REQUIRED is None:
-    raise ImportError("the registry's firefox kind names no browser to look for")
-REQUIREMENT: Requirement = _REQUIRED
+REQUIREMENT: Requirement = browser_kind.requirement(PEER_KIND)
 BINARY = Path(REQUIREMENT.binaries[0])  # Debian's `firefox-esr` package
 INSTALL_FIX = REQUIREMENT.fix
 
 
 def find_binary(explicit: str | None = None) -> Path | None:
     """The Firefox executable: `explicit`, else the registry's (`simnet.peerkinds`)."""
-    if explicit:
-        path = Path(explicit)
-        return path if path.is_file() and os.access(path, os.X_OK) else None
-    return find_program(REQUIREMENT.binaries)
+    return browser_kind.find_binary(REQUIREMENT, explicit)
 
 
 def require_firefox(explicit: str | None = None) -> Path:
     """The Firefox executable, or an `EnvironmentProblem` that says how to get one."""
-    found = find_binary(explicit)
-    if found is None:
-        what = explicit or f"{BINARY} (Debian's firefox-esr package)"
-        raise EnvironmentProblem(
-            f"Firefox peers need a Firefox browser: no {what}", fix=INSTALL_FIX
-        )
-    return found
+    return browser_kind.require_binary(REQUIREMENT, explicit, "Firefox", "firefox-esr")
 
 
 def agent_argv(
@@ -56,13 +43,8 @@ def agent_argv(
     `ca_file` it does not trust yet costs a browser relaunch before it. `firefox`: another
     executable than Debian's.
     """
-    argv = [sys.executable, "-m", "simnet.peer.firefox", "--netns", ns]
-    argv += ["--profile", str(profile_dir)]
-    for path in trust:
-        argv += ["--trust", str(path)]
-    if firefox is not None:
-        argv += ["--firefox", firefox]
-    return argv
+    options = {"--firefox": firefox}
+    return browser_kind.agent_argv("simnet.peer.firefox", ns, profile_dir, trust, options)
 
 
 def launch_argv(launch: Launch) -> list[str]:

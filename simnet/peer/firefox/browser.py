@@ -29,8 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from simnet.aio import within
-from simnet.peer.browser.processes import CLOSE_TIMEOUT_S, die_with_parent, fresh_profile, kill
+from simnet.peer.browser.launch import BrowserError as BrowserError
+from simnet.peer.browser.launch import BrowserProcess
+from simnet.peer.browser.processes import fresh_profile
 from simnet.peer.firefox.bidi import (
     BidiClosed,
     BidiConnection,
@@ -45,7 +46,6 @@ from simnet.peer.firefox.prefs import PREFS, user_js
 
 log = logging.getLogger("simnet.peer.firefox.browser")
 
-LAUNCH_TIMEOUT_S = 30.0  # spawn -> BiDi line; a loaded machine takes a few seconds
 PAGE_TIMEOUT_S = 15.0  # the call page loaded from file://
 LISTENING_LINE = re.compile(r"WebDriver BiDi listening on (ws://\S+)")
 CHANNEL = "simnetEvent"
@@ -55,10 +55,6 @@ PRELOAD = "(channel) => { window.simnetEvent = (payload) => channel(String(paylo
 EVENTS = ("script.message", "log.entryAdded", "browsingContext.contextDestroyed")
 # Lines of the browser's stderr that say only that this machine has no desktop or GPU
 LOG_NOISE = ("[GFX1-]", "RenderCompositorSWGL", "Sandbox: ")
-
-
-class BrowserError(Exception):
-    """The browser could not be started, or its page could not be opened."""
 
 
 def flags(profile: Path) -> list[str]:
@@ -152,20 +148,19 @@ class Page:
 
     async def gone(self) -> str:
         """Returns (a reason) when the page closes, the connection ends or the browser exits."""
-        destroyed = asyncio.ensure_future(asyncio.shield(self.destroyed))
-        closed = asyncio.ensure_future(asyncio.shield(self.browser.bidi.closed))
-        exited = asyncio.ensure_future(self.browser.exit_reason())
-        waits: set[asyncio.Future[str]] = {destroyed, closed, exited}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-        return next(iter(done)).result()
+        return await self.browser.gone(self.destroyed)
 
 
-class Browser:
+class Browser(BrowserProcess):
     """A running headless Firefox and the BiDi session to it."""
+
+    ready_line = LISTENING_LINE
+    address_name = "WebDriver BiDi address"
+    exited_early = "the browser exited before its Remote Agent listened"
+    log_prefix = "firefox"
+    log_noise = LOG_NOISE
+    log = log
+    close_method = "browser.close"
 
     def __init__(
         self,
@@ -174,17 +169,10 @@ class Browser:
         version: str,
         stderr_task: asyncio.Task[None],
     ) -> None:
-        self.process = process
+        super().__init__(process, bidi, version, stderr_task)  # "Firefox 153.8.0esr"
         self.bidi = bidi
-        self.version = version  # "Firefox 153.8.0esr"
-        self._stderr_task = stderr_task
         self.page: Page | None = None
-        self.start_s = 0.0  # spawn -> BiDi session open
         bidi.listen(self._dispatch)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     @classmethod
     async def launch(
@@ -198,46 +186,21 @@ class Browser:
         it. `while_starting` runs right after the spawn, while the browser starts (the agent's
         own imports)."""
         write_profile(profile, trust)
-        spawned = time.monotonic()
-        argv = [str(binary), *flags(profile)]
-        log.info("launching %s", " ".join(argv))
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            env=browser_env(profile),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=None,  # the agent's descriptor 1, which is its log
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent,
-        )
+        spawned = await cls.spawn(binary, flags(profile), browser_env(profile), while_starting)
         try:
-            if while_starting is not None:
-                while_starting()
-            assert process.stderr is not None
-            listening = await within(_listening_url(process.stderr), LAUNCH_TIMEOUT_S)
-        except TimeoutError:
-            await kill(process)
-            raise BrowserError(
-                f"{binary} printed no WebDriver BiDi address within {LAUNCH_TIMEOUT_S:g} s"
-            ) from None
-        except BaseException:
-            await kill(process)
-            raise
-        stderr_task = asyncio.ensure_future(_copy_lines(process.stderr))
-        try:
-            bidi = await BidiConnection.connect(session_url(listening))
+            bidi = await BidiConnection.connect(session_url(spawned.address))
             session = await bidi.send("session.new", {"capabilities": {}})
             await bidi.send("session.subscribe", {"events": list(EVENTS)})
         except BaseException:
-            stderr_task.cancel()
-            await kill(process)
+            await spawned.abandon()
             raise
         capabilities = session.get("capabilities") or {}
         version = f"Firefox {capabilities.get('browserVersion', '?')}"
-        browser = cls(process, bidi, version, stderr_task)
-        browser.start_s = time.monotonic() - spawned
+        browser = cls(spawned.process, bidi, version, spawned.stderr_task)
+        browser.start_s = time.monotonic() - spawned.spawned
         return browser
 
-    def _dispatch(self, method: str, params: JsonObject) -> None:
+    def _dispatch(self, method: str, params: JsonObject, _session_id: str | None) -> None:
         if self.page is not None:
             self.page.on_event(method, params)
 
@@ -278,49 +241,3 @@ class Browser:
             timeout_s=PAGE_TIMEOUT_S,
         )
         return self.page
-
-    async def exit_reason(self) -> str:
-        code = await self.process.wait()
-        return f"the browser exited (code {code})"
-
-    def alive(self) -> bool:
-        return self.process.returncode is None and not self.bidi.closed.done()
-
-    async def close(self) -> None:
-        """Ask the browser to exit; kill it if it does not within CLOSE_TIMEOUT_S."""
-        if self.process.returncode is None:
-            with contextlib.suppress(BidiError, BidiClosed, TimeoutError):
-                await self.bidi.send("browser.close", timeout_s=CLOSE_TIMEOUT_S)
-            try:
-                await within(self.process.wait(), CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                await kill(self.process)
-        await self.bidi.close()
-        self._stderr_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._stderr_task
-
-
-async def _listening_url(stderr: asyncio.StreamReader) -> str:
-    while True:
-        line = await stderr.readline()
-        if not line:
-            raise BrowserError("the browser exited before its Remote Agent listened")
-        text = line.decode(errors="replace").rstrip()
-        match = LISTENING_LINE.search(text)
-        if match:
-            return match.group(1)
-        _log_line(text)
-
-
-async def _copy_lines(stream: asyncio.StreamReader | None) -> None:
-    """Keep the browser's stderr drained (a full pipe would block it), into the agent's log."""
-    if stream is None:
-        return
-    while line := await stream.readline():
-        _log_line(line.decode(errors="replace").rstrip())
-
-
-def _log_line(text: str) -> None:
-    if text and not any(noise in text for noise in LOG_NOISE):
-        log.info("firefox: %s", text)
