@@ -17,8 +17,9 @@ from simnet.net.impair.measure import blast
 from simnet.net.plan import plan_network
 from simnet.run.one_call import queue_namespaces
 from simnet.scenario.load import scenario_from_dict
+from tests.solo import SOLO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, *SOLO]
 
 SCENARIO = {
     "name": "pressure",

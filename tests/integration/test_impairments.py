@@ -56,8 +56,9 @@ from simnet.net.impair.shaping import quantile, spread
 from simnet.net.plan import plan_network
 from simnet.net.registry import PREFIX
 from simnet.scenario.load import scenario_from_dict
+from tests.solo import SOLO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, *SOLO]
 
 _T = TypeVar("_T")
 IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2  # <linux/in.h>; Python's socket module lacks them

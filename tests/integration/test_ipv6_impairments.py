@@ -20,8 +20,9 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.netns import socket_in
 from simnet.net.plan import plan_network
 from simnet.scenario.load import scenario_from_dict
+from tests.solo import SOLO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, *SOLO]
 
 DELAY_MS = 40  # each direction of each impaired link
 NETWORK = {

@@ -36,8 +36,9 @@ from simnet.net.plan import plan_network
 from simnet.net.registry import PREFIX, STATE_DIR
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import LinkSpec
+from tests.solo import SOLO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, *SOLO]
 
 BURST = {"p_pct": 5.0, "r_pct": 50.0}
 LOSS_PCT = 10.0

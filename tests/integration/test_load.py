@@ -21,8 +21,9 @@ from simnet.run.load import run_load
 from simnet.scenario.load import scenario_from_dict
 from tests.integration.conftest import run_cli
 from tests.integration.peerbench import run_processes
+from tests.solo import SOLO
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, *SOLO, pytest.mark.timeout(300)]
 
 PAIRS = 4
 

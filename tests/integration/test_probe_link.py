@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.solo import SOLO
+
+pytestmark = [pytest.mark.integration, *SOLO]
 
 SCENARIO = """\
 name: probe-link

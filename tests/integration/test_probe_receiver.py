@@ -17,8 +17,9 @@ from pyroute2 import IPRoute
 from simnet.net import netns
 from simnet.net.impair.measure import HEADER, Receiver
 from simnet.net.registry import Run
+from tests.solo import SOLO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, *SOLO]
 
 
 def test_duplicates_do_not_end_the_wait_before_every_probe_arrived() -> None:
