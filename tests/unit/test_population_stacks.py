@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from rich.console import Console
 from scipy.stats import binom
@@ -23,6 +24,9 @@ from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.population.estimate import SampledCall, estimate
 from simnet.population.mix import Mix, load_mix, missing_stacks, sample, scenario_for
 from simnet.present.population import population_tables
+from simnet.present.report.population import population
+from simnet.present.report.rows import prepare
+from simnet.results.schema import CallOutcome, ResultRow
 from simnet.results.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,3 +260,28 @@ def test_one_pair_of_stacks_prints_no_table_of_pairs() -> None:
     for part in population_tables("m", result, 1, Path("r")):
         console.print(part)
     assert "by pair of stacks" not in console.export_text()
+
+
+def test_a_report_keeps_a_fleet_of_stacks_as_one_population() -> None:
+    """Rows of a run that drew its stacks from the mix are one fleet in `simnet report` (one
+    section, its pairs of stacks in a table), while runs of one stack each stay apart."""
+    rows = []
+    for k, (stacks, label, path) in enumerate(
+        [(("chromium", "chromium"), "fleet", "direct")] * 3
+        + [(("aiortc", "chromium"), "fleet", "relay")] * 2
+        + [(("aiortc", "aiortc"), "aiortc", "relay")] * 2
+    ):
+        outcome = CallOutcome(connected=True, path=path, setup_ms=100.0, offerer_peer=stacks[0],
+                              answerer_peer=stacks[1])  # fmt: skip
+        row = ResultRow(call=outcome, scenario="m", scenario_hash="h", seed=0, run=k,
+                        run_id=label, wall_ms=0.0)  # fmt: skip
+        placed = row.placed(population="m", offerer_class="home", answerer_class="home",
+                            population_stacks=label)  # fmt: skip
+        rows.append(placed.columns())
+    sections = population(prepare(pd.DataFrame(rows)))
+    assert len(sections) == 2
+    fleet = next(s for s in sections if "fleet" in s.title)
+    assert "5 calls" in fleet.body and '<table class="population-stacks">' in fleet.body
+    assert "<td>aiortc</td><td>chromium</td><td>2</td>" in fleet.body
+    single = next(s for s in sections if "fleet" not in s.title)
+    assert "2 calls" in single.body and "population-stacks" not in single.body
