@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from simnet.population.mix import load_mix, sample
 from simnet.results.stats import wilson_interval
 from simnet.results.store import load
 from tests.integration.conftest import run_cli
+from tests.integration.test_cluster import cluster  # noqa: F401 (a fixture: two local workers)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -90,3 +92,26 @@ def test_a_stack_this_machine_cannot_run_is_one_error_before_any_call(tmp_path: 
     assert done.returncode == 2, done.output
     assert f"{path}: invalid mix" in done.output and "stacks.offerer.safari" in done.output
     assert "Traceback" not in done.output and not (tmp_path / "r").exists()
+
+
+def test_on_a_cluster_each_cell_runs_its_drawn_stacks(
+    tmp_path: Path,
+    cluster: tuple[str, dict[str, Any]],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """With `--cluster` a cell's batch carries its scenario, which names its two stacks: the
+    workers make the drawn calls, stack for stack, as the local run does."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(MIX)
+    out = tmp_path / "results"
+    done = run_cli("population", str(path), "--calls", str(CALLS), "--seed", str(SEED),
+                   "--json", "--cluster", cluster[0], "--out", str(out), timeout=380)  # fmt: skip
+    assert done.returncode == 0, done.output
+    records = load(out).to_dict("records")
+    cell = ("offerer_class", "offerer_peer", "answerer_class", "answerer_peer")
+    drawn = sample(load_mix(path), CALLS, SEED)
+    assert sorted(tuple(r[c] for c in cell) for r in records) == sorted(drawn)
+    for row in records:
+        if row["offerer_class"] == "corp":
+            expected = "proxy-unsupported" if row["offerer_peer"] == "aiortc" else None
+            assert row["error"] == expected, row
+    assert len(json.loads(done.stdout)["stack_pairs"]) == 2
