@@ -73,6 +73,6 @@ def stack_pair_table(pairs: list[StackPairShares]) -> Table:
     for column in ("offerer", "answerer", "calls", *OUTCOMES):
         table.add_column(column)
     for pair in pairs:
-        cells = [" ".join(with_interval(pair, outcome)) for outcome in OUTCOMES]
+        cells = ["{} ({})".format(*with_interval(pair, outcome)) for outcome in OUTCOMES]
         table.add_row(pair.offerer_stack, pair.answerer_stack, str(pair.calls), *cells)
     return table

@@ -250,7 +250,7 @@ def test_the_estimate_gives_each_pair_of_stacks_its_shares_and_intervals() -> No
     for part in population_tables("m", result, 1, Path("r")):
         console.print(part)
     text = console.export_text()
-    assert "by pair of stacks" in text and "75.0 % " in text
+    assert "by pair of stacks" in text and "75.0 % (30.1 % - 95.4 %)" in text
 
 
 def test_one_pair_of_stacks_prints_no_table_of_pairs() -> None:

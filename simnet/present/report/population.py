@@ -47,7 +47,7 @@ def _population(name: str, stack: str, rows: pd.DataFrame, several: bool) -> Sec
     ]
     pairs = [
         [pair.offerer_stack, pair.answerer_stack, str(pair.calls)]
-        + [" ".join(_share_and_interval(pair, outcome)) for outcome in OUTCOMES]
+        + ["{} ({})".format(*_share_and_interval(pair, outcome)) for outcome in OUTCOMES]
         for pair in result.stack_pairs
     ]
     by_stacks = (
