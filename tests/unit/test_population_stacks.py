@@ -11,8 +11,10 @@ before its first call, naming the file, the field and the fix.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from rich.console import Console
 from scipy.stats import binom
 
 import simnet.population.mix as mix_module
+from simnet.cli import main
 from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.population.estimate import SampledCall, estimate
 from simnet.population.mix import Mix, load_mix, missing_stacks, sample, scenario_for
@@ -285,3 +288,19 @@ def test_a_report_keeps_a_fleet_of_stacks_as_one_population() -> None:
     assert "<td>aiortc</td><td>chromium</td><td>2</td>" in fleet.body
     single = next(s for s in sections if "fleet" not in s.title)
     assert "2 calls" in single.body and "population-stacks" not in single.body
+
+
+def test_simnet_population_stops_before_building_for_a_missing_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's own path: exit 2, the error and its fix, no results folder, no call."""
+    path = write(tmp_path, sides={"offerer": TWO}, stacks={"offerer": {"firefox": 1}})
+    out = tmp_path / "results"
+    monkeypatch.setattr(mix_module, "find_program", lambda binaries: None)
+    monkeypatch.setattr(sys, "argv", ["simnet", "population", str(path), "--out", str(out)])
+    with mock.patch("simnet.population.run.run_population") as run, pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and not run.called and not out.exists()
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"{path}: stacks.offerer.firefox: firefox peers need a Firefox browser" in said
+    assert "setup.sh" in said and "Traceback" not in said
