@@ -217,8 +217,8 @@ def test_the_field_mix_has_a_proxy_class_and_a_stack_split_this_machine_runs() -
     shares = field.stack_shares("offerer")
     assert field.stack_shares("answerer") == shares and abs(sum(shares.values()) - 1) < 1e-9
     missing_stacks(field, FIELD)  # every stack it names runs here (setup.sh installs them)
-    header = FIELD.read_text().split("\nname:")[0]
-    assert "STACKS" in header and "assumption" in header
+    said = FIELD.read_text().split("\nstacks:")[0].rsplit("answerer: same", 1)[1]
+    assert "StatCounter" in said and "assumption" in said  # where the split comes from
 
 
 # --- the estimate per pair of stacks ----------------------------------------------------------
