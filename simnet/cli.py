@@ -709,28 +709,31 @@ def population(
     as_json: Annotated[
         bool, typer.Option("--json", help="the estimate as one JSON object")
     ] = False,
-    peers: PeersOption = DEFAULT_KIND,
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            help=f"peer kind of both sides ({', '.join(NAMED_KINDS)}), or of A and B: "
+            f"{','.join(NAMED_KINDS[:2])}; replaces the mix's stacks (default: the mix's "
+            f"stacks:, else {DEFAULT_KIND})"
+        ),
+    ] = None,
 ) -> None:
     """Estimate a fleet's direct / relayed / failed call shares from a mix of networks.
 
-    Draws `--calls` calls (each side's network class by the mix's shares, seeded), makes them
-    (calls of one pair of classes share a network), and prints the shares with 95 % Wilson
-    intervals, the relay protocols, set-up times, the bytes through TURN, each class's part of
-    the TURN share and how that share moves when a class's share moves by 10 points."""
+    Draws `--calls` calls (each side's network class and stack by the mix's shares, seeded),
+    makes them (calls of one cell share a network), and prints the shares with 95 % Wilson
+    intervals, the shares of each pair of stacks, the relay protocols, set-up times, the bytes
+    through TURN, each class's part of the TURN share and how that share moves when a class's
+    share moves by 10 points."""
     # the run machinery and pandas: about 2.5 s, paid by this command alone
-    from simnet.population.mix import load_mix
+    from simnet.population.mix import load_mix, missing_stacks
     from simnet.population.run import run_population
     from simnet.present.population import population_tables
     from simnet.results import ResultStore
-    from simnet.run.peers import missing_programs
-    from simnet.scenario.model import HostSpec
 
-    sides = _peer_pair(peers)
-    loaded = load_mix(mix, sides)
-    if cluster is None:
-        # the hosts of every drawn call: alice offers, bob answers (population.mix.scenario_for)
-        stacks = {"alice": HostSpec(peer=sides[0]), "bob": HostSpec(peer=sides[1])}
-        missing_programs(stacks, list(stacks), "simnet population --peers")
+    loaded = load_mix(mix, None if peers is None else _peer_pair(peers))
+    if cluster is None:  # a cluster's workers run the peers: this machine needs none
+        missing_stacks(loaded, mix, "stacks" if peers is None else "--peers")
         require_root()
     store = ResultStore(out_dir, loaded.name)
     with err.status(show.markup_safe(f"{loaded.name}: {calls} calls"), spinner="dots") as status:
@@ -742,9 +745,7 @@ def population(
             status.update(show.markup_safe(f"{loaded.name}: call {made[0]} of {calls}"))
 
         with _interrupts_reported():
-            result, _, errors = run_population(
-                loaded, calls, seed, on_row, cluster=cluster, peers=sides
-            )
+            result, _, errors = run_population(loaded, calls, seed, on_row, cluster=cluster)
     for line in errors:
         err.print(show.text(("failed:", "red"), f" {line}"))
     if as_json:

@@ -14,10 +14,13 @@ read from its result row) and the mix.
   pair of classes, as measured, re-weighted with each class's share moved by +-10 points (the
   other classes of that side scaled to keep the sum 1): how much the fleet's TURN share depends
   on each input share.
-- Which WebRTC stacks made the calls (`stacks`), and how many relayed calls had a direct pair
-  that also passed its checks (`relayed_direct_also_succeeded`, of `relayed_checks_known`): a
-  stack that nominates the first pair to succeed (aiortc) relays where the network would carry
-  a direct call, so its relay share is partly that race, not the fleet's networks.
+- Which WebRTC stacks made the calls (`stacks`), the outcome shares of each pair of stacks
+  (offerer's, answerer's) with their intervals (`stack_pairs`: a fleet that mixes stacks sees
+  them differ, e.g. a stack that cannot use a proxy fails where a browser relays), and how
+  many relayed calls had a direct pair that also passed its checks
+  (`relayed_direct_also_succeeded`, of `relayed_checks_known`): a stack that nominates the
+  first pair to succeed (aiortc) relays where the network would carry a direct call, so its
+  relay share is partly that race, not the fleet's networks.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ class Sensitivity(BaseModel):
     relay_share_plus: float  # ... and 10 points more common
 
 
-class PopulationEstimate(BaseModel):
-    """`simnet population --json` prints this."""
+class OutcomeShares(BaseModel):
+    """Calls' direct / relayed / failed shares, each with its 95 % Wilson interval."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -64,6 +67,56 @@ class PopulationEstimate(BaseModel):
     failed_share: float
     failed_share_ci_low: float
     failed_share_ci_high: float
+
+    def share_of(self, outcome: Outcome) -> tuple[float, float, float]:
+        """The outcome's share and its interval (low, high)."""
+        share, low, high = (
+            float(getattr(self, f"{outcome}_share{end}")) for end in ("", "_ci_low", "_ci_high")
+        )
+        return share, low, high
+
+
+class StackPairShares(OutcomeShares):
+    """The calls of one pair of stacks (the offerer's, the answerer's) and their shares."""
+
+    offerer_stack: str
+    answerer_stack: str
+
+
+OUTCOMES: tuple[Outcome, ...] = ("direct", "relay", "failed")
+
+
+def _outcome_shares(calls: Sequence[SampledCall]) -> dict[str, float]:
+    """`<outcome>_share`, `_ci_low`, `_ci_high` of each outcome (`OutcomeShares`'s fields but
+    `calls`), rounded as the output is."""
+    counts = Counter(c.outcome for c in calls)
+    out: dict[str, float] = {}
+    for outcome in OUTCOMES:
+        share, low, high = _share(counts[outcome], len(calls))
+        out |= {
+            f"{outcome}_share": round(share, 4),
+            f"{outcome}_share_ci_low": round(low, 4),
+            f"{outcome}_share_ci_high": round(high, 4),
+        }
+    return out
+
+
+def _stack_pairs(calls: Sequence[SampledCall]) -> list[StackPairShares]:
+    """Each pair of stacks that made calls, with its outcome shares, in name order."""
+    by_pair: dict[tuple[str, str], list[SampledCall]] = {}
+    for call in calls:
+        by_pair.setdefault((call.offerer_stack, call.answerer_stack), []).append(call)
+    return [
+        StackPairShares(
+            offerer_stack=a, answerer_stack=b, calls=len(group), **_outcome_shares(group)
+        )
+        for (a, b), group in sorted(by_pair.items())
+    ]
+
+
+class PopulationEstimate(OutcomeShares):
+    """`simnet population --json` prints this."""
+
     relay_protocol_shares: dict[str, float]
     relayed_bytes_share: float | None
     setup_ms_p50: float | None
@@ -73,6 +126,8 @@ class PopulationEstimate(BaseModel):
     sensitivity: list[Sensitivity]
     # the WebRTC stacks of the calls ("aiortc", or "aiortc -> chromium": offerer's, answerer's)
     stacks: list[str] = []
+    # each pair of stacks' calls and outcome shares (offerer's stack, answerer's)
+    stack_pairs: list[StackPairShares] = []
     # relayed calls whose stack reported its checks, and those of them where a direct pair
     # passed its checks too: relays decided by ICE's nomination race, not by the network
     relayed_checks_known: int = 0
@@ -81,6 +136,8 @@ class PopulationEstimate(BaseModel):
     @property
     def stack(self) -> str:
         """The stacks in one phrase, for a headline."""
+        if len(self.stack_pairs) > 2:
+            return f"{len(self.stack_pairs)} pairs of stacks"
         return ", ".join(self.stacks) or "unknown stack"
 
     def race_note(self) -> str | None:
@@ -107,8 +164,15 @@ class SampledCall:
     dc_bytes: float | None  # what the data-channel transfer delivered
     sent_kbps: tuple[float, ...]  # each media stream's sent bitrate (`*_sent_kbps`)
     error: str | None = None
-    stack: str = DEFAULT_KIND  # "aiortc", or "offerer's -> answerer's" for a mixed call
+    offerer_stack: str = DEFAULT_KIND  # the peer kinds of the two sides
+    answerer_stack: str = DEFAULT_KIND
     direct_pair_succeeded: bool | None = None  # see `CallOutcome.direct_pair_succeeded`
+
+    @property
+    def stack(self) -> str:
+        """The call's stacks as the report names them: one kind, or "offerer's -> answerer's"."""
+        a, b = self.offerer_stack, self.answerer_stack
+        return a if a == b else f"{a} -> {b}"
 
     @property
     def outcome(self) -> Outcome:
@@ -129,7 +193,8 @@ class SampledCall:
             dc_bytes=None if call.dc_bytes is None else float(call.dc_bytes),
             sent_kbps=_sent(call.media),
             error=call.error,
-            stack=_stack(call.offerer_peer, call.answerer_peer),
+            offerer_stack=_kind(call.offerer_peer),
+            answerer_stack=_kind(call.answerer_peer),
             direct_pair_succeeded=call.direct_pair_succeeded,
         )
 
@@ -151,16 +216,15 @@ class SampledCall:
             dc_bytes=transfer,
             sent_kbps=_sent(columns),
             error=error if isinstance(error, str) and error else None,
-            stack=_stack(columns.get("offerer_peer"), columns.get("answerer_peer")),
+            offerer_stack=_kind(columns.get("offerer_peer")),
+            answerer_stack=_kind(columns.get("answerer_peer")),
             direct_pair_succeeded=bool(race) if isinstance(race, bool | np.bool_) else None,
         )
 
 
-def _stack(offerer: object, answerer: object) -> str:
-    """The call's stacks as the report names them: one kind, or "offerer's -> answerer's";
-    rows from before peer kinds were aiortc's."""
-    kinds = [k if isinstance(k, str) and k else DEFAULT_KIND for k in (offerer, answerer)]
-    return kinds[0] if kinds[0] == kinds[1] else " -> ".join(kinds)
+def _kind(peer: object) -> str:
+    """A side's peer kind; rows from before peer kinds were aiortc's."""
+    return peer if isinstance(peer, str) and peer else DEFAULT_KIND
 
 
 def _figure(value: object) -> float | None:
@@ -289,8 +353,6 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     read with `SampledCall.of_columns`."""
     sampled = [c if isinstance(c, SampledCall) else SampledCall.of_columns(c) for c in calls]
     n = len(sampled)
-    outcomes = Counter(c.outcome for c in sampled)
-    direct, relay, failed = (_share(outcomes[k], n) for k in ("direct", "relay", "failed"))
     relayed_calls = [c for c in sampled if c.outcome == "relay"]
     protocols = Counter(str(c.relay_protocol) for c in relayed_calls)
     setups = [c.setup_ms for c in sampled if c.outcome != "failed" and c.setup_ms]
@@ -332,15 +394,7 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
     ]
     return PopulationEstimate(
         calls=n,
-        direct_share=round(direct[0], 4),
-        direct_share_ci_low=round(direct[1], 4),
-        direct_share_ci_high=round(direct[2], 4),
-        relay_share=round(relay[0], 4),
-        relay_share_ci_low=round(relay[1], 4),
-        relay_share_ci_high=round(relay[2], 4),
-        failed_share=round(failed[0], 4),
-        failed_share_ci_low=round(failed[1], 4),
-        failed_share_ci_high=round(failed[2], 4),
+        **_outcome_shares(sampled),
         relay_protocol_shares={k: round(v / len(relayed_calls), 4) for k, v in protocols.items()},
         relayed_bytes_share=round(relay_bytes / total_bytes, 4) if total_bytes else None,
         setup_ms_p50=_rounded(quantile(setups, 0.5)),
@@ -349,6 +403,7 @@ def estimate(calls: Sequence[SampledCall | Mapping[str, object]], mix: Mix) -> P
         contributions=contributions,
         sensitivity=sensitivity,
         stacks=sorted({c.stack for c in sampled}),
+        stack_pairs=_stack_pairs(sampled),
         relayed_checks_known=len(known),
         relayed_direct_also_succeeded=sum(bool(c.direct_pair_succeeded) for c in known),
     )

@@ -1,12 +1,15 @@
 """`simnet population MIX`: draw calls from a mix, make them, estimate the fleet's shares.
 
 The draw is seeded (`simnet.population.mix.sample`): the same mix, calls and seed give the same
-calls. Calls of one pair of classes share a network (one build, warm peers, `repeat` calls), so
-a 500-call population costs one build per drawn pair (24 for `scenarios/mixes/field.yaml`), not
-500. Locally the pairs run one after another; with `cluster`, each pair is a batch on the Dask
-cluster (`simnet.run.cluster`). Every row is written as its call ends, with the columns
-`population`, `offerer_class`, `answerer_class`; the estimate comes from the rows
-(`simnet.population.estimate`).
+calls, each side's network class and WebRTC stack. Calls of one cell (offerer class and stack,
+answerer class and stack) share a network (one build, warm peers, `repeat` calls), so a
+500-call population of one stack costs one build per drawn pair of classes (24 for
+`scenarios/mixes/field.yaml`), not 500; a mix of stacks multiplies the cells. Locally the cells
+run one after another; with `cluster`, each cell is a batch on the Dask cluster
+(`simnet.run.cluster`), its scenario naming its peers. Every row is written as its call ends,
+with the columns `population`, `offerer_class`, `answerer_class` and `population_stacks` (the
+stacks the run drew from, `Mix.stacks_label`); each side's stack is the row's `offerer_peer` /
+`answerer_peer`. The estimate comes from the rows (`simnet.population.estimate`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypedDict
 
-from simnet.peerkinds import DEFAULT_PAIR, PeerPair
 from simnet.population.estimate import PopulationEstimate, SampledCall, estimate
-from simnet.population.mix import Mix, cells, sample, scenario_for
+from simnet.population.mix import Drawn, Mix, cells, sample, scenario_for
 from simnet.results.schema import ResultRow
 from simnet.run.calls import run_scenario
 from simnet.run.cluster import Batch, execute_on_cluster
@@ -24,15 +26,22 @@ from simnet.scenario.model import Scenario
 
 
 class PopulationColumns(TypedDict):
-    """The columns a population run adds to each row: which mix, which pair of classes."""
+    """The columns a population run adds to each row: which mix, which pair of classes, and
+    the stacks the run drew from."""
 
     population: str
     offerer_class: str
     answerer_class: str
+    population_stacks: str
 
 
-def _columns(mix: Mix, offerer: str, answerer: str) -> PopulationColumns:
-    return {"population": mix.name, "offerer_class": offerer, "answerer_class": answerer}
+def _columns(mix: Mix, cell: Drawn) -> PopulationColumns:
+    return {
+        "population": mix.name,
+        "offerer_class": cell.offerer_class,
+        "answerer_class": cell.answerer_class,
+        "population_stacks": mix.stacks_label(),
+    }
 
 
 def _placing(
@@ -50,17 +59,21 @@ def run_population(
     seed: int,
     on_row: Callable[[ResultRow], None] = lambda row: None,
     cluster: str | None = None,
-    peers: PeerPair = DEFAULT_PAIR,
 ) -> tuple[PopulationEstimate, list[ResultRow], list[str]]:
     """Make the `calls` drawn calls; return the estimate, the rows (each also to `on_row` as its
-    call ends) and what went wrong (a cluster batch that failed: its calls have no row). The
-    offerers run the stack `peers[0]`, the answerers `peers[1]`."""
+    call ends) and what went wrong (a cluster batch that failed: its calls have no row). Each
+    side's stack is drawn from the mix's `stacks:` (`Mix.running` puts `--peers` there)."""
     drawn = cells(sample(mix, calls, seed))
     rows: list[ResultRow] = []
     errors: list[str] = []
 
-    def cell_scenario(a: str, b: str) -> Scenario:
-        return scenario_for(mix, mix.by_name("offerer", a), mix.by_name("answerer", b), peers)
+    def cell_scenario(cell: Drawn) -> Scenario:
+        return scenario_for(
+            mix,
+            mix.by_name("offerer", cell.offerer_class),
+            mix.by_name("answerer", cell.answerer_class),
+            (cell.offerer_stack, cell.answerer_stack),
+        )
 
     def kept(row: ResultRow) -> None:
         rows.append(row)
@@ -68,17 +81,17 @@ def run_population(
 
     if cluster is not None:
         batches = []
-        for (a, b), count in drawn.items():
+        for cell, count in drawn.items():
             batches.append(
                 Batch(
-                    scenario_json=cell_scenario(a, b).model_dump_json(),
+                    scenario_json=cell_scenario(cell).model_dump_json(),
                     overrides=[],
-                    runs=[{"run": i, **_columns(mix, a, b)} for i in range(count)],
-                    keys=[f"{a}/{b}/{i}" for i in range(count)],
+                    runs=[{"run": i, **_columns(mix, cell)} for i in range(count)],
+                    keys=["/".join((*cell, str(i))) for i in range(count)],
                 )
             )
         execute_on_cluster(cluster, batches, kept, errors)
     else:
-        for (a, b), count in drawn.items():
-            run_scenario(cell_scenario(a, b), count, _placing(kept, _columns(mix, a, b)))
+        for cell, count in drawn.items():
+            run_scenario(cell_scenario(cell), count, _placing(kept, _columns(mix, cell)))
     return estimate([SampledCall.of_row(r) for r in rows], mix), rows, errors

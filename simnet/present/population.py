@@ -1,4 +1,5 @@
-"""`simnet population`'s presentation: the estimate, then the sensitivity table."""
+"""`simnet population`'s presentation: the estimate, each pair of stacks' shares (when the
+fleet mixes stacks), then the sensitivity table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from rich.console import RenderableType
 from rich.table import Table
 
 from simnet import show
-from simnet.population.estimate import PopulationEstimate
+from simnet.population.estimate import (
+    OUTCOMES,
+    OutcomeShares,
+    PopulationEstimate,
+    StackPairShares,
+)
+from simnet.results.schema import Outcome
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -18,7 +25,6 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def population_tables(
     name: str, result: PopulationEstimate, seed: int, out_dir: Path
 ) -> list[RenderableType]:
-    data = result.model_dump()
     shares = Table(
         title=show.text(
             f"{name}, {result.stack}: {result.calls} calls (seed {seed}), rows in {out_dir}"
@@ -26,9 +32,8 @@ def population_tables(
     )
     for column in ("outcome", "share", "95 % interval (Wilson)"):
         shares.add_column(column)
-    for outcome in ("direct", "relay", "failed"):
-        low, high = data[f"{outcome}_share_ci_low"], data[f"{outcome}_share_ci_high"]
-        shares.add_row(outcome, _pct(data[f"{outcome}_share"]), f"{_pct(low)} - {_pct(high)}")
+    for outcome in OUTCOMES:
+        shares.add_row(outcome, *with_interval(result, outcome))
     protocols = ", ".join(
         f"{kind} {_pct(v, 0)}" for kind, v in sorted(result.relay_protocol_shares.items())
     )
@@ -52,4 +57,22 @@ def population_tables(
         )
     race = result.race_note()
     notes = [show.text(("note:", "yellow"), f" {race}")] if race else []
-    return [shares, summary, *notes, sensitivity]
+    pairs = [stack_pair_table(result.stack_pairs)] if len(result.stack_pairs) > 1 else []
+    return [shares, *pairs, summary, *notes, sensitivity]
+
+
+def with_interval(shares: OutcomeShares, outcome: Outcome) -> tuple[str, str]:
+    """An outcome's share and its 95 % interval, as the tables print them."""
+    share, low, high = shares.share_of(outcome)
+    return _pct(share), f"{_pct(low)} - {_pct(high)}"
+
+
+def stack_pair_table(pairs: list[StackPairShares]) -> Table:
+    """Each pair of stacks' calls and outcome shares with their 95 % intervals."""
+    table = Table(title="by pair of stacks (95 % Wilson intervals)")
+    for column in ("offerer", "answerer", "calls", *OUTCOMES):
+        table.add_column(column)
+    for pair in pairs:
+        cells = ["{} ({})".format(*with_interval(pair, outcome)) for outcome in OUTCOMES]
+        table.add_row(pair.offerer_stack, pair.answerer_stack, str(pair.calls), *cells)
+    return table

@@ -24,9 +24,10 @@ CALLS = 6
 
 
 def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
+    """The field mix's networks, every side aiortc (`--peers` replaces the mix's stacks)."""
     out = tmp_path / "results"
     done = run_cli("population", str(FIELD), "--calls", str(CALLS), "--seed", "3", "--json",
-                   "--out", str(out), timeout=280)  # fmt: skip
+                   "--peers", "aiortc", "--out", str(out), timeout=280)  # fmt: skip
     assert done.returncode == 0, done.output
     printed = json.loads(done.stdout)
     for key in ("calls", "direct_share", "relay_share", "failed_share", "relayed_bytes_share",
@@ -37,8 +38,8 @@ def test_a_small_population_of_the_field_mix(tmp_path: Path) -> None:
         assert printed[f"{outcome}_share"] <= printed[f"{outcome}_share_ci_high"]
     rows = load(out)
     assert printed["calls"] == len(rows) == CALLS
-    mix = load_mix(FIELD)
-    drawn = sorted(sample(mix, CALLS, 3))
+    mix = load_mix(FIELD, ("aiortc", "aiortc"))
+    drawn = sorted((d.offerer_class, d.answerer_class) for d in sample(mix, CALLS, 3))
     stored = sorted(zip(rows["offerer_class"], rows["answerer_class"], strict=True))
     assert stored == drawn  # the calls made are the calls drawn, class for class
     assert estimate(rows.to_dict("records"), mix).model_dump() == printed

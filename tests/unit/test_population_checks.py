@@ -136,7 +136,7 @@ def fleet(n_classes: int, calls: int, seed: int = 1) -> tuple[Mix, list[SampledC
     outcomes = [
         SampledCall(a, b, rng.random() < 0.9, "relay" if rng.random() < 0.3 else "direct",
                     "udp", 100.0, 1e6, (100.0,))
-        for a, b in drawn
+        for a, _, b, _ in drawn
     ]  # fmt: skip
     return mix, outcomes
 
