@@ -6,44 +6,25 @@ from hypothesis import strategies as st
 
 from simnet.scenario.nat import OPEN, Filtering, Mapping, NatBehavior, PortAllocation
 
-mappings = st.sampled_from(Mapping)
-filterings = st.sampled_from(Filtering)
-allocations = st.sampled_from(PortAllocation)
-timeouts = st.integers(min_value=1, max_value=86400)
 
-translating = st.builds(
-    NatBehavior,
-    translates=st.just(True),
-    mapping=mappings,
-    filtering=filterings,
-    port_allocation=allocations,
-    hairpin=st.booleans(),
-    udp_timeout_s=timeouts,
-)
+def nats(translates: st.SearchStrategy[bool]) -> st.SearchStrategy[NatBehavior]:
+    """NAT behaviours with any knobs, translating as `translates` draws."""
+    return st.builds(
+        NatBehavior,
+        translates=translates,
+        mapping=st.sampled_from(Mapping),
+        filtering=st.sampled_from(Filtering),
+        port_allocation=st.sampled_from(PortAllocation),
+        hairpin=st.booleans(),
+        udp_timeout_s=st.integers(min_value=1, max_value=86400),
+    )
+
+
+translating = nats(st.just(True))
+not_translating = nats(st.just(False))
 # Any behaviour the model accepts, including odd non-translating ones (a router's knobs are
 # irrelevant when it does not translate) and the `open` preset itself.
-behaviours = st.one_of(
-    translating,
-    st.just(OPEN),
-    st.builds(
-        NatBehavior,
-        translates=st.booleans(),
-        mapping=mappings,
-        filtering=filterings,
-        port_allocation=allocations,
-        hairpin=st.booleans(),
-        udp_timeout_s=timeouts,
-    ),
-)
-not_translating = st.builds(
-    NatBehavior,
-    translates=st.just(False),
-    mapping=mappings,
-    filtering=filterings,
-    port_allocation=allocations,
-    hairpin=st.booleans(),
-    udp_timeout_s=timeouts,
-)
+behaviours = st.one_of(translating, st.just(OPEN), nats(st.booleans()))
 
 # Each mapping, filtering and port allocation with each other, hairpinning.
 EVERY_BEHAVIOUR = [
