@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import run_cli
-from tests.integration.test_cli_errors import assert_one_clear_error, run_guarded
-from tests.unit.test_cluster_address import flood, http, listener, silent
+from tests.integration.guarded_cli import assert_one_clear_error, run_guarded
+from tests.unit.not_schedulers import flood, http, listener, silent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

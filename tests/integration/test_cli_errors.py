@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.guarded_cli import assert_one_clear_error, new_namespaces, run_guarded
 
 GOOD = """\
 nats:
@@ -179,88 +178,6 @@ CASES = [
         "nats.home.lan=192.168.1.0/29",
     ),
 ]
-
-
-def new_namespaces(tools, before: set[str]) -> set[str]:
-    """Namespaces that appeared since `before` and belong to no run that is alive.
-
-    Other simnet runs on this machine may come and go meanwhile. A run writes its state file
-    before it creates a namespace and removes it after, so: list, then read the states, then
-    list again, and only a namespace present in both lists with no live run is a leftover.
-    """
-    listed = set(tools.namespaces())
-    live = {
-        str(s["id"])
-        for s in map(tools.state_of, (p.stem for p in Path("/run/simnet").glob("*.json")))
-        if s and tools.process_alive(int(s.get("owner_pid", 0)))
-    }
-    still = listed & set(tools.namespaces())
-    return {n for n in still - before if n.removeprefix("sn-").split("-", 1)[0] not in live}
-
-
-def run_guarded(tools, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run the CLI; if it starts a run (a state file names its pid), stop it once it holds.
-
-    Returns the finished process and the runs it started (none, when the input was rejected).
-    Whatever such a run leaves is removed afterwards, so a failing case cannot leak namespaces.
-    """
-    proc = subprocess.Popen(
-        [*tools.simnet, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=tools.cli_env,
-        start_new_session=True,
-    )
-    out: list[str] = []
-    err: list[str] = []
-    readers = [
-        threading.Thread(target=lambda s=stream, sink=sink: sink.extend(s), daemon=True)
-        for stream, sink in ((proc.stdout, out), (proc.stderr, err))
-    ]
-    for reader in readers:
-        reader.start()
-    started: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            for path in Path("/run/simnet").glob("*.json"):
-                state = tools.state_of(path.stem)
-                if state and state.get("owner_pid") == proc.pid and path.stem not in started:
-                    started.append(path.stem)
-            # stop an accepted `up` only once it holds: not in the middle of its build
-            if any(f"holding run {run_id}" in "".join(out) for run_id in started):
-                proc.send_signal(signal.SIGTERM)
-                break
-            time.sleep(0.01)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for reader in readers:
-            reader.join(timeout=5)
-        done = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(out), "".join(err))
-        return done, started
-    finally:
-        for run_id in started:
-            leftover = tools.leftovers(run_id)
-            for name in leftover.get("namespaces", []):
-                subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
-            if "state_file" in leftover:
-                Path(leftover["state_file"]).unlink(missing_ok=True)
-
-
-def assert_one_clear_error(done: subprocess.CompletedProcess[str], names: list[str]) -> str:
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    assert "Traceback" not in output, output
-    assert not any(ord(c) < 32 and c not in "\n\t" for c in output), output  # no raw escapes
-    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1, done.stderr
-    for name in names:
-        assert name in done.stderr, f"{name!r} not in {done.stderr!r}"
-    return error_lines[0]
 
 
 @pytest.mark.integration

@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from simnet.results.store import ResultStore
-from tests.integration.test_cli_errors import assert_one_clear_error, new_namespaces, run_guarded
-from tests.unit.test_result_reading import BAD_FILES
-from tests.unit.test_result_schema import _row
+from tests.integration.guarded_cli import assert_one_clear_error, new_namespaces, run_guarded
+from tests.unit.bad_result_files import BAD_FILES
+from tests.unit.rows import result_row
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def results(tmp_path: Path) -> Path:
     folder = tmp_path / "results"
     store = ResultStore(folder, "s")
     for run in range(3):
-        store.write(_row(run=run))
+        store.write(result_row(run=run))
     return folder
 
 

@@ -44,6 +44,7 @@ from tests.integration.browserbench import (
     group_processes,
     lan_scenario,
 )
+from tests.integration.handover_scenario import HANDOVER
 from tests.integration.peerbench import (
     DATA_BYTES,
     TIMEOUTS,
@@ -62,7 +63,6 @@ from tests.integration.peerbench import (
     start_firefox,
 )
 from tests.integration.peerbench import bench as make_bench
-from tests.integration.test_handover import SCENARIO as HANDOVER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -32,30 +32,17 @@ from simnet.net.plan import plan_network
 from simnet.peer.aiortc.agent import NO_ICE_RESTART
 from simnet.run.calls import run_scenario
 from simnet.scenario.load import scenario_from_dict
+from tests.integration.handover_scenario import HANDOVER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-SCENARIO: dict[str, Any] = {
-    "name": "handover",
-    "nats": {"wifi": {"preset": "port-restricted-cone"}, "lte": {"preset": "cgnat"}},
-    "hosts": {"alice": {"behind": "wifi"}, "bob": {"behind": "internet"}},
-    "servers": {"turn": {"kind": "turn"}, "signaling": {"kind": "signaling"}},
-    "call": {
-        "data_bytes": 0,
-        "duration_s": 8,
-        "timeline": [
-            {"at_s": 2, "action": "move", "target": "alice", "to": "lte"},
-            {"at_s": 3, "action": "ice-restart"},
-        ],
-    },
-}
 PORT = 40_000
 IFF_UP = 1
 
 
 @pytest.fixture(scope="module")
 def net() -> Iterator[Network]:
-    with emulated_network(plan_network(scenario_from_dict(SCENARIO)), "test-handover") as net:
+    with emulated_network(plan_network(scenario_from_dict(HANDOVER)), "test-handover") as net:
         yield net
 
 
@@ -146,7 +133,7 @@ def test_a_moved_host_has_a_new_address_its_old_nat_forgot_it_and_it_leaves_by_t
 
 @pytest.fixture(scope="module")
 def aiortc_row() -> dict[str, Any]:
-    [row] = run_scenario(scenario_from_dict(copy.deepcopy(SCENARIO)))
+    [row] = run_scenario(scenario_from_dict(copy.deepcopy(HANDOVER)))
     figures = {k: v for k, v in row.items() if k.startswith(("event", "timeline", "recovered"))}
     print("aiortc handover:", figures)  # shown with -s: the README's figures
     return dict(row.items())
@@ -154,7 +141,7 @@ def aiortc_row() -> dict[str, Any]:
 
 def test_an_aiortc_call_notices_a_move_and_cannot_restart(aiortc_row: dict[str, Any]) -> None:
     row, states = aiortc_row, aiortc_row["timeline_states"]
-    plan = plan_network(scenario_from_dict(SCENARIO))
+    plan = plan_network(scenario_from_dict(HANDOVER))
     assert row["connected"] and row["path"] == "direct", row
     assert row["event0_action"] == "move" and row["event0_to"] == "lte"
     assert row["event0_address"] == str(plan.attachments["alice"]["lte"].address.ip)
@@ -176,7 +163,7 @@ def test_an_aiortc_call_notices_a_move_and_cannot_restart(aiortc_row: dict[str, 
 
 
 def chromium_scenario() -> dict[str, Any]:
-    spec = copy.deepcopy(SCENARIO)
+    spec = copy.deepcopy(HANDOVER)
     for host in ("alice", "bob"):
         spec["hosts"][host]["peer"] = "chromium"
     spec["call"]["media"] = {"audio": True, "video": {"width": 320, "height": 240, "fps": 15}}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli_errors import new_namespaces
+from tests.integration.guarded_cli import new_namespaces
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "two-turn-regions.yaml"
 STATE_DIR = Path("/run/simnet")

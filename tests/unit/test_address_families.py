@@ -53,6 +53,7 @@ from simnet.services.coturn import (
     turnserver_argv,
 )
 from simnet.services.signaling import SignalingServer
+from tests.unit.nat_behaviours import EVERY_BEHAVIOUR
 
 DOCUMENTATION_V6 = IPv6Network("2001:db8::/32")
 FILES = CoturnFiles(Path("/tmp/simnet-test-coturn"))
@@ -283,18 +284,11 @@ def test_a_namespace_has_ipv6_on_only_when_its_node_has_ipv6_addresses(
 
 # --- nftables ------------------------------------------------------------------------------
 
-BEHAVIOURS = [
-    NatBehavior(mapping=m, filtering=f, port_allocation=p, hairpin=True)
-    for m in Mapping
-    for f in Filtering
-    for p in PortAllocation
-]
-
 
 @pytest.mark.parametrize(
     "behavior",
-    BEHAVIOURS,
-    ids=[f"{b.mapping.name}-{b.filtering.name}-{b.port_allocation.name}" for b in BEHAVIOURS],
+    EVERY_BEHAVIOUR,
+    ids=[f"{b.mapping.name}-{b.filtering.name}-{b.port_allocation.name}" for b in EVERY_BEHAVIOUR],
 )
 def test_an_ipv6_nat_is_written_in_ip6_words(behavior: NatBehavior) -> None:
     wan, lan = IPv6Address("2001:db8:0:1::a"), IPv6Network("fd00:168:0:1::/64")

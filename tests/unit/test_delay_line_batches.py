@@ -21,7 +21,7 @@ import pytest
 
 from simnet.net.impair.nfq_batch import MESSAGE_LEN, verdict_batch_message
 from simnet.net.impair.nfqueue_helper import EARLY_S, Held, Line, WakeLead
-from tests.unit.test_delay_line_changes import Clock, config
+from tests.unit.delay_line_model import Clock, config
 
 
 def host(value: int, size: int) -> bytes:

@@ -11,10 +11,7 @@ a fake one, advanced by hand, so the timings are exact and the tests do not slee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -22,61 +19,26 @@ import pytest
 
 from simnet.errors import SimnetError
 from simnet.net.impair.measure import clock_map
-from simnet.net.impair.nfqueue import Helper, reconfigure, wait_ready
+from simnet.net.impair.nfqueue import reconfigure
 from simnet.net.impair.nfqueue_helper import (
     EARLY_S,
     STALE_STAMP_S,
     ArrivalClock,
-    Control,
     Line,
     WakeLead,
 )
 from simnet.net.impair.rules import LinkTarget, egress_chain, line_config, queue_rules
 from simnet.net.impair.shaping import DirectionConfig, Shaper, encode
 from simnet.scenario.model import LinkSpec
-
-
-class Timer:
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when, self.callback, self.cancelled = when, callback, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class Clock:
-    """The part of an event loop a Line uses (`time`, `call_at`), advanced by `run_until`."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.timers: list[Timer] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(when, callback)
-        self.timers.append(timer)
-        return timer
-
-    def run_until(self, t: float) -> None:
-        while due := [x for x in self.timers if not x.cancelled and x.when <= t]:
-            timer = min(due, key=lambda x: x.when)
-            self.timers.remove(timer)
-            self.now = max(self.now, timer.when)
-            timer.callback()
-        self.now = t
-
-
-class Packet:
-    def __init__(self, clock: Clock, log: list[tuple[int, float | None]], i: int) -> None:
-        self.clock, self.log, self.i = clock, log, i
-
-    def accept(self) -> None:
-        self.log.append((self.i, self.clock.now))
-
-    def drop(self) -> None:
-        self.log.append((self.i, None))
+from tests.unit.delay_line_model import (
+    Clock,
+    Packet,
+    StampedPacket,
+    config,
+    control_with,
+    running_helper,
+)
+from tests.unit.impaired_link import SPARED
 
 
 class Bench:
@@ -99,10 +61,6 @@ class Bench:
 
     def released(self) -> dict[int, float]:
         return {i: t for i, t in self.log if t is not None}
-
-
-def config(**fields: object) -> DirectionConfig:
-    return DirectionConfig.from_dict({"name": "x.up", "queue": 0, **fields})
 
 
 # --- the line -----------------------------------------------------------------------------
@@ -201,20 +159,6 @@ def test_the_gilbert_elliott_state_outlives_a_change_of_its_odds_only() -> None:
 # --- the control channel --------------------------------------------------------------------
 
 
-def control_with(*configs: DirectionConfig) -> tuple[Control, list[DirectionConfig]]:
-    clock = Clock()
-    lines = {c.queue: Line(cast(asyncio.AbstractEventLoop, clock), c) for c in configs}
-    bound: list[DirectionConfig] = []
-
-    def bind(c: DirectionConfig) -> Line:
-        if c.queue == 99:
-            raise OSError("queue 99 is taken")
-        bound.append(c)
-        return Line(cast(asyncio.AbstractEventLoop, clock), c)
-
-    return Control(lines, bind), bound
-
-
 def test_control_applies_a_line_split_across_reads_and_binds_new_directions() -> None:
     up, down = config(delay_s=0.01), config(name="x.down", queue=1, delay_s=0.04)
     control, bound = control_with(up)
@@ -265,27 +209,6 @@ def test_a_running_helper_answers_on_its_pipes_and_outlives_the_end_of_them(
     assert proc.returncode == 0
 
 
-@contextlib.contextmanager
-def running_helper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Helper]]:
-    """A real delay-line helper with no queue bound (no kernel needed), ready; terminated at
-    the end (its exit code is then the caller's to check)."""
-    log = tmp_path / "helper.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "simnet.net.impair.nfqueue_helper", "--config", "[]"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=sink,
-        )
-    helper = Helper(LinkTarget("a", "sn-x-a", "eth0", "sn-x-b", "p1", LinkSpec()), proc, log)
-    try:
-        wait_ready([helper], deadline_s=30)
-        yield proc, helper
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 # --- what the backend renders for a line kept through a change ------------------------------
 
 
@@ -299,10 +222,6 @@ def test_a_kept_line_without_delay_holds_nothing_and_keeps_deciding_the_loss() -
     assert (up.delay_s, up.jitter_s, up.burst, up.loss, up.queue) == (0.0, 0.0, None, 0.05, 0)
     assert "drop" in egress_chain(t, "up")  # no line: nftables drops
     assert "drop" not in egress_chain(t, "up", lined=True)  # a kept line: the line drops
-
-
-#: group management (IGMP) passes every IPv4 namespace's queue rules untouched
-SPARED = "-A PREROUTING -p igmp -j RETURN\n-A OUTPUT -p igmp -j RETURN\n"
 
 
 def test_queue_rules_follow_the_fed_directions_and_can_replace_a_namespace_whole() -> None:
@@ -322,17 +241,6 @@ def test_queue_rules_follow_the_fed_directions_and_can_replace_a_namespace_whole
 
 
 # --- counting from the kernel's arrival stamp, timers led by the loop's latency ------------
-
-
-class StampedPacket(Packet):
-    def __init__(
-        self, clock: Clock, log: list[tuple[int, float | None]], i: int, at: float
-    ) -> None:
-        super().__init__(clock, log, i)
-        self.at = at
-
-    def get_timestamp(self) -> float:
-        return self.at
 
 
 def test_a_packet_counts_from_its_kernel_arrival_not_from_when_it_was_read() -> None:

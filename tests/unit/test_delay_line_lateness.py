@@ -23,7 +23,7 @@ from simnet.net.impair.shaping import LATE_S, Lateness, decode_stats, encode_sta
 from simnet.present.network import late_status
 from simnet.results.schema import EmulatorFigures
 from simnet.run.link import late_json
-from tests.unit.test_delay_line_changes import (
+from tests.unit.delay_line_model import (
     Clock,
     Packet,
     StampedPacket,
@@ -31,7 +31,7 @@ from tests.unit.test_delay_line_changes import (
     control_with,
     running_helper,
 )
-from tests.unit.test_result_schema import _row
+from tests.unit.rows import result_row
 
 
 def test_a_held_packet_released_by_a_late_timer_counts_as_late_with_its_lateness() -> None:
@@ -132,10 +132,10 @@ def test_a_row_stores_the_late_columns_only_when_they_were_read() -> None:
         "emulator_dropped": 0,
         "emulator_limited": False,
     }
-    read = _row(emulator=EmulatorFigures.model_validate({**base, **late_columns([])}))
+    read = result_row(emulator=EmulatorFigures.model_validate({**base, **late_columns([])}))
     assert read["link_late_packets"] == 0 and read["link_late_max_ms"] is None
     assert read["emulator_late"] is False
-    unread = _row(emulator=EmulatorFigures.model_validate(base))
+    unread = result_row(emulator=EmulatorFigures.model_validate(base))
     assert "link_late_packets" not in unread and "emulator_late" not in unread
 
 

@@ -19,9 +19,8 @@ from simnet.net.plan import RouterPlan
 from simnet.scenario.family import V6Filtering
 from simnet.scenario.model import FirewallSpec
 from simnet.scenario.nat import PRESETS, NatBehavior
-from tests.unit.test_nat_model import behaviours, nft_check, scratch_ns
-
-__all__ = ["scratch_ns"]  # a fixture, used by name
+from tests.unit.nat_behaviours import behaviours
+from tests.unit.nft_scratch import nft_check
 
 WAN4, LAN4 = IPv4Address("198.51.100.10"), IPv4Network("192.168.1.0/24")
 WAN6, LAN6 = IPv6Address("2001:db8:0:1::a"), IPv6Network("2001:db8:3:1::/64")

@@ -20,9 +20,7 @@ from simnet.run import one_call
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 from simnet.services.squid import ProxyConfig, SquidFiles, parse_access_line, squid_config
-from tests.unit.test_nat_model import nft_check, scratch_ns
-
-__all__ = ["scratch_ns"]  # a fixture, used by name
+from tests.unit.nft_scratch import nft_check
 
 
 def corporate(**proxy: Any) -> dict[str, Any]:

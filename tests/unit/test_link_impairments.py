@@ -51,28 +51,13 @@ from simnet.net.plan import plan_network
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import Impairment, LinkSpec
 from simnet.settings import SettingError
-from tests.unit.test_delay_line_changes import SPARED
+from tests.unit.impaired_link import SPARED, target
 
 TC_TABLES = [Path(p) for p in ("/usr/lib/x86_64-linux-gnu/tc", "/usr/lib/tc", "/usr/lib64/tc")]
 
 
 def link(**fields: Any) -> LinkSpec:
     return LinkSpec.model_validate(fields)
-
-
-def target(spec: LinkSpec | dict[str, Any], router: bool = False) -> LinkTarget:
-    if isinstance(spec, dict):
-        spec = LinkSpec.model_validate(spec)
-    return LinkTarget(
-        node="alice",
-        a_ns="sn-x-alice",
-        a_if="wan" if router else "eth0",
-        b_ns="sn-x-internet",
-        b_if="p3",
-        spec=spec,
-        forwards_from="lan" if router else None,
-        seed=7,
-    )
 
 
 # --- the model ----------------------------------------------------------------------------

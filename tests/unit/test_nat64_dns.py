@@ -19,8 +19,8 @@ from simnet.net.nftables import render_router
 from simnet.net.plan import RouterPlan
 from simnet.scenario.nat import Filtering, Mapping, NatBehavior, PortAllocation
 from simnet.services.dns import render_dns64, render_zone, server_name
-from tests.unit.test_address_families import BEHAVIOURS
-from tests.unit.test_nat_model import nft_check, scratch_ns  # noqa: F401
+from tests.unit.nat_behaviours import EVERY_BEHAVIOUR
+from tests.unit.nft_scratch import nft_check
 
 PREFIX = IPv6Network("2001:db8:64::/96")
 POOL = IPv4Network("100.64.255.0/24")
@@ -84,8 +84,8 @@ def test_a_carriers_symmetric_nat64_takes_a_random_port_per_destination() -> Non
     assert "udp dport @used accept" not in rules  # nothing unsolicited comes in
 
 
-def test_every_nat64_ruleset_is_accepted_by_nft(scratch_ns: str) -> None:  # noqa: F811
-    for behavior in BEHAVIOURS:
+def test_every_nat64_ruleset_is_accepted_by_nft(scratch_ns: str) -> None:
+    for behavior in EVERY_BEHAVIOUR:
         ruleset = render_nat64(behavior)
         done = nft_check(scratch_ns, ruleset)
         assert done.returncode == 0, f"nft rejected:\n{ruleset}\n{done.stderr}"

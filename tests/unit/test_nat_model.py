@@ -10,11 +10,7 @@ nftables accepts (checked with `nft -c` inside a scratch namespace, so nothing i
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import subprocess
-from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -23,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simnet.errors import ScenarioError
-from simnet.net import netns
 from simnet.net.nftables import SEQUENTIAL_BASE, render_router
 from simnet.net.plan import LAN_IF, WAN_IF, RouterPlan, plan_network
 from simnet.probe.classify import (
@@ -50,6 +45,8 @@ from simnet.scenario.nat import (
     compose,
     effective_behavior,
 )
+from tests.unit.nat_behaviours import behaviours, not_translating, translating
+from tests.unit.nft_scratch import NFT, nft_check
 
 # Restrictiveness written out here, independently of nat.py's own table.
 MAPPING_ORDER = [Mapping.EIM, Mapping.ADM, Mapping.APDM]
@@ -66,44 +63,6 @@ def stricter_filtering(a: Filtering, b: Filtering) -> Filtering:
 
 # --- strategies -----------------------------------------------------------------------------
 
-mappings = st.sampled_from(Mapping)
-filterings = st.sampled_from(Filtering)
-allocations = st.sampled_from(PortAllocation)
-timeouts = st.integers(min_value=1, max_value=86400)
-
-translating = st.builds(
-    NatBehavior,
-    translates=st.just(True),
-    mapping=mappings,
-    filtering=filterings,
-    port_allocation=allocations,
-    hairpin=st.booleans(),
-    udp_timeout_s=timeouts,
-)
-# Any behaviour the model accepts, including odd non-translating ones (a router's knobs are
-# irrelevant when it does not translate) and the `open` preset itself.
-behaviours = st.one_of(
-    translating,
-    st.just(OPEN),
-    st.builds(
-        NatBehavior,
-        translates=st.booleans(),
-        mapping=mappings,
-        filtering=filterings,
-        port_allocation=allocations,
-        hairpin=st.booleans(),
-        udp_timeout_s=timeouts,
-    ),
-)
-not_translating = st.builds(
-    NatBehavior,
-    translates=st.just(False),
-    mapping=mappings,
-    filtering=filterings,
-    port_allocation=allocations,
-    hairpin=st.booleans(),
-    udp_timeout_s=timeouts,
-)
 firewalls = st.one_of(
     st.none(),
     st.builds(
@@ -573,31 +532,6 @@ def test_firewall_rules() -> None:
 
 # nft -c: every ruleset the renderer can produce must load. Checked inside a scratch namespace
 # (nothing is applied even there: -c only parses and validates against the kernel).
-
-NFT = shutil.which("nft")
-
-
-@pytest.fixture(scope="module")
-def scratch_ns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("nft -c needs root (CAP_NET_ADMIN)")
-    if NFT is None:
-        pytest.skip("nft is not installed")
-    name = f"simnet-unit-{secrets.token_hex(3)}"
-    with netns.created(name):
-        pass
-    try:
-        yield name
-    finally:
-        netns.remove(name)
-
-
-def nft_check(ns: str, ruleset: str) -> subprocess.CompletedProcess[str]:
-    assert NFT is not None
-    with netns.entered(ns):  # the child inherits the calling thread's namespace
-        return subprocess.run(
-            [NFT, "-c", "-f", "-"], input=ruleset, capture_output=True, text=True, check=False
-        )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,7 +27,7 @@ from simnet.results.outputs import (
     write_output,
 )
 from simnet.results.store import ResultStore
-from tests.unit.test_result_schema import _row
+from tests.unit.rows import result_row
 
 
 def _null_is_a_device() -> bool:
@@ -165,12 +165,12 @@ def test_a_result_store_checks_its_folder_before_the_first_row(tmp_path: Path) -
 
 def test_a_failing_row_write_names_the_path(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "out", "s")
-    store.write(_row())
+    store.write(result_row())
     (tmp_path / "out").chmod(0o555)
     (tmp_path / "out").rename(tmp_path / "gone")
     (tmp_path / "out").write_text("now a file")  # the folder was replaced meanwhile
     with pytest.raises(UnusableOutput, match=r"--out: cannot write .*out"):
-        store.write(_row())
+        store.write(result_row())
 
 
 def test_a_write_error_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ import pytest
 from simnet.errors import SimnetError
 from simnet.results.schema import ResultRow
 from simnet.results.store import FILE_STEM_MAX, ResultStore, file_stem, load
-from tests.unit.test_result_schema import _row
+from tests.unit.rows import result_row
 
 
 def row(name: str, run: int = 0, seed: int = 0) -> ResultRow:
-    return _row(scenario=name, run=run, seed=seed)
+    return result_row(scenario=name, run=run, seed=seed)
 
 
 @pytest.mark.parametrize(

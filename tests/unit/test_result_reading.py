@@ -10,16 +10,15 @@ file; ±inf in a figure reads as a missing value.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from simnet.errors import SimnetError
 from simnet.results.schema import SchemaError
 from simnet.results.store import ResultStore, UnusableResults, load, load_results
-from tests.unit.test_result_schema import _row
+from tests.unit.bad_result_files import BAD_FILES, first_frame
+from tests.unit.rows import result_row
 
 
 @pytest.fixture
@@ -27,28 +26,8 @@ def results(tmp_path: Path) -> Path:
     folder = tmp_path / "results"
     store = ResultStore(folder, "s")
     for run in range(2):
-        store.write(_row(run=run))
+        store.write(result_row(run=run))
     return folder
-
-
-def _one_file(folder: Path) -> Path:
-    return sorted(folder.glob("*.parquet"))[0]
-
-
-def _frame(folder: Path) -> pd.DataFrame:
-    return pd.read_parquet(_one_file(folder))
-
-
-BAD_FILES = {
-    "garbage": lambda folder, path: path.write_text("not parquet at all\n"),
-    "empty": lambda folder, path: path.write_bytes(b""),
-    "truncated": lambda folder, path: path.write_bytes(_one_file(folder).read_bytes()[:300]),
-    "renamed-csv": lambda folder, path: _frame(folder).to_csv(path),
-    "fifo": lambda folder, path: os.mkfifo(path),
-    "dangling-symlink": lambda folder, path: path.symlink_to(folder / "nowhere.parquet"),
-    "device-symlink": lambda folder, path: path.symlink_to("/dev/zero"),
-    "not-simnet-rows": lambda folder, path: pd.DataFrame({"a": [1]}).to_parquet(path),
-}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
@@ -65,7 +44,7 @@ def test_a_bad_file_in_the_folder_is_one_error_naming_it(results: Path, kind: st
 
 def test_a_folder_named_like_a_result_file_is_read_as_a_folder(results: Path) -> None:
     inner = results / "more.parquet"
-    ResultStore(inner, "s").write(_row(run=7))
+    ResultStore(inner, "s").write(result_row(run=7))
     assert sorted(load(results)["run"]) == [0, 1, 7]
 
 
@@ -74,7 +53,7 @@ def test_a_schema_version_that_is_not_a_whole_number_names_the_file(
     results: Path, version: object
 ) -> None:
     bad = results / "edited.parquet"
-    _frame(results).assign(schema_version=version).to_parquet(bad)
+    first_frame(results).assign(schema_version=version).to_parquet(bad)
     with pytest.raises(SchemaError) as info:
         load(results)
     assert info.value.exit_code == 2
@@ -83,7 +62,7 @@ def test_a_schema_version_that_is_not_a_whole_number_names_the_file(
 
 def test_infinite_figures_read_as_missing(results: Path) -> None:
     for name, value in (("inf", math.inf), ("minus-inf", -math.inf), ("nan", math.nan)):
-        _frame(results).assign(setup_ms=value, run=9).to_parquet(results / f"{name}.parquet")
+        first_frame(results).assign(setup_ms=value, run=9).to_parquet(results / f"{name}.parquet")
     frame = load(results)
     odd = frame[frame["run"] == 9]
     assert len(odd) == 3 and odd["setup_ms"].isna().all()

@@ -10,15 +10,6 @@ import pandas as pd
 import pytest
 
 from simnet.call.row import call_row
-from simnet.peer.protocol import (
-    CallResult,
-    CandidateInfo,
-    MediaKindStats,
-    ReceivedStats,
-    RelayInfo,
-    SelectedPair,
-    SentStats,
-)
 from simnet.results import ResultStore, load
 from simnet.results.long import media_streams, timeline_events
 from simnet.results.schema import (
@@ -26,10 +17,10 @@ from simnet.results.schema import (
     SCHEMA_VERSION,
     CallOutcome,
     EmulatorFigures,
-    ResultRow,
     SchemaError,
 )
 from simnet.results.store import environment
+from tests.unit.rows import call_results, result_row
 
 # The columns a relayed call with audio is stored with (the names rows had before the schema).
 STORED_CALL_COLUMNS = [
@@ -47,56 +38,8 @@ STORED_CALL_COLUMNS = [
 IDENTITY = ["scenario", "scenario_hash", "seed", "run", "run_id", "wall_ms"]
 
 
-def _results() -> tuple[CallResult, CallResult]:
-    relay = RelayInfo(server_url="turn:192.0.2.10:3478", server="192.0.2.10:3478", transport="udp")
-    pair = SelectedPair(
-        local=CandidateInfo(type="relay", protocol="udp", address="192.0.2.10", port=50000),
-        remote=CandidateInfo(type="srflx", protocol="udp", address="198.51.100.2", port=4000),
-        relay=relay,
-    )
-    audio = MediaKindStats(
-        kind="audio",
-        sent=SentStats(packets=100, bytes=8000, bitrate_kbps=32.0),
-        received=ReceivedStats(
-            packets=99, packets_lost=1, jitter_ms=2.0, frames=99, fps=50.0, bitrate_kbps=31.0
-        ),
-        rtt_ms=20.0,
-    )
-    offer = CallResult(
-        role="offer",
-        connected=True,
-        selected_pair=pair,
-        phase_t={"offer_created": 1.0, "gathering_done": 1.1, "ice_connected": 1.3,
-                 "dc_open": 1.4, "call_started": 0.9},
-        setup_s=0.4,
-        dc_rtt_ms=20.5,
-        media=[audio],
-    )  # fmt: skip
-    answer = CallResult(
-        role="answer",
-        connected=True,
-        phase_t={"gathering_done": 1.15, "dc_open": 1.41, "offer_received": 1.05},
-        dc_bytes=1000,
-        dc_goodput_mbps=50.0,
-    )
-    return offer, answer
-
-
-def _row(**fields: object) -> ResultRow:
-    base: dict[str, object] = {
-        "call": call_row(*_results()),
-        "scenario": "s",
-        "scenario_hash": "abc",
-        "seed": 0,
-        "run": 0,
-        "run_id": "r1",
-        "wall_ms": 1500.0,
-    }
-    return ResultRow(**{**base, **fields})  # type: ignore[arg-type]
-
-
 def test_the_row_keeps_the_stored_column_names() -> None:
-    row = _row()
+    row = result_row()
     # every column rows have always had, in their order; `overrides` (the variant) came later
     assert list(row) == ["schema_version", *STORED_CALL_COLUMNS, *IDENTITY, "overrides"]
     assert row["overrides"] == []
@@ -110,7 +53,7 @@ def test_emulator_timeline_and_cell_columns_join_the_row() -> None:
     figures = EmulatorFigures(
         emulator_packets=10, emulator_peak_pps=5, emulator_dropped=0, emulator_limited=False
     )
-    row = _row(emulator=figures, timeline={"event0_at_ms": 1.0}, cell={"nat_a": "open"})
+    row = result_row(emulator=figures, timeline={"event0_at_ms": 1.0}, cell={"nat_a": "open"})
     placed = row.placed(run=3, sweep="x")
     assert placed["run"] == 3 and placed["sweep"] == "x" and placed["nat_a"] == "open"
     assert placed["emulator_limited"] is False and placed["event0_at_ms"] == 1.0
@@ -119,9 +62,9 @@ def test_emulator_timeline_and_cell_columns_join_the_row() -> None:
 
 def test_a_cell_column_cannot_overwrite_the_row() -> None:
     with pytest.raises(ValueError, match="overwrite"):
-        _row(cell={"connected": False})
+        result_row(cell={"connected": False})
     with pytest.raises(ValueError, match="overwrite"):
-        _row(timeline={"run": 7})
+        result_row(timeline={"run": 7})
 
 
 def test_milestone_and_media_columns_are_checked() -> None:
@@ -132,19 +75,21 @@ def test_milestone_and_media_columns_are_checked() -> None:
 
 
 def test_a_stored_row_reads_back_with_its_version(tmp_path: Path) -> None:
-    ResultStore(tmp_path, "s").write(_row())
+    ResultStore(tmp_path, "s").write(result_row())
     frame = load(tmp_path)
     assert frame.loc[0, "schema_version"] == SCHEMA_VERSION
-    assert set(_row()) | set(environment()) == set(frame.columns)
+    assert set(result_row()) | set(environment()) == set(frame.columns)
 
 
 def test_results_without_a_schema_version_read_as_version_1(tmp_path: Path) -> None:
     """Rows stored before the column existed, beside new ones: both read, old ones as v1."""
     old = {
-        k: v for k, v in _row().columns().items() if k not in ("schema_version", "turn_attempts")
+        k: v
+        for k, v in result_row().columns().items()
+        if k not in ("schema_version", "turn_attempts")
     }
     pd.DataFrame([old]).to_parquet(tmp_path / "old.parquet", index=False)
-    ResultStore(tmp_path, "s").write(_row())
+    ResultStore(tmp_path, "s").write(result_row())
     frame = load(tmp_path)
     assert sorted(frame["schema_version"].tolist()) == [LEGACY_VERSION, SCHEMA_VERSION]
     assert frame["connected"].all()
@@ -157,11 +102,13 @@ def test_rows_before_peer_kinds_read_as_aiortc(tmp_path: Path) -> None:
     version 3 row keeps what it says (Chromium here)."""
     old = {
         k: v
-        for k, v in _row().columns().items()
+        for k, v in result_row().columns().items()
         if not k.endswith(("_peer", "_peer_version")) and k != "turn_attempts"
     }
     pd.DataFrame([{**old, "schema_version": 2}]).to_parquet(tmp_path / "v2.parquet", index=False)
-    chromium = _row(call=call_row(*_results()).model_copy(update={"offerer_peer": "chromium"}))
+    chromium = result_row(
+        call=call_row(*call_results()).model_copy(update={"offerer_peer": "chromium"})
+    )
     ResultStore(tmp_path, "s").write(chromium)
     frame = load(tmp_path).sort_values("schema_version")
     assert frame["schema_version"].tolist() == [2, SCHEMA_VERSION]
@@ -170,7 +117,7 @@ def test_rows_before_peer_kinds_read_as_aiortc(tmp_path: Path) -> None:
 
 
 def test_rows_of_a_newer_simnet_are_refused(tmp_path: Path) -> None:
-    newer = {**_row().columns(), "schema_version": SCHEMA_VERSION + 1, "turn_attempts": "[]"}
+    newer = {**result_row().columns(), "schema_version": SCHEMA_VERSION + 1, "turn_attempts": "[]"}
     pd.DataFrame([newer]).to_parquet(tmp_path / "new.parquet", index=False)
     with pytest.raises(SchemaError, match="newer"):
         load(tmp_path)
@@ -185,8 +132,8 @@ def test_long_tables_hold_one_row_per_event_and_per_stream(tmp_path: Path) -> No
         "recovered": True,
     }  # fmt: skip
     store = ResultStore(tmp_path, "s")
-    store.write(_row(timeline=timeline))
-    plain = _row(run=1, call=CallOutcome(connected=False, error="timeout:ice"))
+    store.write(result_row(timeline=timeline))
+    plain = result_row(run=1, call=CallOutcome(connected=False, error="timeout:ice"))
     store.write(plain)
     frame = load(tmp_path)
     events = timeline_events(frame)

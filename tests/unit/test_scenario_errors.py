@@ -16,7 +16,6 @@ import copy
 import json
 import os
 import re
-import signal
 import string
 import tempfile
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from simnet.scenario.model import (
 )
 from simnet.scenario.nat import FILTERING_ALIASES, MAPPING_ALIASES, PRESET_NAMES
 from simnet.scenario.yaml_file import MAX_FILE_BYTES, _Loader
+from tests.unit.alarm import no_hang
 
 BASE: dict[str, Any] = {
     "name": "base",
@@ -623,22 +623,6 @@ def test_name_of_a_carrier_nat_is_rejected(tmp: Path, case: str) -> None:
 
 
 # --- adversarial input ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def no_hang(seconds: int = 10) -> Any:
-    """Fail (instead of blocking the suite) if the body does not return within `seconds`."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise AssertionError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_fifo_is_refused_without_reading_it(tmp: Path) -> None:

@@ -89,7 +89,7 @@ def test_every_variable_is_read_in_settings_alone() -> None:
 
 def test_the_helper_gets_the_priority_set(monkeypatch: pytest.MonkeyPatch) -> None:
     from simnet.net.impair.nfqueue import helper_argv
-    from tests.unit.test_link_impairments import target
+    from tests.unit.impaired_link import target
 
     monkeypatch.setenv(settings.RT_PRIORITY_ENV, "42")
     argv = helper_argv(target({"delay_ms": 5}))

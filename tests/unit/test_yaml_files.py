@@ -23,7 +23,7 @@ from simnet.population.mix import load_mix
 from simnet.run.sweep_plan import load_sweep
 from simnet.scenario.load import load_scenario
 from simnet.scenario.yaml_file import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, parse_yaml
-from tests.unit.test_scenario_errors import no_hang
+from tests.unit.alarm import no_hang
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SCENARIO = ROOT / "scenarios" / "home-vs-carrier.yaml"
