@@ -41,7 +41,7 @@ class Capabilities:
     #: `supported: false` and the call goes on
     ice_restart: bool
     #: uses every STUN and TURN URL it is given; one without it is given the first STUN server
-    #: and the first TURN URL only, so the URL it uses is the one the row names
+    #: and one TURN server's URLs (each transport's, in order), and allocates on one at a time
     several_turn_urls: bool
     #: relays through TURN over TCP (`turn:...?transport=tcp`)
     turn_tcp: bool
@@ -133,7 +133,9 @@ KINDS: dict[str, PeerKindSpec] = {
             capabilities=Capabilities(
                 trickle=False,  # aiortc gathers every candidate in setLocalDescription
                 ice_restart=False,  # no RTCPeerConnection.restartIce (simnet.peer.aiortc.agent)
-                several_turn_urls=False,  # it uses the first TURN URL its parser accepts
+                # one TURN URL at a time: the first its parser accepts, then the next
+                # transport's while none gave a relay candidate (aioice_adapter)
+                several_turn_urls=False,
                 turn_tcp=True,
                 turn_tls=True,
                 turn_tls_to_address=True,

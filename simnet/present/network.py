@@ -138,7 +138,8 @@ def call_lines(scenario: Scenario) -> list[Text]:
     if call.turn_server is not None:
         turns = [call.turn_server]
     turn = (
-        f"TURN {', '.join(turns)} over {'/'.join(call.turn_transports)}"
+        f"TURN {', '.join(turns)} over "
+        f"{'/'.join(f'{t}:{call.turn_ports.of(t)}' for t in call.turn_transports)}"
         if call.turn and turns
         else "no TURN"
     )

@@ -139,7 +139,8 @@ def default_networks(kinds: Sequence[str]) -> list[InteropNetwork]:
                 # no STUN: a peer that gathers before it offers would wait for its timeouts.
                 # The URL is the server's address: a name needs DNS, which UDP-blocked LANs
                 # do not reach here (measured: every call failed with a name and udp/53 let out)
-                "call": {**call, "stun": False, "turn_transports": ["tls"], "turn_port": 443,
+                "call": {**call, "stun": False, "turn_transports": ["tls"],
+                         "turn_ports": {"tls": 443},
                          "expect": {"path": "relay", "relay_protocol": "tls"}},
             }),
             needs=("turn_tls", "turn_tls_to_address"),

@@ -30,7 +30,7 @@ from simnet.results.schema import CallOutcome
 from simnet.run.peers import hosted_argv, kind_of, missing_programs, peer_argv
 from simnet.run.proxied import ProxySide, proxied_hosts, proxy_figures, unsupported
 from simnet.scenario.family import WORD_FAMILIES
-from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec, Scenario, TurnLimits
+from simnet.scenario.model import CallSpec, Scenario, TurnLimits
 from simnet.services.coturn import CoturnHandle, LongTermAuth, RestAuth, TurnConfig, start_coturn
 from simnet.services.dns import DnsServices, server_name, start_network_dns
 from simnet.services.signaling import SignalingServer
@@ -291,13 +291,15 @@ def ice_servers(
 ) -> tuple[list[IceServer], str | None]:
     """STUN and TURN as the call asks, for a client of the `client` address families.
 
-    aiortc uses the first STUN and the first TURN URL it accepts, so it gets one server of each:
-    the first STUN server, and the call's TURN server (`turn_server`, else the first) with the
-    first of `turn_transports`. With `every` (a browser, which gathers from all of them, as a web
-    app would configure it), every STUN server and every TURN server (only `turn_server` when the
-    call names one) with every transport of `turn_transports`, in that order. A server's URLs
-    name it by `server_hosts` (an address of each family the client can use, or its name): a
-    transport's URLs for each of them, in that order.
+    aiortc uses the first STUN URL and allocates on one TURN server, so it gets one server of
+    each: the first STUN server, and the call's TURN server (`turn_server`, else the first) with
+    every transport of `turn_transports`, in that order (it allocates on the first; simnet's agent
+    tries the next when that gives no relay candidate). With `every` (a browser, which gathers
+    from all of them, as a web app would configure it), every STUN server and every TURN server
+    (only `turn_server` when the call names one) with every transport of `turn_transports`, in
+    that order. A transport's URLs have its port of `turn_ports` and name the server by
+    `server_hosts` (an address of each family the client can use, or its name): a transport's
+    URLs for each of them, in that order.
     """
     out: list[IceServer] = []
     ca_file: str | None = None
@@ -314,8 +316,11 @@ def ice_servers(
         chosen = [call.turn_server] if call.turn_server else turn_names
         for name in chosen if every else chosen[:1]:
             handle = services.turn[name]
-            transports = call.turn_transports if every else call.turn_transports[:1]
-            urls = [turn_url(h, t, call.turn_port) for t in transports for h in hosts(name)]
+            urls = [
+                turn_url(h, t, call.turn_ports.of(t))
+                for t in call.turn_transports
+                for h in hosts(name)
+            ]
             username, password = handle.credentials()
             if call.wrong_credentials:
                 password = "not-" + password
@@ -325,9 +330,8 @@ def ice_servers(
     return out, ca_file
 
 
-def turn_url(host: IPAddress | str, transport: str, port: int | None) -> str:
-    """The TURN URL of one transport to `host` (an address or a name)."""
-    port = port or TURN_LISTEN_PORTS[transport][0]
+def turn_url(host: IPAddress | str, transport: str, port: int) -> str:
+    """The TURN URL of one transport to `host` (an address or a name) on `port`."""
     url = IceUrl.of(
         "turns" if transport == "tls" else "turn",
         host,

@@ -92,6 +92,33 @@ TURN_LISTEN_PORTS: dict[str, tuple[int, ...]] = {
     "tls": (5349, 443),
 }
 
+
+class TurnPorts(Strict):
+    """The port of each TURN transport's URLs, one coturn listens on for that transport
+    (`TURN_LISTEN_PORTS`). A production fleet offers UDP on 3478 and TCP and TLS on 443, the
+    port a firewall that lets only HTTPS out still passes."""
+
+    udp: int = Field(default=TURN_LISTEN_PORTS["udp"][0], description="TURN/UDP: 3478 or 443")
+    tcp: int = Field(default=TURN_LISTEN_PORTS["tcp"][0], description="TURN/TCP: 3478 or 443")
+    tls: int = Field(default=TURN_LISTEN_PORTS["tls"][0], description="TURN/TLS: 5349 or 443")
+
+    @model_validator(mode="after")
+    def _served(self) -> TurnPorts:
+        for transport in TURN_TRANSPORTS:
+            port, served = self.of(transport), TURN_LISTEN_PORTS[transport]
+            if port not in served:
+                raise ValueError(
+                    f"{transport}: coturn serves TURN/{transport} on port "
+                    f"{' or '.join(map(str, served))}, not {port}"
+                )
+        return self
+
+    def of(self, transport: TurnTransport) -> int:
+        """The port of `transport`'s URLs."""
+        port: int = getattr(self, transport)
+        return port
+
+
 PRIVATE_LANS = tuple(
     ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
@@ -859,15 +886,14 @@ class CallSpec(Strict):
     turn_transports: list[TurnTransport] = Field(
         default_factory=lambda: list(TURN_TRANSPORTS),
         min_length=1,
-        description="the TURN URLs' transports: aiortc uses one URL, the first transport "
-        "listed; a Chromium or external peer gets every one",
+        description="the TURN URLs' transports, in order: a browser, pion or external peer "
+        "gets every one; aiortc allocates on the first, then on the next when it gives no "
+        "relay candidate",
     )
-    turn_port: int | None = Field(
-        default=None,
-        ge=1,
-        le=65535,
-        description="the TURN URLs' port, one coturn serves for the first transport listed "
-        "(udp, tcp: 3478 or 443; tls: 5349 or 443); default: 3478, or 5349 for tls",
+    turn_ports: TurnPorts = Field(
+        default_factory=lambda: TurnPorts(),
+        description="the TURN URLs' port per transport, as a fleet's servers offer them (e.g. "
+        "{udp: 3478, tcp: 443, tls: 443}); a transport left out: 3478, or 5349 for tls",
     )
     turn_server: Name | None = Field(
         default=None,
@@ -921,17 +947,18 @@ class CallSpec(Strict):
         default=None, gt=0, le=1000, description="new calls per second (default: all at once)"
     )
 
-    @model_validator(mode="after")
-    def _turn_port_served(self) -> CallSpec:
-        transport = self.turn_transports[0]
-        served = TURN_LISTEN_PORTS[transport]
-        if self.turn_port is not None and self.turn_port not in served:
+    @model_validator(mode="before")
+    @classmethod
+    def _one_port_per_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "turn_port" in data:
+            transports = data.get("turn_transports") or list(TURN_TRANSPORTS)
+            first = transports[0] if isinstance(transports, list) and transports else "udp"
             raise ValueError(
-                f"turn_port: coturn serves TURN/{transport} on port "
-                f"{' or '.join(map(str, served))}, not {self.turn_port} (the first of "
-                "turn_transports is the one used)"
+                f"turn_port: a TURN port is given per transport, in turn_ports: write "
+                f"turn_ports: {{{first}: {data['turn_port']}}} (one entry per transport "
+                "whose port is not the default)"
             )
-        return self
+        return data
 
     @model_validator(mode="after")
     def _timeline_fits(self) -> CallSpec:

@@ -156,8 +156,8 @@ CASES = [
     case(
         "turn-port-coturn-does-not-serve",
         GOOD + "servers: {t: {kind: turn}, s: {kind: signaling}}\n"
-        "call: {offerer: alice, answerer: bob, turn_port: 1234}\n",
-        ["turn_port", "3478 or 443", "1234"],
+        "call: {offerer: alice, answerer: bob, turn_ports: {tcp: 1234}}\n",
+        ["call.turn_ports", "TURN/tcp on port 3478 or 443", "1234"],
     ),
     case(
         "region-on-a-signaling-server",

@@ -17,7 +17,7 @@ from simnet.peer.aiortc.resolve import ordered, resolved_servers
 from simnet.peer.iceurl import IceUrl
 from simnet.peer.protocol import IceServer
 from simnet.run.one_call import server_hosts, turn_url
-from simnet.scenario.model import CallSpec
+from simnet.scenario.model import TURN_LISTEN_PORTS, CallSpec
 from simnet.services.coturn import CoturnFiles, TurnConfig, turnserver_argv
 
 V4 = IPv4Address("192.0.2.10")
@@ -61,12 +61,12 @@ def test_malformed_urls_are_refused(url: str) -> None:
 
 
 def test_urls_are_written_with_ipv6_literals_in_brackets_and_read_back() -> None:
-    assert turn_url(V6, "udp", None) == "turn:[2001:db8::a]:3478?transport=udp"
-    assert turn_url(V6, "tls", None) == "turns:[2001:db8::a]:5349?transport=tcp"
+    assert turn_url(V6, "udp", 3478) == "turn:[2001:db8::a]:3478?transport=udp"
+    assert turn_url(V6, "tls", 5349) == "turns:[2001:db8::a]:5349?transport=tcp"
     assert turn_url(V4, "tcp", 443) == "turn:192.0.2.10:443?transport=tcp"  # as IPv4 always was
-    assert turn_url("turn.simnet.test", "udp", None) == "turn:turn.simnet.test:3478?transport=udp"
+    assert turn_url("turn.simnet.test", "udp", 3478) == "turn:turn.simnet.test:3478?transport=udp"
     for host, transport in itertools.product((V4, V6, "turn.simnet.test"), ("udp", "tcp", "tls")):
-        url = turn_url(host, transport, None)
+        url = turn_url(host, transport, TURN_LISTEN_PORTS[transport][0])
         assert str(IceUrl.parse(url)) == url
         assert IceUrl.parse(url).host == str(host)
 

@@ -84,7 +84,7 @@ def test_every_ordered_pair_on_each_default_network() -> None:
     tls = networks[-1]
     assert tls.needs == ("turn_tls", "turn_tls_to_address")
     call = tls.scenario.call
-    assert call is not None and call.turn_transports == ["tls"] and call.turn_port == 443
+    assert call is not None and call.turn_transports == ["tls"] and call.turn_ports.tls == 443
 
 
 def test_a_stack_lacking_a_needed_capability_is_unsupported_not_called(

@@ -757,8 +757,20 @@ CALL_BASE = (
     [
         ("{turn_server: signaling}", "call.turn_server: 'signaling' is not a TURN server"),
         ("{offerer: carol}", "call.offerer: 'carol' is not a host"),
-        ("{turn_port: 1234}", "coturn serves TURN/udp on port 3478 or 443, not 1234"),
-        ("{turn_transports: [tls], turn_port: 3478}", "TURN/tls on port 5349 or 443"),
+        ("{turn_ports: {udp: 1234}}", "coturn serves TURN/udp on port 3478 or 443, not 1234"),
+        (
+            "{turn_ports: {tls: 3478}}",
+            "call.turn_ports: tls: coturn serves TURN/tls on port 5349 or 443",
+        ),
+        ("{turn_ports: {tsl: 443}}", "unknown field 'tsl' (did you mean 'tls'?)"),
+        ("{turn_ports: {tcp: on}}", "tcp: true is not a number"),
+        ("{turn_ports: [443]}", "call.turn_ports"),
+        (
+            "{turn_port: 443}",
+            "turn_port: a TURN port is given per transport, in turn_ports: "
+            "write turn_ports: {udp: 443}",
+        ),
+        ("{turn_transports: [tls, tcp], turn_port: 443}", "write turn_ports: {tls: 443}"),
     ],
 )
 def test_call_section_is_checked_like_run_checks_it(tmp: Path, call: str, needle: str) -> None:
@@ -771,10 +783,21 @@ def test_a_call_needs_a_signaling_server(tmp: Path) -> None:
     assert "a call needs a signaling server" in exc.message
 
 
-@pytest.mark.parametrize("port", [3478, 443])
-def test_turn_ports_coturn_serves_are_valid(tmp: Path, port: int) -> None:
-    scenario = load_scenario(write(tmp, f"{CALL_BASE}call: {{turn_port: {port}}}\n"))
-    assert scenario.call is not None and scenario.call.turn_port == port
+@pytest.mark.parametrize(
+    ("transport", "port"),
+    [(t, p) for t, ports in TURN_LISTEN_PORTS.items() for p in ports],
+)
+def test_turn_ports_coturn_serves_are_valid(tmp: Path, transport: str, port: int) -> None:
+    text = f"{CALL_BASE}call: {{turn_ports: {{{transport}: {port}}}}}\n"
+    scenario = load_scenario(write(tmp, text))
+    assert scenario.call is not None and scenario.call.turn_ports.of(transport) == port  # type: ignore[arg-type]
+
+
+def test_a_transport_left_out_of_turn_ports_has_its_default_port(tmp: Path) -> None:
+    scenario = load_scenario(write(tmp, f"{CALL_BASE}call: {{turn_ports: {{tcp: 443}}}}\n"))
+    assert scenario.call is not None
+    ports = scenario.call.turn_ports
+    assert (ports.udp, ports.tcp, ports.tls) == (3478, 443, 5349)
 
 
 def test_turn_listen_ports_are_the_ones_coturn_is_started_with() -> None:

@@ -55,7 +55,7 @@ def test_the_call_is_shown_with_stacks_servers_and_expectation() -> None:
     assert _texts(call_lines(scenario)) == [
         "call:",
         "  alice (aiortc) calls bob (chromium), signaling server signaling (ws)",
-        "  STUN, TURN turn over udp/tcp/tls, ICE policy all",
+        "  STUN, TURN turn over udp:3478/tcp:3478/tls:5349, ICE policy all",
         "  carries 0 bytes on the data channel",
         "  must be: connected, path relay, RTT 80-200 ms (else `simnet run` exits 1)",
     ]

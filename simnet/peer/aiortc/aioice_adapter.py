@@ -23,6 +23,15 @@ What aiortc does not tell, and simnet needs:
   takes the host up to the first colon, so `turn:[2001:db8::a]:3478` is "malformed";
   `accept_ip_literals` puts `simnet.peer.iceurl`'s parser in its place, which hands aioice the
   same (host, port) tuple it would build for an IPv4 address.
+- One TURN URL per peer connection: aiortc configures aioice with the first TURN URL it
+  accepts, and a call that gets no relay candidate from it (UDP blocked, a port closed) has none.
+  `recording_turn` also wraps `Connection.gather_candidates` (which aiortc calls inside
+  `setLocalDescription`): once aioice's own gathering is over without a relay candidate and
+  without an answer from the TURN server, it allocates with the next transport's URL
+  (`turn_urls_by_transport`), each in turn, until one gives a relay candidate, and adds it to
+  the connection's candidates (`_local_candidates`, `_protocols`) before the description is
+  built, so the offer or answer carries it. Each try is bounded by aioice's own gathering window
+  and by what is left of the call's gathering timeout.
 - TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
   which rejects coturn's certificate (signed by the run's own CA). The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
@@ -51,12 +60,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aioice import ice as aioice_ice
 from aioice import stun
 from aioice import turn as aioice_turn
-from aioice.ice import CandidatePair, Connection
+from aioice.ice import CandidatePair, Connection, TransportPolicy
 
 from simnet.callspec import TURN_QUOTA_CODES, TurnTransport
 
@@ -67,12 +77,55 @@ if TYPE_CHECKING:  # at run time, imported where used: see the module's docstrin
     from simnet.peer.protocol import IceServer, RelayInfo, SelectedPair, TurnAttempt
 
 
+#: how long aioice waits for its STUN and TURN answers while gathering
+#: (`Connection.get_component_candidates`' `timeout`); each fallback allocation gets as long
+GATHER_WINDOW_S = 5.0
+#: what a fallback leaves of the gathering timeout, for aiortc to build the description after it
+DESCRIPTION_MARGIN_S = 0.2
+
+
+@dataclass(frozen=True)
+class TurnUrl:
+    """One TURN URL as aiortc configures aioice with it (`connection_kwargs`)."""
+
+    url: str
+    transport: TurnTransport
+    server: tuple[str, int]
+    username: str | None
+    password: str | None
+
+    @property
+    def ssl(self) -> bool:
+        return self.transport == "tls"
+
+    @property
+    def socket_type(self) -> str:
+        """aioice's `turn_transport`: TLS runs over TCP."""
+        return "udp" if self.transport == "udp" else "tcp"
+
+
 class TurnRecorder:
-    """Collects the TURN attempts of one call and supplies its TLS context."""
+    """Collects the TURN attempts of one call, supplies its TLS context, holds the TURN URLs to
+    fall back to (`fallbacks`, in order) until `deadline` (monotonic: the gathering timeout's
+    end), and names the URL the relay candidate came from (`relay_url`)."""
 
     def __init__(self, ca_file: str | None) -> None:
         self.attempts: list[TurnAttempt] = []
         self.ssl_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self.fallbacks: list[TurnUrl] = []
+        self.deadline: float | None = None
+        self.relay_url: str | None = None
+
+    def server_answered(self) -> bool:
+        """A TURN server answered an allocation with an error (401, 486, 508...): it answers
+        the same over any transport, so no other is tried."""
+        return any(a.error_code is not None for a in self.attempts)
+
+    def budget(self) -> float:
+        """How long the next fallback allocation may take."""
+        if self.deadline is None:
+            return GATHER_WINDOW_S
+        return min(GATHER_WINDOW_S, self.deadline - time.monotonic() - DESCRIPTION_MARGIN_S)
 
     def auth_failed(self) -> bool:
         return any(a.error_code == 401 for a in self.attempts)
@@ -160,12 +213,57 @@ def _describe(exc: BaseException) -> tuple[str, int | None]:
     return f"TURN allocation: {type(exc).__name__}: {exc}", None
 
 
+_original_gather_candidates = Connection.gather_candidates
+
+
+async def _gather_then_fall_back(self: Connection) -> None:
+    """aioice's gathering, then the call's TURN fallbacks for a component without a relay
+    candidate (see the module's docstring)."""
+    await _original_gather_candidates(self)
+    recorder = _current.get()
+    if recorder is not None and recorder.fallbacks and self.turn_server is not None:
+        for component in self._components:
+            await _fall_back(self, component, recorder)
+
+
+async def _fall_back(connection: Connection, component: int, recorder: TurnRecorder) -> None:
+    """Allocate with each fallback URL in turn until one gives `component` a relay
+    candidate; stop when a server answered with an error or the time is up."""
+    local = connection._local_candidates
+    if any(c.type == "relay" and c.component == component for c in local):
+        return
+    for fallback in recorder.fallbacks:
+        budget = recorder.budget()
+        if recorder.server_answered() or budget <= 0:
+            return
+        try:
+            async with asyncio.timeout(budget):
+                candidate, protocol = await aioice_ice.relayed_candidate(
+                    component=component,
+                    hide_related_address=connection._transport_policy == TransportPolicy.RELAY,
+                    protocol_factory=lambda: aioice_ice.StunProtocol(connection),
+                    turn_server=fallback.server,
+                    turn_username=fallback.username,
+                    turn_password=fallback.password,
+                    turn_ssl=fallback.ssl,
+                    turn_transport=fallback.socket_type,
+                )
+        except Exception:  # the timeout included; the attempt is recorded by the wrapper above
+            continue
+        local.append(candidate)
+        connection._protocols.append(protocol)
+        recorder.relay_url = fallback.url
+        return
+
+
 @contextlib.contextmanager
 def recording_turn(ca_file: str | None) -> Iterator[TurnRecorder]:
-    """Record TURN attempts (and trust `ca_file` for TLS) while the body runs: one call."""
+    """Record TURN attempts (and trust `ca_file` for TLS) while the body runs: one call; a call
+    without a relay candidate allocates with the recorder's `fallbacks` in turn."""
     recorder = TurnRecorder(ca_file)
-    # Stays installed for the agent's life (idempotent); outside a call it only passes through.
+    # Stay installed for the agent's life (idempotent); outside a call they only pass through.
     aioice_turn.create_turn_endpoint = _recording_create_turn_endpoint
+    Connection.gather_candidates = _gather_then_fall_back  # type: ignore[method-assign]
     token = _current.set(recorder)
     try:
         yield recorder
@@ -196,24 +294,45 @@ def accept_ip_literals() -> None:
 def used_turn_url(servers: list[IceServer]) -> str | None:
     """The TURN URL aiortc will use: the first one its own parser accepts (it uses just one;
     IPv6 literals once `accept_ip_literals` ran)."""
+    urls = turn_urls_by_transport(servers)
+    return urls[0].url if urls else None
+
+
+def turn_urls_by_transport(servers: list[IceServer]) -> list[TurnUrl]:
+    """The TURN URLs aiortc's parser accepts, the first of each transport, in the order given:
+    aiortc allocates on the first (`used_turn_url`), the agent falls back to the others in
+    turn."""
     from aiortc.rtcconfiguration import RTCIceServer  # aiortc only where a call needs it
     from aiortc.rtcicetransport import connection_kwargs
 
+    found: dict[TurnTransport, TurnUrl] = {}
     for server in servers:
         for url in server.urls:
+            one = RTCIceServer(urls=[url], username=server.username, credential=server.credential)
             try:
-                kwargs = connection_kwargs(
-                    [
-                        RTCIceServer(
-                            urls=[url], username=server.username, credential=server.credential
-                        )
-                    ]
-                )
+                kwargs = connection_kwargs([one])
             except ValueError:
                 continue
-            if "turn_server" in kwargs:
-                return url
-    return None
+            if "turn_server" not in kwargs:
+                continue
+            transport: TurnTransport = (
+                "tls"
+                if kwargs["turn_ssl"]
+                else "tcp"
+                if kwargs["turn_transport"] == "tcp"
+                else "udp"
+            )
+            found.setdefault(
+                transport,
+                TurnUrl(
+                    url=url,
+                    transport=transport,
+                    server=kwargs["turn_server"],
+                    username=kwargs["turn_username"],
+                    password=kwargs["turn_password"],
+                ),
+            )
+    return list(found.values())
 
 
 def ice_connection(pc: RTCPeerConnection) -> Connection | None:

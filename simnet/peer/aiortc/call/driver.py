@@ -50,6 +50,7 @@ from simnet.peer.aiortc.aioice_adapter import (
     TurnRecorder,
     accept_ip_literals,
     recording_turn,
+    turn_urls_by_transport,
     used_turn_url,
 )
 from simnet.peer.aiortc.call.datachannel import CHANNEL_LABEL, DataChannelProtocol
@@ -115,6 +116,9 @@ class Call:
         self.events.event("call_started", role=cmd.role, room=cmd.room)
         # names resolved as this host resolves them (simnet.peer.aiortc.resolve)
         servers = await resolved_servers(cmd.ice_servers, lambda: CURRENT.get() or current_netns())
+        # aiortc allocates on the first TURN URL; the others' transports are the fallbacks
+        turn.relay_url = self.turn_url
+        turn.fallbacks = turn_urls_by_transport(servers)[1:]
         self.pc = pc = RTCPeerConnection(
             RTCConfiguration(
                 # always a list: None would make aiortc use Google's public STUN server
@@ -126,7 +130,7 @@ class Call:
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
-        self.transport = transport = Transport(pc, cmd, self.events, self.turn_url)
+        self.transport = transport = Transport(pc, cmd, self.events, turn)
         transport.watch()
         self.media.watch(pc)
         self.signaling = signaling = SignalingExchange(

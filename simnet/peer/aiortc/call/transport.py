@@ -86,13 +86,13 @@ class Transport:
     local description, `connect()` for the ICE and DTLS phases."""
 
     def __init__(
-        self, pc: RTCPeerConnection, cmd: CallCommand, events: CallEvents, turn_url: str | None
+        self, pc: RTCPeerConnection, cmd: CallCommand, events: CallEvents, turn: TurnRecorder
     ) -> None:
         loop = asyncio.get_running_loop()
         self.pc = pc
         self.cmd = cmd
         self._events = events
-        self._turn_url = turn_url
+        self._turn = turn
         self.ice_done: asyncio.Future[bool] = loop.create_future()
         self.dtls_done: asyncio.Future[bool] = loop.create_future()
         self.connected = False
@@ -117,7 +117,7 @@ class Transport:
                 settle(self.ice_done, True)
                 # the pair as nominated: if the peer closes first, aiortc closes this side too
                 # and forgets it before the result is written
-                self.nominated_pair = selected_pair(pc, self._turn_url)
+                self.nominated_pair = selected_pair(pc, self._turn.relay_url)
                 self.direct_at_nomination = direct_pair_succeeded(ice_connection(pc))
                 self.liveness.start(ice_connection(pc))
             elif state == "failed":
@@ -140,10 +140,11 @@ class Transport:
                 settle(self.dtls_done, False)
 
     async def gather(self, description: RTCSessionDescription) -> None:
-        """Set the local description: aiortc gathers every candidate there (bounded)."""
-        await bounded(
-            "gathering", self.pc.setLocalDescription(description), self.cmd.timeouts.gathering_s
-        )
+        """Set the local description: aiortc gathers every candidate there (bounded; the TURN
+        fallbacks within the same bound)."""
+        timeout_s = self.cmd.timeouts.gathering_s
+        self._turn.deadline = time.monotonic() + timeout_s
+        await bounded("gathering", self.pc.setLocalDescription(description), timeout_s)
         local, _ = self.candidate_counts()
         self._events.event("gathering_done", candidates=local)
 
@@ -222,4 +223,4 @@ class Transport:
 
     def final_pair(self) -> SelectedPair | None:
         """The selected pair now, or the one nominated if the connection has closed since."""
-        return selected_pair(self.pc, self._turn_url) or self.nominated_pair
+        return selected_pair(self.pc, self._turn.relay_url) or self.nominated_pair
