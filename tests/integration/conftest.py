@@ -350,3 +350,13 @@ class Tools:
 @pytest.fixture
 def tools() -> type[Tools]:
     return Tools
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
+    """A scheduler and two workers (no nanny: a killed worker stays dead), one thread each:
+    the scheduler's address and the processes by name."""
+    from tests.integration.dask_cluster import local_cluster  # distributed loads only if used
+
+    with local_cluster(tmp_path) as found:
+        yield found

@@ -8,13 +8,9 @@ real engine shows that: its scheduler's rescheduling, its queue, its worker plug
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,54 +21,11 @@ from simnet.net import netns
 from simnet.net.registry import read_states
 from simnet.results.store import load
 from tests.integration.conftest import SIMNET, run_cli
+from tests.integration.dask_cluster import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-DASK = str(Path(sys.executable).with_name("dask"))
-POLL_S = 0.2
-
-
-def _wait(what: str, check: object, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:g} s")
-        time.sleep(POLL_S)  # polling files another process writes
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
-    """A scheduler and two workers (no nanny: a killed worker stays dead), one thread each."""
-    scheduler_file = tmp_path / "scheduler.json"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(name: str, *args: str) -> None:
-        with open(logs / f"{name}.log", "wb") as log:
-            processes[name] = subprocess.Popen(
-                [DASK, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0",
-          "--scheduler-file", str(scheduler_file), "--no-dashboard")  # fmt: skip
-    _wait("the scheduler's address file", scheduler_file.exists)
-    address = json.loads(scheduler_file.read_text())["address"]
-    for name in ("w1", "w2"):
-        spawn(name, "worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-              "--no-dashboard", "--host", "127.0.0.1")  # fmt: skip
-    from distributed import Client
-
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(2, timeout=60)
-    try:
-        yield address, processes
-    finally:  # nothing of simnet's runs in them by now: no need to wait for a polite shutdown
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _sweep_file(tmp_path: Path) -> Path:
@@ -106,7 +59,7 @@ def test_a_worker_killed_mid_sweep_costs_no_row_and_leaves_nothing(
     )
     try:
         # both workers have delivered a row: kill w2 while its batch's second run is going
-        _wait("a row from each worker", lambda: len(_workers_in(out)) == 2, timeout_s=180)
+        wait_until("a row from each worker", lambda: len(_workers_in(out)) == 2, timeout_s=180)
         batch_children = [
             child
             for child in psutil.Process(processes["w2"].pid).children()

@@ -19,7 +19,6 @@ from simnet.population.mix import load_mix, sample
 from simnet.results.stats import wilson_interval
 from simnet.results.store import load
 from tests.integration.conftest import run_cli
-from tests.integration.test_cluster import cluster  # noqa: F401 (a fixture: two local workers)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -96,7 +95,7 @@ def test_a_stack_this_machine_cannot_run_is_one_error_before_any_call(tmp_path: 
 
 def test_on_a_cluster_each_cell_runs_its_drawn_stacks(
     tmp_path: Path,
-    cluster: tuple[str, dict[str, Any]],  # noqa: F811 (the fixture imported above)
+    cluster: tuple[str, dict[str, Any]],
 ) -> None:
     """With `--cluster` a cell's batch carries its scenario, which names its two stacks: the
     workers make the drawn calls, stack for stack, as the local run does."""
