@@ -6,9 +6,10 @@ timeout, so the call ends at once with `proxy-unsupported`), and what the proxy'
 about a call (`proxy_figures`): whether a side went through it, the TURN server it tunnelled to,
 and whether it refused a tunnel the call needed (`proxy-refused`).
 
-The log is read by the client addresses squid sees (the host's own and its routers' WAN
-addresses: a NAT in front of the host hides it) from the moment the call started; calls made one
-after another (a scenario's calls) are told apart that way, concurrent calls of one network
+The log, and the tunnels still open (squid logs a tunnel only when it closes, which may be after
+the row is made), are read by the client addresses squid sees (the host's own and its routers'
+WAN addresses: a NAT in front of the host hides it) from the moment the call started; calls made
+one after another (a scenario's calls) are told apart that way, concurrent calls of one network
 behind the same proxy (a load level) are not.
 """
 
@@ -83,9 +84,10 @@ def proxy_figures(
         side = sides.get(host)
         if side is None:
             continue
+        proxy = proxies[side.proxy]
         requests += [
             r
-            for r in proxies[side.proxy].access_log()
+            for r in (*proxy.access_log(), *proxy.open_tunnels())
             if r.method == "CONNECT" and r.client in side.clients and r.time >= since
         ]
     if not any(h in sides for h in (call.offerer, call.answerer)):

@@ -15,6 +15,7 @@ Squid drops to the `proxy` user, so the directory is handed to that user.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import pwd
@@ -153,17 +154,41 @@ class SquidHandle:
             return []
         return [r for r in map(parse_access_line, text.splitlines()) if r is not None]
 
+    def open_tunnels(self) -> list[ProxyRequest]:
+        """The `CONNECT` tunnels open right now, from squid's cache manager (`active_requests`),
+        each with the time it started. Squid logs a tunnel only when it closes, so a call
+        whose TURN connection outlives the moment its row is made is found here instead: squid
+        answers between two events of its one loop, so a tunnel is either open or logged. An
+        unreachable manager gives none (its log is then all there is)."""
+        host = url_host(self.address)
+        request = [
+            "GET /squid-internal-mgr/active_requests HTTP/1.0",
+            f"Host: {host}:{self.config.port}",
+        ]
+        if self.config.auth is not None:
+            secret = f"{self.config.auth.user}:{self.config.auth.password}".encode()
+            request.append(f"Proxy-Authorization: Basic {base64.b64encode(secret).decode()}")
+        try:
+            with netns.socket_in(self.ns, socket_family(self.address), socket.SOCK_STREAM) as sock:
+                sock.settimeout(MANAGER_TIMEOUT_S)
+                sock.connect((str(self.address), self.config.port))
+                sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        except OSError:
+            return []
+        return parse_active_requests(answer.decode(errors="replace"))
+
     def stop(self) -> None:
         self.process.stop(2.0)
 
 
 @dataclass(frozen=True)
 class ProxyRequest:
-    """One line of squid's native access log."""
+    """One line of squid's native access log, or a tunnel still open (`open_tunnels`)."""
 
-    time: float  # Unix time the request ended
+    time: float  # Unix time the request ended (an open tunnel: when it started)
     client: str
-    status: str  # e.g. TCP_TUNNEL/200, TCP_DENIED/403
+    status: str  # e.g. TCP_TUNNEL/200, TCP_DENIED/403; TCP_TUNNEL/open for an open tunnel
     method: str
     target: str  # host:port for CONNECT
 
@@ -173,6 +198,9 @@ class ProxyRequest:
 
 
 _ACCESS = re.compile(r"^(\d+\.\d+)\s+\d+\s+(\S+)\s+(\S+)\s+\d+\s+(\S+)\s+(\S+)")
+# "\tremote: 198.51.100.10:48720", "uri 192.0.2.11:443", "start 1796564500.547851 (11.06 ...)"
+_MANAGER_FIELD = re.compile(r"^\s*(remote|uri|logType|start):?\s+(\S+)", re.M)
+MANAGER_TIMEOUT_S = 2.0  # squid answers its manager at once; a dead squid must not hold a row
 
 
 def parse_access_line(line: str) -> ProxyRequest | None:
@@ -182,6 +210,21 @@ def parse_access_line(line: str) -> ProxyRequest | None:
     if m is None:
         return None
     return ProxyRequest(float(m[1]), m[2], m[3], m[4], m[5])
+
+
+def parse_active_requests(text: str) -> list[ProxyRequest]:
+    """The open tunnels in squid's `active_requests` report: one block per client connection
+    (`remote: client:port`, `uri target`, `logType TCP_TUNNEL`, `start <unix time> ...`)."""
+    found = []
+    for block in text.split("\nConnection: ")[1:]:
+        fields = dict(_MANAGER_FIELD.findall(block))
+        remote, target, start = fields.get("remote"), fields.get("uri"), fields.get("start")
+        if fields.get("logType") != "TCP_TUNNEL" or None in (remote, target, start):
+            continue
+        assert remote is not None and target is not None and start is not None
+        client = remote.rsplit(":", 1)[0].strip("[]")
+        found.append(ProxyRequest(float(start), client, "TCP_TUNNEL/open", "CONNECT", target))
+    return found
 
 
 def squid_installed() -> bool:

@@ -85,12 +85,17 @@ def test_the_proxy_is_the_only_way_out_and_tunnels_to_443_only() -> None:
     with emulated_network(plan, label="test_http_proxy") as network:
         proxy = asyncio.run(start_squid(network, "proxy", ProxyConfig((network.address("proxy"),))))
         web = str(network.address("web"))
+        wan = str(network.plan.routers_of("office")[0].wan_address)  # whom squid sees: its NAT
         with listen(network, 443) as https, listen(network, 8443) as other:
             status, tunnel = via_proxy(network, f"{web}:443")
             assert " 200 " in status
             peer, _ = https.accept()
             tunnel.sendall(b"ping")
             assert peer.recv(4) == b"ping"
+            # squid logs a tunnel when it closes: while it is open, its manager names it
+            assert not [r for r in proxy.access_log() if r.method == "CONNECT"]
+            (open_tunnel,) = proxy.open_tunnels()
+            assert (open_tunnel.client, open_tunnel.target) == (wan, f"{web}:443")
             peer.close()
             tunnel.close()
             status, refused = via_proxy(network, f"{web}:8443")
@@ -123,7 +128,7 @@ def test_a_proxy_with_auth_wants_the_password() -> None:
     auth = ProxyAuth(user="alice", password="s3cret")
     plan = plan_network(scenario_from_dict(scenario(auth.model_dump())))
     with emulated_network(plan, label="test_http_proxy") as network:
-        asyncio.run(
+        proxy = asyncio.run(
             start_squid(network, "proxy", ProxyConfig((network.address("proxy"),), auth=auth))
         )
         web = str(network.address("web"))
@@ -132,8 +137,9 @@ def test_a_proxy_with_auth_wants_the_password() -> None:
             sock.close()
             assert " 407 " in status
             status, sock = via_proxy(network, f"{web}:443", auth)
-            sock.close()
             assert " 200 " in status
+            assert [r.target for r in proxy.open_tunnels()] == [f"{web}:443"]  # asked with auth
+            sock.close()
             https.accept()[0].close()
 
 

@@ -19,7 +19,13 @@ from simnet.net.plan import LAN_IF, plan_network
 from simnet.run import one_call
 from simnet.scenario.load import scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
-from simnet.services.squid import ProxyConfig, SquidFiles, parse_access_line, squid_config
+from simnet.services.squid import (
+    ProxyConfig,
+    SquidFiles,
+    parse_access_line,
+    parse_active_requests,
+    squid_config,
+)
 from tests.unit.nft_scratch import nft_check
 
 
@@ -114,6 +120,48 @@ def test_access_log_lines_are_read() -> None:
         "10.0.0.2",
     )
     assert parse_access_line("garbage") is None
+
+
+#: squid 5.7's `active_requests` during a Chromium call behind the proxy (cut): the manager's own
+#: request, an open tunnel to TURN, and a request to Google that went nowhere.
+ACTIVE_REQUESTS = """HTTP/1.1 200 OK
+Server: squid/5.7
+
+Connection: 0x559ce9df9908
+\tFD 20, read 75, wrote 0
+\tremote: 192.0.2.10:58160
+\tlocal: 192.0.2.10:3128
+uri http://simnet-proxy:3128/squid-internal-mgr/active_requests
+logType TCP_MISS
+start 1796564511.611701 (0.000000 seconds ago)
+
+Connection: 0x559ce9dab9b8
+\tFD 17, read 2432019, wrote 299875
+\tremote: 198.51.100.10:48720
+\tlocal: 192.0.2.10:3128
+uri 192.0.2.11:443
+logType TCP_TUNNEL
+start 1796564500.547851 (11.063850 seconds ago)
+
+Connection: 0x559ce9d55c58
+\tremote: [2001:db8:1::10]:48704
+uri accounts.google.com:443
+logType NONE_NONE
+start 1796564500.187120 (11.424581 seconds ago)
+"""
+
+
+def test_the_managers_open_tunnels_are_read() -> None:
+    (tunnel,) = parse_active_requests(ACTIVE_REQUESTS)
+    assert (tunnel.client, tunnel.target, tunnel.method) == (
+        "198.51.100.10",
+        "192.0.2.11:443",
+        "CONNECT",
+    )
+    assert tunnel.time == 1796564500.547851 and not tunnel.denied
+    v6 = ACTIVE_REQUESTS.replace("198.51.100.10:48720", "[2001:db8:1::10]:48720")
+    assert [t.client for t in parse_active_requests(v6)] == ["2001:db8:1::10"]
+    assert parse_active_requests("HTTP/1.1 403 Forbidden\r\n\r\n") == []
 
 
 def test_a_dual_stack_lan_reaches_the_proxy_over_both_families_only(scratch_ns: str) -> None:
