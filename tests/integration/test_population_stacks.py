@@ -37,7 +37,7 @@ sides:
 stacks:
   offerer: {aiortc: 0.5, chromium: 0.5}
   answerer: {aiortc: 1}
-call: {turn_transports: [tls, tcp], turn_port: 443, data_bytes: 10000, duration_s: 0}
+call: {turn_transports: [tls, tcp], turn_ports: {tls: 443, tcp: 443}, data_bytes: 10000, duration_s: 0}
 """
 SEED, CALLS = 6, 4
 
@@ -67,6 +67,7 @@ def test_each_row_is_its_drawn_cell_and_the_proxy_class_goes_by_stack(tmp_path: 
             # the office lets out only TCP to squid: a relay over TCP/TLS went through it
             assert row["connected"] and row["path"] == "relay", row
             assert row["relay_protocol"] in ("tcp", "tls"), row
+            assert row["via_proxy"] is True and row["proxy_target"], row
             assert row["offerer_peer_version"].startswith("Chromium "), row
         else:  # aiortc cannot use a proxy: the call ends at once, not after ICE's timeout
             assert not row["connected"] and row["error"] == "proxy-unsupported", row
