@@ -37,7 +37,11 @@ sides:
 stacks:
   offerer: {aiortc: 0.5, chromium: 0.5}
   answerer: {aiortc: 1}
-call: {turn_transports: [tls, tcp], turn_ports: {tls: 443, tcp: 443}, data_bytes: 10000, duration_s: 0}
+call:
+  turn_transports: [tls, tcp]
+  turn_ports: {tls: 443, tcp: 443}
+  data_bytes: 10000
+  duration_s: 0
 """
 SEED, CALLS = 6, 4
 
