@@ -10,6 +10,10 @@ Every environment variable a user may set, with its one default:
 - `SIMNET_AGENT_LOG`: what peer agents log to their log file in the run's work directory, a
   `logging` level name (default WARNING); simnet's own agent messages (a browser's launches,
   console and stderr) are kept from INFO up whatever the level;
+- `SIMNET_AIORTC_ICE`: the aiortc peers' ICE, `aioice` (default: the library as installed) or
+  `rfc8445` (simnet's agent adds what aioice 0.13 lacks: a triggered check on a pair whose own
+  check is in flight, RFC 8445 section 7.3.1.4, and IPv6 host candidates above IPv4 ones, RFC
+  8421); rows name it in the peer's version (`aiortc 1.16.0 +rfc8445`);
 - `SIMNET_DEBUG`: set (to anything but empty), the CLI shows an internal error's traceback.
 
 A mistyped value would otherwise fall back to its default without a word, and a user who set
@@ -38,6 +42,8 @@ AGENT_LOG_ENV = "SIMNET_AGENT_LOG"
 DEFAULT_AGENT_LOG = "WARNING"
 AGENT_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEBUG_ENV = "SIMNET_DEBUG"
+AIORTC_ICE_ENV = "SIMNET_AIORTC_ICE"
+AIORTC_ICE_MODES = ("aioice", "rfc8445")
 
 
 class SettingError(SimnetError):
@@ -82,6 +88,19 @@ def agent_log_level() -> str:
     return wanted
 
 
+def aiortc_ice() -> str:
+    """`SIMNET_AIORTC_ICE`: aioice (default) or rfc8445, one of `AIORTC_ICE_MODES`."""
+    raw = os.environ.get(AIORTC_ICE_ENV, "")
+    wanted = raw.strip().lower() or AIORTC_ICE_MODES[0]
+    if wanted not in AIORTC_ICE_MODES:
+        raise SettingError(
+            f"environment variable {AIORTC_ICE_ENV}={raw!r} is not an aiortc ICE mode; "
+            f"allowed: {', '.join(AIORTC_ICE_MODES)}",
+            fix=f"set {AIORTC_ICE_ENV} to one of them, or unset it (default: aioice)",
+        )
+    return wanted
+
+
 def debug() -> bool:
     """`SIMNET_DEBUG`: whether an internal error shows its traceback (set and not empty)."""
     return bool(os.environ.get(DEBUG_ENV))
@@ -93,6 +112,7 @@ def check_environment() -> None:
     rt_priority()
     emulator_limit_pps()
     agent_log_level()
+    aiortc_ice()
 
 
 def _int(name: str, default: int, low: int, high: int, meaning: str) -> int:

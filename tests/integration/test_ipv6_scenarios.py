@@ -6,10 +6,15 @@ NAT64 and DNS64 leaves nothing behind, in the root namespace least of all.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiortc
 import pytest
+
+from simnet.results.store import load
+from tests.integration.conftest import CLI_ENV, SIMNET
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -63,3 +68,21 @@ def test_a_nat64_run_leaves_nothing_behind(tools: Any, tmp_path: Path) -> None:
     assert tools.run_processes(run_id) == []  # tayga, unbound (zone and DNS64), coturn
     after = tools.root_state()
     assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+
+
+def test_aiortc_following_rfc8445_takes_ipv6_on_the_dual_stack_homes(tmp_path: Path) -> None:
+    """`SIMNET_AIORTC_ICE=rfc8445`: IPv6 hosts ranked first and a triggered check on a pair in
+    progress, so the IPv6 pair, checked first and answered at once once both firewalls are
+    open, is the one aioice nominates (as installed, the family is a race: see the settings
+    guide). The rows say the agent's ICE mode in the peer's version."""
+    env = {**CLI_ENV, "SIMNET_AIORTC_ICE": "rfc8445"}
+    done = subprocess.run(
+        [*SIMNET, "run", str(SCENARIOS / "dual-stack.yaml"), "--json", "--repeat", "3",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["path"], r["ip_family"]) for r in rows] == [("direct", "ipv6")] * 3, rows
+    stored = load(tmp_path)
+    assert set(stored["offerer_peer_version"]) == {f"aiortc {aiortc.__version__} +rfc8445"}

@@ -13,12 +13,14 @@ import asyncio
 import inspect
 from pathlib import Path
 
+from aioice import stun
 from aioice import turn as aioice_turn
+from aioice.candidate import Candidate, candidate_priority
 from aioice.ice import Connection
 
 import simnet
 from simnet.peer.aiortc import aioice_adapter
-from simnet.peer.aiortc.aioice_adapter import nominated_pairs
+from simnet.peer.aiortc.aioice_adapter import nominated_pairs, prefer_ipv6_hosts, resend_checks_to
 
 ADAPTER = Path(aioice_adapter.__file__).resolve()
 PACKAGE = Path(simnet.__file__).resolve().parent
@@ -65,3 +67,42 @@ def test_the_attributes_it_relies_on_exist_in_the_installed_aioice() -> None:
 
     assert asyncio.run(inner_protocol())
     assert callable(aioice_turn.create_turn_endpoint)  # what `recording_turn` wraps
+
+
+class _Protocol:
+    """A STUN protocol's part `resend_checks_to` uses: its transactions in flight, its sender."""
+
+    def __init__(self) -> None:
+        self.transactions: dict[bytes, stun.Transaction] = {}
+        self.sent: list[tuple[stun.Message, tuple[str, int]]] = []
+
+    def send_stun(self, message: stun.Message, addr: tuple[str, int]) -> None:
+        self.sent.append((message, addr))
+
+
+async def test_a_check_in_flight_to_the_sender_of_a_check_is_resent_at_once() -> None:
+    """aioice's Transaction keeps its request and address where `resend_checks_to` reads them."""
+    protocol = _Protocol()
+    for host in ("2001:db8:1::10", "198.51.100.7"):
+        request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        protocol.transactions[request.transaction_id] = stun.Transaction(
+            request, (host, 40000), protocol
+        )
+    assert resend_checks_to(protocol, ("2001:db8:1::10", 40000, 0, 0)) == 1  # an IPv6 4-tuple
+    ((message, addr),) = protocol.sent
+    assert addr == ("2001:db8:1::10", 40000) and message.message_method == stun.Method.BINDING
+    assert resend_checks_to(protocol, ("198.51.100.7", 40001)) == 0  # another port: not ours
+
+
+def test_ipv6_hosts_rank_above_ipv4_hosts_and_types_keep_their_order() -> None:
+    def candidate(kind: str, host: str) -> Candidate:
+        return Candidate(
+            foundation="f", component=1, transport="udp",
+            priority=candidate_priority(1, kind), host=host, port=1, type=kind,
+        )  # fmt: skip
+
+    v4, v6 = candidate("host", "10.0.0.10"), candidate("host", "2001:db8::a")
+    srflx = candidate("srflx", "198.51.100.7")
+    prefer_ipv6_hosts([v4, v6, srflx])
+    assert v6.priority > v4.priority > srflx.priority
+    assert srflx.priority == candidate_priority(1, "srflx")  # only hosts are ranked by family

@@ -30,6 +30,7 @@ SIMNET = Path(__file__).resolve().parents[2] / "simnet"
         (settings.LIMIT_ENV, "1e5", "from 1 to 100000000"),
         (settings.BACKEND_ENV, "tc", "allowed: auto, netem, nfqueue"),
         (settings.AGENT_LOG_ENV, "loud", "allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        (settings.AIORTC_ICE_ENV, "rfc5245", "allowed: aioice, rfc8445"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_allowed(
@@ -48,6 +49,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         settings.LIMIT_ENV,
         settings.BACKEND_ENV,
         settings.AGENT_LOG_ENV,
+        settings.AIORTC_ICE_ENV,
         settings.DEBUG_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
@@ -55,6 +57,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.emulator_limit_pps() == settings.DEFAULT_LIMIT_PPS
     assert settings.link_backend() == "auto"
     assert settings.agent_log_level() == "WARNING" and not settings.debug()
+    assert settings.aiortc_ice() == "aioice"
     monkeypatch.setenv(settings.RT_PRIORITY_ENV, " ")
     assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
 
@@ -65,6 +68,8 @@ def test_good_values_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.BACKEND_ENV, "NFQueue")
     monkeypatch.setenv(settings.AGENT_LOG_ENV, "info")
     monkeypatch.setenv(settings.DEBUG_ENV, "1")
+    monkeypatch.setenv(settings.AIORTC_ICE_ENV, "RFC8445")
+    assert settings.aiortc_ice() == "rfc8445"
     assert settings.rt_priority() == 0
     assert settings.emulator_limit_pps() == 5000
     assert settings.link_backend() == "nfqueue"

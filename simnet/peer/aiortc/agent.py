@@ -56,6 +56,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def configure_ice() -> str:
+    """Apply `SIMNET_AIORTC_ICE` to this process's peers; the peer version rows show (`aiortc
+    1.16.0`, or `aiortc 1.16.0 +rfc8445` when simnet's agent adds what aioice lacks)."""
+    import aiortc  # loaded by the agent before "ready" anyway; not by the controller
+
+    from simnet.peer.aiortc.aioice_adapter import follow_rfc8445, ice_mode_suffix  # (aioice too)
+
+    mode = settings.aiortc_ice()
+    if mode == "rfc8445":
+        follow_rfc8445()
+    return f"aiortc {aiortc.__version__}{ice_mode_suffix(mode)}"
+
+
 async def warm_up() -> None:
     """Exercise a call's first-use paths (certificate, SDP, codec set-up) once, off the clock.
 
@@ -100,7 +113,6 @@ class AiortcBackend:
 
 
 async def _serve(emit: EventWriter, started: float, imported: float) -> int:
-    import aiortc
 
     import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
     from simnet.peer.protocol import PROTOCOL_VERSION
@@ -113,7 +125,7 @@ async def _serve(emit: EventWriter, started: float, imported: float) -> int:
             "t": time.monotonic(),
             "protocol": PROTOCOL_VERSION,
             "peer_kind": "aiortc",
-            "peer_version": f"aiortc {aiortc.__version__}",
+            "peer_version": configure_ice(),
             "pid": os.getpid(),
             "netns": current_netns(),
             "import_s": imported - started,

@@ -66,10 +66,9 @@ async def _peer(name: str, read_fd: int, write_fd: int, ready: dict[str, object]
 
 
 async def _serve(channels: list[tuple[str, int, int]], started: float, imported: float) -> int:
-    import aiortc
 
     import simnet.peer.aiortc.call  # noqa: F401  its imports (aiohttp, aioice, ...) before "ready"
-    from simnet.peer.aiortc.agent import warm_up
+    from simnet.peer.aiortc.agent import configure_ice, warm_up
     from simnet.peer.protocol import PROTOCOL_VERSION
 
     install()
@@ -77,7 +76,7 @@ async def _serve(channels: list[tuple[str, int, int]], started: float, imported:
     ready: dict[str, object] = {
         "protocol": PROTOCOL_VERSION,
         "peer_kind": "aiortc",
-        "peer_version": f"aiortc {aiortc.__version__}",
+        "peer_version": configure_ice(),
         "pid": os.getpid(),
         "import_s": imported - started,
         "warm_s": time.monotonic() - imported,
