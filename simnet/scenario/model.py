@@ -1093,7 +1093,7 @@ class Scenario(Strict):
                 raise ValueError(
                     f"nats.{name}.firewall.proxy_only: '{proxy}' is not an http-proxy server; "
                     f"http-proxy servers: {known} (add `servers: {{{proxy}: {{kind: "
-                    "http-proxy}}}`)"
+                    "http-proxy}}`)"
                 )
 
     def _template_names(self, names: dict[str, str]) -> None:
