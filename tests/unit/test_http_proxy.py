@@ -56,7 +56,9 @@ def test_proxy_only_must_name_an_http_proxy() -> None:
     assert "http-proxy servers: proxy" in message
     data["nats"]["corp"]["firewall"]["proxy_only"] = "nowhere"
     assert "'nowhere' is not an http-proxy" in error_of(data)
-    assert error_of(data).endswith("(add `servers: {nowhere: {kind: http-proxy}}`)")  # YAML to paste
+    assert error_of(data).endswith(
+        "(add `servers: {nowhere: {kind: http-proxy}}`)"
+    )  # YAML to paste
 
 
 @pytest.mark.parametrize("ports", [[0], [65536], [], ["x"]])
