@@ -249,7 +249,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,
                 turn_tls_to_address=False,  # nICEr tries TLS only to a host name (above)
                 ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
-                http_proxy=False,  # its profile says: no proxy
+                http_proxy=True,  # its profile's proxy prefs (simnet.peer.firefox.prefs)
                 shared_process=False,  # a browser per peer
                 replayed_media=False,
             ),
