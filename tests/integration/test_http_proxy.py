@@ -200,30 +200,31 @@ def _udp_sources(capture: Path) -> set[str]:
     return {ends[0] for ends in map(udp_ends, packets(capture)) if ends is not None}
 
 
+#: TURN over TLS by name: nICEr tries TLS to a host name only (the proxy resolves it)
+BY_NAME = ("call.ice_urls=names", "servers.turn.ip=dual", "call.turn_transports=[tls]")
+
+
 @pytest.mark.skipif(not Path("/usr/bin/firefox-esr").exists(), reason="firefox-esr missing")
+@pytest.mark.parametrize(("protocol", "overrides"), [("tcp", ()), ("tls", BY_NAME)])
 def test_firefox_relays_through_the_proxy_and_no_udp_of_hers_gets_out(
-    tmp_path: Path, tools: Any
+    protocol: str, overrides: tuple[str, ...], tmp_path: Path, tools: Any
 ) -> None:
-    """Firefox alice, its profile's manual proxy (HTTP and SSL): signaling and TURN over TCP go
-    through `CONNECT` to 443. ICE is not forced onto the proxy (Firefox then finds no address to
-    gather on: `simnet.peer.firefox.prefs.proxy_prefs`), so her host candidate's UDP reaches
-    her LAN, and no further: bob's capture has not one UDP packet from her office's address."""
+    """Firefox alice, its profile's manual proxy (HTTP and SSL): signaling and TURN over TCP
+    (or TLS, to the server's name) go through `CONNECT` to 443. ICE is not forced onto the
+    proxy (Firefox then finds no address to gather on: `simnet.peer.firefox.prefs`), so her
+    host candidate's UDP reaches her LAN, and no further: bob's capture has not one UDP packet
+    from her office's address."""
+    sets = ["--set", "hosts.alice.peer=firefox", "--set", "call.expect=null"]
+    for override in overrides:
+        sets += ["--set", override]
     done = tools.run_cli(
-        "run",
-        str(SCENARIO),
-        "--json",
-        "--out",
-        str(tmp_path),
-        "--pcap",
-        "--set",
-        "hosts.alice.peer=firefox",
-        timeout=180,
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--pcap", *sets, timeout=180
     )
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and len(rows) == 1, done.output
     row = rows[0]
     assert row["via_proxy"] is True and row["path"] == "relay", row
-    assert row["relay_protocol"] == "tcp" and row["proxy_target"].endswith(":443"), row
+    assert row["relay_protocol"] == protocol and row["proxy_target"].endswith(":443"), row
     kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()
     assert "TCP_TUNNEL/200 " in kept and f"CONNECT {row['proxy_target']}" in kept
     office = plan_network(load_scenario(SCENARIO)).routers_of("alice")[0].wan_address
