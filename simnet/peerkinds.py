@@ -219,7 +219,8 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,  # trusting the call's ca_file through SSL_CERT_FILE (trust.go)
                 turn_tls_to_address=True,
                 ipv6=True,  # host and srflx over UDP/IPv6; its TURN client speaks IPv4 only
-                http_proxy=False,
+                # TURN over TCP and signaling through CONNECT (agent/proxy.go), not TURN/TLS
+                http_proxy=True,
                 shared_process=False,  # a process per peer (a Go process is ~10 MB)
                 replayed_media=True,  # audio only, always replayed: pion has no Opus encoder
             ),

@@ -21,6 +21,7 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.netns import socket_in
 from simnet.net.plan import plan_network
 from simnet.net.process import group_members
+from simnet.peerkinds import find_program, kind
 from simnet.scenario.load import load_scenario, scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 from simnet.services.squid import ProxyConfig, start_squid
@@ -204,17 +205,29 @@ def _udp_sources(capture: Path) -> set[str]:
 BY_NAME = ("call.ice_urls=names", "servers.turn.ip=dual", "call.turn_transports=[tls]")
 
 
-@pytest.mark.skipif(not Path("/usr/bin/firefox-esr").exists(), reason="firefox-esr missing")
-@pytest.mark.parametrize(("protocol", "overrides"), [("tcp", ()), ("tls", BY_NAME)])
-def test_firefox_relays_through_the_proxy_and_no_udp_of_hers_gets_out(
-    protocol: str, overrides: tuple[str, ...], tmp_path: Path, tools: Any
+NO_FIREFOX = pytest.mark.skipif(not Path("/usr/bin/firefox-esr").exists(), reason="no firefox")
+PION = kind("pion").requirement
+NO_PION = pytest.mark.skipif(PION is None or not find_program(PION.binaries), reason="no go")
+
+
+@pytest.mark.parametrize(
+    ("peer", "protocol", "overrides"),
+    [
+        pytest.param("firefox", "tcp", (), marks=NO_FIREFOX),
+        pytest.param("firefox", "tls", BY_NAME, marks=NO_FIREFOX),
+        pytest.param("pion", "tcp", (), marks=NO_PION),
+    ],
+)
+def test_firefox_and_pion_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
+    peer: str, protocol: str, overrides: tuple[str, ...], tmp_path: Path, tools: Any
 ) -> None:
-    """Firefox alice, its profile's manual proxy (HTTP and SSL): signaling and TURN over TCP
-    (or TLS, to the server's name) go through `CONNECT` to 443. ICE is not forced onto the
-    proxy (Firefox then finds no address to gather on: `simnet.peer.firefox.prefs`), so her
-    host candidate's UDP reaches her LAN, and no further: bob's capture has not one UDP packet
-    from her office's address."""
-    sets = ["--set", "hosts.alice.peer=firefox", "--set", "call.expect=null"]
+    """Firefox alice (its profile's manual proxy, HTTP and SSL) or pion alice (its agent's
+    CONNECT dialer, for signaling and pion's ICE proxy dialer): signaling and TURN over TCP (or,
+    Firefox's, TLS to the server's name) go through `CONNECT` to 443. Neither keeps ICE off UDP
+    (Firefox, forced, finds no address to gather on: `simnet.peer.firefox.prefs`; pion's proxy
+    dialer is for TURN over TCP only), so her UDP reaches her LAN, and no further: bob's capture
+    has not one UDP packet from her office's address."""
+    sets = ["--set", f"hosts.alice.peer={peer}", "--set", "call.expect=null"]
     for override in overrides:
         sets += ["--set", override]
     done = tools.run_cli(
