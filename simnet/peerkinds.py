@@ -219,7 +219,8 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,  # trusting the call's ca_file through SSL_CERT_FILE (trust.go)
                 turn_tls_to_address=True,
                 ipv6=True,  # host and srflx over UDP/IPv6; its TURN client speaks IPv4 only
-                http_proxy=False,
+                # TURN over TCP and signaling through CONNECT (agent/proxy.go), not TURN/TLS
+                http_proxy=True,
                 shared_process=False,  # a process per peer (a Go process is ~10 MB)
                 replayed_media=True,  # audio only, always replayed: pion has no Opus encoder
             ),
@@ -249,7 +250,7 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,
                 turn_tls_to_address=False,  # nICEr tries TLS only to a host name (above)
                 ipv6=True,  # dual-stack homes: IPv6 candidates, a direct IPv6 pair (tested)
-                http_proxy=False,  # its profile says: no proxy
+                http_proxy=True,  # its profile's proxy prefs (simnet.peer.firefox.prefs)
                 shared_process=False,  # a browser per peer
                 replayed_media=False,
             ),

@@ -500,6 +500,8 @@ def with_proxy_figures(outcome: CallOutcome, call: CallSpec, services: Services)
     if outcome.error == "proxy-unsupported":
         return outcome
     turn = set().union(*turn_addresses(services).values()) if services.turn else set()
+    # with `call.ice_urls: names` a browser asks the proxy for CONNECT <name>:443
+    turn |= {server_name(name) for name in services.turn}
     figures = proxy_figures(call, services.proxied, services.proxies, turn, services.call_wall_t)
     if figures is None:
         return outcome

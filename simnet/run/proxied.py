@@ -78,7 +78,8 @@ def proxy_figures(
     since: float,
 ) -> ProxyFigures | None:
     """What the proxies logged for the call's sides since `since` (Unix time); None when no
-    side is behind a proxy."""
+    side is behind a proxy. `turn_addresses`: the TURN servers' addresses, and their names
+    (a browser given `call.ice_urls: names` asks the proxy for `CONNECT name:443`)."""
     requests: list[ProxyRequest] = []
     for host in (call.offerer, call.answerer):
         side = sides.get(host)

@@ -21,9 +21,11 @@ from simnet.net.builder import Network, emulated_network
 from simnet.net.netns import socket_in
 from simnet.net.plan import plan_network
 from simnet.net.process import group_members
-from simnet.scenario.load import scenario_from_dict
+from simnet.peerkinds import find_program, kind
+from simnet.scenario.load import load_scenario, scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 from simnet.services.squid import ProxyConfig, start_squid
+from tests.integration.pcapfile import packets, udp_ends
 
 TIMEOUT_S = 5.0
 BLOCKED_S = 1.0
@@ -192,4 +194,55 @@ def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> No
     assert row["relay_protocol"] in ("tcp", "tls") and row["proxy_target"].endswith(":443"), row
     kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()  # the log, with the rows
     assert "TCP_TUNNEL/200" in kept and f"CONNECT {row['proxy_target']}" in kept
+    assert not squids_of(row["run_id"])
+
+
+def _udp_sources(capture: Path) -> set[str]:
+    return {ends[0] for ends in map(udp_ends, packets(capture)) if ends is not None}
+
+
+#: TURN over TLS by name: nICEr tries TLS to a host name only (the proxy resolves it)
+BY_NAME = ("call.ice_urls=names", "servers.turn.ip=dual", "call.turn_transports=[tls]")
+
+
+NO_FIREFOX = pytest.mark.skipif(not Path("/usr/bin/firefox-esr").exists(), reason="no firefox")
+PION = kind("pion").requirement
+NO_PION = pytest.mark.skipif(PION is None or not find_program(PION.binaries), reason="no go")
+
+
+@pytest.mark.parametrize(
+    ("peer", "protocol", "overrides"),
+    [
+        pytest.param("firefox", "tcp", (), marks=NO_FIREFOX),
+        pytest.param("firefox", "tls", BY_NAME, marks=NO_FIREFOX),
+        pytest.param("pion", "tcp", (), marks=NO_PION),
+    ],
+)
+def test_firefox_and_pion_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
+    peer: str, protocol: str, overrides: tuple[str, ...], tmp_path: Path, tools: Any
+) -> None:
+    """Firefox alice (its profile's manual proxy, HTTP and SSL) or pion alice (its agent's
+    CONNECT dialer, for signaling and pion's ICE proxy dialer): signaling and TURN over TCP (or,
+    Firefox's, TLS to the server's name) go through `CONNECT` to 443. Neither keeps ICE off UDP
+    (Firefox, forced, finds no address to gather on: `simnet.peer.firefox.prefs`; pion's proxy
+    dialer is for TURN over TCP only), so her UDP reaches her LAN, and no further: bob's capture
+    has not one UDP packet from her office's address."""
+    sets = ["--set", f"hosts.alice.peer={peer}", "--set", "call.expect=null"]
+    for override in overrides:
+        sets += ["--set", override]
+    done = tools.run_cli(
+        "run", str(SCENARIO), "--json", "--out", str(tmp_path), "--pcap", *sets, timeout=180
+    )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and len(rows) == 1, done.output
+    row = rows[0]
+    assert row["via_proxy"] is True and row["path"] == "relay", row
+    assert row["relay_protocol"] == protocol and row["proxy_target"].endswith(":443"), row
+    kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()
+    assert "TCP_TUNNEL/200 " in kept and f"CONNECT {row['proxy_target']}" in kept
+    office = plan_network(load_scenario(SCENARIO)).routers_of("alice")[0].wan_address
+    assert office is not None
+    (bob,) = tmp_path.glob(f"pcap-{row['run_id']}-*-bob.pcap")
+    assert packets(bob), "bob's capture is empty: nothing to judge by"
+    assert str(office) not in _udp_sources(bob)
     assert not squids_of(row["run_id"])

@@ -34,7 +34,7 @@ from simnet.peer.firefox.browser import (
     write_profile,
 )
 from simnet.peer.firefox.certs import certutil
-from simnet.peer.firefox.prefs import PREFS, user_js
+from simnet.peer.firefox.prefs import PREFS, proxy_prefs, user_js
 from simnet.services.coturn import CoturnFiles, write_certificates
 
 # --- profile ---------------------------------------------------------------------------------
@@ -112,6 +112,24 @@ def test_a_fresh_profile_is_emptied_and_given_its_prefs(tmp_path: Path) -> None:
     assert env["MOZ_REMOTE_SETTINGS_DEVTOOLS"] == "1"  # else services.settings.server is ignored
 
 
+def test_a_profile_behind_a_proxy_sends_http_and_ssl_through_it(tmp_path: Path) -> None:
+    """A manual proxy for HTTP and SSL (the signaling WebSocket and WebRTC's TURN over TCP/TLS
+    go through `CONNECT`), on top of every other preference; ICE is not forced onto it (forced,
+    nICEr finds no address to gather on: `proxy_prefs`)."""
+    profile = tmp_path / "firefox-alice"
+    profile.mkdir()
+    write_profile(profile, proxy="http://192.0.2.10:3128")
+    prefs = _parsed((profile / "user.js").read_text())
+    assert prefs == {**PREFS, **proxy_prefs("http://192.0.2.10:3128")}
+    assert prefs["network.proxy.type"] == 1
+    assert (prefs["network.proxy.http"], prefs["network.proxy.http_port"]) == ("192.0.2.10", 3128)
+    assert (prefs["network.proxy.ssl"], prefs["network.proxy.ssl_port"]) == ("192.0.2.10", 3128)
+    assert prefs["media.peerconnection.ice.proxy_only"] is False
+    assert PREFS["network.proxy.type"] == 0  # without a proxy: none, not the system's
+    with pytest.raises(ValueError, match="not http://address:port"):
+        proxy_prefs("http://192.0.2.10")
+
+
 @pytest.mark.skipif(certutil() is None, reason="needs NSS's certutil (libnss3-tools)")
 def test_the_profile_trusts_the_calls_ca_in_its_own_nss_database(tmp_path: Path) -> None:
     """The CA is in the profile's cert9.db, trusted for TLS servers ("C,,"), and nowhere else."""
@@ -155,6 +173,9 @@ def test_argv_and_a_missing_browser() -> None:
     assert argv[argv.index("--profile") + 1] == "/w/firefox-x"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--trust"] == ["/w/a.pem", "/w/b.pem"]
     assert argv[argv.index("--firefox") + 1] == "/opt/ff"
+    assert "--proxy" not in argv
+    proxied = agent_argv("sn-x", Path("/w/firefox-x"), proxy="http://192.0.2.10:3128")
+    assert proxied[proxied.index("--proxy") + 1] == "http://192.0.2.10:3128"
     with pytest.raises(EnvironmentProblem, match="/nonexistent/ff") as info:
         require_firefox("/nonexistent/ff")
     assert "apt-get install firefox-esr" in str(info.value.fix)

@@ -77,6 +77,8 @@ def test_the_hook_builds_nothing_when_current_and_passes_scratch_tone_and_trust(
         "--trust",
         str(tmp_path / "ca.pem"),
     ]
+    proxied = Launch(ns="sn-x-alice", scratch=tmp_path, proxy="http://192.0.2.10:3128")
+    assert agent_argv(KINDS["pion"], proxied)[-2:] == ["--proxy", "http://192.0.2.10:3128"]
 
 
 def test_a_stale_agent_without_go_is_one_clear_error_naming_the_fix(

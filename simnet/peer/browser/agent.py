@@ -67,6 +67,9 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
         type=Path,
         help="PEM file of certificates to trust for TURN over TLS from the start (repeatable)",
     )
+    found.add_argument(
+        "--proxy", help="HTTP proxy (http://address:port) for everything, UDP kept off"
+    )
     found.add_argument("--log-level", default=settings.agent_log_level())
     return found
 
@@ -90,6 +93,7 @@ class BrowserAgent(Generic[BrowserT, PageT]):
     def __init__(self, args: argparse.Namespace, emit: EventWriter) -> None:
         self.profile: Path = args.profile
         self.trust: list[Path] = list(args.trust)
+        self.proxy: str | None = args.proxy
         self.emit = emit
         self.browser: BrowserT | None = None
         self.page: PageT | None = None

@@ -47,9 +47,6 @@ PAGE = BROWSER_PAGE  # the call page the browser peers share
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     found = parser("python -m simnet.peer.chromium", __doc__)
     found.add_argument("--chromium", help="the Chromium executable (default: Debian's)")
-    found.add_argument(
-        "--proxy", help="HTTP proxy (http://address:port) for everything, UDP kept off"
-    )
     return found.parse_args(argv)
 
 
@@ -67,7 +64,6 @@ class Agent(BrowserAgent["Browser", "Page"]):
 
         self.binary = require_chromium(args.chromium)  # its message ends the agent's log
         super().__init__(args, emit)
-        self.proxy: str | None = args.proxy
 
     async def launch(self, while_starting: Callable[[], object]) -> Browser:
         """Chromium accepting the chains of `self.trust`'s keys, on the call page."""

@@ -33,7 +33,12 @@ def require_firefox(explicit: str | None = None) -> Path:
 
 
 def agent_argv(
-    ns: str, profile_dir: Path, *, trust: Sequence[Path] = (), firefox: str | None = None
+    ns: str,
+    profile_dir: Path,
+    *,
+    trust: Sequence[Path] = (),
+    firefox: str | None = None,
+    proxy: str | None = None,
 ) -> list[str]:
     """The command line of a Firefox peer agent living in namespace `ns`.
 
@@ -41,13 +46,14 @@ def agent_argv(
     the run's work directory, so teardown and `simnet cleanup` remove it too). `trust`: PEM
     files (coturn's certificate) the profile trusts for TURN over TLS from the start; a call's
     `ca_file` it does not trust yet costs a browser relaunch before it. `firefox`: another
-    executable than Debian's.
+    executable than Debian's. `proxy`: the HTTP proxy (`http://address:port`) the browser sends
+    everything through, ICE kept to it (`simnet.peer.firefox.prefs.proxy_prefs`).
     """
-    options = {"--firefox": firefox}
+    options = {"--firefox": firefox, "--proxy": proxy}
     return browser_kind.agent_argv("simnet.peer.firefox", ns, profile_dir, trust, options)
 
 
 def launch_argv(launch: Launch) -> list[str]:
     """The registry's hook: a Firefox peer with its profile in `launch.scratch`, trusting
-    `launch.trust` from its start."""
-    return agent_argv(launch.ns, launch.scratch, trust=launch.trust)
+    `launch.trust` from its start, going out through `launch.proxy` when given."""
+    return agent_argv(launch.ns, launch.scratch, trust=launch.trust, proxy=launch.proxy)

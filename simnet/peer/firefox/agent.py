@@ -63,12 +63,12 @@ class Agent(BrowserAgent["Browser", "Page"]):
         self.trust = _trustable(self.trust)
 
     async def launch(self, while_starting: Callable[[], object]) -> Browser:
-        """Firefox on a fresh profile trusting `self.trust`."""
+        """Firefox on a fresh profile trusting `self.trust`, its proxy `self.proxy` if any."""
         # the browser's modules load here, not at the agent's start (start-up cost)
         from simnet.peer.firefox.browser import Browser
 
         return await Browser.launch(
-            self.binary, self.profile, self.trust, while_starting=while_starting
+            self.binary, self.profile, self.trust, while_starting=while_starting, proxy=self.proxy
         )
 
     async def first_page(self, browser: Browser) -> Page:

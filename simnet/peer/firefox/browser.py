@@ -42,7 +42,7 @@ from simnet.peer.firefox.bidi import (
     session_url,
 )
 from simnet.peer.firefox.certs import TrustError, trust_in_profile
-from simnet.peer.firefox.prefs import PREFS, user_js
+from simnet.peer.firefox.prefs import PREFS, proxy_prefs, user_js
 
 log = logging.getLogger("simnet.peer.firefox.browser")
 
@@ -69,11 +69,13 @@ def flags(profile: Path) -> list[str]:
     ]
 
 
-def write_profile(profile: Path, trust: Sequence[Path] = ()) -> None:
-    """A fresh profile at `profile`: emptied, with its `user.js`, per-user directories, and an
-    NSS database trusting `trust` (PEM files) for TLS servers (`simnet.peer.firefox.certs`)."""
+def write_profile(profile: Path, trust: Sequence[Path] = (), proxy: str | None = None) -> None:
+    """A fresh profile at `profile`: emptied, with its `user.js` (the HTTP proxy `proxy`, when
+    given, for everything: `prefs.proxy_prefs`), per-user directories, and an NSS database
+    trusting `trust` (PEM files) for TLS servers (`simnet.peer.firefox.certs`)."""
     fresh_profile(profile)
-    (profile / "user.js").write_text(user_js(PREFS))
+    prefs = PREFS if proxy is None else {**PREFS, **proxy_prefs(proxy)}
+    (profile / "user.js").write_text(user_js(prefs))
     for sub in ("home", "xdg-cache", "xdg-config"):
         (profile / sub).mkdir()
     try:
@@ -181,11 +183,12 @@ class Browser(BrowserProcess):
         profile: Path,
         trust: Sequence[Path] = (),
         while_starting: Callable[[], object] | None = None,
+        proxy: str | None = None,
     ) -> Browser:
-        """Start the browser on a fresh profile (trusting `trust`) and open a BiDi session to
-        it. `while_starting` runs right after the spawn, while the browser starts (the agent's
-        own imports)."""
-        write_profile(profile, trust)
+        """Start the browser on a fresh profile (trusting `trust`, going out through `proxy`
+        when given) and open a BiDi session to it. `while_starting` runs right after the spawn,
+        while the browser starts (the agent's own imports)."""
+        write_profile(profile, trust, proxy)
         spawned = await cls.spawn(binary, flags(profile), browser_env(profile), while_starting)
         try:
             bidi = await BidiConnection.connect(session_url(spawned.address))

@@ -13,7 +13,11 @@ Three groups, each for a reason a measured peer needs:
   check, no remote settings, Normandy or Nimbus experiments, no push service, no Pocket or new
   tab content, no DNS over HTTPS, no speculative connections or prefetching, no geolocation
   lookups, no OCSP, no translations or ML model downloads;
-- deterministic: no first-run pages, no session restore, no default-browser check, no proxy.
+- deterministic: no first-run pages, no session restore, no default-browser check, no proxy
+  (not the system's either) unless the host's network has one.
+
+A peer behind a network whose only way out is an HTTP proxy gets `proxy_prefs(url)` on top:
+what a corporate deployment sets (its enterprise policy's `Proxy`), see that function.
 
 `user_js(prefs)` renders them; the profile directory is the agent's (`browser.write_profile`).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 Pref = bool | int | str
 
@@ -198,6 +203,39 @@ STARTUP_PREFS: dict[str, Pref] = {
 
 #: Every preference a peer's profile gets.
 PREFS: dict[str, Pref] = {**CALL_PREFS, **QUIET_PREFS, **STARTUP_PREFS}
+
+
+def proxy_prefs(proxy: str) -> dict[str, Pref]:
+    """The preferences of a browser whose one way out is the HTTP proxy `proxy`
+    (`http://address:port`), as a corporate deployment sets them (the `Proxy` enterprise
+    policy): a manual proxy (`network.proxy.type` 1) for HTTP and SSL alike. The call page's
+    signaling WebSocket and WebRTC's TCP go through it: nICEr's TCP sockets (TURN over TCP and
+    TLS) are opened by the browser's network stack, which asks the proxy for a `CONNECT`
+    tunnel to the TURN server.
+
+    ICE is not forced onto the proxy (`media.peerconnection.ice.proxy_only` and
+    `proxy_only_if_behind_proxy` stay false): forced, nICEr refuses to create any UDP socket,
+    and a page without a camera or microphone permission gathers on the default route's
+    address only, which nICEr finds by connecting a UDP socket: refused, so "failed to find
+    default addresses" and not one candidate (Firefox's MOZ_LOG `nicer`; the call fails
+    `ice-failed`, measured with a data-channel call and with a fake-microphone call alike).
+    `proxy_only_if_behind_proxy` would not even apply: it asks whether the *document* came
+    through a proxy, and the call page is a `file://` page. So Firefox still sends UDP (its
+    host candidate's checks, STUN to the TURN server) onto the LAN, where the network's
+    firewall drops it, as a proxy-only office's firewall does.
+    """
+    parts = urlsplit(proxy)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"the proxy {proxy!r} is not http://address:port")
+    return {
+        "network.proxy.type": 1,
+        "network.proxy.http": parts.hostname,
+        "network.proxy.http_port": parts.port,
+        "network.proxy.ssl": parts.hostname,
+        "network.proxy.ssl_port": parts.port,
+        "network.proxy.share_proxy_settings": True,
+        "network.proxy.no_proxies_on": "",
+    }
 
 
 def user_js(prefs: Mapping[str, Pref] = PREFS) -> str:

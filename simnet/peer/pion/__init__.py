@@ -37,15 +37,19 @@ def ensure_built() -> Path:
     return BINARY
 
 
-def agent_argv(scratch: Path, trust: Sequence[Path] = ()) -> list[str]:
+def agent_argv(scratch: Path, trust: Sequence[Path] = (), proxy: str | None = None) -> list[str]:
     """The command line of a pion peer: it owns `scratch` (its CA bundle for TURN over TLS)
-    and trusts `trust` from its start."""
+    and trusts `trust` from its start. `proxy`: the HTTP proxy (`http://address:port`) its
+    signaling and TURN over TCP go through (`CONNECT`; `agent/proxy.go`)."""
     argv = [str(ensure_built()), "--scratch", str(scratch), "--tone", str(TONE)]
     for path in trust:
         argv += ["--trust", str(path)]
+    if proxy is not None:
+        argv += ["--proxy", proxy]
     return argv
 
 
 def launch_argv(launch: Launch) -> list[str]:
-    """The registry's hook: a pion peer owning `launch.scratch`, trusting `launch.trust`."""
-    return agent_argv(launch.scratch, launch.trust)
+    """The registry's hook: a pion peer owning `launch.scratch`, trusting `launch.trust`,
+    going out through `launch.proxy` when given."""
+    return agent_argv(launch.scratch, launch.trust, launch.proxy)

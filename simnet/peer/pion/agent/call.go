@@ -277,6 +277,9 @@ func (c *Call) newPeerConnection() error {
 		// pion's own liveness: disconnected after this much silence, keepalives at this pace
 		settings.SetICETimeouts(seconds(l.DisconnectedAfterS), seconds(30), seconds(l.CheckIntervalS))
 	}
+	if viaProxy != nil {
+		settings.SetICEProxyDialer(viaProxy) // TURN over TCP through CONNECT
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&engine), webrtc.WithSettingEngine(settings),
 		webrtc.WithInterceptorRegistry(registry))
 	config := webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
@@ -286,6 +289,12 @@ func (c *Call) newPeerConnection() error {
 	}
 	for _, s := range cmd.ICEServers {
 		server := webrtc.ICEServer{URLs: s.URLs}
+		if viaProxy != nil {
+			server.URLs = withoutTURNS(s.URLs)
+			if len(server.URLs) == 0 {
+				continue
+			}
+		}
 		if s.Username != nil {
 			server.Username = *s.Username
 		}

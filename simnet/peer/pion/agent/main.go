@@ -65,6 +65,9 @@ func (e *emitter) emit(event string, t float64, fields map[string]any) {
 
 type stringList []string
 
+// viaProxy is the HTTP proxy everything TCP goes through (--proxy), nil for none.
+var viaProxy *httpProxy
+
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
@@ -81,9 +84,14 @@ func main() {
 	scratch := flag.String("scratch", "", "a directory this peer owns (the CA bundle for TURN over TLS)")
 	tonePath := flag.String("tone", "", "the Opus packets of the audio it sends (length-prefixed)")
 	flag.Var(&trust, "trust", "a PEM file of CAs to trust for turns: URLs (repeatable)")
+	proxyURL := flag.String("proxy", "", "HTTP proxy (http://address:port) for signaling and TURN over TCP")
 	flag.Parse()
 	log.SetOutput(os.Stderr)
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	var err error
+	if viaProxy, err = proxyFrom(*proxyURL); err != nil {
+		log.Fatal(err)
+	}
 
 	a := &agent{trust: newTrustStore(*scratch)}
 	if err := a.trust.add(trust...); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -42,6 +43,9 @@ func openSignaling(ctx context.Context, kind, base, room, peer string, timeoutS 
 	timeout := time.Duration(timeoutS * float64(time.Second))
 	if kind == "http" {
 		s.client = &http.Client{}
+		if viaProxy != nil {
+			s.client.Transport = viaProxy.transport()
+		}
 		pollCtx, stop := context.WithCancel(context.Background())
 		s.stopPoll = stop
 		go s.poll(pollCtx)
@@ -62,7 +66,7 @@ func openSignaling(ctx context.Context, kind, base, room, peer string, timeoutS 
 		return nil, callFailed{"signaling", "bad signaling url " + target}
 	}
 	config.Dialer = &net.Dialer{Timeout: timeout}
-	ws, err := websocket.DialConfig(config)
+	ws, err := dialWebSocket(config)
 	if err != nil {
 		if ctx.Err() == nil && isTimeout(err) {
 			return nil, callFailed{"timeout:signaling", "timeout: no connection to " + target}
@@ -73,6 +77,37 @@ func openSignaling(ctx context.Context, kind, base, room, peer string, timeoutS 
 	s.ws = ws
 	go s.read()
 	return s, nil
+}
+
+// dialWebSocket opens the WebSocket directly, or through the proxy's CONNECT (--proxy).
+func dialWebSocket(config *websocket.Config) (*websocket.Conn, error) {
+	if viaProxy == nil {
+		return websocket.DialConfig(config)
+	}
+	address := config.Location.Host
+	if config.Location.Port() == "" {
+		address += map[string]string{"wss": ":443", "ws": ":80"}[config.Location.Scheme]
+	}
+	var conn net.Conn
+	var err error
+	if config.Location.Scheme == "wss" {
+		tlsConfig := config.TlsConfig
+		if tlsConfig == nil {
+			tlsConfig = &tls.Config{ServerName: config.Location.Hostname()}
+		}
+		conn, err = viaProxy.dialTLS(address, tlsConfig)
+	} else {
+		conn, err = viaProxy.Dial("tcp", address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ws, err := websocket.NewClient(config, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ws, nil
 }
 
 func isTimeout(err error) bool {
