@@ -194,6 +194,9 @@ def test_the_scenario_relays_through_the_proxy(tmp_path: Path, tools: Any) -> No
     assert row["relay_protocol"] in ("tcp", "tls") and row["proxy_target"].endswith(":443"), row
     kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()  # the log, with the rows
     assert "TCP_TUNNEL/200" in kept and f"CONNECT {row['proxy_target']}" in kept
+    (alice,) = tmp_path.glob(f"pcap-{row['run_id']}-*-alice.pcap")
+    assert packets(alice), "alice's capture is empty: nothing to judge by"
+    assert _udp_sources(alice) == set()
     assert not squids_of(row["run_id"])
 
 
