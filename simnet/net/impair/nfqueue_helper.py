@@ -561,6 +561,12 @@ def serve(configs: list[DirectionConfig], netns: str | None = None, rt_priority:
         if not chunk:  # the owner closed its end: keep shaping as configured
             loop.remove_reader(stdin)
             return
+        # A change applies to the packets that reach a queue after it: the ones the kernel
+        # queued before are read first, under the configuration they arrived in (the loop may
+        # hand this callback the control line before the queues' readers, and a packet read
+        # after a switch to `reorder` without delay would leave at once, ahead of its pile).
+        for queue, _ in queues:
+            queue.run(False)
         for answer in control.feed(chunk):
             _say(answer)
 
