@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, NetlinkError
 
 from simnet.errors import SimnetError
 from simnet.net import netns
@@ -111,8 +111,14 @@ def create_tun(ns: str) -> None:
     enters `ns` for it: pyroute2 makes a TUN with ioctls on /dev/net/tun, which create the
     device in the namespace of the calling thread, not in that of the netlink socket
     (docs/kernel-notes.md#nat64-tayga)."""
-    with netns.entered(ns), IPRoute() as ipr:
-        ipr.link("add", ifname=TUN_IF, kind="tuntap", mode="tun")
+    try:
+        with netns.entered(ns), IPRoute() as ipr:
+            ipr.link("add", ifname=TUN_IF, kind="tuntap", mode="tun")
+    except (OSError, NetlinkError) as exc:  # no /dev/net/tun, no TUN in the kernel
+        raise EnvironmentProblem(
+            f"cannot create the NAT64's TUN device in {ns}: {exc}",
+            fix="give the machine (or container) /dev/net/tun and a kernel with TUN",
+        ) from None
 
 
 def _attached(ns: str) -> bool:
