@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute, NetlinkError
 
-from simnet.errors import SimnetError
+from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.plan import NAT64_IF, Route, RouterPlan
 from simnet.net.process import ManagedProcess, start_logged

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from contextlib import nullcontext
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
+from pyroute2 import NetlinkError
 
 from simnet.cleanup import _own_netns_entry
-from simnet.errors import SimnetError
-from simnet.net import resolv
+from simnet.errors import EnvironmentProblem, SimnetError
+from simnet.net import nat64, resolv
 from simnet.net.nat64 import TUN_IF, Nat64, render_tayga, tun_routes
 from simnet.net.nftables import render_router
 from simnet.net.plan import RouterPlan
@@ -151,3 +153,27 @@ def test_cleanup_removes_only_the_runs_own_etc_netns_entries() -> None:
     assert not _own_netns_entry("/etc/passwd", "sn-abc123-")
     assert not _own_netns_entry("/etc/netns/sn-abc123-phone/../../passwd", "sn-abc123-")
     assert not _own_netns_entry(42, "sn-abc123-")
+
+
+def test_a_tun_the_kernel_refuses_is_an_environment_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No /dev/net/tun (a container without it) is one error with a fix, not a netlink traceback."""
+
+    class NoTun:
+        def __enter__(self) -> NoTun:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def link(self, *args: object, **kwargs: object) -> None:
+            raise NetlinkError(19, "No such device")
+
+    monkeypatch.setattr(nat64, "IPRoute", NoTun)
+    monkeypatch.setattr(nat64.netns, "entered", lambda ns: nullcontext())
+    with pytest.raises(EnvironmentProblem) as info:
+        nat64.create_tun("sn-x-carrier")
+    assert "TUN device in sn-x-carrier" in info.value.message and "/dev/net/tun" in str(
+        info.value.fix
+    )
