@@ -430,6 +430,7 @@ def _content_processes(agent: PeerAgent) -> list[int]:
     return group_processes(agent, "comm", lambda comm: comm.strip().startswith(names))
 
 
+@pytest.mark.solo  # as Chromium's hung-page test: the next call timed out beside other tests
 async def test_a_hung_page_is_a_browser_error_and_the_next_call_works(bench: Bench) -> None:
     """alice's web-content processes are stopped once her data channel is open: her result
     says "browser" within the shortest phase timeout (the watchdog's unanswered evaluation),
