@@ -6,6 +6,7 @@ real aiortc and a trickling peer is tests/integration/test_external_peer.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -34,7 +35,8 @@ def _candidate(candidate: str = HOST, **fields: Any) -> dict[str, Any]:
 
 
 def test_parse_reads_each_message_type() -> None:
-    assert parse(_msg("offer", sdp="v=0"), "bob", "alice") == Description("offer", "v=0")
+    offer = parse(_msg("offer", sdp="v=0"), "bob", "alice")
+    assert isinstance(offer, Description) and (offer.kind, offer.sdp) == ("offer", "v=0")
     candidate = parse(_candidate(SRFLX, sdpMid=None), "bob", "alice")
     assert isinstance(candidate, RemoteCandidate)
     assert (candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index) == (SRFLX, None, 0)
@@ -60,7 +62,8 @@ def test_parse_ignores_what_is_not_for_this_peer(message: dict[str, Any]) -> Non
 def test_a_message_without_to_is_for_every_peer() -> None:
     message = _msg("answer", sdp="v=0")
     del message["to"]
-    assert parse(message, "bob", "alice") == Description("answer", "v=0")
+    answer = parse(message, "bob", "alice")
+    assert isinstance(answer, Description) and (answer.kind, answer.sdp) == ("answer", "v=0")
 
 
 @pytest.mark.parametrize(
@@ -123,7 +126,7 @@ async def test_candidates_wait_for_the_remote_description_then_keep_their_order(
     # here the first candidate is read before anyone asked for the offer
     bench.send(_msg("offer", sdp="v=0 offer"), _candidate(HOST))
     await bench.settle()
-    assert await bench.router.description("offer", 1.0) == "v=0 offer"  # kept until asked
+    assert (await bench.router.description("offer", 1.0)).sdp == "v=0 offer"  # kept until asked
     bench.send(_candidate(SRFLX))
     await bench.settle()
     assert bench.applied == []  # no remote description yet: nothing is added
@@ -142,6 +145,22 @@ async def test_candidates_wait_for_the_remote_description_then_keep_their_order(
     await bench.router.stop()
 
 
+async def test_a_description_asked_for_late_carries_the_time_it_arrived() -> None:
+    """Its "<kind>_received" milestone is its arrival, as a trickled candidate's is: a
+    candidate read right after the offer can never seem to come before it (CI saw that when
+    the milestone was stamped when the waiting code resumed)."""
+    bench = Bench()
+    bench.router.start()
+    before = time.monotonic()
+    bench.send(_msg("offer", sdp="v=0 offer"), _candidate(HOST))
+    await bench.settle()
+    await asyncio.sleep(0.01)  # this side is busy: the offer waits to be asked for
+    asked = time.monotonic()
+    offer = await bench.router.description("offer", 1.0)
+    assert before <= offer.t < asked
+    await bench.router.stop()
+
+
 async def test_ignored_messages_do_not_disturb_the_call() -> None:
     bench = Bench(refuse=SRFLX)
     bench.router.start()
@@ -154,7 +173,7 @@ async def test_ignored_messages_do_not_disturb_the_call() -> None:
         _candidate(HOST),
     )
     bench.router.remote_description_set()
-    assert await bench.router.description("answer", 1.0) == "v=0 first"
+    assert (await bench.router.description("answer", 1.0)).sdp == "v=0 first"
     await bench.settle()
     assert bench.applied == [HOST]
     assert [why.split(":")[0] for why in bench.router.ignored] == [

@@ -48,8 +48,12 @@ CANDIDATE_PREFIX = "candidate:"
 
 @dataclass(frozen=True)
 class Description:
+    """The peer's offer or answer; `t` is when it arrived (time.monotonic()): its
+    "<kind>_received" milestone, on the clock its trickled candidates are stamped with."""
+
     kind: DescriptionKind
     sdp: str
+    t: float
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def parse(message: SignalingMessage, peer: str, remote_peer: str) -> Message | N
         sdp = message.get("sdp")
         if not isinstance(sdp, str) or not sdp:
             raise BadMessage(f"{kind} without an 'sdp' string")
-        return Description(kind, sdp)
+        return Description(kind, sdp, t)
     if kind == "end-of-candidates":
         return EndOfCandidates(t)
     if kind != "candidate":
@@ -147,7 +151,7 @@ class SignalingRouter:
         self.peer = peer
         self.remote_peer = remote_peer
         self._apply = apply
-        self._descriptions: dict[str, asyncio.Future[str | ChannelEnded]] = {}
+        self._descriptions: dict[str, asyncio.Future[Description | ChannelEnded]] = {}
         self._candidates: asyncio.Queue[RemoteCandidate | EndOfCandidates] = asyncio.Queue()
         self._ended_candidates = False
         self._failure: ChannelEnded | None = None
@@ -182,7 +186,7 @@ class SignalingRouter:
             if future.done():
                 self._ignore(f"a second {parsed.kind} from {self.remote_peer}")
             else:
-                future.set_result(parsed.sdp)
+                future.set_result(parsed)
             return
         if self._ended_candidates:
             self._ignore(f"{message.get('type')} from {self.remote_peer} after end-of-candidates")
@@ -195,7 +199,7 @@ class SignalingRouter:
         self.ignored.append(why)
         log.warning("ignored signaling message: %s", why)
 
-    def _future(self, kind: str) -> asyncio.Future[str | ChannelEnded]:
+    def _future(self, kind: str) -> asyncio.Future[Description | ChannelEnded]:
         future = self._descriptions.get(kind)
         if future is None:
             future = self._descriptions[kind] = asyncio.get_running_loop().create_future()
@@ -210,8 +214,8 @@ class SignalingRouter:
             if not future.done():
                 future.set_result(failure)
 
-    async def description(self, kind: DescriptionKind, timeout_s: float) -> str:
-        """The SDP of the remote peer's `kind`, already arrived or within `timeout_s`.
+    async def description(self, kind: DescriptionKind, timeout_s: float) -> Description:
+        """The remote peer's `kind`, already arrived or within `timeout_s`.
 
         Raises TimeoutError, or ChannelEnded when the channel ended first."""
         result = await within(asyncio.shield(self._future(kind)), timeout_s)

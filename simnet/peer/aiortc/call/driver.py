@@ -163,9 +163,9 @@ class Call:
         await transport.gather(offer)
         await signaling.send("offer", pc.localDescription.sdp)
         transport.check_candidates(turn)
-        sdp = await signaling.receive("answer")
-        self.events.event("answer_received")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        answer = await signaling.receive("answer")
+        self.events.event("answer_received", t=answer.t)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
         signaling.remote_description_set()
 
     async def _answer(
@@ -175,9 +175,9 @@ class Call:
         signaling: SignalingExchange,
         turn: TurnRecorder,
     ) -> None:
-        sdp = await signaling.receive("offer")
-        self.events.event("offer_received")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        offer = await signaling.receive("offer")
+        self.events.event("offer_received", t=offer.t)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         signaling.remote_description_set()
         self.media.add_tracks(pc)  # after the offer: they take its transceivers (sendrecv)
         answer = await pc.createAnswer()

@@ -25,6 +25,7 @@ from simnet.peer.aiortc.signaling_client import (
 )
 from simnet.peer.aiortc.signaling_router import (
     ChannelEnded,
+    Description,
     DescriptionKind,
     EndOfCandidates,
     RemoteCandidate,
@@ -84,8 +85,10 @@ class SignalingExchange:
             raise signaling_failure(exc) from None
         self._events.event(f"{kind}_sent", t=handed)
 
-    async def receive(self, kind: DescriptionKind) -> str:
-        """The SDP of the peer's `kind` (the router keeps it if it came first)."""
+    async def receive(self, kind: DescriptionKind) -> Description:
+        """The peer's `kind` (the router keeps it if it came first); the caller stamps
+        "<kind>_received" with its arrival time, not with when this call returned: a candidate
+        trickled right after it is stamped on arrival too, so the order stays the channel's."""
         assert self.router is not None
         try:
             return await self.router.description(kind, self.cmd.timeouts.signaling_s)
