@@ -163,17 +163,17 @@ class DataChannelProtocol:
 
     async def _exchange(self) -> None:
         limit = self.cmd.timeouts.datachannel_s
-        await bounded("datachannel", self.dc_open, limit)
+        await bounded("datachannel", self.dc_open, limit, "the channel's opening")
         if self.cmd.role == "offer":
             if self.cmd.rtt_probes:
-                await bounded("datachannel", self._probe_rtt(), limit)
+                await bounded("datachannel", self._probe_rtt(), limit, "the RTT probes")
             if self.cmd.data_bytes:
-                await bounded("datachannel", self._send_bulk(), limit)
+                await bounded("datachannel", self._send_bulk(), limit, "the transfer")
             self._send_control({"type": "summary", "rtt_ms": self.rtt_ms})
         else:
             if self.cmd.data_bytes:
-                await bounded("datachannel", self.bulk_done, limit)
-            await bounded("datachannel", self.summary, limit)
+                await bounded("datachannel", self.bulk_done, limit, "the transfer")
+            await bounded("datachannel", self.summary, limit, "the offerer's summary")
         if self.bulk_done.done():
             report = self.bulk_done.result()
             self.bytes = report.bytes

@@ -19,13 +19,17 @@ class CallFailed(Exception):
         self.detail = detail
 
 
-async def bounded(phase: str, awaitable: Awaitable[_T], timeout_s: float) -> _T:
-    """`awaitable`'s value, or the call fails as `timeout:<phase>` after `timeout_s`."""
+async def bounded(
+    phase: str, awaitable: Awaitable[_T], timeout_s: float, what: str | None = None
+) -> _T:
+    """`awaitable`'s value, or the call fails as `timeout:<phase>` after `timeout_s`; `what`
+    names the wait in the detail when a phase has several (which one ran out is the clue)."""
     try:
         async with asyncio.timeout(timeout_s):
             return await awaitable
     except TimeoutError:
-        raise CallFailed(f"timeout:{phase}", f"{phase} not done within {timeout_s:g} s") from None
+        waited = phase if what is None else f"{phase} ({what})"
+        raise CallFailed(f"timeout:{phase}", f"{waited} not done within {timeout_s:g} s") from None
 
 
 def settle(future: asyncio.Future[_T], value: _T) -> None:
