@@ -75,7 +75,7 @@ async def run_calls(
                     )
             finally:
                 captured = await stop_captures(captures)  # complete files, even on an error
-            outcome = call_outcome(scenario, call, services, offer, answer, agent_error)
+            outcome = await call_outcome(scenario, call, services, offer, answer, agent_error)
             figures = emulator.columns()
             row = ResultRow(
                 call=outcome,

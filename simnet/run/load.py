@@ -284,7 +284,7 @@ class _LoadRun:
         spec = _one(concrete).model_copy(update={"offerer": pair[0], "answerer": pair[1]})
         offer, answer, error = await one_call(concrete, spec, self.services, number)
         row = ResultRow(
-            call=call_outcome(concrete, spec, self.services, offer, answer, error),
+            call=await call_outcome(concrete, spec, self.services, offer, answer, error),
             scenario=self.scenario.name,
             scenario_hash=scenario_digest(self.scenario),
             overrides=tuple(self.overrides),

@@ -456,7 +456,7 @@ def relay_region(
     return None
 
 
-def call_outcome(
+async def call_outcome(
     scenario: Scenario,
     call: CallSpec,
     services: Services,
@@ -490,19 +490,25 @@ def call_outcome(
             **services.peer_columns(scenario, call),
         }
     )
-    outcome = with_proxy_figures(outcome, call, services)
+    outcome = await with_proxy_figures(outcome, call, services)
     return inferred_relay_protocol(outcome, call)
 
 
-def with_proxy_figures(outcome: CallOutcome, call: CallSpec, services: Services) -> CallOutcome:
-    """`via_proxy` and `proxy_target` from the proxies' access logs; a failed call whose proxy
-    refused a tunnel fails with `proxy-refused` (the refusal in `error_detail`)."""
-    if outcome.error == "proxy-unsupported":
+async def with_proxy_figures(
+    outcome: CallOutcome, call: CallSpec, services: Services
+) -> CallOutcome:
+    """`via_proxy` and `proxy_target` from the proxies' access logs and open tunnels; a failed
+    call whose proxy refused a tunnel fails with `proxy-refused` (the refusal in
+    `error_detail`). Read in a thread: asking squid's manager is a blocking socket exchange, and
+    under `simnet load` other calls share this loop."""
+    if outcome.error == "proxy-unsupported" or not services.proxied:
         return outcome
     turn = set().union(*turn_addresses(services).values()) if services.turn else set()
     # with `call.ice_urls: names` a browser asks the proxy for CONNECT <name>:443
     turn |= {server_name(name) for name in services.turn}
-    figures = proxy_figures(call, services.proxied, services.proxies, turn, services.call_wall_t)
+    figures = await asyncio.to_thread(
+        proxy_figures, call, services.proxied, services.proxies, turn, services.call_wall_t
+    )
     if figures is None:
         return outcome
     update: dict[str, Any] = {"via_proxy": figures.via_proxy, "proxy_target": figures.target}

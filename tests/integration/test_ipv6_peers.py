@@ -59,7 +59,7 @@ async def _call(network: Network, scenario: Scenario) -> dict[str, Any]:
     services = await start_services(network, scenario, [call.offerer, call.answerer])
     try:
         offer, answer, error = await one_call(scenario, call, services, 0)
-        return call_outcome(scenario, call, services, offer, answer, error).columns()
+        return (await call_outcome(scenario, call, services, offer, answer, error)).columns()
     finally:
         await services.close()
 
