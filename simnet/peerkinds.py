@@ -140,7 +140,8 @@ KINDS: dict[str, PeerKindSpec] = {
                 turn_tls=True,
                 turn_tls_to_address=True,
                 ipv6=True,  # gathers IPv6; simnet parses IPv6 URL literals for it (aioice cannot)
-                http_proxy=False,
+                # signaling and TURN over TCP/TLS through CONNECT (simnet.peer.aiortc.http_proxy)
+                http_proxy=True,
                 shared_process=True,  # simnet.peer.aiortc.host
                 replayed_media=True,  # simnet.peer.aiortc.media
             ),

@@ -216,6 +216,11 @@ class TurnAttempt(_Model):
     error: str | None = None
     error_code: StrictInt | None = Field(default=None, description="STUN error code, e.g. 401")
     elapsed_ms: Number
+    proxy_ms: Number | None = Field(
+        default=None,
+        description="behind an HTTP proxy: its CONNECT round trip (request to 200), part of "
+        "elapsed_ms: the time the proxy added before the allocation (aiortc's agent)",
+    )
 
 
 class SentStats(_Model):

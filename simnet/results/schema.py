@@ -90,6 +90,9 @@ class TurnAttemptRecord(_Part):
     error_code: int | None = None  # STUN error code, e.g. 401
     elapsed_ms: float
     side: str  # offerer or answerer
+    # behind an HTTP proxy, the CONNECT round trip within elapsed_ms (aiortc's agent); a key
+    # only attempts that went through a proxy have, so every other row reads as it always did
+    proxy_ms: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 def call_succeeded(connected: object, error: object) -> bool:

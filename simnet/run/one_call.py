@@ -178,7 +178,7 @@ async def start_services(
         )
         await services.signaling.start()
         certificates = [h.cert_path for h in services.turn.values() if h.cert_path is not None]
-        groups = _hosted_groups(scenario, shared)
+        groups = _hosted_groups(scenario, shared, set(services.proxied))
         hosted = {p for group in groups for p in group}
         own = [p for p in peers if p not in hosted]
         agents = await asyncio.gather(
@@ -235,14 +235,17 @@ def nat64_prefixes(network: Network, hosts: Sequence[str]) -> dict[str, IPv6Netw
     return out
 
 
-def _hosted_groups(scenario: Scenario, shared: Sequence[Sequence[str]]) -> list[list[str]]:
-    """`shared`'s groups, each split by kind, of the peers whose kind can share a process."""
+def _hosted_groups(
+    scenario: Scenario, shared: Sequence[Sequence[str]], proxied: set[str]
+) -> list[list[str]]:
+    """`shared`'s groups, each split by kind, of the peers whose kind can share a process; a
+    peer behind a proxy gets an agent of its own (its proxy is the agent's `--proxy`)."""
     groups: list[list[str]] = []
     for group in shared:
         by_kind: dict[str, list[str]] = {}
         for peer in group:
             kind = kind_of(scenario.hosts[peer])
-            if kind.capabilities.shared_process:
+            if kind.capabilities.shared_process and peer not in proxied:
                 by_kind.setdefault(kind.name, []).append(peer)
         groups += by_kind.values()
     return groups

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shlex
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from simnet.net.netns import socket_in
 from simnet.net.plan import plan_network
 from simnet.net.process import group_members
 from simnet.peerkinds import find_program, kind
+from simnet.results.store import load
 from simnet.scenario.load import load_scenario, scenario_from_dict
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 from simnet.services.squid import ProxyConfig, start_squid
@@ -145,7 +148,8 @@ def test_a_proxy_with_auth_wants_the_password() -> None:
             https.accept()[0].close()
 
 
-SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "corporate-proxy.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "scenarios" / "corporate-proxy.yaml"
 
 
 def squids_of(run_id: str) -> list[int]:
@@ -161,11 +165,15 @@ def squids_of(run_id: str) -> list[int]:
     return found
 
 
+#: a program of the user's own (the external kind): simnet cannot give it a proxy
+MINIMAL_PEER = shlex.join([sys.executable, str(ROOT / "examples" / "peers" / "minimal_peer.py")])
+
+
 @pytest.mark.parametrize(
     ("override", "error"),
     [
         ("servers.proxy.connect_ports=[8443]", "proxy-refused"),
-        ("hosts.alice.peer=aiortc", "proxy-unsupported"),
+        (f"hosts.alice.peer={{command: '{MINIMAL_PEER}'}}", "proxy-unsupported"),
     ],
 )
 def test_a_call_the_proxy_cannot_carry_fails_with_its_own_error(
@@ -219,16 +227,20 @@ NO_PION = pytest.mark.skipif(PION is None or not find_program(PION.binaries), re
         pytest.param("firefox", "tcp", (), marks=NO_FIREFOX),
         pytest.param("firefox", "tls", BY_NAME, marks=NO_FIREFOX),
         pytest.param("pion", "tcp", (), marks=NO_PION),
+        ("aiortc", "tls", ()),  # its first TURN URL is the call's first transport's
+        ("aiortc", "tcp", ("call.turn_transports=[tcp]",)),
     ],
 )
-def test_firefox_and_pion_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
+def test_the_other_stacks_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
     peer: str, protocol: str, overrides: tuple[str, ...], tmp_path: Path, tools: Any
 ) -> None:
-    """Firefox alice (its profile's manual proxy, HTTP and SSL) or pion alice (its agent's
-    CONNECT dialer, for signaling and pion's ICE proxy dialer): signaling and TURN over TCP (or,
-    Firefox's, TLS to the server's name) go through `CONNECT` to 443. Neither keeps ICE off UDP
-    (Firefox, forced, finds no address to gather on: `simnet.peer.firefox.prefs`; pion's proxy
-    dialer is for TURN over TCP only), so her UDP reaches her LAN, and no further: bob's capture
+    """Firefox alice (its profile's manual proxy, HTTP and SSL), pion alice (its agent's
+    CONNECT dialer, for signaling and pion's ICE proxy dialer) or aiortc alice (its agent's
+    tunnels: `simnet.peer.aiortc.http_proxy`): signaling and TURN over TCP (or TLS: Firefox's
+    to the server's name, aiortc's to its address) go through `CONNECT` to 443. None keeps ICE
+    off UDP (Firefox, forced, finds no address to gather on: `simnet.peer.firefox.prefs`; pion's
+    proxy dialer is for TURN over TCP only; aiortc still gathers host candidates), so her UDP
+    reaches her LAN, and no further: bob's capture
     has not one UDP packet from her office's address."""
     sets = ["--set", f"hosts.alice.peer={peer}", "--set", "call.expect=null"]
     for override in overrides:
@@ -243,6 +255,11 @@ def test_firefox_and_pion_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
     assert row["relay_protocol"] == protocol and row["proxy_target"].endswith(":443"), row
     kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()
     assert "TCP_TUNNEL/200 " in kept and f"CONNECT {row['proxy_target']}" in kept
+    if peer == "aiortc":  # its agent times its tunnel: the time the proxy added
+        (stored,) = load(tmp_path).to_dict("records")
+        attempts = [a for a in json.loads(stored["turn_attempts"]) if a["side"] == "offer"]
+        assert attempts and all(a["ok"] and a["transport"] == protocol for a in attempts)
+        assert all(0 < a["proxy_ms"] <= a["elapsed_ms"] for a in attempts), attempts
     office = plan_network(load_scenario(SCENARIO)).routers_of("alice")[0].wan_address
     assert office is not None
     (bob,) = tmp_path.glob(f"pcap-{row['run_id']}-*-bob.pcap")

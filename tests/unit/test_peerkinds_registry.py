@@ -137,12 +137,14 @@ def test_sharing_a_process_comes_from_the_registry(monkeypatch: pytest.MonkeyPat
         {"hosts": {"a": {}, "b": {"peer": "chromium"}, "c": {}, "d": {"peer": "chromium"}}}
     )
     shared = [["a", "b"], ["c", "d"]]
-    assert _hosted_groups(scenario, shared) == [["a"], ["c"]]
+    assert _hosted_groups(scenario, shared, set()) == [["a"], ["c"]]
+    # a peer behind a proxy gets an agent of its own: its proxy is that agent's --proxy
+    assert _hosted_groups(scenario, shared, {"c"}) == [["a"]]
     _with(monkeypatch, "chromium", shared_process=True)
-    assert _hosted_groups(scenario, shared) == [["a"], ["b"], ["c"], ["d"]]
+    assert _hosted_groups(scenario, shared, set()) == [["a"], ["b"], ["c"], ["d"]]
     _with(monkeypatch, "aiortc", shared_process=False)
     _with(monkeypatch, "chromium", shared_process=False)
-    assert _hosted_groups(scenario, shared) == []
+    assert _hosted_groups(scenario, shared, set()) == []
 
 
 def _services() -> Any:

@@ -19,5 +19,7 @@ from simnet.peerkinds import Launch
 
 def agent_argv(launch: Launch) -> list[str]:
     """The command line of an aiortc peer agent living in namespace `launch.ns` (it enters the
-    namespace itself, and says so in its log if it cannot)."""
-    return [sys.executable, "-m", "simnet.peer.aiortc", "--netns", launch.ns]
+    namespace itself, and says so in its log if it cannot), going out through `launch.proxy`
+    when given (`simnet.peer.aiortc.http_proxy`)."""
+    argv = [sys.executable, "-m", "simnet.peer.aiortc", "--netns", launch.ns]
+    return [*argv, "--proxy", launch.proxy] if launch.proxy is not None else argv

@@ -53,6 +53,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="network namespace to live in (omitted: stay in the caller's)",
     )
     parser.add_argument("--log-level", default=settings.agent_log_level())
+    parser.add_argument(
+        "--proxy",
+        help="HTTP proxy (http://address:port) signaling and TURN over TCP/TLS go through",
+    )
     return parser.parse_args(argv)
 
 
@@ -158,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     emit = EventWriter()
     configure_logging(args.log_level)
     import aiortc  # noqa: F401  the point of a warm agent: pay for this before the clock starts
+
+    if args.proxy:
+        from simnet.peer.aiortc.http_proxy import PROXY, HttpProxy
+
+        PROXY.set(HttpProxy.from_url(args.proxy))  # before the loop: every call inherits it
 
     imported = time.monotonic()
     return asyncio.run(_serve(emit, started, imported))

@@ -39,6 +39,9 @@ What aiortc does not tell, and simnet needs:
   re-sends our check in flight to the address a check request just came from,
   `resend_checks_to`, as RFC 8445 section 7.3.1.4 asks, instead of waiting out aioice's 500 ms
   retransmission timer).
+- Behind an HTTP proxy (`simnet.peer.aiortc.http_proxy.PROXY`, the agent's `--proxy`): the
+  TURN wrapper allocates over TCP or TLS on a socket the proxy tunnelled (`CONNECT`), as
+  `create_turn_endpoint` does on one it connects itself; TURN over UDP fails at once there.
 - TLS trust: for `turns:` URLs aiortc passes `ssl=True`, i.e. the system's default CA store,
   which rejects coturn's certificate (signed by the run's own CA). The same wrapper substitutes an
   `ssl.SSLContext` that trusts the call's `ca_file` (hostname checking stays on: coturn's
@@ -77,6 +80,7 @@ from aioice.candidate import Candidate, candidate_priority
 from aioice.ice import CandidatePair, Connection, TransportPolicy
 
 from simnet.callspec import TURN_QUOTA_CODES, TurnTransport
+from simnet.peer.aiortc.http_proxy import PROXY, HttpProxy, ProxyError
 
 if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
     from aiortc import RTCPeerConnection
@@ -197,16 +201,67 @@ async def _recording_create_turn_endpoint(*args: Any, **kwargs: Any) -> Any:
                 error=error,
                 error_code=code,
                 elapsed_ms=(time.monotonic() - started) * 1000,
+                proxy_ms=tunnelled[0] * 1000 if tunnelled else None,
             )
         )
 
+    proxy = PROXY.get()
+    tunnelled: list[float] = []  # the CONNECT round trip, when there is a proxy
     try:
-        result = await _original_create_turn_endpoint(*args, **kwargs)
+        if proxy is None:
+            result = await _original_create_turn_endpoint(*args, **kwargs)
+        else:
+            result = await _create_turn_endpoint_via(proxy, tunnelled, *args, **kwargs)
     except BaseException as exc:
         record(False, exc)
         raise
     record(True)
     return result
+
+
+async def _create_turn_endpoint_via(
+    proxy: HttpProxy,
+    tunnelled: list[float],
+    protocol_factory: Callable[[], Any],
+    server_addr: tuple[str, int],
+    username: str | None,
+    password: str | None,
+    lifetime: int = aioice_turn.DEFAULT_ALLOCATION_LIFETIME,
+    channel_refresh_time: int = aioice_turn.DEFAULT_CHANNEL_REFRESH_TIME,
+    ssl: Any = None,  # aioice's keyword: True, an SSLContext, or None for plain TCP
+    transport: str = "udp",
+) -> tuple[aioice_turn.TurnTransport, Any]:
+    """`create_turn_endpoint` through `proxy`: TURN over TCP (TLS started inside the tunnel,
+    to the TURN server) on a socket the proxy tunnelled. TURN over UDP cannot go through an
+    HTTP proxy: it fails at once, so the next transport is tried without waiting. The
+    tunnel's round trip (`CONNECT` to `200`, seconds) is appended to `tunnelled`."""
+    if transport != "tcp":
+        raise ProxyError(f"TURN over UDP cannot go through the HTTP proxy {proxy.url}")
+    host, port = str(server_addr[0]), int(server_addr[1])
+    asked = time.monotonic()
+    sock = await proxy.tunnel(host, port, GATHER_WINDOW_S)
+    tunnelled.append(time.monotonic() - asked)
+    loop = asyncio.get_running_loop()
+    inner_transport, inner_protocol = await loop.create_connection(
+        lambda: aioice_turn.TurnClientTcpProtocol(
+            server_addr,
+            username=username,
+            password=password,
+            lifetime=lifetime,
+            channel_refresh_time=channel_refresh_time,
+        ),
+        sock=sock,
+        ssl=ssl,
+        server_hostname=host if ssl else None,
+    )
+    try:
+        protocol = protocol_factory()
+        turn_transport = aioice_turn.TurnTransport(inner_protocol)
+        await turn_transport._connect(protocol)
+    except BaseException:
+        inner_transport.close()  # as aioice does: a cancelled gathering must not leak it
+        raise
+    return turn_transport, protocol
 
 
 def _describe(exc: BaseException) -> tuple[str, int | None]:
@@ -218,6 +273,8 @@ def _describe(exc: BaseException) -> tuple[str, int | None]:
         return f"TURN allocation: {code} {reason}".rstrip(), code
     if isinstance(exc, stun.TransactionTimeout):
         return "TURN allocation: no answer (timed out)", None
+    if isinstance(exc, ProxyError):
+        return f"TURN allocation: {exc}", None
     return f"TURN allocation: {type(exc).__name__}: {exc}", None
 
 

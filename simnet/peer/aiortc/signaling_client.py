@@ -31,9 +31,11 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
+import websockets
 
 from simnet.aio import within
 from simnet.errors import SimnetError
+from simnet.peer.aiortc.http_proxy import HttpProxy
 
 Transport = Literal["ws", "http"]
 SignalingErrorKind = Literal["connect", "rejected", "timeout", "closed"]
@@ -237,6 +239,68 @@ class _HttpChannel(Channel):
             raise _transport_error(exc, self.url, timeout, "closed") from None
 
 
+class _TunnelledWsChannel(Channel):
+    """The WebSocket through an HTTP proxy's `CONNECT` tunnel, as browsers open it (the
+    `websockets` client's proxy support); `session` only serves the base class's close."""
+
+    kind: Transport = "ws"
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, ws: websockets.ClientConnection
+    ) -> None:
+        super().__init__(session, url)
+        self._ws = ws
+
+    async def _read(self) -> None:
+        try:
+            async for data in self._ws:
+                message = _decode(data if isinstance(data, str) else data.decode(errors="replace"))
+                if message is not None:
+                    self._inbox.put_nowait(message)
+        except websockets.ConnectionClosed as exc:
+            raise SignalingError(f"signaling WebSocket closed: {exc}", kind="closed") from None
+        raise SignalingError(
+            f"signaling server closed the WebSocket (code {self._ws.close_code})", kind="closed"
+        )
+
+    async def send(self, message: SignalingMessage) -> None:
+        self._check_open()
+        try:
+            await self._ws.send(json.dumps(message))
+        except websockets.ConnectionClosed as exc:
+            raise SignalingError(f"signaling WebSocket is closed: {exc}", kind="closed") from None
+
+    async def _close_transport(self) -> None:
+        await self._ws.close()
+
+
+async def _open_tunnelled_ws(
+    session: aiohttp.ClientSession, url: str, proxy: HttpProxy, timeout_s: float
+) -> Channel:
+    try:
+        ws = await websockets.connect(
+            url,
+            proxy=proxy.url,
+            open_timeout=timeout_s,
+            ping_interval=None,
+            close_timeout=WS_CLOSE_TIMEOUT_S,
+        )
+    except websockets.InvalidStatus as exc:
+        status = exc.response.status_code
+        raise SignalingError(
+            f"signaling server refused the WebSocket: HTTP {status}", kind="rejected"
+        ) from None
+    except websockets.InvalidProxyStatus as exc:
+        status = exc.response.status_code
+        raise SignalingError(
+            f"the proxy {proxy.url} refused to tunnel to the signaling server: HTTP {status}",
+            kind="rejected",
+        ) from None
+    except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        raise _transport_error(exc, url, timeout_s, "connect") from None
+    return _TunnelledWsChannel(session, url, ws)
+
+
 async def _check_status(response: aiohttp.ClientResponse, what: str) -> None:
     if response.status >= 400:
         detail = (await response.text()).strip()
@@ -260,18 +324,27 @@ def _transport_error(
 
 
 async def open_channel(
-    kind: Transport, url_base: str, room: str, peer: str, timeout_s: float
+    kind: Transport,
+    url_base: str,
+    room: str,
+    peer: str,
+    timeout_s: float,
+    proxy: HttpProxy | None = None,
 ) -> Channel:
-    """Connect peer `peer` to `room` on the server at `url_base` within `timeout_s`.
+    """Connect peer `peer` to `room` on the server at `url_base` within `timeout_s`, through
+    `proxy` when given (`simnet.peer.aiortc.http_proxy`).
 
     Fails fast with SignalingError("connect") when nothing listens (no retry: the orchestrator
     starts the server before any peer), "rejected" when the server refuses. `timeout_s` also
     bounds each later HTTP `send`.
     """
     url = _endpoint(kind, url_base, room, peer)
-    session = aiohttp.ClientSession()
+    channel: Channel
+    session = aiohttp.ClientSession(proxy=proxy.url if proxy is not None else None)
     try:
-        if kind == "ws":
+        if kind == "ws" and proxy is not None:
+            channel = await _open_tunnelled_ws(session, url, proxy, timeout_s)
+        elif kind == "ws":
             try:
                 async with asyncio.timeout(timeout_s):
                     ws = await session.ws_connect(
@@ -286,7 +359,7 @@ async def open_channel(
                 ) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _transport_error(exc, url, timeout_s, "connect") from None
-            channel: Channel = _WsChannel(session, url, ws)
+            channel = _WsChannel(session, url, ws)
         else:
             http = _HttpChannel(session, url, timeout_s)
             await http.poll(0, timeout_s, "connect")  # proves the server answers; takes backlog

@@ -60,6 +60,7 @@ from simnet.peer.aiortc.call.result import CallOutcome
 from simnet.peer.aiortc.call.signaling import SignalingExchange
 from simnet.peer.aiortc.call.tracks import CallMedia
 from simnet.peer.aiortc.call.transport import Transport
+from simnet.peer.aiortc.http_proxy import PROXY, through_proxy
 from simnet.peer.aiortc.namespaced import CURRENT
 from simnet.peer.aiortc.resolve import resolved_servers
 from simnet.peer.protocol import CallCommand, CallResult
@@ -116,6 +117,8 @@ class Call:
         self.events.event("call_started", role=cmd.role, room=cmd.room)
         # names resolved as this host resolves them (simnet.peer.aiortc.resolve)
         servers = await resolved_servers(cmd.ice_servers, lambda: CURRENT.get() or current_netns())
+        if PROXY.get() is not None:
+            servers = through_proxy(servers)
         # aiortc allocates on the first TURN URL; the others' transports are the fallbacks
         turn.relay_url = self.turn_url
         turn.fallbacks = turn_urls_by_transport(servers)[1:]

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from simnet.callspec import CLOSE_TIMEOUT_S
 from simnet.peer.aiortc.call.events import CallEvents
 from simnet.peer.aiortc.call.failure import CallFailed
+from simnet.peer.aiortc.http_proxy import PROXY
 from simnet.peer.aiortc.signaling_client import (
     Channel,
     SignalingError,
@@ -67,6 +68,7 @@ class SignalingExchange:
                 cmd.room,
                 cmd.peer,
                 cmd.timeouts.signaling_s,
+                PROXY.get(),
             )
         except SignalingError as exc:
             raise signaling_failure(exc) from None

@@ -1,0 +1,121 @@
+"""TCP through an HTTP proxy's `CONNECT` tunnel: how simnet's aiortc agent leaves a network
+whose only way out is a proxy (`firewall.proxy_only`), as a Python bot behind a corporate proxy
+must. aiortc and aioice know no proxy; the agent gets one with `--proxy http://address:port`.
+
+What goes through it, each as a browser's network stack sends it (docs/guides/proxy.md):
+
+- TURN over TCP and TLS: `simnet.peer.aiortc.aioice_adapter` allocates over a tunnelled socket
+  (TLS is started inside the tunnel, to the TURN server, as `turns:` asks);
+- the signaling WebSocket: opened over a tunnelled socket too (`signaling_client`); aiohttp
+  would send a `ws://` request to the proxy as a plain `GET` with `Upgrade`, which squid refuses
+  to upgrade unless told to (`http_upgrade_request_protocols`), while browsers tunnel it;
+- HTTP (long-poll) signaling: aiohttp's own proxy support (absolute-form requests).
+
+UDP never goes through a proxy: the agent's host and server-reflexive gathering still sends it
+onto the LAN, where the firewall drops it, as it drops a browser's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from simnet.peer.iceurl import IceUrl, host_port
+from simnet.peer.protocol import IceServer
+
+MAX_HEAD_BYTES = 8192  # a proxy's answer to CONNECT is a status line and a few headers
+
+
+class ProxyError(OSError):
+    """The proxy could not be reached, or it refused the tunnel (`status`: its status line)."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class HttpProxy:
+    """An HTTP proxy at `host:port` that tunnels with `CONNECT`."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def from_url(cls, url: str) -> HttpProxy:
+        """`http://address:port` (what the orchestrator gives the agent)."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname is None or parts.port is None:
+            raise ValueError(f"--proxy {url!r} is not http://address:port")
+        return cls(parts.hostname, parts.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{host_port(self.host, self.port)}"
+
+    async def tunnel(self, host: str, port: int, timeout_s: float) -> socket.socket:
+        """A connected socket whose bytes reach `host:port` through the proxy: `CONNECT`, then
+        the proxy's `200` status line and headers, read a byte at a time so that nothing the
+        far end sends after them is taken from the caller."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        target = host_port(host, port)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await loop.sock_connect(sock, (self.host, self.port))
+                request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+                await loop.sock_sendall(sock, request.encode())
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    byte = await loop.sock_recv(sock, 1)
+                    if not byte or len(head) > MAX_HEAD_BYTES:
+                        raise ProxyError(f"proxy {self.url}: no answer to CONNECT {target}")
+                    head += byte
+        except TimeoutError:
+            sock.close()
+            raise ProxyError(
+                f"proxy {self.url}: CONNECT {target} not answered within {timeout_s:g} s"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, ProxyError):
+                raise
+            raise ProxyError(f"proxy {self.url}: {exc}") from exc
+        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        fields = status.split()
+        if len(fields) < 2 or fields[1] != "200":
+            sock.close()
+            raise ProxyError(f"proxy {self.url} refused CONNECT {target}: {status}", status)
+        return sock
+
+
+#: The proxy this agent's calls go out through (set once from `--proxy`); None: no proxy.
+PROXY: contextvars.ContextVar[HttpProxy | None] = contextvars.ContextVar(
+    "simnet_http_proxy", default=None
+)
+
+
+def through_proxy(servers: list[IceServer]) -> list[IceServer]:
+    """The ICE servers' URLs a call behind a proxy can use: TURN over TCP and TLS. STUN and
+    TURN over UDP are UDP, which no HTTP proxy carries: aioice would wait its whole 5 s STUN
+    window for an answer the firewall drops, and allocate on a UDP URL first (aiortc takes one
+    TURN URL). Browsers drop them too (Chromium's `disable_non_proxied_udp`)."""
+    kept = []
+    for server in servers:
+        urls = [u for u in server.urls if _tunnels(u)]
+        if urls:
+            kept.append(server.model_copy(update={"urls": urls}))
+    return kept
+
+
+def _tunnels(url: str) -> bool:
+    try:
+        parsed = IceUrl.parse(url)
+    except ValueError:
+        return False
+    return parsed.scheme in ("turn", "turns") and parsed.transport == "tcp"
