@@ -28,7 +28,7 @@ class ProxySide:
     """The proxy a host's network lets out alone, and the addresses it sees the host by."""
 
     proxy: str  # the server's name
-    url: str  # http://address:port
+    url: str  # http://[user:password@]address:port (`SquidHandle.client_url`)
     clients: frozenset[str]
 
 
@@ -53,7 +53,7 @@ def proxied_hosts(
             clients = {str(a) for a in network.plan.nodes[host].all_addresses()}
             for r in routers:
                 clients |= {str(a) for a in (r.wan_address, r.wan6) if a is not None}
-            out[host] = ProxySide(name, proxies[name].url(), frozenset(clients))
+            out[host] = ProxySide(name, proxies[name].client_url(), frozenset(clients))
             break
     return out
 

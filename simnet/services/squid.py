@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from simnet.addresses import IPAddress, socket_family, url_host
 from simnet.aio import within
@@ -143,8 +144,19 @@ class SquidHandle:
         return self.config.listening_ips[0]
 
     def url(self) -> str:
-        """What a client is told: `http://address:port`."""
+        """Where a client finds it: `http://address:port`."""
         return f"http://{url_host(self.address)}:{self.config.port}"
+
+    def client_url(self) -> str:
+        """What a peer behind it is told: `url()`, with the basic credentials when the proxy
+        asks for them (`http://user:password@address:port`, each part percent-encoded). A
+        peer that can answer the proxy's 407 uses them (pion's and aiortc's agents); a browser
+        is given the address alone."""
+        auth = self.config.auth
+        if auth is None:
+            return self.url()
+        secret = f"{quote(auth.user, safe='')}:{quote(auth.password, safe='')}"
+        return f"http://{secret}@{url_host(self.address)}:{self.config.port}"
 
     def access_log(self) -> list[ProxyRequest]:
         """The requests the proxy has logged so far."""

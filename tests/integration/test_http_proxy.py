@@ -266,3 +266,35 @@ def test_the_other_stacks_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
     assert packets(bob), "bob's capture is empty: nothing to judge by"
     assert str(office) not in _udp_sources(bob)
     assert not squids_of(row["run_id"])
+
+
+#: credentials with the characters a URL must escape
+AUTH = "servers.proxy.auth={user: alice, password: 's3cr:t@/x'}"
+
+
+@pytest.mark.parametrize(
+    ("peer", "error"),
+    [
+        ("aiortc", None),
+        pytest.param("pion", None, marks=NO_PION),
+        ("chromium", "proxy-refused"),  # headless, it answers no 407 (docs/guides/proxy.md)
+    ],
+)
+def test_a_proxy_asking_for_credentials_gets_them_from_the_agents_not_from_chromium(
+    peer: str, error: str | None, tmp_path: Path, tools: Any
+) -> None:
+    """pion's and aiortc's agents are given the proxy's basic credentials (in `--proxy`'s URL,
+    percent-encoded) and answer with them; Chromium is given the address alone and refused.
+    The password is in no output."""
+    sets = ["--set", f"hosts.alice.peer={peer}", "--set", "call.expect=null", "--set", AUTH]
+    done = tools.run_cli("run", str(SCENARIO), "--json", "--out", str(tmp_path), *sets, timeout=180)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 1, done.output
+    row = rows[0]
+    assert row["error"] == error, row
+    if error is None:
+        assert row["via_proxy"] is True and row["path"] == "relay", row
+    kept = (tmp_path / f"proxy-{row['run_id']}-proxy.log").read_text()
+    assert ("TCP_TUNNEL/200 " in kept) == (error is None), kept
+    assert "s3cr" not in done.output and "s3cr" not in json.dumps(row)
+    assert not squids_of(row["run_id"])

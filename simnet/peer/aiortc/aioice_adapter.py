@@ -236,7 +236,7 @@ async def _create_turn_endpoint_via(
     HTTP proxy: it fails at once, so the next transport is tried without waiting. The
     tunnel's round trip (`CONNECT` to `200`, seconds) is appended to `tunnelled`."""
     if transport != "tcp":
-        raise ProxyError(f"TURN over UDP cannot go through the HTTP proxy {proxy.url}")
+        raise ProxyError(f"TURN over UDP cannot go through the HTTP proxy {proxy.address}")
     host, port = str(server_addr[0]), int(server_addr[1])
     asked = time.monotonic()
     sock = await proxy.tunnel(host, port, GATHER_WINDOW_S)

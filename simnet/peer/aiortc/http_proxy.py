@@ -18,10 +18,11 @@ onto the LAN, where the firewall drops it, as it drops a browser's.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from simnet.peer.iceurl import IceUrl, host_port
 from simnet.peer.protocol import IceServer
@@ -39,22 +40,44 @@ class ProxyError(OSError):
 
 @dataclass(frozen=True)
 class HttpProxy:
-    """An HTTP proxy at `host:port` that tunnels with `CONNECT`."""
+    """An HTTP proxy at `host:port` that tunnels with `CONNECT`, with the basic credentials
+    (`user`, `password`) it asks for, if any."""
 
     host: str
     port: int
+    user: str | None = None
+    password: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> HttpProxy:
-        """`http://address:port` (what the orchestrator gives the agent)."""
+        """`http://[user:password@]address:port` (what the orchestrator gives the agent)."""
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None or parts.port is None:
-            raise ValueError(f"--proxy {url!r} is not http://address:port")
-        return cls(parts.hostname, parts.port)
+            raise ValueError("--proxy is not http://[user:password@]address:port")
+        user = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        return cls(parts.hostname, parts.port, user, password)
+
+    @property
+    def address(self) -> str:
+        """`http://address:port`: the proxy as messages name it (never its password)."""
+        return f"http://{host_port(self.host, self.port)}"
 
     @property
     def url(self) -> str:
-        return f"http://{host_port(self.host, self.port)}"
+        """`address` with the credentials, for clients that read them from the URL."""
+        if self.user is None:
+            return self.address
+        secret = f"{quote(self.user, safe='')}:{quote(self.password or '', safe='')}@"
+        return f"http://{secret}{host_port(self.host, self.port)}"
+
+    @property
+    def authorization(self) -> str | None:
+        """The `Proxy-Authorization` value (basic), or None without credentials."""
+        if self.user is None:
+            return None
+        token = base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()
+        return f"Basic {token}"
 
     async def tunnel(self, host: str, port: int, timeout_s: float) -> socket.socket:
         """A connected socket whose bytes reach `host:port` through the proxy: `CONNECT`, then
@@ -68,30 +91,35 @@ class HttpProxy:
         try:
             async with asyncio.timeout(timeout_s):
                 await loop.sock_connect(sock, (self.host, self.port))
-                request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
-                await loop.sock_sendall(sock, request.encode())
+                await loop.sock_sendall(sock, self._connect_request(target))
                 head = b""
                 while not head.endswith(b"\r\n\r\n"):
                     byte = await loop.sock_recv(sock, 1)
                     if not byte or len(head) > MAX_HEAD_BYTES:
-                        raise ProxyError(f"proxy {self.url}: no answer to CONNECT {target}")
+                        raise ProxyError(f"proxy {self.address}: no answer to CONNECT {target}")
                     head += byte
         except TimeoutError:
             sock.close()
             raise ProxyError(
-                f"proxy {self.url}: CONNECT {target} not answered within {timeout_s:g} s"
+                f"proxy {self.address}: CONNECT {target} not answered within {timeout_s:g} s"
             ) from None
         except OSError as exc:
             sock.close()
             if isinstance(exc, ProxyError):
                 raise
-            raise ProxyError(f"proxy {self.url}: {exc}") from exc
+            raise ProxyError(f"proxy {self.address}: {exc}") from exc
         status = head.split(b"\r\n", 1)[0].decode(errors="replace")
         fields = status.split()
         if len(fields) < 2 or fields[1] != "200":
             sock.close()
-            raise ProxyError(f"proxy {self.url} refused CONNECT {target}: {status}", status)
+            raise ProxyError(f"proxy {self.address} refused CONNECT {target}: {status}", status)
         return sock
+
+    def _connect_request(self, target: str) -> bytes:
+        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        if self.authorization is not None:
+            lines.append(f"Proxy-Authorization: {self.authorization}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 #: The proxy this agent's calls go out through (set once from `--proxy`); None: no proxy.

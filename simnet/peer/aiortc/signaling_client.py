@@ -293,7 +293,7 @@ async def _open_tunnelled_ws(
     except websockets.InvalidProxyStatus as exc:
         status = exc.response.status_code
         raise SignalingError(
-            f"the proxy {proxy.url} refused to tunnel to the signaling server: HTTP {status}",
+            f"the proxy {proxy.address} refused to tunnel to the signaling server: HTTP {status}",
             kind="rejected",
         ) from None
     except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
@@ -340,7 +340,14 @@ async def open_channel(
     """
     url = _endpoint(kind, url_base, room, peer)
     channel: Channel
-    session = aiohttp.ClientSession(proxy=proxy.url if proxy is not None else None)
+    session = (
+        aiohttp.ClientSession()
+        if proxy is None
+        else aiohttp.ClientSession(
+            proxy=proxy.address,
+            proxy_auth=aiohttp.BasicAuth(proxy.user, proxy.password or "") if proxy.user else None,
+        )
+    )
     try:
         if kind == "ws" and proxy is not None:
             channel = await _open_tunnelled_ws(session, url, proxy, timeout_s)

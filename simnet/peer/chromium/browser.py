@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from simnet.aio import within
 from simnet.peer.browser.launch import BrowserError as BrowserError
@@ -181,8 +182,10 @@ def flags(
         argv.append(f"--ignore-certificate-errors-spki-list={','.join(spki)}")
     if proxy is not None:
         # Everything through the proxy, WebRTC's TCP (TURN over TCP/TLS) included; UDP is kept
-        # off by the profile's policy preference (`policy_preference`).
-        argv.append(f"--proxy-server={proxy}")
+        # off by the profile's policy preference (`policy_preference`). The address alone:
+        # headless, Chromium answers no 407 with credentials (docs/guides/proxy.md#peers).
+        parts = urlsplit(proxy)
+        argv.append(f"--proxy-server={parts.scheme}://{parts.netloc.rpartition('@')[2]}")
     argv.append(url)  # the first page: the call page itself, loading while DevTools connects
     return argv
 

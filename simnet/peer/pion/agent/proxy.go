@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,20 +17,32 @@ import (
 // Dialer (Dial(network, address)), which pion's ICE agent takes for TURN over TCP
 // (SettingEngine.SetICEProxyDialer), and it carries the signaling WebSocket too.
 type httpProxy struct {
-	address string // host:port of the proxy
+	address string        // host:port of the proxy
+	user    *url.Userinfo // its basic credentials, nil when it asks for none
 	timeout time.Duration
 }
 
-// proxyFrom parses the agent's --proxy (http://address:port); nil for "" (no proxy).
+// proxyFrom parses the agent's --proxy (http://[user:password@]address:port); nil for "" (no
+// proxy). The error never repeats the URL: it may carry a password.
 func proxyFrom(raw string) (*httpProxy, error) {
 	if raw == "" {
 		return nil, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
-		return nil, fmt.Errorf("--proxy %q is not http://address:port", raw)
+		return nil, fmt.Errorf("--proxy is not http://[user:password@]address:port")
 	}
-	return &httpProxy{address: u.Host, timeout: 10 * time.Second}, nil
+	return &httpProxy{address: u.Host, user: u.User, timeout: 10 * time.Second}, nil
+}
+
+// authorization is the Proxy-Authorization header line (basic), "" without credentials.
+func (p *httpProxy) authorization() string {
+	if p.user == nil {
+		return ""
+	}
+	password, _ := p.user.Password()
+	secret := base64.StdEncoding.EncodeToString([]byte(p.user.Username() + ":" + password))
+	return "Proxy-Authorization: Basic " + secret + "\r\n"
 }
 
 // Dial returns a connection to address (host:port) tunnelled through the proxy: CONNECT,
@@ -41,7 +54,7 @@ func (p *httpProxy) Dial(network, address string) (net.Conn, error) {
 		return nil, fmt.Errorf("proxy %s: %w", p.address, err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(p.timeout))
-	request := fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", address, address)
+	request := fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", address, address, p.authorization())
 	if _, err = conn.Write([]byte(request)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("proxy %s: %w", p.address, err)
@@ -84,7 +97,7 @@ func (p *httpProxy) dialTLS(address string, config *tls.Config) (net.Conn, error
 
 // transport is an HTTP transport through the proxy (HTTP signaling: POST and long-poll).
 func (p *httpProxy) transport() *http.Transport {
-	return &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.address})}
+	return &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.address, User: p.user})}
 }
 
 // withoutTURNS drops the turns: URLs: pion's ICE agent, given a proxy dialer, speaks plain
