@@ -27,7 +27,7 @@ FAMILY_JSON_KEYS = ("ip_family", "via_nat64", "offerer_via_nat64", "answerer_via
 
 
 #: added to a call's JSON object when its row has them (a side behind `firewall.proxy_only`)
-PROXY_JSON_KEYS = ("via_proxy", "proxy_target")
+PROXY_JSON_KEYS = ("via_proxy", "proxy_target", "proxy_connect_ms")
 
 
 def json_line(row: ResultRow, keys: Sequence[str] = JSON_KEYS) -> str:

@@ -197,6 +197,10 @@ class CallOutcome(_Part):
     # simnet.run.proxied). None: no side was behind a proxy.
     via_proxy: bool | None = None
     proxy_target: str | None = None
+    # the time the proxy added before the TURN allocation: the slowest tunnel round trip of an
+    # allocation that worked (`TurnAttemptRecord.proxy_ms`); None where no side timed its own
+    # (a browser's tunnels are its network stack's)
+    proxy_connect_ms: float | None = None
     relay_region: str | None = (
         None  # `region` of the TURN server that relayed (simnet.run.one_call)
     )
@@ -245,6 +249,7 @@ class CallOutcome(_Part):
                 "families",
                 "via_proxy",
                 "proxy_target",
+                "proxy_connect_ms",
             }
         )
         flat: dict[str, Any] = {}
@@ -263,6 +268,7 @@ class CallOutcome(_Part):
         if self.via_proxy is not None:  # only where a side is behind a proxy_only network
             flat["via_proxy"] = self.via_proxy
             flat["proxy_target"] = self.proxy_target
+            flat["proxy_connect_ms"] = self.proxy_connect_ms
         return flat
 
 

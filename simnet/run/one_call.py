@@ -514,7 +514,12 @@ async def with_proxy_figures(
     )
     if figures is None:
         return outcome
-    update: dict[str, Any] = {"via_proxy": figures.via_proxy, "proxy_target": figures.target}
+    tunnels = [a.proxy_ms for a in outcome.turn_attempts if a.ok and a.proxy_ms is not None]
+    update: dict[str, Any] = {
+        "via_proxy": figures.via_proxy,
+        "proxy_target": figures.target,
+        "proxy_connect_ms": max(tunnels) if tunnels else None,
+    }
     if not outcome.connected and figures.refused is not None:
         refused = figures.refused
         update["error"] = "proxy-refused"

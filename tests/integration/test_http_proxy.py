@@ -260,6 +260,9 @@ def test_the_other_stacks_relay_through_the_proxy_and_no_udp_of_hers_gets_out(
         attempts = [a for a in json.loads(stored["turn_attempts"]) if a["side"] == "offer"]
         assert attempts and all(a["ok"] and a["transport"] == protocol for a in attempts)
         assert all(0 < a["proxy_ms"] <= a["elapsed_ms"] for a in attempts), attempts
+        assert row["proxy_connect_ms"] == max(a["proxy_ms"] for a in attempts)
+    else:  # a browser's or pion's tunnels are opened in code that reports no time
+        assert row["proxy_connect_ms"] is None, row
     office = plan_network(load_scenario(SCENARIO)).routers_of("alice")[0].wan_address
     assert office is not None
     (bob,) = tmp_path.glob(f"pcap-{row['run_id']}-*-bob.pcap")
