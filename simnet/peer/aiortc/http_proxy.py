@@ -1,18 +1,21 @@
 """TCP through an HTTP proxy's `CONNECT` tunnel: how simnet's aiortc agent leaves a network
 whose only way out is a proxy (`firewall.proxy_only`), as a Python bot behind a corporate proxy
-must. aiortc and aioice know no proxy; the agent gets one with `--proxy http://address:port`.
+must. aiortc and aioice know no proxy; the agent gets one with `--proxy
+http://[user:password@]address:port` (credentials when the proxy asks for them).
 
 What goes through it, each as a browser's network stack sends it (docs/guides/proxy.md):
 
 - TURN over TCP and TLS: `simnet.peer.aiortc.aioice_adapter` allocates over a tunnelled socket
   (TLS is started inside the tunnel, to the TURN server, as `turns:` asks);
-- the signaling WebSocket: opened over a tunnelled socket too (`signaling_client`); aiohttp
-  would send a `ws://` request to the proxy as a plain `GET` with `Upgrade`, which squid refuses
-  to upgrade unless told to (`http_upgrade_request_protocols`), while browsers tunnel it;
+- the signaling WebSocket: through a `CONNECT` tunnel too (`signaling_client`, the `websockets`
+  client's proxy support); aiohttp would send a `ws://` request to the proxy as a plain `GET`
+  with `Upgrade`, which squid does not upgrade unless told to (`http_upgrade_request_protocols`),
+  while browsers tunnel it;
 - HTTP (long-poll) signaling: aiohttp's own proxy support (absolute-form requests).
 
-UDP never goes through a proxy: the agent's host and server-reflexive gathering still sends it
-onto the LAN, where the firewall drops it, as it drops a browser's.
+UDP never goes through a proxy: behind one the agent drops STUN and TURN-over-UDP URLs
+(`through_proxy`); its host candidates' checks still go onto the LAN, where the firewall drops
+them, as it drops Firefox's and pion's.
 """
 
 from __future__ import annotations
