@@ -301,3 +301,18 @@ def test_a_proxy_asking_for_credentials_gets_them_from_the_agents_not_from_chrom
     assert ("TCP_TUNNEL/200 " in kept) == (error is None), kept
     assert "s3cr" not in done.output and "s3cr" not in json.dumps(row)
     assert not squids_of(row["run_id"])
+
+
+def test_aiortc_behind_a_proxy_without_turn_over_tcp_or_tls_says_so_at_once(
+    tmp_path: Path, tools: Any
+) -> None:
+    """A call that offers only TURN over UDP cannot go through a proxy: aiortc's agent fails it
+    before it starts, saying why, instead of waiting out ICE."""
+    sets = ["hosts.alice.peer=aiortc", "call.turn_transports=[udp]", "call.expect=null"]
+    args = [arg for s in sets for arg in ("--set", s)]
+    done = tools.run_cli("run", str(SCENARIO), "--json", "--out", str(tmp_path), *args, timeout=120)
+    assert done.returncode == 1, done.output  # a call without an expectation must connect
+    (row,) = load(tmp_path).to_dict("records")
+    assert row["error"] == "ice-failed" and not row["connected"], row
+    assert "no TURN over TCP or TLS" in row["error_detail"], row["error_detail"]
+    assert not squids_of(row["run_id"])

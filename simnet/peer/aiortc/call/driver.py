@@ -75,7 +75,10 @@ class Call:
     def __init__(self, cmd: CallCommand, emit: Emit) -> None:
         self.cmd = cmd
         accept_ip_literals()  # TURN and STUN URLs to an IPv6 address
-        self.turn_url = used_turn_url(cmd.ice_servers)  # as given: a name stays a name
+        # behind an HTTP proxy, only what can go through it (TURN over TCP and TLS)
+        proxied = PROXY.get() is not None
+        self.ice_servers = through_proxy(cmd.ice_servers) if proxied else cmd.ice_servers
+        self.turn_url = used_turn_url(self.ice_servers)  # as given: a name stays a name
         self.events = CallEvents(emit)
         self.channel = DataChannelProtocol(cmd, self.events)
         self.media = CallMedia(cmd, self.events)
@@ -116,9 +119,13 @@ class Call:
         cmd = self.cmd
         self.events.event("call_started", role=cmd.role, room=cmd.room)
         # names resolved as this host resolves them (simnet.peer.aiortc.resolve)
-        servers = await resolved_servers(cmd.ice_servers, lambda: CURRENT.get() or current_netns())
-        if PROXY.get() is not None:
-            servers = through_proxy(servers)
+        if not self.ice_servers and cmd.ice_servers:
+            raise CallFailed(
+                "ice-failed",
+                "behind an HTTP proxy, and the call offers no TURN over TCP or TLS to go "
+                "through it (STUN and TURN over UDP cannot)",
+            )
+        servers = await resolved_servers(self.ice_servers, lambda: CURRENT.get() or current_netns())
         # aiortc allocates on the first TURN URL; the others' transports are the fallbacks
         turn.relay_url = self.turn_url
         turn.fallbacks = turn_urls_by_transport(servers)[1:]
