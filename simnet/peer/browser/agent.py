@@ -12,9 +12,9 @@ imported while it starts; open and warm the call page; announce `{"event": "read
 "browser_s", "warm_s"}` (`launch_s`: agent start to the browser answering its protocol, of which
 `browser_s` from the browser's spawn; `warm_s`: the page and its warm-up); run each call and emit
 its result (a crash still ends in one); relaunch the browser before a call whose CA it does not
-trust (off the call's clock); replace a page that a call broke (error "browser") before the next
-call; answer "ice-restart" through the page; and on exit close the browser, reap its helpers and
-remove the profile.
+trust (off the call's clock); replace a page that a call broke (error "browser") before that
+call's result goes out; answer "ice-restart" through the page; and on exit close the browser,
+reap its helpers and remove the profile.
 
 What differs is a browser's kind (`BrowserAgent`'s hooks): how it is launched, how its first
 page is opened and a broken one replaced, and whether a call's CA needs a relaunch.
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 PR_SET_CHILD_SUBREAPER = 36
 #: how long the page's warm-up (`simnetWarmUp()`) may take unless a kind says otherwise
 WARM_TIMEOUT_S = 10.0
+REPLACE_TIMEOUT_S = 3.0  # a new page answers within ~0.5 s; a hung one's close never does
 
 
 BrowserT = TypeVar("BrowserT", bound="BrowserProcess")
@@ -98,7 +99,6 @@ class BrowserAgent(Generic[BrowserT, PageT]):
         self.browser: BrowserT | None = None
         self.page: PageT | None = None
         self.launched_t = 0.0  # when the browser last answered its protocol
-        self.repairing: asyncio.Task[None] | None = None
 
     # --- the kind's hooks ---------------------------------------------------------------------
 
@@ -137,16 +137,26 @@ class BrowserAgent(Generic[BrowserT, PageT]):
         await self.warm(self.browser, self.page)
 
     async def repair(self) -> None:
-        """After a page crash or hang: a new page, or a new browser if the old one is gone."""
+        """After a page crash or hang: a new page, or a new browser if the old one is gone or
+        the page cannot be replaced within `REPLACE_TIMEOUT_S` (a hung page's close waits on
+        its stopped process: Chromium's for 21 s, Firefox's for 34 s, where a relaunch takes a
+        few)."""
         browser = self.browser
         if browser is not None and browser.alive() and self.can_replace_page(browser):
             try:
-                self.page = await self.replace_page(browser)
+                async with asyncio.timeout(REPLACE_TIMEOUT_S):
+                    self.page = await self.replace_page(browser)
                 await self.warm(browser, self.page)
                 return
+            except TimeoutError:
+                self.log.warning(
+                    "could not %s within %g s; relaunching the browser",
+                    self.replacing,
+                    REPLACE_TIMEOUT_S,
+                )
             except Exception:
                 self.log.exception("cannot %s; relaunching the browser", self.replacing)
-        await self.stop_browser()
+        await self.stop_browser(polite=False)  # it is broken: no need to wait for its exit
         await self.start()
 
     async def ensure_trusted(self, ca_file: str | None) -> None:
@@ -160,15 +170,16 @@ class BrowserAgent(Generic[BrowserT, PageT]):
         await self.stop_browser()
         await self.start()
 
-    async def stop_browser(self) -> None:
-        """Close the browser and reap its helpers (the agent is their subreaper)."""
+    async def stop_browser(self, polite: bool = True) -> None:
+        """Close the browser and reap its helpers (the agent is their subreaper); not
+        `polite`: kill both at once (a stopped helper would never exit by itself)."""
         # loaded with the browser already; deferred like every browser import (start-up cost)
-        from simnet.peer.browser.processes import reap_orphans
+        from simnet.peer.browser.processes import CLOSE_TIMEOUT_S, reap_orphans
 
         if self.browser is not None:
-            await self.browser.close()
+            await self.browser.close(polite)
         self.browser = self.page = None
-        reaped = await reap_orphans()
+        reaped = await reap_orphans(timeout_s=CLOSE_TIMEOUT_S if polite else 0.0)
         if reaped:
             self.log.info("reaped %d %s", reaped, self.helpers)
 
@@ -179,9 +190,6 @@ class BrowserAgent(Generic[BrowserT, PageT]):
         from simnet.peer.protocol import CallResult
 
         try:
-            if self.repairing is not None:  # the last call's page is being replaced
-                await self.repairing
-                self.repairing = None
             if self.page is None or self.browser is None or not self.browser.alive():
                 await self.repair()
             await self.ensure_trusted(cmd.ca_file)
@@ -192,9 +200,15 @@ class BrowserAgent(Generic[BrowserT, PageT]):
             result = CallResult(
                 role=cmd.role, connected=False, error="agent", error_detail=f"{exc!r}"
             )
-        self.emit({"event": "result", "t": time.monotonic(), **result.model_dump(mode="json")})
-        if result.error == "browser":  # replace the page now, off the next call's clock
-            self.repairing = asyncio.ensure_future(self._repair_quietly())
+        ended = time.monotonic()
+        if result.error == "browser":
+            # Replace the page before the result goes out, not when the next call comes: the
+            # controller starts a call on both peers at once, once both results are in, so a
+            # repair then ran on the other peer's clock. A hung page's repair took over the
+            # 5 s the answerer waits for an offer on a loaded machine (the next call failed
+            # `timeout:signaling`, "no answer from bob"). The result keeps its own time.
+            await self._repair_quietly()
+        self.emit({"event": "result", "t": ended, **result.model_dump(mode="json")})
 
     async def ice_restart(self, in_call: bool) -> None:
         """Answer `{"cmd": "ice-restart"}`: the page restarts ICE if it can (simnetIceRestart)
@@ -211,7 +225,7 @@ class BrowserAgent(Generic[BrowserT, PageT]):
         self.emit({"event": "ice_restart", "t": t, **answer})
 
     def background(self) -> list[asyncio.Task[Any] | None]:
-        return [self.repairing]
+        return []
 
     async def _repair_quietly(self) -> None:
         try:

@@ -169,15 +169,18 @@ class BrowserProcess:
                 task.cancel()
         return next(iter(done)).result()
 
-    async def close(self) -> None:
-        """Ask the browser to exit; kill it if it does not within CLOSE_TIMEOUT_S."""
-        if self.process.returncode is None:
+    async def close(self, polite: bool = True) -> None:
+        """Ask the browser to exit; kill it if it does not within CLOSE_TIMEOUT_S. Not
+        `polite`: kill it at once (a browser with a hung page may take both timeouts)."""
+        if self.process.returncode is None and polite:
             with contextlib.suppress(RpcError, RpcClosed, TimeoutError):
                 await self.rpc.send(self.close_method, timeout_s=CLOSE_TIMEOUT_S)
             try:
                 await within(self.process.wait(), CLOSE_TIMEOUT_S)
             except TimeoutError:
                 await kill(self.process)
+        elif self.process.returncode is None:
+            await kill(self.process)
         await self.rpc.close()
         self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
