@@ -15,7 +15,6 @@ Squid drops to the `proxy` user, so the directory is handed to that user.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import pwd
@@ -25,7 +24,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from simnet.addresses import IPAddress, socket_family, url_host
 from simnet.aio import within
@@ -33,6 +31,7 @@ from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network
 from simnet.net.process import ManagedProcess, start_logged
+from simnet.peer.http_proxy import HttpProxy
 from simnet.scenario.model import PROXY_PORT, ProxyAuth
 
 SQUID = "/usr/sbin/squid"
@@ -143,20 +142,26 @@ class SquidHandle:
     def address(self) -> IPAddress:
         return self.config.listening_ips[0]
 
+    def client(self) -> HttpProxy:
+        """The proxy as its clients see it: its address, port and the credentials it asks for."""
+        auth = self.config.auth
+        return HttpProxy(
+            str(self.address),
+            self.config.port,
+            auth.user if auth is not None else None,
+            auth.password if auth is not None else None,
+        )
+
     def url(self) -> str:
         """Where a client finds it: `http://address:port`."""
-        return f"http://{url_host(self.address)}:{self.config.port}"
+        return self.client().address
 
     def client_url(self) -> str:
         """What a peer behind it is told: `url()`, with the basic credentials when the proxy
         asks for them (`http://user:password@address:port`, each part percent-encoded). A
         peer that can answer the proxy's 407 uses them (pion's and aiortc's agents); a browser
         is given the address alone."""
-        auth = self.config.auth
-        if auth is None:
-            return self.url()
-        secret = f"{quote(auth.user, safe='')}:{quote(auth.password, safe='')}"
-        return f"http://{secret}@{url_host(self.address)}:{self.config.port}"
+        return self.client().url
 
     def access_log(self) -> list[ProxyRequest]:
         """The requests the proxy has logged so far."""
@@ -177,9 +182,9 @@ class SquidHandle:
             "GET /squid-internal-mgr/active_requests HTTP/1.0",
             f"Host: {host}:{self.config.port}",
         ]
-        if self.config.auth is not None:
-            secret = f"{self.config.auth.user}:{self.config.auth.password}".encode()
-            request.append(f"Proxy-Authorization: Basic {base64.b64encode(secret).decode()}")
+        authorization = self.client().authorization
+        if authorization is not None:
+            request.append(f"Proxy-Authorization: {authorization}")
         try:
             with netns.socket_in(self.ns, socket_family(self.address), socket.SOCK_STREAM) as sock:
                 sock.settimeout(MANAGER_TIMEOUT_S)

@@ -126,8 +126,9 @@ def test_a_profile_behind_a_proxy_sends_http_and_ssl_through_it(tmp_path: Path) 
     assert (prefs["network.proxy.ssl"], prefs["network.proxy.ssl_port"]) == ("192.0.2.10", 3128)
     assert prefs["media.peerconnection.ice.proxy_only"] is False
     assert PREFS["network.proxy.type"] == 0  # without a proxy: none, not the system's
-    with pytest.raises(ValueError, match="not http://address:port"):
-        proxy_prefs("http://192.0.2.10")
+    with pytest.raises(ValueError, match=r"not http://\[user:password@\]address:port") as bad:
+        proxy_prefs("http://alice:s3cret@192.0.2.10")
+    assert "s3cret" not in str(bad.value)  # the message never repeats a password
 
 
 @pytest.mark.skipif(certutil() is None, reason="needs NSS's certutil (libnss3-tools)")

@@ -55,7 +55,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-level", default=settings.agent_log_level())
     parser.add_argument(
         "--proxy",
-        help="HTTP proxy (http://address:port) signaling and TURN over TCP/TLS go through",
+        help="HTTP proxy (http://[user:password@]address:port) signaling and TURN over TCP/TLS "
+        "go through",
     )
     return parser.parse_args(argv)
 
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     import aiortc  # noqa: F401  the point of a warm agent: pay for this before the clock starts
 
     if args.proxy:
-        from simnet.peer.aiortc.http_proxy import PROXY, HttpProxy
+        from simnet.peer.aiortc.http_proxy import PROXY
+        from simnet.peer.http_proxy import HttpProxy
 
         PROXY.set(HttpProxy.from_url(args.proxy))  # before the loop: every call inherits it
 

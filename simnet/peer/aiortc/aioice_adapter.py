@@ -80,7 +80,8 @@ from aioice.candidate import Candidate, candidate_priority
 from aioice.ice import CandidatePair, Connection, TransportPolicy
 
 from simnet.callspec import TURN_QUOTA_CODES, TurnTransport
-from simnet.peer.aiortc.http_proxy import PROXY, HttpProxy, ProxyError
+from simnet.peer.aiortc.http_proxy import PROXY
+from simnet.peer.http_proxy import HttpProxy, ProxyError
 
 if TYPE_CHECKING:  # at run time, imported where used: see the module's docstring
     from aiortc import RTCPeerConnection
@@ -295,7 +296,8 @@ async def _gather_then_fall_back(self: Connection) -> None:
 
 
 #: RFC 8421's local preferences for host candidates: IPv6 above IPv4 (aioice gives both 65535,
-#: so on a dual-stack network the first pair whose check got through won: IPv6 in 7 of 15 calls).
+#: so on a dual-stack network the first pair whose check got through won: a race, IPv6 in 7 of
+#: 15 calls of one series and 14 of 15 of another, docs/guides/ipv6.md).
 IPV6_HOST_PREFERENCE = 65535
 IPV4_HOST_PREFERENCE = 65535 - 2048
 

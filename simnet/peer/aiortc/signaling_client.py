@@ -35,7 +35,7 @@ import websockets
 
 from simnet.aio import within
 from simnet.errors import SimnetError
-from simnet.peer.aiortc.http_proxy import HttpProxy
+from simnet.peer.http_proxy import HttpProxy
 
 Transport = Literal["ws", "http"]
 SignalingErrorKind = Literal["connect", "rejected", "timeout", "closed"]
@@ -332,7 +332,7 @@ async def open_channel(
     proxy: HttpProxy | None = None,
 ) -> Channel:
     """Connect peer `peer` to `room` on the server at `url_base` within `timeout_s`, through
-    `proxy` when given (`simnet.peer.aiortc.http_proxy`).
+    `proxy` when given (`simnet.peer.http_proxy`).
 
     Fails fast with SignalingError("connect") when nothing listens (no retry: the orchestrator
     starts the server before any peer), "rejected" when the server refuses. `timeout_s` also

@@ -46,8 +46,9 @@ def agent_argv(
     the run's work directory, so teardown and `simnet cleanup` remove it too). `trust`: PEM
     files (coturn's certificate) the profile trusts for TURN over TLS from the start; a call's
     `ca_file` it does not trust yet costs a browser relaunch before it. `firefox`: another
-    executable than Debian's. `proxy`: the HTTP proxy (`http://address:port`) the browser sends
-    everything through, ICE kept to it (`simnet.peer.firefox.prefs.proxy_prefs`).
+    executable than Debian's. `proxy`: the HTTP proxy (`http://[user:password@]address:port`)
+    the browser sends its HTTP, WebSocket and TURN-over-TCP/TLS through, its address alone
+    (`simnet.peer.firefox.prefs.proxy_prefs`; ICE's UDP is not kept to it).
     """
     options = {"--firefox": firefox, "--proxy": proxy}
     return browser_kind.agent_argv("simnet.peer.firefox", ns, profile_dir, trust, options)

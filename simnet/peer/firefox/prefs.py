@@ -207,11 +207,11 @@ PREFS: dict[str, Pref] = {**CALL_PREFS, **QUIET_PREFS, **STARTUP_PREFS}
 
 def proxy_prefs(proxy: str) -> dict[str, Pref]:
     """The preferences of a browser whose one way out is the HTTP proxy `proxy`
-    (`http://address:port`), as a corporate deployment sets them (the `Proxy` enterprise
-    policy): a manual proxy (`network.proxy.type` 1) for HTTP and SSL alike. The call page's
-    signaling WebSocket and WebRTC's TCP go through it: nICEr's TCP sockets (TURN over TCP and
-    TLS) are opened by the browser's network stack, which asks the proxy for a `CONNECT`
-    tunnel to the TURN server.
+    (`http://[user:password@]address:port`: the address alone is used), as a corporate
+    deployment sets them (the `Proxy` enterprise policy): a manual proxy (`network.proxy.type`
+    1) for HTTP and SSL alike. The call page's signaling WebSocket and WebRTC's TCP go through
+    it: nICEr's TCP sockets (TURN over TCP and TLS) are opened by the browser's network stack,
+    which asks the proxy for a `CONNECT` tunnel to the TURN server.
 
     ICE is not forced onto the proxy (`media.peerconnection.ice.proxy_only` and
     `proxy_only_if_behind_proxy` stay false): forced, nICEr refuses to create any UDP socket,
@@ -225,8 +225,8 @@ def proxy_prefs(proxy: str) -> dict[str, Pref]:
     firewall drops it, as a proxy-only office's firewall does.
     """
     parts = urlsplit(proxy)
-    if parts.hostname is None or parts.port is None:
-        raise ValueError(f"the proxy {proxy!r} is not http://address:port")
+    if parts.hostname is None or parts.port is None:  # never repeat it: it may hold a password
+        raise ValueError("the proxy is not http://[user:password@]address:port")
     return {
         "network.proxy.type": 1,
         "network.proxy.http": parts.hostname,

@@ -39,8 +39,9 @@ def ensure_built() -> Path:
 
 def agent_argv(scratch: Path, trust: Sequence[Path] = (), proxy: str | None = None) -> list[str]:
     """The command line of a pion peer: it owns `scratch` (its CA bundle for TURN over TLS)
-    and trusts `trust` from its start. `proxy`: the HTTP proxy (`http://address:port`) its
-    signaling and TURN over TCP go through (`CONNECT`; `agent/proxy.go`)."""
+    and trusts `trust` from its start. `proxy`: the HTTP proxy
+    (`http://[user:password@]address:port`) its signaling and TURN over TCP go through
+    (`CONNECT`, with the credentials; `agent/proxy.go`)."""
     argv = [str(ensure_built()), "--scratch", str(scratch), "--tone", str(TONE)]
     for path in trust:
         argv += ["--trust", str(path)]

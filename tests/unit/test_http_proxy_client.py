@@ -1,7 +1,7 @@
-"""The aiortc agent's proxy client (`simnet.peer.aiortc.http_proxy`): its URL with credentials,
-the `CONNECT` it sends, how it reads the proxy's answer, and the ICE URLs kept behind a proxy.
-The proxy here is a local asyncio server standing in for squid (pure logic); the agent through
-real squid is `tests/integration/test_http_proxy.py`."""
+"""The proxy client (`simnet.peer.http_proxy`, `simnet.peer.aiortc.http_proxy`): its URL with
+credentials, the `CONNECT` it sends, how it reads the proxy's answer, and the ICE URLs kept
+behind a proxy. The proxy here is a local asyncio server standing in for squid (pure logic);
+the agent through real squid is `tests/integration/test_http_proxy.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import base64
 
 import pytest
 
-from simnet.peer.aiortc.http_proxy import HttpProxy, ProxyError, through_proxy
+from simnet.peer.aiortc.http_proxy import through_proxy
+from simnet.peer.http_proxy import HttpProxy, ProxyError
 from simnet.peer.protocol import IceServer
 
 
