@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 from aioice import stun
@@ -106,3 +108,15 @@ def test_ipv6_hosts_rank_above_ipv4_hosts_and_types_keep_their_order() -> None:
     prefer_ipv6_hosts([v4, v6, srflx])
     assert v6.priority > v4.priority > srflx.priority
     assert srflx.priority == candidate_priority(1, "srflx")  # only hosts are ranked by family
+
+
+def test_the_orchestrators_turn_client_pays_for_neither_aiortc_nor_the_call_protocol() -> None:
+    """`simnet.services.turn_client` imports this adapter (`turn_connect`); the adapter (and the
+    proxy module it reads the agent's proxy from) must not load aiortc or the peer protocol's
+    models at import time: the module's docstring promises it, and a controller pays for them."""
+    code = (
+        "import sys, simnet.services.turn_client; "
+        "print(sorted(m for m in ('aiortc', 'simnet.peer.protocol') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

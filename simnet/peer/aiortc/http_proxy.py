@@ -22,10 +22,14 @@ them, as it drops Firefox's and pion's.
 from __future__ import annotations
 
 import contextvars
+from typing import TYPE_CHECKING
 
 from simnet.peer.http_proxy import HttpProxy
 from simnet.peer.iceurl import IceUrl
-from simnet.peer.protocol import IceServer
+
+if TYPE_CHECKING:  # the call protocol's models: not for `simnet.services.turn_client`, which
+    # imports the aioice adapter (and so this module) without them
+    from simnet.peer.protocol import IceServer
 
 #: The proxy this agent's calls go out through (set once from `--proxy`); None: no proxy.
 PROXY: contextvars.ContextVar[HttpProxy | None] = contextvars.ContextVar(
