@@ -27,6 +27,9 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
             wrong.append(f"{field} {seen!r}, expected {wanted!r}")
 
     differs("connected", call.connected, expect.connected)
+    if wrong and call.error is not None:  # a call that failed unexpectedly says how
+        why = f": {call.error_detail}" if call.error_detail else ""
+        wrong[-1] += f" (error {call.error!r}{why})"
     if expect.error is not None:
         differs("error", call.error, expect.error)
     elif expect.connected and call.connected and call.error is not None:

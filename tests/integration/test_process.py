@@ -125,7 +125,9 @@ def test_stop_is_graceful_then_kills_the_group() -> None:
         assert proc.stop(grace_s=0.2) == -signal.SIGKILL
         assert not _alive(child)
 
-        leaves_child = "sleep 300 & echo $!; trap 'exit 0' TERM; wait"
+        # the trap before the child: the pid line means the handler is in place (a TERM that came
+        # between the echo and the trap killed the shell with -15: CI, once)
+        leaves_child = "trap 'exit 0' TERM; sleep 300 & echo $!; wait"
         proc = process.start(run, "leaver", ["sh", "-c", leaves_child], stdout=subprocess.PIPE)
         child = int(proc.wait_line(str.isdigit, timeout_s=30))
         assert proc.stop() == 0
