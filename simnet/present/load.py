@@ -26,6 +26,7 @@ COLUMNS = {
     "busiest process %": "agent_cpu_pct_max",
     "its busiest 1 s %": "agent_cpu_pct_peak",
     "harness process 1 s %": "harness_cpu_pct_peak",
+    "machine idle 1 s %": "machine_idle_pct_low",
     "limited by": "limited",
 }
 

@@ -23,6 +23,13 @@ from simnet.results.schema import ResultRow
 #: limits the calls: their set-up then measures the harness's scheduling, not the network
 HARNESS_LIMIT_SHARE = 0.85
 PROCESS_LIMIT_SHARE = 0.90
+#: below this share of the machine's CPU idle in the level's busiest second, with coturn using
+#: under half of what was busy over the level, the level measured the machine (peers, the kernel
+#: forwarding their packets through every namespace, a neighbour's steal), not coturn: measured
+#: on 2026-12-06, 100 and 200 pion calls at once left 0-4 % idle for most of their set-up
+#: (vmstat), coturn at 6-18 % of a core, and 13-43 % connected. The level's average hides it:
+#: calls that time out leave the machine idle while they wait.
+MACHINE_IDLE_MIN_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,10 @@ class LevelResources:
     emulator_late: bool = False  # a delay line released a packet over 1 ms late in the level
     harness_cpu_s: float = 0.0  # the load command's own process (calls' control, signaling)
     harness_cpu_pct_peak: float = 0.0  # ... in its busiest second, % of a core
+    machine_cpu_s: float = 0.0  # every CPU's time over the level (/proc/stat), steal included
+    machine_idle_s: float = 0.0  # ... of it idle or waiting for I/O
+    machine_steal_s: float = 0.0  # ... taken by the hypervisor for other guests
+    machine_busy_pct_peak: float = 0.0  # its busy CPU in its busiest second (% of a core)
 
 
 class LevelFigures(BaseModel):
@@ -73,6 +84,9 @@ class LevelFigures(BaseModel):
     agent_cpu_pct_peak: float  # the busiest peer process in its busiest second
     harness_cpu_pct: float  # the load command's own process (it runs the signaling server)
     harness_cpu_pct_peak: float  # ... in its busiest second
+    machine_idle_pct: float | None  # the machine's CPU time left idle over the level
+    machine_steal_pct: float | None  # ... taken by the hypervisor (a neighbour's load)
+    machine_idle_pct_low: float | None  # the machine's idle CPU in its busiest second
     emulator_limited: bool
     emulator_late: bool
     harness_limited: bool
@@ -96,7 +110,10 @@ def level_figures(
         more than `HARNESS_LIMIT_SHARE` of the machine's cores over the level, or one peer process
         more than `PROCESS_LIMIT_SHARE` of a core in its busiest second (its queue of callbacks then
         delays every call it hosts, which the level's average hides: measured at 50 relayed calls,
-        a process's average 70-75 % of a core, its busiest second 89-94 %); `relayed_pps` over
+        a process's average 70-75 % of a core, its busiest second 89-94 %), or the machine had
+        under `MACHINE_IDLE_MIN_SHARE` of its CPU idle in its busiest second while coturn used
+        under half of the busy part over the level (the peers' packets cost the kernel as much
+        as the peers: neither is coturn's limit); `relayed_pps` over
     `coturn_cpu_pct` / 100 is what one core of coturn forwards (`relayed_packets_per_coturn_cpu_s`,
     none if coturn used no measurable CPU)."""
     calls = [row.call for row in rows]
@@ -124,6 +141,20 @@ def level_figures(
     peak = max(resources.agent_cpu_pct_peak, busiest)
     own = resources.harness_cpu_s / wall * 100
     own_peak = max(resources.harness_cpu_pct_peak, own)
+    machine = resources.machine_cpu_s
+    idle = resources.machine_idle_s / machine if machine > 0 else None
+    busy_s = machine - resources.machine_idle_s
+    capacity = resources.cores * 100
+    idle_low = (
+        max(0.0, 1 - resources.machine_busy_pct_peak / capacity)
+        if resources.machine_busy_pct_peak > 0
+        else None
+    )
+    machine_bound = (
+        idle_low is not None
+        and idle_low < MACHINE_IDLE_MIN_SHARE
+        and resources.coturn_cpu_s < busy_s / 2
+    )
     return LevelFigures(
         concurrency=concurrency,
         calls=len(calls),
@@ -149,11 +180,15 @@ def level_figures(
         agent_cpu_pct_peak=round(peak, 1),
         harness_cpu_pct=round(own, 1),
         harness_cpu_pct_peak=round(own_peak, 1),
+        machine_idle_pct=None if idle is None else round(idle * 100, 1),
+        machine_steal_pct=round(resources.machine_steal_s / machine * 100, 1) if machine else None,
+        machine_idle_pct_low=None if idle_low is None else round(idle_low * 100, 1),
         emulator_limited=resources.emulator_limited,
         emulator_late=resources.emulator_late,
         harness_limited=agent_pct > HARNESS_LIMIT_SHARE * resources.cores * 100
         or peak > PROCESS_LIMIT_SHARE * 100
-        or own_peak > PROCESS_LIMIT_SHARE * 100,
+        or own_peak > PROCESS_LIMIT_SHARE * 100
+        or machine_bound,
         wall_s=round(resources.wall_s, 2),
         errors=dict(Counter(c.error for c in calls if c.error)),
     )

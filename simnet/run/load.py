@@ -34,6 +34,7 @@ from simnet.peer.control.hosting import HostedPeer
 from simnet.peerkinds import PeerPair
 from simnet.results.load_levels import LevelFigures, LevelResources, level_figures
 from simnet.results.schema import ResultRow
+from simnet.run.cpu_tree import process_tree_cpu_s
 from simnet.run.one_call import (
     Services,
     call_of,
@@ -114,6 +115,23 @@ def _one(scenario: Scenario) -> CallSpec:
     return (scenario.call or CallSpec()).model_copy(update={"concurrent": 1})
 
 
+@dataclass(frozen=True)
+class MachineCpu:
+    """Every CPU's time so far (/proc/stat through psutil), in seconds."""
+
+    total_s: float
+    idle_s: float  # idle or waiting for I/O
+    steal_s: float
+
+    @classmethod
+    def now(cls) -> MachineCpu:
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        # Linux counts a guest's time in user (and nice) already
+        guests = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+        return cls(sum(times) - guests, idle, getattr(times, "steal", 0.0))
+
+
 @dataclass
 class _Counters:
     """CPU and bytes at one moment, for differences around a level."""
@@ -125,6 +143,7 @@ class _Counters:
     relayed_packets: int
     turn_udp_drops: int  # datagrams the TURN servers' sockets dropped (buffer full)
     peer_udp_drops: int  # ... the peers' sockets dropped
+    machine: MachineCpu  # every CPU's time so far
     t: float
 
 
@@ -137,6 +156,7 @@ class _Watch:
     rss_peak_mb: float = 0.0
     cpu_peak_pct: float = 0.0  # the busiest peer process in its busiest window (% of a core)
     harness_peak_pct: float = 0.0  # this process in its busiest window
+    machine_peak_pct: float = 0.0  # the machine's busy CPU (steal included) in its busiest window
     agent_pids: list[int] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
 
@@ -153,17 +173,21 @@ class _Watch:
             relayed_packets=sum(sent[1] for sent in turn_sent),
             turn_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.services.turn),
             peer_udp_drops=sum(_udp_drops(self.network.ns(name)) for name in self.peers),
+            machine=MachineCpu.now(),
             t=time.monotonic(),
         )
 
     def agent_cpu(self) -> dict[int, float]:
-        """CPU seconds so far of each peer process, its children included."""
-        agents: dict[int, float] = {}
-        for pid in self.agent_pids:
+        """CPU seconds so far of each peer process, its children included (blocking)."""
+        return process_tree_cpu_s(self.agent_pids)
+
+    def coturn_rss_mb(self) -> float:
+        """The TURN servers' resident set together, in MB (blocking)."""
+        total = 0.0
+        for process in self.coturn():
             with contextlib.suppress(psutil.Error):
-                top = psutil.Process(pid)
-                agents[pid] = sum(_cpu(p) for p in (top, *top.children(recursive=True)))
-        return agents
+                total += process.memory_info().rss / 1e6
+        return total
 
     async def sample(self) -> None:
         """coturn's resident set, and the busiest peer process's CPU over each `CPU_WINDOW_S`.
@@ -172,15 +196,18 @@ class _Watch:
         and those are when a saturated process delays every call's packets."""
         peak = PeakShare(CPU_WINDOW_S)
         own = PeakShare(CPU_WINDOW_S)
+        machine = PeakShare(CPU_WINDOW_S)
         me = psutil.Process()
         while True:
-            total = 0.0
-            for process in self.coturn():
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss / 1e6
-            self.rss_peak_mb = max(self.rss_peak_mb, total)
-            self.cpu_peak_pct = peak.add(time.monotonic(), self.agent_cpu())
+            # read in a thread: the event loop relays every call's signaling meanwhile
+            rss_mb, agents = await asyncio.gather(
+                asyncio.to_thread(self.coturn_rss_mb), asyncio.to_thread(self.agent_cpu)
+            )
+            self.rss_peak_mb = max(self.rss_peak_mb, rss_mb)
+            self.cpu_peak_pct = peak.add(time.monotonic(), agents)
             self.harness_peak_pct = own.add(time.monotonic(), {me.pid: _cpu(me)})
+            now = MachineCpu.now()
+            self.machine_peak_pct = machine.add(time.monotonic(), {0: now.total_s - now.idle_s})
             await asyncio.sleep(SAMPLE_S)  # a sampling period, not a readiness wait
 
 
@@ -244,6 +271,7 @@ async def _measured(watch: _Watch) -> AsyncIterator[list[_Counters]]:
     the peers' peak CPU sampled while it runs."""
     marks = [await asyncio.to_thread(watch.counters)]
     watch.rss_peak_mb = watch.cpu_peak_pct = watch.harness_peak_pct = 0.0
+    watch.machine_peak_pct = 0.0
     sampler = asyncio.ensure_future(watch.sample())
     try:
         yield marks
@@ -362,6 +390,10 @@ async def run_levels(
                 cores=os.cpu_count() or 1,
                 emulator_limited=bool(emulator.columns().get("emulator_limited", False)),
                 emulator_late=bool(emulator.columns().get("emulator_late", False)),
+                machine_cpu_s=after.machine.total_s - before.machine.total_s,
+                machine_idle_s=after.machine.idle_s - before.machine.idle_s,
+                machine_steal_s=after.machine.steal_s - before.machine.steal_s,
+                machine_busy_pct_peak=watch.machine_peak_pct,
             )
             figures.append(level_figures(concurrency, level.rows, resources))
     finally:

@@ -15,15 +15,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from simnet.cleanup import cleanup
 from simnet.net import netns, process
 from simnet.net.process import ProcessFailed
 from simnet.net.registry import STATE_DIR, Run
+from simnet.run.cpu_tree import process_tree_cpu_s
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +203,24 @@ def test_cleanup_finds_a_process_whose_pid_never_reached_the_state_file() -> Non
     assert {int(leader), int(child)} <= set(report.processes)
     assert not _alive(int(leader)) and not _alive(int(child))
     assert not (STATE_DIR / f"{run_id}.json").exists()
+
+
+def test_a_process_trees_cpu_includes_its_childrens() -> None:
+    """The load command's per-agent CPU: a parent that only waits is charged its busy
+    child's CPU (the child burns 0.3 s, then stays); a process that is gone is left out."""
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    parent = subprocess.Popen(
+        ["sh", "-c", f"{sys.executable} -c '{burn}time.sleep(60)' & wait"],
+        start_new_session=True,
+    )
+    try:
+        seen = 0.0
+        deadline = time.monotonic() + 30
+        while seen < 0.29 and time.monotonic() < deadline:
+            seen = process_tree_cpu_s([parent.pid]).get(parent.pid, 0.0)
+        assert seen >= 0.29, f"the child's CPU was not charged to its parent: {seen} s"
+        assert psutil.Process(parent.pid).cpu_times().user < 0.2  # the shell itself idles
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+    assert parent.pid not in process_tree_cpu_s([parent.pid])

@@ -282,3 +282,27 @@ def test_a_saturated_load_command_process_limits_the_harness() -> None:
     busy = level_figures(1, [row()], replace(quiet, harness_cpu_s=3.0, harness_cpu_pct_peak=95.0))
     assert busy.harness_limited and busy.harness_cpu_pct == 75.0  # 3 s of CPU in 4 s
     assert busy.harness_cpu_pct_peak == 95.0
+
+
+def test_a_machine_without_idle_cpu_limits_the_level_unless_coturn_used_it() -> None:
+    """100 pion calls at once left 0-4 % of the machine idle during their set-up with coturn at
+    6-18 % of a core: the peers and the kernel forwarding their packets were the limit, not
+    coturn. The busiest second decides: calls timing out leave the level's average idle."""
+    quiet = replace(RESOURCES, agent_cpu_s=0.4, agent_cpu_s_max=0.1, agent_cpu_pct_peak=5.0)
+    unknown = level_figures(1, [row()], quiet)  # no machine counters: no verdict from them
+    assert unknown.machine_idle_pct is None and unknown.machine_idle_pct_low is None
+    assert not unknown.harness_limited
+    # 4 s on 2 CPUs: 8 CPU-seconds, 2.4 idle, 1.2 stolen; coturn 1 s of the 5.6 busy; the
+    # busiest second had both cores busy but 3 %
+    saturated = replace(
+        quiet, machine_cpu_s=8.0, machine_idle_s=2.4, machine_steal_s=1.2,
+        machine_busy_pct_peak=194.0,
+    )  # fmt: skip
+    figures = level_figures(1, [row()], saturated)
+    assert figures.harness_limited
+    assert (figures.machine_idle_pct, figures.machine_steal_pct) == (30.0, 15.0)
+    assert figures.machine_idle_pct_low == 3.0
+    # coturn using most of what was busy is coturn's own ceiling, not the harness's
+    assert not level_figures(1, [row()], replace(saturated, coturn_cpu_s=3.0)).harness_limited
+    calm = replace(saturated, machine_busy_pct_peak=150.0)  # 25 % idle in the busiest second
+    assert not level_figures(1, [row()], calm).harness_limited
