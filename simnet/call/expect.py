@@ -28,7 +28,7 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
 
     differs("connected", call.connected, expect.connected)
     if wrong and call.error is not None:  # a call that failed unexpectedly says how
-        why = f": {call.error_detail}" if call.error_detail else ""
+        why = f": {_first_line(call.error_detail)}" if call.error_detail else ""
         wrong[-1] += f" (error {call.error!r}{why})"
     if expect.error is not None:
         differs("error", call.error, expect.error)
@@ -51,3 +51,13 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
                 wrong.append(f"rtt_ms {rtt!r}, expected {low:g}..{high:g}")
     differs("recovered", row.recovered, expect.recovered)
     return wrong
+
+
+DETAIL_CHARS = 160
+
+
+def _first_line(detail: str) -> str:
+    """A detail's first line, cut to `DETAIL_CHARS`: an agent's detail may end with its log's
+    last lines, which belong in the row, not in a one-line verdict."""
+    line = detail.strip().splitlines()[0] if detail.strip() else ""
+    return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 1] + "…"

@@ -226,3 +226,15 @@ def test_family_expectations_the_network_can_give_are_accepted() -> None:
     )
     assert nat64.call is not None and nat64.call.expect is not None
     assert nat64.call.expect.via_nat64 is True
+
+
+def test_an_unexpected_failure_quotes_only_its_details_first_line() -> None:
+    """An agent's detail may carry its log's last lines; the verdict is one line."""
+    detail = "peer agent in sn-x exited (code 1)\n  the last lines of its log:\n    panic"
+    failed = {**ROW, "connected": False, "error": "agent", "error_detail": detail}
+    assert judge(None, failed) == [
+        "connected False, expected True (error 'agent': peer agent in sn-x exited (code 1))"
+    ]
+    long = {**failed, "error_detail": "x" * 500}
+    (verdict,) = judge(None, long)
+    assert verdict.endswith("x…)") and len(verdict) < 220
