@@ -190,7 +190,8 @@ class _Watch:
         return total
 
     async def sample(self) -> None:
-        """coturn's resident set, and the busiest peer process's CPU over each `CPU_WINDOW_S`.
+        """coturn's resident set, and over each `CPU_WINDOW_S` the busiest peer process's CPU,
+        the load command's own and the machine's busy CPU.
 
         Why a window: a level's average hides the seconds when all its calls set up at once,
         and those are when a saturated process delays every call's packets."""
