@@ -166,7 +166,12 @@ def test_simnet_load_with_pion_peers_measures_coturn(tmp_path: Path) -> None:
     assert level["connected_share"] == 1.0 and level["relay_share"] == 1.0, level
     assert level["coturn_cpu_pct"] > 0 and level["relayed_pps"] > 0, level
     assert level["relayed_packets_per_coturn_cpu_s"] > 0, level
-    assert level["emulator_late"] is False and level["harness_limited"] is False, level
+    assert level["emulator_late"] is False, level
+    # two calls never saturate the harness's own processes; the machine as a whole may be busy
+    # (a shared host's steal: CI, once, the suite taking twice its usual time), and then the
+    # flag says so by the machine's idle CPU, which is not this test's to assert
+    assert level["agent_cpu_pct_peak"] <= 90 and level["harness_cpu_pct_peak"] <= 90, level
+    assert not level["harness_limited"] or level["machine_idle_pct_low"] < 10, level
     stored = load(out)
     assert set(stored["offerer_peer"]) == {"pion"} and set(stored["answerer_peer"]) == {"pion"}
     assert not run_processes(str(stored["run_id"].iloc[0]))
