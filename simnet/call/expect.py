@@ -28,8 +28,8 @@ def unmet(expect: Expectation | None, row: ResultRow) -> list[str]:
 
     differs("connected", call.connected, expect.connected)
     if wrong and call.error is not None:  # a call that failed unexpectedly says how
-        why = f": {_first_line(call.error_detail)}" if call.error_detail else ""
-        wrong[-1] += f" (error {call.error!r}{why})"
+        line = _first_line(call.error_detail or "")
+        wrong[-1] += f" (error {call.error!r}{': ' + line if line else ''})"
     if expect.error is not None:
         differs("error", call.error, expect.error)
     elif expect.connected and call.connected and call.error is not None:
@@ -59,5 +59,5 @@ DETAIL_CHARS = 160
 def _first_line(detail: str) -> str:
     """A detail's first line, cut to `DETAIL_CHARS`: an agent's detail may end with its log's
     last lines, which belong in the row, not in a one-line verdict."""
-    line = detail.strip().splitlines()[0] if detail.strip() else ""
+    line = next(iter(detail.strip().splitlines()), "")
     return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 1] + "…"

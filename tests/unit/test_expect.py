@@ -238,3 +238,5 @@ def test_an_unexpected_failure_quotes_only_its_details_first_line() -> None:
     long = {**failed, "error_detail": "x" * 500}
     (verdict,) = judge(None, long)
     assert verdict.endswith("x…)") and len(verdict) < 220
+    blank = {**failed, "error_detail": " \n "}  # nothing to quote: no dangling colon
+    assert judge(None, blank) == ["connected False, expected True (error 'agent')"]
