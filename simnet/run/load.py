@@ -413,10 +413,13 @@ def run_load(
     source: str | None = None,
 ) -> list[LevelFigures]:
     """Build `scenario` once, run each level of concurrent calls, tear everything down."""
-    pairs = load_pairs(scenario, levels, source or scenario.name)
+    load_pairs(scenario, levels, source or scenario.name)  # the file holds the largest level
     settings.check_environment()
     processes = shared_processes or os.cpu_count() or 1
     built = sized(scenario, max(levels), source or scenario.name)
+    # the pairs of the network built: a template cut to one instance names it as `simnet run`
+    # does (`alice`, not `alice-0`: `instance_names`)
+    pairs = load_pairs(built, levels, source or scenario.name)
     with emulated_network(plan_network(built), label=f"load {scenario.name}") as network:
         return run_terminable(
             run_levels(network, scenario, levels, pairs, ramp_per_s, on_row, processes, overrides)

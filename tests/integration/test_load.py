@@ -110,6 +110,19 @@ def test_past_coturns_allocation_quota_calls_fail_as_turn_quota() -> None:
     assert set(errors) <= {None, "turn-quota"}, [(r["error"], r["error_detail"]) for r in rows]
 
 
+def test_a_single_call_level_from_a_file_of_many_pairs_calls_the_one_pair_it_builds() -> None:
+    """`--calls 1` builds one instance of each template, named as `simnet run` names it
+    (`alice`, not `alice-0`): the level calls that pair (it once asked for `alice-0`, which the
+    network built for one call does not have, and ended in an internal error)."""
+    rows: list[Any] = []
+    data = scenario(data_bytes=10_000, duration_s=0)
+    figures = run_load(scenario_from_dict(data), [1], on_row=rows.append, shared_processes=1)
+    assert [f.concurrency for f in figures] == [1] and len(rows) == 1
+    row = rows[0]
+    assert (row["offerer"], row["answerer"]) == ("alice", "bob")
+    assert row["connected"] and row["path"] == "relay", (row["error"], row["error_detail"])
+
+
 def test_simnet_load_prints_one_object_per_level_and_stores_every_call(tmp_path: Path) -> None:
     """`--media audio` replays the tone (encoded once, counted not decoded): the calls still
     carry Opus at 50 packets a second each way, and each side counts what arrived."""
