@@ -5,6 +5,9 @@ Every environment variable a user may set, with its one default:
 - `SIMNET_LINK_BACKEND`: how links are emulated, auto (default), netem or nfqueue;
 - `SIMNET_LINK_RT_PRIORITY`: the delay-line helpers' SCHED_FIFO priority, 0 for none
   (default 10);
+- `SIMNET_SERVER_RT_PRIORITY`: coturn's SCHED_FIFO priority, and the load command's while its
+  levels run (it serves signaling and drives every peer), 0 for none (default 5: below the
+  delay lines, above every peer; `simnet.net.realtime`);
 - `SIMNET_EMULATOR_LIMIT_PPS`: packets/s above which a run is flagged emulator_limited
   (default 40000);
 - `SIMNET_AGENT_LOG`: what peer agents log to their log file in the run's work directory, a
@@ -35,6 +38,8 @@ BACKENDS = ("auto", "netem", "nfqueue")
 RT_PRIORITY_ENV = "SIMNET_LINK_RT_PRIORITY"  # 0: the delay-line helpers run unprioritised
 DEFAULT_RT_PRIORITY = 10
 RT_PRIORITY_RANGE = (0, 99)  # SCHED_FIFO's priorities (sched_get_priority_max is 99)
+SERVER_RT_PRIORITY_ENV = "SIMNET_SERVER_RT_PRIORITY"  # 0: coturn and the load loop unprioritised
+DEFAULT_SERVER_RT_PRIORITY = 5
 LIMIT_ENV = "SIMNET_EMULATOR_LIMIT_PPS"
 DEFAULT_LIMIT_PPS = 40_000
 LIMIT_PPS_RANGE = (1, 100_000_000)
@@ -68,6 +73,13 @@ def link_backend() -> str:
 def rt_priority() -> int:
     """`SIMNET_LINK_RT_PRIORITY`: the delay-line helpers' SCHED_FIFO priority, 0 for none."""
     return _int(RT_PRIORITY_ENV, DEFAULT_RT_PRIORITY, *RT_PRIORITY_RANGE, "0: no real-time")
+
+
+def server_rt_priority() -> int:
+    """`SIMNET_SERVER_RT_PRIORITY`: coturn's and the load loop's SCHED_FIFO priority, 0 for none."""
+    return _int(
+        SERVER_RT_PRIORITY_ENV, DEFAULT_SERVER_RT_PRIORITY, *RT_PRIORITY_RANGE, "0: no real-time"
+    )
 
 
 def emulator_limit_pps() -> int:
@@ -110,6 +122,7 @@ def check_environment() -> None:
     """Raise `SettingError` for the first bad setting (all are read, none is applied)."""
     link_backend()
     rt_priority()
+    server_rt_priority()
     emulator_limit_pps()
     agent_log_level()
     aiortc_ice()

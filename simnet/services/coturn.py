@@ -51,6 +51,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import logging
 import os
 import shutil
 import socket
@@ -61,10 +62,11 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
+from simnet import settings
 from simnet.addresses import IPV4, Family, IPAddress, IPNetwork, socket_family, url_host
 from simnet.aio import within
 from simnet.errors import EnvironmentProblem, SimnetError
-from simnet.net import netns
+from simnet.net import netns, realtime
 from simnet.net.builder import Network
 from simnet.net.process import POLL_S, ManagedProcess, start_logged
 from simnet.services.turn_client import stun_binding
@@ -102,6 +104,7 @@ READY_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 0.2
 STOP_GRACE_S = 2.0
 LOG_TAIL_LINES = 15
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -596,6 +599,12 @@ async def start_coturn(
         handle.stop()
         raise
     handle.ready_s = time.monotonic() - started
+    # scheduled before the peers, as a server on a machine of its own (`simnet.net.realtime`)
+    problem = realtime.promote(process.pid, settings.server_rt_priority())
+    if problem is not None:
+        log.warning(
+            "coturn-%s keeps normal scheduling (%s): busy peers can starve it", server_node, problem
+        )
     network.run.info.setdefault("services", []).append(
         {"kind": "coturn", "node": server_node, "pid": process.pid, "workdir": str(workdir)}
     )

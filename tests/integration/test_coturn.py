@@ -12,6 +12,7 @@ NAT, which proves the packets really crossed the emulated network.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import subprocess
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from simnet import settings
 from simnet.errors import EnvironmentProblem, SimnetError
 from simnet.net import netns
 from simnet.net.builder import Network, emulated_network
@@ -301,6 +303,22 @@ async def test_stop_ends_the_process_and_keeps_its_log(network: Network) -> None
     assert handle.pid not in _turnserver_pids()
     assert handle.files.log.exists()  # evidence stays until the run is torn down
     handle.stop()  # idempotent
+
+
+async def test_coturn_runs_real_time_below_the_delay_lines(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every coturn thread is SCHED_FIFO at the server priority, so hundreds of peer sessions
+    cannot starve it (`simnet.net.realtime`); 0 leaves it to normal scheduling."""
+    handle = await start_coturn(network, "turn")
+    threads = [int(t) for t in os.listdir(f"/proc/{handle.pid}/task")]
+    assert len(threads) > 1  # coturn's relay threads, not just its main one
+    assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_FIFO}
+    assert {os.sched_getparam(t).sched_priority for t in threads} == {settings.server_rt_priority()}
+    handle.stop()
+    monkeypatch.setenv(settings.SERVER_RT_PRIORITY_ENV, "0")
+    plain = await start_coturn(network, "turn")
+    assert os.sched_getscheduler(plain.pid) == os.SCHED_OTHER
 
 
 def test_no_turnserver_survives_the_run() -> None:

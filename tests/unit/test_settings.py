@@ -25,6 +25,8 @@ SIMNET = Path(__file__).resolve().parents[2] / "simnet"
         (settings.RT_PRIORITY_ENV, "100", "from 0 to 99"),
         (settings.RT_PRIORITY_ENV, "-1", "from 0 to 99"),
         (settings.RT_PRIORITY_ENV, "5.5", "from 0 to 99"),
+        (settings.SERVER_RT_PRIORITY_ENV, "fifo", "from 0 to 99"),
+        (settings.SERVER_RT_PRIORITY_ENV, "100", "from 0 to 99"),
         (settings.LIMIT_ENV, "fast", "from 1 to 100000000"),
         (settings.LIMIT_ENV, "0", "from 1 to 100000000"),
         (settings.LIMIT_ENV, "1e5", "from 1 to 100000000"),
@@ -46,6 +48,7 @@ def test_a_bad_value_names_the_variable_and_what_is_allowed(
 def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         settings.RT_PRIORITY_ENV,
+        settings.SERVER_RT_PRIORITY_ENV,
         settings.LIMIT_ENV,
         settings.BACKEND_ENV,
         settings.AGENT_LOG_ENV,
@@ -54,6 +57,8 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
     ):
         monkeypatch.delenv(name, raising=False)
     assert settings.rt_priority() == settings.DEFAULT_RT_PRIORITY
+    assert settings.server_rt_priority() == settings.DEFAULT_SERVER_RT_PRIORITY
+    assert 0 < settings.DEFAULT_SERVER_RT_PRIORITY < settings.DEFAULT_RT_PRIORITY
     assert settings.emulator_limit_pps() == settings.DEFAULT_LIMIT_PPS
     assert settings.link_backend() == "auto"
     assert settings.agent_log_level() == "WARNING" and not settings.debug()
