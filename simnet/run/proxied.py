@@ -86,9 +86,13 @@ def proxy_figures(
         if side is None:
             continue
         proxy = proxies[side.proxy]
+        # the open tunnels first, then the log: squid writes a tunnel's line as it drops it from
+        # the open ones, so a tunnel closing between the two reads is in the second. Read the
+        # other way round, it was in neither (CI30: `via_proxy` false for a relayed pion call)
+        open_then_logged = (*proxy.open_tunnels(), *proxy.access_log())
         requests += [
             r
-            for r in (*proxy.access_log(), *proxy.open_tunnels())
+            for r in open_then_logged
             if r.method == "CONNECT" and r.client in side.clients and r.time >= since
         ]
     if not any(h in sides for h in (call.offerer, call.answerer)):

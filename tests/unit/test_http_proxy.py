@@ -17,10 +17,12 @@ from simnet.errors import EnvironmentProblem, ScenarioError
 from simnet.net.nftables import render_router
 from simnet.net.plan import LAN_IF, plan_network
 from simnet.run import one_call
+from simnet.run.proxied import ProxySide, proxy_figures
 from simnet.scenario.load import scenario_from_dict
-from simnet.scenario.model import PROXY_PORT, ProxyAuth
+from simnet.scenario.model import PROXY_PORT, CallSpec, ProxyAuth
 from simnet.services.squid import (
     ProxyConfig,
+    ProxyRequest,
     SquidFiles,
     parse_access_line,
     parse_active_requests,
@@ -165,6 +167,36 @@ def test_the_managers_open_tunnels_are_read() -> None:
     v6 = ACTIVE_REQUESTS.replace("198.51.100.10:48720", "[2001:db8:1::10]:48720")
     assert [t.client for t in parse_active_requests(v6)] == ["2001:db8:1::10"]
     assert parse_active_requests("HTTP/1.1 403 Forbidden\r\n\r\n") == []
+
+
+class _ClosingTunnel:
+    """A proxy whose one tunnel closes right after the first question about it: open until
+    then, logged from then on (squid writes the line as it drops the tunnel)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.tunnel = ProxyRequest(
+            100.0, "198.51.100.10", "TCP_TUNNEL/200", "CONNECT", "192.0.2.10:443"
+        )
+
+    def _open(self) -> bool:
+        self.asked += 1
+        return self.asked == 1
+
+    def open_tunnels(self) -> list[ProxyRequest]:
+        return [self.tunnel] if self._open() else []
+
+    def access_log(self) -> list[ProxyRequest]:
+        return [] if self._open() else [self.tunnel]
+
+
+def test_a_tunnel_closing_while_the_proxy_is_read_is_still_seen() -> None:
+    """Pure logic of which reads see a tunnel: whenever it closes, the open tunnels (read
+    first) or the log (read second) holds it."""
+    sides = {"alice": ProxySide("proxy", "http://192.0.2.11:3128", frozenset({"198.51.100.10"}))}
+    call = CallSpec(offerer="alice", answerer="bob")
+    figures = proxy_figures(call, sides, {"proxy": _ClosingTunnel()}, {"192.0.2.10"}, 99.0)  # type: ignore[dict-item]
+    assert figures is not None and figures.via_proxy and figures.target == "192.0.2.10:443"
 
 
 def test_a_dual_stack_lan_reaches_the_proxy_over_both_families_only(scratch_ns: str) -> None:
