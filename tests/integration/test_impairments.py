@@ -173,13 +173,67 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class Punctuality:
+    """What the delay lines say of their own timing over a measurement, and the hypervisor's
+    steal meanwhile (`read()` once the probes are in).
+
+    Why: a line releases a packet late only when the machine did not run it in time (steal, or
+    both cores busy), and it counts every release more than 1 ms after its due time
+    (`link_late_packets`). Lateness only ever adds delay, so the timing assertions allow exactly
+    what the line itself reported and nothing else: a sample whose k late packets were each at
+    most L late has every order statistic between the on-time sample's and L above it, and a
+    standard deviation within sqrt(k/n) * L of it (the shift is at most sqrt(k) * L in the
+    Euclidean norm, and centring does not lengthen it). Without late releases the bounds are the
+    distribution's own; a packet beyond them that the line did not count still fails."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        lateness(net.run)  # reads and resets every line's counters
+        self.cpu = psutil.cpu_times()
+        self.steal = 0.0
+        self.lines: list[Any] = []
+
+    def read(self) -> Punctuality:
+        self.lines = lateness(self.net.run)
+        cpu = psutil.cpu_times()
+        total = sum(cpu) - sum(self.cpu)
+        self.steal = (getattr(cpu, "steal", 0.0) - getattr(self.cpu, "steal", 0.0)) / total
+        return self
+
+    def late(self, node: str) -> tuple[int, float]:
+        """Releases of `node`'s lines counted late, and the worst lateness in ms."""
+        mine = [line for line in self.lines if line.name.startswith(f"{node}.")]
+        late = sum(line.late for line in mine)
+        return late, max((line.late_max_s for line in mine), default=0.0) * 1e3 if late else 0.0
+
+    def slack_ms(self, lines: int) -> float:
+        """How much later than their bound packets through `lines` delay lines may arrive by
+        what the lines counted (each at most the worst lateness any of them reported)."""
+        late = any(line.late for line in self.lines)
+        return (
+            lines * max((line.late_max_s for line in self.lines), default=0.0) * 1e3
+            if late
+            else 0.0
+        )
+
+    def __str__(self) -> str:
+        late = sum(line.late for line in self.lines)
+        worst = max((line.late_max_s for line in self.lines), default=0.0) * 1e3
+        return (
+            f"the delay lines counted {late} of {sum(line.released for line in self.lines)}"
+            f" releases over 1 ms late (worst {worst:.2f} ms); machine steal {self.steal:.2%}"
+        )
+
+
 # --- delay ------------------------------------------------------------------------------------
 
 
 def test_one_way_delay_is_the_configured_one_in_each_direction(net: Network) -> None:
+    punctuality = Punctuality(net)
     ups = concurrently({h: partial(up, net, h, 300, 0.005) for h in DELAYS})
     downs = concurrently({h: partial(down, net, h, 300, 0.005) for h in DELAYS})
-    report = []
+    slack = punctuality.read().slack_ms(1)
+    report = [str(punctuality)]
     for host, (want_up, want_down) in DELAYS.items():
         for direction, want, probes in (
             ("up", want_up, ups[host]),
@@ -193,7 +247,9 @@ def test_one_way_delay_is_the_configured_one_in_each_direction(net: Network) -> 
             )
             assert probes.all_kernel, f"{host} {direction}: not every stamp is the kernel's"
             assert probes.lost == 0, f"{host} {direction}: {probes.lost} probes lost"
-            assert want - EARLIEST_MS <= median <= want + LINE_MS + PATH_MS, "\n".join(report)
+            assert want - EARLIEST_MS <= median <= want + LINE_MS + PATH_MS + slack, "\n".join(
+                report
+            )
             assert min(delays) >= want - EARLIEST_MS, f"{host} {direction}: a probe beat the delay"
             assert probes.reordered == 0
     print("\n".join(report))
@@ -203,12 +259,16 @@ def test_delays_add_up_through_a_router_with_its_own_link(net: Network) -> None:
     """lan (10 ms up, 3 down) sits behind `home`, whose WAN link adds 5 ms each way: two delay
     lines one way, four on the round trip; the median through k lines is within k * LINE_MS
     (the union bound under LINE_MS)."""
+    punctuality = Punctuality(net)
     one_way = statistics.median(up(net, "lan", 200, 0.005).delays_ms())
-    assert 15 - EARLIEST_MS <= one_way <= 15 + 2 * LINE_MS + PATH_MS, f"lan -> sink {one_way:.3f}"
     rtts = echo_rtts(net, "lan", "sink", 50, 0.005)
+    punctuality.read()
+    high = 15 + 2 * LINE_MS + PATH_MS + punctuality.slack_ms(2)
+    assert 15 - EARLIEST_MS <= one_way <= high, f"lan -> sink {one_way:.3f}: {punctuality}"
     assert len(rtts) >= 49
     rtt = statistics.median(rtts)
-    assert 23 - EARLIEST_MS <= rtt <= 23 + 4 * LINE_MS + 2 * PATH_MS, f"RTT median {rtt:.3f} ms"
+    high = 23 + 4 * LINE_MS + 2 * PATH_MS + punctuality.slack_ms(4)
+    assert 23 - EARLIEST_MS <= rtt <= high, f"RTT median {rtt:.3f} ms: {punctuality}"
 
 
 def test_same_lan_traffic_gets_both_links_and_the_gateway_only_one(net: Network) -> None:
@@ -226,6 +286,7 @@ def test_same_lan_traffic_gets_both_links_and_the_gateway_only_one(net: Network)
     lan, lan2, home = net.ns("lan"), net.ns("lan2"), net.ns("home")
     addr = {n: str(net.plan.nodes[n].addresses["eth0"][0].ip) for n in ("lan", "lan2")}
     gateway = str(net.plan.nodes["home"].addresses["lan"][0].ip)
+    punctuality = Punctuality(net)
     results = concurrently(
         {
             "lan->lan2": partial(probe, lan, lan2, addr["lan2"], 200, 0.005, 64, 0.3),
@@ -233,19 +294,25 @@ def test_same_lan_traffic_gets_both_links_and_the_gateway_only_one(net: Network)
         }
     )
     results["lan->gateway"] = probe(lan, home, gateway, 200, 0.005, 64, 0.3)
+    slack = punctuality.read().slack_ms(2)
     for path, want in (("lan->lan2", 12), ("lan2->lan", 7), ("lan->gateway", 10)):
         median = statistics.median(results[path].delays_ms())
-        high = want + NEXT_ANSWER_MS / 2
-        assert want - EARLIEST_MS <= median <= high, f"{path}: median {median:.3f} ms, want {want}"
+        high = want + NEXT_ANSWER_MS / 2 + slack
+        assert want - EARLIEST_MS <= median <= high, (
+            f"{path}: median {median:.3f} ms, want {want}: {punctuality}"
+        )
 
 
 def test_a_delayed_sender_is_not_throttled_by_its_socket_buffer(net: Network) -> None:
     """40 Mbit/s over 100 ms keeps ~0.5 MB in flight, more than a socket's default send buffer
     (212 KB): the held packets must not count against it (netem orphans them; a NIC frees them
     once sent), so the receiver gets the whole rate."""
+    punctuality = Punctuality(net)
     arrivals = blast(net.ns("d100"), net.ns("sink"), str(net.address("sink")), 40_000, 1.0)
-    assert rate_kbit(arrivals) >= 0.9 * 40_000, f"{rate_kbit(arrivals):.0f} kbit/s"
-    assert abs(statistics.median(a.delay_ms for a in arrivals) - 100) <= 1.0
+    slack = punctuality.read().slack_ms(1)
+    assert rate_kbit(arrivals) >= 0.9 * 40_000, f"{rate_kbit(arrivals):.0f} kbit/s: {punctuality}"
+    median = statistics.median(a.delay_ms for a in arrivals)
+    assert -1.0 <= median - 100 <= 1.0 + slack, f"median {median:.3f} ms: {punctuality}"
 
 
 def echo_rtts(net: Network, client: str, server: str, count: int, interval_s: float) -> list[float]:
@@ -297,29 +364,6 @@ def echo_rtts(net: Network, client: str, server: str, count: int, interval_s: fl
 # --- jitter and order ---------------------------------------------------------------------
 
 
-class Punctuality:
-    """What the delay lines say of their own timing over a measurement, and the hypervisor's
-    steal meanwhile: a timing assertion's message carries them, so a failure says whether the
-    lines knew they were late (the machine did not run them in time) or were wrong on time."""
-
-    def __init__(self, net: Network) -> None:
-        self.net = net
-        lateness(net.run)  # reads and resets every line's counters
-        self.cpu = psutil.cpu_times()
-
-    def __str__(self) -> str:
-        lines = lateness(self.net.run)
-        cpu = psutil.cpu_times()
-        total = sum(cpu) - sum(self.cpu)
-        steal = getattr(cpu, "steal", 0.0) - getattr(self.cpu, "steal", 0.0)
-        late = sum(line.late for line in lines)
-        worst = max((line.late_max_s for line in lines), default=0.0) * 1e3
-        return (
-            f"the delay lines counted {late} of {sum(line.released for line in lines)} releases"
-            f" over 1 ms late (worst {worst:.2f} ms); steal {steal / total:.2%} of the machine"
-        )
-
-
 def test_jitter_follows_its_distribution(net: Network) -> None:
     """Quantiles and the spread inside their 99.9% sampling intervals for netem's distributions
     (reorder allowed, so what arrives is each packet's own delay sample). Three probe streams at
@@ -328,25 +372,32 @@ def test_jitter_follows_its_distribution(net: Network) -> None:
     n = 1500
     punctuality = Punctuality(net)
     results = concurrently({h: partial(up, net, h, n, 0.002) for h in JITTER})
-    report = [str(punctuality)]
+    report = [str(punctuality.read())]
     for host, dist in JITTER.items():
         delays = results[host].delays_ms()
         assert len(delays) == n
         assert results[host].all_kernel, f"{dist}: not every stamp is the kernel's"
+        late, late_ms = punctuality.late(host)  # what the line itself counted (see Punctuality)
         want_std = JITTER_MS * spread(dist)
         # standard error of a sample std: sqrt((kurtosis - 1) / 4n); Pareto's tail makes it wide
         tolerance = 3.29 * math.sqrt((kurtosis(dist) - 1) / (4 * n)) + 0.01
         std = statistics.pstdev(delays)
-        report.append(f"{dist}: std {std:.3f} ms (want {want_std:.3f} ± {tolerance:.1%})")
+        std_late = math.sqrt(late / n) * late_ms
+        report.append(
+            f"{dist}: std {std:.3f} ms (want {want_std:.3f} ± {tolerance:.1%}"
+            f" + {std_late:.3f} for {late} late releases)"
+        )
         for q in (0.1, 0.5, 0.9):
             want = JITTER_DELAY_MS + JITTER_MS * quantile(dist, q)
             got = percentile(delays, q)
             # a sample quantile's standard error: sqrt(q(1-q)/n) / density at the quantile
             slope = JITTER_MS * (quantile(dist, q + 0.005) - quantile(dist, q - 0.005)) / 0.01
             bound = 3.29 * math.sqrt(q * (1 - q) / n) * slope + LINE_MS
-            report.append(f"  q{q:.0%} {got:.3f} ms (want {want:.3f} ± {bound:.3f})")
-            assert abs(got - want) <= bound, "\n".join(report)
-        assert abs(std - want_std) <= tolerance * want_std, "\n".join(report)
+            report.append(
+                f"  q{q:.0%} {got:.3f} ms (want {want:.3f} ± {bound:.3f}, + {late_ms:.3f})"
+            )
+            assert -bound <= got - want <= bound + late_ms, "\n".join(report)
+        assert abs(std - want_std) <= tolerance * want_std + std_late, "\n".join(report)
         floor = JITTER_DELAY_MS + JITTER_MS * quantile(dist, 0.0)
         assert min(delays) >= floor - EARLIEST_MS, f"{dist}: {min(delays):.3f} ms below {floor}"
         assert results[host].reordered > 0, f"{dist}: reorder allowed but none seen"
@@ -363,13 +414,17 @@ def kurtosis(distribution: str, points: int = 100_000) -> float:
 def test_jittered_link_keeps_packet_order_unless_reordering_is_allowed(net: Network) -> None:
     punctuality = Punctuality(net)
     probes = up(net, "fifo", 1000, 0.001)
+    punctuality.read()
     assert probes.received == 1000
     assert probes.reordered == 0
     delays = probes.delays_ms()
-    # within delay ± jitter (FIFO order cannot push a packet past the largest delay); the tail
-    # is the helper's CPU stalls (max 0.6 ms on a quiet machine, a few ms with both cores busy)
-    low, p99 = min(delays), percentile(delays, 0.99)
-    assert low >= 10 - EARLIEST_MS and p99 <= 30 + 1.0, f"min {low}, p99 {p99}: {punctuality}"
+    # within delay ± jitter (FIFO order cannot push a packet past the largest delay), but for
+    # 1 % of the helper's short stalls (max 0.6 ms on a quiet machine) and the releases the line
+    # itself counted over 1 ms late (the machine did not run it: steal, both cores busy)
+    late, _ = punctuality.late("fifo")
+    over = sum(d > 30 + 1.0 for d in delays)
+    assert min(delays) >= 10 - EARLIEST_MS, f"min {min(delays)}: {punctuality}"
+    assert over <= len(delays) // 100 + late, f"{over} over 31 ms: {punctuality}"
     assert statistics.pstdev(delays) > 1.0  # and still jittered
 
 
