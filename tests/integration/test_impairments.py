@@ -29,12 +29,11 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
-import psutil
 import pytest
 from scipy.stats import binom
 
@@ -52,10 +51,12 @@ from simnet.net.impair.measure import (
     rate_kbit,
 )
 from simnet.net.impair.nfqueue import delay_lines, lateness, reconfigure
+from simnet.net.impair.pressure import late_columns
 from simnet.net.impair.rules import line_config
-from simnet.net.impair.shaping import quantile, spread
+from simnet.net.impair.shaping import Lateness, quantile, spread
 from simnet.net.plan import plan_network
 from simnet.net.registry import PREFIX
+from simnet.run.load import MachineCpu
 from simnet.scenario.load import scenario_from_dict
 from tests.solo import SOLO
 
@@ -189,40 +190,39 @@ class Punctuality:
     def __init__(self, net: Network) -> None:
         self.net = net
         lateness(net.run)  # reads and resets every line's counters
-        self.cpu = psutil.cpu_times()
+        self.cpu = MachineCpu.now()
         self.steal = 0.0
-        self.lines: list[Any] = []
+        self.lines: list[Lateness] = []
 
     def read(self) -> Punctuality:
         self.lines = lateness(self.net.run)
-        cpu = psutil.cpu_times()
-        total = sum(cpu) - sum(self.cpu)
-        self.steal = (getattr(cpu, "steal", 0.0) - getattr(self.cpu, "steal", 0.0)) / total
+        cpu = MachineCpu.now()
+        self.steal = (cpu.steal_s - self.cpu.steal_s) / (cpu.total_s - self.cpu.total_s)
         return self
 
     def late(self, node: str) -> tuple[int, float]:
-        """Releases of `node`'s lines counted late, and the worst lateness in ms."""
-        mine = [line for line in self.lines if line.name.startswith(f"{node}.")]
-        late = sum(line.late for line in mine)
-        return late, max((line.late_max_s for line in mine), default=0.0) * 1e3 if late else 0.0
+        """Releases of `node`'s lines counted late, and the worst lateness in ms (0 if none)."""
+        return _late(line for line in self.lines if line.name.startswith(f"{node}."))
 
     def slack_ms(self, lines: int) -> float:
         """How much later than their bound packets through `lines` delay lines may arrive by
         what the lines counted (each at most the worst lateness any of them reported)."""
-        late = any(line.late for line in self.lines)
-        return (
-            lines * max((line.late_max_s for line in self.lines), default=0.0) * 1e3
-            if late
-            else 0.0
-        )
+        return lines * _late(self.lines)[1]
 
     def __str__(self) -> str:
-        late = sum(line.late for line in self.lines)
-        worst = max((line.late_max_s for line in self.lines), default=0.0) * 1e3
+        late, worst = _late(self.lines)
         return (
             f"the delay lines counted {late} of {sum(line.released for line in self.lines)}"
             f" releases over 1 ms late (worst {worst:.2f} ms); machine steal {self.steal:.2%}"
         )
+
+
+def _late(lines: Iterable[Lateness]) -> tuple[int, float]:
+    """Releases counted late and the worst lateness in ms, 0 when none was late (the
+    rows' `link_late_packets` / `link_late_max_ms`: `pressure.late_columns`)."""
+    columns = late_columns(list(lines))
+    late = int(columns["link_late_packets"] or 0)
+    return late, float(columns["link_late_max_ms"] or 0.0) if late else 0.0
 
 
 # --- delay ------------------------------------------------------------------------------------
